@@ -1,0 +1,52 @@
+# The README's commands. `make repro` and `make test` work on a fresh clone with only Python 3.11+
+# and pip: the first target installs a pinned uv, then the locked environment into .venv.
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+PYTHON ?= python3
+UV_VERSION := 0.13.8
+TOOLS := .tools
+UV := $(TOOLS)/bin/uv
+VENV := .venv
+export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
+export UV_PYTHON_DOWNLOADS := never
+
+.PHONY: help install repro test lint format typecheck pytest bench dag clean
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
+
+$(UV):
+	$(PYTHON) -m pip install --quiet --disable-pip-version-check --target $(TOOLS) uv==$(UV_VERSION)
+
+$(VENV)/.installed: uv.lock pyproject.toml | $(UV)
+	$(UV) sync --frozen --python $(PYTHON)
+	@touch $@
+
+install: $(VENV)/.installed ## install the locked environment into .venv
+
+repro: install ## run the pipeline end to end (dvc repro) and print the metrics
+	dvc repro
+	dvc metrics show
+
+lint: install ## ruff (PEP 8, pyflakes, imports, bugbear, bandit), black, mypy
+	ruff check .
+	black --check --quiet .
+	mypy
+
+format: install ## apply ruff's fixes and black
+	ruff check --fix .
+	black .
+
+pytest: install ## the test suite only
+	pytest
+
+test: lint pytest ## lint, then the whole test suite (what CI runs)
+
+bench: install ## measure the pipeline and CLI; writes docs/benchmarks.md
+	python benchmarks/bench_pipeline.py
+
+dag: install ## show the pipeline graph
+	dvc dag
+
+clean: ## remove the environment and tool caches (keeps data and models)
+	rm -rf $(VENV) $(TOOLS) .pytest_cache .ruff_cache .mypy_cache

@@ -1,0 +1,198 @@
+"""Typed parameters: one frozen model per ``params.yaml`` section, loaded once per command.
+
+Unknown keys, wrong types and impossible values are rejected before any work starts, with an
+error naming the file and the dotted key (``params.yaml: train.seed: ...``).
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from modelci.errors import ConfigError
+
+DEFAULT_PARAMS = Path("params.yaml")
+
+Task = Literal["binary", "multiclass", "regression"]
+ColumnType = Literal["int", "float", "category", "bool"]
+NonNegativeInt = Annotated[int, Field(ge=0)]
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid", strict=False)
+
+
+class ColumnSpec(_Frozen):
+    """Declared schema of one input column."""
+
+    type: ColumnType
+    nullable: bool = False
+    min: float | None = None
+    max: float | None = None
+    categories: tuple[str | int | bool, ...] | None = None
+
+    @model_validator(mode="after")
+    def _consistent(self) -> ColumnSpec:
+        numeric = self.type in ("int", "float")
+        if not numeric and (self.min is not None or self.max is not None):
+            raise ValueError(f"min/max apply to int and float columns, not to {self.type!r}")
+        if self.categories is not None and self.type != "category":
+            raise ValueError("categories apply to columns of type 'category' only")
+        if self.categories is not None and len(self.categories) == 0:
+            raise ValueError("categories must not be empty")
+        if self.min is not None and self.max is not None and self.min > self.max:
+            raise ValueError(f"min ({self.min}) is greater than max ({self.max})")
+        return self
+
+    @property
+    def is_numeric(self) -> bool:
+        return self.type in ("int", "float")
+
+
+class DataParams(_Frozen):
+    """Where the raw data comes from and what it must look like."""
+
+    source: str = Field(min_length=1)
+    target: str = Field(min_length=1)
+    task: Task
+    positive_label: str | int | bool | None = None
+    min_rows: int = Field(default=1, ge=1)
+    columns: dict[str, ColumnSpec] = Field(min_length=2)
+
+    @model_validator(mode="after")
+    def _target_declared(self) -> DataParams:
+        if self.target not in self.columns:
+            raise ValueError(f"target {self.target!r} is not one of the declared columns")
+        target = self.columns[self.target]
+        if target.nullable:
+            raise ValueError(f"target {self.target!r} must not be nullable")
+        if self.task == "regression" and not target.is_numeric:
+            raise ValueError(f"a regression target must be int or float, not {target.type!r}")
+        if self.task == "binary" and target.categories is not None and len(target.categories) != 2:
+            raise ValueError(f"a binary target needs exactly 2 categories, got {target.categories}")
+        if self.positive_label is not None and self.task != "binary":
+            raise ValueError("positive_label applies to task 'binary' only")
+        return self
+
+    @property
+    def features(self) -> list[str]:
+        return [name for name in self.columns if name != self.target]
+
+    @property
+    def is_classification(self) -> bool:
+        return self.task != "regression"
+
+
+class PrepareParams(_Frozen):
+    test_size: float = Field(gt=0.0, lt=1.0)
+    seed: NonNegativeInt = 0
+
+
+class TrainParams(_Frozen):
+    estimator: str = Field(pattern=r"^[A-Za-z_][\w.]*\.[A-Za-z_]\w*$")
+    estimator_params: dict[str, Any] = Field(default_factory=dict)
+    seed: NonNegativeInt = 0
+    scale_numeric: bool = True
+    # Types the safe model loader accepts beyond skops' built-in trusted set. The defaults cover
+    # the preprocessing and the estimators of scikit-learn that need it; add your estimator's.
+    trusted_types: tuple[str, ...] = ()
+
+
+class EvaluateParams(_Frozen):
+    slices: tuple[str, ...] = ()
+    min_slice_rows: int = Field(default=10, ge=1)
+
+
+class MetricRule(_Frozen):
+    """Gate rule for one metric: absolute bounds and the regression tolerated against the base."""
+
+    min: float | None = None
+    max: float | None = None
+    tolerance: float | None = Field(default=None, ge=0.0)
+    higher_is_better: bool = True
+    required: bool = True
+
+    @model_validator(mode="after")
+    def _finite(self) -> MetricRule:
+        for name in ("min", "max", "tolerance"):
+            value = getattr(self, name)
+            if value is not None and not math.isfinite(value):
+                raise ValueError(f"{name} must be a finite number")
+        if self.min is not None and self.max is not None and self.min > self.max:
+            raise ValueError(f"min ({self.min}) is greater than max ({self.max})")
+        return self
+
+
+class GateParams(_Frozen):
+    metrics: dict[str, MetricRule] = Field(default_factory=dict)
+
+
+class TrackingParams(_Frozen):
+    experiment: str = Field(default="modelci", min_length=1)
+    model_name: str = Field(default="modelci-model", min_length=1)
+
+
+class Params(_Frozen):
+    data: DataParams
+    prepare: PrepareParams
+    train: TrainParams
+    evaluate: EvaluateParams = EvaluateParams()
+    gate: GateParams = GateParams()
+    tracking: TrackingParams = TrackingParams()
+
+    @model_validator(mode="after")
+    def _cross_section(self) -> Params:
+        for column in self.evaluate.slices:
+            if column not in self.data.columns:
+                raise ValueError(f"evaluate.slices: {column!r} is not a declared data column")
+            if column == self.data.target:
+                raise ValueError(f"evaluate.slices: {column!r} is the target column")
+        return self
+
+
+def _location(loc: tuple[int | str, ...]) -> str:
+    return ".".join(str(part) for part in loc) or "<top level>"
+
+
+def format_validation_error(source: str, error: ValidationError) -> list[str]:
+    """One readable line per problem: ``params.yaml: train.seed: Input should be ...``."""
+    lines = []
+    for item in error.errors():
+        message = item["msg"].removeprefix("Value error, ")
+        if item["type"] == "extra_forbidden":
+            message = "unknown key"
+        lines.append(f"{source}: {_location(item['loc'])}: {message}")
+    return lines
+
+
+def parse_params(raw: Any, source: str = str(DEFAULT_PARAMS)) -> Params:
+    """Validate an already-parsed mapping; ``source`` names it in error messages."""
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{source}: expected a mapping of sections, got {type(raw).__name__}")
+    try:
+        return Params.model_validate(raw)
+    except ValidationError as error:
+        lines = format_validation_error(source, error)
+        more = f" (and {len(lines) - 1} more)" if len(lines) > 1 else ""
+        raise ConfigError(lines[0] + more, details=lines) from None
+
+
+def load_params(path: Path = DEFAULT_PARAMS) -> Params:
+    """Read and validate ``params.yaml``."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: parameters file not found") from None
+    except OSError as error:
+        raise ConfigError(f"{path}: cannot read parameters file: {error.strerror}") from None
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as error:
+        where = getattr(error, "problem_mark", None)
+        line = f" (line {where.line + 1})" if where is not None else ""
+        raise ConfigError(f"{path}{line}: invalid YAML: {error}".splitlines()[0]) from None
+    return parse_params(raw, str(path))

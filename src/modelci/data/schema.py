@@ -1,0 +1,111 @@
+"""Validate a raw table against the columns declared under ``data`` in ``params.yaml``.
+
+Validation is lazy: every failing check is collected and reported together, one line each, so a
+user fixes a broken file in one pass.
+"""
+
+from __future__ import annotations
+
+import warnings
+from typing import Any
+
+import pandas as pd
+import pandera.pandas as pa
+from pandera.errors import SchemaErrors
+
+from modelci.config import ColumnSpec, DataParams
+from modelci.errors import DataError
+
+_DTYPES: dict[str, Any] = {"int": "int64", "float": "float64", "bool": "bool", "category": None}
+MAX_EXAMPLES = 5
+
+
+def normalize_numeric(frame: pd.DataFrame, columns: dict[str, ColumnSpec]) -> pd.DataFrame:
+    """Cast lossless numeric variants to the declared type before the dtype check.
+
+    Integers are fine in a float column; whole floats (as pandas reads an int column with gaps)
+    are fine in an int column only when they are all whole and the column may hold nulls, in
+    which case it is kept as float so the null check, not the dtype check, reports the gaps.
+    """
+    out = frame.copy()
+    for name, spec in columns.items():
+        if name not in out.columns:
+            continue
+        series = out[name]
+        if spec.type == "float" and pd.api.types.is_integer_dtype(series.dtype):
+            out[name] = series.astype("float64")
+        elif spec.type == "int" and pd.api.types.is_float_dtype(series.dtype):
+            values = series.dropna()
+            if not values.empty and (values % 1 == 0).all() and not series.isna().any():
+                out[name] = series.astype("int64")
+    return out
+
+
+def _column(name: str, spec: ColumnSpec) -> pa.Column:
+    checks = []
+    if spec.min is not None:
+        checks.append(pa.Check.ge(spec.min))
+    if spec.max is not None:
+        checks.append(pa.Check.le(spec.max))
+    if spec.categories is not None:
+        checks.append(pa.Check.isin(list(spec.categories)))
+    dtype = _DTYPES[spec.type]
+    if spec.type == "int" and spec.nullable:
+        dtype = None  # pandas holds an int column with nulls as float; range checks still apply
+    return pa.Column(dtype, checks=checks, nullable=spec.nullable, name=name)
+
+
+def build_schema(data: DataParams) -> pa.DataFrameSchema:
+    minimum = data.min_rows
+    return pa.DataFrameSchema(
+        {name: _column(name, spec) for name, spec in data.columns.items()},
+        checks=[pa.Check(lambda df: len(df) >= minimum, name=f"at least {minimum} rows")],
+        strict=True,
+        ordered=False,
+    )
+
+
+def _describe(check: str, column: str | None, cases: list[Any], count: int) -> str:
+    where = f"column {column!r}" if column else "table"
+    shown = ", ".join(repr(case) for case in cases[:MAX_EXAMPLES])
+    more = f" (+{count - MAX_EXAMPLES} more)" if count > MAX_EXAMPLES else ""
+    if check == "column_in_dataframe":
+        return f"column {cases[0]!r}: declared in params.yaml but missing from the data"
+    if check == "column_in_schema":
+        return f"column {cases[0]!r}: present in the data but not declared in params.yaml"
+    if check.startswith("dtype("):
+        return f"{where}: expected type {check[6:-1].strip(chr(39))}, got {shown}"
+    if check == "not_nullable":
+        return f"{where}: {count} null value(s) where none are allowed"
+    if check.startswith("at least"):
+        return f"{where}: has fewer rows than the required {check.removeprefix('at least ')}"
+    return f"{where}: {count} value(s) fail {check}: {shown}{more}"
+
+
+def failure_lines(errors: SchemaErrors) -> list[str]:
+    """Summarize pandera's failure cases as one line per (column, check)."""
+    cases = errors.failure_cases
+    lines = []
+    grouped = cases.groupby(["column", "check"], dropna=False, sort=False)["failure_case"]
+    for (column, check), values in grouped:
+        items = values.tolist()
+        if all(str(item).startswith("TypeError(") for item in items):
+            continue  # a range check that could not run on a wrongly typed column
+        column_name = None if pd.isna(column) else str(column)
+        lines.append(_describe(str(check), column_name, items, len(items)))
+    return lines
+
+
+def validate(frame: pd.DataFrame, data: DataParams, source: str) -> pd.DataFrame:
+    """Return the table with declared dtypes, or raise DataError listing every failing check."""
+    normalized = normalize_numeric(frame, data.columns)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", FutureWarning)  # pandera's own concat of failures
+            return build_schema(data).validate(normalized, lazy=True)
+    except SchemaErrors as errors:
+        lines = [f"{source}: {line}" for line in failure_lines(errors)]
+        raise DataError(
+            f"{source}: {len(lines)} schema check(s) failed; first: {lines[0].split(': ', 1)[1]}",
+            details=lines,
+        ) from None

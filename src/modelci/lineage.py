@@ -1,0 +1,61 @@
+"""Where a model came from: git commit and dirty flag, data hashes, params digest."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+import subprocess  # nosec B404: runs git with fixed arguments
+from pathlib import Path
+
+from modelci.config import Params
+from modelci.fileio import file_digest
+
+UNKNOWN = "unknown"
+
+
+def _git(*args: str) -> str | None:
+    git = shutil.which("git")
+    if git is None:
+        return None
+    try:
+        done = subprocess.run(  # noqa: S603 - fixed argument list, no shell
+            [git, *args], capture_output=True, text=True, timeout=10, check=False
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return done.stdout.strip() if done.returncode == 0 else None
+
+
+def git_commit() -> str:
+    return _git("rev-parse", "HEAD") or UNKNOWN
+
+
+def git_dirty() -> bool:
+    """True when tracked files differ from HEAD (untracked files do not count)."""
+    status = _git("status", "--porcelain", "--untracked-files=no")
+    return bool(status)
+
+
+def params_digest(params: Params) -> str:
+    """Digest of the params that shape the model given its training data (whose md5 is tagged)."""
+    shaping = {
+        "data": params.data.model_dump(mode="json", include={"target", "task", "columns"}),
+        "train": params.train.model_dump(mode="json"),
+    }
+    canonical = json.dumps(shaping, sort_keys=True)
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def lineage_tags(params: Params, data_files: dict[str, Path]) -> dict[str, str]:
+    """Tags recorded on every MLflow run; data hashes are md5, the same as in ``dvc.lock``."""
+    commit = git_commit()
+    tags = {
+        "mlflow.source.git.commit": commit,
+        "modelci.git_commit": commit,
+        "modelci.git_dirty": str(git_dirty()).lower(),
+        "modelci.params_digest": params_digest(params),
+    }
+    for name, path in data_files.items():
+        tags[f"modelci.data.{name}.md5"] = file_digest(path, "md5")
+    return tags

@@ -1,0 +1,39 @@
+"""Stage ``evaluate``: metrics, per-slice metrics, plot data and a model card."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pandas as pd
+
+from modelci.config import Params
+from modelci.fileio import file_digest, write_json, write_text
+from modelci.lineage import git_commit
+from modelci.modelfile import load_model
+from modelci.pipeline import metrics as m
+from modelci.pipeline import model_card
+from modelci.pipeline.paths import DEFAULT_PATHS, StagePaths
+
+
+def run(params: Params, paths: StagePaths = DEFAULT_PATHS) -> dict[str, float]:
+    from modelci import tracking
+
+    model = load_model(paths.model, params.train.trusted_types)
+    test = pd.read_parquet(paths.test)
+    pred = m.predict(model, test[params.data.features], test[params.data.target])
+    scores = m.compute_metrics(pred, params.data)
+    slices = m.slice_metrics(
+        pred, test, params.data, params.evaluate.slices, params.evaluate.min_slice_rows
+    )
+    profile: dict[str, Any] = json.loads(paths.profile.read_text(encoding="utf-8"))
+    sha256 = file_digest(paths.model)
+    card = model_card.render(params, scores, slices, profile, sha256, git_commit())
+
+    for name, table in m.plot_tables(pred, params.data).items():
+        write_text(paths.plots / name, table.to_csv(index=False))
+    write_json(paths.slices, slices)
+    write_text(paths.model_card, card)
+    write_json(paths.metrics, scores)
+    tracking.log_run(params, paths, model, test[params.data.features], scores, sha256)
+    return scores

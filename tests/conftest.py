@@ -1,0 +1,73 @@
+"""Shared fixtures: a throwaway copy of this repository where the real pipeline has run."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+VENV_BIN = Path(sys.executable).parent
+# What a model repository needs to run the pipeline: code, pipeline, params and data pointers.
+REPO_FILES = (
+    "dvc.yaml",
+    "params.yaml",
+    ".dvcignore",
+    ".gitignore",
+    ".dvc/config",
+    ".dvc/.gitignore",
+    "data/titanic.source.yaml",
+)
+
+
+def tool_env(**extra: str) -> dict[str, str]:
+    """Environment for subprocesses: this venv first on PATH, no inherited MLflow/DVC targets."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "DVC_"))}
+    env["PATH"] = f"{VENV_BIN}{os.pathsep}{env.get('PATH', '')}"
+    env["GIT_AUTHOR_NAME"] = env["GIT_COMMITTER_NAME"] = "modelci tests"
+    env["GIT_AUTHOR_EMAIL"] = env["GIT_COMMITTER_EMAIL"] = "tests@modelci.invalid"
+    env.update(extra)
+    return env
+
+
+def run(
+    args: list[str], cwd: Path, check: bool = True, timeout: float = 600, **extra_env: str
+) -> subprocess.CompletedProcess[str]:
+    """Run a command with the test environment; on failure show its output in the assertion."""
+    done = subprocess.run(
+        args, cwd=cwd, env=tool_env(**extra_env), capture_output=True, text=True, timeout=timeout
+    )
+    if check and done.returncode != 0:
+        raise AssertionError(
+            f"{' '.join(args)} exited {done.returncode}\n--- stdout\n{done.stdout}"
+            f"\n--- stderr\n{done.stderr}"
+        )
+    return done
+
+
+def make_model_repo(target: Path) -> Path:
+    """Copy the pipeline into ``target``, git-init and commit it; returns ``target``."""
+    for name in REPO_FILES:
+        destination = target / name
+        destination.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(REPO_ROOT / name, destination)
+    shutil.copytree(
+        REPO_ROOT / "src", target / "src", ignore=shutil.ignore_patterns("__pycache__")
+    )
+    run(["git", "init", "-q", "-b", "main"], target)
+    run(["git", "add", "-A"], target)
+    run(["git", "commit", "-q", "-m", "model repository"], target)
+    return target
+
+
+@pytest.fixture(scope="session")
+def pipeline_repo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """A repository copy where ``dvc repro`` has run once on the default data (read-only use)."""
+    repo = make_model_repo(tmp_path_factory.mktemp("pipeline") / "repo")
+    run(["dvc", "repro", "--quiet"], repo)
+    yield repo
