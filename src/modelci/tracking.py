@@ -26,6 +26,7 @@ if TYPE_CHECKING:
 DEFAULT_DB = Path("mlflow.db")
 PROBE_TIMEOUT_S = 3.0
 MODEL_SHA_TAG = "modelci.model_sha256"
+MODEL_FILE_ARTIFACT_DIR = "model_file"
 
 
 def tracking_uri() -> str:
@@ -131,6 +132,8 @@ def log_run(
                 mlflow.log_artifact(str(path), artifact_path="reports")
             if paths.plots.is_dir():
                 mlflow.log_artifacts(str(paths.plots), artifact_path="plots")
+            # The byte-reproducible file DVC tracks: the registry verifies and deploys these bytes.
+            mlflow.log_artifact(str(paths.model), artifact_path=MODEL_FILE_ARTIFACT_DIR)
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", UserWarning)
                 mlflow.sklearn.log_model(
