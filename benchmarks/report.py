@@ -23,7 +23,8 @@ HEADER = (
 
 def machine() -> str:
     cpus = os.cpu_count()
-    return f"{platform.system()} {platform.machine()}, {cpus} CPUs, Python {platform.python_version()}"
+    python = platform.python_version()
+    return f"{platform.system()} {platform.machine()}, {cpus} CPUs, Python {python}"
 
 
 def median(samples: Sequence[float]) -> float:
