@@ -11,6 +11,7 @@ trusted list, before building a single object from it.
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import zipfile
@@ -110,6 +111,16 @@ def load_model_bytes(data: bytes, source: str, extra_trusted: Iterable[str] = ()
         return sio.loads(data, trusted=sorted(set(untrusted)))
     except Exception as error:  # skops raises many types on a corrupt archive
         raise ModelFileError(f"{source}: cannot load model: {error}") from None
+
+
+def verify_sha256(data: bytes, expected: str, source: str) -> None:
+    """Refuse bytes whose sha256 differs from the registered value, before anything is loaded."""
+    actual = hashlib.sha256(data).hexdigest()
+    if actual != expected:
+        raise ModelFileError(
+            f"{source}: sha256 {actual} does not match the registered {expected}; "
+            "the model file was modified or replaced, refusing to load it"
+        )
 
 
 def load_model(path: Path, extra_trusted: Iterable[str] = ()) -> Any:
