@@ -92,7 +92,7 @@ def build_parser(prog: str = "modelci") -> argparse.ArgumentParser:
 
 
 # Modules that add command groups (report/gate, serve, registry) with a light ``register(sub)``.
-EXTENSIONS: tuple[str, ...] = ()
+EXTENSIONS: tuple[str, ...] = ("modelci.ci.commands",)
 
 
 def main(argv: Sequence[str] | None = None, prog: str = "modelci") -> int:

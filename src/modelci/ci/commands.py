@@ -1,0 +1,275 @@
+"""``modelci report``, ``modelci gate`` and ``modelci check-lock``.
+
+``register(sub)`` only builds argparse parsers; each handler imports what it needs (matplotlib for
+the plots, the pipeline's metric directions) when it runs, so ``modelci --help`` stays fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+DEFAULT_REPORT_DIR = ".modelci/report"
+DEFAULT_VERDICT = ".modelci/verdict.json"
+DEFAULT_LOCK_CHECK = ".modelci/lock-check.json"
+
+
+def _max_chars(text: str) -> int:
+    from modelci.ci.report import GITHUB_COMMENT_LIMIT, MIN_MAX_CHARS
+
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
+    if not MIN_MAX_CHARS <= value <= GITHUB_COMMENT_LIMIT:
+        raise argparse.ArgumentTypeError(
+            f"must be between {MIN_MAX_CHARS} and {GITHUB_COMMENT_LIMIT} (GitHub's comment limit)"
+        )
+    return value
+
+
+def _relative(path: str) -> str:
+    """A path as git sees it from the working directory (``git show REF:./path``)."""
+    candidate = Path(path)
+    if candidate.is_absolute():
+        try:
+            candidate = candidate.resolve().relative_to(Path.cwd().resolve())
+        except ValueError:
+            return candidate.name
+    return candidate.as_posix()
+
+
+def _rules(args: argparse.Namespace, params: Any) -> Any:
+    from modelci.ci.gate import load_gate_rules, parse_gate_rules
+    from modelci.errors import ConfigError
+
+    if args.gate_file:
+        return load_gate_rules(Path(args.gate_file))
+    if params is None:
+        raise ConfigError(f"{args.params}: parameters file not found (or pass --gate-file)")
+    return parse_gate_rules(params, args.params)
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from modelci.ci.plots import render_plots
+    from modelci.ci.report import build_report, dumps_json, render_markdown, to_json
+    from modelci.ci.state import GitSource, StateError, WorkTreeSource, read_state
+    from modelci.fileio import write_text
+    from modelci.pipeline.metrics import HIGHER_IS_BETTER
+
+    root = Path.cwd()
+    params_path = _relative(args.params)
+    base = read_state(GitSource(args.base, root), params_path=params_path)
+    if args.head:
+        head = read_state(GitSource(args.head, root), params_path=params_path)
+    else:
+        worktree = WorkTreeSource(root)
+        try:
+            worktree.commit = GitSource("HEAD", root).commit
+        except StateError:
+            worktree.commit = ""
+        head = read_state(worktree, params_path=params_path)
+    rules = _rules(args, head.params)
+    report = build_report(base, head, rules, title=args.title, directions=HIGHER_IS_BETTER)
+    out = Path(args.out)
+    plot_dir = out / "plots"
+    if plot_dir.is_dir():
+        for old in plot_dir.glob("*.png"):
+            old.unlink()
+    report.plots, plot_warnings = render_plots(base, head, plot_dir)
+    report.warnings.extend(plot_warnings)
+    markdown, truncated = render_markdown(report, args.max_chars)
+    info = {
+        "file": "report.md",
+        "chars": len(markdown),
+        "truncated": truncated,
+        "max_chars": args.max_chars,
+    }
+    write_text(out / "report.md", markdown)
+    write_text(out / "report.json", dumps_json(to_json(report, info)) + "\n")
+    print(
+        f"report: {out / 'report.md'} ({len(markdown)} chars{', truncated' if truncated else ''}),"
+        f" {out / 'report.json'}, {len(report.plots)} plots in {plot_dir}"
+    )
+    print(f"report: base {base.label} -> PR {head.label}")
+    sha = report.model.get("sha256")
+    print(f"report: model {report.model['path']} sha256 {sha or 'not found'}")
+    print(f"report: {report.verdict.summary()}")
+    return 0
+
+
+def cmd_gate(args: argparse.Namespace) -> int:
+    from modelci.ci.gate import evaluate_gate, failed_verdict, verdict_lines
+    from modelci.ci.report import dumps_json
+    from modelci.ci.state import GitSource, StateError, WorkTreeSource, _load_yaml, parse_metrics
+    from modelci.errors import ConfigError
+    from modelci.fileio import write_text
+
+    root = Path.cwd()
+    params = None
+    if not args.gate_file:
+        data = WorkTreeSource(root).read(_relative(args.params)) if args.params else None
+        if data is None:
+            raise ConfigError(f"{args.params}: parameters file not found (or pass --gate-file)")
+        try:
+            params = _load_yaml(data, args.params)
+        except StateError as error:
+            raise ConfigError(str(error)) from None
+    rules = _rules(args, params)
+    metrics_rel = _relative(args.metrics)
+    base_info: dict[str, Any] = {"ref": None if args.no_base else args.base, "commit": None}
+    verdict = None
+    current = None
+    metrics_file = Path(args.metrics)
+    if not metrics_file.is_file():
+        verdict = failed_verdict(
+            rules, f"{args.metrics}: metrics file not found (run dvc repro first)"
+        )
+    else:
+        try:
+            current = parse_metrics(metrics_file.read_bytes(), args.metrics)
+        except (StateError, OSError) as error:
+            verdict = failed_verdict(rules, f"{args.metrics}: cannot read metrics: {error}")
+    baseline = None
+    if verdict is None and not args.no_base:
+        try:
+            source = GitSource(args.base, root)
+            base_info["commit"] = source.commit
+            data = source.read(metrics_rel)
+            if data is None:
+                base_info["note"] = f"no {metrics_rel} at {source.label}: every metric is new"
+            else:
+                baseline = parse_metrics(data, f"base {source.label}: {metrics_rel}")
+        except StateError as error:
+            verdict = failed_verdict(rules, f"unreadable base: {error}")
+    if verdict is None:
+        assert current is not None  # noqa: S101 - set whenever no failure verdict was made
+        verdict = evaluate_gate(rules, current, baseline)
+    lines = verdict_lines(verdict)
+    if "note" in base_info:
+        lines.insert(0, f"note: {base_info['note']}")
+    if args.no_base:
+        lines.insert(0, "note: --no-base: every metric judged on absolute bounds only")
+    print("\n".join(lines))
+    payload = {**verdict.to_dict(), "base": base_info, "metrics_file": args.metrics}
+    write_text(Path(args.out), dumps_json(payload) + "\n")
+    return 0 if verdict.passed else 1
+
+
+def cmd_check_lock(args: argparse.Namespace) -> int:
+    from modelci.ci.lockcheck import STALE_MESSAGE, StaleLockError, check_lock
+    from modelci.ci.report import dumps_json
+    from modelci.ci.state import StateError
+    from modelci.fileio import write_text
+
+    result = check_lock(Path.cwd(), args.model)
+    write_text(Path(args.out), dumps_json(result.to_dict()) + "\n")
+    if result.model_sha256:
+        print(f"model: {result.model_path} sha256 {result.model_sha256}")
+    if result.stale:
+        details = [f"changed by dvc repro: {name}" for name in result.changed_files]
+        details += result.problems + result.stage_changes
+        raise StaleLockError(STALE_MESSAGE, details=details)
+    if result.errors:
+        raise StateError(result.errors[0], details=result.errors)
+    print("check-lock: dvc.lock and tracked outputs match dvc repro")
+    return 0
+
+
+def register(sub: Any) -> None:
+    """Add the report, gate and check-lock commands to the ``modelci`` parser."""
+    report = sub.add_parser(
+        "report",
+        help="compare metrics, params, data and plots with a base git ref (Markdown + JSON)",
+        description="Build the pull-request report: base state read from git (no retraining), "
+        "head state from the working tree (after dvc repro) or --head REF.",
+    )
+    report.add_argument("--base", required=True, metavar="REF", help="base git ref or commit")
+    report.add_argument(
+        "--head", metavar="REF", help="head git ref (default: the working tree after dvc repro)"
+    )
+    report.add_argument(
+        "--out", default=DEFAULT_REPORT_DIR, metavar="DIR", help="output dir (default: %(default)s)"
+    )
+    report.add_argument(
+        "--params",
+        default="params.yaml",
+        metavar="FILE",
+        help="params file, relative to the repository (default: %(default)s)",
+    )
+    report.add_argument(
+        "--gate-file",
+        metavar="FILE",
+        help="gate rules file (default: the gate section of --params)",
+    )
+    report.add_argument("--title", help="pull-request title (untrusted, escaped)")
+    report.add_argument(
+        "--max-chars",
+        type=_max_chars,
+        default=60_000,
+        metavar="N",
+        help="upper bound on the Markdown size (default: %(default)s)",
+    )
+    report.set_defaults(handler=cmd_report)
+
+    gate = sub.add_parser(
+        "gate",
+        help="judge metrics against the gate rules and a baseline (exit 0 pass, 1 fail)",
+        description="Judge metrics.json against absolute bounds and the regression tolerated "
+        "against the base ref's committed metrics.json.",
+    )
+    gate.add_argument(
+        "--base",
+        default="HEAD",
+        metavar="REF",
+        help="git ref holding the baseline metrics (default: %(default)s)",
+    )
+    gate.add_argument(
+        "--no-base",
+        action="store_true",
+        help="no baseline: judge absolute bounds only (metrics reported as new)",
+    )
+    gate.add_argument(
+        "--metrics",
+        default="metrics.json",
+        metavar="FILE",
+        help="current metrics (default: %(default)s)",
+    )
+    gate.add_argument(
+        "--params",
+        default="params.yaml",
+        metavar="FILE",
+        help="params file whose gate: section holds the rules (default: %(default)s)",
+    )
+    gate.add_argument("--gate-file", metavar="FILE", help="gate rules file instead of --params")
+    gate.add_argument(
+        "--out",
+        default=DEFAULT_VERDICT,
+        metavar="FILE",
+        help="machine-readable verdict (default: %(default)s)",
+    )
+    gate.set_defaults(handler=cmd_gate)
+
+    check = sub.add_parser(
+        "check-lock",
+        help="after dvc repro: fail if dvc.lock or tracked outputs differ from HEAD",
+        description="Fail with 'stale dvc.lock: run dvc repro and commit' when dvc repro changed "
+        "dvc.lock or a git-tracked output; print the sha256 of the model file.",
+    )
+    check.add_argument(
+        "--model",
+        default="models/model.skops",
+        metavar="FILE",
+        help="model file whose sha256 is recorded (default: %(default)s)",
+    )
+    check.add_argument(
+        "--out",
+        default=DEFAULT_LOCK_CHECK,
+        metavar="FILE",
+        help="machine-readable result (default: %(default)s)",
+    )
+    check.set_defaults(handler=cmd_check_lock)
+
+
+__all__ = ["register"]

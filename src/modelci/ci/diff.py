@@ -1,0 +1,196 @@
+"""What changed between two repository states: params, metrics, data. Pure functions."""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass
+from typing import Any, Literal
+
+from modelci.ci.gate import MetricVerdict, Verdict, json_number
+from modelci.ci.state import RepoState, flatten
+
+Change = Literal["added", "removed", "changed", "unchanged"]
+MetricChange = Literal["improved", "regressed", "unchanged", "new", "removed", "invalid"]
+
+
+@dataclass(frozen=True)
+class ParamChange:
+    key: str
+    base: Any
+    head: Any
+    change: Change
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class MetricRow:
+    name: str
+    base: float | None
+    head: float | None
+    delta: float | None
+    higher_is_better: bool
+    change: MetricChange
+    gate: MetricVerdict | None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "base": json_number(self.base),
+            "head": json_number(self.head),
+            "delta": json_number(self.delta),
+            "higher_is_better": self.higher_is_better,
+            "change": self.change,
+            "gate": self.gate.to_dict() if self.gate is not None else None,
+        }
+
+
+@dataclass(frozen=True)
+class ValueChange:
+    """A row count, a column type or a content hash that differs between base and head."""
+
+    group: str  # the split, "column", or the dvc.lock stage
+    name: str
+    base: Any
+    head: Any
+    change: Change
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _canonical(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, default=str)
+
+
+def diff_params(
+    base: Mapping[str, Any] | None, head: Mapping[str, Any] | None
+) -> list[ParamChange]:
+    """Flattened dotted keys whose value differs (lists compare as a whole)."""
+    old = flatten(base or {})
+    new = flatten(head or {})
+    changes = []
+    for key in sorted(set(old) | set(new)):
+        if key not in new:
+            changes.append(ParamChange(key, old[key], None, "removed"))
+        elif key not in old:
+            changes.append(ParamChange(key, None, new[key], "added"))
+        elif _canonical(old[key]) != _canonical(new[key]):
+            changes.append(ParamChange(key, old[key], new[key], "changed"))
+    return changes
+
+
+def _finite(value: float | None) -> bool:
+    return value is not None and math.isfinite(value)
+
+
+def metric_rows(
+    base: Mapping[str, float] | None,
+    head: Mapping[str, float] | None,
+    verdict: Verdict | None,
+    directions: Mapping[str, bool],
+) -> list[MetricRow]:
+    """Every metric of either side, with delta, direction and the gate's verdict when gated.
+
+    Direction comes from the gate rule, else ``directions`` (known metric names), else higher.
+    """
+    base = base or {}
+    head = head or {}
+    gated = {metric.name: metric for metric in verdict.metrics} if verdict else {}
+    rows = []
+    for name in sorted(set(base) | set(head) | set(gated)):
+        judged = gated.get(name)
+        higher = judged.higher_is_better if judged else directions.get(name, True)
+        old, new = base.get(name), head.get(name)
+        delta = (
+            new - old
+            if _finite(old) and _finite(new) and old is not None and new is not None
+            else None
+        )
+        change: MetricChange
+        if new is None:
+            change = "removed" if old is not None else "invalid"
+        elif not math.isfinite(new):
+            change = "invalid"
+        elif old is None or not math.isfinite(old):
+            change = "new"
+        elif delta is None or abs(delta) < 1e-12:
+            change = "unchanged"
+        else:
+            change = "improved" if (delta > 0) == higher else "regressed"
+        rows.append(MetricRow(name, old, new, delta, higher, change, judged))
+    return rows
+
+
+def _rows(profile: Mapping[str, Any] | None) -> dict[str, Any]:
+    rows = (profile or {}).get("rows")
+    return dict(rows) if isinstance(rows, Mapping) else {}
+
+
+def _columns(profile: Mapping[str, Any] | None) -> dict[str, Any]:
+    columns = (profile or {}).get("columns")
+    return dict(columns) if isinstance(columns, Mapping) else {}
+
+
+def _compare(group: str, old: Mapping[str, Any], new: Mapping[str, Any]) -> list[ValueChange]:
+    changes = []
+    for name in sorted(set(old) | set(new), key=str):
+        if name not in new:
+            changes.append(ValueChange(group, str(name), old[name], None, "removed"))
+        elif name not in old:
+            changes.append(ValueChange(group, str(name), None, new[name], "added"))
+        elif _canonical(old[name]) != _canonical(new[name]):
+            changes.append(ValueChange(group, str(name), old[name], new[name], "changed"))
+    return changes
+
+
+def lock_hashes(lock: Mapping[str, Any] | None) -> dict[tuple[str, str], str]:
+    """``(stage, "dep"|"out" + path) -> hash`` from a ``dvc.lock`` (md5, or whatever it records)."""
+    result: dict[tuple[str, str], str] = {}
+    stages = (lock or {}).get("stages")
+    if not isinstance(stages, Mapping):
+        return result
+    for stage, body in stages.items():
+        if not isinstance(body, Mapping):
+            continue
+        for kind in ("deps", "outs"):
+            for entry in body.get(kind) or []:
+                if not isinstance(entry, Mapping) or "path" not in entry:
+                    continue
+                digest = entry.get("md5") or entry.get("etag") or entry.get("checksum")
+                result[(str(stage), f"{kind[:-1]} {entry['path']}")] = str(digest)
+    return result
+
+
+def data_changes(base: RepoState, head: RepoState) -> dict[str, list[ValueChange]]:
+    """Row counts per split, column types, and changed ``dvc.lock`` content hashes per stage."""
+    rows = []
+    old_rows, new_rows = _rows(base.profile), _rows(head.profile)
+    for split in sorted(set(old_rows) | set(new_rows), key=str):
+        old, new = old_rows.get(split), new_rows.get(split)
+        change: Change = "changed" if _canonical(old) != _canonical(new) else "unchanged"
+        if old is None:
+            change = "added"
+        elif new is None:
+            change = "removed"
+        rows.append(ValueChange("rows", str(split), old, new, change))
+    hashes = []
+    old_hashes, new_hashes = lock_hashes(base.lock), lock_hashes(head.lock)
+    for key in sorted(set(old_hashes) | set(new_hashes)):
+        old_hash, new_hash = old_hashes.get(key), new_hashes.get(key)
+        if old_hash == new_hash:
+            continue
+        hash_change: Change = "changed"
+        if old_hash is None:
+            hash_change = "added"
+        elif new_hash is None:
+            hash_change = "removed"
+        hashes.append(ValueChange(key[0], key[1], old_hash, new_hash, hash_change))
+    return {
+        "rows": rows,
+        "columns": _compare("column", _columns(base.profile), _columns(head.profile)),
+        "hashes": hashes,
+    }

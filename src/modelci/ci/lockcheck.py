@@ -1,0 +1,134 @@
+"""Reproducibility check: after ``dvc repro``, the committed ``dvc.lock`` and outputs must not move.
+
+If repro changed ``dvc.lock`` or a git-tracked output (metrics, plots, reports, the data
+profile), the pull request carried a stale lock: the code, params or data it commits do not
+produce the results it commits. The check names the files and, from the two locks, the stages
+and the deps/outs/params that changed. It also records the sha256 of the model file evaluated.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from modelci.ci.state import LOCK, MODEL, GitSource, StateError, flatten, git, lock_out_md5
+
+STALE_MESSAGE = "stale dvc.lock: run dvc repro and commit"
+TRACKED_OUTPUTS = ("dvc.lock", "metrics.json", "plots", "reports", "data/prepared/profile.json")
+
+
+class StaleLockError(StateError):
+    """The committed dvc.lock or tracked outputs differ from what ``dvc repro`` produced."""
+
+
+@dataclass
+class LockCheck:
+    stale: bool
+    changed_files: list[str] = field(default_factory=list)
+    stage_changes: list[str] = field(default_factory=list)
+    model_path: str = MODEL
+    model_sha256: str | None = None
+    model_md5: str | None = None
+    problems: list[str] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["message"] = (
+            STALE_MESSAGE if self.stale else (self.errors[0] if self.errors else "up to date")
+        )
+        return data
+
+
+def _entries(stage: Mapping[str, Any], kind: str) -> dict[str, Any]:
+    result = {}
+    for entry in stage.get(kind) or []:
+        if isinstance(entry, Mapping) and "path" in entry:
+            result[str(entry["path"])] = entry.get("md5") or entry.get("etag")
+    return result
+
+
+def lock_changes(old: Mapping[str, Any] | None, new: Mapping[str, Any] | None) -> list[str]:
+    """Human lines naming each stage and what in it differs between two ``dvc.lock`` mappings."""
+    old_stages = (old or {}).get("stages") or {}
+    new_stages = (new or {}).get("stages") or {}
+    if not isinstance(old_stages, Mapping) or not isinstance(new_stages, Mapping):
+        return ["dvc.lock: no 'stages' mapping"]
+    lines = []
+    for name in sorted(set(old_stages) | set(new_stages)):
+        before, after = old_stages.get(name), new_stages.get(name)
+        if not isinstance(before, Mapping):
+            lines.append(f"stage {name}: not in the committed dvc.lock")
+            continue
+        if not isinstance(after, Mapping):
+            lines.append(f"stage {name}: no longer in dvc.lock")
+            continue
+        if before.get("cmd") != after.get("cmd"):
+            lines.append(f"stage {name}: cmd changed")
+        for kind in ("deps", "outs"):
+            was, now = _entries(before, kind), _entries(after, kind)
+            for path in sorted(set(was) | set(now)):
+                if was.get(path) != now.get(path):
+                    what = (
+                        "changed"
+                        if path in was and path in now
+                        else ("added" if path in now else "removed")
+                    )
+                    lines.append(f"stage {name}: {kind[:-1]} {path} {what}")
+        was_params = flatten(before.get("params") or {})
+        now_params = flatten(after.get("params") or {})
+        for key in sorted(set(was_params) | set(now_params)):
+            if was_params.get(key) != now_params.get(key):
+                lines.append(f"stage {name}: param {key} changed")
+    return lines
+
+
+def _load_lock(data: bytes | None, where: str) -> dict[str, Any] | None:
+    if data is None:
+        return None
+    try:
+        raw = yaml.safe_load(data.decode("utf-8"))
+    except (UnicodeDecodeError, yaml.YAMLError) as error:
+        raise StateError(f"{where}: not valid YAML: {str(error).splitlines()[0]}") from None
+    return raw if isinstance(raw, dict) else {}
+
+
+def check_lock(root: Path, model_path: str = MODEL) -> LockCheck:
+    """Compare the working tree after ``dvc repro`` with HEAD; see the module docstring."""
+    committed = GitSource("HEAD", root, label="HEAD")
+    paths = ["--", *TRACKED_OUTPUTS]
+    diff = git(["diff", "--name-only", "--relative", "HEAD", *paths], root)
+    untracked = git(["ls-files", "--others", "--exclude-standard", *paths], root)
+    changed = sorted(diff.stdout.decode().split("\n") + untracked.stdout.decode().split("\n"))
+    result = LockCheck(stale=False, model_path=model_path)
+    result.changed_files = [name for name in changed if name]
+
+    old_lock = _load_lock(committed.read(LOCK), f"HEAD: {LOCK}")
+    lock_file = root / LOCK
+    new_lock = _load_lock(lock_file.read_bytes() if lock_file.is_file() else None, LOCK)
+    if new_lock is None:
+        raise StateError(f"{LOCK}: not found in {root}: run dvc repro first")
+    if old_lock is None:
+        result.problems.append(f"{LOCK} is not committed")
+    result.stage_changes = lock_changes(old_lock, new_lock)
+    result.stale = bool(result.changed_files or result.problems)
+
+    model = root / model_path
+    if model.is_file():
+        from modelci.fileio import file_digest
+
+        result.model_sha256 = file_digest(model)
+        result.model_md5 = file_digest(model, "md5")
+        recorded = lock_out_md5(new_lock, model_path)
+        if recorded is not None and recorded != result.model_md5:
+            result.problems.append(
+                f"{model_path} (md5 {result.model_md5}) does not match {LOCK} ({recorded})"
+            )
+            result.stale = True
+    else:
+        result.errors.append(f"{model_path}: model file not found: run dvc repro (or dvc pull)")
+    return result

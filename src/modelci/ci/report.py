@@ -1,0 +1,345 @@
+"""The pull-request report: base vs PR as Markdown (for the comment) and JSON (for machines).
+
+Everything shown comes from the pull request and is untrusted: each string is bounded, made one
+line, HTML-escaped and Markdown-escaped (mentions and math defused) before it reaches the
+Markdown. The Markdown always fits ``max_chars`` (GitHub's comment limit is 65,536): tables are cut
+with an "N more rows omitted" note until it fits.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import math
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from modelci.ci.diff import (
+    MetricRow,
+    ParamChange,
+    ValueChange,
+    data_changes,
+    diff_params,
+    metric_rows,
+)
+from modelci.ci.gate import Verdict, evaluate_gate, failed_verdict, fmt, fmt_delta
+from modelci.ci.plots import Plot
+from modelci.ci.state import METRICS, MODEL, RepoState, lock_out_md5
+from modelci.config import MetricRule
+
+GITHUB_COMMENT_LIMIT = 65_536
+DEFAULT_MAX_CHARS = 60_000
+MIN_MAX_CHARS = 1_000
+MARKER = "<!-- modelci-report -->"
+CELL_LIMIT = 120
+TITLE_LIMIT = 256
+ROW_LIMITS = (500, 200, 100, 50, 25, 10, 5, 2, 0)
+REPORT_VERSION = 1
+
+_MD_SPECIAL = re.compile(r"([\\`*_\[\]|~$])")
+
+
+def escape(value: Any, limit: int = CELL_LIMIT) -> str:
+    """Untrusted text as inert Markdown: one line, bounded, no HTML, no formatting, no mentions."""
+    if isinstance(value, str):
+        text = value
+    else:
+        text = json.dumps(value, sort_keys=True, default=str, allow_nan=True)
+    text = "".join(char if char.isprintable() else " " for char in text)
+    if len(text) > limit:
+        text = text[: limit - 1] + "…"
+    text = _MD_SPECIAL.sub(r"\\\1", text)
+    text = html.escape(text, quote=False)
+    return text.replace("@", "@\u200b")
+
+
+@dataclass
+class Report:
+    """Everything the report shows; ``to_json`` and ``render_markdown`` are its two views."""
+
+    base: RepoState
+    head: RepoState
+    params: list[ParamChange]
+    metrics: list[MetricRow]
+    verdict: Verdict
+    data: dict[str, list[ValueChange]]
+    model: dict[str, Any]
+    title: str | None = None
+    plots: list[Plot] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+
+def build_report(
+    base: RepoState,
+    head: RepoState,
+    rules: Mapping[str, MetricRule],
+    *,
+    title: str | None = None,
+    directions: Mapping[str, bool] | None = None,
+    model_path: str = MODEL,
+) -> Report:
+    """Compare two states and judge the head's metrics with the gate (pure apart from nothing)."""
+    if head.metrics is None:
+        verdict = failed_verdict(rules, f"{METRICS}: missing or unreadable in {head.label}")
+    else:
+        verdict = evaluate_gate(rules, head.metrics, base.metrics)
+    params = diff_params(base.params, head.params)
+    warnings = [f"base: {problem}" for problem in base.problems]
+    warnings += [f"PR: {problem}" for problem in head.problems]
+    if base.metrics is None:
+        warnings.append("no baseline metrics: every metric is new and judged on bounds only")
+    gate_changes = [change.key for change in params if change.key.startswith("gate.")]
+    if gate_changes:
+        warnings.append(
+            "this PR changes the gate rules ("
+            + ", ".join(gate_changes[:10])
+            + "); the gate applied the PR's rules"
+        )
+    base_md5 = lock_out_md5(base.lock, model_path)
+    head_md5 = lock_out_md5(head.lock, model_path)
+    model = {
+        "path": model_path,
+        "sha256": head.model_sha256,
+        "dvc_md5": head_md5,
+        "base_dvc_md5": base_md5,
+        "changed": None if base_md5 is None or head_md5 is None else base_md5 != head_md5,
+    }
+    return Report(
+        base=base,
+        head=head,
+        params=params,
+        metrics=metric_rows(base.metrics, head.metrics, verdict, directions or {}),
+        verdict=verdict,
+        data=data_changes(base, head),
+        model=model,
+        title=title,
+        warnings=warnings,
+    )
+
+
+def to_json(report: Report, markdown: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """The machine-readable report (strict JSON: NaN and infinities become strings)."""
+    return {
+        "version": REPORT_VERSION,
+        "title": report.title,
+        "base": report.base.describe(),
+        "head": report.head.describe(),
+        "model": report.model,
+        "gate": report.verdict.to_dict(),
+        "metrics": [row.to_dict() for row in report.metrics],
+        "params": [change.to_dict() for change in report.params],
+        "data": {key: [c.to_dict() for c in changes] for key, changes in report.data.items()},
+        "plots": [plot.to_dict() for plot in report.plots],
+        "warnings": report.warnings,
+        "markdown": dict(markdown or {}),
+    }
+
+
+def dumps_json(payload: Any) -> str:
+    def clean(value: Any) -> Any:
+        if isinstance(value, float) and not math.isfinite(value):
+            return "NaN" if math.isnan(value) else ("Infinity" if value > 0 else "-Infinity")
+        if isinstance(value, Mapping):
+            return {str(key): clean(item) for key, item in value.items()}
+        if isinstance(value, list | tuple):
+            return [clean(item) for item in value]
+        return value
+
+    return json.dumps(clean(payload), indent=2, sort_keys=True, default=str, allow_nan=False)
+
+
+# --- Markdown ---------------------------------------------------------------------------------
+
+_ICON = {"pass": "✅ pass", "fail": "❌ fail", "skipped": "⏭️ skipped"}
+_CHANGE = {
+    "improved": "▲ improved",
+    "regressed": "▼ regressed",
+    "unchanged": "= unchanged",
+    "new": "🆕 new",
+    "removed": "🗑️ removed",
+    "invalid": "⚠️ invalid",
+}
+
+
+def _table(header: list[str], rows: list[list[str]], limit: int, what: str) -> list[str]:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    shown = rows[:limit]
+    lines += ["| " + " | ".join(row) + " |" for row in shown]
+    if len(rows) > len(shown):
+        if not shown:
+            lines = []
+        lines.append("")
+        lines.append(f"_… {len(rows) - len(shown)} more {what} omitted (see report.json)._")
+    return lines
+
+
+def _gate_cell(row: MetricRow) -> str:
+    if row.gate is None:
+        return "not gated"
+    text = _ICON[row.gate.status]
+    reasons = list(row.gate.failures) or [n for n in row.gate.notes if n.startswith("new")]
+    if reasons:
+        text += ": " + escape("; ".join(reasons), 200)
+    return text
+
+
+def _metric_lines(report: Report, limit: int) -> list[str]:
+    rows = sorted(report.metrics, key=lambda r: (r.gate is None or r.gate.passed, r.name))
+    cells = []
+    for row in rows:
+        base = "new" if row.change == "new" and row.base is None else fmt(row.base)
+        head = "removed" if row.change == "removed" else fmt(row.head)
+        cells.append(
+            [
+                f"**{escape(row.name, 60)}**",
+                base,
+                head,
+                fmt_delta(row.delta),
+                _CHANGE[row.change],
+                "higher is better" if row.higher_is_better else "lower is better",
+                _gate_cell(row),
+            ]
+        )
+    header = ["metric", "base", "PR", "delta", "change", "direction", "gate"]
+    if not cells:
+        return ["No metrics on either side."]
+    return _table(header, cells, limit, "metrics")
+
+
+def _param_lines(report: Report, limit: int) -> list[str]:
+    if not report.params:
+        return ["No params changed."]
+    cells = [
+        [
+            escape(change.key, 80),
+            "_(absent)_" if change.change == "added" else escape(change.base),
+            "_(removed)_" if change.change == "removed" else escape(change.head),
+        ]
+        for change in report.params
+    ]
+    count = len(cells)
+    return [
+        f"{count} param{'s' if count != 1 else ''} changed (old → new):",
+        "",
+        *_table(["param", "base", "PR"], cells, limit, "params"),
+    ]
+
+
+def _short(value: Any) -> str:
+    if value is None:
+        return "-"
+    text = str(value)
+    return escape(text[:12] if re.fullmatch(r"[0-9a-f]{16,}(\.dir)?", text) else text, 40)
+
+
+def _data_lines(report: Report, limit: int) -> list[str]:
+    lines = []
+    rows = report.data.get("rows", [])
+    if rows:
+        cells = []
+        for change in rows:
+            delta = "-"
+            if isinstance(change.base, int) and isinstance(change.head, int):
+                delta = f"{change.head - change.base:+d}"
+            cells.append([escape(change.name, 40), _short(change.base), _short(change.head), delta])
+        lines += ["**Rows per split** (data/prepared/profile.json)", ""]
+        lines += _table(["split", "base", "PR", "delta"], cells, limit, "splits")
+    else:
+        lines.append("No row counts (data/prepared/profile.json missing).")
+    columns = report.data.get("columns", [])
+    lines.append("")
+    if columns:
+        cells = [[escape(c.name, 60), _short(c.base), _short(c.head), c.change] for c in columns]
+        lines += ["**Schema changes**", ""]
+        lines += _table(["column", "base type", "PR type", "change"], cells, limit, "columns")
+    else:
+        lines.append("Schema unchanged.")
+    hashes = report.data.get("hashes", [])
+    lines.append("")
+    if hashes:
+        cells = [
+            [escape(h.group, 40), escape(h.name, 80), _short(h.base), _short(h.head), h.change]
+            for h in hashes
+        ]
+        lines += ["**Content hashes that changed** (dvc.lock, md5)", ""]
+        lines += _table(["stage", "dep/out", "base", "PR", "change"], cells, limit, "hashes")
+    else:
+        lines.append("No content hash changed in dvc.lock.")
+    return lines
+
+
+def _plot_lines(report: Report, limit: int) -> list[str]:
+    if not report.plots:
+        return ["No plots."]
+    lines = []
+    for plot in report.plots[: max(limit, 1)]:
+        note = f" ({escape(plot.note, 80)})" if plot.note else ""
+        lines.append(f"**{escape(plot.title, 60)}**{note}")
+        lines.append("")
+        lines.append(f"![{escape(plot.title, 60)}]({plot.file})")
+        lines.append("")
+    return lines
+
+
+def _render(report: Report, limit: int) -> str:
+    verdict = report.verdict
+    icon = "🟢" if verdict.passed else "🔴"
+    lines = [MARKER, f"## {icon} modelci report: {escape(verdict.summary(), 300)}", ""]
+    if report.title:
+        lines += [f"**PR:** {escape(report.title, TITLE_LIMIT)}", ""]
+    lines += [
+        f"**Base:** {escape(report.base.label, 80)} → **PR:** {escape(report.head.label, 80)}",
+        "",
+    ]
+    sha = report.model.get("sha256")
+    model_line = f"**Model evaluated:** {escape(report.model['path'], 80)}"
+    model_line += f" sha256 `{sha}`" if isinstance(sha, str) and sha.isalnum() else " (not found)"
+    changed = report.model.get("changed")
+    if changed is not None:
+        model_line += " (changed)" if changed else " (unchanged)"
+    lines += [model_line, ""]
+    failures = verdict.failures
+    if failures:
+        lines += ["**Gate failures:**", ""]
+        lines += [f"- {escape(line, 300)}" for line in failures[: max(limit, 3)]]
+        if len(failures) > max(limit, 3):
+            lines.append(f"- _… {len(failures) - max(limit, 3)} more failures omitted._")
+        lines.append("")
+    lines += ["### Metrics", "", *_metric_lines(report, limit), ""]
+    lines += ["### Params", "", *_param_lines(report, limit), ""]
+    lines += ["### Data", "", *_data_lines(report, limit), ""]
+    lines += ["### Plots", "", *_plot_lines(report, limit)]
+    if report.warnings:
+        lines += ["### Warnings", ""]
+        lines += [f"- {escape(w, 300)}" for w in report.warnings[: max(limit, 1)]]
+        if len(report.warnings) > max(limit, 1):
+            lines.append(f"- _… {len(report.warnings) - max(limit, 1)} more warnings omitted._")
+        lines.append("")
+    return "\n".join(lines).rstrip() + "\n"
+
+
+def render_markdown(report: Report, max_chars: int = DEFAULT_MAX_CHARS) -> tuple[str, bool]:
+    """The Markdown, at most ``max_chars`` characters, and whether anything was cut."""
+    max_chars = max(MIN_MAX_CHARS, min(max_chars, GITHUB_COMMENT_LIMIT))
+    text = ""
+    for limit in ROW_LIMITS:
+        text = _render(report, limit)
+        if len(text) <= max_chars:
+            full = limit == ROW_LIMITS[0] and "more " not in text
+            return text, not full and _truncated(report, limit)
+    note = "\n\n_… report truncated to fit the comment size limit; see report.json._\n"
+    cut = text[: max_chars - len(note)]
+    cut = cut[: cut.rfind("\n")] if "\n" in cut else cut
+    return cut + note, True
+
+
+def _truncated(report: Report, limit: int) -> bool:
+    sizes = [
+        len(report.metrics),
+        len(report.params),
+        len(report.warnings),
+        len(report.verdict.failures),
+    ] + [len(v) for v in report.data.values()]
+    return any(size > limit for size in sizes)

@@ -1,0 +1,314 @@
+"""A repository state (metrics, params, lock, data profile, plot data) read without retraining.
+
+The base of a pull request is read from git with ``git show REF:./path`` (paths relative to the
+working directory, so a model repository may live in a subdirectory); the head is usually the
+working tree after ``dvc repro``. Every file is optional: what is missing is recorded, and the
+report and the gate decide what that means.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+import shutil
+import subprocess  # nosec B404: runs git with fixed argument lists, never a shell
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+import yaml
+
+from modelci.errors import ModelCIError
+
+METRICS = "metrics.json"
+PARAMS = "params.yaml"
+LOCK = "dvc.lock"
+PROFILE = "data/prepared/profile.json"
+PLOTS_DIR = "plots"
+MODEL = "models/model.skops"
+# Bounds on what is read from a (possibly hostile) pull request.
+MAX_FILE_BYTES = 64 * 1024 * 1024
+MAX_PLOT_ROWS = 200_000
+
+
+class StateError(ModelCIError):
+    """A repository state cannot be read: unknown ref, not a git repository, unreadable file."""
+
+
+class Source(Protocol):
+    """Where a state's files come from."""
+
+    label: str
+
+    def read(self, path: str) -> bytes | None:
+        """The file's bytes, or None when it does not exist in this state."""
+
+    def list_dir(self, path: str) -> list[str]:
+        """Names of the files directly under ``path`` (empty when it does not exist)."""
+
+
+def _git_executable() -> str:
+    git = shutil.which("git")
+    if git is None:
+        raise StateError("git is not installed or not on PATH")
+    return git
+
+
+def git(args: list[str], cwd: Path, check: bool = True) -> subprocess.CompletedProcess[bytes]:
+    """Run git with a fixed argument list in ``cwd``; raise StateError on failure if ``check``."""
+    try:
+        done = subprocess.run(  # noqa: S603 - fixed argument list, no shell
+            [_git_executable(), *args], cwd=cwd, capture_output=True, timeout=60, check=False
+        )
+    except (OSError, subprocess.TimeoutExpired) as error:
+        raise StateError(f"git {' '.join(args)}: {error}") from None
+    if check and done.returncode != 0:
+        message = done.stderr.decode("utf-8", "replace").strip().splitlines()
+        raise StateError(f"git {' '.join(args)}: {message[0] if message else 'failed'}")
+    return done
+
+
+def resolve_ref(ref: str, cwd: Path) -> str:
+    """The full commit id of ``ref``; StateError naming the ref when it does not resolve."""
+    if not ref or ref.startswith("-"):
+        raise StateError(f"invalid git ref {ref!r}")
+    done = git(
+        ["rev-parse", "--verify", "--quiet", "--end-of-options", f"{ref}^{{commit}}"],
+        cwd,
+        check=False,
+    )
+    if done.returncode != 0:
+        inside = git(["rev-parse", "--is-inside-work-tree"], cwd, check=False)
+        if inside.returncode != 0:
+            raise StateError(f"cannot read base {ref!r}: {cwd} is not inside a git repository")
+        raise StateError(
+            f"cannot read base {ref!r}: unknown git ref (fetch it first, e.g. "
+            f"`git fetch origin {ref}`, or check out with fetch-depth: 0)"
+        )
+    return done.stdout.decode().strip()
+
+
+@dataclass
+class GitSource:
+    """Files as committed at ``ref``, relative to ``cwd`` inside the repository."""
+
+    ref: str
+    cwd: Path
+    commit: str = ""
+    label: str = ""
+
+    def __post_init__(self) -> None:
+        self.commit = resolve_ref(self.ref, self.cwd)
+        self.label = self.label or f"{self.ref} ({self.commit[:12]})"
+
+    def read(self, path: str) -> bytes | None:
+        spec = f"{self.commit}:./{path}"
+        kind = git(["cat-file", "-t", spec], self.cwd, check=False)
+        if kind.returncode != 0 or kind.stdout.strip() != b"blob":
+            return None
+        size = git(["cat-file", "-s", spec], self.cwd)
+        if int(size.stdout.strip() or 0) > MAX_FILE_BYTES:
+            raise StateError(f"{self.label}: {path}: larger than {MAX_FILE_BYTES} bytes")
+        return git(["cat-file", "blob", spec], self.cwd).stdout
+
+    def list_dir(self, path: str) -> list[str]:
+        done = git(["ls-tree", "--name-only", self.commit, f"./{path}/"], self.cwd, check=False)
+        if done.returncode != 0:
+            return []
+        names = done.stdout.decode("utf-8", "replace").splitlines()
+        return sorted(Path(name).name for name in names if name)
+
+
+@dataclass
+class WorkTreeSource:
+    """Files in the working tree under ``root``."""
+
+    root: Path
+    label: str = "working tree"
+    commit: str = ""
+
+    def read(self, path: str) -> bytes | None:
+        file = self.root / path
+        if not file.is_file():
+            return None
+        if file.stat().st_size > MAX_FILE_BYTES:
+            raise StateError(f"{self.label}: {path}: larger than {MAX_FILE_BYTES} bytes")
+        try:
+            return file.read_bytes()
+        except OSError as error:
+            raise StateError(f"{self.label}: cannot read {path}: {error.strerror}") from None
+
+    def list_dir(self, path: str) -> list[str]:
+        folder = self.root / path
+        if not folder.is_dir():
+            return []
+        return sorted(item.name for item in folder.iterdir() if item.is_file())
+
+
+@dataclass(frozen=True)
+class PlotTable:
+    """One plot data file: its columns and rows as strings (parsed by the renderer)."""
+
+    columns: tuple[str, ...]
+    rows: tuple[tuple[str, ...], ...]
+    truncated: bool = False
+
+
+@dataclass
+class RepoState:
+    """Everything the report and the gate need from one side of the comparison."""
+
+    label: str
+    ref: str | None = None
+    commit: str | None = None
+    metrics: dict[str, float] | None = None
+    params: dict[str, Any] | None = None
+    lock: dict[str, Any] | None = None
+    profile: dict[str, Any] | None = None
+    plots: dict[str, PlotTable] = field(default_factory=dict)
+    model_sha256: str | None = None
+    problems: list[str] = field(default_factory=list)
+
+    def describe(self) -> dict[str, Any]:
+        return {"label": self.label, "ref": self.ref, "commit": self.commit}
+
+
+def parse_metrics(data: bytes, where: str) -> dict[str, float]:
+    """``metrics.json``: a flat (or nested, flattened with dots) mapping of names to numbers.
+
+    Non-numeric values are rejected; NaN and infinities are kept (the gate fails on them).
+    """
+    try:
+        raw = json.loads(data.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError) as error:
+        raise StateError(f"{where}: not valid JSON: {error}") from None
+    if not isinstance(raw, dict):
+        raise StateError(f"{where}: expected a JSON object of metric names to numbers")
+    result: dict[str, float] = {}
+    for key, value in flatten(raw).items():
+        if isinstance(value, bool) or not isinstance(value, int | float | type(None)):
+            raise StateError(f"{where}: metric {key!r} is not a number: {value!r}"[:300])
+        result[key] = math.nan if value is None else float(value)
+    return result
+
+
+def flatten(mapping: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    """Nested mappings as dotted keys; lists and scalars are leaves."""
+    flat: dict[str, Any] = {}
+    for key, value in mapping.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, Mapping) and value:
+            flat.update(flatten(value, f"{name}."))
+        else:
+            flat[name] = value
+    return flat
+
+
+def _load_yaml(data: bytes, where: str) -> dict[str, Any]:
+    try:
+        raw = yaml.safe_load(data.decode("utf-8"))
+    except (UnicodeDecodeError, yaml.YAMLError) as error:
+        raise StateError(f"{where}: not valid YAML: {str(error).splitlines()[0]}") from None
+    if raw is None:
+        return {}
+    if not isinstance(raw, dict):
+        raise StateError(f"{where}: expected a mapping at the top level")
+    return raw
+
+
+def _load_json_object(data: bytes, where: str) -> dict[str, Any]:
+    try:
+        raw = json.loads(data.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError) as error:
+        raise StateError(f"{where}: not valid JSON: {error}") from None
+    if not isinstance(raw, dict):
+        raise StateError(f"{where}: expected a JSON object")
+    return raw
+
+
+def parse_plot_csv(data: bytes, where: str) -> PlotTable:
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise StateError(f"{where}: not UTF-8 text") from None
+    reader = csv.reader(io.StringIO(text))
+    header = next(reader, None)
+    if not header:
+        return PlotTable((), ())
+    rows: list[tuple[str, ...]] = []
+    truncated = False
+    for row in reader:
+        if len(rows) >= MAX_PLOT_ROWS:
+            truncated = True
+            break
+        if row:
+            rows.append(tuple(row))
+    return PlotTable(tuple(header), tuple(rows), truncated)
+
+
+def read_state(
+    source: Source,
+    *,
+    params_path: str = PARAMS,
+    model_path: str | None = MODEL,
+    strict_metrics: bool = False,
+) -> RepoState:
+    """Read every piece of a state from ``source``; unparsable files become ``problems``.
+
+    With ``strict_metrics`` an unreadable (not missing) metrics file raises instead.
+    """
+    state = RepoState(label=source.label)
+    state.commit = getattr(source, "commit", "") or None
+    state.ref = getattr(source, "ref", None)
+
+    def load(path: str, parse: Any) -> Any:
+        data = source.read(path)
+        if data is None:
+            state.problems.append(f"{path}: not found in {source.label}")
+            return None
+        try:
+            return parse(data, f"{source.label}: {path}")
+        except StateError as error:
+            if strict_metrics and path == METRICS:
+                raise
+            state.problems.append(str(error))
+            return None
+
+    state.metrics = load(METRICS, parse_metrics)
+    state.params = load(params_path, _load_yaml)
+    state.lock = load(LOCK, _load_yaml)
+    state.profile = load(PROFILE, _load_json_object)
+    for name in source.list_dir(PLOTS_DIR):
+        if name.endswith(".csv"):
+            table = load(f"{PLOTS_DIR}/{name}", parse_plot_csv)
+            if table is not None:
+                state.plots[name.removesuffix(".csv")] = table
+    if model_path is not None and isinstance(source, WorkTreeSource):
+        from modelci.fileio import file_digest
+
+        model = source.root / model_path
+        if model.is_file():
+            state.model_sha256 = file_digest(model)
+        else:
+            state.problems.append(f"{model_path}: not found in {source.label}")
+    return state
+
+
+def lock_out_md5(lock: Mapping[str, Any] | None, path: str) -> str | None:
+    """The md5 ``dvc.lock`` records for an output path (e.g. the model file), if any."""
+    if not lock:
+        return None
+    stages = lock.get("stages")
+    if not isinstance(stages, Mapping):
+        return None
+    for stage in stages.values():
+        if not isinstance(stage, Mapping):
+            continue
+        for out in stage.get("outs") or []:
+            if isinstance(out, Mapping) and out.get("path") == path:
+                md5 = out.get("md5")
+                return str(md5) if md5 is not None else None
+    return None
