@@ -6,7 +6,6 @@ import os
 import shutil
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -56,9 +55,7 @@ def make_model_repo(target: Path) -> Path:
         destination = target / name
         destination.parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(REPO_ROOT / name, destination)
-    shutil.copytree(
-        REPO_ROOT / "src", target / "src", ignore=shutil.ignore_patterns("__pycache__")
-    )
+    shutil.copytree(REPO_ROOT / "src", target / "src", ignore=shutil.ignore_patterns("__pycache__"))
     run(["git", "init", "-q", "-b", "main"], target)
     run(["git", "add", "-A"], target)
     run(["git", "commit", "-q", "-m", "model repository"], target)
@@ -66,8 +63,8 @@ def make_model_repo(target: Path) -> Path:
 
 
 @pytest.fixture(scope="session")
-def pipeline_repo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+def pipeline_repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A repository copy where ``dvc repro`` has run once on the default data (read-only use)."""
     repo = make_model_repo(tmp_path_factory.mktemp("pipeline") / "repo")
     run(["dvc", "repro", "--quiet"], repo)
-    yield repo
+    return repo

@@ -1,0 +1,195 @@
+"""The bad-data suite: every broken input fails `modelci prepare` with a clear error, no output.
+
+Each case runs the real CLI (``main(argv)``) on a small table derived from the default dataset,
+configured only through a params file, and checks the exit code, the one-line headline, the
+listed checks and that nothing was written under data/prepared.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pytest
+import yaml
+
+from modelci.cli import main
+from modelci.data.sources import load_descriptor, locate_packaged_file
+from tests.conftest import REPO_ROOT
+
+pytestmark = pytest.mark.data
+
+PREPARED = Path("data/prepared")
+
+
+@pytest.fixture(scope="module")
+def titanic() -> pd.DataFrame:
+    path = locate_packaged_file(load_descriptor(REPO_ROOT / "data/titanic.source.yaml"))
+    return pd.read_csv(path).head(200)
+
+
+@pytest.fixture
+def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.chdir(tmp_path)
+    raw: dict[str, Any] = yaml.safe_load((REPO_ROOT / "params.yaml").read_text())
+    raw = copy.deepcopy(raw)
+    raw["data"]["source"] = "input.csv"
+    raw["data"]["min_rows"] = 50
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(raw))
+    return tmp_path
+
+
+def prepare(capsys: pytest.CaptureFixture[str]) -> tuple[int, list[str]]:
+    code = main(["prepare"])
+    lines = capsys.readouterr().err.strip().splitlines()
+    return code, lines
+
+
+def assert_no_output(workdir: Path) -> None:
+    assert not (workdir / PREPARED).exists() or not any((workdir / PREPARED).iterdir())
+
+
+def _set(frame: pd.DataFrame, column: str, row: int, value: Any) -> pd.DataFrame:
+    frame[column] = frame[column].astype(object)
+    frame.loc[row, column] = value
+    return frame
+
+
+CASES: dict[str, tuple[Callable[[pd.DataFrame], pd.DataFrame], str]] = {
+    "missing column": (
+        lambda f: f.drop(columns="fare"),
+        "column 'fare': declared in params.yaml but missing from the data",
+    ),
+    "wrong dtype": (
+        lambda f: _set(f, "age", 3, "forty"),
+        "column 'age': expected type float64, got 'forty'",
+    ),
+    "null where none allowed": (
+        lambda f: _set(f, "gender", 5, None),
+        "column 'gender': 1 null value(s) where none are allowed",
+    ),
+    "out of range": (
+        lambda f: _set(f, "age", 7, 250.0).astype({"age": float}),
+        "column 'age': 1 value(s) fail less_than_or_equal_to(100.0): 250.0",
+    ),
+    "unknown category": (
+        lambda f: _set(f, "embarked", 2, "Atlantis"),
+        "column 'embarked': 1 value(s) fail isin(",
+    ),
+    "extra column": (
+        lambda f: f.assign(cabin="C85"),
+        "column 'cabin': present in the data but not declared in params.yaml",
+    ),
+    "too few rows": (
+        lambda f: f.head(10),
+        "table: has fewer rows than the required 50 rows",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_schema_violation_is_reported(
+    case: str, titanic: pd.DataFrame, workdir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    change, expected = CASES[case]
+    change(titanic.copy()).to_csv(workdir / "input.csv", index=False)
+    code, lines = prepare(capsys)
+    assert code == 1
+    assert lines[0].startswith("modelci prepare: error: input.csv: ")
+    assert "schema check(s) failed" in lines[0]
+    assert any(expected in line for line in lines), lines
+    assert_no_output(workdir)
+
+
+def test_every_failing_check_is_listed(
+    titanic: pd.DataFrame, workdir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    frame = _set(titanic.copy().drop(columns="fare"), "gender", 1, "robot")
+    frame = _set(frame, "sibsp", 2, -3).assign(extra=1)
+    frame.to_csv(workdir / "input.csv", index=False)
+    code, lines = prepare(capsys)
+    assert code == 1
+    assert lines[0].startswith("modelci prepare: error: input.csv: 4 schema check(s) failed")
+    listed = "\n".join(lines[1:])
+    for fragment in ("'fare'", "'gender'", "'sibsp'", "'extra'"):
+        assert fragment in listed
+    assert_no_output(workdir)
+
+
+@pytest.mark.parametrize(
+    ("content", "expected"),
+    [
+        (b"", "input.csv: file is empty"),
+        (b"\xff\xfe\x00garbage\x00\x81\x82\n\x00\x00", "input.csv: cannot read table"),
+    ],
+    ids=["empty file", "unreadable file"],
+)
+def test_unreadable_input(
+    content: bytes, expected: str, workdir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (workdir / "input.csv").write_bytes(content)
+    code, lines = prepare(capsys)
+    assert code == 1
+    assert len(lines) == 1
+    assert lines[0].startswith(f"modelci prepare: error: {expected}")
+    assert_no_output(workdir)
+
+
+def test_header_only_file_fails_min_rows(
+    titanic: pd.DataFrame, workdir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    titanic.head(0).to_csv(workdir / "input.csv", index=False)
+    code, lines = prepare(capsys)
+    assert code == 1
+    assert any("fewer rows than the required 50" in line for line in lines)
+    assert_no_output(workdir)
+
+
+def test_missing_file(workdir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, lines = prepare(capsys)
+    assert code == 1
+    assert lines == [
+        "modelci prepare: error: input.csv: data file not found (data.source in params.yaml)"
+    ]
+
+
+def test_unsupported_file_type(workdir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (workdir / "input.xlsx").write_bytes(b"PK")
+    params = yaml.safe_load((workdir / "params.yaml").read_text())
+    params["data"]["source"] = "input.xlsx"
+    (workdir / "params.yaml").write_text(yaml.safe_dump(params))
+    code, lines = prepare(capsys)
+    assert code == 1
+    assert "unsupported file type '.xlsx'" in lines[0]
+
+
+def test_tampered_packaged_dataset_is_refused(
+    workdir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    descriptor = yaml.safe_load((REPO_ROOT / "data/titanic.source.yaml").read_text())
+    descriptor["sha256"] = "0" * 64
+    (workdir / "data.source.yaml").write_text(yaml.safe_dump(descriptor))
+    params = yaml.safe_load((workdir / "params.yaml").read_text())
+    params["data"]["source"] = "data.source.yaml"
+    (workdir / "params.yaml").write_text(yaml.safe_dump(params))
+    code, lines = prepare(capsys)
+    assert code == 1
+    assert "the installed package ships different data" in lines[0]
+    assert_no_output(workdir)
+
+
+def test_valid_parquet_input_is_split(
+    titanic: pd.DataFrame, workdir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    titanic.to_parquet(workdir / "input.parquet", index=False)
+    params = yaml.safe_load((workdir / "params.yaml").read_text())
+    params["data"]["source"] = "input.parquet"
+    (workdir / "params.yaml").write_text(yaml.safe_dump(params))
+    assert main(["prepare"]) == 0
+    train = pd.read_parquet(workdir / PREPARED / "train.parquet")
+    test = pd.read_parquet(workdir / PREPARED / "test.parquet")
+    assert len(train) + len(test) == len(titanic)
+    assert set(train.columns) == set(titanic.columns)

@@ -1,0 +1,84 @@
+"""The CLI: fast help, one-line errors with exit codes, details only with --verbose."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from modelci import cli
+from modelci.cli import main
+from tests.conftest import REPO_ROOT
+
+pytestmark = pytest.mark.unit
+
+HEAVY = ("pandas", "sklearn", "mlflow", "pandera", "dvc", "matplotlib")
+
+
+def test_help_imports_no_heavy_library() -> None:
+    """`modelci --help` stays fast because nothing heavy is imported to build the parser."""
+    code = (
+        "import sys\nfrom modelci.cli import build_parser\nbuild_parser()\n"
+        f"print(sorted(m for m in sys.modules if m.split('.')[0] in {HEAVY!r}))"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "[]"
+
+
+def test_version(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exited:
+        main(["--version"])
+    assert exited.value.code == 0
+    assert capsys.readouterr().out.startswith("modelci ")
+
+
+def test_unknown_command_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exited:
+        main(["bogus"])
+    assert exited.value.code == 2
+    assert "invalid choice: 'bogus'" in capsys.readouterr().err
+
+
+def test_missing_params_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code = main(["train", "--params", str(tmp_path / "p.yaml")])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2
+    assert err == [f"modelci train: error: {tmp_path / 'p.yaml'}: parameters file not found"]
+
+
+def test_verbose_adds_the_traceback(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code = main(["--verbose", "train", "--params", str(tmp_path / "p.yaml")])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert "Traceback (most recent call last)" in err
+
+
+def test_check_params(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["check-params", "--params", str(REPO_ROOT / "params.yaml")]) == 0
+    assert "ok (binary on data/titanic.source.yaml)" in capsys.readouterr().out
+
+
+def test_unexpected_error_is_one_line(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    def explode(_: object) -> int:
+        raise RuntimeError("boom")
+
+    monkeypatch.setitem(cli.COMMANDS, "check-params", (explode, "validate"))
+    code = main(["check-params"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 1
+    assert err == [
+        "modelci check-params: unexpected error: RuntimeError: boom "
+        "(run with --verbose for the traceback)"
+    ]
+
+
+def test_module_entry_point() -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "modelci", "--help"], capture_output=True, text=True, check=True
+    )
+    assert "prepare" in done.stdout
+    assert "evaluate" in done.stdout

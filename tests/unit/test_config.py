@@ -1,0 +1,135 @@
+"""params.yaml validation: unknown keys, wrong types and impossible values name file and key."""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from modelci.config import load_params, parse_params
+from modelci.errors import ConfigError
+from tests.conftest import REPO_ROOT
+
+pytestmark = pytest.mark.unit
+
+
+@pytest.fixture
+def raw() -> dict[str, Any]:
+    loaded: dict[str, Any] = yaml.safe_load((REPO_ROOT / "params.yaml").read_text())
+    return copy.deepcopy(loaded)
+
+
+def error_for(raw: dict[str, Any]) -> ConfigError:
+    with pytest.raises(ConfigError) as caught:
+        parse_params(raw, "params.yaml")
+    return caught.value
+
+
+def test_repository_params_are_valid() -> None:
+    params = load_params(REPO_ROOT / "params.yaml")
+    assert params.data.task == "binary"
+    assert params.data.target not in params.data.features
+    assert params.evaluate.slices
+
+
+def test_params_are_frozen() -> None:
+    params = load_params(REPO_ROOT / "params.yaml")
+    with pytest.raises(ValueError, match="frozen"):
+        params.prepare.seed = 1  # type: ignore[misc]
+
+
+def test_unknown_key_is_named(raw: dict[str, Any]) -> None:
+    raw["train"]["learning_rate"] = 0.1
+    assert str(error_for(raw)) == "params.yaml: train.learning_rate: unknown key"
+
+
+def test_unknown_section_is_named(raw: dict[str, Any]) -> None:
+    raw["deploy"] = {}
+    assert "params.yaml: deploy: unknown key" in str(error_for(raw))
+
+
+def test_wrong_type_is_named(raw: dict[str, Any]) -> None:
+    raw["prepare"]["seed"] = "forty-two"
+    message = str(error_for(raw))
+    assert message.startswith("params.yaml: prepare.seed: ")
+    assert "integer" in message
+
+
+@pytest.mark.parametrize(
+    ("section", "key", "value", "expected"),
+    [
+        ("prepare", "test_size", 1.5, "prepare.test_size: Input should be less than 1"),
+        ("prepare", "seed", -1, "prepare.seed: Input should be greater than or equal to 0"),
+        ("data", "task", "ranking", "data.task: Input should be 'binary', 'multiclass'"),
+        ("data", "min_rows", 0, "data.min_rows: Input should be greater than or equal to 1"),
+        ("train", "estimator", "not a path", "train.estimator: String should match pattern"),
+    ],
+)
+def test_impossible_values_are_named(
+    raw: dict[str, Any], section: str, key: str, value: Any, expected: str
+) -> None:
+    raw[section][key] = value
+    assert expected in str(error_for(raw))
+
+
+def test_all_problems_are_listed(raw: dict[str, Any]) -> None:
+    raw["prepare"]["seed"] = -1
+    raw["prepare"]["test_size"] = 0
+    error = error_for(raw)
+    assert "(and 1 more)" in str(error)
+    assert len(error.details) == 2
+
+
+def test_target_must_be_declared(raw: dict[str, Any]) -> None:
+    raw["data"]["target"] = "alive"
+    assert "data: target 'alive' is not one of the declared columns" in str(error_for(raw))
+
+
+def test_slice_must_be_a_feature(raw: dict[str, Any]) -> None:
+    raw["evaluate"]["slices"] = ["deck"]
+    assert "evaluate.slices: 'deck' is not a declared data column" in str(error_for(raw))
+
+
+def test_column_min_above_max(raw: dict[str, Any]) -> None:
+    raw["data"]["columns"]["age"] = {"type": "float", "min": 10, "max": 1}
+    assert "data.columns.age: min (10.0) is greater than max (1.0)" in str(error_for(raw))
+
+
+def test_categories_only_for_category_columns(raw: dict[str, Any]) -> None:
+    raw["data"]["columns"]["age"] = {"type": "float", "categories": ["a"]}
+    assert "data.columns.age: categories apply to columns of type 'category'" in str(error_for(raw))
+
+
+def test_regression_target_must_be_numeric(raw: dict[str, Any]) -> None:
+    raw["data"]["task"] = "regression"
+    raw["data"]["target"] = "gender"
+    raw["data"].pop("positive_label")
+    raw["evaluate"]["slices"] = ["class"]
+    assert "a regression target must be int or float" in str(error_for(raw))
+
+
+def test_gate_rule_must_be_finite(raw: dict[str, Any]) -> None:
+    raw["gate"]["metrics"]["accuracy"]["min"] = float("nan")
+    assert "gate.metrics.accuracy: min must be a finite number" in str(error_for(raw))
+
+
+def test_missing_file(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"nope\.yaml: parameters file not found"):
+        load_params(tmp_path / "nope.yaml")
+
+
+def test_invalid_yaml_names_the_line(tmp_path: Path) -> None:
+    path = tmp_path / "params.yaml"
+    path.write_text("data:\n  source: [unclosed\n")
+    with pytest.raises(ConfigError, match=r"params\.yaml \(line \d+\): invalid YAML"):
+        load_params(path)
+
+
+def test_top_level_must_be_a_mapping(tmp_path: Path) -> None:
+    path = tmp_path / "params.yaml"
+    path.write_text("- a\n- b\n")
+    with pytest.raises(ConfigError, match="expected a mapping of sections, got list"):
+        load_params(path)
