@@ -92,7 +92,10 @@ def build_parser(prog: str = "modelci") -> argparse.ArgumentParser:
 
 
 # Modules that add command groups (report/gate, serve, registry) with a light ``register(sub)``.
-EXTENSIONS: tuple[str, ...] = ("modelci.ci.commands",)
+EXTENSIONS: tuple[str, ...] = (
+    "modelci.ci.commands",
+    "modelci.registry.commands",
+)
 
 
 def main(argv: Sequence[str] | None = None, prog: str = "modelci") -> int:

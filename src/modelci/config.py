@@ -136,6 +136,27 @@ class TrackingParams(_Frozen):
     model_name: str = Field(default="modelci-model", min_length=1)
 
 
+DeployTarget = Literal["none", "registry", "kubernetes"]
+_ALIAS = r"^[A-Za-z][A-Za-z0-9_-]{0,254}$"
+
+
+class RegistryParams(_Frozen):
+    """Release: registry aliases and the deploy target (model name: ``tracking.model_name``)."""
+
+    champion_alias: str = Field(default="champion", pattern=_ALIAS)
+    previous_alias: str = Field(default="previous", pattern=_ALIAS)
+    deploy_target: DeployTarget = "none"
+    k8s_manifests: str = Field(default="deploy/k8s", min_length=1)
+    k8s_deployment: str = Field(default="modelci-serve", min_length=1)
+    k8s_container: str = Field(default="serve", min_length=1)
+
+    @model_validator(mode="after")
+    def _distinct(self) -> RegistryParams:
+        if self.champion_alias == self.previous_alias:
+            raise ValueError("champion_alias and previous_alias must differ")
+        return self
+
+
 class Params(_Frozen):
     data: DataParams
     prepare: PrepareParams
@@ -143,6 +164,7 @@ class Params(_Frozen):
     evaluate: EvaluateParams = EvaluateParams()
     gate: GateParams = GateParams()
     tracking: TrackingParams = TrackingParams()
+    registry: RegistryParams = RegistryParams()
 
     @model_validator(mode="after")
     def _cross_section(self) -> Params:

@@ -1,0 +1,1 @@
+"""MLflow Model Registry: register with lineage, gate and promote, roll back, deploy, release."""

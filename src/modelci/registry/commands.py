@@ -1,0 +1,291 @@
+"""Registry and release commands: register, promote, rollback, status, deploy, release-*.
+
+Light on purpose: argparse only at import time; each handler imports MLflow when it runs.
+Every command reads ``MLFLOW_TRACKING_URI`` (default: ``sqlite:///mlflow.db``), appends its
+outputs to ``$GITHUB_OUTPUT`` and a Markdown summary to ``$GITHUB_STEP_SUMMARY`` when set.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+
+def _params(args: argparse.Namespace) -> Any:
+    from modelci.config import load_params
+
+    return load_params(Path(args.params))
+
+
+def _emit(pairs: dict[str, str], summary: str | None = None) -> None:
+    from modelci.registry.deploy import write_outputs
+
+    write_outputs(pairs, summary)
+
+
+def _version_arg(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a version number: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"versions start at 1: {text!r}")
+    return value
+
+
+def _sha_arg(text: str) -> str:
+    value = text.strip().lower()
+    if len(value) != 64 or any(c not in "0123456789abcdef" for c in value):
+        raise argparse.ArgumentTypeError("expected a 64-character hex sha256")
+    return value
+
+
+def _optional_sha(text: str) -> str | None:
+    return _sha_arg(text) if text.strip() else None
+
+
+def cmd_register(args: argparse.Namespace) -> int:
+    from dataclasses import replace
+
+    from modelci.pipeline.paths import DEFAULT_PATHS
+    from modelci.registry.register import register
+
+    paths = replace(DEFAULT_PATHS, model=Path(args.model))
+    report = Path(args.pr_report) if args.pr_report else None
+    if report is not None and not report.exists() and args.pr_report_optional:
+        report = None
+    done = register(_params(args), paths, args.expect_sha256, report)
+    v = done.version
+    word = "registered" if done.created else "already registered"
+    print(f"register: {word} version {v.version} (commit {v.commit[:12]}, sha256 {v.sha256[:12]})")
+    _emit(
+        {"version": str(v.version), "sha256": v.sha256, "created": str(done.created).lower()},
+        f"## Registered\n\n- {word} version {v.version} of commit `{v.commit}`\n"
+        f"- model sha256 `{v.sha256}`\n- PR report: {v.tags.get('modelci.pr_report', 'none')}\n",
+    )
+    return 0
+
+
+def cmd_promote(args: argparse.Namespace) -> int:
+    from modelci.registry.promote import promote, summary_markdown
+
+    params = _params(args)
+    result = promote(params, args.version, Path(args.test), args.expect_sha256)
+    for line in result.verdict_lines:
+        print(f"  {line}")
+    after = result.champion_after
+    if result.promoted:
+        print(f"promote: version {result.challenger.version} is @{params.registry.champion_alias}")
+    elif result.passed:
+        print(
+            f"promote: version {result.challenger.version} passed the gate; a newer version "
+            f"({after.version if after else 'none'}) holds @{params.registry.champion_alias}"
+        )
+    else:
+        print(
+            f"promote: version {result.challenger.version} NOT promoted (gate rejected it); "
+            f"@{params.registry.champion_alias} stays at {after.version if after else 'none'}"
+        )
+    if args.json:
+        Path(args.json).write_text(json.dumps(result.to_dict(), indent=2) + "\n", "utf-8")
+    _emit(
+        {
+            "promoted": str(result.promoted).lower(),
+            "gate_passed": str(result.passed).lower(),
+            "champion": str(after.version if after else ""),
+            "version": str(result.challenger.version),
+        },
+        summary_markdown(result, params.registry.champion_alias),
+    )
+    return 1 if args.strict and not result.promoted else 0
+
+
+def cmd_rollback(args: argparse.Namespace) -> int:
+    from modelci.registry.rollback import rollback
+
+    params = _params(args)
+    done = rollback(params, args.to, args.reason, args.actor)
+    to = done.to_version.version if done.to_version else None
+    alias = params.registry.champion_alias
+    print(
+        f"rollback: @{alias} moved from version {done.from_version.version} to {to} "
+        f"(by {done.actor}: {done.reason})"
+    )
+    _emit(
+        {"champion": str(to or ""), "from": str(done.from_version.version)},
+        f"## Rollback\n\n- @{alias}: version {done.from_version.version} -> {to}\n"
+        f"- by {done.actor}\n- reason: {done.reason}\n",
+    )
+    return 0
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    from modelci.registry.status import render, status
+
+    state = status(_params(args), limit=args.limit)
+    print(json.dumps(state, indent=2) if args.json else render(state))
+    return 0
+
+
+def cmd_deploy(args: argparse.Namespace) -> int:
+    from modelci.registry.deploy import DeployFailedError, deploy, summary_markdown
+
+    params = _params(args)
+    try:
+        result = deploy(
+            params,
+            args.version,
+            args.target or None,
+            args.image or None,
+            args.smoke_url or os.environ.get("MODELCI_SMOKE_URL") or None,
+            Path(args.test),
+            args.smoke_attempts,
+        )
+    except DeployFailedError as failure:
+        _emit(
+            {
+                "deployed": "false",
+                "smoke": "failed",
+                "rolled_back_to": str(failure.result.rolled_back_to or ""),
+            },
+            summary_markdown(failure.result),
+        )
+        raise
+    for note in result.notes:
+        print(f"deploy: {note}")
+    _emit(
+        {"deployed": str(result.deployed).lower(), "smoke": result.smoke, "target": result.target},
+        summary_markdown(result),
+    )
+    if args.json:
+        Path(args.json).write_text(json.dumps(result.to_dict(), indent=2) + "\n", "utf-8")
+    return 0
+
+
+def cmd_release_image(args: argparse.Namespace) -> int:
+    from modelci.registry.release import build_image
+
+    build_args = dict(item.split("=", 1) for item in args.build_arg)
+    ref = build_image(args.image, args.tag, Path(args.context), Path(args.file), build_args)
+    print(f"release-image: pushed {ref}")
+    _emit({"image": ref, "digest": ref.split("@", 1)[1]}, f"## Image\n\n- pushed `{ref}`\n")
+    return 0
+
+
+def cmd_release_publish(args: argparse.Namespace) -> int:
+    from modelci.registry.core import open_registry
+    from modelci.registry.release import publish_release, release_tag, write_release
+
+    params = _params(args)
+    reg = open_registry(params)
+    version = reg.get(args.version)
+    deploy_info = (
+        json.loads(Path(args.deploy_json).read_text("utf-8")) if args.deploy_json else None
+    )
+    out = Path(args.out)
+    files = write_release(reg, version, out, args.image or None, deploy_info)
+    tag = release_tag(version.version)
+    if args.no_publish:
+        print(f"release-publish: wrote {out} for {tag} (not published)")
+        return 0
+    message = publish_release(
+        tag, f"{reg.name} {tag}", out / "notes.md", files, args.target or version.commit
+    )
+    print(f"release-publish: {message}")
+    _emit({"tag": tag}, f"## Release\n\n- {message}\n")
+    return 0
+
+
+def _common(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--params", default="params.yaml", metavar="FILE")
+
+
+def register(sub: Any) -> None:
+    """Add the registry and release commands to the ``modelci`` parser."""
+    p = sub.add_parser("register", help="register models/model.skops (idempotent per commit)")
+    _common(p)
+    p.add_argument("--model", default="models/model.skops", help="model file (%(default)s)")
+    p.add_argument(
+        "--expect-sha256",
+        type=_optional_sha,
+        default=None,
+        metavar="SHA256",
+        help="refuse unless the model file has this sha256 (the reviewed one)",
+    )
+    p.add_argument(
+        "--pr-report",
+        default="",
+        metavar="FILE",
+        help="the PR's report JSON: its model sha256 must match; recorded as a tag",
+    )
+    p.add_argument(
+        "--pr-report-optional",
+        action="store_true",
+        help="ignore --pr-report when the file does not exist",
+    )
+    p.set_defaults(handler=cmd_register)
+
+    p = sub.add_parser("promote", help="gate a version against @champion and promote it")
+    _common(p)
+    p.add_argument(
+        "--version",
+        type=_version_arg,
+        default=None,
+        help="version to promote (default: the one registered for HEAD)",
+    )
+    p.add_argument("--test", default="data/prepared/test.parquet", help="current test set")
+    p.add_argument("--expect-sha256", type=_optional_sha, default=None, metavar="SHA256")
+    p.add_argument("--json", default="", metavar="FILE", help="write the result as JSON")
+    p.add_argument("--strict", action="store_true", help="exit 1 when not promoted")
+    p.set_defaults(handler=cmd_promote)
+
+    p = sub.add_parser("rollback", help="move @champion back to @previous or --to VERSION")
+    _common(p)
+    p.add_argument("--to", type=_version_arg, default=None, metavar="VERSION")
+    p.add_argument("--reason", default="", help="why (recorded in tags)")
+    p.add_argument("--actor", default="", help="who (default: $GITHUB_ACTOR or the OS user)")
+    p.set_defaults(handler=cmd_rollback)
+
+    p = sub.add_parser("status", help="show the champion, its lineage and metrics")
+    _common(p)
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p.add_argument("--limit", type=int, default=10, help="versions listed (%(default)s)")
+    p.set_defaults(handler=cmd_status)
+
+    p = sub.add_parser("deploy", help="deploy @champion, smoke-test it, roll back on failure")
+    _common(p)
+    p.add_argument("--version", type=_version_arg, default=None)
+    p.add_argument(
+        "--target",
+        choices=("none", "registry", "kubernetes"),
+        default=None,
+        help="override registry.deploy_target",
+    )
+    p.add_argument("--image", default="", help="image reference to deploy (name@sha256:...)")
+    p.add_argument("--smoke-url", default="", help="base URL of the deployed endpoint")
+    p.add_argument("--smoke-attempts", type=int, default=10)
+    p.add_argument("--test", default="data/prepared/test.parquet")
+    p.add_argument("--json", default="", metavar="FILE")
+    p.set_defaults(handler=cmd_deploy)
+
+    p = sub.add_parser("release-image", help="docker buildx build --push; prints the digest")
+    _common(p)
+    p.add_argument("--image", required=True, help="e.g. ghcr.io/OWNER/REPO")
+    p.add_argument("--tag", required=True)
+    p.add_argument("--context", default=".")
+    p.add_argument("--file", default="Dockerfile")
+    p.add_argument("--build-arg", action="append", default=[], metavar="KEY=VALUE")
+    p.set_defaults(handler=cmd_release_image)
+
+    p = sub.add_parser("release-publish", help="tag model-v<version> with card, metrics, lineage")
+    _common(p)
+    p.add_argument("--version", type=_version_arg, required=True)
+    p.add_argument("--out", default="release", help="directory for the notes and files")
+    p.add_argument("--image", default="")
+    p.add_argument("--deploy-json", default="")
+    p.add_argument("--target", default="", help="commit to tag (default: the version's)")
+    p.add_argument("--no-publish", action="store_true", help="write the files only")
+    p.set_defaults(handler=cmd_release_publish)

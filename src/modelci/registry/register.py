@@ -1,0 +1,240 @@
+"""``modelci register``: one registry version per (git commit, model file), never a duplicate.
+
+The version carries the lineage of the bytes it stands for: git commit and commit time, the data
+hashes in ``dvc.lock``, the params digest, the metrics, the model file's sha256 and the PR report
+it came from. Registering the same commit and file again returns the existing version; a
+different file for a commit that already has a version is refused.
+"""
+
+from __future__ import annotations
+
+import getpass
+import json
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from modelci.config import Params
+from modelci.errors import ModelFileError
+from modelci.lineage import UNKNOWN, _git, git_commit
+from modelci.pipeline.paths import DEFAULT_PATHS, StagePaths
+from modelci.registry.core import (
+    DVC_PREFIX,
+    METRIC_PREFIX,
+    TAG_COMMIT,
+    TAG_COMMIT_TIME,
+    TAG_PR_REPORT,
+    TAG_SHA256,
+    Registry,
+    RegistryError,
+    Version,
+    open_registry,
+    sha256_hex,
+)
+
+# Run tags copied onto the version so the registry alone tells where a version came from.
+RUN_LINEAGE_TAGS = (
+    "modelci.git_dirty",
+    "modelci.params_digest",
+    "modelci.data.train.md5",
+    "modelci.data.test.md5",
+)
+
+
+@dataclass(frozen=True)
+class Registered:
+    version: Version
+    created: bool
+    run_id: str
+
+
+def commit_time(commit: str) -> str:
+    """Committer time (unix seconds) of ``commit``; "0" when git cannot tell."""
+    if commit == UNKNOWN:
+        return "0"
+    return _git("show", "-s", "--format=%ct", commit) or "0"
+
+
+def dvc_lock_hashes(lock: Path = Path("dvc.lock")) -> dict[str, str]:
+    """``path -> md5`` of every stage output recorded in ``dvc.lock`` (empty when absent)."""
+    import yaml
+
+    try:
+        raw = yaml.safe_load(lock.read_text(encoding="utf-8")) or {}
+    except FileNotFoundError:
+        return {}
+    except (OSError, yaml.YAMLError) as error:
+        raise RegistryError(f"{lock}: cannot read: {error}".splitlines()[0]) from None
+    hashes: dict[str, str] = {}
+    stages = raw.get("stages", {}) if isinstance(raw, dict) else {}
+    for stage in stages.values() if isinstance(stages, dict) else ():
+        for out in stage.get("outs", []) if isinstance(stage, dict) else ():
+            if isinstance(out, dict) and "path" in out and "md5" in out:
+                hashes[str(out["path"])] = str(out["md5"])
+    return hashes
+
+
+def find_sha256(report: Any) -> str | None:
+    """The model sha256 a PR report records (key ``model_sha256``, or ``sha256`` under a
+    ``model``/``artifact`` mapping), searched depth-first."""
+    if isinstance(report, dict):
+        for key in ("model_sha256", "artifact_sha256"):
+            value = report.get(key)
+            if isinstance(value, str) and len(value) == 64:
+                return value
+        for key in ("model", "artifact", "pr", "current", "head"):
+            sub = report.get(key)
+            if isinstance(sub, dict):
+                value = sub.get("sha256")
+                if isinstance(value, str) and len(value) == 64:
+                    return value
+        for value in report.values():
+            found = find_sha256(value)
+            if found:
+                return found
+    elif isinstance(report, list):
+        for item in report:
+            found = find_sha256(item)
+            if found:
+                return found
+    return None
+
+
+def read_report(path: Path) -> tuple[str | None, str]:
+    """(model sha256, short description) of a PR report JSON file."""
+    try:
+        report = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise RegistryError(f"{path}: PR report not found") from None
+    except (OSError, ValueError) as error:
+        raise RegistryError(f"{path}: cannot read PR report: {error}".splitlines()[0]) from None
+    pr = report.get("pr_number") or report.get("pr") if isinstance(report, dict) else None
+    label = f"PR #{pr}" if isinstance(pr, int) else path.name
+    return find_sha256(report), label
+
+
+def _ensure_run(params: Params, paths: StagePaths, data: bytes, sha256: str) -> str:
+    """The MLflow run that logged this model file; logs one from the local outputs if none."""
+    from modelci import tracking
+
+    tracking.configure(params.tracking.experiment)
+    try:
+        run_id = tracking.find_run(sha256)
+    except Exception as error:
+        raise RegistryError(f"searching runs for sha256 {sha256[:12]} failed: {error}") from None
+    if run_id:
+        return run_id
+    import pandas as pd
+
+    from modelci.modelfile import load_model_bytes
+
+    try:
+        scores = json.loads(paths.metrics.read_text(encoding="utf-8"))
+        test = pd.read_parquet(paths.test)
+    except (OSError, ValueError) as error:
+        raise RegistryError(
+            f"no MLflow run logged model sha256 {sha256[:12]} and the local outputs to log one "
+            f"are missing ({error}); run `dvc repro` with MLFLOW_TRACKING_URI set"
+        ) from None
+    model = load_model_bytes(data, str(paths.model), params.train.trusted_types)
+    return tracking.log_run(params, paths, model, test[params.data.features], scores, sha256)
+
+
+def register(
+    params: Params,
+    paths: StagePaths = DEFAULT_PATHS,
+    expect_sha256: str | None = None,
+    pr_report: Path | None = None,
+    registry: Registry | None = None,
+) -> Registered:
+    """Register ``paths.model`` (verified) for the current commit; idempotent."""
+    from modelci.modelfile import verify_sha256
+
+    try:
+        data = paths.model.read_bytes()
+    except OSError as error:
+        raise ModelFileError(f"{paths.model}: cannot read model file ({error.strerror})") from None
+    sha256 = sha256_hex(data)
+    report_label = ""
+    if pr_report is not None:
+        reported, report_label = read_report(pr_report)
+        if reported is None:
+            raise RegistryError(f"{pr_report}: the PR report records no model sha256")
+        if expect_sha256 is not None and expect_sha256 != reported:
+            raise RegistryError(
+                f"--expect-sha256 {expect_sha256} differs from the PR report's {reported}"
+            )
+        expect_sha256 = reported
+    if expect_sha256 is not None:
+        verify_sha256(data, expect_sha256, f"{paths.model} (the reviewed model)")
+
+    reg = registry or open_registry(params)
+    commit = git_commit()
+    # The idempotency key: the commit; without git, the model file itself.
+    key = {TAG_COMMIT: commit} if commit != UNKNOWN else {TAG_SHA256: sha256}
+    existing = reg.versions(**key)
+    same = [v for v in existing if v.sha256 == sha256]
+    if same:
+        return Registered(same[0], False, same[0].run_id)
+    if existing:
+        raise RegistryError(
+            f"commit {commit[:12]} already has version {existing[0].version} with model sha256 "
+            f"{existing[0].sha256[:12]}, not {sha256[:12]}: one version per commit; commit the "
+            "change (or rerun `dvc repro` to restore the committed model) and register again"
+        )
+
+    run_id = _ensure_run(params, paths, data, sha256)
+    run = reg.call("reading the source run", reg.client.get_run, run_id)
+    tags = {
+        TAG_COMMIT: commit,
+        TAG_COMMIT_TIME: commit_time(commit),
+        TAG_SHA256: sha256,
+        "modelci.registered_by": os.environ.get("GITHUB_ACTOR") or _user(),
+        "modelci.registered_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    }
+    tags.update({k: run.data.tags[k] for k in RUN_LINEAGE_TAGS if k in run.data.tags})
+    tags.update({METRIC_PREFIX + k: repr(v) for k, v in sorted(run.data.metrics.items())})
+    tags.update({DVC_PREFIX + k: v for k, v in dvc_lock_hashes().items()})
+    if report_label:
+        tags[TAG_PR_REPORT] = report_label
+    if os.environ.get("MODELCI_PR_URL"):
+        tags[TAG_PR_REPORT] = os.environ["MODELCI_PR_URL"]
+
+    reg.ensure_model()
+    import mlflow
+
+    mv = reg.call(
+        f"registering a version of {reg.name!r}",
+        mlflow.register_model,
+        f"runs:/{run_id}/model",
+        reg.name,
+        tags=tags,
+    )
+    mine = int(mv.version)
+    # Two registrations of one commit can race past the search above: the lowest version wins,
+    # the others delete themselves, so every racer returns the same version.
+    racers = reg.versions(**key)
+    if racers and racers[0].version != mine:
+        reg.call(
+            f"removing duplicate version {mine}",
+            reg.client.delete_model_version,
+            reg.name,
+            str(mine),
+        )
+        winner = racers[0]
+        if winner.sha256 != sha256:
+            raise RegistryError(
+                f"commit {commit[:12]} was registered concurrently as version {winner.version} "
+                "with a different model file"
+            )
+        return Registered(winner, False, winner.run_id)
+    return Registered(reg.get(mine), True, run_id)
+
+
+def _user() -> str:
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return "unknown"

@@ -1,0 +1,159 @@
+"""Release steps around the registry: the serving image and the ``model-v<version>`` release.
+
+``build_image`` runs ``docker buildx build --push`` and reads the pushed digest from buildx's
+metadata file; ``write_release`` writes the release notes and attachments (model card, metrics,
+lineage, image digest) of a registry version; ``publish_release`` creates the git tag and the
+GitHub release with ``gh`` (idempotent: an existing release gets its files replaced).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess  # nosec B404: docker and gh with fixed argument lists
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from modelci.errors import ModelCIError
+from modelci.fileio import write_json, write_text
+from modelci.registry.core import Registry, Version
+from modelci.registry.status import describe
+
+IMAGE_RE = re.compile(r"^[a-z0-9][a-z0-9._/:-]{0,250}$")
+DIGEST_RE = re.compile(r"^sha256:[0-9a-f]{64}$")
+
+
+class ReleaseError(ModelCIError):
+    """Building the image or publishing the release failed."""
+
+
+def _tool(name: str) -> str:
+    found = shutil.which(name)
+    if found is None:
+        raise ReleaseError(f"{name} is not on PATH")
+    return found
+
+
+def _run(args: list[str], what: str) -> str:
+    done = subprocess.run(  # noqa: S603 - fixed argument list
+        args, capture_output=True, text=True, timeout=1800, check=False
+    )
+    if done.returncode != 0:
+        tail = (done.stderr or done.stdout).strip().splitlines()
+        raise ReleaseError(
+            f"{what} failed (exit {done.returncode})" + (f": {tail[-1][:300]}" if tail else "")
+        )
+    return done.stdout
+
+
+def build_image(
+    image: str, tag: str, context: Path, dockerfile: Path, build_args: dict[str, str]
+) -> str:
+    """Build and push ``image:tag``; returns ``image@sha256:...`` (the digest that was pushed)."""
+    image = image.lower()
+    if not IMAGE_RE.match(image) or not re.match(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$", tag):
+        raise ReleaseError(f"invalid image reference {image!r}:{tag!r}")
+    if not dockerfile.is_file():
+        raise ReleaseError(f"{dockerfile}: Dockerfile not found")
+    with tempfile.TemporaryDirectory(prefix="modelci-build-") as tmp:
+        metadata = Path(tmp) / "metadata.json"
+        args = [_tool("docker"), "buildx", "build", "--push", "--metadata-file", str(metadata)]
+        args += ["--file", str(dockerfile), "--tag", f"{image}:{tag}"]
+        for key, value in sorted(build_args.items()):
+            args += ["--build-arg", f"{key}={value}"]
+        _run([*args, str(context)], "docker buildx build --push")
+        try:
+            digest = json.loads(metadata.read_text(encoding="utf-8"))["containerimage.digest"]
+        except (OSError, ValueError, KeyError) as error:
+            raise ReleaseError(f"docker buildx wrote no image digest ({error})") from None
+    if not isinstance(digest, str) or not DIGEST_RE.match(digest):
+        raise ReleaseError(f"docker buildx reported an invalid digest {str(digest)[:80]!r}")
+    return f"{image}@{digest}"
+
+
+def release_tag(version: int) -> str:
+    return f"model-v{version}"
+
+
+def write_release(
+    reg: Registry,
+    version: Version,
+    out: Path,
+    image: str | None = None,
+    deploy: dict[str, Any] | None = None,
+) -> list[Path]:
+    """Notes and attachments of the release of ``version`` into ``out``; returns the files."""
+    from mlflow.artifacts import download_artifacts
+
+    out.mkdir(parents=True, exist_ok=True)
+    info = describe(version) or {}
+    card = out / "model_card.md"
+    try:
+        with tempfile.TemporaryDirectory(prefix="modelci-card-") as tmp:
+            local = reg.call(
+                "downloading the model card",
+                download_artifacts,
+                run_id=version.run_id,
+                artifact_path="reports/model_card.md",
+                dst_path=tmp,
+                tracking_uri=reg.uri,
+            )
+            write_text(card, Path(local).read_text(encoding="utf-8"))
+    except ModelCIError:
+        write_text(card, f"# Model card\n\nThe run of version {version.version} has none.\n")
+    write_json(out / "metrics.json", info.get("metrics", {}))
+    lineage = {
+        "model": reg.name,
+        "version": version.version,
+        "run_id": version.run_id,
+        "lineage": info.get("lineage", {}),
+        "dvc_lock": info.get("dvc_lock", {}),
+        "image": image,
+        "deploy": deploy,
+    }
+    write_json(out / "lineage.json", lineage)
+    notes = [
+        f"# {reg.name} version {version.version}",
+        "",
+        f"- Git commit: `{version.commit}`",
+        f"- Model file sha256: `{version.sha256}`",
+        f"- Image: `{image}`" if image else "- Image: none built by this release",
+    ]
+    if deploy:
+        notes.append(f"- Deploy target: `{deploy.get('target')}`, smoke test {deploy.get('smoke')}")
+    notes += ["", "| metric | value |", "|---|---|"]
+    notes += [f"| {k} | {v:.4f} |" for k, v in sorted(info.get("metrics", {}).items())]
+    notes += ["", "Attached: model card, metrics and lineage (JSON)."]
+    write_text(out / "notes.md", "\n".join(notes) + "\n")
+    return [card, out / "metrics.json", out / "lineage.json"]
+
+
+def publish_release(tag: str, title: str, notes: Path, files: list[Path], target: str) -> str:
+    """Create (or update) the GitHub release ``tag`` at commit ``target`` with ``gh``."""
+    gh = _tool("gh")
+    exists = subprocess.run(  # noqa: S603 - fixed argument list
+        [gh, "release", "view", tag], capture_output=True, text=True, timeout=120, check=False
+    )
+    paths = [str(path) for path in files]
+    if exists.returncode == 0:
+        _run([gh, "release", "upload", tag, "--clobber", *paths], "gh release upload")
+        return f"release {tag} existed: attachments replaced"
+    _run(
+        [
+            gh,
+            "release",
+            "create",
+            tag,
+            "--target",
+            target,
+            "--title",
+            title,
+            "--notes-file",
+            str(notes),
+            *paths,
+        ],
+        "gh release create",
+    )
+    return f"release {tag} created"

@@ -1,0 +1,107 @@
+"""``modelci rollback``: put ``@champion`` back on the previous champion, or on a given version.
+
+The versions newer than the target that were eligible are tagged ``rolled_back`` (so the tag
+rule no longer picks them), the target is tagged ``passed``, who/why/when go into tags on both
+sides, and the aliases are settled. Promoting a rolled-back version again re-evaluates it.
+"""
+
+from __future__ import annotations
+
+import getpass
+import os
+import time
+from dataclasses import dataclass
+
+from modelci.config import Params
+from modelci.registry.core import (
+    PASSED,
+    ROLLED_BACK,
+    TAG_GATE,
+    Registry,
+    RegistryError,
+    Version,
+    open_registry,
+)
+
+
+@dataclass(frozen=True)
+class Rollback:
+    from_version: Version
+    to_version: Version | None
+    champion_after: Version | None
+    previous_after: Version | None
+    actor: str
+    reason: str
+
+
+def actor_name(explicit: str | None) -> str:
+    if explicit:
+        return explicit
+    if os.environ.get("GITHUB_ACTOR"):
+        return f"{os.environ['GITHUB_ACTOR']} (GitHub Actions)"
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return "unknown"
+
+
+def rollback(
+    params: Params,
+    to: int | None = None,
+    reason: str = "",
+    actor: str | None = None,
+    registry: Registry | None = None,
+    allow_empty: bool = False,
+) -> Rollback:
+    """Move ``@champion`` to ``to`` (default: ``@previous``); verifies the target's artifact.
+
+    ``allow_empty``: with no previous champion, remove ``@champion`` instead of failing (the
+    release's automatic rollback after a first deploy that failed its smoke test).
+    """
+    reg = registry or open_registry(params)
+    who = actor_name(actor)
+    why = reason or "no reason given"
+    aliases = reg.aliases()
+    current = aliases.champion
+    if current is None:
+        raise RegistryError(f"{reg.name!r} has no @{reg.champion_alias}: nothing to roll back")
+    target = reg.get(to) if to is not None else aliases.previous
+    if target is None and not allow_empty:
+        raise RegistryError(
+            f"{reg.name!r} has no @{reg.previous_alias} to roll back to; pass --to VERSION"
+        )
+    if target is not None and target.version == current.version:
+        raise RegistryError(f"version {target.version} is already @{reg.champion_alias}")
+    if target is not None:
+        reg.model_bytes(target)  # refuse a tampered target before it is deployed
+    when = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    record = {
+        "modelci.rollback.by": who,
+        "modelci.rollback.reason": why[:500],
+        "modelci.rollback.at": when,
+    }
+    cutoff = target.order if target is not None else (-1, -1)
+    for version in reg.versions(**{TAG_GATE: PASSED}):
+        if version.order > cutoff:
+            reg.set_tags(
+                version.version,
+                {
+                    TAG_GATE: ROLLED_BACK,
+                    **record,
+                    "modelci.rollback.to": str(target.version) if target else "none",
+                },
+            )
+    if current.gate != ROLLED_BACK and (target is None or current.order > cutoff):
+        reg.set_tags(current.version, {TAG_GATE: ROLLED_BACK, **record})
+    if target is not None:
+        reg.set_tags(
+            target.version,
+            {TAG_GATE: PASSED, **record, "modelci.rollback.from": str(current.version)},
+        )
+    champion, previous = reg.settle()
+    if target is not None and (champion is None or champion.version != target.version):
+        raise RegistryError(
+            f"rolled back to version {target.version}, but a concurrent promotion moved "
+            f"@{reg.champion_alias} to {champion.version if champion else 'none'}"
+        )
+    return Rollback(current, target, champion, previous, who, why)

@@ -1,0 +1,108 @@
+"""``modelci status``: which version is champion, where it came from, and how it scored."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from modelci.config import Params
+from modelci.registry.core import (
+    DVC_PREFIX,
+    EVAL_PREFIX,
+    METRIC_PREFIX,
+    Registry,
+    Version,
+    newest_first,
+    open_registry,
+)
+
+LINEAGE_KEYS = (
+    "modelci.git_commit",
+    "modelci.git_dirty",
+    "modelci.commit_time",
+    "modelci.params_digest",
+    "modelci.data.train.md5",
+    "modelci.data.test.md5",
+    "modelci.model_sha256",
+    "modelci.pr_report",
+    "modelci.registered_by",
+    "modelci.registered_at",
+)
+
+
+def _floats(mapping: dict[str, str]) -> dict[str, float]:
+    out = {}
+    for key, value in mapping.items():
+        try:
+            out[key] = float(value)
+        except ValueError:
+            continue
+    return out
+
+
+def describe(version: Version | None) -> dict[str, Any] | None:
+    if version is None:
+        return None
+    return {
+        "version": version.version,
+        "run_id": version.run_id,
+        "commit": version.commit,
+        "sha256": version.sha256,
+        "gate": version.gate or "not evaluated",
+        "lineage": {k: version.tags[k] for k in LINEAGE_KEYS if k in version.tags},
+        "dvc_lock": version.prefixed(DVC_PREFIX),
+        "metrics": _floats(version.prefixed(METRIC_PREFIX)),
+        "metrics_on_current_test_set": _floats(version.prefixed(EVAL_PREFIX)),
+        "rollback": version.prefixed("modelci.rollback."),
+    }
+
+
+def status(params: Params, registry: Registry | None = None, limit: int = 10) -> dict[str, Any]:
+    reg = registry or open_registry(params)
+    aliases = reg.aliases()
+    versions = newest_first(reg.versions())
+    return {
+        "model": reg.name,
+        "tracking_uri": reg.uri,
+        "aliases": {"champion": reg.champion_alias, "previous": reg.previous_alias},
+        "champion": describe(aliases.champion),
+        "previous": describe(aliases.previous),
+        "versions": [
+            {
+                "version": v.version,
+                "commit": v.commit,
+                "sha256": v.sha256,
+                "gate": v.gate or "not evaluated",
+                "aliases": list(v.aliases),
+            }
+            for v in versions[:limit]
+        ],
+        "version_count": len(versions),
+    }
+
+
+def render(state: dict[str, Any]) -> str:
+    aliases = state["aliases"]
+    lines = [f"model {state['model']} at {state['tracking_uri']}"]
+    for key in ("champion", "previous"):
+        info = state[key]
+        if info is None:
+            lines.append(f"@{aliases[key]}: none")
+            continue
+        lines.append(
+            f"@{aliases[key]}: version {info['version']}  commit {info['commit'][:12]}  "
+            f"sha256 {info['sha256'][:12]}  gate {info['gate']}"
+        )
+        if key == "champion":
+            for name, value in sorted(info["lineage"].items()):
+                lines.append(f"  {name}: {value}")
+            for name, value in sorted(info["metrics"].items()):
+                lines.append(f"  metric {name}: {value:.4f}")
+            for name, value in sorted(info["rollback"].items()):
+                lines.append(f"  rollback.{name}: {value}")
+    lines.append(f"versions ({state['version_count']}, newest first):")
+    for v in state["versions"]:
+        tags = " ".join(f"@{a}" for a in v["aliases"])
+        lines.append(
+            f"  {v['version']:>4}  {v['commit'][:12]}  {v['sha256'][:12]}  {v['gate']}  {tags}"
+        )
+    return "\n".join(lines)
