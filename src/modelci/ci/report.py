@@ -163,15 +163,13 @@ _CHANGE = {
 }
 
 
-def _table(header: list[str], rows: list[list[str]], limit: int, what: str) -> list[str]:
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    shown = rows[:limit]
-    lines += ["| " + " | ".join(row) + " |" for row in shown]
-    if len(rows) > len(shown):
-        if not shown:
-            lines = []
+def _table(header: list[str], rows: list[list[str]], total: int, what: str) -> list[str]:
+    """A Markdown table of ``rows`` (already cut to the limit) out of ``total``."""
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)] if rows else []
+    lines += ["| " + " | ".join(row) + " |" for row in rows]
+    if total > len(rows):
         lines.append("")
-        lines.append(f"_… {len(rows) - len(shown)} more {what} omitted (see report.json)._")
+        lines.append(f"_… {total - len(rows)} more {what} omitted (see report.json)._")
     return lines
 
 
@@ -188,7 +186,7 @@ def _gate_cell(row: MetricRow) -> str:
 def _metric_lines(report: Report, limit: int) -> list[str]:
     rows = sorted(report.metrics, key=lambda r: (r.gate is None or r.gate.passed, r.name))
     cells = []
-    for row in rows:
+    for row in rows[:limit]:
         base = "new" if row.change == "new" and row.base is None else fmt(row.base)
         head = "removed" if row.change == "removed" else fmt(row.head)
         cells.append(
@@ -203,9 +201,9 @@ def _metric_lines(report: Report, limit: int) -> list[str]:
             ]
         )
     header = ["metric", "base", "PR", "delta", "change", "direction", "gate"]
-    if not cells:
+    if not rows:
         return ["No metrics on either side."]
-    return _table(header, cells, limit, "metrics")
+    return _table(header, cells, len(rows), "metrics")
 
 
 def _param_lines(report: Report, limit: int) -> list[str]:
@@ -217,13 +215,13 @@ def _param_lines(report: Report, limit: int) -> list[str]:
             "_(absent)_" if change.change == "added" else escape(change.base),
             "_(removed)_" if change.change == "removed" else escape(change.head),
         ]
-        for change in report.params
+        for change in report.params[:limit]
     ]
-    count = len(cells)
+    count = len(report.params)
     return [
         f"{count} param{'s' if count != 1 else ''} changed (old → new):",
         "",
-        *_table(["param", "base", "PR"], cells, limit, "params"),
+        *_table(["param", "base", "PR"], cells, count, "params"),
     ]
 
 
@@ -239,21 +237,25 @@ def _data_lines(report: Report, limit: int) -> list[str]:
     rows = report.data.get("rows", [])
     if rows:
         cells = []
-        for change in rows:
+        for change in rows[:limit]:
             delta = "-"
             if isinstance(change.base, int) and isinstance(change.head, int):
                 delta = f"{change.head - change.base:+d}"
             cells.append([escape(change.name, 40), _short(change.base), _short(change.head), delta])
         lines += ["**Rows per split** (data/prepared/profile.json)", ""]
-        lines += _table(["split", "base", "PR", "delta"], cells, limit, "splits")
+        lines += _table(["split", "base", "PR", "delta"], cells, len(rows), "splits")
     else:
         lines.append("No row counts (data/prepared/profile.json missing).")
     columns = report.data.get("columns", [])
     lines.append("")
     if columns:
-        cells = [[escape(c.name, 60), _short(c.base), _short(c.head), c.change] for c in columns]
+        cells = [
+            [escape(c.name, 60), _short(c.base), _short(c.head), c.change] for c in columns[:limit]
+        ]
         lines += ["**Schema changes**", ""]
-        lines += _table(["column", "base type", "PR type", "change"], cells, limit, "columns")
+        lines += _table(
+            ["column", "base type", "PR type", "change"], cells, len(columns), "columns"
+        )
     else:
         lines.append("Schema unchanged.")
     hashes = report.data.get("hashes", [])
@@ -261,10 +263,10 @@ def _data_lines(report: Report, limit: int) -> list[str]:
     if hashes:
         cells = [
             [escape(h.group, 40), escape(h.name, 80), _short(h.base), _short(h.head), h.change]
-            for h in hashes
+            for h in hashes[:limit]
         ]
         lines += ["**Content hashes that changed** (dvc.lock, md5)", ""]
-        lines += _table(["stage", "dep/out", "base", "PR", "change"], cells, limit, "hashes")
+        lines += _table(["stage", "dep/out", "base", "PR", "change"], cells, len(hashes), "hashes")
     else:
         lines.append("No content hash changed in dvc.lock.")
     return lines
@@ -272,7 +274,7 @@ def _data_lines(report: Report, limit: int) -> list[str]:
 
 def _plot_lines(report: Report, limit: int) -> list[str]:
     if not report.plots:
-        return ["No plots."]
+        return ["No plots.", ""]
     lines = []
     for plot in report.plots[: max(limit, 1)]:
         note = f" ({escape(plot.note, 80)})" if plot.note else ""
@@ -327,8 +329,7 @@ def render_markdown(report: Report, max_chars: int = DEFAULT_MAX_CHARS) -> tuple
     for limit in ROW_LIMITS:
         text = _render(report, limit)
         if len(text) <= max_chars:
-            full = limit == ROW_LIMITS[0] and "more " not in text
-            return text, not full and _truncated(report, limit)
+            return text, _truncated(report, limit)
     note = "\n\n_… report truncated to fit the comment size limit; see report.json._\n"
     cut = text[: max_chars - len(note)]
     cut = cut[: cut.rfind("\n")] if "\n" in cut else cut
@@ -336,10 +337,11 @@ def render_markdown(report: Report, max_chars: int = DEFAULT_MAX_CHARS) -> tuple
 
 
 def _truncated(report: Report, limit: int) -> bool:
-    sizes = [
-        len(report.metrics),
-        len(report.params),
-        len(report.warnings),
-        len(report.verdict.failures),
-    ] + [len(v) for v in report.data.values()]
-    return any(size > limit for size in sizes)
+    """Whether rendering with ``limit`` rows per table left anything out."""
+    tables = [len(report.metrics), len(report.params)] + [len(v) for v in report.data.values()]
+    return (
+        any(size > limit for size in tables)
+        or len(report.warnings) > max(limit, 1)
+        or len(report.plots) > max(limit, 1)
+        or len(report.verdict.failures) > max(limit, 3)
+    )
