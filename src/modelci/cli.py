@@ -95,6 +95,7 @@ def build_parser(prog: str = "modelci") -> argparse.ArgumentParser:
 EXTENSIONS: tuple[str, ...] = (
     "modelci.ci.commands",
     "modelci.registry.commands",
+    "modelci.serving.commands",
 )
 
 

@@ -1,0 +1,1 @@
+"""HTTP serving of a model: ``modelci serve`` (see README, "Serving")."""

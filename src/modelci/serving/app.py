@@ -1,0 +1,568 @@
+"""The serving app: a small raw ASGI application (no framework on the request path).
+
+Endpoints: ``POST /predict``, ``POST /invocations`` (MLflow scoring protocol), ``GET /health``,
+``GET /ready``, ``GET /metrics`` (Prometheus), ``GET /model``, ``GET /openapi.json`` and
+``POST /admin/reload`` (bearer token). Client mistakes get a 4xx JSON body
+``{"error_code", "message", "problems"?}``; only a failure inside the model itself is a 500.
+
+The served model is one immutable :class:`ServedModel` referenced by ``app.served``: a request
+reads that reference once, so a reload swaps it atomically and in-flight requests finish on the
+model they started with.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hmac
+import importlib
+import json
+import signal
+import sys
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
+
+from modelci import __version__
+from modelci.model_source import ModelInfo
+from modelci.serving.predlog import PredictionLog
+from modelci.serving.runtime import Prediction, Predictor
+from modelci.serving.schema import (
+    InputError,
+    InputSchema,
+    records_from_body,
+    records_from_invocation,
+    short,
+)
+
+Scope = dict[str, Any]
+Message = dict[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+
+_orjson: Any
+try:
+    _orjson = importlib.import_module("orjson")
+except ImportError:  # pragma: no cover - orjson is in the locked environment
+    _orjson = None
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not valid JSON")
+
+
+def loads(body: bytes) -> Any:
+    """Parse JSON strictly: NaN and Infinity literals are refused."""
+    if _orjson is not None:
+        return _orjson.loads(body)
+    return json.loads(body, parse_constant=_reject_constant)
+
+
+def dumps(payload: Any) -> bytes:
+    if _orjson is not None:
+        return bytes(_orjson.dumps(payload, option=_orjson.OPT_SERIALIZE_NUMPY))
+    return json.dumps(payload, separators=(",", ":"), allow_nan=False).encode()
+
+
+@dataclass(frozen=True)
+class ServedModel:
+    """Everything a request needs, swapped as one reference on reload."""
+
+    info: ModelInfo
+    schema: InputSchema
+    predictor: Predictor
+    runtime_note: str
+    loaded_at: float = field(default_factory=time.time)
+
+    @property
+    def log_fields(self) -> dict[str, Any]:
+        return {
+            "model_version": self.info.version,
+            "model_sha256": self.info.sha256,
+            "runtime": self.predictor.runtime,
+        }
+
+
+@dataclass(frozen=True)
+class Settings:
+    max_body_bytes: int = 1024 * 1024
+    max_rows: int = 5000
+    # Batches above this many rows run in a worker thread so /health keeps answering meanwhile;
+    # smaller ones run inline, which is faster than a thread hop.
+    inline_rows: int = 64
+    admin_token: str | None = None
+    poll_seconds: float = 0.0
+
+
+class ReloadError(Exception):
+    pass
+
+
+class _Metrics:
+    LATENCY_BUCKETS = (
+        0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0,
+        2.5, 5.0,
+    )  # fmt: skip
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        labels = ("path", "method", "status")
+        self.requests = Counter(
+            "modelci_http_requests", "HTTP requests served", labels, registry=self.registry
+        )
+        self.errors = Counter(
+            "modelci_http_errors",
+            "HTTP requests answered with an error, by error code",
+            ("path", "status", "error_code"),
+            registry=self.registry,
+        )
+        self.latency = Histogram(
+            "modelci_http_request_duration_seconds",
+            "Time from request start to the last response byte",
+            ("path",),
+            buckets=self.LATENCY_BUCKETS,
+            registry=self.registry,
+        )
+        self.rows = Counter("modelci_predicted_rows", "Rows predicted", registry=self.registry)
+        self.labels = Counter(
+            "modelci_predictions", "Predicted labels (classifiers)", ("label",),
+            registry=self.registry,
+        )  # fmt: skip
+        self.scores = Histogram(
+            "modelci_prediction_score",
+            "Positive-class probability (binary), top probability (multiclass) or predicted value",
+            buckets=(0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0),
+            registry=self.registry,
+        )
+        self.inflight = Gauge(
+            "modelci_inflight_requests", "Requests being processed", registry=self.registry
+        )
+        self.model_info = Gauge(
+            "modelci_model_info",
+            "The served model (value 1)",
+            ("version", "sha256", "runtime"),
+            registry=self.registry,
+        )
+        self.reloads = Counter(
+            "modelci_model_reloads", "Model reload attempts", ("outcome",), registry=self.registry
+        )
+        self.log_dropped = Gauge(
+            "modelci_prediction_log_dropped",
+            "Prediction log entries dropped because the writer fell behind",
+            registry=self.registry,
+        )
+
+    def serving(self, served: ServedModel) -> None:
+        self.model_info.clear()
+        self.model_info.labels(
+            served.info.version or "", served.info.sha256, served.predictor.runtime
+        ).set(1)
+
+    def observe_prediction(self, prediction: Prediction, classifier: bool) -> None:
+        self.rows.inc(len(prediction.labels))
+        if classifier:
+            for label in prediction.labels.tolist():
+                self.labels.labels(str(label)).inc()
+        for score in prediction.scores.tolist():
+            self.scores.observe(score)
+
+
+JSON_TYPES = (b"application/json", b"application/json; format=pandas-split")
+
+
+def _header(scope: Scope, name: bytes) -> bytes | None:
+    for key, value in scope["headers"]:
+        if key == name:
+            return bytes(value)
+    return None
+
+
+class ServingApp:
+    """The ASGI application; ``loader`` builds a fresh ServedModel for reloads."""
+
+    def __init__(
+        self,
+        served: ServedModel,
+        settings: Settings | None = None,
+        loader: Callable[[], ServedModel] | None = None,
+        current_version: Callable[[], str | None] | None = None,
+        prediction_log: PredictionLog | None = None,
+    ) -> None:
+        self.served = served
+        self.settings = settings or Settings()
+        self.loader = loader
+        self.current_version = current_version
+        self.prediction_log = prediction_log
+        self.draining = False
+        self.metrics = _Metrics()
+        self.metrics.serving(served)
+        self._reload_lock: asyncio.Lock | None = None
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._openapi: tuple[InputSchema, bytes] | None = None
+        self._routes: dict[str, dict[str, Callable[..., Awaitable[tuple[int, str | None]]]]] = {
+            "/predict": {"POST": self._predict},
+            "/invocations": {"POST": self._invocations},
+            "/health": {"GET": self._health},
+            "/ready": {"GET": self._ready},
+            "/metrics": {"GET": self._metrics},
+            "/model": {"GET": self._model},
+            "/openapi.json": {"GET": self._openapi_json},
+            "/admin/reload": {"POST": self._admin_reload},
+        }
+
+    # -- ASGI entry point -------------------------------------------------------------------
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "lifespan":
+            await self._lifespan(receive, send)
+            return
+        if scope["type"] != "http":
+            return
+        started = time.perf_counter()
+        path = scope["path"]
+        method = scope["method"]
+        route = self._routes.get(path)
+        label = path if route is not None else "other"
+        self.metrics.inflight.inc()
+        try:
+            if route is None:
+                status, code = await self._error(
+                    send, InputError(404, "NOT_FOUND", f"no such endpoint: {short(path, 80)}")
+                )
+            elif method not in route:
+                allowed = ", ".join(route)
+                status, code = await self._error(
+                    send,
+                    InputError(405, "METHOD_NOT_ALLOWED", f"{path} accepts {allowed}"),
+                    [(b"allow", allowed.encode())],
+                )
+            else:
+                status, code = await route[method](scope, receive, send)
+        finally:
+            self.metrics.inflight.dec()
+        self.metrics.requests.labels(label, method if route else "other", str(status)).inc()
+        if code is not None:
+            self.metrics.errors.labels(label, str(status), code).inc()
+        self.metrics.latency.labels(label).observe(time.perf_counter() - started)
+
+    async def _lifespan(self, receive: Receive, send: Send) -> None:
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                self._start_background()
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                for task in list(self._tasks):
+                    task.cancel()
+                if self.prediction_log is not None:
+                    await asyncio.to_thread(self.prediction_log.close)
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+
+    def _start_background(self) -> None:
+        self._reload_lock = asyncio.Lock()
+        loop = asyncio.get_running_loop()
+        if self.loader is not None:
+            # Not available off the main thread (an embedded server); reload then via the API.
+            with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+                loop.add_signal_handler(signal.SIGHUP, self._spawn_reload, "SIGHUP")
+        if self.settings.poll_seconds > 0 and self.current_version is not None:
+            self._spawn(self._poll())
+
+    def _spawn(self, coroutine: Awaitable[Any]) -> None:
+        task = asyncio.ensure_future(coroutine)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    def _spawn_reload(self, reason: str) -> None:
+        self._spawn(self._reload_logged(reason))
+
+    # -- reload ---------------------------------------------------------------------------
+    async def reload(self, reason: str) -> ServedModel:
+        """Load the model again (in a thread) and swap it in; the old one keeps serving
+        until the swap, and whatever it was serving finishes on it."""
+        if self.loader is None:
+            raise ReloadError("this server has no model source to reload from")
+        if self._reload_lock is None:
+            self._reload_lock = asyncio.Lock()
+        if self._reload_lock.locked():
+            raise ReloadError("a reload is already running")
+        async with self._reload_lock:
+            try:
+                fresh = await asyncio.to_thread(self.loader)
+            except Exception as error:
+                self.metrics.reloads.labels("failed").inc()
+                raise ReloadError(
+                    str(error).splitlines()[0] if str(error) else repr(error)
+                ) from None
+            old = self.served
+            self.served = fresh  # the atomic swap
+            self.metrics.serving(fresh)
+            self.metrics.reloads.labels("ok").inc()
+            print(
+                f"modelci serve: reloaded ({reason}): version {old.info.version} -> "
+                f"{fresh.info.version}, sha256 {old.info.sha256[:12]} -> {fresh.info.sha256[:12]}",
+                file=sys.stderr,
+                flush=True,
+            )
+            return fresh
+
+    async def _reload_logged(self, reason: str) -> None:
+        try:
+            await self.reload(reason)
+        except ReloadError as error:
+            print(f"modelci serve: reload ({reason}) failed: {error}", file=sys.stderr, flush=True)
+
+    async def _poll(self) -> None:
+        if self.current_version is None:
+            return
+        while True:
+            await asyncio.sleep(self.settings.poll_seconds)
+            try:
+                version = await asyncio.to_thread(self.current_version)
+            except Exception as error:
+                print(f"modelci serve: polling the registry failed: {error}", file=sys.stderr)
+                continue
+            if version is not None and version != self.served.info.version:
+                await self._reload_logged(f"alias now points at version {version}")
+
+    # -- responses --------------------------------------------------------------------------
+    @staticmethod
+    async def _send(
+        send: Send,
+        status: int,
+        body: bytes,
+        content_type: bytes = b"application/json",
+        headers: list[tuple[bytes, bytes]] | None = None,
+    ) -> None:
+        await send(
+            {
+                "type": "http.response.start",
+                "status": status,
+                "headers": [
+                    (b"content-type", content_type),
+                    (b"content-length", str(len(body)).encode()),
+                    *(headers or []),
+                ],
+            }
+        )
+        await send({"type": "http.response.body", "body": body})
+
+    async def _json(self, send: Send, status: int, payload: Any) -> tuple[int, str | None]:
+        await self._send(send, status, dumps(payload))
+        return status, None
+
+    async def _error(
+        self, send: Send, error: InputError, headers: list[tuple[bytes, bytes]] | None = None
+    ) -> tuple[int, str | None]:
+        extra = list(headers or [])
+        if error.status == 413:
+            extra.append((b"connection", b"close"))
+        await self._send(send, error.status, dumps(error.body()), headers=extra)
+        return error.status, error.code
+
+    # -- request bodies ---------------------------------------------------------------------
+    async def _read_json(self, scope: Scope, receive: Receive) -> Any:
+        content_type = (_header(scope, b"content-type") or b"").lower()
+        media = content_type.split(b";", 1)[0].strip()
+        if media != b"application/json":
+            shown = short(content_type.decode("latin-1"), 60) if content_type else "none"
+            raise InputError(
+                415, "UNSUPPORTED_MEDIA_TYPE",
+                f"expected Content-Type application/json, got {shown}",
+            )  # fmt: skip
+        limit = self.settings.max_body_bytes
+        declared = _header(scope, b"content-length")
+        if declared is not None and declared.isdigit() and int(declared) > limit:
+            raise InputError(413, "PAYLOAD_TOO_LARGE", f"body over the limit of {limit} bytes")
+        chunks: list[bytes] = []
+        size = 0
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                raise _ClientGoneError
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > limit:
+                raise InputError(413, "PAYLOAD_TOO_LARGE", f"body over the limit of {limit} bytes")
+            chunks.append(chunk)
+            if not message.get("more_body", False):
+                break
+        body = b"".join(chunks)
+        if not body.strip():
+            raise InputError(400, "BAD_REQUEST", "empty body: expected JSON")
+        try:
+            return loads(body)
+        except (ValueError, RecursionError) as error:
+            raise InputError(
+                400, "BAD_REQUEST", f"malformed JSON: {short(str(error), 120)}"
+            ) from None
+
+    # -- handlers ---------------------------------------------------------------------------
+    async def _predict(self, scope: Scope, receive: Receive, send: Send) -> tuple[int, str | None]:
+        served = self.served
+        try:
+            rows = records_from_body(await self._read_json(scope, receive), self.settings.max_rows)
+            prediction, columns = await self._run_model(served, rows)
+        except InputError as error:
+            return await self._error(send, error)
+        except _ClientGoneError:
+            return 499, "CLIENT_CLOSED_REQUEST"
+        except _ModelFailureError as failure:
+            return await self._model_failure(send, failure)
+        payload: dict[str, Any] = {"predictions": prediction.labels.tolist()}
+        if prediction.probabilities is not None:
+            payload["probabilities"] = prediction.probabilities.tolist()
+            payload["classes"] = served.predictor.classes
+        payload["model_version"] = served.info.version
+        payload["model_sha256"] = served.info.sha256
+        self._after(served, columns, prediction)
+        return await self._json(send, 200, payload)
+
+    async def _invocations(
+        self, scope: Scope, receive: Receive, send: Send
+    ) -> tuple[int, str | None]:
+        served = self.served
+        try:
+            payload = await self._read_json(scope, receive)
+            rows = records_from_invocation(payload, self.settings.max_rows)
+            prediction, columns = await self._run_model(served, rows)
+        except InputError as error:
+            return await self._error(send, error)
+        except _ClientGoneError:
+            return 499, "CLIENT_CLOSED_REQUEST"
+        except _ModelFailureError as failure:
+            return await self._model_failure(send, failure)
+        self._after(served, columns, prediction)
+        # MLflow's pyfunc calls predict(): labels for classifiers, values for regressors.
+        return await self._json(send, 200, {"predictions": prediction.labels.tolist()})
+
+    async def _run_model(
+        self, served: ServedModel, rows: list[Any]
+    ) -> tuple[Prediction, dict[str, list[Any]]]:
+        columns = served.schema.columns_from_records(rows)
+        try:
+            if len(rows) > self.settings.inline_rows:
+                prediction = await asyncio.to_thread(served.predictor.predict, columns)
+            else:
+                prediction = served.predictor.predict(columns)
+        except Exception as error:
+            raise _ModelFailureError(error) from None
+        return prediction, columns
+
+    async def _model_failure(
+        self, send: Send, failure: _ModelFailureError
+    ) -> tuple[int, str | None]:
+        error = failure.error
+        print(
+            f"modelci serve: prediction failed: {type(error).__name__}: {short(str(error), 300)}",
+            file=sys.stderr,
+            flush=True,
+        )
+        body = {"error_code": "INTERNAL_ERROR", "message": "the model failed on this input"}
+        await self._send(send, 500, dumps(body))
+        return 500, "INTERNAL_ERROR"
+
+    def _after(
+        self, served: ServedModel, columns: dict[str, list[Any]], prediction: Prediction
+    ) -> None:
+        self.metrics.observe_prediction(prediction, served.predictor.classes is not None)
+        log = self.prediction_log
+        if log is not None and log.sampled():
+            log.submit(served.log_fields, columns, prediction)
+            self.metrics.log_dropped.set(log.dropped)
+
+    async def _health(self, scope: Scope, receive: Receive, send: Send) -> tuple[int, str | None]:
+        return await self._json(send, 200, {"status": "ok"})
+
+    async def _ready(self, scope: Scope, receive: Receive, send: Send) -> tuple[int, str | None]:
+        if self.draining:
+            await self._send(send, 503, dumps({"status": "draining", "message": "shutting down"}))
+            return 503, "DRAINING"
+        served = self.served
+        return await self._json(
+            send,
+            200,
+            {
+                "status": "ready",
+                "model_version": served.info.version,
+                "model_sha256": served.info.sha256,
+                "runtime": served.predictor.runtime,
+            },
+        )
+
+    async def _metrics(self, scope: Scope, receive: Receive, send: Send) -> tuple[int, str | None]:
+        body = generate_latest(self.metrics.registry)
+        await self._send(send, 200, body, content_type=CONTENT_TYPE_LATEST.encode())
+        return 200, None
+
+    async def _model(self, scope: Scope, receive: Receive, send: Send) -> tuple[int, str | None]:
+        served = self.served
+        payload = served.info.to_dict()
+        payload.update(
+            {
+                "runtime": served.predictor.runtime,
+                "runtime_note": served.runtime_note,
+                "classes": served.predictor.classes,
+                "inputs": served.schema.describe(),
+                "loaded_at": served.loaded_at,
+                "modelci_version": __version__,
+            }
+        )
+        return await self._json(send, 200, payload)
+
+    async def _openapi_json(
+        self, scope: Scope, receive: Receive, send: Send
+    ) -> tuple[int, str | None]:
+        schema = self.served.schema
+        if self._openapi is None or self._openapi[0] is not schema:
+            from modelci.serving.openapi import openapi_document
+
+            document = openapi_document(schema, self.settings.max_rows)
+            self._openapi = (schema, dumps(document))
+        await self._send(send, 200, self._openapi[1])
+        return 200, None
+
+    async def _admin_reload(
+        self, scope: Scope, receive: Receive, send: Send
+    ) -> tuple[int, str | None]:
+        token = self.settings.admin_token
+        if not token:
+            return await self._error(
+                send,
+                InputError(
+                    403, "FORBIDDEN", "reload endpoint disabled (MODELCI_ADMIN_TOKEN unset)"
+                ),
+            )
+        given = _header(scope, b"authorization") or b""
+        if not hmac.compare_digest(given, b"Bearer " + token.encode()):
+            return await self._error(
+                send,
+                InputError(401, "UNAUTHENTICATED", "missing or wrong bearer token"),
+                [(b"www-authenticate", b"Bearer")],
+            )
+        try:
+            fresh = await self.reload("POST /admin/reload")
+        except ReloadError as error:
+            status = 409 if "already running" in str(error) else 502
+            body = {
+                "error_code": "RELOAD_FAILED",
+                "message": f"reload failed, still serving the previous model: {error}",
+                "model": self.served.info.to_dict(),
+            }
+            await self._send(send, status, dumps(body))
+            return status, "RELOAD_FAILED"
+        return await self._json(send, 200, {"reloaded": True, "model": fresh.info.to_dict()})
+
+
+class _ClientGoneError(Exception):
+    pass
+
+
+class _ModelFailureError(Exception):
+    def __init__(self, error: Exception) -> None:
+        super().__init__(str(error))
+        self.error = error

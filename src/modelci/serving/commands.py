@@ -1,0 +1,119 @@
+"""``modelci serve``: argparse only here; the server is imported when the command runs."""
+
+from __future__ import annotations
+
+import argparse
+import os
+from pathlib import Path
+from typing import Any
+
+ENV_PREFIX = "MODELCI_"
+
+
+def _env(name: str, default: Any) -> Any:
+    return os.environ.get(ENV_PREFIX + name, default)
+
+
+def register(sub: Any) -> None:
+    help_text = "serve the champion model (or a model URI or local file) over HTTP"
+    parser = sub.add_parser(
+        "serve",
+        help=help_text,
+        description=help_text + ". Every option can also be set with the environment variable "
+        "shown; the admin token for POST /admin/reload is read only from MODELCI_ADMIN_TOKEN.",
+    )
+    add = parser.add_argument
+    add(
+        "--model",
+        default=_env("MODEL_URI", None),
+        metavar="URI",
+        help="models:/NAME@ALIAS, models:/NAME/VERSION, runs:/RUN_ID or a .skops path "
+        "(MODELCI_MODEL_URI; default models:/<tracking.model_name>@champion)",
+    )
+    add("--params", default=_env("PARAMS", "params.yaml"), metavar="FILE",
+        help="parameters file with the input schema (data.columns) (MODELCI_PARAMS)")  # fmt: skip
+    add("--host", default=_env("HOST", "127.0.0.1"), help="bind address (MODELCI_HOST)")
+    add("--port", type=int, default=int(_env("PORT", 8080)), help="port (MODELCI_PORT)")
+    add(
+        "--runtime",
+        choices=("auto", "sklearn", "onnx"),
+        default=_env("RUNTIME", "auto"),
+        help="auto: ONNX Runtime when the model converts and matches scikit-learn "
+        "(MODELCI_RUNTIME)",
+    )
+    add("--sha256", default=_env("MODEL_SHA256", None), metavar="HEX",
+        help="refuse a model whose sha256 differs (MODELCI_MODEL_SHA256)")  # fmt: skip
+    add("--metrics-file", default=_env("METRICS_FILE", None), metavar="FILE",
+        help="metrics /model shows for a local file (default: ./metrics.json)")  # fmt: skip
+    add("--max-body-bytes", type=int, default=int(_env("MAX_BODY_BYTES", 1024 * 1024)),
+        help="larger bodies get 413 (MODELCI_MAX_BODY_BYTES)")  # fmt: skip
+    add("--max-rows", type=int, default=int(_env("MAX_ROWS", 5000)),
+        help="more rows per request get 413 (MODELCI_MAX_ROWS)")  # fmt: skip
+    add("--prediction-log", default=_env("PREDICTION_LOG", None), metavar="DIR",
+        help="log sampled predictions here as JSON Lines (MODELCI_PREDICTION_LOG)")  # fmt: skip
+    add("--log-sample-rate", type=float, default=float(_env("LOG_SAMPLE_RATE", 0.1)),
+        help="fraction of requests logged (MODELCI_LOG_SAMPLE_RATE)")  # fmt: skip
+    add("--log-max-bytes", type=int, default=int(_env("LOG_MAX_BYTES", 10 * 1024 * 1024)),
+        help="rotate the log at this size, keep 3 (MODELCI_LOG_MAX_BYTES)")  # fmt: skip
+    add("--poll-seconds", type=float, default=float(_env("POLL_SECONDS", 0)),
+        help="reload when the alias moves, checked at this interval; 0 = off "
+        "(MODELCI_POLL_SECONDS)")  # fmt: skip
+    add("--drain-seconds", type=float, default=float(_env("DRAIN_SECONDS", 0)),
+        help="after SIGTERM, keep serving (with /ready 503) this long before stopping "
+        "(MODELCI_DRAIN_SECONDS)")  # fmt: skip
+    add("--graceful-timeout", type=float, default=float(_env("GRACEFUL_TIMEOUT", 30)),
+        help="then wait this long for in-flight requests (MODELCI_GRACEFUL_TIMEOUT)")  # fmt: skip
+    add("--threads", type=int, default=int(_env("THREADS", 1)),
+        help="OpenMP/BLAS threads; 0 = library default (MODELCI_THREADS)")  # fmt: skip
+    parser.set_defaults(handler=cmd_serve)
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from modelci import model_source
+    from modelci.config import load_params
+    from modelci.errors import ConfigError
+    from modelci.serving.app import Settings
+    from modelci.serving.server import ServeConfig, serve
+
+    params_path = Path(args.params)
+    model_uri = args.model or f"models:/{load_params(params_path).tracking.model_name}@champion"
+    ref = model_source.parse(model_uri)
+    tracking_uri = None
+    if ref.kind != "file":
+        from modelci.tracking import probe
+        from modelci.tracking import tracking_uri as default_uri
+
+        tracking_uri = default_uri()
+        probe(tracking_uri)
+    metrics_file = Path(args.metrics_file) if args.metrics_file else None
+    if metrics_file is None and ref.kind == "file" and Path("metrics.json").is_file():
+        metrics_file = Path("metrics.json")
+    for name in ("max_body_bytes", "max_rows", "log_max_bytes"):
+        if getattr(args, name) < 1:
+            raise ConfigError(f"--{name.replace('_', '-')} must be at least 1")
+    if not 0.0 <= args.log_sample_rate <= 1.0:
+        raise ConfigError("--log-sample-rate must be between 0 and 1")
+    settings = Settings(
+        max_body_bytes=args.max_body_bytes,
+        max_rows=args.max_rows,
+        admin_token=os.environ.get("MODELCI_ADMIN_TOKEN") or None,
+        poll_seconds=args.poll_seconds,
+    )
+    config = ServeConfig(
+        model_uri=model_uri,
+        params_path=params_path,
+        runtime=args.runtime,
+        host=args.host,
+        port=args.port,
+        tracking_uri=tracking_uri,
+        expected_sha256=args.sha256,
+        metrics_file=metrics_file,
+        settings=settings,
+        prediction_log=Path(args.prediction_log) if args.prediction_log else None,
+        log_sample_rate=args.log_sample_rate,
+        log_max_bytes=args.log_max_bytes,
+        drain_seconds=args.drain_seconds,
+        graceful_timeout=args.graceful_timeout,
+        threads=args.threads,
+    )
+    return serve(config)

@@ -1,0 +1,155 @@
+"""Prediction log: a sample of requests and predictions as JSON Lines, bounded in memory and disk.
+
+The request path only draws a random number and, for a sampled request, puts one small tuple on a
+bounded queue (dropped and counted when full, never blocking). A daemon thread writes JSON lines
+to ``DIR/predictions.jsonl`` and rotates it at ``max_bytes`` into ``predictions.jsonl.1`` ...
+``.N``, so the disk used stays under ``(backups + 1) * max_bytes``. :func:`read_log` reads it
+back (oldest first) for a drift check.
+
+One line per row: ``{"ts": ..., "model_version": ..., "model_sha256": ..., "runtime": ...,
+"input": {column: value}, "prediction": ..., "probabilities": [...]}``.
+"""
+
+from __future__ import annotations
+
+import json
+import queue
+import random
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+LOG_NAME = "predictions.jsonl"
+_STOP = object()
+
+
+class PredictionLog:
+    def __init__(
+        self,
+        directory: Path,
+        sample_rate: float = 0.1,
+        max_bytes: int = 10 * 1024 * 1024,
+        backups: int = 3,
+        queue_size: int = 1000,
+    ) -> None:
+        if not 0.0 <= sample_rate <= 1.0:
+            raise ValueError("sample_rate must be between 0 and 1")
+        self.directory = directory
+        self.path = directory / LOG_NAME
+        self.sample_rate = sample_rate
+        self.max_bytes = max_bytes
+        self.backups = backups
+        self.dropped = 0
+        self.written = 0
+        self._queue: queue.Queue[Any] = queue.Queue(maxsize=queue_size)
+        self._random = random.Random()  # noqa: S311 - sampling, not security
+        directory.mkdir(parents=True, exist_ok=True)
+        self._thread = threading.Thread(target=self._run, name="prediction-log", daemon=True)
+        self._thread.start()
+
+    def sampled(self) -> bool:
+        return self.sample_rate >= 1.0 or self._random.random() < self.sample_rate
+
+    def submit(self, model: dict[str, Any], columns: dict[str, list[Any]], prediction: Any) -> bool:
+        """Queue one request's rows (already validated) and outputs; False if dropped."""
+        try:
+            self._queue.put_nowait((time.time(), model, columns, prediction))
+        except queue.Full:
+            self.dropped += 1
+            return False
+        return True
+
+    def close(self, timeout: float = 5.0) -> None:
+        """Flush what is queued and stop the writer thread."""
+        try:
+            self._queue.put(_STOP, timeout=timeout)
+        except queue.Full:
+            return
+        self._thread.join(timeout)
+
+    def _lines(self, item: tuple[float, dict[str, Any], dict[str, list[Any]], Any]) -> str:
+        stamp, model, columns, prediction = item
+        names = list(columns)
+        labels = prediction.labels.tolist()
+        probabilities = (
+            None if prediction.probabilities is None else prediction.probabilities.tolist()
+        )
+        out = []
+        for index, label in enumerate(labels):
+            record = {
+                "ts": round(stamp, 6),
+                **model,
+                "input": {name: columns[name][index] for name in names},
+                "prediction": label,
+            }
+            if probabilities is not None:
+                record["probabilities"] = probabilities[index]
+            out.append(json.dumps(record, separators=(",", ":")))
+        return "\n".join(out) + "\n"
+
+    def _rotate(self) -> None:
+        for index in range(self.backups, 0, -1):
+            source = self.path if index == 1 else self.path.with_name(f"{LOG_NAME}.{index - 1}")
+            if source.exists():
+                source.replace(self.path.with_name(f"{LOG_NAME}.{index}"))
+        if self.backups == 0:
+            self.path.unlink(missing_ok=True)
+
+    def _run(self) -> None:
+        handle = self.path.open("a", encoding="utf-8")
+        size = self.path.stat().st_size
+        try:
+            while True:
+                item = self._queue.get()
+                if item is _STOP:
+                    return
+                text = self._lines(item)
+                if size and size + len(text) > self.max_bytes:
+                    handle.close()
+                    self._rotate()
+                    handle = self.path.open("a", encoding="utf-8")
+                    size = 0
+                handle.write(text)
+                size += len(text)
+                self.written += text.count("\n")
+                if self._queue.empty():
+                    handle.flush()
+        finally:
+            handle.close()
+
+
+def log_files(directory: Path) -> list[Path]:
+    """The log files in ``directory``, oldest first."""
+    rotated = sorted(
+        directory.glob(f"{LOG_NAME}.*"),
+        key=lambda p: int(p.suffix[1:]) if p.suffix[1:].isdigit() else 0,
+        reverse=True,
+    )
+    current = directory / LOG_NAME
+    return [*rotated, *([current] if current.exists() else [])]
+
+
+def read_log(directory: Path) -> Iterator[dict[str, Any]]:
+    """Every logged row, oldest first; a torn last line (a crash mid-write) is skipped."""
+    for path in log_files(directory):
+        with path.open(encoding="utf-8") as handle:
+            for line in handle:
+                try:
+                    record = json.loads(line)
+                except ValueError:
+                    continue
+                if isinstance(record, dict):
+                    yield record
+
+
+def read_inputs(directory: Path) -> Any:
+    """The logged inputs as a pandas DataFrame (one row per prediction), for a drift check."""
+    import pandas as pd
+
+    records = list(read_log(directory))
+    frame = pd.DataFrame([record["input"] for record in records])
+    frame["prediction"] = [record.get("prediction") for record in records]
+    frame["model_version"] = [record.get("model_version") for record in records]
+    return frame

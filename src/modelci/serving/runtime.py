@@ -1,0 +1,283 @@
+"""Prediction runtimes: scikit-learn (always) and ONNX Runtime (when the model converts).
+
+``build_predictor(..., runtime="auto")`` converts the model with skl2onnx, runs both runtimes on
+a few hundred rows spanning the input schema and uses ONNX Runtime only if its probabilities
+match scikit-learn's within :data:`PROBA_TOLERANCE` and its labels agree; otherwise it keeps
+scikit-learn and records why. Both take validated column-wise values in schema order.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any, Literal, Protocol
+
+import numpy as np
+
+from modelci.errors import ModelCIError
+from modelci.serving.schema import InputSchema
+
+Runtime = Literal["auto", "sklearn", "onnx"]
+PROBA_TOLERANCE = 1e-4
+CHECK_ROWS = 256
+
+
+class RuntimeUnavailableError(ModelCIError):
+    """The requested runtime cannot serve this model."""
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """Model output for a batch: labels (or values), class probabilities, and one score per row
+    (positive-class probability for binary, top probability for multiclass, value for
+    regression) for the prediction-distribution metrics."""
+
+    labels: np.ndarray
+    probabilities: np.ndarray | None
+    scores: np.ndarray
+
+
+class Predictor(Protocol):
+    runtime: str
+    classes: list[Any] | None
+
+    def predict(self, columns: dict[str, list[Any]]) -> Prediction: ...
+
+
+def _json_classes(model: Any) -> list[Any] | None:
+    classes = getattr(model, "classes_", None)
+    return None if classes is None else np.asarray(classes).tolist()
+
+
+def _scores(probabilities: np.ndarray | None, labels: np.ndarray) -> np.ndarray:
+    if probabilities is None:
+        return labels.astype("float64", copy=False).ravel()
+    if probabilities.shape[1] == 2:
+        return np.asarray(probabilities[:, 1])
+    return np.asarray(probabilities.max(axis=1))
+
+
+class SklearnPredictor:
+    runtime = "sklearn"
+
+    def __init__(self, model: Any, schema: InputSchema) -> None:
+        self.model = model
+        self.schema = schema
+        self.classes = _json_classes(model)
+        self._proba = self.classes is not None and hasattr(model, "predict_proba")
+        self._labels_from_proba = False
+        if self._proba:
+            # Most classifiers predict argmax(predict_proba); then one call gives both.
+            columns = schema.columns_from_records(schema.example_rows(64, seed=1))
+            frame = self.frame(columns)
+            derived = np.asarray(model.classes_)[np.argmax(model.predict_proba(frame), axis=1)]
+            self._labels_from_proba = bool(np.array_equal(derived, model.predict(frame)))
+
+    def frame(self, columns: dict[str, list[Any]]) -> Any:
+        import pandas as pd
+
+        data: dict[str, Any] = {}
+        for spec in self.schema.fields:
+            values = columns[spec.name]
+            has_null = spec.nullable and any(value is None for value in values)
+            if spec.type == "float" or (spec.type == "int" and has_null):
+                data[spec.name] = np.array(
+                    [np.nan if v is None else v for v in values], dtype="float64"
+                )
+            elif spec.type == "int":
+                data[spec.name] = np.array(values, dtype="int64")
+            elif spec.type == "bool" and not has_null:
+                data[spec.name] = np.array(values, dtype="bool")
+            else:
+                data[spec.name] = np.array(
+                    [np.nan if v is None else v for v in values], dtype="object"
+                )
+        return pd.DataFrame(data, columns=list(self.schema.names))
+
+    def predict(self, columns: dict[str, list[Any]]) -> Prediction:
+        frame = self.frame(columns)
+        if not self._proba:
+            labels = np.asarray(self.model.predict(frame))
+            return Prediction(labels, None, _scores(None, labels))
+        probabilities = np.asarray(self.model.predict_proba(frame), dtype="float64")
+        if self._labels_from_proba:
+            labels = np.asarray(self.model.classes_)[np.argmax(probabilities, axis=1)]
+        else:
+            labels = np.asarray(self.model.predict(frame))
+        return Prediction(labels, probabilities, _scores(probabilities, labels))
+
+
+@contextlib.contextmanager
+def _skl2onnx_bool_attributes() -> Iterator[None]:
+    """skl2onnx 1.20 passes Python/NumPy booleans for ``nodes_missing_value_tracks_true`` of
+    HistGradientBoosting trees, which onnx >= 1.17 rejects; give it the ints ONNX defines."""
+    import skl2onnx.common.tree_ensemble as tree_ensemble
+
+    original = tree_ensemble.add_node
+
+    def add_node(*args: Any, **kwargs: Any) -> Any:
+        if "nodes_missing_value_tracks_true" in kwargs:
+            kwargs["nodes_missing_value_tracks_true"] = int(
+                kwargs["nodes_missing_value_tracks_true"]
+            )
+        return original(*args, **kwargs)
+
+    tree_ensemble.add_node = add_node
+    try:
+        yield
+    finally:
+        tree_ensemble.add_node = original
+
+
+def _string_imputers_use_empty_string(model: Any) -> None:
+    """skl2onnx imputes strings only when the missing marker is a string: ONNX inputs carry a
+    missing category as "" (the schema refuses "" as a category value, see convert_to_onnx)."""
+    from sklearn.impute import SimpleImputer
+
+    def walk(node: Any) -> None:
+        statistics = getattr(node, "statistics_", None)
+        if (
+            isinstance(node, SimpleImputer)
+            and statistics is not None
+            and statistics.dtype == object
+        ):
+            node.missing_values = ""
+        for attribute in ("steps", "transformers_"):
+            for item in getattr(node, attribute, None) or []:
+                walk(item[1])
+
+    walk(model)
+
+
+def convert_to_onnx(model: Any, schema: InputSchema) -> bytes:
+    """Convert a fitted scikit-learn pipeline, or raise RuntimeUnavailableError saying why not."""
+    try:
+        from skl2onnx import convert_sklearn
+        from skl2onnx.common.data_types import (
+            BooleanTensorType,
+            FloatTensorType,
+            Int64TensorType,
+            StringTensorType,
+        )
+    except ImportError as error:
+        raise RuntimeUnavailableError(
+            f"ONNX runtime unavailable ({error}); install the onnx extra"
+        ) from None
+    inputs: list[tuple[str, Any]] = []
+    for spec in schema.fields:
+        if spec.type == "category":
+            if spec.categories and any(not isinstance(c, str) for c in spec.categories):
+                raise RuntimeUnavailableError(f"column {spec.name!r}: non-string categories")
+            if spec.categories and "" in spec.categories:
+                raise RuntimeUnavailableError(
+                    f"column {spec.name!r}: '' is a category (the missing marker)"
+                )
+            inputs.append((spec.name, StringTensorType([None, 1])))
+        elif spec.type == "float" or (spec.type == "int" and spec.nullable):
+            inputs.append((spec.name, FloatTensorType([None, 1])))
+        elif spec.type == "int":
+            inputs.append((spec.name, Int64TensorType([None, 1])))
+        else:
+            inputs.append((spec.name, BooleanTensorType([None, 1])))
+    patched = copy.deepcopy(model)
+    _string_imputers_use_empty_string(patched)
+    options = {id(patched): {"zipmap": False}} if hasattr(patched, "predict_proba") else None
+    try:
+        with _skl2onnx_bool_attributes():
+            onx = convert_sklearn(patched, initial_types=inputs, options=options)
+    except Exception as error:  # skl2onnx raises many types for unsupported models
+        first = str(error).splitlines()[0][:200] if str(error) else ""
+        raise RuntimeUnavailableError(
+            f"skl2onnx cannot convert the model: {type(error).__name__}: {first}"
+        ) from None
+    return bytes(onx.SerializeToString())
+
+
+class OnnxPredictor:
+    runtime = "onnx"
+
+    def __init__(self, onnx_bytes: bytes, model: Any, schema: InputSchema) -> None:
+        import onnxruntime as ort
+
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = 1
+        options.inter_op_num_threads = 1
+        options.log_severity_level = 3
+        self.session = ort.InferenceSession(onnx_bytes, options, providers=["CPUExecutionProvider"])
+        self.schema = schema
+        self.classes = _json_classes(model)
+        kinds = {item.name: item.type for item in self.session.get_inputs()}
+        self._inputs = [(spec.name, kinds[spec.name]) for spec in schema.fields]
+        self._outputs = [item.name for item in self.session.get_outputs()]
+
+    def feed(self, columns: dict[str, list[Any]]) -> dict[str, np.ndarray]:
+        feed: dict[str, np.ndarray] = {}
+        for name, kind in self._inputs:
+            values = columns[name]
+            if kind == "tensor(string)":
+                array = np.array(["" if v is None else v for v in values], dtype=object)
+            elif kind == "tensor(float)":
+                array = np.array([np.nan if v is None else v for v in values], dtype="float32")
+            elif kind == "tensor(int64)":
+                array = np.array(values, dtype="int64")
+            else:
+                array = np.array(values, dtype="bool")
+            feed[name] = array.reshape(-1, 1)
+        return feed
+
+    def predict(self, columns: dict[str, list[Any]]) -> Prediction:
+        outputs = self.session.run(None, self.feed(columns))
+        if self.classes is None:
+            values = np.asarray(outputs[0], dtype="float64").ravel()
+            return Prediction(values, None, values)
+        labels = np.asarray(outputs[0]).ravel()
+        probabilities = np.asarray(outputs[1], dtype="float64")
+        return Prediction(labels, probabilities, _scores(probabilities, labels))
+
+
+def compare(reference: Prediction, candidate: Prediction) -> str | None:
+    """Why ``candidate`` disagrees with ``reference`` (None when it agrees)."""
+    if reference.probabilities is not None:
+        if candidate.probabilities is None:
+            return "no probabilities"
+        diff = float(np.max(np.abs(reference.probabilities - candidate.probabilities)))
+        if diff > PROBA_TOLERANCE:
+            return f"probabilities differ by up to {diff:.2e} (> {PROBA_TOLERANCE:g})"
+        margin = np.sort(reference.probabilities, axis=1)
+        clear = (margin[:, -1] - margin[:, -2]) > 2 * PROBA_TOLERANCE
+        same = reference.labels.astype(str) == candidate.labels.astype(str)
+        if not np.all(same[clear]):
+            return f"{int(np.sum(~same[clear]))} label(s) differ"
+        return None
+    scale = max(1.0, float(np.max(np.abs(reference.labels.astype("float64")))))
+    diff = float(np.max(np.abs(reference.labels.astype("float64") - candidate.labels)))
+    if diff > PROBA_TOLERANCE * scale:
+        return f"predictions differ by up to {diff:.2e}"
+    return None
+
+
+def build_predictor(
+    model: Any, schema: InputSchema, runtime: Runtime = "auto"
+) -> tuple[Predictor, str]:
+    """The predictor to serve with, and a note saying which runtime and why."""
+    sklearn_predictor = SklearnPredictor(model, schema)
+    if runtime == "sklearn":
+        return sklearn_predictor, "scikit-learn (requested)"
+    try:
+        onnx_predictor = OnnxPredictor(convert_to_onnx(model, schema), model, schema)
+        columns = schema.columns_from_records(schema.example_rows(CHECK_ROWS, seed=2))
+        problem = compare(sklearn_predictor.predict(columns), onnx_predictor.predict(columns))
+        if problem is not None:
+            raise RuntimeUnavailableError(f"ONNX Runtime disagrees with scikit-learn: {problem}")
+    except Exception as error:  # conversion, session and comparison failures alike
+        if runtime == "onnx":
+            if isinstance(error, RuntimeUnavailableError):
+                raise
+            raise RuntimeUnavailableError(f"ONNX Runtime cannot serve the model: {error}") from None
+        reason = str(error).splitlines()[0][:300] if str(error) else type(error).__name__
+        return sklearn_predictor, f"scikit-learn (ONNX not used: {reason})"
+    return onnx_predictor, (
+        f"ONNX Runtime (matches scikit-learn within {PROBA_TOLERANCE:g} on {CHECK_ROWS} rows)"
+    )
