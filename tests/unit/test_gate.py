@@ -63,6 +63,16 @@ def test_regression_exactly_at_tolerance_passes() -> None:
     assert verdict.passed, verdict.failures
 
 
+def test_messages_show_enough_decimals_to_tell_values_apart() -> None:
+    verdict = evaluate_gate(RULES, {"accuracy": 0.77998, "log_loss": 0.45}, BASE)
+    assert verdict.failures == [
+        "accuracy: regressed by 0.02002 against the baseline 0.8000 (0.7800), "
+        "beyond the tolerance 0.02"
+    ]
+    below = evaluate_gate(RULES, {"accuracy": 0.74996, "log_loss": 0.45}, None)
+    assert below.failures == ["accuracy: 0.74996 is below the minimum 0.75 by 4e-05"]
+
+
 def test_lower_is_better_direction() -> None:
     worse = evaluate_gate(RULES, {"accuracy": 0.80, "log_loss": 0.50}, BASE)
     assert worse.failures == [

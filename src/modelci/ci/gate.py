@@ -116,7 +116,17 @@ def fmt(value: float | None) -> str:
         return "NaN"
     if math.isinf(value):
         return "inf" if value > 0 else "-inf"
+    if 0 < abs(value) < 5e-5:
+        return f"{value:.2g}"
     return f"{value:.4f}" if abs(value) < 1e6 else f"{value:.4g}"
+
+
+def fmt_pair(first: float, second: float) -> tuple[str, str]:
+    """Two numbers a message compares: more decimals when 4 would make them look equal."""
+    a, b = fmt(first), fmt(second)
+    if a == b and first != second:
+        return f"{first:.8g}", f"{second:.8g}"
+    return a, b
 
 
 def fmt_delta(value: float | None) -> str:
@@ -204,22 +214,21 @@ def judge_metric(
         )
 
     if rule.min is not None and value < rule.min - EPSILON:
-        failures.append(
-            f"{fmt(value)} is below the minimum {fmt(rule.min)} by {fmt(rule.min - value)}"
-        )
+        shown, bound = fmt_pair(value, rule.min)
+        failures.append(f"{shown} is below the minimum {bound} by {fmt(rule.min - value)}")
     if rule.max is not None and value > rule.max + EPSILON:
-        failures.append(
-            f"{fmt(value)} is above the maximum {fmt(rule.max)} by {fmt(value - rule.max)}"
-        )
+        shown, bound = fmt_pair(value, rule.max)
+        failures.append(f"{shown} is above the maximum {bound} by {fmt(value - rule.max)}")
     delta = value - base_value if has_base and base_value is not None else None
     if delta is not None:
         regression = -delta if higher else delta
         if rule.tolerance is None:
             notes.append("no tolerance set: regression against the baseline not checked")
         elif regression > rule.tolerance + EPSILON:
+            amount, tolerance = fmt_pair(regression, rule.tolerance)
             failures.append(
-                f"regressed by {fmt(regression)} against the baseline {fmt(base_value)} "
-                f"({fmt(value)}), beyond the tolerance {fmt(rule.tolerance)}"
+                f"regressed by {amount} against the baseline {fmt(base_value)} "
+                f"({fmt(value)}), beyond the tolerance {tolerance}"
             )
         elif regression > EPSILON:
             notes.append(
