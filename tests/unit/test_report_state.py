@@ -1,0 +1,133 @@
+"""Reading a repository state and comparing dvc.lock files: parsing and missing/bad files."""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from pathlib import Path
+
+import pytest
+
+from modelci.ci.lockcheck import lock_changes
+from modelci.ci.state import (
+    StateError,
+    WorkTreeSource,
+    flatten,
+    lock_out_md5,
+    parse_metrics,
+    parse_plot_csv,
+    read_state,
+)
+
+pytestmark = pytest.mark.unit
+
+
+def test_parse_metrics_flattens_and_keeps_nan() -> None:
+    data = b'{"accuracy": 0.8, "nested": {"f1": 1}, "bad": NaN, "none": null}'
+    metrics = parse_metrics(data, "metrics.json")
+    assert metrics["accuracy"] == 0.8
+    assert metrics["nested.f1"] == 1.0
+    assert math.isnan(metrics["bad"])
+    assert math.isnan(metrics["none"])
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        (b"{oops", "metrics.json: not valid JSON"),
+        (b"[1]", "metrics.json: expected a JSON object"),
+        (b'{"a": "high"}', "metrics.json: metric 'a' is not a number: 'high'"),
+        (b'{"a": true}', "metrics.json: metric 'a' is not a number: True"),
+        (b"\xff", "metrics.json: not valid JSON"),
+    ],
+)
+def test_parse_metrics_errors_name_file_and_metric(data: bytes, message: str) -> None:
+    with pytest.raises(StateError, match="^" + re.escape(message)):
+        parse_metrics(data, "metrics.json")
+
+
+def test_flatten_keeps_lists_and_empty_mappings_as_leaves() -> None:
+    assert flatten({"a": {"b": {"c": 1}, "d": [1, 2], "e": {}}}) == {
+        "a.b.c": 1,
+        "a.d": [1, 2],
+        "a.e": {},
+    }
+
+
+def test_plot_csv_is_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("modelci.ci.state.MAX_PLOT_ROWS", 3)
+    table = parse_plot_csv(b"x,y\n1,2\n3,4\n5,6\n7,8\n", "plots/roc.csv")
+    assert table.columns == ("x", "y")
+    assert len(table.rows) == 3
+    assert table.truncated
+    assert parse_plot_csv(b"", "plots/roc.csv").columns == ()
+
+
+def test_read_state_records_missing_and_broken_files(tmp_path: Path) -> None:
+    (tmp_path / "metrics.json").write_text("{broken")
+    (tmp_path / "params.yaml").write_text("a: [\n")
+    (tmp_path / "plots").mkdir()
+    (tmp_path / "plots/roc.csv").write_text("fpr,tpr\n0,0\n1,1\n")
+    (tmp_path / "plots/notes.txt").write_text("ignored")
+    state = read_state(WorkTreeSource(tmp_path))
+    assert state.metrics is None
+    assert state.params is None
+    assert set(state.plots) == {"roc"}
+    problems = "\n".join(state.problems)
+    assert "working tree: metrics.json: not valid JSON" in problems
+    assert "working tree: params.yaml: not valid YAML" in problems
+    assert "dvc.lock: not found in working tree" in problems
+    assert "data/prepared/profile.json: not found in working tree" in problems
+    assert "models/model.skops: not found in working tree" in problems
+    with pytest.raises(StateError, match=r"metrics\.json: not valid JSON"):
+        read_state(WorkTreeSource(tmp_path), strict_metrics=True)
+
+
+def test_read_state_hashes_the_model(tmp_path: Path) -> None:
+    (tmp_path / "models").mkdir()
+    (tmp_path / "models/model.skops").write_bytes(b"abc")
+    (tmp_path / "metrics.json").write_text(json.dumps({"a": 1}))
+    state = read_state(WorkTreeSource(tmp_path))
+    assert state.model_sha256 == (
+        "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+    )
+    assert state.metrics == {"a": 1.0}
+
+
+def test_lock_out_md5_and_lock_changes() -> None:
+    old = {
+        "stages": {
+            "train": {
+                "cmd": "modelci train",
+                "deps": [{"path": "src/train.py", "md5": "1"}],
+                "params": {"params.yaml": {"train": {"seed": 1}}},
+                "outs": [{"path": "models/model.skops", "md5": "m1"}],
+            },
+            "old": {"cmd": "x"},
+        }
+    }
+    new = {
+        "stages": {
+            "train": {
+                "cmd": "modelci train --fast",
+                "deps": [{"path": "src/train.py", "md5": "2"}, {"path": "src/new.py", "md5": "3"}],
+                "params": {"params.yaml": {"train": {"seed": 2}}},
+                "outs": [{"path": "models/model.skops", "md5": "m2"}],
+            },
+            "extra": {"cmd": "y"},
+        }
+    }
+    assert lock_out_md5(old, "models/model.skops") == "m1"
+    assert lock_out_md5(None, "models/model.skops") is None
+    assert lock_changes(old, new) == [
+        "stage extra: not in the committed dvc.lock",
+        "stage old: no longer in dvc.lock",
+        "stage train: cmd changed",
+        "stage train: dep src/new.py added",
+        "stage train: dep src/train.py changed",
+        "stage train: out models/model.skops changed",
+        "stage train: param params.yaml.train.seed changed",
+    ]
+    assert lock_changes(new, new) == []
+    assert lock_changes({"stages": [1]}, new) == ["dvc.lock: no 'stages' mapping"]
