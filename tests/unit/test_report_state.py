@@ -131,3 +131,13 @@ def test_lock_out_md5_and_lock_changes() -> None:
     ]
     assert lock_changes(new, new) == []
     assert lock_changes({"stages": [1]}, new) == ["dvc.lock: no 'stages' mapping"]
+
+
+def test_oversized_files_are_problems_not_crashes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("modelci.ci.state.MAX_FILE_BYTES", 10)
+    (tmp_path / "metrics.json").write_text('{"accuracy": 0.123456789}')
+    state = read_state(WorkTreeSource(tmp_path))
+    assert state.metrics is None
+    assert "working tree: metrics.json: larger than 10 bytes" in state.problems

@@ -265,11 +265,11 @@ def read_state(
     state.ref = getattr(source, "ref", None)
 
     def load(path: str, parse: Any) -> Any:
-        data = source.read(path)
-        if data is None:
-            state.problems.append(f"{path}: not found in {source.label}")
-            return None
         try:
+            data = source.read(path)
+            if data is None:
+                state.problems.append(f"{path}: not found in {source.label}")
+                return None
             return parse(data, f"{source.label}: {path}")
         except StateError as error:
             if strict_metrics and path == METRICS:
