@@ -159,10 +159,10 @@ class FieldSpec:
                 if isinstance(value, str):
                     return value
                 raise _BadValueError(f"expected a string, got {_type_name(value)}")
-            if (type(value), value) in allowed:
-                return value
             if isinstance(value, list | dict):
                 raise _BadValueError(f"expected one of the categories, got {_type_name(value)}")
+            if (type(value), value) in allowed:
+                return value
             raise _BadValueError(
                 f"{short(value)!r} is not one of the declared categories ({listed})"
             )
