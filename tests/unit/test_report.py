@@ -101,9 +101,9 @@ def test_regression_within_tolerance_passes() -> None:
     markdown, _ = render_markdown(report)
     assert report.verdict.passed
     assert (
-        "| **accuracy** | 0.8000 | 0.7900 | -0.0100 | ▼ regressed | higher is better | ✅ pass |"
-        in (markdown)
-    )
+        "| **accuracy** | 0.8000 | 0.7900 | -0.0100 | ▼ regressed | higher is better | "
+        "✅ pass: regressed by 0.0100, within the tolerance 0.0200 |"
+    ) in (markdown)
     assert "Gate failures" not in markdown
 
 

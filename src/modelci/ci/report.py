@@ -177,7 +177,9 @@ def _gate_cell(row: MetricRow) -> str:
     if row.gate is None:
         return "not gated"
     text = _ICON[row.gate.status]
-    reasons = list(row.gate.failures) or [n for n in row.gate.notes if n.startswith("new")]
+    reasons = list(row.gate.failures) or [
+        n for n in row.gate.notes if n.startswith(("new", "regressed", "baseline"))
+    ]
     if reasons:
         text += ": " + escape("; ".join(reasons), 200)
     return text
