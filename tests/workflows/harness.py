@@ -1,0 +1,314 @@
+"""Run this repository's workflow files under act, on the host, offline.
+
+What runs is the real YAML of ``.github/`` with two mechanical rewrites that act 0.2.89 needs, and
+third-party actions mapped to the small stubs in ``tests/workflows/stubs`` (see ``stubtool.py``):
+
+- ``uses: $/PATH`` (GitHub's self-repository syntax, 2026-07: this repository at the running
+  commit) becomes ``uses: modelci/modelci/PATH@<ACT_REF>``, and ``modelci/modelci@<ACT_REF>`` is
+  mapped with ``--local-repository`` to a copy of this checkout's ``.github``: the same resolution
+  GitHub does, spelled in a form act knows;
+- ``cache-mode:`` lines (2026-09) are dropped from the copies act parses (act's schema rejects the
+  key); the model repositories' own ``.github``, which their lint job checks with actionlint and
+  zizmor, keeps them.
+
+act runs with ``-P ubuntu-latest=-self-hosted`` (jobs run on this host, no Docker),
+``--no-cache-server`` and the artifact server bound to 127.0.0.1. ``actions/checkout`` is handled
+by act itself (it copies the working tree, honouring .gitignore).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+GITHUB_DIR = REPO_ROOT / ".github"
+STUBS = Path(__file__).resolve().parent / "stubs"
+VENV = Path(sys.executable).resolve().parent.parent
+ACT = Path(sys.executable).parent / "act"
+OWNER_REPO = "modelci/modelci"
+# Stand-in for "the commit that is running" in rewritten $/ references: 40 hex digits, so the
+# rewritten files still satisfy zizmor's hash-pin policy in the lint job of the model repository.
+ACT_REF = "a" * 40
+# Third-party action (owner/name) -> stub directory. actions/checkout is act's own.
+STUB_FOR = {
+    "actions/cache": "cache",
+    "actions/upload-artifact": "upload-artifact",
+    "actions/download-artifact": "download-artifact",
+    "actions/setup-python": "setup-python",
+    "astral-sh/setup-uv": "setup-uv",
+    "iterative/setup-cml": "setup-cml",
+}
+NATIVE = {"actions/checkout"}
+USES = re.compile(r"uses:\s*([A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+)(/[^@\s]*)?@([^\s#]+)")
+SELF_USES = re.compile(r"uses:\s*\$/(?:\./)?([^\s#]+)")
+CACHE_MODE = re.compile(r"^[ \t]*cache-mode:.*\n", re.MULTILINE)
+
+
+def third_party_refs(github_dir: Path = GITHUB_DIR) -> dict[str, str]:
+    """``owner/name@ref`` of every remote action used under ``github_dir`` -> owner/name."""
+    refs = {}
+    for path in sorted(github_dir.rglob("*.yml")):
+        for match in USES.finditer(path.read_text(encoding="utf-8")):
+            name, ref = match.group(1), match.group(3)
+            if name != OWNER_REPO:
+                refs[f"{name}@{ref}"] = name
+    return refs
+
+
+def rewrite_self_refs(text: str) -> str:
+    """``uses: $/PATH`` -> ``uses: modelci/modelci/PATH@ACT_REF``."""
+    return SELF_USES.sub(lambda m: f"uses: {OWNER_REPO}/{m.group(1)}@{ACT_REF}", text)
+
+
+def act_compatible(text: str) -> str:
+    """What act 0.2.89 can parse: self references rewritten, cache-mode lines dropped."""
+    return CACHE_MODE.sub("", rewrite_self_refs(text))
+
+
+def copy_github(destination: Path, *, for_act: bool, source: Path = GITHUB_DIR) -> Path:
+    """Copy ``.github`` with the self references rewritten (and, for act, cache-mode dropped)."""
+    if destination.exists():
+        shutil.rmtree(destination)
+    shutil.copytree(source, destination, ignore=shutil.ignore_patterns("__pycache__"))
+    for path in destination.rglob("*.yml"):
+        text = path.read_text(encoding="utf-8")
+        path.write_text(act_compatible(text) if for_act else rewrite_self_refs(text), "utf-8")
+    return destination
+
+
+def modelci_source(destination: Path) -> Path:
+    """The directory ``modelci/modelci@ACT_REF`` is mapped to: this checkout's .github for act."""
+    copy_github(destination / ".github", for_act=True)
+    return destination
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def host_path() -> str:
+    """PATH without this virtual environment: the workflow's setup step must provide it."""
+    venv_bin = str(VENV / "bin")
+    parts = [p for p in os.environ.get("PATH", "").split(os.pathsep) if p and p != venv_bin]
+    return os.pathsep.join(parts)
+
+
+@dataclass
+class Job:
+    name: str
+    result: str | None = None
+    started: float | None = None
+    finished: float | None = None
+    steps: list[tuple[str, str]] = field(default_factory=list)
+
+    @property
+    def seconds(self) -> float | None:
+        if self.started is None or self.finished is None:
+            return None
+        return self.finished - self.started
+
+
+@dataclass
+class ActRun:
+    """The outcome of one act invocation, parsed from its --json log."""
+
+    returncode: int
+    seconds: float
+    entries: list[dict[str, Any]]
+    jobs: dict[str, Job]
+    log: str
+    cache_dir: Path
+
+    def result(self, job: str) -> str | None:
+        return self.jobs[job].result if job in self.jobs else None
+
+    def results(self) -> dict[str, str | None]:
+        return {name: job.result for name, job in self.jobs.items()}
+
+    def output(self, job: str | None = None) -> str:
+        """The raw output of the steps (of one job)."""
+        return "".join(
+            str(entry.get("msg", ""))
+            for entry in self.entries
+            if entry.get("raw_output") and (job is None or entry.get("jobID") == job)
+        )
+
+    def step_result(self, job: str, step: str) -> str | None:
+        for name, result in self.jobs[job].steps:
+            if step in name:
+                return result
+        return None
+
+    def summaries(self) -> list[str]:
+        """Job summaries written to $GITHUB_STEP_SUMMARY during this run."""
+        return [
+            path.read_text(encoding="utf-8")
+            for path in sorted(self.cache_dir.rglob("SUMMARY.md"))
+            if path.stat().st_size
+        ]
+
+    def explain(self) -> str:
+        lines = [f"act exited {self.returncode} after {self.seconds:.1f}s; jobs:"]
+        for name, job in self.jobs.items():
+            lines.append(f"  {name}: {job.result} {job.steps}")
+        tail = "\n".join(self.log.splitlines()[-80:])
+        return "\n".join(lines) + "\n--- last log lines\n" + tail
+
+
+@dataclass
+class ActEnv:
+    """Where a run's stubs keep their state and what act maps to what."""
+
+    stub_root: Path
+    modelci_src: Path
+    extra_maps: dict[str, Path] = field(default_factory=dict)
+
+    def mappings(self) -> list[str]:
+        maps = [f"{OWNER_REPO}@{ACT_REF}={self.modelci_src}"]
+        for ref, name in third_party_refs().items():
+            if name in STUB_FOR:
+                maps.append(f"{ref}={STUBS / STUB_FOR[name]}")
+        maps += [f"{ref}={path}" for ref, path in self.extra_maps.items()]
+        return maps
+
+
+def run_act(
+    repo: Path,
+    event_name: str,
+    event: Mapping[str, Any],
+    workflow: Path,
+    env: ActEnv,
+    *,
+    work: Path,
+    secrets: Mapping[str, str] | None = None,
+    timeout: float = 900,
+) -> ActRun:
+    """Run ``act EVENT -W WORKFLOW -e event.json`` in ``repo``; ``work`` holds act's scratch."""
+    work.mkdir(parents=True, exist_ok=True)
+    event_file = work / "event.json"
+    event_file.write_text(json.dumps(event, indent=2), encoding="utf-8")
+    cache_dir = work / "act-cache"
+    args = [
+        str(ACT),
+        event_name,
+        "--json",
+        "-W",
+        str(workflow),
+        "-e",
+        str(event_file),
+        "-P",
+        "ubuntu-latest=-self-hosted",
+        "--no-cache-server",
+        "--artifact-server-addr",
+        "127.0.0.1",
+        "--artifact-server-port",
+        str(free_port()),
+        "--artifact-server-path",
+        str(work / "act-artifacts"),
+        "--pull=false",
+    ]
+    for mapping in env.mappings():
+        args += ["--local-repository", mapping]
+    child_env = {
+        key: value
+        for key, value in os.environ.items()
+        if not key.startswith(("MLFLOW_", "DVC_", "VIRTUAL_ENV", "GITHUB_", "ACT", "PYTEST_"))
+    }
+    child_env.update(
+        PATH=host_path(),
+        XDG_CACHE_HOME=str(cache_dir),
+        MODELCI_STUBS=str(STUBS),
+        MODELCI_STUB_ROOT=str(env.stub_root),
+        MODELCI_TEST_VENV=str(VENV),
+        DVC_NO_ANALYTICS="1",
+        NO_COLOR="1",
+        GIT_PAGER="cat",
+        TERM="dumb",
+        GIT_AUTHOR_NAME="modelci tests",
+        GIT_AUTHOR_EMAIL="tests@modelci.invalid",
+        GIT_COMMITTER_NAME="modelci tests",
+        GIT_COMMITTER_EMAIL="tests@modelci.invalid",
+    )
+    for name in secrets or {}:
+        args += ["-s", name]
+    child_env.update(secrets or {})
+    started = time.monotonic()
+    process = subprocess.Popen(
+        args,
+        cwd=repo,
+        env=child_env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        errors="replace",
+    )
+    entries: list[dict[str, Any]] = []
+    jobs: dict[str, Job] = {}
+    raw_lines = []
+    assert process.stdout is not None
+    try:
+        for line in process.stdout:
+            now = time.monotonic() - started
+            raw_lines.append(line)
+            if time.monotonic() - started > timeout:
+                process.kill()
+                raise TimeoutError(f"act ran longer than {timeout}s")
+            try:
+                entry = json.loads(line)
+            except ValueError:
+                continue
+            if not isinstance(entry, dict):
+                continue
+            entries.append(entry)
+            job_id = entry.get("jobID")
+            if not job_id:
+                continue
+            job = jobs.setdefault(job_id, Job(job_id))
+            if job.started is None:
+                job.started = now
+            if "stepResult" in entry and entry.get("stage") == "Main":
+                job.steps.append((str(entry.get("step", "")), str(entry["stepResult"])))
+            if "jobResult" in entry:
+                job.result = str(entry["jobResult"])
+                job.finished = now
+        returncode = process.wait(timeout=60)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    return ActRun(
+        returncode=returncode,
+        seconds=time.monotonic() - started,
+        entries=entries,
+        jobs=jobs,
+        log="".join(raw_lines),
+        cache_dir=cache_dir,
+    )
+
+
+def read_calls(stub_root: Path, stub: str | None = None) -> list[dict[str, Any]]:
+    """What the stubs recorded (``stubtool.record``), optionally only one stub's calls."""
+    path = stub_root / "calls.jsonl"
+    if not path.exists():
+        return []
+    calls = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line]
+    return [call for call in calls if stub is None or call["stub"] == stub]
+
+
+def comments(stub_root: Path) -> list[dict[str, Any]]:
+    """The pull-request comments as the recording cml left them."""
+    path = stub_root / "cml" / "comments.json"
+    return json.loads(path.read_text(encoding="utf-8")) if path.exists() else []

