@@ -1,0 +1,113 @@
+"""The ONNX Runtime predictor gives scikit-learn's predictions on the test set; models that do not
+convert fall back to scikit-learn."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from modelci.config import Params
+from modelci.serving.runtime import (
+    PROBA_TOLERANCE,
+    OnnxPredictor,
+    RuntimeUnavailableError,
+    SklearnPredictor,
+    build_predictor,
+    convert_to_onnx,
+)
+from modelci.serving.schema import InputSchema
+
+pytestmark = pytest.mark.model
+
+
+@pytest.fixture(scope="module")
+def schema(params: Params) -> InputSchema:
+    return InputSchema.from_params(params.data)
+
+
+@pytest.fixture(scope="module")
+def test_columns(test_frame: pd.DataFrame, schema: InputSchema) -> dict[str, list[Any]]:
+    rows = test_frame[list(schema.names)].to_dict(orient="records")
+    return schema.columns_from_records(rows)
+
+
+def test_onnx_matches_sklearn_on_the_test_set(
+    model: Any, schema: InputSchema, test_frame: pd.DataFrame, test_columns: dict[str, list[Any]]
+) -> None:
+    onnx = OnnxPredictor(convert_to_onnx(model, schema), model, schema)
+    got = onnx.predict(test_columns)
+    features = test_frame[list(schema.names)]
+    expected_proba = model.predict_proba(features)
+    assert got.probabilities is not None
+    assert np.max(np.abs(got.probabilities - expected_proba)) < PROBA_TOLERANCE
+    assert got.labels.tolist() == model.predict(features).tolist()
+    assert onnx.classes == model.classes_.tolist()
+
+
+def test_sklearn_predictor_equals_the_model(
+    model: Any, schema: InputSchema, test_frame: pd.DataFrame, test_columns: dict[str, list[Any]]
+) -> None:
+    got = SklearnPredictor(model, schema).predict(test_columns)
+    features = test_frame[list(schema.names)]
+    assert got.labels.tolist() == model.predict(features).tolist()
+    assert got.probabilities is not None
+    np.testing.assert_array_equal(got.probabilities, model.predict_proba(features))
+
+
+def test_auto_picks_onnx_for_the_default_model(model: Any, schema: InputSchema) -> None:
+    predictor, note = build_predictor(model, schema, "auto")
+    assert predictor.runtime == "onnx"
+    assert "matches scikit-learn" in note
+
+
+def test_missing_values_reach_both_runtimes_alike(model: Any, params: Params) -> None:
+    """With nullable columns, a null goes through the model's imputers in both runtimes."""
+    data = params.data.model_copy(
+        update={
+            "columns": {
+                name: spec.model_copy(update={"nullable": True})
+                for name, spec in params.data.columns.items()
+            }
+        }
+    )
+    schema = InputSchema.from_params(data)
+    rows = schema.example_rows(40, seed=3)
+    for index, row in enumerate(rows):
+        row[schema.names[index % len(schema.names)]] = None
+    columns = schema.columns_from_records(rows)
+    onnx = OnnxPredictor(convert_to_onnx(model, schema), model, schema).predict(columns)
+    reference = SklearnPredictor(model, schema).predict(columns)
+    assert onnx.probabilities is not None
+    assert reference.probabilities is not None
+    assert np.max(np.abs(onnx.probabilities - reference.probabilities)) < PROBA_TOLERANCE
+
+
+def test_a_model_that_does_not_convert_falls_back_to_sklearn(
+    schema: InputSchema, train_frame: pd.DataFrame, params: Params
+) -> None:
+    from sklearn.compose import ColumnTransformer
+    from sklearn.pipeline import Pipeline
+    from sklearn.preprocessing import FunctionTransformer
+
+    from modelci.pipeline.train import build_pipeline
+
+    fitted = build_pipeline(params.data, params.train)
+    # A FunctionTransformer with an arbitrary function has no ONNX converter.
+    model = Pipeline(
+        [
+            ("identity", FunctionTransformer(lambda frame: frame, feature_names_out="one-to-one")),
+            *fitted.steps,
+        ]
+    )
+    model.fit(train_frame[list(schema.names)], train_frame[params.data.target])
+    assert isinstance(model.steps[1][1], ColumnTransformer)
+    with pytest.raises(RuntimeUnavailableError, match="skl2onnx cannot convert"):
+        convert_to_onnx(model, schema)
+    predictor, note = build_predictor(model, schema, "auto")
+    assert predictor.runtime == "sklearn"
+    assert "ONNX not used" in note
+    with pytest.raises(RuntimeUnavailableError):
+        build_predictor(model, schema, "onnx")

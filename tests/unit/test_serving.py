@@ -1,0 +1,349 @@
+"""Unit tests of the serving pieces: schema validation, request formats, prediction log,
+model URIs, and the ASGI app in process with a stub predictor."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from modelci import model_source
+from modelci.model_source import ModelInfo, ModelSourceError
+from modelci.serving.app import ServedModel, ServingApp, Settings
+from modelci.serving.openapi import openapi_document
+from modelci.serving.predlog import PredictionLog, log_files, read_log
+from modelci.serving.runtime import Prediction
+from modelci.serving.schema import (
+    FieldSpec,
+    InputError,
+    InputSchema,
+    records_from_body,
+    records_from_invocation,
+)
+
+pytestmark = pytest.mark.unit
+
+TOKEN = "t"  # noqa: S105 - a test value
+SCHEMA = InputSchema(
+    [
+        FieldSpec("color", "category", categories=("red", "blue")),
+        FieldSpec("size", "float", min=0, max=10),
+        FieldSpec("count", "int", nullable=True),
+        FieldSpec("flag", "bool"),
+    ]
+)
+ROW = {"color": "red", "size": 1.5, "count": 2, "flag": True}
+
+
+def problems(rows: list[Any]) -> list[tuple[int, str | None, str]]:
+    with pytest.raises(InputError) as caught:
+        SCHEMA.columns_from_records(rows)
+    assert caught.value.status == 422
+    return [(p["row"], p["field"], p["problem"]) for p in caught.value.problems]
+
+
+def test_valid_rows_become_columns_in_schema_order() -> None:
+    columns = SCHEMA.columns_from_records([ROW, {**ROW, "count": None, "size": 3}])
+    assert list(columns) == ["color", "size", "count", "flag"]
+    assert columns["count"] == [2, None]
+    assert columns["size"] == [1.5, 3.0]
+
+
+def test_nullable_field_may_be_omitted_but_others_may_not() -> None:
+    row = {k: v for k, v in ROW.items() if k != "count"}
+    assert SCHEMA.columns_from_records([row])["count"] == [None]
+    assert problems([{k: v for k, v in ROW.items() if k != "size"}]) == [
+        (0, "size", "required field is missing")
+    ]
+
+
+@pytest.mark.parametrize(
+    ("change", "field", "text"),
+    [
+        ({"color": "green"}, "color", "not one of the declared categories"),
+        ({"color": ["red"]}, "color", "got array"),
+        ({"color": None}, "color", "must not be null"),
+        ({"size": "1"}, "size", "expected a number, got string"),
+        ({"size": True}, "size", "expected a number, got boolean"),
+        ({"size": 11}, "size", "above the maximum 10"),
+        ({"size": -1}, "size", "below the minimum 0"),
+        ({"size": float("inf")}, "size", "finite"),
+        ({"count": 1.5}, "count", "expected an integer"),
+        ({"count": 2**64}, "count", "64-bit"),
+        ({"flag": 1}, "flag", "expected a boolean, got number"),
+        ({"extra": 1}, "extra", "unknown field"),
+    ],
+)
+def test_each_problem_names_row_field_and_what_is_wrong(
+    change: dict[str, Any], field: str, text: str
+) -> None:
+    found = problems([ROW, {**ROW, **change}])
+    assert len(found) == 1
+    row, name, problem = found[0]
+    assert (row, name) == (1, field)
+    assert text in problem
+
+
+def test_whole_floats_are_accepted_for_int_columns() -> None:
+    assert SCHEMA.columns_from_records([{**ROW, "count": 3.0}])["count"] == [3]
+
+
+def test_problems_are_capped_and_long_values_are_not_echoed() -> None:
+    found = problems([{**ROW, "color": "x" * 10_000}] * 50)
+    assert len(found) == 10
+    assert all(len(problem) < 200 for _, _, problem in found)
+    long_name = problems([{**ROW, "y" * 10_000: 1}])
+    assert len(long_name[0][1] or "") <= 64
+
+
+def test_request_body_shapes() -> None:
+    assert records_from_body(ROW, 10) == [ROW]
+    assert records_from_body([ROW, ROW], 10) == [ROW, ROW]
+    with pytest.raises(InputError, match="got 0 rows"):
+        records_from_body([], 10)
+    with pytest.raises(InputError, match="too many rows") as caught:
+        records_from_body([ROW] * 11, 10)
+    assert caught.value.status == 413
+    with pytest.raises(InputError, match="got string"):
+        records_from_body("row", 10)
+
+
+def test_mlflow_invocation_formats_all_give_the_same_rows() -> None:
+    names = list(ROW)
+    forms = [
+        {"dataframe_split": {"columns": names, "data": [list(ROW.values())]}},
+        {"dataframe_split": {"columns": names, "data": [list(ROW.values())], "index": [0]}},
+        {"dataframe_records": [ROW]},
+        {"inputs": [ROW]},
+        {"instances": [ROW]},
+        {"inputs": {name: [value] for name, value in ROW.items()}},
+    ]
+    for form in forms:
+        assert records_from_invocation(form, 10) == [ROW], form
+
+
+@pytest.mark.parametrize(
+    ("payload", "text"),
+    [
+        ([ROW], "expected a JSON object"),
+        ({}, "exactly one of the keys"),
+        ({"inputs": [ROW], "dataframe_records": [ROW]}, "exactly one"),
+        ({"inputs": [ROW], "junk": 1}, "unknown key(s): junk"),
+        ({"dataframe_split": []}, "expected an object"),
+        ({"dataframe_split": {"columns": "a", "data": []}}, "columns"),
+        ({"dataframe_split": {"columns": ["a"], "data": 3}}, "data"),
+        ({"dataframe_split": {"columns": ["a"], "data": [[1, 2]]}}, "expected an array of 1"),
+        ({"inputs": {"a": [1], "b": [1, 2]}}, "equally long"),
+        ({"dataframe_records": {"a": 1}}, "expected an array"),
+    ],
+)
+def test_malformed_invocations_are_client_errors(payload: Any, text: str) -> None:
+    with pytest.raises(InputError) as caught:
+        records_from_invocation(payload, 10)
+    assert caught.value.status in (400, 422)
+    assert text in caught.value.message
+
+
+def test_example_rows_are_valid_and_deterministic() -> None:
+    rows = SCHEMA.example_rows(30, seed=5)
+    assert rows == SCHEMA.example_rows(30, seed=5)
+    SCHEMA.columns_from_records(rows)
+
+
+def test_openapi_document_uses_the_schema() -> None:
+    document = openapi_document(SCHEMA, 100)
+    row = document["components"]["schemas"]["Row"]
+    assert row["properties"]["color"] == {"enum": ["red", "blue"]}
+    assert row["properties"]["count"]["type"] == ["integer", "null"]
+    assert row["required"] == ["color", "size", "flag"]
+    body = document["paths"]["/predict"]["post"]["requestBody"]["content"]["application/json"]
+    assert body["schema"]["oneOf"][1]["maxItems"] == 100
+    json.dumps(document)  # serializable
+
+
+def _prediction(n: int) -> Prediction:
+    probabilities = np.tile([[0.25, 0.75]], (n, 1))
+    return Prediction(np.ones(n, dtype=int), probabilities, probabilities[:, 1])
+
+
+def test_prediction_log_samples_rotates_and_reads_back(tmp_path: Path) -> None:
+    log = PredictionLog(tmp_path, sample_rate=1.0, max_bytes=2000, backups=2)
+    columns = SCHEMA.columns_from_records([ROW] * 5)
+    for _ in range(20):
+        log.submit({"model_version": "3"}, columns, _prediction(5))
+    log.close()
+    files = log_files(tmp_path)
+    assert [f.name for f in files] == [
+        "predictions.jsonl.2",
+        "predictions.jsonl.1",
+        "predictions.jsonl",
+    ]
+    assert all(f.stat().st_size <= 2000 for f in files)
+    records = list(read_log(tmp_path))
+    assert 0 < len(records) < 100  # the oldest rotated away
+    assert records[-1] == {
+        "ts": records[-1]["ts"],
+        "model_version": "3",
+        "input": ROW,
+        "prediction": 1,
+        "probabilities": [0.25, 0.75],
+    }
+
+
+def test_prediction_log_drops_instead_of_growing(tmp_path: Path) -> None:
+    log = PredictionLog(tmp_path, sample_rate=0.0, queue_size=2)
+    assert not any(log.sampled() for _ in range(100))
+    columns = SCHEMA.columns_from_records([ROW])
+    accepted = [log.submit({}, columns, _prediction(1)) for _ in range(10_000)]
+    assert log.dropped == accepted.count(False)
+    log.close()
+    with pytest.raises(ValueError, match="sample_rate"):
+        PredictionLog(tmp_path, sample_rate=2.0)
+
+
+def test_read_log_skips_a_torn_last_line(tmp_path: Path) -> None:
+    (tmp_path / "predictions.jsonl").write_text('{"input": {"a": 1}}\n{"inp', encoding="utf-8")
+    assert list(read_log(tmp_path)) == [{"input": {"a": 1}}]
+
+
+@pytest.mark.parametrize(
+    ("uri", "kind", "attrs"),
+    [
+        ("models:/m@champion", "registry", {"name": "m", "alias": "champion"}),
+        ("models:/m/3", "registry", {"name": "m", "version": "3"}),
+        ("runs:/abc", "run", {"run_id": "abc", "artifact_path": "model_file/model.skops"}),
+        ("runs:/abc/model", "run", {"artifact_path": "model_file/model.skops"}),
+        ("runs:/abc/x/y.skops", "run", {"artifact_path": "x/y.skops"}),
+        ("models/model.skops", "file", {"path": Path("models/model.skops")}),
+    ],
+)
+def test_model_uris_parse(uri: str, kind: str, attrs: dict[str, Any]) -> None:
+    ref = model_source.parse(uri)
+    assert ref.kind == kind
+    for key, value in attrs.items():
+        assert getattr(ref, key) == value
+
+
+@pytest.mark.parametrize(
+    "uri", ["models:/m", "models:/m/latest", "models:/@x", "runs:/", "s3://bucket/model.skops"]
+)
+def test_malformed_model_uris_are_refused(uri: str) -> None:
+    with pytest.raises(ModelSourceError, match=r"expected|unsupported"):
+        model_source.parse(uri)
+
+
+def test_local_file_load_verifies_a_pinned_sha256(tmp_path: Path) -> None:
+    from modelci.errors import ModelFileError
+
+    path = tmp_path / "model.skops"
+    path.write_bytes(b"not a model")
+    with pytest.raises(ModelFileError, match="does not match"):
+        model_source.load(str(path), expected_sha256="0" * 64)
+    with pytest.raises(ModelFileError, match="not a valid skops model file"):
+        model_source.load(str(path))
+    with pytest.raises(ModelFileError, match="model file not found"):
+        model_source.load(str(tmp_path / "absent.skops"))
+
+
+def test_read_metrics_keeps_numbers_only(tmp_path: Path) -> None:
+    path = tmp_path / "metrics.json"
+    path.write_text('{"a": 1, "b": 0.5, "c": "x", "d": true}', encoding="utf-8")
+    assert model_source.read_metrics(path) == {"a": 1.0, "b": 0.5}
+    assert model_source.read_metrics(tmp_path / "absent.json") == {}
+
+
+# -- the ASGI app in process -------------------------------------------------------------
+
+
+class StubPredictor:
+    runtime = "stub"
+
+    def __init__(self, fail: bool = False) -> None:
+        self.fail = fail
+        self.classes: list[Any] | None = [0, 1]
+
+    def predict(self, columns: dict[str, list[Any]]) -> Prediction:
+        if self.fail:
+            raise ValueError("boom inside the model")
+        return _prediction(len(columns["color"]))
+
+
+def served(version: str = "1", fail: bool = False) -> ServedModel:
+    info = ModelInfo(uri="models:/m@champion", kind="registry", sha256="ab" * 32, version=version)
+    return ServedModel(info, SCHEMA, StubPredictor(fail), "stub runtime")
+
+
+def call(app: ServingApp, method: str, path: str, body: bytes = b"", **headers: str) -> Any:
+    import httpx
+
+    async def go() -> httpx.Response:
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+            return await client.request(method, path, content=body, headers=headers)
+
+    return asyncio.run(go())
+
+
+JSON = {"content-type": "application/json"}
+
+
+def test_app_predicts_with_the_stub() -> None:
+    app = ServingApp(served())
+    response = call(app, "POST", "/predict", json.dumps(ROW).encode(), **JSON)
+    assert response.status_code == 200
+    assert response.json() == {
+        "predictions": [1],
+        "probabilities": [[0.25, 0.75]],
+        "classes": [0, 1],
+        "model_version": "1",
+        "model_sha256": "ab" * 32,
+    }
+
+
+def test_a_failure_inside_the_model_is_a_500_without_details(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    app = ServingApp(served(fail=True))
+    response = call(app, "POST", "/predict", json.dumps(ROW).encode(), **JSON)
+    assert response.status_code == 500
+    assert "boom" not in response.text
+    assert "boom inside the model" in capsys.readouterr().err
+
+
+def test_reload_swaps_the_model_and_a_failed_reload_keeps_the_old_one() -> None:
+    versions = iter(["2"])
+
+    def loader() -> ServedModel:
+        version = next(versions, None)
+        if version is None:
+            raise RuntimeError("registry unreachable")
+        return served(version)
+
+    app = ServingApp(served("1"), Settings(admin_token=TOKEN), loader=loader)
+    auth = {"authorization": "Bearer t"}
+    response = call(app, "POST", "/admin/reload", **auth)
+    assert response.status_code == 200
+    assert response.json()["model"]["version"] == "2"
+    response = call(app, "POST", "/admin/reload", **auth)
+    assert response.status_code == 502
+    assert "registry unreachable" in response.json()["message"]
+    assert app.served.info.version == "2"
+
+
+def test_reload_without_a_source_is_refused() -> None:
+    app = ServingApp(served(), Settings(admin_token=TOKEN))
+    response = call(app, "POST", "/admin/reload", authorization="Bearer t")
+    assert response.status_code == 502
+    assert "no model source" in response.json()["message"]
+
+
+def test_ready_is_503_while_draining() -> None:
+    app = ServingApp(served())
+    assert call(app, "GET", "/ready").status_code == 200
+    app.draining = True
+    assert call(app, "GET", "/ready").status_code == 503
+    assert call(app, "GET", "/health").status_code == 200
