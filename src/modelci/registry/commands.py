@@ -165,9 +165,49 @@ def cmd_deploy(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_release_reviewed(args: argparse.Namespace) -> int:
+    from modelci.fileio import write_json
+    from modelci.registry.release import find_reviewed_report
+
+    api = os.environ.get("MODELCI_GITHUB_API_URL") or os.environ.get(
+        "GITHUB_API_URL", "https://api.github.com"
+    )
+    token = os.environ.get("GH_TOKEN", "")
+    found = find_reviewed_report(api, args.repo, args.commit, token, args.artifact)
+    out = Path(args.out)
+    if found is None:
+        message = f"no PR report found for {args.commit[:12]}: the reproduced model is used"
+        print(f"release-reviewed: {message}")
+        _emit({"found": "false", "sha256": ""}, f"## Reviewed model\n\n- {message}\n")
+        if args.require == "true":
+            from modelci.registry.release import ReleaseError
+
+            raise ReleaseError(message)
+        return 0
+    write_json(out / "report.json", found)
+    sha = found["model"]["sha256"]
+    print(f"release-reviewed: PR #{found['pr_number']} reviewed model sha256 {sha}")
+    _emit(
+        {"found": "true", "sha256": sha, "pr_number": str(found["pr_number"])},
+        f"## Reviewed model\n\n- PR #{found['pr_number']}, model sha256 `{sha}`\n",
+    )
+    return 0
+
+
 def cmd_release_image(args: argparse.Namespace) -> int:
     from modelci.registry.release import build_image
 
+    target = args.target or _params(args).registry.deploy_target
+    if target != "kubernetes" and not args.always:
+        message = f"deploy target {target!r} needs no image: none was built"
+        print(f"release-image: {message}")
+        _emit({"image": "", "digest": ""}, f"## Image\n\n- {message}\n")
+        return 0
+    if not Path(args.file).is_file():
+        message = f"{args.file} not found: no image was built"
+        print(f"release-image: {message}")
+        _emit({"image": "", "digest": ""}, f"## Image\n\n- {message}\n")
+        return 0
     build_args = dict(item.split("=", 1) for item in args.build_arg)
     ref = build_image(args.image, args.tag, Path(args.context), Path(args.file), build_args)
     print(f"release-image: pushed {ref}")
@@ -278,14 +318,31 @@ def register(sub: Any) -> None:
     p.add_argument("--context", default=".")
     p.add_argument("--file", default="Dockerfile")
     p.add_argument("--build-arg", action="append", default=[], metavar="KEY=VALUE")
+    p.add_argument("--target", default="", help="deploy target (default registry.deploy_target)")
+    p.add_argument("--always", action="store_true", help="build whatever the target")
     p.set_defaults(handler=cmd_release_image)
+
+    p = sub.add_parser("release-reviewed", help="find the merged PR's report and its model sha256")
+    _common(p)
+    p.add_argument("--repo", required=True, help="OWNER/NAME")
+    p.add_argument("--commit", required=True, help="the merge commit (40 hex digits)")
+    p.add_argument("--artifact", default="modelci-report", help="report artifact name")
+    p.add_argument("--out", default=".modelci/reviewed", help="where report.json is written")
+    p.add_argument(
+        "--require",
+        choices=("true", "false"),
+        default="false",
+        help="fail when no report is found (%(default)s)",
+    )
+    p.set_defaults(handler=cmd_release_reviewed)
 
     p = sub.add_parser("release-publish", help="tag model-v<version> with card, metrics, lineage")
     _common(p)
     p.add_argument("--version", type=_version_arg, required=True)
     p.add_argument("--out", default="release", help="directory for the notes and files")
     p.add_argument("--image", default="")
-    p.add_argument("--deploy-json", default="")
+    p.add_argument("--deploy-target", default="", help="recorded in the release")
+    p.add_argument("--smoke", default="", help="smoke test result, recorded in the release")
     p.add_argument("--target", default="", help="commit to tag (default: the version's)")
     p.add_argument("--no-publish", action="store_true", help="write the files only")
     p.set_defaults(handler=cmd_release_publish)

@@ -110,8 +110,13 @@ def read_report(path: Path) -> tuple[str | None, str]:
         raise RegistryError(f"{path}: PR report not found") from None
     except (OSError, ValueError) as error:
         raise RegistryError(f"{path}: cannot read PR report: {error}".splitlines()[0]) from None
-    pr = report.get("pr_number") or report.get("pr") if isinstance(report, dict) else None
-    label = f"PR #{pr}" if isinstance(pr, int) else path.name
+    pr = report.get("pr_number") if isinstance(report, dict) else None
+    if pr is None and (path.parent / "metadata.json").is_file():  # the CI report artifact
+        try:
+            pr = json.loads((path.parent / "metadata.json").read_text("utf-8")).get("pr_number")
+        except (OSError, ValueError, AttributeError):
+            pr = None
+    label = f"PR #{pr}" if isinstance(pr, int) and not isinstance(pr, bool) else path.name
     return find_sha256(report), label
 
 

@@ -57,6 +57,7 @@ def build_image(
         raise ReleaseError(f"invalid image reference {image!r}:{tag!r}")
     if not dockerfile.is_file():
         raise ReleaseError(f"{dockerfile}: Dockerfile not found")
+    login(image)
     with tempfile.TemporaryDirectory(prefix="modelci-build-") as tmp:
         metadata = Path(tmp) / "metadata.json"
         args = [_tool("docker"), "buildx", "build", "--push", "--metadata-file", str(metadata)]
@@ -71,6 +72,27 @@ def build_image(
     if not isinstance(digest, str) or not DIGEST_RE.match(digest):
         raise ReleaseError(f"docker buildx reported an invalid digest {str(digest)[:80]!r}")
     return f"{image}@{digest}"
+
+
+def login(image: str) -> None:
+    """``docker login`` to the image's registry with ``$REGISTRY_TOKEN`` on stdin (never argv)."""
+    import os
+
+    token = os.environ.get("REGISTRY_TOKEN", "")
+    if not token:
+        return
+    host = image.split("/", 1)[0]
+    user = os.environ.get("REGISTRY_USER") or os.environ.get("GITHUB_ACTOR") or "modelci"
+    done = subprocess.run(  # noqa: S603 - fixed argument list, token on stdin
+        [_tool("docker"), "login", host, "--username", user, "--password-stdin"],
+        input=token,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    if done.returncode != 0:
+        raise ReleaseError(f"docker login {host} failed (exit {done.returncode})")
 
 
 def release_tag(version: int) -> str:
@@ -157,3 +179,99 @@ def publish_release(tag: str, title: str, notes: Path, files: list[Path], target
         "gh release create",
     )
     return f"release {tag} created"
+
+
+# -- the reviewed model: the PR report of the merged pull request ------------------------------
+
+MAX_ARCHIVE = 20 * 1024 * 1024
+
+
+def _api_get(url: str, token: str, accept: str = "application/vnd.github+json") -> bytes:
+    import urllib.error
+    import urllib.request
+
+    if not url.startswith(("https://", "http://")):
+        raise ReleaseError(f"refusing non-http(s) API URL {url[:80]!r}")
+    headers = {"Accept": accept, "X-GitHub-Api-Version": "2022-11-28"}
+    if token:
+        headers["Authorization"] = f"Bearer {token}"
+    request = urllib.request.Request(url, headers=headers)  # noqa: S310 - http(s) checked
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:  # noqa: S310
+            data: bytes = response.read(MAX_ARCHIVE + 1)
+    except urllib.error.HTTPError as error:
+        raise ReleaseError(f"GitHub API {url.split('?')[0]}: HTTP {error.code}") from None
+    except (urllib.error.URLError, OSError, TimeoutError) as error:
+        raise ReleaseError(f"GitHub API {url.split('?')[0]}: {error}") from None
+    if len(data) > MAX_ARCHIVE:
+        raise ReleaseError(f"GitHub API {url.split('?')[0]}: response over {MAX_ARCHIVE} bytes")
+    return data
+
+
+def _json(data: bytes, what: str) -> Any:
+    try:
+        return json.loads(data)
+    except ValueError:
+        raise ReleaseError(f"{what}: not JSON") from None
+
+
+def find_reviewed_report(
+    api: str, repo: str, commit: str, token: str, artifact: str
+) -> dict[str, Any] | None:
+    """The report of the last successful PR run of the pull request merged as ``commit``.
+
+    Returns ``{"pr_number", "head_sha", "model": {"sha256"}, "run_id"}`` or None when the commit
+    came from no pull request or no report artifact is found. The artifact is untrusted data:
+    its size is bounded, only ``report.json`` and ``metadata.json`` are read, and its PR number
+    and head commit must match the pull request's.
+    """
+    import io
+    import zipfile
+
+    if not re.match(r"^[\w.-]+/[\w.-]+$", repo) or not re.match(r"^[0-9a-f]{40}$", commit):
+        raise ReleaseError(f"invalid repository {repo!r} or commit {commit!r}")
+    base = f"{api.rstrip('/')}/repos/{repo}"
+    pulls = _json(_api_get(f"{base}/commits/{commit}/pulls", token), "pulls of the commit")
+    if not isinstance(pulls, list) or not pulls:
+        return None
+    merged = [p for p in pulls if isinstance(p, dict) and p.get("merge_commit_sha") == commit]
+    pr = (merged or pulls)[0]
+    number, head = pr.get("number"), (pr.get("head") or {}).get("sha")
+    if not isinstance(number, int) or not isinstance(head, str):
+        return None
+    runs = _json(
+        _api_get(f"{base}/actions/runs?head_sha={head}&event=pull_request&per_page=20", token),
+        "workflow runs",
+    )
+    for run in (runs or {}).get("workflow_runs", []):
+        run_id = run.get("id")
+        if not isinstance(run_id, int):
+            continue
+        listing = _json(
+            _api_get(f"{base}/actions/runs/{run_id}/artifacts?name={artifact}", token),
+            "artifacts",
+        )
+        for item in (listing or {}).get("artifacts", []):
+            url = item.get("archive_download_url")
+            if item.get("expired") or not isinstance(url, str):
+                continue
+            archive = _api_get(url, token, accept="application/octet-stream")
+            try:
+                with zipfile.ZipFile(io.BytesIO(archive)) as zf:
+                    names = set(zf.namelist())
+                    report = json.loads(zf.read("report.json")) if "report.json" in names else {}
+                    meta = json.loads(zf.read("metadata.json")) if "metadata.json" in names else {}
+            except (zipfile.BadZipFile, ValueError, KeyError):
+                continue
+            from modelci.registry.register import find_sha256
+
+            sha = find_sha256(report)
+            if sha is None or meta.get("pr_number") != number or meta.get("head_sha") != head:
+                continue
+            return {
+                "pr_number": number,
+                "head_sha": head,
+                "run_id": run_id,
+                "model": {"sha256": sha},
+            }
+    return None
