@@ -28,7 +28,7 @@ def register(sub: Any) -> None:
         default=_env("MODEL_URI", None),
         metavar="URI",
         help="models:/NAME@ALIAS, models:/NAME/VERSION, runs:/RUN_ID or a .skops path "
-        "(MODELCI_MODEL_URI; default models:/<tracking.model_name>@champion)",
+        "(MODELCI_MODEL_URI; default models:/<tracking.model_name>@<registry.champion_alias>)",
     )
     add("--params", default=_env("PARAMS", "params.yaml"), metavar="FILE",
         help="parameters file with the input schema (data.columns) (MODELCI_PARAMS)")  # fmt: skip
@@ -76,7 +76,13 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from modelci.serving.server import ServeConfig, serve
 
     params_path = Path(args.params)
-    model_uri = args.model or f"models:/{load_params(params_path).tracking.model_name}@champion"
+    if args.model:
+        model_uri = args.model
+    else:
+        params = load_params(params_path)
+        registry = getattr(params, "registry", None)
+        alias = getattr(registry, "champion_alias", "champion")
+        model_uri = f"models:/{params.tracking.model_name}@{alias}"
     ref = model_source.parse(model_uri)
     tracking_uri = None
     if ref.kind != "file":
