@@ -10,7 +10,7 @@ VENV := .venv
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 export UV_PYTHON_DOWNLOADS := never
 
-.PHONY: help install repro test lint format typecheck pytest bench dag clean
+.PHONY: help install repro test lint format typecheck pytest bench dag clean serve bench-serving
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
@@ -44,6 +44,13 @@ test: lint pytest ## lint, then the whole test suite (what CI runs)
 
 bench: install ## measure the pipeline and CLI; writes docs/benchmarks.md
 	python benchmarks/bench_pipeline.py
+
+MODEL ?= models/model.skops
+serve: install ## serve MODEL (a .skops path or models:/NAME@ALIAS) on 127.0.0.1:8080
+	modelci serve --model $(MODEL)
+
+bench-serving: install ## serving latency/throughput vs mlflow models serve (QUICK=1 for a dry run)
+	python benchmarks/bench_serving.py $(if $(QUICK),--quick,)
 
 dag: install ## show the pipeline graph
 	dvc dag

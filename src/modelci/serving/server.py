@@ -50,6 +50,13 @@ def load_served(config: ServeConfig) -> ServedModel:
         expected_sha256=config.expected_sha256,
         metrics_file=config.metrics_file,
     )
+    if config.threads > 0:
+        from threadpoolctl import threadpool_limits
+
+        # Single-row requests are slower with an OpenMP/BLAS pool than without one (much slower
+        # on a busy machine). threadpoolctl limits only libraries already loaded, so this runs
+        # after the model (and with it scikit-learn's OpenMP runtime) is loaded.
+        threadpool_limits(limits=config.threads)
     predictor, note = build_predictor(loaded.model, schema, config.runtime)
     predictor.predict(schema.columns_from_records(schema.example_rows(1)))  # warm-up
     return ServedModel(info=loaded.info, schema=schema, predictor=predictor, runtime_note=note)
@@ -124,11 +131,6 @@ def serve(config: ServeConfig) -> int:
     from prometheus_client import disable_created_metrics
 
     disable_created_metrics()  # type: ignore[no-untyped-call] # no *_created series: half the /metrics size, nothing lost
-    if config.threads > 0:
-        from threadpoolctl import threadpool_limits
-
-        # Single-row requests are slower with an OpenMP/BLAS pool than without one.
-        threadpool_limits(limits=config.threads)
     app = build_app(config)
     served = app.served
     uv_config = uvicorn.Config(
