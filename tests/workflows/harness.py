@@ -11,6 +11,9 @@ third-party actions mapped to the small stubs in ``tests/workflows/stubs`` (see 
   key); the model repositories' own ``.github``, which their lint job checks with actionlint and
   zizmor, keeps them.
 
+``stubs/summary-bin/bash`` is first on PATH: it runs the real bash and keeps what each step writes
+to ``$GITHUB_STEP_SUMMARY`` (act empties that file before each step), for ``ActRun.summaries``.
+
 act runs with ``-P ubuntu-latest=-self-hosted`` (jobs run on this host, no Docker),
 ``--no-cache-server`` and the artifact server bound to 127.0.0.1. ``actions/checkout`` is handled
 by act itself (it copies the working tree, honouring .gitignore).
@@ -34,7 +37,7 @@ from typing import Any
 REPO_ROOT = Path(__file__).resolve().parents[2]
 GITHUB_DIR = REPO_ROOT / ".github"
 STUBS = Path(__file__).resolve().parent / "stubs"
-VENV = Path(sys.executable).resolve().parent.parent
+VENV = Path(sys.prefix)
 ACT = Path(sys.executable).parent / "act"
 OWNER_REPO = "modelci/modelci"
 # Stand-in for "the commit that is running" in rewritten $/ references: 40 hex digits, so the
@@ -131,6 +134,7 @@ class ActRun:
     jobs: dict[str, Job]
     log: str
     cache_dir: Path
+    log_file: Path
 
     def result(self, job: str) -> str | None:
         return self.jobs[job].result if job in self.jobs else None
@@ -146,26 +150,30 @@ class ActRun:
             if entry.get("raw_output") and (job is None or entry.get("jobID") == job)
         )
 
+    def summaries(self) -> list[str]:
+        """What the jobs of this run wrote to $GITHUB_STEP_SUMMARY (``stubs/summary-bin/bash``)."""
+        return [
+            path.read_text(encoding="utf-8")
+            for path in sorted((self.log_file.parent / "summaries").glob("*.md"))
+            if path.stat().st_size
+        ]
+
     def step_result(self, job: str, step: str) -> str | None:
         for name, result in self.jobs[job].steps:
             if step in name:
                 return result
         return None
 
-    def summaries(self) -> list[str]:
-        """Job summaries written to $GITHUB_STEP_SUMMARY during this run."""
-        return [
-            path.read_text(encoding="utf-8")
-            for path in sorted(self.cache_dir.rglob("SUMMARY.md"))
-            if path.stat().st_size
-        ]
-
     def explain(self) -> str:
-        lines = [f"act exited {self.returncode} after {self.seconds:.1f}s; jobs:"]
+        """Job results, steps, and the output of the jobs that did not succeed."""
+        lines = [f"act exited {self.returncode} after {self.seconds:.1f}s (log: {self.log_file})"]
         for name, job in self.jobs.items():
             lines.append(f"  {name}: {job.result} {job.steps}")
-        tail = "\n".join(self.log.splitlines()[-80:])
-        return "\n".join(lines) + "\n--- last log lines\n" + tail
+        for name, job in self.jobs.items():
+            if job.result != "success":
+                lines += [f"--- output of {name}", self.output(name)[-6000:]]
+        errors = [str(e.get("msg")) for e in self.entries if e.get("level") == "error"]
+        return "\n".join([*lines, "--- errors", *errors[-20:]])
 
 
 @dataclass
@@ -227,8 +235,10 @@ def run_act(
         for key, value in os.environ.items()
         if not key.startswith(("MLFLOW_", "DVC_", "VIRTUAL_ENV", "GITHUB_", "ACT", "PYTEST_"))
     }
+    (work / "summaries").mkdir(exist_ok=True)
     child_env.update(
-        PATH=host_path(),
+        PATH=f"{STUBS / 'summary-bin'}{os.pathsep}{host_path()}",
+        MODELCI_KEEP_SUMMARIES=str(work / "summaries"),
         XDG_CACHE_HOME=str(cache_dir),
         MODELCI_STUBS=str(STUBS),
         MODELCI_STUB_ROOT=str(env.stub_root),
@@ -279,7 +289,8 @@ def run_act(
             job = jobs.setdefault(job_id, Job(job_id))
             if job.started is None:
                 job.started = now
-            if "stepResult" in entry and entry.get("stage") == "Main":
+            top_level = len(entry.get("stepID") or []) == 1
+            if "stepResult" in entry and entry.get("stage") == "Main" and top_level:
                 job.steps.append((str(entry.get("step", "")), str(entry["stepResult"])))
             if "jobResult" in entry:
                 job.result = str(entry["jobResult"])
@@ -289,6 +300,8 @@ def run_act(
         if process.poll() is None:
             process.kill()
             process.wait()
+        log_file = work / "act.log"
+        log_file.write_text("".join(raw_lines), encoding="utf-8")
     return ActRun(
         returncode=returncode,
         seconds=time.monotonic() - started,
@@ -296,6 +309,7 @@ def run_act(
         jobs=jobs,
         log="".join(raw_lines),
         cache_dir=cache_dir,
+        log_file=log_file,
     )
 
 

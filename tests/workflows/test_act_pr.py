@@ -1,0 +1,220 @@
+"""End to end under act: this repository's pull-request workflows on a model repository.
+
+Pull request #7 first improves the model (every job passes; the comment workflow creates the
+comment with the metric diff and the plots), then a second push regresses it beyond the gate's
+tolerance (the model job fails; the same comment is updated and names the metric). Other pull
+requests: a stale dvc.lock, and a title and branch name full of shell metacharacters and ``${{ }}``.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.workflows import harness
+from tests.workflows.conftest import (
+    ModelRepo,
+    keep_artifact,
+    pull_request_event,
+    workflow_run_event,
+)
+
+pytestmark = [pytest.mark.workflows, pytest.mark.slow]
+
+CI_JOBS = ("lint", "test", "model", "all-green")
+ZWSP = "\u200b"
+# What act passes as github.token (GitHub provides one to every run).
+TOKEN = "ghs_fake_token_for_the_tests"  # noqa: S105 - not a secret
+
+
+def conclusion(run: harness.ActRun) -> str:
+    return "success" if run.result("all-green") == "success" else "failure"
+
+
+def plain(markdown: str) -> str:
+    """Markdown as a reader sees the text: no zero-width spaces, no backslash escapes."""
+    return re.sub(r"\\(.)", r"\1", markdown.replace(ZWSP, ""))
+
+
+@dataclass
+class PullRequest7:
+    stub_root: Path
+    first: harness.ActRun
+    first_comment: harness.ActRun
+    comments_after_first: list[dict[str, Any]]
+    second: harness.ActRun
+    second_comment: harness.ActRun
+
+    def cml_calls(self) -> list[dict[str, Any]]:
+        return harness.read_calls(self.stub_root, "cml")
+
+
+@pytest.fixture(scope="module")
+def pr7(
+    model_repo: ModelRepo, modelci_src: Path, tmp_path_factory: pytest.TempPathFactory
+) -> PullRequest7:
+    work = tmp_path_factory.mktemp("pr7")
+    stub_root = model_repo.stub_root(work / "stubs")
+    env = harness.ActEnv(stub_root=stub_root, modelci_src=modelci_src)
+    default_branch = model_repo.clone("main", work / "main")
+    comment_workflow = modelci_src / ".github" / "workflows" / "pr-comment.yml"
+
+    def pull_request(branch: str, run_id: int) -> harness.ActRun:
+        repo = model_repo.clone(branch, work / branch)
+        event = pull_request_event(model_repo, 7, branch, title=f"Tune the model ({branch})")
+        run = harness.run_act(
+            repo,
+            "pull_request",
+            event,
+            repo / ".github" / "workflows" / "pr.yml",
+            env,
+            work=work / f"act-{run_id}",
+        )
+        keep_artifact(stub_root, run_id)
+        return run
+
+    def comment(branch: str, run_id: int, pr_run: harness.ActRun) -> harness.ActRun:
+        event = workflow_run_event(model_repo, run_id, branch, 7, conclusion(pr_run))
+        return harness.run_act(
+            default_branch,
+            "workflow_run",
+            event,
+            comment_workflow,
+            env,
+            work=work / f"act-comment-{run_id}",
+            secrets={"GITHUB_TOKEN": TOKEN},
+        )
+
+    first = pull_request("improve", 1001)
+    first_comment = comment("improve", 1001, first)
+    after_first = copy.deepcopy(harness.comments(stub_root))
+    second = pull_request("regress", 1002)
+    second_comment = comment("regress", 1002, second)
+    return PullRequest7(stub_root, first, first_comment, after_first, second, second_comment)
+
+
+def test_improving_pr_passes_every_job(pr7: PullRequest7) -> None:
+    run = pr7.first
+    assert {job: run.result(job) for job in CI_JOBS} == dict.fromkeys(
+        CI_JOBS, "success"
+    ), run.explain()
+    assert run.returncode == 0, run.explain()
+
+
+def test_improving_pr_uploads_the_report_with_plots_and_metadata(
+    pr7: PullRequest7, model_repo: ModelRepo
+) -> None:
+    upload = harness.read_calls(pr7.stub_root, "upload-artifact")[0]
+    assert {"report.md", "report.json", "metadata.json", "verdict.json"} <= set(upload["files"])
+    assert {f"plots/{n}.png" for n in ("roc", "precision_recall", "confusion")} <= set(
+        upload["files"]
+    )
+    kept = pr7.stub_root / "artifacts" / "runs" / "1001" / "modelci-report"
+    metadata = json.loads((kept / "metadata.json").read_text(encoding="utf-8"))
+    assert metadata["pr_number"] == 7
+    assert metadata["head_sha"] == model_repo.shas["improve"]
+    verdict = json.loads((kept / "verdict.json").read_text(encoding="utf-8"))
+    assert verdict["passed"] is True
+
+
+def test_the_dvc_cache_is_keyed_on_dvc_lock_and_restored(pr7: PullRequest7) -> None:
+    restore = harness.read_calls(pr7.stub_root, "cache")[0]
+    assert re.fullmatch(r"dvc-Linux-[0-9a-f]{64}", restore["key"]), restore
+    assert restore["restore_keys"] == ["dvc-Linux-"]
+    assert restore["matched"] == "dvc-Linux-warm"
+    assert restore["paths"] == ["./.dvc/cache"]
+
+
+def test_the_report_reaches_the_job_summary(pr7: PullRequest7) -> None:
+    for run in (pr7.first, pr7.second):
+        assert run.step_result("model", "Job summary") == "success"
+        summaries = run.summaries()
+        assert any("| **accuracy** | 0.7989 |" in text for text in summaries), summaries
+
+
+def test_lint_and_tests_ran_the_project_tools(pr7: PullRequest7) -> None:
+    lint = [name for name, _ in pr7.first.jobs["lint"].steps]
+    assert lint[-4:] == [
+        "ruff (PEP 8, pyflakes, imports, bugbear, bandit)",
+        "black",
+        "actionlint (with shellcheck)",
+        "zizmor",
+    ]
+    assert "1 passed" in pr7.first.output("test")
+    uv_syncs = harness.read_calls(pr7.stub_root, "uv")
+    assert {tuple(call["args"]) for call in uv_syncs} == {
+        ("sync", "--frozen", "--all-extras", "--python", "3.11")
+    }
+
+
+def test_comment_is_created_with_the_diff_and_the_plots(pr7: PullRequest7) -> None:
+    run = pr7.first_comment
+    assert run.result("comment") == "success", run.explain()
+    (comment,) = pr7.comments_after_first
+    assert comment["target"] == "pr/7"
+    body = plain(comment["body"])
+    assert "modelci report: gate passed" in body
+    assert "| **accuracy** | 0.7989 | 0.8062 | +0.0072 | ▲ improved |" in body
+    assert "| train.estimator_params.max_leaf_nodes | 15 | 31 |" in body
+    first_call = pr7.cml_calls()[0]
+    assert first_call["done"] == "created"
+    assert first_call["args"][:2] == ["comment", "update"]
+    assert first_call["repo"] == "https://github.com/modelci/example-model"
+    published = first_call["published"]
+    assert sorted(Path(p["target"]).name for p in published) == [
+        "confusion.png",
+        "precision_recall.png",
+        "roc.png",
+    ]
+    assert all(p["inside"] and p["png"] for p in published), published
+    for entry in published:
+        assert f"https://asset.invalid/{entry['sha256']}" in comment["body"]
+
+
+def test_comment_job_read_the_artifact_of_the_triggering_run(pr7: PullRequest7) -> None:
+    downloads = harness.read_calls(pr7.stub_root, "download-artifact")
+    assert [(d["run_id"], d["name"], d["has_token"]) for d in downloads] == [
+        ("1001", "modelci-report", True),
+        ("1002", "modelci-report", True),
+    ]
+    # The comment side never checks out the repository (and so never runs the PR's code).
+    assert "actions/checkout" not in pr7.first_comment.log
+
+
+def test_regressing_push_fails_the_model_job_at_the_gate(pr7: PullRequest7) -> None:
+    run = pr7.second
+    assert run.results() | {"ci": None} == {
+        "ci": None,
+        "lint": "success",
+        "test": "success",
+        "model": "failure",
+        "all-green": "failure",
+    }, run.explain()
+    assert run.returncode != 0
+    assert run.step_result("model", "Check that the committed dvc.lock") == "success"
+    assert run.step_result("model", "Quality gate") == "failure"
+    assert run.step_result("model", "Upload the report") == "success"
+    output = run.output("model")
+    assert re.search(r"accuracy.*FAIL|FAIL.*accuracy", output, re.IGNORECASE), output[-3000:]
+
+
+def test_second_push_updates_the_same_comment_which_names_the_metric(pr7: PullRequest7) -> None:
+    run = pr7.second_comment
+    assert run.result("comment") == "success", run.explain()
+    comments = harness.comments(pr7.stub_root)
+    assert len(comments) == 1
+    (comment,) = comments
+    assert comment["id"] == pr7.comments_after_first[0]["id"]
+    assert comment["updates"] == 1
+    assert [c["done"] for c in pr7.cml_calls()] == ["created", "updated"]
+    body = plain(comment["body"])
+    headline = body.split("### Metrics")[0]
+    assert "gate FAILED: accuracy: 0.6775 is below the minimum 0.7500 by 0.0725" in headline
+    assert "| **accuracy** | 0.7989 | 0.6775 | -0.1214 | ▼ regressed |" in body
+    assert "conclusion: failure" in body
