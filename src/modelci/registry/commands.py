@@ -300,8 +300,8 @@ def register(sub: Any) -> None:
     p.add_argument("--version", type=_version_arg, default=None)
     p.add_argument(
         "--target",
-        choices=("none", "registry", "kubernetes"),
-        default=None,
+        choices=("", "none", "registry", "kubernetes"),
+        default="",
         help="override registry.deploy_target",
     )
     p.add_argument("--image", default="", help="image reference to deploy (name@sha256:...)")

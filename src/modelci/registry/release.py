@@ -228,7 +228,10 @@ def find_reviewed_report(
     import io
     import zipfile
 
-    if not re.match(r"^[\w.-]+/[\w.-]+$", repo) or not re.match(r"^[0-9a-f]{40}$", commit):
+    valid_repo = re.match(r"^[A-Za-z0-9-]+/[A-Za-z0-9_.-]+$", repo) and not repo.endswith(
+        ("/.", "/..")
+    )
+    if not valid_repo or not re.match(r"^[0-9a-f]{40}$", commit):
         raise ReleaseError(f"invalid repository {repo!r} or commit {commit!r}")
     base = f"{api.rstrip('/')}/repos/{repo}"
     pulls = _json(_api_get(f"{base}/commits/{commit}/pulls", token), "pulls of the commit")
