@@ -460,6 +460,16 @@ def run_schemathesis(port: int) -> Any:
     )
 
 
+def wait_in_flight(port: int, count: int, timeout: float = 30.0) -> None:
+    line = f"modelci_inflight_requests {float(count)}"
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if line in http_get(port, "/metrics")[1].decode():
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"no request in flight within {timeout} s")
+
+
 def test_sigterm_drains_an_in_flight_request(pipeline_repo: Path) -> None:
     """A request whose body is still arriving when SIGTERM lands completes; then exit 0."""
     server = start(pipeline_repo, "--model", "models/model.skops", "--runtime", "sklearn")
@@ -471,7 +481,7 @@ def test_sigterm_drains_an_in_flight_request(pipeline_repo: Path) -> None:
                 + f"Content-Length: {len(body)}\r\n\r\n".encode()
                 + body[:10]
             )
-            time.sleep(0.3)  # the server has the headers: the request is in flight
+            wait_in_flight(server.port, 2)  # ours and the /metrics request asking
             server.signal(signal.SIGTERM)
             time.sleep(0.5)
             assert server.process.poll() is None, "exited with a request in flight"
@@ -491,10 +501,10 @@ def test_sigterm_drains_an_in_flight_request(pipeline_repo: Path) -> None:
 
 
 def test_drain_period_turns_ready_off_but_keeps_serving(pipeline_repo: Path) -> None:
-    server = start(pipeline_repo, "--model", "models/model.skops", "--drain-seconds", "3")
+    server = start(pipeline_repo, "--model", "models/model.skops", "--drain-seconds", "6")
     try:
         server.signal(signal.SIGTERM)
-        deadline = time.monotonic() + 2
+        deadline = time.monotonic() + 3
         status = 200
         while status == 200 and time.monotonic() < deadline:
             status = http_get(server.port, "/ready")[0]
