@@ -347,3 +347,47 @@ def test_ready_is_503_while_draining() -> None:
     app.draining = True
     assert call(app, "GET", "/ready").status_code == 503
     assert call(app, "GET", "/health").status_code == 200
+
+
+# -- `modelci serve` refuses bad options before loading anything ----------------------------
+
+
+@pytest.mark.parametrize(
+    ("args", "code", "text"),
+    [
+        (["--model", "models:/m/latest"], 1, "expected models:/NAME@ALIAS or models:/NAME/VERSION"),
+        (["--model", "s3://bucket/m.skops"], 1, "unsupported model URI"),
+        (["--model", "m.skops", "--max-rows", "0"], 2, "--max-rows must be at least 1"),
+        (["--model", "m.skops", "--log-sample-rate", "2"], 2, "--log-sample-rate must be between"),
+        (["--model", "absent.skops"], 1, "absent.skops: model file not found"),
+        (["--params", "absent.yaml"], 2, "absent.yaml: parameters file not found"),
+    ],
+)
+def test_serve_option_errors(
+    args: list[str],
+    code: int,
+    text: str,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from modelci.cli import main
+    from tests.conftest import REPO_ROOT
+
+    monkeypatch.chdir(REPO_ROOT)
+    assert main(["serve", *args]) == code
+    err = capsys.readouterr().err
+    assert text in err
+    assert "Traceback" not in err
+
+
+def test_serve_fails_fast_when_the_tracking_server_is_unreachable(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from modelci.cli import main
+    from modelci.serving.process import free_port
+    from tests.conftest import REPO_ROOT
+
+    monkeypatch.chdir(REPO_ROOT)
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"http://127.0.0.1:{free_port()}")
+    assert main(["serve", "--model", "models:/m@champion"]) == 1
+    assert "is unreachable" in capsys.readouterr().err
