@@ -1,0 +1,139 @@
+"""End to end under act: a stale dvc.lock, and hostile pull-request text.
+
+Pull request #9 changes a parameter without re-running the pipeline: the model job fails with the
+reproducibility message. Pull request #8 only edits the README, but its title and branch name are
+built to run commands if any step pasted them into a script (command substitution, backticks,
+``;``, ``${{ }}``): nothing runs, and the report and the comment show the text as written.
+"""
+
+from __future__ import annotations
+
+import html
+import re
+import shutil
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from tests.workflows import harness
+from tests.workflows.conftest import (
+    ModelRepo,
+    keep_artifact,
+    pull_request_event,
+    workflow_run_event,
+)
+
+pytestmark = [pytest.mark.workflows, pytest.mark.slow]
+
+TOKEN = "ghs_fake_token_for_the_tests"  # noqa: S105 - not a secret
+STALE_MESSAGE = "stale dvc.lock: run dvc repro and commit"
+
+
+def hostile_title(canary: Path) -> str:
+    return (
+        f'Docs"; touch {canary}/a; echo " $(touch {canary}/b) '
+        f"`touch {canary}/c` ${{{{ github.token }}}} && echo '|' & <b>x</b>"
+    )
+
+
+def hostile_branch(canary: Path) -> str:
+    return f"docs/$(touch${{IFS}}{canary}/d)-${{{{github.token}}}}-`id`"
+
+
+def plain(markdown: str) -> str:
+    """The text a reader sees: no zero-width spaces, backslash escapes or HTML entities."""
+    return html.unescape(re.sub(r"\\(.)", r"\1", markdown.replace("\u200b", "")))
+
+
+@dataclass
+class Untrusted:
+    canary: Path
+    stub_root: Path
+    title: str
+    branch: str
+    hostile: harness.ActRun
+    hostile_comment: harness.ActRun
+    stale: harness.ActRun
+
+
+@pytest.fixture(scope="module")
+def untrusted(
+    model_repo: ModelRepo, modelci_src: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Untrusted]:
+    work = tmp_path_factory.mktemp("untrusted")
+    # A short path, so title and branch fit the report's 256-character title line together.
+    canary = Path(tempfile.mkdtemp(prefix="mc-", dir="/tmp"))
+    stub_root = model_repo.stub_root(work / "stubs")
+    env = harness.ActEnv(stub_root=stub_root, modelci_src=modelci_src)
+    title, branch = hostile_title(canary), hostile_branch(canary)
+    secrets = {"GITHUB_TOKEN": TOKEN}
+
+    repo = model_repo.clone("docs", work / "docs")
+    event = pull_request_event(model_repo, 8, "docs", title=title, head_ref=branch)
+    workflow = repo / ".github" / "workflows" / "pr.yml"
+    hostile = harness.run_act(
+        repo, "pull_request", event, workflow, env, work=work / "act-8", secrets=secrets
+    )
+    keep_artifact(stub_root, 2001)
+    default_branch = model_repo.clone("main", work / "main")
+    run_event = workflow_run_event(model_repo, 2001, "docs", 8, "success")
+    run_event["workflow_run"]["head_branch"] = branch  # type: ignore[index]
+    hostile_comment = harness.run_act(
+        default_branch,
+        "workflow_run",
+        run_event,
+        modelci_src / ".github" / "workflows" / "pr-comment.yml",
+        env,
+        work=work / "act-8-comment",
+        secrets=secrets,
+    )
+
+    repo = model_repo.clone("stale", work / "stale")
+    event = pull_request_event(model_repo, 9, "stale", title="Less regularisation")
+    workflow = repo / ".github" / "workflows" / "pr.yml"
+    stale = harness.run_act(repo, "pull_request", event, workflow, env, work=work / "act-9")
+    yield Untrusted(canary, stub_root, title, branch, hostile, hostile_comment, stale)
+    shutil.rmtree(canary)
+
+
+def test_stale_lock_fails_the_model_job_with_the_message(untrusted: Untrusted) -> None:
+    run = untrusted.stale
+    assert run.result("model") == "failure", run.explain()
+    assert run.result("all-green") == "failure"
+    assert (run.result("lint"), run.result("test")) == ("success", "success")
+    assert run.step_result("model", "Reproduce the pipeline") == "success"
+    assert run.step_result("model", "Check that the committed dvc.lock is up to date") == "failure"
+    output = run.output("model")
+    assert STALE_MESSAGE in output, output[-3000:]
+    assert "dvc.lock" in output.split(STALE_MESSAGE, 1)[1]  # the changed files are named
+    # The report is still built and uploaded, so the comment can show what changed.
+    assert run.step_result("model", "Build the report against the base") == "success"
+    assert run.step_result("model", "Upload the report") == "success"
+
+
+def test_hostile_title_and_branch_execute_nothing(untrusted: Untrusted) -> None:
+    assert sorted(p.name for p in untrusted.canary.iterdir()) == []
+    run = untrusted.hostile
+    assert {
+        job: run.result(job) for job in ("lint", "test", "model", "all-green")
+    } == dict.fromkeys(("lint", "test", "model", "all-green"), "success"), run.explain()
+    assert untrusted.hostile_comment.result("comment") == "success"
+
+
+def test_hostile_text_shows_literally_in_the_report_and_the_comment(untrusted: Untrusted) -> None:
+    report = (
+        untrusted.stub_root / "artifacts" / "runs" / "2001" / "modelci-report" / "report.md"
+    ).read_text(encoding="utf-8")
+    (comment,) = harness.comments(untrusted.stub_root)
+    for text in (report, comment["body"]):
+        shown = plain(text)
+        assert untrusted.title in shown
+        assert untrusted.branch in shown
+        assert "${{ github.token }}" in shown
+        assert TOKEN not in text
+    # No raw HTML from the title reaches the comment.
+    assert "<b>x</b>" not in comment["body"]
+    assert comment["target"] == "pr/8"
