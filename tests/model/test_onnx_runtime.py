@@ -111,3 +111,66 @@ def test_a_model_that_does_not_convert_falls_back_to_sklearn(
     assert "ONNX not used" in note
     with pytest.raises(RuntimeUnavailableError):
         build_predictor(model, schema, "onnx")
+
+
+def _synthetic(task: str, estimator: str, seed: int = 0) -> tuple[Any, InputSchema]:
+    from modelci.config import DataParams, TrainParams
+    from modelci.pipeline.train import fit
+
+    rng = np.random.default_rng(seed)
+    n = 400
+    frame = pd.DataFrame(
+        {
+            "x": rng.uniform(0, 10, n),
+            "k": rng.integers(0, 5, n),
+            "c": rng.choice(["a", "b", "c"], n),
+        }
+    )
+    signal = frame["x"] + frame["k"] * 0.5 + frame["c"].map({"a": 0, "b": 2, "c": 4})
+    if task == "regression":
+        frame["y"] = signal + rng.normal(0, 0.1, n)
+        target = {"type": "float"}
+    else:
+        frame["y"] = pd.cut(signal, 3, labels=False).astype("int64")
+        target = {"type": "int", "min": 0, "max": 2}
+    data = DataParams.model_validate(
+        {
+            "source": "synthetic.csv",
+            "target": "y",
+            "task": task,
+            "columns": {
+                "x": {"type": "float", "min": 0, "max": 10},
+                "k": {"type": "int", "min": 0, "max": 4},
+                "c": {"type": "category", "categories": ["a", "b", "c"]},
+                "y": target,
+            },
+        }
+    )
+    model = fit(frame, data, TrainParams(estimator=estimator, seed=seed))
+    return model, InputSchema.from_params(data)
+
+
+@pytest.mark.parametrize(
+    ("task", "estimator"),
+    [
+        ("regression", "sklearn.ensemble.HistGradientBoostingRegressor"),
+        ("regression", "sklearn.linear_model.Ridge"),
+        ("multiclass", "sklearn.ensemble.HistGradientBoostingClassifier"),
+        ("multiclass", "sklearn.linear_model.LogisticRegression"),
+    ],
+)
+def test_other_tasks_serve_the_same_predictions(task: str, estimator: str) -> None:
+    model, schema = _synthetic(task, estimator)
+    predictor, note = build_predictor(model, schema, "auto")
+    columns = schema.columns_from_records(schema.example_rows(100, seed=9))
+    reference = SklearnPredictor(model, schema).predict(columns)
+    got = predictor.predict(columns)
+    assert predictor.runtime == "onnx", note
+    if task == "regression":
+        assert got.probabilities is None
+        np.testing.assert_allclose(got.labels, reference.labels, rtol=1e-4, atol=1e-4)
+    else:
+        assert got.probabilities is not None
+        assert got.probabilities.shape == (100, 3)
+        assert got.labels.tolist() == reference.labels.tolist()
+        assert predictor.classes == [0, 1, 2]

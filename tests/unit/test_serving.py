@@ -391,3 +391,15 @@ def test_serve_fails_fast_when_the_tracking_server_is_unreachable(
     monkeypatch.setenv("MLFLOW_TRACKING_URI", f"http://127.0.0.1:{free_port()}")
     assert main(["serve", "--model", "models:/m@champion"]) == 1
     assert "is unreachable" in capsys.readouterr().err
+
+
+def test_a_model_trained_on_other_columns_is_refused() -> None:
+    from modelci.serving.runtime import RuntimeUnavailableError, build_predictor, check_columns
+
+    class Trained:
+        feature_names_in_ = np.array(["color", "size", "count", "flag"], dtype=object)
+
+    check_columns(Trained(), SCHEMA)
+    Trained.feature_names_in_ = np.array(["color", "size", "weight"], dtype=object)
+    with pytest.raises(RuntimeUnavailableError, match=r"trained on columns \['color'"):
+        build_predictor(Trained(), SCHEMA)

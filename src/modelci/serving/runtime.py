@@ -258,10 +258,26 @@ def compare(reference: Prediction, candidate: Prediction) -> str | None:
     return None
 
 
+def check_columns(model: Any, schema: InputSchema) -> None:
+    """Refuse a model trained on other columns than the schema declares (e.g. an image whose
+    params.yaml predates the promoted model), instead of failing on every request."""
+    trained = getattr(model, "feature_names_in_", None)
+    if trained is None:
+        return
+    expected = [str(name) for name in trained]
+    if expected != list(schema.names):
+        raise RuntimeUnavailableError(
+            f"the model was trained on columns {expected} but the input schema (params.yaml "
+            f"data.columns without the target) declares {list(schema.names)}; serve it with the "
+            "params.yaml it was trained with"
+        )
+
+
 def build_predictor(
     model: Any, schema: InputSchema, runtime: Runtime = "auto"
 ) -> tuple[Predictor, str]:
     """The predictor to serve with, and a note saying which runtime and why."""
+    check_columns(model, schema)
     sklearn_predictor = SklearnPredictor(model, schema)
     if runtime == "sklearn":
         return sklearn_predictor, "scikit-learn (requested)"
