@@ -10,6 +10,8 @@ from typing import Any
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from modelci import model_source
 from modelci.model_source import ModelInfo, ModelSourceError
@@ -403,3 +405,67 @@ def test_a_model_trained_on_other_columns_is_refused() -> None:
     Trained.feature_names_in_ = np.array(["color", "size", "weight"], dtype=object)
     with pytest.raises(RuntimeUnavailableError, match=r"trained on columns \['color'"):
         build_predictor(Trained(), SCHEMA)
+
+
+# -- property: no JSON value makes validation raise anything but InputError ----------------
+
+JSON_VALUES = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(min_value=-(2**70), max_value=2**70)
+    | st.floats(allow_nan=True, allow_infinity=True)
+    | st.text(max_size=8)
+    | st.sampled_from(["red", "blue", "color", "size", "count", "flag"]),
+    lambda children: st.lists(children, max_size=4)
+    | st.dictionaries(
+        st.sampled_from(["color", "size", "count", "flag", "extra", "columns", "data"]),
+        children,
+        max_size=5,
+    ),
+    max_leaves=20,
+)
+ROWISH = st.dictionaries(
+    st.sampled_from(["color", "size", "count", "flag", "other"]), JSON_VALUES, max_size=5
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(payload=JSON_VALUES | st.lists(ROWISH, max_size=5) | ROWISH)
+def test_any_json_is_either_valid_rows_or_an_input_error(payload: Any) -> None:
+    for parse in (records_from_body, records_from_invocation):
+        outcome = _validate(parse, payload)
+        if isinstance(outcome, InputError):
+            assert 400 <= outcome.status < 500
+            assert len(outcome.message) < 1000
+            continue
+        rows, columns = outcome
+        assert set(columns) == set(SCHEMA.names)
+        assert all(len(values) == len(rows) for values in columns.values())
+
+
+def _validate(parse: Any, payload: Any) -> Any:
+    try:
+        rows = parse(payload, 10)
+        return rows, SCHEMA.columns_from_records(rows)
+    except InputError as error:
+        return error
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    rows=st.lists(
+        st.fixed_dictionaries(
+            {
+                "color": st.sampled_from(["red", "blue"]),
+                "size": st.floats(min_value=0, max_value=10),
+                "count": st.none() | st.integers(-(2**63) + 1, 2**63 - 1),
+                "flag": st.booleans(),
+            }
+        ),
+        min_size=1,
+        max_size=5,
+    )
+)
+def test_rows_valid_by_the_openapi_schema_are_accepted(rows: list[dict[str, Any]]) -> None:
+    columns = SCHEMA.columns_from_records(rows)
+    assert columns["color"] == [row["color"] for row in rows]
