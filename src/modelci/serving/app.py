@@ -171,9 +171,6 @@ class _Metrics:
             self.scores.observe(score)
 
 
-JSON_TYPES = (b"application/json", b"application/json; format=pandas-split")
-
-
 def _header(scope: Scope, name: bytes) -> bytes | None:
     for key, value in scope["headers"]:
         if key == name:
