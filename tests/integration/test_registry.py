@@ -333,6 +333,11 @@ def test_promote_rollback_promote_with_status(env: Params, repo: Path) -> None:
     assert f"@previous: version {v1}" in text
     as_json = json.loads(cli(repo, _SERVER[0], "status", "--json").stdout)
     assert as_json["champion"]["version"] == v2
+    assert {v["version"]: v["aliases"] for v in as_json["versions"]} == {
+        v3: [],
+        v2: ["champion"],
+        v1: ["previous"],
+    }
     assert {v["version"]: v["gate"] for v in as_json["versions"]} == {
         v3: "rolled_back",
         v2: "passed",

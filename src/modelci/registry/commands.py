@@ -223,7 +223,7 @@ def cmd_release_publish(args: argparse.Namespace) -> int:
     reg = open_registry(params)
     version = reg.get(args.version)
     deploy_info = (
-        json.loads(Path(args.deploy_json).read_text("utf-8")) if args.deploy_json else None
+        {"target": args.deploy_target, "smoke": args.smoke} if args.deploy_target else None
     )
     out = Path(args.out)
     files = write_release(reg, version, out, args.image or None, deploy_info)

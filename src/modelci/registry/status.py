@@ -60,6 +60,14 @@ def status(params: Params, registry: Registry | None = None, limit: int = 10) ->
     reg = registry or open_registry(params)
     aliases = reg.aliases()
     versions = newest_first(reg.versions())
+    # search results do not always carry aliases: take them from the alias lookups
+    held: dict[int, list[str]] = {}
+    for alias, version in (
+        (reg.champion_alias, aliases.champion),
+        (reg.previous_alias, aliases.previous),
+    ):
+        if version is not None:
+            held.setdefault(version.version, []).append(alias)
     return {
         "model": reg.name,
         "tracking_uri": reg.uri,
@@ -72,7 +80,7 @@ def status(params: Params, registry: Registry | None = None, limit: int = 10) ->
                 "commit": v.commit,
                 "sha256": v.sha256,
                 "gate": v.gate or "not evaluated",
-                "aliases": list(v.aliases),
+                "aliases": held.get(v.version, []),
             }
             for v in versions[:limit]
         ],

@@ -1,0 +1,314 @@
+"""The release workflow end to end under act, against a real ``mlflow server`` on 127.0.0.1.
+
+The model repository (the CI tests' ``model_repo``) runs its ``main.yml`` caller on push, which
+calls this checkout's ``release.yml``. What needs Docker, a cluster or GitHub is a recording stub
+on PATH (``tests/workflows/stubs/release-bin``): ``docker`` (login, buildx build --push with a
+digest), ``kubectl`` (apply, set image, rollout status/undo) and ``gh`` (release create). The
+GitHub REST API that finds the merged PR's report and the deployed endpoint are one small HTTP
+server on 127.0.0.1 started by the test.
+
+Pushes: (1) kubernetes target, the endpoint healthy: registered, promoted, image pushed,
+applied, smoke-tested, released as model-v1; (2) a new commit, the endpoint failing: promoted,
+then rolled back automatically (kubectl rollout undo, @champion back on version 1) and the run
+fails; (3) a PR report whose sha256 differs from the model: refused before registering.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import threading
+import zipfile
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.conftest import run
+from tests.integration.registry_support import MlflowServer
+from tests.workflows import harness
+from tests.workflows.conftest import REPO_SLUG, ModelRepo
+
+pytestmark = [pytest.mark.workflows, pytest.mark.slow]
+
+RELEASE_BIN = harness.STUBS / "release-bin"
+HEAD = "b" * 40
+
+
+@dataclass
+class Fake:
+    """State of the fake GitHub API and deployed endpoint."""
+
+    healthy: bool = True
+    sha256: str = ""  # what the deployed endpoint's /model reports
+    reports: dict[str, str] = field(default_factory=dict)  # merge commit -> reviewed sha256
+
+
+def _handler(fake: Fake) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        def _send(self, code: int, body: Any, raw: bytes | None = None) -> None:
+            data = raw if raw is not None else json.dumps(body).encode()
+            self.send_response(code)
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        def do_GET(self) -> None:
+            path = self.path.split("?")[0]
+            base = f"/repos/{REPO_SLUG}"
+            if path == "/ready":
+                self._send(200 if fake.healthy else 503, {"ready": fake.healthy})
+            elif path == "/model":
+                self._send(200, {"sha256": fake.sha256})
+            elif path.startswith(f"{base}/commits/") and path.endswith("/pulls"):
+                commit = path.split("/")[-2]
+                if commit not in fake.reports:
+                    self._send(200, [])
+                else:
+                    pr = {"number": 7, "merge_commit_sha": commit, "head": {"sha": HEAD}}
+                    self._send(200, [pr])
+            elif path == f"{base}/actions/runs":
+                self._send(200, {"workflow_runs": [{"id": 1001}]})
+            elif path == f"{base}/actions/runs/1001/artifacts":
+                host = f"http://127.0.0.1:{self.server.server_address[1]}"
+                self._send(
+                    200, {"artifacts": [{"archive_download_url": f"{host}/zip", "expired": False}]}
+                )
+            elif path == "/zip":
+                self._send(200, None, self._zip())
+            else:
+                self._send(404, {"message": "Not Found"})
+
+        def _zip(self) -> bytes:
+            sha = next(iter(fake.reports.values())) if len(fake.reports) == 1 else ""
+            commit = os.environ.get("MODELCI_TEST_COMMIT", "")
+            sha = fake.reports.get(commit, sha)
+            buffer = io.BytesIO()
+            with zipfile.ZipFile(buffer, "w") as zf:
+                zf.writestr("report.json", json.dumps({"model": {"sha256": sha}}))
+                zf.writestr("metadata.json", json.dumps({"pr_number": 7, "head_sha": HEAD}))
+            return buffer.getvalue()
+
+        def do_POST(self) -> None:
+            self.rfile.read(int(self.headers.get("Content-Length", "0")))
+            self._send(200 if fake.healthy else 500, {"predictions": [1, 0]})
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    return Handler
+
+
+@pytest.fixture(scope="module")
+def fake() -> Iterator[tuple[Fake, str]]:
+    state = Fake()
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), _handler(state))
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield state, f"http://127.0.0.1:{httpd.server_address[1]}"
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MlflowServer]:
+    srv = MlflowServer(tmp_path_factory.mktemp("release-mlflow")).start()
+    try:
+        yield srv
+    finally:
+        srv.stop()
+
+
+@dataclass
+class Release:
+    repo: Path
+    stub_root: Path
+    runs: list[harness.ActRun]
+    commits: list[str]
+    server: MlflowServer
+
+    def calls(self, stub: str) -> list[dict[str, Any]]:
+        return harness.read_calls(self.stub_root, stub)
+
+
+def _commit(repo: Path, message: str) -> str:
+    run(["git", "add", "-A"], repo)
+    run(["git", "commit", "-q", "--allow-empty", "-m", message], repo)
+    return run(["git", "rev-parse", "HEAD"], repo).stdout.strip()
+
+
+def _push_event(sha: str) -> dict[str, Any]:
+    return {
+        "ref": "refs/heads/main",
+        "before": "0" * 40,
+        "after": sha,
+        "head_commit": {"id": sha, "message": "merge"},
+        "repository": {
+            "full_name": REPO_SLUG,
+            "name": "example-model",
+            "owner": {"login": "modelci"},
+            "default_branch": "main",
+        },
+        "pusher": {"name": "alice"},
+    }
+
+
+@pytest.fixture(scope="module")
+def release(
+    pipeline_repo: Path,
+    model_repo: ModelRepo,
+    modelci_src: Path,
+    server: MlflowServer,
+    fake: tuple[Fake, str],
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Release:
+    state, url = fake
+    work = tmp_path_factory.mktemp("release")
+    stub_root = model_repo.stub_root(work / "stubs")
+    env = harness.ActEnv(stub_root=stub_root, modelci_src=modelci_src)
+    repo = model_repo.clone("main", work / "repo")
+    # a kubernetes deploy: manifests, a Dockerfile and the target in params.yaml
+    (repo / "deploy" / "k8s").mkdir(parents=True, exist_ok=True)
+    (repo / "deploy" / "k8s" / "kustomization.yaml").write_text("resources: []\n")
+    if not (repo / "Dockerfile").exists():
+        (repo / "Dockerfile").write_text("FROM scratch\n")
+    params = (repo / "params.yaml").read_text()
+    (repo / "params.yaml").write_text(
+        params.replace("deploy_target: registry", "deploy_target: kubernetes")
+    )
+    secrets = {
+        "MLFLOW_TRACKING_URI": server.uri,
+        "SMOKE_URL": url,
+        "KUBE_CONFIG": "apiVersion: v1\nkind: Config\n# test kubeconfig\n",
+        "GITHUB_TOKEN": "ghs_test_token_not_real",
+    }
+    workflow = repo / ".github" / "workflows" / "main.yml"
+    model_sha = _sha(pipeline_repo / "models" / "model.skops")  # main's model (dvc.lock)
+    runs, commits = [], []
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("PATH", f"{RELEASE_BIN}{os.pathsep}{os.environ['PATH']}")
+        mp.setenv("MODELCI_GITHUB_API_URL", url)
+
+        def push(message: str, reviewed: str, healthy: bool) -> None:
+            sha = _commit(repo, message)
+            commits.append(sha)
+            state.reports = {sha: reviewed}
+            state.healthy = healthy
+            state.sha256 = model_sha
+            mp.setenv("MODELCI_TEST_COMMIT", sha)
+            runs.append(
+                harness.run_act(
+                    repo,
+                    "push",
+                    _push_event(sha),
+                    workflow,
+                    env,
+                    work=work / f"act-{len(runs)}",
+                    secrets=secrets,
+                )
+            )
+
+        push("release 1: kubernetes target", model_sha, healthy=True)
+        push("release 2: the endpoint fails its smoke test", model_sha, healthy=False)
+        push("release 3: the PR reviewed other bytes", "0" * 64, healthy=True)
+    return Release(repo, stub_root, runs, commits, server)
+
+
+def _sha(path: Path) -> str:
+    import hashlib
+
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def _registry(release: Release) -> Any:
+    from modelci.registry.core import Registry
+
+    os.environ["MLFLOW_TRACKING_URI"] = release.server.uri
+    try:
+        return Registry("titanic-survival", "champion", "previous")
+    finally:
+        del os.environ["MLFLOW_TRACKING_URI"]
+
+
+def test_first_release_registers_promotes_deploys_and_tags(release: Release) -> None:
+    first = release.runs[0]
+    jobs = ("register", "promote", "deploy", "release")
+    assert {job: first.result(job) for job in jobs} == dict.fromkeys(
+        jobs, "success"
+    ), first.explain()
+    assert first.returncode == 0, first.explain()
+    reg = _registry(release)
+    version = reg.versions(**{"modelci.git_commit": release.commits[0]})
+    assert [v.version for v in version] == [1]
+    assert version[0].tags["modelci.pr_report"] == "PR #7"
+    # image built and pushed with the token on stdin, digest recorded
+    docker = release.calls("docker")
+    login = [c for c in docker if c["args"][0] == "login"]
+    assert login
+    assert all(c["password_given"] and "--password-stdin" in c["args"] for c in login)
+    assert not any("ghs_test_token_not_real" in " ".join(c["args"]) for c in docker)
+    build = next(c for c in docker if c["args"][:2] == ["buildx", "build"])
+    assert "--push" in build["args"]
+    assert "ghcr.io/modelci/example-model:model-v1" in build["args"]
+    # kubernetes: applied with a private kubeconfig, image set to the pushed digest
+    kubectl = [c for c in release.calls("kubectl") if c["job"] == "deploy"]
+    first_calls = kubectl[:3]
+    assert first_calls[0]["args"] == ["apply", "-k", "deploy/k8s"]
+    assert first_calls[1]["args"][:2] == ["set", "image"]
+    assert first_calls[1]["args"][3] == f"serve=ghcr.io/modelci/example-model@{build['digest']}"
+    assert all(c["kubeconfig"] and c["kubeconfig_mode"] == "0o600" for c in kubectl)
+    # release model-v1 with card, metrics and lineage (which records the image digest)
+    tagged = release.stub_root / "releases" / "model-v1"
+    assert sorted(p.name for p in tagged.iterdir()) == [
+        "lineage.json",
+        "metrics.json",
+        "model_card.md",
+        "notes.md",
+    ]
+    lineage = json.loads((tagged / "lineage.json").read_text())
+    assert lineage["image"].endswith(build["digest"])
+    assert lineage["lineage"]["modelci.git_commit"] == release.commits[0]
+    assert "accuracy" in json.loads((tagged / "metrics.json").read_text())
+    summaries = "\n".join(first.summaries())
+    assert "Deployed and smoke-tested" in summaries
+    assert "Promoted" in summaries
+    # no secret value in the log
+    assert "test kubeconfig" not in first.log
+    assert "ghs_test_token_not_real" not in first.log
+
+
+def test_failed_smoke_test_rolls_back_automatically_and_fails(release: Release) -> None:
+    second = release.runs[1]
+    assert second.result("promote") == "success", second.explain()
+    assert second.result("deploy") == "failure", second.explain()
+    assert second.result("release") != "success"
+    assert second.returncode != 0
+    reg = _registry(release)
+    v2 = reg.versions(**{"modelci.git_commit": release.commits[1]})[0]
+    assert v2.gate == "rolled_back"
+    assert "smoke test failed" in v2.tags["modelci.rollback.reason"]
+    aliases = reg.aliases()
+    assert aliases.champion is not None
+    assert aliases.champion.version == 1
+    undo = [c["args"] for c in release.calls("kubectl") if c["args"][:2] == ["rollout", "undo"]]
+    assert undo == [["rollout", "undo", "deployment/modelci-serve"]]
+    assert "failed its smoke test and was rolled back to version 1" in second.output("deploy")
+    assert "Smoke test FAILED: rolled back" in "\n".join(second.summaries())
+    assert not (release.stub_root / "releases" / "model-v2").exists()
+
+
+def test_bytes_that_differ_from_the_review_are_refused(release: Release) -> None:
+    third = release.runs[2]
+    assert third.result("register") == "failure", third.explain()
+    assert third.result("promote") != "success"
+    assert "does not match the registered" in third.output("register")
+    reg = _registry(release)
+    assert reg.versions(**{"modelci.git_commit": release.commits[2]}) == []
+    assert reg.aliases().champion is not None
+    assert reg.aliases().champion.version == 1
