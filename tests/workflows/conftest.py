@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import REPO_ROOT, run
+from tests.conftest import REPO_ROOT, make_model_repo, run
 from tests.workflows import harness
 
 REMOTE_URL = "https://github.com/modelci/example-model.git"
@@ -81,14 +81,22 @@ def modelci_src(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return harness.modelci_source(tmp_path_factory.mktemp("modelci-src"))
 
 
-@pytest.fixture(scope="session")
-def model_repo(pipeline_repo: Path, tmp_path_factory: pytest.TempPathFactory) -> ModelRepo:
-    origin = tmp_path_factory.mktemp("model-repo") / "origin"
-    shutil.copytree(pipeline_repo, origin, symlinks=True)
+def build_model_repo(root: Path, pipeline: Path | None = None) -> ModelRepo:
+    """Build the model repository under ``root``: ``main`` plus one branch per scenario.
+
+    ``pipeline`` is a repository where ``dvc repro`` already ran (the session's ``pipeline_repo``),
+    copied to save a run; without it the pipeline is made and reproduced here.
+    """
+    origin = root / "origin"
+    if pipeline is None:
+        make_model_repo(origin)
+        run(["dvc", "repro", "--quiet"], origin)
+    else:
+        shutil.copytree(pipeline, origin, symlinks=True)
     for name in ("pyproject.toml", "uv.lock"):
         shutil.copy2(REPO_ROOT / name, origin / name)
     harness.copy_github(origin / ".github", for_act=False)
-    (origin / "tests").mkdir()
+    (origin / "tests").mkdir(exist_ok=True)
     (origin / "tests" / "test_smoke.py").write_text(SMOKE_TEST, encoding="utf-8")
     (origin / "README.md").write_text("# example model\n", encoding="utf-8")
     shas = {"main": _commit(origin, "model repository adopting modelci")}
@@ -107,9 +115,14 @@ def model_repo(pipeline_repo: Path, tmp_path_factory: pytest.TempPathFactory) ->
     (origin / "README.md").write_text("# example model\n\nDocs only.\n", encoding="utf-8")
     shas["docs"] = _commit(origin, "docs: README")
     run(["git", "checkout", "-q", "main"], origin)
-    warm = tmp_path_factory.mktemp("warm-cache") / "cache"
+    warm = root / "warm-cache"
     shutil.copytree(origin / ".dvc" / "cache", warm)
     return ModelRepo(origin=origin, shas=shas, warm_cache=warm)
+
+
+@pytest.fixture(scope="session")
+def model_repo(pipeline_repo: Path, tmp_path_factory: pytest.TempPathFactory) -> ModelRepo:
+    return build_model_repo(tmp_path_factory.mktemp("model-repo"), pipeline_repo)
 
 
 def pull_request_event(

@@ -140,12 +140,14 @@ def test_the_report_reaches_the_job_summary(pr7: PullRequest7) -> None:
 
 def test_lint_and_tests_ran_the_project_tools(pr7: PullRequest7) -> None:
     lint = [name for name, _ in pr7.first.jobs["lint"].steps]
-    assert lint[-4:] == [
+    assert lint[-5:] == [
         "ruff (PEP 8, pyflakes, imports, bugbear, bandit)",
         "black",
+        "mypy",
         "actionlint (with shellcheck)",
         "zizmor",
     ]
+    assert "Success: no issues found" in pr7.first.output("lint")
     assert "1 passed" in pr7.first.output("test")
     uv_syncs = harness.read_calls(pr7.stub_root, "uv")
     assert {tuple(call["args"]) for call in uv_syncs} == {
