@@ -534,6 +534,22 @@ def test_deploy_smoke_passes_and_failure_rolls_back(
     assert "smoke test failed" in tags["modelci.rollback.reason"]
 
 
+def test_first_release_failing_its_smoke_test_leaves_no_champion(
+    env: Params, repo: Path, endpoint: tuple[str, type[_Endpoint]]
+) -> None:
+    url, handler = endpoint
+    v1 = registered(env, repo, "real")
+    promote(env, v1)
+    handler.healthy = False
+    with pytest.raises(DeployFailedError, match="no champion \\(there was no previous one\\)"):
+        deploy(env, target_name="registry", smoke_url=url, smoke_attempts=1)
+    assert aliases(env) == (None, None)
+    assert open_registry(env).get(v1).gate == "rolled_back"
+    done = cli(repo, _SERVER[0], "deploy", "--target", "registry", check=False)
+    assert done.returncode == 1
+    assert "has no @champion: nothing to deploy" in done.stderr
+
+
 # -- the tracking server stops mid-release ----------------------------------------------------
 
 
