@@ -513,6 +513,11 @@ def test_deploy_smoke_passes_and_failure_rolls_back(
     promote(env, v1)
     v2 = registered(env, repo, "real")
     promote(env, v2)
+    handler.sha = "f" * 64  # the endpoint serves some other model
+    with pytest.raises(DeployFailedError, match="does not report the deployed model sha256"):
+        deploy(env, target_name="registry", smoke_url=url, smoke_attempts=1)
+    assert aliases(env) == (v1, None)  # rolled back; promote v2 again for the passing case
+    promote(env, v2)
     handler.sha = open_registry(env).get(v2).sha256
     ok = deploy(env, target_name="registry", smoke_url=url, smoke_attempts=2)
     assert ok.smoke == "passed"

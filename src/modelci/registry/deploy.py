@@ -179,25 +179,35 @@ def smoke_test(
     attempts: int = 10,
     delay: float = 2.0,
 ) -> list[str]:
-    """Raise DeployError unless the endpoint is ready, serves this model and predicts."""
+    """Raise DeployError unless the endpoint is ready, serves this model and predicts.
+
+    Readiness and the served model are retried (``attempts`` x ``delay``): a server that follows
+    the alias by polling may still serve the previous champion for a poll interval.
+    """
     base = base_url.rstrip("/")
-    status = 0
-    for _ in range(max(1, attempts)):
+    problem = "not tried"
+    notes: list[str] = []
+    for attempt in range(max(1, attempts)):
+        if attempt:
+            time.sleep(delay)
         status, _body = _http(f"{base}/ready")
-        if status == 200:
-            break
-        time.sleep(delay)
-    if status != 200:
-        raise DeployError(f"smoke test: {base}/ready did not answer 200 (last status {status})")
-    notes = [f"{base}/ready: 200"]
-    status, body = _http(f"{base}/model")
-    if status == 200 and version.sha256:
-        if version.sha256 not in body.decode("utf-8", "replace"):
-            raise DeployError(
-                f"smoke test: {base}/model does not report the deployed model sha256 "
-                f"{version.sha256[:12]} (an old or a different model is being served)"
-            )
-        notes.append(f"{base}/model: serves sha256 {version.sha256[:12]}")
+        if status != 200:
+            problem = f"{base}/ready did not answer 200 (last status {status})"
+            continue
+        status, body = _http(f"{base}/model")
+        if status == 200 and version.sha256:
+            if version.sha256 not in body.decode("utf-8", "replace"):
+                problem = (
+                    f"{base}/model does not report the deployed model sha256 "
+                    f"{version.sha256[:12]} (an old or a different model is being served)"
+                )
+                continue
+            notes = [f"{base}/ready: 200", f"{base}/model: serves sha256 {version.sha256[:12]}"]
+        else:
+            notes = [f"{base}/ready: 200"]
+        break
+    else:
+        raise DeployError(f"smoke test: {problem}")
     payload = json.dumps({"dataframe_records": example}).encode()
     status, body = _http(f"{base}/invocations", payload)
     if status != 200:
