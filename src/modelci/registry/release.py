@@ -13,6 +13,8 @@ import re
 import shutil
 import subprocess  # nosec B404: docker and gh with fixed argument lists
 import tempfile
+import urllib.parse
+import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -196,8 +198,9 @@ def _api_get(url: str, token: str, accept: str = "application/vnd.github+json") 
     if token:
         headers["Authorization"] = f"Bearer {token}"
     request = urllib.request.Request(url, headers=headers)  # noqa: S310 - http(s) checked
+    opener = urllib.request.build_opener(_DropAuthOnHostChange())
     try:
-        with urllib.request.urlopen(request, timeout=30) as response:  # noqa: S310
+        with opener.open(request, timeout=30) as response:
             data: bytes = response.read(MAX_ARCHIVE + 1)
     except urllib.error.HTTPError as error:
         raise ReleaseError(f"GitHub API {url.split('?')[0]}: HTTP {error.code}") from None
@@ -206,6 +209,19 @@ def _api_get(url: str, token: str, accept: str = "application/vnd.github+json") 
     if len(data) > MAX_ARCHIVE:
         raise ReleaseError(f"GitHub API {url.split('?')[0]}: response over {MAX_ARCHIVE} bytes")
     return data
+
+
+class _DropAuthOnHostChange(urllib.request.HTTPRedirectHandler):
+    """Artifact downloads redirect to pre-signed storage URLs: never send the token there."""
+
+    def redirect_request(
+        self, req: Any, fp: Any, code: int, msg: str, headers: Any, newurl: str
+    ) -> Any:
+        new = super().redirect_request(req, fp, code, msg, headers, newurl)
+        moved = urllib.parse.urlsplit(newurl).netloc != urllib.parse.urlsplit(req.full_url).netloc
+        if new is not None and moved:
+            new.remove_header("Authorization")
+        return new
 
 
 def _json(data: bytes, what: str) -> Any:
