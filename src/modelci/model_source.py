@@ -170,15 +170,10 @@ def resolve(uri: str | ModelRef, tracking_uri: str | None = None) -> ModelRef:
 
 def _read_file(ref: ModelRef, expected_sha256: str | None) -> tuple[bytes, ModelInfo]:
     from modelci.lineage import UNKNOWN, git_commit
-    from modelci.modelfile import verify_sha256
+    from modelci.modelfile import read_model_file, verify_sha256
 
     path = ref.path if ref.path is not None else Path(ref.uri)
-    try:
-        data = path.read_bytes()
-    except FileNotFoundError:
-        raise ModelFileError(f"{path}: model file not found (run `dvc repro`)") from None
-    except OSError as error:
-        raise ModelFileError(f"{path}: cannot read model file: {error.strerror}") from None
+    data = read_model_file(path)
     if expected_sha256:
         verify_sha256(data, expected_sha256, str(path))
     commit = git_commit()

@@ -123,11 +123,15 @@ def verify_sha256(data: bytes, expected: str, source: str) -> None:
         )
 
 
-def load_model(path: Path, extra_trusted: Iterable[str] = ()) -> Any:
+def read_model_file(path: Path) -> bytes:
+    """The raw bytes of a model file, with a one-line error when it is missing or unreadable."""
     try:
-        data = path.read_bytes()
+        return path.read_bytes()
     except FileNotFoundError:
         raise ModelFileError(f"{path}: model file not found (run `dvc repro`)") from None
     except OSError as error:
         raise ModelFileError(f"{path}: cannot read model file: {error.strerror}") from None
-    return load_model_bytes(data, str(path), extra_trusted)
+
+
+def load_model(path: Path, extra_trusted: Iterable[str] = ()) -> Any:
+    return load_model_bytes(read_model_file(path), str(path), extra_trusted)
