@@ -9,6 +9,7 @@ built to run commands if any step pasted them into a script (command substitutio
 from __future__ import annotations
 
 import html
+import json
 import re
 import shutil
 import tempfile
@@ -137,3 +138,32 @@ def test_hostile_text_shows_literally_in_the_report_and_the_comment(untrusted: U
     # No raw HTML from the title reaches the comment.
     assert "<b>x</b>" not in comment["body"]
     assert comment["target"] == "pr/8"
+
+
+def test_tampered_artifact_is_refused_and_nothing_is_posted(
+    untrusted: Untrusted, model_repo: ModelRepo, modelci_src: Path, tmp_path: Path
+) -> None:
+    """An artifact naming another pull request (as a hostile PR could upload) posts nothing."""
+    runs = untrusted.stub_root / "artifacts" / "runs"
+    tampered = runs / "2002" / "modelci-report"
+    shutil.copytree(runs / "2001" / "modelci-report", tampered)
+    metadata = json.loads((tampered / "metadata.json").read_text(encoding="utf-8"))
+    (tampered / "metadata.json").write_text(json.dumps({**metadata, "pr_number": 1}), "utf-8")
+    before = harness.comments(untrusted.stub_root)
+    calls = len(harness.read_calls(untrusted.stub_root, "cml"))
+    run = harness.run_act(
+        model_repo.clone("main", tmp_path / "main"),
+        "workflow_run",
+        workflow_run_event(model_repo, 2002, "docs", 8, "success"),
+        modelci_src / ".github" / "workflows" / "pr-comment.yml",
+        harness.ActEnv(stub_root=untrusted.stub_root, modelci_src=modelci_src),
+        work=tmp_path / "act",
+        secrets={"GITHUB_TOKEN": TOKEN},
+    )
+    assert run.result("comment") == "failure", run.explain()
+    assert (
+        "artifact refused: metadata.json names pull request #1, but the triggering run belongs"
+        " to #8" in run.output("comment")
+    )
+    assert harness.comments(untrusted.stub_root) == before
+    assert len(harness.read_calls(untrusted.stub_root, "cml")) == calls
