@@ -28,6 +28,7 @@ import shutil
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -269,13 +270,14 @@ def run_act(
     jobs: dict[str, Job] = {}
     raw_lines = []
     assert process.stdout is not None
+    # A watchdog: act is killed (and the run reported as timed out) after `timeout` seconds,
+    # even if it stops printing.
+    watchdog = threading.Timer(timeout, process.kill)
+    watchdog.start()
     try:
         for line in process.stdout:
             now = time.monotonic() - started
             raw_lines.append(line)
-            if time.monotonic() - started > timeout:
-                process.kill()
-                raise TimeoutError(f"act ran longer than {timeout}s")
             try:
                 entry = json.loads(line)
             except ValueError:
@@ -297,11 +299,14 @@ def run_act(
                 job.finished = now
         returncode = process.wait(timeout=60)
     finally:
+        watchdog.cancel()
         if process.poll() is None:
             process.kill()
             process.wait()
         log_file = work / "act.log"
         log_file.write_text("".join(raw_lines), encoding="utf-8")
+    if time.monotonic() - started >= timeout:
+        raise TimeoutError(f"act ran longer than {timeout}s; log: {log_file}")
     return ActRun(
         returncode=returncode,
         seconds=time.monotonic() - started,
