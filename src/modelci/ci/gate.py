@@ -21,7 +21,10 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from modelci.config import GateParams, MetricRule
+import yaml
+from pydantic import ValidationError
+
+from modelci.config import GateParams, MetricRule, format_validation_error
 from modelci.errors import ConfigError
 
 # Float noise (e.g. 0.80 - 0.78 = 0.020000000000000018) must not turn a tie into a failure.
@@ -149,7 +152,6 @@ def judge_metric(
     """Apply one rule; see the module docstring for the order and the tie/NaN/missing rules."""
     failures: list[str] = []
     notes: list[str] = []
-    rule_dict = rule.model_dump()
     higher = rule.higher_is_better
     base_value = _number(baseline.get(name)) if baseline is not None else None
     has_base = base_value is not None and math.isfinite(base_value)
@@ -162,56 +164,34 @@ def judge_metric(
             f"baseline value is {fmt(base_value) if base_value is not None else 'not a number'}: "
             "no usable baseline, judged on absolute bounds only"
         )
-    new = not has_base
+
+    def verdict(status: Status, value: float | None, delta: float | None = None) -> MetricVerdict:
+        return MetricVerdict(
+            name=name,
+            status=status,
+            current=value,
+            baseline=base_value,
+            delta=delta,
+            higher_is_better=rule.higher_is_better,
+            new=not has_base,
+            rule=rule.model_dump(),
+            failures=tuple(failures),
+            notes=tuple(notes),
+        )
 
     value = _number(current)
     if current is None:
         if rule.required:
             failures.append("required metric is missing from the metrics file")
-            return MetricVerdict(
-                name,
-                "fail",
-                None,
-                base_value,
-                None,
-                higher,
-                new,
-                rule_dict,
-                tuple(failures),
-                tuple(notes),
-            )
+            return verdict("fail", None)
         notes.append("not reported and not required: skipped")
-        return MetricVerdict(
-            name, "skipped", None, base_value, None, higher, new, rule_dict, (), tuple(notes)
-        )
+        return verdict("skipped", None)
     if value is None:
         failures.append(f"value is not a number: {str(current)[:60]!r}")
-        return MetricVerdict(
-            name,
-            "fail",
-            None,
-            base_value,
-            None,
-            higher,
-            new,
-            rule_dict,
-            tuple(failures),
-            tuple(notes),
-        )
+        return verdict("fail", None)
     if not math.isfinite(value):
         failures.append(f"value is {fmt(value)}")
-        return MetricVerdict(
-            name,
-            "fail",
-            value,
-            base_value,
-            None,
-            higher,
-            new,
-            rule_dict,
-            tuple(failures),
-            tuple(notes),
-        )
+        return verdict("fail", value)
 
     if rule.min is not None and value < rule.min - EPSILON:
         shown, bound = fmt_pair(value, rule.min)
@@ -234,19 +214,7 @@ def judge_metric(
             notes.append(
                 f"regressed by {fmt(regression)}, within the tolerance {fmt(rule.tolerance)}"
             )
-    status: Status = "fail" if failures else "pass"
-    return MetricVerdict(
-        name,
-        status,
-        value,
-        base_value,
-        delta,
-        higher,
-        new,
-        rule_dict,
-        tuple(failures),
-        tuple(notes),
-    )
+    return verdict("fail" if failures else "pass", value, delta)
 
 
 def evaluate_gate(
@@ -277,10 +245,6 @@ def failed_verdict(rules: Mapping[str, MetricRule], error: str) -> Verdict:
 
 def parse_gate_rules(raw: Any, source: str) -> dict[str, MetricRule]:
     """Rules from a mapping: a params file (its ``gate:`` section) or a gate file (``metrics:``)."""
-    from pydantic import ValidationError
-
-    from modelci.config import format_validation_error
-
     if raw is None:
         raw = {}
     if not isinstance(raw, dict):
@@ -305,8 +269,6 @@ def parse_gate_rules(raw: Any, source: str) -> dict[str, MetricRule]:
 
 def load_gate_rules(path: Path) -> dict[str, MetricRule]:
     """Read gate rules from ``params.yaml`` (``gate:`` section) or a gate file (``metrics:``)."""
-    import yaml
-
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
