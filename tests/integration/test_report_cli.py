@@ -364,6 +364,22 @@ def test_commands_in_process(
     assert main(["check-lock"]) == 0
 
 
+def test_gate_and_report_params_errors(
+    repo: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.chdir(repo)
+    (repo / "params.yaml").write_text("gate: [unclosed\n")
+    assert main(["gate"]) == 2
+    assert "params.yaml: not valid YAML" in capsys.readouterr().err
+    (repo / "params.yaml").write_text("gate:\n  metrics:\n    accuracy: {minimum: 0.7}\n")
+    assert main(["gate"]) == 2
+    assert "params.yaml: gate.metrics.accuracy.minimum: unknown key" in capsys.readouterr().err
+    (repo / "params.yaml").unlink()
+    assert main(["report", "--base", "HEAD"]) == 2
+    err = capsys.readouterr().err
+    assert "params.yaml: parameters file not found (or pass --gate-file)" in err
+
+
 @pytest.mark.slow
 def test_real_pipeline_report_gate_and_lock(pipeline_repo: Path, tmp_path: Path) -> None:
     repo = tmp_path / "repo"

@@ -102,7 +102,13 @@ def cmd_report(args: argparse.Namespace) -> int:
 def cmd_gate(args: argparse.Namespace) -> int:
     from modelci.ci.gate import evaluate_gate, failed_verdict, verdict_lines
     from modelci.ci.report import dumps_json
-    from modelci.ci.state import GitSource, StateError, WorkTreeSource, _load_yaml, parse_metrics
+    from modelci.ci.state import (
+        GitSource,
+        StateError,
+        WorkTreeSource,
+        load_yaml_mapping,
+        parse_metrics,
+    )
     from modelci.errors import ConfigError
     from modelci.fileio import write_text
 
@@ -110,10 +116,8 @@ def cmd_gate(args: argparse.Namespace) -> int:
     params = None
     if not args.gate_file:
         data = WorkTreeSource(root).read(_relative(args.params)) if args.params else None
-        if data is None:
-            raise ConfigError(f"{args.params}: parameters file not found (or pass --gate-file)")
         try:
-            params = _load_yaml(data, args.params)
+            params = load_yaml_mapping(data, args.params) if data is not None else None
         except StateError as error:
             raise ConfigError(str(error)) from None
     rules = _rules(args, params)

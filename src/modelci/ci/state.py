@@ -181,12 +181,7 @@ def parse_metrics(data: bytes, where: str) -> dict[str, float]:
 
     Non-numeric values are rejected; NaN and infinities are kept (the gate fails on them).
     """
-    try:
-        raw = json.loads(data.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError) as error:
-        raise StateError(f"{where}: not valid JSON: {error}") from None
-    if not isinstance(raw, dict):
-        raise StateError(f"{where}: expected a JSON object of metric names to numbers")
+    raw = _load_json_object(data, where, "a JSON object of metric names to numbers")
     result: dict[str, float] = {}
     for key, value in flatten(raw).items():
         if isinstance(value, bool) or not isinstance(value, int | float | type(None)):
@@ -207,7 +202,8 @@ def flatten(mapping: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
     return flat
 
 
-def _load_yaml(data: bytes, where: str) -> dict[str, Any]:
+def load_yaml_mapping(data: bytes, where: str) -> dict[str, Any]:
+    """A YAML document that must be a mapping (empty counts as ``{}``); StateError otherwise."""
     try:
         raw = yaml.safe_load(data.decode("utf-8"))
     except (UnicodeDecodeError, yaml.YAMLError) as error:
@@ -219,13 +215,13 @@ def _load_yaml(data: bytes, where: str) -> dict[str, Any]:
     return raw
 
 
-def _load_json_object(data: bytes, where: str) -> dict[str, Any]:
+def _load_json_object(data: bytes, where: str, expected: str = "a JSON object") -> dict[str, Any]:
     try:
         raw = json.loads(data.decode("utf-8"))
     except (UnicodeDecodeError, ValueError) as error:
         raise StateError(f"{where}: not valid JSON: {error}") from None
     if not isinstance(raw, dict):
-        raise StateError(f"{where}: expected a JSON object")
+        raise StateError(f"{where}: expected {expected}")
     return raw
 
 
@@ -278,8 +274,8 @@ def read_state(
             return None
 
     state.metrics = load(METRICS, parse_metrics)
-    state.params = load(params_path, _load_yaml)
-    state.lock = load(LOCK, _load_yaml)
+    state.params = load(params_path, load_yaml_mapping)
+    state.lock = load(LOCK, load_yaml_mapping)
     state.profile = load(PROFILE, _load_json_object)
     for name in source.list_dir(PLOTS_DIR):
         if name.endswith(".csv"):
