@@ -400,32 +400,27 @@ class ServingApp:
 
     # -- handlers ---------------------------------------------------------------------------
     async def _predict(self, scope: Scope, receive: Receive, send: Send) -> tuple[int, str | None]:
-        served = self.served
-        try:
-            rows = records_from_body(await self._read_json(scope, receive), self.settings.max_rows)
-            prediction, columns = await self._run_model(served, rows)
-        except InputError as error:
-            return await self._error(send, error)
-        except _ClientGoneError:
-            return 499, "CLIENT_CLOSED_REQUEST"
-        except _ModelFailureError as failure:
-            return await self._model_failure(send, failure)
-        payload: dict[str, Any] = {"predictions": prediction.labels.tolist()}
-        if prediction.probabilities is not None:
-            payload["probabilities"] = prediction.probabilities.tolist()
-            payload["classes"] = served.predictor.classes
-        payload["model_version"] = served.info.version
-        payload["model_sha256"] = served.info.sha256
-        self._after(served, columns, prediction)
-        return await self._json(send, 200, payload)
+        return await self._scored(scope, receive, send, records_from_body, _predict_payload)
 
     async def _invocations(
         self, scope: Scope, receive: Receive, send: Send
     ) -> tuple[int, str | None]:
+        return await self._scored(
+            scope, receive, send, records_from_invocation, _invocations_payload
+        )
+
+    async def _scored(
+        self,
+        scope: Scope,
+        receive: Receive,
+        send: Send,
+        to_rows: Callable[[Any, int], list[Any]],
+        to_payload: Callable[[ServedModel, Prediction], dict[str, Any]],
+    ) -> tuple[int, str | None]:
+        """Read the body, predict on the model being served now, answer with ``to_payload``."""
         served = self.served
         try:
-            payload = await self._read_json(scope, receive)
-            rows = records_from_invocation(payload, self.settings.max_rows)
+            rows = to_rows(await self._read_json(scope, receive), self.settings.max_rows)
             prediction, columns = await self._run_model(served, rows)
         except InputError as error:
             return await self._error(send, error)
@@ -433,9 +428,9 @@ class ServingApp:
             return 499, "CLIENT_CLOSED_REQUEST"
         except _ModelFailureError as failure:
             return await self._model_failure(send, failure)
+        payload = to_payload(served, prediction)
         self._after(served, columns, prediction)
-        # MLflow's pyfunc calls predict(): labels for classifiers, values for regressors.
-        return await self._json(send, 200, {"predictions": prediction.labels.tolist()})
+        return await self._json(send, 200, payload)
 
     async def _run_model(
         self, served: ServedModel, rows: list[Any]
@@ -553,6 +548,21 @@ class ServingApp:
             await self._send(send, status, dumps(body))
             return status, "RELOAD_FAILED"
         return await self._json(send, 200, {"reloaded": True, "model": fresh.info.to_dict()})
+
+
+def _predict_payload(served: ServedModel, prediction: Prediction) -> dict[str, Any]:
+    payload: dict[str, Any] = {"predictions": prediction.labels.tolist()}
+    if prediction.probabilities is not None:
+        payload["probabilities"] = prediction.probabilities.tolist()
+        payload["classes"] = served.predictor.classes
+    payload["model_version"] = served.info.version
+    payload["model_sha256"] = served.info.sha256
+    return payload
+
+
+def _invocations_payload(served: ServedModel, prediction: Prediction) -> dict[str, Any]:
+    # MLflow's pyfunc calls predict(): labels for classifiers, values for regressors.
+    return {"predictions": prediction.labels.tolist()}
 
 
 class _ClientGoneError(Exception):
