@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import html
 import json
-import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -24,7 +23,7 @@ from modelci.ci.diff import (
     diff_params,
     metric_rows,
 )
-from modelci.ci.gate import Verdict, evaluate_gate, failed_verdict, fmt, fmt_delta
+from modelci.ci.gate import Verdict, evaluate_gate, failed_verdict, fmt, fmt_delta, json_number
 from modelci.ci.plots import Plot
 from modelci.ci.state import METRICS, MODEL, RepoState, lock_out_md5
 from modelci.config import MetricRule
@@ -139,8 +138,8 @@ def to_json(report: Report, markdown: Mapping[str, Any] | None = None) -> dict[s
 
 def dumps_json(payload: Any) -> str:
     def clean(value: Any) -> Any:
-        if isinstance(value, float) and not math.isfinite(value):
-            return "NaN" if math.isnan(value) else ("Infinity" if value > 0 else "-Infinity")
+        if isinstance(value, float):
+            return json_number(value)
         if isinstance(value, Mapping):
             return {str(key): clean(item) for key, item in value.items()}
         if isinstance(value, list | tuple):
