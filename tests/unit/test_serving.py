@@ -382,6 +382,25 @@ def test_serve_option_errors(
     assert "Traceback" not in err
 
 
+def test_a_malformed_environment_default_is_a_usage_error_of_serve_only(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from modelci.cli import build_parser, main
+
+    monkeypatch.setenv("MODELCI_PORT", "eighty")
+    monkeypatch.setenv("MODELCI_LOG_SAMPLE_RATE", "some")
+    build_parser()  # other commands are unaffected
+    with pytest.raises(SystemExit) as exit_info:
+        main(["serve", "--model", "m.skops", "--log-sample-rate", "0.5"])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert "argument --port: invalid int value: 'eighty'" in err
+    assert "Traceback" not in err
+    monkeypatch.setenv("MODELCI_PORT", "9090")
+    args = build_parser().parse_args(["serve", "--log-sample-rate", "0.5"])
+    assert (args.port, args.log_sample_rate, args.max_rows) == (9090, 0.5, 5000)
+
+
 def test_serve_fails_fast_when_the_tracking_server_is_unreachable(
     capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:

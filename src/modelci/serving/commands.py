@@ -10,7 +10,10 @@ from typing import Any
 ENV_PREFIX = "MODELCI_"
 
 
-def _env(name: str, default: Any) -> Any:
+def _env(name: str, default: str | None) -> str | None:
+    """``MODELCI_<name>`` or ``default``, as a string: argparse applies the option's ``type`` to
+    a string default only when ``serve`` runs, so a malformed variable is a usage error of
+    ``modelci serve`` (exit 2) instead of a crash of every command while building the parser."""
     return os.environ.get(ENV_PREFIX + name, default)
 
 
@@ -33,7 +36,7 @@ def register(sub: Any) -> None:
     add("--params", default=_env("PARAMS", "params.yaml"), metavar="FILE",
         help="parameters file with the input schema (data.columns) (MODELCI_PARAMS)")  # fmt: skip
     add("--host", default=_env("HOST", "127.0.0.1"), help="bind address (MODELCI_HOST)")
-    add("--port", type=int, default=int(_env("PORT", 8080)), help="port (MODELCI_PORT)")
+    add("--port", type=int, default=_env("PORT", "8080"), help="port (MODELCI_PORT)")
     add(
         "--runtime",
         choices=("auto", "sklearn", "onnx"),
@@ -45,25 +48,25 @@ def register(sub: Any) -> None:
         help="refuse a model whose sha256 differs (MODELCI_MODEL_SHA256)")  # fmt: skip
     add("--metrics-file", default=_env("METRICS_FILE", None), metavar="FILE",
         help="metrics /model shows for a local file (default: ./metrics.json)")  # fmt: skip
-    add("--max-body-bytes", type=int, default=int(_env("MAX_BODY_BYTES", 1024 * 1024)),
+    add("--max-body-bytes", type=int, default=_env("MAX_BODY_BYTES", str(1024 * 1024)),
         help="larger bodies get 413 (MODELCI_MAX_BODY_BYTES)")  # fmt: skip
-    add("--max-rows", type=int, default=int(_env("MAX_ROWS", 5000)),
+    add("--max-rows", type=int, default=_env("MAX_ROWS", "5000"),
         help="more rows per request get 413 (MODELCI_MAX_ROWS)")  # fmt: skip
     add("--prediction-log", default=_env("PREDICTION_LOG", None), metavar="DIR",
         help="log sampled predictions here as JSON Lines (MODELCI_PREDICTION_LOG)")  # fmt: skip
-    add("--log-sample-rate", type=float, default=float(_env("LOG_SAMPLE_RATE", 0.1)),
+    add("--log-sample-rate", type=float, default=_env("LOG_SAMPLE_RATE", "0.1"),
         help="fraction of requests logged (MODELCI_LOG_SAMPLE_RATE)")  # fmt: skip
-    add("--log-max-bytes", type=int, default=int(_env("LOG_MAX_BYTES", 10 * 1024 * 1024)),
+    add("--log-max-bytes", type=int, default=_env("LOG_MAX_BYTES", str(10 * 1024 * 1024)),
         help="rotate the log at this size, keep 3 (MODELCI_LOG_MAX_BYTES)")  # fmt: skip
-    add("--poll-seconds", type=float, default=float(_env("POLL_SECONDS", 0)),
+    add("--poll-seconds", type=float, default=_env("POLL_SECONDS", "0"),
         help="reload when the alias moves, checked at this interval; 0 = off "
         "(MODELCI_POLL_SECONDS)")  # fmt: skip
-    add("--drain-seconds", type=float, default=float(_env("DRAIN_SECONDS", 0)),
+    add("--drain-seconds", type=float, default=_env("DRAIN_SECONDS", "0"),
         help="after SIGTERM, keep serving (with /ready 503) this long before stopping "
         "(MODELCI_DRAIN_SECONDS)")  # fmt: skip
-    add("--graceful-timeout", type=float, default=float(_env("GRACEFUL_TIMEOUT", 30)),
+    add("--graceful-timeout", type=float, default=_env("GRACEFUL_TIMEOUT", "30"),
         help="then wait this long for in-flight requests (MODELCI_GRACEFUL_TIMEOUT)")  # fmt: skip
-    add("--threads", type=int, default=int(_env("THREADS", 1)),
+    add("--threads", type=int, default=_env("THREADS", "1"),
         help="OpenMP/BLAS threads; 0 = library default (MODELCI_THREADS)")  # fmt: skip
     parser.set_defaults(handler=cmd_serve)
 
