@@ -374,6 +374,11 @@ def test_gate_and_report_params_errors(
     (repo / "params.yaml").write_text("gate:\n  metrics:\n    accuracy: {minimum: 0.7}\n")
     assert main(["gate"]) == 2
     assert "params.yaml: gate.metrics.accuracy.minimum: unknown key" in capsys.readouterr().err
+    (repo / "params.yaml").write_text("gate: [unclosed\n")
+    assert main(["report", "--base", "HEAD"]) == 2
+    err = capsys.readouterr().err
+    assert "working tree: params.yaml: not valid YAML" in err
+    assert "not found" not in err
     (repo / "params.yaml").unlink()
     assert main(["report", "--base", "HEAD"]) == 2
     err = capsys.readouterr().err

@@ -40,13 +40,19 @@ def _relative(path: str) -> str:
     return candidate.as_posix()
 
 
-def _rules(args: argparse.Namespace, params: Any) -> Any:
+def _rules(args: argparse.Namespace, params: Any, problems: list[str] | None = None) -> Any:
+    """The gate rules: ``--gate-file``, else the params' ``gate:`` section. When ``params`` is
+    None, the reading problem that names the params file (e.g. invalid YAML) is the message."""
     from modelci.ci.gate import load_gate_rules, parse_gate_rules
     from modelci.errors import ConfigError
 
     if args.gate_file:
         return load_gate_rules(Path(args.gate_file))
     if params is None:
+        name = f" {_relative(args.params)}: "
+        unreadable = [p for p in problems or () if name in p and "not found in" not in p]
+        if unreadable:
+            raise ConfigError(f"{unreadable[0]} (or pass --gate-file)")
         raise ConfigError(f"{args.params}: parameters file not found (or pass --gate-file)")
     return parse_gate_rules(params, args.params)
 
@@ -70,7 +76,7 @@ def cmd_report(args: argparse.Namespace) -> int:
         except StateError:
             worktree.commit = ""
         head = read_state(worktree, params_path=params_path)
-    rules = _rules(args, head.params)
+    rules = _rules(args, head.params, head.problems)
     report = build_report(base, head, rules, title=args.title, directions=HIGHER_IS_BETTER)
     out = Path(args.out)
     plot_dir = out / "plots"
