@@ -15,8 +15,9 @@ from typing import Any
 import pytest
 
 from modelci.serving.predlog import read_inputs, read_log
-from modelci.serving.process import ServerProcess, free_port, http_get
-from tests.conftest import VENV_BIN, tool_env
+from modelci.serving.process import ServerProcess, http_get
+from tests.conftest import tool_env
+from tests.integration.conftest import serve_fails, start_serve
 
 pytestmark = pytest.mark.integration
 
@@ -30,20 +31,6 @@ ROW = {
     "parch": 0,
 }
 COLUMNS = list(ROW)
-MODELCI = str(VENV_BIN / "modelci")
-
-
-def start(repo: Path, *extra: str, **env: str) -> ServerProcess:
-    port = free_port()
-    server = ServerProcess(
-        [MODELCI, "serve", "--port", str(port), *extra], port, cwd=repo, env=tool_env(**env)
-    )
-    try:
-        server.wait_ready()
-    except Exception:
-        server.cleanup()
-        raise
-    return server
 
 
 def request(
@@ -76,7 +63,7 @@ def served(
     pipeline_repo: Path, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[tuple[ServerProcess, Path]]:
     log_dir = tmp_path_factory.mktemp("predictions")
-    server = start(
+    server = start_serve(
         pipeline_repo,
         "--model",
         "models/model.skops",
@@ -472,7 +459,7 @@ def wait_in_flight(port: int, count: int, timeout: float = 30.0) -> None:
 
 def test_sigterm_drains_an_in_flight_request(pipeline_repo: Path) -> None:
     """A request whose body is still arriving when SIGTERM lands completes; then exit 0."""
-    server = start(pipeline_repo, "--model", "models/model.skops", "--runtime", "sklearn")
+    server = start_serve(pipeline_repo, "--model", "models/model.skops", "--runtime", "sklearn")
     try:
         body = json.dumps([ROW] * 20).encode()
         with socket.create_connection(("127.0.0.1", server.port), timeout=30) as sock:
@@ -501,7 +488,7 @@ def test_sigterm_drains_an_in_flight_request(pipeline_repo: Path) -> None:
 
 
 def test_drain_period_turns_ready_off_but_keeps_serving(pipeline_repo: Path) -> None:
-    server = start(pipeline_repo, "--model", "models/model.skops", "--drain-seconds", "6")
+    server = start_serve(pipeline_repo, "--model", "models/model.skops", "--drain-seconds", "6")
     try:
         server.signal(signal.SIGTERM)
         deadline = time.monotonic() + 3
@@ -516,28 +503,13 @@ def test_drain_period_turns_ready_off_but_keeps_serving(pipeline_repo: Path) -> 
 
 
 def test_missing_model_file_fails_fast_with_a_clear_message(pipeline_repo: Path) -> None:
-    from tests.conftest import run
-
-    done = run(
-        [MODELCI, "serve", "--model", "models/absent.skops", "--port", str(free_port())],
-        pipeline_repo,
-        check=False,
-        timeout=120,
-    )
+    done = serve_fails(pipeline_repo, "--model", "models/absent.skops")
     assert done.returncode == 1
     assert "models/absent.skops: model file not found" in done.stderr
     assert "Traceback" not in done.stderr
 
 
 def test_pinned_sha256_mismatch_is_refused(pipeline_repo: Path) -> None:
-    from tests.conftest import run
-
-    done = run(
-        [MODELCI, "serve", "--model", "models/model.skops", "--sha256", "0" * 64,
-         "--port", str(free_port())],
-        pipeline_repo,
-        check=False,
-        timeout=120,
-    )  # fmt: skip
+    done = serve_fails(pipeline_repo, "--model", "models/model.skops", "--sha256", "0" * 64)
     assert done.returncode == 1
     assert "does not match" in done.stderr

@@ -17,8 +17,8 @@ from typing import Any
 
 import pytest
 
-from modelci.serving.process import ServerProcess, free_port, http_get
-from tests.conftest import VENV_BIN, run, tool_env
+from modelci.serving.process import ServerProcess, http_get
+from tests.integration.conftest import serve_fails, start_serve
 
 pytestmark = pytest.mark.integration
 
@@ -33,7 +33,6 @@ ROW = {
     "sibsp": 0,
     "parch": 0,
 }
-MODELCI = str(VENV_BIN / "modelci")
 
 
 @dataclass
@@ -103,19 +102,14 @@ def second_model(pipeline_repo: Path, tmp_path_factory: pytest.TempPathFactory) 
 
 
 def start(repo: Path, registry: Registry, *extra: str) -> ServerProcess:
-    port = free_port()
-    server = ServerProcess(
-        [MODELCI, "serve", "--model", f"models:/{NAME}@champion", "--port", str(port), *extra],
-        port,
-        cwd=repo,
-        env=tool_env(MLFLOW_TRACKING_URI=registry.uri, MODELCI_ADMIN_TOKEN=TOKEN),
+    return start_serve(
+        repo,
+        "--model",
+        f"models:/{NAME}@champion",
+        *extra,
+        MLFLOW_TRACKING_URI=registry.uri,
+        MODELCI_ADMIN_TOKEN=TOKEN,
     )
-    try:
-        server.wait_ready()
-    except Exception:
-        server.cleanup()
-        raise
-    return server
 
 
 def model_info(port: int) -> dict[str, Any]:
@@ -290,12 +284,8 @@ def test_a_tampered_artifact_is_refused_on_reload_and_the_old_model_keeps_servin
 def test_a_tampered_artifact_is_refused_at_start(
     registry: Registry, tampered: str, pipeline_repo: Path
 ) -> None:
-    done = run(
-        [MODELCI, "serve", "--model", f"models:/{NAME}@tampered", "--port", str(free_port())],
-        pipeline_repo,
-        check=False,
-        timeout=120,
-        MLFLOW_TRACKING_URI=registry.uri,
+    done = serve_fails(
+        pipeline_repo, "--model", f"models:/{NAME}@tampered", MLFLOW_TRACKING_URI=registry.uri
     )
     assert done.returncode == 1
     assert "does not match the registered" in done.stderr
@@ -303,12 +293,8 @@ def test_a_tampered_artifact_is_refused_at_start(
 
 
 def test_unknown_alias_fails_fast(registry: Registry, pipeline_repo: Path) -> None:
-    done = run(
-        [MODELCI, "serve", "--model", f"models:/{NAME}@nobody", "--port", str(free_port())],
-        pipeline_repo,
-        check=False,
-        timeout=120,
-        MLFLOW_TRACKING_URI=registry.uri,
+    done = serve_fails(
+        pipeline_repo, "--model", f"models:/{NAME}@nobody", MLFLOW_TRACKING_URI=registry.uri
     )
     assert done.returncode == 1
     assert f"models:/{NAME}@nobody: cannot resolve in the MLflow registry" in done.stderr
