@@ -228,6 +228,10 @@ def run_act(
         "--artifact-server-path",
         str(work / "act-artifacts"),
         "--pull=false",
+        # Every job that is ready runs at once, as on GitHub where each job has its own runner
+        # (act's default is one job per CPU).
+        "--concurrent-jobs",
+        "4",
     ]
     for mapping in env.mappings():
         args += ["--local-repository", mapping]
