@@ -5,6 +5,7 @@ from __future__ import annotations
 import signal
 import sys
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
@@ -62,7 +63,8 @@ def load_served(config: ServeConfig) -> ServedModel:
     return ServedModel(info=loaded.info, schema=schema, predictor=predictor, runtime_note=note)
 
 
-def _alias_poller(config: ServeConfig) -> Any:
+def _alias_poller(config: ServeConfig) -> Callable[[], str | None] | None:
+    """For ``models:/NAME@ALIAS``: a function returning the alias's current version."""
     ref = model_source.parse(config.model_uri)
     if ref.kind != "registry" or ref.alias is None:
         return None
