@@ -10,10 +10,10 @@ VENV := .venv
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 export UV_PYTHON_DOWNLOADS := never
 
-.PHONY: help install repro test lint format typecheck pytest bench dag clean serve bench-serving
+.PHONY: help install repro test lint format pytest bench bench-pipeline bench-serving bench-workflows dag clean serve
 
 help: ## list the targets
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
 
 $(UV):
 	$(PYTHON) -m pip install --quiet --disable-pip-version-check --target $(TOOLS) uv==$(UV_VERSION)
@@ -28,10 +28,12 @@ repro: install ## run the pipeline end to end (dvc repro) and print the metrics
 	dvc repro
 	dvc metrics show
 
-lint: install ## ruff (PEP 8, pyflakes, imports, bugbear, bandit), black, mypy
+lint: install ## ruff (PEP 8, pyflakes, imports, bugbear, bandit), black, mypy, actionlint, zizmor
 	ruff check .
 	black --check --quiet .
 	mypy
+	actionlint
+	zizmor --offline --quiet .github
 
 format: install ## apply ruff's fixes and black
 	ruff check --fix .
@@ -42,7 +44,9 @@ pytest: install ## the test suite only
 
 test: lint pytest ## lint, then the whole test suite (what CI runs)
 
-bench: install ## measure the pipeline and CLI; writes docs/benchmarks.md
+bench: bench-pipeline bench-serving bench-workflows ## every benchmark; writes docs/benchmarks.md
+
+bench-pipeline: install ## full/no-op dvc repro, modelci --help, per-stage imports
 	python benchmarks/bench_pipeline.py
 
 MODEL ?= models/model.skops
@@ -51,6 +55,9 @@ serve: install ## serve MODEL (a .skops path or models:/NAME@ALIAS) on 127.0.0.1
 
 bench-serving: install ## serving latency/throughput vs mlflow models serve (QUICK=1 for a dry run)
 	python benchmarks/bench_serving.py $(if $(QUICK),--quick,)
+
+bench-workflows: install ## the PR workflow under act, cold and warm, per job (QUICK=1 for a dry run)
+	python benchmarks/bench_workflows.py $(if $(QUICK),--quick,)
 
 dag: install ## show the pipeline graph
 	dvc dag
