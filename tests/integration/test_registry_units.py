@@ -141,6 +141,9 @@ def test_release_image_skips_targets_without_an_image(
     assert main([*args, "--target", "kubernetes"]) == 0
     assert "Dockerfile not found: no image was built" in capsys.readouterr().out
     assert "no image was built" in summary.read_text()
+    with pytest.raises(SystemExit):
+        main([*args, "--always", "--build-arg", "NO_EQUALS_SIGN"])
+    assert "--build-arg: expected KEY=VALUE, got 'NO_EQUALS_SIGN'" in capsys.readouterr().err
 
 
 def test_api_token_is_not_sent_to_a_redirect_host() -> None:

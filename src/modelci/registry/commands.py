@@ -47,6 +47,13 @@ def _optional_sha(text: str) -> str | None:
     return _sha_arg(text) if text.strip() else None
 
 
+def _build_arg(text: str) -> tuple[str, str]:
+    key, sep, value = text.partition("=")
+    if not sep or not key:
+        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
+    return key, value
+
+
 def cmd_register(args: argparse.Namespace) -> int:
     from dataclasses import replace
 
@@ -198,17 +205,16 @@ def cmd_release_image(args: argparse.Namespace) -> int:
     from modelci.registry.release import build_image
 
     target = args.target or _params(args).registry.deploy_target
+    skipped = None
     if target != "kubernetes" and not args.always:
-        message = f"deploy target {target!r} needs no image: none was built"
-        print(f"release-image: {message}")
-        _emit({"image": "", "digest": ""}, f"## Image\n\n- {message}\n")
+        skipped = f"deploy target {target!r} needs no image: none was built"
+    elif not Path(args.file).is_file():
+        skipped = f"{args.file} not found: no image was built"
+    if skipped is not None:
+        print(f"release-image: {skipped}")
+        _emit({"image": "", "digest": ""}, f"## Image\n\n- {skipped}\n")
         return 0
-    if not Path(args.file).is_file():
-        message = f"{args.file} not found: no image was built"
-        print(f"release-image: {message}")
-        _emit({"image": "", "digest": ""}, f"## Image\n\n- {message}\n")
-        return 0
-    build_args = dict(item.split("=", 1) for item in args.build_arg)
+    build_args = dict(args.build_arg)
     ref = build_image(args.image, args.tag, Path(args.context), Path(args.file), build_args)
     print(f"release-image: pushed {ref}")
     _emit({"image": ref, "digest": ref.split("@", 1)[1]}, f"## Image\n\n- pushed `{ref}`\n")
@@ -317,7 +323,7 @@ def register(sub: Any) -> None:
     p.add_argument("--tag", required=True)
     p.add_argument("--context", default=".")
     p.add_argument("--file", default="Dockerfile")
-    p.add_argument("--build-arg", action="append", default=[], metavar="KEY=VALUE")
+    p.add_argument("--build-arg", type=_build_arg, action="append", default=[], metavar="KEY=VALUE")
     p.add_argument("--target", default="", help="deploy target (default registry.deploy_target)")
     p.add_argument("--always", action="store_true", help="build whatever the target")
     p.set_defaults(handler=cmd_release_image)
