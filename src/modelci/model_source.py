@@ -131,9 +131,15 @@ def _client(tracking_uri: str | None) -> Any:
     return MlflowClient(tracking_uri=tracking_uri)
 
 
+def _first_line(error: Exception) -> str:
+    """MLflow errors can span many lines (a server's HTML page): keep the first, or the type."""
+    return str(error).splitlines()[0] if str(error) else type(error).__name__
+
+
 def _registry_error(ref: ModelRef, error: Exception) -> ModelSourceError:
-    first = str(error).splitlines()[0] if str(error) else type(error).__name__
-    return ModelSourceError(f"{ref.uri}: cannot resolve in the MLflow registry: {first}")
+    return ModelSourceError(
+        f"{ref.uri}: cannot resolve in the MLflow registry: {_first_line(error)}"
+    )
 
 
 def resolve(uri: str | ModelRef, tracking_uri: str | None = None) -> ModelRef:
@@ -205,9 +211,9 @@ def _download(ref: ModelRef, tracking_uri: str | None) -> tuple[bytes, ModelInfo
         try:
             local = client.download_artifacts(ref.run_id, ref.artifact_path, tmp)
         except Exception as error:
-            first = str(error).splitlines()[0] if str(error) else type(error).__name__
             raise ModelSourceError(
-                f"{ref.uri}: cannot download {ref.artifact_path} from run {ref.run_id}: {first}"
+                f"{ref.uri}: cannot download {ref.artifact_path} from run {ref.run_id}: "
+                f"{_first_line(error)}"
             ) from None
         data = Path(local).read_bytes()
     verify_sha256(data, expected, f"{ref.uri} ({ref.artifact_path})")

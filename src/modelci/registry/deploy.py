@@ -27,7 +27,7 @@ import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -50,14 +50,7 @@ class DeployResult:
     notes: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
-        return {
-            "target": self.target,
-            "version": self.version,
-            "deployed": self.deployed,
-            "smoke": self.smoke,
-            "rolled_back_to": self.rolled_back_to,
-            "notes": self.notes,
-        }
+        return asdict(self)
 
 
 class Target(Protocol):
