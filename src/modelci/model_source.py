@@ -125,9 +125,9 @@ def parse(uri: str) -> ModelRef:
 def _client(tracking_uri: str | None) -> Any:
     from mlflow import MlflowClient
 
-    from modelci.tracking import _quiet_mlflow
+    from modelci.tracking import quiet_mlflow
 
-    _quiet_mlflow()
+    quiet_mlflow()
     return MlflowClient(tracking_uri=tracking_uri)
 
 

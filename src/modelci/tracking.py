@@ -49,7 +49,7 @@ def probe(uri: str, timeout: float = PROBE_TIMEOUT_S) -> None:
         ) from None
 
 
-def _quiet_mlflow() -> None:
+def quiet_mlflow() -> None:
     """MLflow sets its own log levels on import; keep its INFO chatter out of stage output."""
     for name in ("mlflow", "alembic"):
         logging.getLogger(name).setLevel(logging.ERROR)
@@ -64,7 +64,7 @@ def configure(experiment: str) -> str:
     probe(uri)
     import mlflow
 
-    _quiet_mlflow()
+    quiet_mlflow()
 
     mlflow.set_tracking_uri(uri)
     try:
@@ -115,7 +115,7 @@ def log_run(
 
     from modelci.modelfile import trusted_types
 
-    _quiet_mlflow()
+    quiet_mlflow()
     example = features.head(3)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)  # MLflow's hint about integer columns

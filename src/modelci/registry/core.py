@@ -113,7 +113,7 @@ class Registry:
         import mlflow
         from mlflow import MlflowClient
 
-        tracking._quiet_mlflow()
+        tracking.quiet_mlflow()
         mlflow.set_tracking_uri(self.uri)
         self.client = MlflowClient(self.uri)
         self.name = name
