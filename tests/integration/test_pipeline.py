@@ -197,3 +197,13 @@ def test_unreachable_tracking_server_fails_clearly(pipeline_repo: Path, tmp_path
     assert lines[-1].startswith(
         f"modelci evaluate: error: MLflow tracking server {uri} is unreachable"
     )
+
+
+def test_outputs_are_byte_reproducible(pipeline_repo: Path, tmp_path: Path) -> None:
+    """Forcing every stage to run again, in a later commit, changes no committed byte."""
+    repo = copy_repo(pipeline_repo, tmp_path / "repo")
+    run(["git", "add", "-A"], repo)
+    run(["git", "commit", "-q", "-m", "pipeline outputs"], repo)
+    run(["dvc", "repro", "--force"], repo)
+    assert run(["git", "status", "--porcelain"], repo).stdout == ""
+    assert json.loads(run(["dvc", "status", "--json"], repo).stdout) == {}

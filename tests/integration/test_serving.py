@@ -409,15 +409,18 @@ def test_predictions_are_logged_for_drift_checks(served: tuple[ServerProcess, Pa
     assert list(frame.columns[: len(COLUMNS)]) == COLUMNS
 
 
-def test_fuzz_the_openapi_document_no_5xx(served: tuple[ServerProcess, Path]) -> None:
+def test_fuzz_the_openapi_document_no_5xx(
+    served: tuple[ServerProcess, Path], tmp_path: Path
+) -> None:
     """Schema-driven fuzzing (valid and invalid bodies) of every operation, bounded in time."""
     server, _ = served
-    done = run_schemathesis(server.port)
+    done = run_schemathesis(server.port, tmp_path)
     assert done.returncode == 0, done.stdout[-6000:] + done.stderr[-3000:]
     assert http_get(server.port, "/health")[0] == 200
 
 
-def run_schemathesis(port: int) -> Any:
+def run_schemathesis(port: int, workdir: Path) -> Any:
+    """Run the schemathesis CLI from ``workdir``, where it keeps its .schemathesis/ cache."""
     import subprocess
 
     return subprocess.run(
@@ -443,6 +446,7 @@ def run_schemathesis(port: int) -> Any:
         capture_output=True,
         text=True,
         timeout=240,
+        cwd=workdir,
         env=tool_env(SCHEMATHESIS_HOOKS="", NO_COLOR="1"),
     )
 

@@ -9,7 +9,6 @@ import pandas as pd
 
 from modelci.config import Params
 from modelci.fileio import file_digest, write_json, write_text
-from modelci.lineage import git_commit
 from modelci.modelfile import load_model
 from modelci.pipeline import metrics as m
 from modelci.pipeline import model_card
@@ -28,7 +27,7 @@ def run(params: Params, paths: StagePaths = DEFAULT_PATHS) -> dict[str, float]:
     )
     profile: dict[str, Any] = json.loads(paths.profile.read_text(encoding="utf-8"))
     sha256 = file_digest(paths.model)
-    card = model_card.render(params, scores, slices, profile, sha256, git_commit())
+    card = model_card.render(params, scores, slices, profile, sha256)
 
     for name, table in m.plot_tables(pred, params.data).items():
         write_text(paths.plots / name, table.to_csv(index=False))

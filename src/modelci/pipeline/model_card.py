@@ -19,8 +19,12 @@ def render(
     slices: dict[str, dict[str, dict[str, float]]],
     profile: dict[str, Any],
     model_sha256: str,
-    commit: str,
 ) -> str:
+    """Render the card from the stage's inputs only, so it is reproducible like every output.
+
+    No git commit or date: the card is committed with the change that produced it, and the
+    commit lives in the MLflow run's lineage tags and in the registry.
+    """
     data = params.data
     lines = [
         f"# Model card: {params.tracking.model_name}",
@@ -32,7 +36,6 @@ def render(
         "- Features: "
         + ", ".join(f"`{name}` ({data.columns[name].type})" for name in data.features),
         f"- Model file sha256: `{model_sha256}`",
-        f"- Git commit: `{commit}`",
         "",
         "## Data",
         "",
