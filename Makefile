@@ -9,6 +9,9 @@ UV := $(TOOLS)/bin/uv
 VENV := .venv
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 export UV_PYTHON_DOWNLOADS := never
+# Compile .pyc at install: imports (half of every stage's run time) do not re-parse sources, even
+# where PYTHONDONTWRITEBYTECODE is set.
+export UV_COMPILE_BYTECODE := 1
 
 .PHONY: help install repro test lint format pytest bench bench-pipeline bench-serving bench-workflows dag clean serve
 
