@@ -140,7 +140,10 @@ def main() -> None:
             " (see `tests/workflows/harness.py`). Cold: empty DVC cache, the model job reproduces"
             " the whole pipeline. Warm: the DVC cache restored. `uv sync` is short-circuited in"
             " both (the locked environment is linked), so installing dependencies is not"
-            f" included. {runs} run(s) of each case; seconds.",
+            " included. The repository is the workflow tests' model repository: this pipeline"
+            " with a one-file smoke test suite, so the `test` job measures the workflow, not a"
+            " large suite (this repository's own `test` job runs its whole suite, which takes"
+            f" minutes). {runs} run(s) of each case; seconds.",
             table(["case", "median", "min", "max"], rows),
             "Per job (median seconds, from the job's first to its last log line):",
             table(["job", "cold", "warm"], job_rows),
