@@ -203,18 +203,22 @@ def parse_params(raw: Any, source: str = str(DEFAULT_PARAMS)) -> Params:
         raise ConfigError(lines[0] + more, details=lines) from None
 
 
-def load_params(path: Path = DEFAULT_PARAMS) -> Params:
-    """Read and validate ``params.yaml``."""
+def read_yaml(path: Path, what: str = "parameters file") -> Any:
+    """Parse a YAML file; a missing, unreadable or malformed one is a one-line ConfigError."""
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
-        raise ConfigError(f"{path}: parameters file not found") from None
+        raise ConfigError(f"{path}: {what} not found") from None
     except OSError as error:
-        raise ConfigError(f"{path}: cannot read parameters file: {error.strerror}") from None
+        raise ConfigError(f"{path}: cannot read {what}: {error.strerror}") from None
     try:
-        raw = yaml.safe_load(text)
+        return yaml.safe_load(text)
     except yaml.YAMLError as error:
         where = getattr(error, "problem_mark", None)
         line = f" (line {where.line + 1})" if where is not None else ""
         raise ConfigError(f"{path}{line}: invalid YAML: {error}".splitlines()[0]) from None
-    return parse_params(raw, str(path))
+
+
+def load_params(path: Path = DEFAULT_PARAMS) -> Params:
+    """Read and validate ``params.yaml``."""
+    return parse_params(read_yaml(path), str(path))

@@ -21,10 +21,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
 from pydantic import ValidationError
 
-from modelci.config import GateParams, MetricRule, format_validation_error
+from modelci.config import GateParams, MetricRule, format_validation_error, read_yaml
 from modelci.errors import ConfigError
 
 # Float noise (e.g. 0.80 - 0.78 = 0.020000000000000018) must not turn a tie into a failure.
@@ -269,17 +268,7 @@ def parse_gate_rules(raw: Any, source: str) -> dict[str, MetricRule]:
 
 def load_gate_rules(path: Path) -> dict[str, MetricRule]:
     """Read gate rules from ``params.yaml`` (``gate:`` section) or a gate file (``metrics:``)."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ConfigError(f"{path}: gate file not found") from None
-    except OSError as error:
-        raise ConfigError(f"{path}: cannot read gate file: {error.strerror}") from None
-    try:
-        raw = yaml.safe_load(text)
-    except yaml.YAMLError as error:
-        raise ConfigError(f"{path}: invalid YAML: {str(error).splitlines()[0]}") from None
-    return parse_gate_rules(raw, str(path))
+    return parse_gate_rules(read_yaml(path, "gate file"), str(path))
 
 
 def verdict_lines(verdict: Verdict) -> list[str]:

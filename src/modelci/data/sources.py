@@ -13,10 +13,9 @@ import importlib.metadata
 from pathlib import Path
 
 import pandas as pd
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from modelci.config import format_validation_error
+from modelci.config import format_validation_error, read_yaml
 from modelci.errors import ConfigError, DataError
 
 DESCRIPTOR_SUFFIXES = (".yaml", ".yml")
@@ -37,14 +36,12 @@ class PackagedDataset(BaseModel):
 
 
 def load_descriptor(path: Path) -> PackagedDataset:
+    raw = read_yaml(path, "dataset descriptor")
     try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
         return PackagedDataset.model_validate(raw)
     except ValidationError as error:
         lines = format_validation_error(str(path), error)
         raise ConfigError(lines[0], details=lines) from None
-    except yaml.YAMLError as error:
-        raise ConfigError(f"{path}: invalid YAML: {error}".splitlines()[0]) from None
 
 
 def locate_packaged_file(dataset: PackagedDataset) -> Path:
