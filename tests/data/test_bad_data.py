@@ -42,6 +42,13 @@ def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return tmp_path
 
 
+def use_source(workdir: Path, name: str) -> None:
+    """Point data.source in the work directory's params.yaml at ``name``."""
+    params = yaml.safe_load((workdir / "params.yaml").read_text())
+    params["data"]["source"] = name
+    (workdir / "params.yaml").write_text(yaml.safe_dump(params))
+
+
 def prepare(capsys: pytest.CaptureFixture[str]) -> tuple[int, list[str]]:
     code = main(["prepare"])
     lines = capsys.readouterr().err.strip().splitlines()
@@ -158,9 +165,7 @@ def test_missing_file(workdir: Path, capsys: pytest.CaptureFixture[str]) -> None
 
 def test_unsupported_file_type(workdir: Path, capsys: pytest.CaptureFixture[str]) -> None:
     (workdir / "input.xlsx").write_bytes(b"PK")
-    params = yaml.safe_load((workdir / "params.yaml").read_text())
-    params["data"]["source"] = "input.xlsx"
-    (workdir / "params.yaml").write_text(yaml.safe_dump(params))
+    use_source(workdir, "input.xlsx")
     code, lines = prepare(capsys)
     assert code == 1
     assert "unsupported file type '.xlsx'" in lines[0]
@@ -172,9 +177,7 @@ def test_tampered_packaged_dataset_is_refused(
     descriptor = yaml.safe_load((REPO_ROOT / "data/titanic.source.yaml").read_text())
     descriptor["sha256"] = "0" * 64
     (workdir / "data.source.yaml").write_text(yaml.safe_dump(descriptor))
-    params = yaml.safe_load((workdir / "params.yaml").read_text())
-    params["data"]["source"] = "data.source.yaml"
-    (workdir / "params.yaml").write_text(yaml.safe_dump(params))
+    use_source(workdir, "data.source.yaml")
     code, lines = prepare(capsys)
     assert code == 1
     assert "the installed package ships different data" in lines[0]
@@ -185,9 +188,7 @@ def test_valid_parquet_input_is_split(
     titanic: pd.DataFrame, workdir: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     titanic.to_parquet(workdir / "input.parquet", index=False)
-    params = yaml.safe_load((workdir / "params.yaml").read_text())
-    params["data"]["source"] = "input.parquet"
-    (workdir / "params.yaml").write_text(yaml.safe_dump(params))
+    use_source(workdir, "input.parquet")
     assert main(["prepare"]) == 0
     train = pd.read_parquet(workdir / PREPARED / "train.parquet")
     test = pd.read_parquet(workdir / PREPARED / "test.parquet")

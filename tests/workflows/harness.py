@@ -58,6 +58,9 @@ USES = re.compile(r"uses:\s*([A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+)(/[^@\s]*)?@([^\s#]
 SELF_USES = re.compile(r"uses:\s*\$/(?:\./)?([^\s#]+)")
 CACHE_MODE = re.compile(r"^[ \t]*cache-mode:.*\n", re.MULTILINE)
 
+# The GITHUB_TOKEN act hands to workflows in these tests; tests assert it is never printed.
+FAKE_GITHUB_TOKEN = "ghs_fake_token_for_the_tests"  # noqa: S105 - not a secret
+
 
 def third_party_refs(github_dir: Path = GITHUB_DIR) -> dict[str, str]:
     """``owner/name@ref`` of every remote action used under ``github_dir`` -> owner/name."""

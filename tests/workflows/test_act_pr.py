@@ -24,13 +24,13 @@ from tests.workflows.conftest import (
     pull_request_event,
     workflow_run_event,
 )
+from tests.workflows.harness import FAKE_GITHUB_TOKEN as TOKEN
 
 pytestmark = [pytest.mark.workflows, pytest.mark.slow]
 
 CI_JOBS = ("lint", "test", "model", "all-green")
 ZWSP = "\u200b"
 # What act passes as github.token (GitHub provides one to every run).
-TOKEN = "ghs_fake_token_for_the_tests"  # noqa: S105 - not a secret
 
 
 def conclusion(run: harness.ActRun) -> str:

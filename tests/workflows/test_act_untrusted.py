@@ -26,10 +26,10 @@ from tests.workflows.conftest import (
     pull_request_event,
     workflow_run_event,
 )
+from tests.workflows.harness import FAKE_GITHUB_TOKEN as TOKEN
 
 pytestmark = [pytest.mark.workflows, pytest.mark.slow]
 
-TOKEN = "ghs_fake_token_for_the_tests"  # noqa: S105 - not a secret
 STALE_MESSAGE = "stale dvc.lock: run dvc repro and commit"
 
 
