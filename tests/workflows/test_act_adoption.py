@@ -31,7 +31,7 @@ BLOCK = re.compile(r"<!-- example:(?P<name>[\w-]+) -->\n```yaml\n(?P<body>.*?)``
 
 
 def readme_examples() -> dict[str, str]:
-    text = (REPO_ROOT / "README.md").read_text(encoding="utf-8")
+    text = (REPO_ROOT / "docs" / "adopting.md").read_text(encoding="utf-8")
     return {m.group("name"): m.group("body") for m in BLOCK.finditer(text)}
 
 
