@@ -222,3 +222,25 @@ def read_yaml(path: Path, what: str = "parameters file") -> Any:
 def load_params(path: Path = DEFAULT_PARAMS) -> Params:
     """Read and validate ``params.yaml``."""
     return parse_params(read_yaml(path), str(path))
+
+
+def load_data_params(path: Path = DEFAULT_PARAMS) -> DataParams:
+    """Read and validate only the ``data:`` section (the schema), ignoring every other section.
+
+    Serving, the registry and the model tests need the schema alone, so they work in a repository
+    whose other sections belong to the user's own stages.
+    """
+    raw = read_yaml(path)
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: expected a mapping of sections, got {type(raw).__name__}")
+    if "data" not in raw:
+        raise ConfigError(f"{path}: data: section missing (the schema of the model's columns)")
+    try:
+        return DataParams.model_validate(raw["data"])
+    except ValidationError as error:
+        lines = [
+            line.replace(f"{path}: ", f"{path}: data.", 1)
+            for line in format_validation_error(str(path), error)
+        ]
+        more = f" (and {len(lines) - 1} more)" if len(lines) > 1 else ""
+        raise ConfigError(lines[0] + more, details=lines) from None
