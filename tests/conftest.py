@@ -68,3 +68,20 @@ def pipeline_repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
     repo = make_model_repo(tmp_path_factory.mktemp("pipeline") / "repo")
     run(["dvc", "repro", "--quiet"], repo)
     return repo
+
+
+def uv_binary() -> str:
+    """The pinned uv that ``make install`` puts in .tools/ (or one on PATH)."""
+    pinned = REPO_ROOT / ".tools" / "bin" / "uv"
+    found = str(pinned) if pinned.exists() else shutil.which("uv")
+    if found is None:
+        pytest.fail("uv not found: run `make install` (it installs the pinned uv into .tools/)")
+    return found
+
+
+@pytest.fixture(scope="session")
+def modelci_dists(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """The wheel and sdist built from this checkout, once per session: what adopters install."""
+    out = tmp_path_factory.mktemp("dist")
+    run([uv_binary(), "build", "--quiet", "--out-dir", str(out)], REPO_ROOT)
+    return {"wheel": next(out.glob("*.whl")), "sdist": next(out.glob("*.tar.gz"))}
