@@ -1,4 +1,4 @@
-"""Shared fixtures: a throwaway copy of this repository where the real pipeline has run."""
+"""Shared fixtures: a throwaway model repository where the real pipeline has run."""
 
 from __future__ import annotations
 
@@ -12,9 +12,12 @@ import pytest
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 VENV_BIN = Path(sys.executable).parent
-# What a model repository needs to run the pipeline: code, pipeline, params and data pointers.
+# What this repository's model needs to run its pipeline with the installed modelci: the pipeline,
+# its params (pyproject.toml holds the modelci version the stages track) and the data pointer.
+# No source file: the stages run the `modelci` of the environment under test.
 REPO_FILES = (
     "dvc.yaml",
+    "pyproject.toml",
     "params.yaml",
     ".dvcignore",
     ".gitignore",
@@ -55,7 +58,6 @@ def make_model_repo(target: Path) -> Path:
         destination = target / name
         destination.parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(REPO_ROOT / name, destination)
-    shutil.copytree(REPO_ROOT / "src", target / "src", ignore=shutil.ignore_patterns("__pycache__"))
     run(["git", "init", "-q", "-b", "main"], target)
     run(["git", "add", "-A"], target)
     run(["git", "commit", "-q", "-m", "model repository"], target)
