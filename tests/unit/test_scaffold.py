@@ -15,7 +15,7 @@ from modelci.errors import ConfigError
 from modelci.scaffold import baseline
 from modelci.scaffold.infer import Column, LeftOut, infer, infer_column, infer_task
 from modelci.scaffold.init import Options, ScaffoldError, make_plan, package_name, render
-from tests.conftest import REPO_ROOT
+from tests.conftest import REPO_ROOT, VENV_BIN, run
 
 pytestmark = pytest.mark.unit
 
@@ -150,6 +150,9 @@ def test_plan_renders_every_file_and_a_valid_params(tmp_path: Path, data_file: P
         ".github/workflows/pr.yml",
         ".github/workflows/pr-comment.yml",
         ".github/workflows/release.yml",
+        ".github/dependabot.yml",
+        "Dockerfile",
+        ".dockerignore",
         "data/customers.csv",
         "src/repo/__init__.py",
     }
@@ -248,3 +251,16 @@ def test_serving_image_is_the_one_init_writes() -> None:
         assert (REPO_ROOT / own).read_bytes() == (
             REPO_ROOT / "src/modelci/scaffold/templates" / template
         ).read_bytes(), f"{own} differs from the template init writes"
+
+
+def test_generated_workflows_pass_the_workflow_linters(tmp_path: Path, data_file: Path) -> None:
+    """What init writes passes the same actionlint and zizmor the adopter's lint job runs."""
+    plan = make_plan(options(tmp_path, data_file))
+    repo = tmp_path / "rendered"
+    for relative, content in plan.files.items():
+        if relative.startswith(".github/"):
+            (repo / relative).parent.mkdir(parents=True, exist_ok=True)
+            (repo / relative).write_bytes(content)
+    run(["git", "init", "-q"], repo)
+    run([str(VENV_BIN / "actionlint")], repo)
+    run([str(VENV_BIN / "zizmor"), "--offline", "--quiet", ".github"], repo)
