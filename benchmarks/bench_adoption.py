@@ -43,9 +43,9 @@ def adopter_env() -> dict[str, str]:
 
 def timed(args: list[str], cwd: Path) -> float:
     start = time.perf_counter()
-    done = subprocess.run(
+    done = subprocess.run(  # noqa: S603 - fixed tools, arguments built here
         args, cwd=cwd, env=adopter_env(), capture_output=True, text=True
-    )  # noqa: S603
+    )
     if done.returncode != 0:
         raise SystemExit(f"{' '.join(args)} failed:\n{done.stdout}\n{done.stderr}")
     return time.perf_counter() - start
