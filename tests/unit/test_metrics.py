@@ -15,6 +15,7 @@ from modelci.pipeline.metrics import (
     Predictions,
     compute_metrics,
     plot_tables,
+    predict,
     slice_metrics,
 )
 
@@ -101,3 +102,39 @@ def test_slices_skip_metrics_for_small_groups() -> None:
     assert result["group"]["x"]["rows"] == 4
     assert "accuracy" in result["group"]["x"]
     assert result["group"]["y"] == {"rows": 2}
+
+
+class CountingClassifier:
+    """Probabilities from a fixed table; counts how often it is asked."""
+
+    classes_ = np.array(["no", "yes"])
+
+    def __init__(self, proba: np.ndarray) -> None:
+        self.proba = proba
+        self.calls: list[str] = []
+
+    def predict_proba(self, features: pd.DataFrame) -> np.ndarray:
+        self.calls.append("predict_proba")
+        return self.proba
+
+    def predict(self, features: pd.DataFrame) -> np.ndarray:
+        self.calls.append("predict")
+        return np.asarray(self.classes_)[self.proba.argmax(axis=1)]
+
+
+def test_predict_runs_a_classifier_once() -> None:
+    model = CountingClassifier(np.array([[0.9, 0.1], [0.2, 0.8], [0.5, 0.5]]))
+    pred = predict(model, pd.DataFrame({"x": [1, 2, 3]}), pd.Series(["no", "yes", "no"]))
+    assert model.calls == ["predict_proba"]
+    assert pred.y_pred.tolist() == ["no", "yes", "no"]  # a tie goes to the first class
+    assert pred.classes == ["no", "yes"]
+
+
+def test_predict_uses_predict_without_probabilities() -> None:
+    class Regressor:
+        def predict(self, features: pd.DataFrame) -> np.ndarray:
+            return np.array([1.5, 2.5])
+
+    pred = predict(Regressor(), pd.DataFrame({"x": [1, 2]}), pd.Series([1.0, 3.0]))
+    assert pred.y_pred.tolist() == [1.5, 2.5]
+    assert pred.proba is None

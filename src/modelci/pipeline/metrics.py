@@ -42,9 +42,18 @@ class Predictions:
 
 
 def predict(model: Any, features: pd.DataFrame, target: pd.Series) -> Predictions:
-    proba = model.predict_proba(features) if hasattr(model, "predict_proba") else None
+    """Run the model once over ``features``.
+
+    A classifier with ``predict_proba`` gets its labels from the probabilities (the most probable
+    class, the first on a tie), which is what scikit-learn's classifiers' ``predict`` computes;
+    calling both doubled evaluate's time on large test sets.
+    """
     classes = list(getattr(model, "classes_", []))
-    return Predictions(np.asarray(target), np.asarray(model.predict(features)), proba, classes)
+    if hasattr(model, "predict_proba") and classes:
+        proba = np.asarray(model.predict_proba(features))
+        labels = np.asarray(classes)[np.argmax(proba, axis=1)]
+        return Predictions(np.asarray(target), labels, proba, classes)
+    return Predictions(np.asarray(target), np.asarray(model.predict(features)), None, classes)
 
 
 def positive_label(data: DataParams, classes: list[Any]) -> Any:
