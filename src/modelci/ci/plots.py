@@ -17,6 +17,7 @@ from modelci.ci.state import PlotTable, RepoState
 
 MAX_SCATTER_POINTS = 5000
 MAX_CONFUSION_LABELS = 30
+COUNT_COLUMN = "count"
 DPI = 100
 
 
@@ -80,13 +81,21 @@ def numeric_xy(table: PlotTable, x: str, y: str) -> tuple[list[float], list[floa
 
 
 def confusion_counts(table: PlotTable, actual: str, predicted: str) -> Counter[tuple[str, str]]:
+    """Counts per (actual, predicted) pair: from the ``count`` column of a counts table (what
+    evaluate writes), else one per line (a table with one line per test row)."""
     ia, ip = _column(table, actual), _column(table, predicted)
+    ic = table.columns.index(COUNT_COLUMN) if COUNT_COLUMN in table.columns else None
     counts: Counter[tuple[str, str]] = Counter()
     for number, row in enumerate(table.rows, start=2):
         try:
-            counts[(row[ia], row[ip])] += 1
+            count = 1 if ic is None else int(row[ic])
+            counts[(row[ia], row[ip])] += count
         except IndexError:
             raise PlotDataError(f"line {number}: missing values") from None
+        except ValueError:
+            count = -1
+        if count < 0:
+            raise PlotDataError(f"line {number}: {COUNT_COLUMN!r} is not a count")
     return counts
 
 

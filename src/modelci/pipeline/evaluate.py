@@ -13,6 +13,7 @@ from modelci.modelfile import load_model
 from modelci.pipeline import metrics as m
 from modelci.pipeline import model_card
 from modelci.pipeline.paths import DEFAULT_PATHS, StagePaths
+from modelci.pipeline.plot_data import plot_tables
 from modelci.threads import fixed_threads
 
 
@@ -31,7 +32,7 @@ def run(params: Params, paths: StagePaths = DEFAULT_PATHS) -> dict[str, float]:
     sha256 = file_digest(paths.model)
     card = model_card.render(params, scores, slices, profile, sha256)
 
-    for name, table in m.plot_tables(pred, params.data).items():
+    for name, table in plot_tables(pred, params.data).items():
         write_text(paths.plots / name, table.to_csv(index=False))
     write_json(paths.slices, slices)
     write_text(paths.model_card, card)

@@ -1,4 +1,4 @@
-"""Task-appropriate metrics, per-slice metrics and plot data: pure functions of predictions."""
+"""Task-appropriate metrics and per-slice metrics: pure functions of predictions."""
 
 from __future__ import annotations
 
@@ -159,36 +159,3 @@ def slice_metrics(
             per_value[str(value)] = entry
         result[column] = per_value
     return result
-
-
-def plot_tables(pred: Predictions, data: DataParams) -> dict[str, pd.DataFrame]:
-    """The plot data ``dvc.yaml`` declares, one table per file name."""
-    from sklearn import metrics as m
-
-    if not data.is_classification:
-        residual = pred.y_true - pred.y_pred
-        return {
-            "predictions.csv": pd.DataFrame({"actual": pred.y_true, "predicted": pred.y_pred}),
-            "residuals.csv": pd.DataFrame({"predicted": pred.y_pred, "residual": residual}),
-        }
-    tables = {
-        "confusion.csv": pd.DataFrame(
-            {"actual": pred.y_true.astype(str), "predicted": pred.y_pred.astype(str)}
-        )
-    }
-    if pred.proba is not None:
-        if data.task == "binary":
-            positive = positive_label(data, pred.classes)
-            truth = (pred.y_true == positive).astype(int)
-            score = pred.proba[:, pred.classes.index(positive)]
-        else:  # micro-average over one-vs-rest indicators
-            truth = np.column_stack([pred.y_true == label for label in pred.classes]).ravel()
-            score = pred.proba.ravel()
-        if len(np.unique(truth)) == 2:
-            fpr, tpr, _ = m.roc_curve(truth, score)
-            precision, recall, _ = m.precision_recall_curve(truth, score)
-            tables["roc.csv"] = pd.DataFrame({"fpr": fpr, "tpr": tpr})
-            tables["precision_recall.csv"] = pd.DataFrame(
-                {"recall": recall, "precision": precision}
-            )
-    return {name: table.round(ROUND) for name, table in tables.items()}
