@@ -364,7 +364,7 @@ def test_confusion_counts_table_and_row_table_agree() -> None:
 @pytest.mark.parametrize("bad", ["-1", "2.5", "many"])
 def test_confusion_count_must_be_a_count(bad: str) -> None:
     counts = table(("actual", "predicted", "count"), [(0, 0, 3), (0, 1, bad)])
-    with pytest.raises(PlotDataError, match="line 3: 'count' is not a count"):
+    with pytest.raises(PlotDataError, match=f"'count' is not a count: '{bad}'"):
         confusion_counts(counts, "actual", "predicted")
 
 
