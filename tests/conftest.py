@@ -23,6 +23,7 @@ REPO_FILES = (
     ".gitignore",
     ".dvc/config",
     ".dvc/.gitignore",
+    ".dvc/plots/confusion_counts.json",
     "data/titanic.source.yaml",
 )
 

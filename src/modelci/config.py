@@ -97,6 +97,10 @@ class TrainParams(_Frozen):
     estimator_params: dict[str, Any] = Field(default_factory=dict)
     seed: NonNegativeInt = 0
     scale_numeric: bool = True
+    # Threads for the estimator and the numeric libraries (OpenMP, BLAS) while fitting and
+    # predicting. The model's bytes depend on it, not on the machine's cores; 1 is the only value
+    # whose bytes are guaranteed the same on every machine (docs/scale.md).
+    n_threads: int = Field(default=1, ge=1)
     # Types the safe model loader accepts beyond skops' built-in trusted set. The defaults cover
     # the preprocessing and the estimators of scikit-learn that need it; add your estimator's.
     trusted_types: tuple[str, ...] = ()

@@ -55,6 +55,8 @@ def lineage_tags(params: Params, data_files: dict[str, Path]) -> dict[str, str]:
         "modelci.git_commit": commit,
         "modelci.git_dirty": str(git_dirty()).lower(),
         "modelci.params_digest": params_digest(params),
+        # The model's bytes depend on it (modelci.threads); recorded next to the commit.
+        "modelci.train.n_threads": str(params.train.n_threads),
     }
     for name, path in data_files.items():
         tags[f"modelci.data.{name}.md5"] = file_digest(path, "md5")

@@ -83,6 +83,7 @@ def _flat_params(params: Params) -> dict[str, Any]:
         "train.estimator": params.train.estimator,
         "train.seed": params.train.seed,
         "train.scale_numeric": params.train.scale_numeric,
+        "train.n_threads": params.train.n_threads,
     }
     for key, value in params.train.estimator_params.items():
         flat[f"train.estimator_params.{key}"] = value

@@ -120,3 +120,16 @@ def test_retraining_with_the_same_seed_is_identical(
     second = dump_model(fit(train_frame, params.data, params.train))
     assert first == second
     assert first == (pipeline_repo / "models/model.skops").read_bytes()
+
+
+def test_labels_from_probabilities_equal_predict(
+    model: Any, params: Params, test_frame: pd.DataFrame
+) -> None:
+    """Evaluate runs the model once and takes labels from the probabilities: they must be the
+    labels the model's own ``predict`` gives (serving calls ``predict``)."""
+    features = test_frame[params.data.features]
+    pred = m.predict(model, features, test_frame[params.data.target])
+    assert pred.proba is not None
+    assert pred.y_pred.dtype == model.predict(features).dtype
+    assert (pred.y_pred == model.predict(features)).all()
+    assert set(pred.y_pred.tolist()) == set(model.classes_.tolist())  # both classes occur

@@ -246,8 +246,12 @@ def test_this_repository_runs_the_pipeline_init_writes() -> None:
         assert not [d for d in stage.get("deps", []) if "src/modelci" in str(d)]
 
 
-def test_serving_image_is_the_one_init_writes() -> None:
-    for own, template in (("Dockerfile", "Dockerfile"), (".dockerignore", "dot-dockerignore")):
+def test_serving_image_and_plot_template_are_the_ones_init_writes() -> None:
+    for own, template in (
+        ("Dockerfile", "Dockerfile"),
+        (".dockerignore", "dot-dockerignore"),
+        (".dvc/plots/confusion_counts.json", "dot-dvc/plots/confusion_counts.json"),
+    ):
         assert (REPO_ROOT / own).read_bytes() == (
             REPO_ROOT / "src/modelci/scaffold/templates" / template
         ).read_bytes(), f"{own} differs from the template init writes"

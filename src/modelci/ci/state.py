@@ -14,6 +14,7 @@ import json
 import math
 import shutil
 import subprocess  # nosec B404: runs git with fixed argument lists, never a shell
+from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,7 +32,8 @@ PLOTS_DIR = "plots"
 MODEL = "models/model.skops"
 # Bounds on what is read from a (possibly hostile) pull request.
 MAX_FILE_BYTES = 64 * 1024 * 1024
-MAX_PLOT_ROWS = 200_000
+MAX_PLOT_ROWS = 200_000  # rows of a plot table kept for drawing (evenly spread, see below)
+MAX_DISTINCT_ROWS = 10_000  # distinct lines counted exactly (a confusion table has few)
 
 
 class StateError(ModelCIError):
@@ -150,11 +152,34 @@ class WorkTreeSource:
 
 @dataclass(frozen=True)
 class PlotTable:
-    """One plot data file: its columns and rows as strings (parsed by the renderer)."""
+    """One plot data file: its columns and rows as strings (parsed by the renderer).
+
+    ``rows`` is every row, or, above :data:`MAX_PLOT_ROWS`, an evenly spread sample of the whole
+    file (never a prefix); ``total_rows`` counts them all. ``distinct`` holds every distinct row
+    with its number of occurrences when the file has at most :data:`MAX_DISTINCT_ROWS` of them,
+    so counts (a confusion matrix) are exact at any size.
+    """
 
     columns: tuple[str, ...]
     rows: tuple[tuple[str, ...], ...]
-    truncated: bool = False
+    total_rows: int | None = None
+    distinct: tuple[tuple[tuple[str, ...], int], ...] | None = None
+
+    @property
+    def row_count(self) -> int:
+        return len(self.rows) if self.total_rows is None else self.total_rows
+
+    @property
+    def sampled(self) -> bool:
+        """Whether ``rows`` holds fewer rows than the file."""
+        return len(self.rows) < self.row_count
+
+    def weighted_rows(self) -> list[tuple[tuple[str, ...], int]]:
+        """Each row with how many rows of the file it stands for: exact when ``distinct`` is
+        known or nothing was sampled, else each sampled row once."""
+        if self.distinct is not None:
+            return list(self.distinct)
+        return [(row, 1) for row in self.rows]
 
 
 @dataclass
@@ -234,15 +259,26 @@ def parse_plot_csv(data: bytes, where: str) -> PlotTable:
     header = next(reader, None)
     if not header:
         return PlotTable((), ())
-    rows: list[tuple[str, ...]] = []
-    truncated = False
-    for row in reader:
-        if len(rows) >= MAX_PLOT_ROWS:
-            truncated = True
-            break
-        if row:
-            rows.append(tuple(row))
-    return PlotTable(tuple(header), tuple(rows), truncated)
+    # Keep rows 0, stride, 2*stride, ...; when the sample overflows, keep every other one and
+    # double the stride: bounded memory, and the sample spans the whole file.
+    sample: list[tuple[str, ...]] = []
+    stride, total = 1, 0
+    distinct: Counter[tuple[str, ...]] | None = Counter()
+    for values in reader:
+        if not values:
+            continue
+        row = tuple(values)
+        if total % stride == 0:
+            sample.append(row)
+            if len(sample) > MAX_PLOT_ROWS:
+                sample, stride = sample[::2], stride * 2
+        total += 1
+        if distinct is not None:
+            distinct[row] += 1
+            if len(distinct) > MAX_DISTINCT_ROWS:
+                distinct = None
+    counted = tuple(distinct.items()) if distinct is not None else None
+    return PlotTable(tuple(header), tuple(sample), total, counted)
 
 
 def read_state(

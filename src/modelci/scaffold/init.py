@@ -227,6 +227,13 @@ def _uv() -> str:
     return found
 
 
+def _write_files(root: Path, files: dict[str, bytes]) -> None:
+    for relative, content in files.items():
+        path = root / relative
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(content)
+
+
 def write(plan: Plan, options: Options) -> None:
     """Write the plan, then git/DVC/uv: the repository is committed when this returns."""
     if plan.collisions and not options.force:
@@ -237,10 +244,9 @@ def write(plan: Plan, options: Options) -> None:
         )
     uv = _uv() if options.lock else None
     root = options.directory
-    for relative, content in plan.files.items():
-        path = root / relative
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(content)
+    # Files inside .dvc/ (plot templates) go in after `dvc init`, which refuses an existing .dvc.
+    in_dvc = {p: c for p, c in plan.files.items() if p.startswith(".dvc/")}
+    _write_files(root, {p: c for p, c in plan.files.items() if p not in in_dvc})
     dvc = [sys.executable, "-m", "dvc"]
     if options.git and not (root / ".git").exists():
         _run(["git", "init", "-q", "-b", "main"], root, "git init")
@@ -248,6 +254,7 @@ def write(plan: Plan, options: Options) -> None:
         _run([*dvc, "init", "-q", *([] if options.git else ["--no-scm"])], root, "dvc init")
         for key, value in (("core.analytics", "false"), ("core.autostage", "true")):
             _run([*dvc, "config", key, value], root, f"dvc config {key}")
+    _write_files(root, in_dvc)
     data_path = next(p for p in plan.files if p.startswith("data/") and not p.endswith(".dvc"))
     _run([*dvc, "add", "-q", data_path], root, "dvc add")
     if uv is not None:
