@@ -158,7 +158,8 @@ def test_own_data_example_of_the_docs_runs_as_written(tmp_path: Path) -> None:
     frame.to_csv(repo / "data/houses.csv", index=False)
     run(["dvc", "add", "-q", "data/houses.csv"], repo)
     example = docs_example("pipeline.md", "own-data")
-    assert "prepare:" not in example and "tracking:" not in example
+    assert "prepare:" not in example
+    assert "tracking:" not in example
     (repo / "params.yaml").write_text(example)
     run(["modelci", "check-params"], repo)
 

@@ -215,7 +215,13 @@ def cmd_gate(args: argparse.Namespace) -> int:
 
 
 def cmd_check_lock(args: argparse.Namespace) -> int:
-    from modelci.ci.lockcheck import STALE_MESSAGE, StaleLockError, check_lock
+    from modelci.ci.lockcheck import (
+        STALE_MESSAGE,
+        GitTrackedOutputsError,
+        StaleLockError,
+        check_lock,
+        git_tracked_message,
+    )
     from modelci.ci.report import dumps_json
     from modelci.ci.state import StateError
     from modelci.fileio import write_text
@@ -224,6 +230,10 @@ def cmd_check_lock(args: argparse.Namespace) -> int:
     write_text(Path(args.out), dumps_json(result.to_dict()) + "\n")
     if result.model_sha256:
         print(f"model: {result.model_path} sha256 {result.model_sha256}")
+    if result.git_tracked_outputs:
+        tracked = result.git_tracked_outputs
+        details = [f"tracked by git: {name}" for name in tracked]
+        raise GitTrackedOutputsError(git_tracked_message(tracked), details=details)
     if result.stale:
         details = [f"changed by dvc repro: {name}" for name in result.changed_files]
         details += result.problems + result.stage_changes
