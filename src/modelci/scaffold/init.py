@@ -22,7 +22,9 @@ import yaml
 
 from modelci import __version__
 from modelci.config import DataParams, PrepareParams, Task, parse_params
+from modelci.data.schema import validate
 from modelci.errors import ConfigError, ModelCIError
+from modelci.pipeline.prepare import drop_null_target
 from modelci.scaffold import baseline, params_file
 from modelci.scaffold.infer import Inferred, infer
 
@@ -160,10 +162,11 @@ def make_plan(options: Options) -> Plan:
         )
     name, module = package_name(options.directory)
     data_path = f"data/{options.data.name}"
-    dropped = [c.name for c in inferred.left_out]
-    usable = frame.drop(columns=dropped).dropna(subset=[options.target])
     draft = params_file.render(inferred, data_path, options.null_target, {}, {}, name)
     params = _validated(draft)
+    # What prepare will do with the data, so the inferred schema is checked against it here.
+    kept, _ = drop_null_target(frame, params.data, params.prepare)
+    usable = validate(kept, params.data, str(options.data))
     scores = baseline.dummy_scores(usable, params.data, params.prepare)
     rules = baseline.gate_rules(inferred.task, scores)
     text = params_file.render(inferred, data_path, options.null_target, rules, scores, name)
