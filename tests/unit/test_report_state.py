@@ -164,5 +164,5 @@ def test_params_files_are_parsed_by_their_suffix() -> None:
     assert toml == {"project": {"version": "0.2.0"}}
     assert params_parser("p.json")(b'{"a": 1}', "p.json") == {"a": 1}
     assert params_parser("params.yaml")(b"a: 1\n", "params.yaml") == {"a": 1}
-    with pytest.raises(StateError, match="pyproject.toml: not valid TOML"):
+    with pytest.raises(StateError, match=r"pyproject\.toml: not valid TOML"):
         params_parser("pyproject.toml")(b"[project\n", "pyproject.toml")
