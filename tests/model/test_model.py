@@ -1,0 +1,38 @@
+"""This repository's model tests: the plugin's generic checks, with the behavioural cases
+("women and children first", class, fare noise, port) declared in params.yaml ``model_tests:``,
+plus what a declaration cannot say."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from modelci.config import DataParams
+from modelci.testing import ModelChecks
+
+pytestmark = pytest.mark.model
+
+
+class TestTitanicModel(ModelChecks):
+    """Every generic check of ``modelci.testing``, against ``pipeline_repo``."""
+
+
+def test_unseen_categories_give_a_valid_prediction(
+    modelci_model: Any, modelci_test_frame: pd.DataFrame, modelci_data: DataParams
+) -> None:
+    """A value outside a category column's declared categories (a new port, a new class) is
+    ignored by the one-hot encoding instead of crashing the model."""
+    categorical = [name for name in modelci_data.features if modelci_data.columns[name].categories]
+    assert categorical, "the schema declares no category column"
+    rows = modelci_test_frame[modelci_data.features].head(20)
+    for column in categorical:
+        unseen = rows.assign(**{column: "never-seen-before"})
+        if modelci_data.is_classification:
+            proba = modelci_model.predict_proba(unseen)
+            np.testing.assert_allclose(proba.sum(axis=1), 1.0, err_msg=column)
+            assert ((proba >= 0) & (proba <= 1)).all(), column
+        else:
+            assert np.isfinite(modelci_model.predict(unseen)).all(), column
