@@ -135,9 +135,9 @@ def directional(
         if not moved:
             failures.append(
                 f"{case.name}: row {index}: score {float(old):.4g} -> {float(new):.4g} when "
-                f"{case.column!r} goes {case.before!r} -> {case.after!r}, expected an "
+                f"{case.column!r} goes {case.before!r} -> {case.after!r}, expected it to "
                 f"{case.direction}"
-                + (f" of more than {case.min_change}" if case.min_change else "")
+                + (f" by more than {case.min_change}" if case.min_change else "")
             )
     return failures
 
