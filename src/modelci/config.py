@@ -306,7 +306,7 @@ class Params(_Frozen):
 
 
 def _location(loc: tuple[int | str, ...]) -> str:
-    return ".".join(str(part) for part in loc) or "<top level>"
+    return ".".join(str(part) for part in loc)
 
 
 def format_validation_error(source: str, error: ValidationError) -> list[str]:
@@ -316,7 +316,9 @@ def format_validation_error(source: str, error: ValidationError) -> list[str]:
         message = item["msg"].removeprefix("Value error, ")
         if item["type"] == "extra_forbidden":
             message = "unknown key"
-        lines.append(f"{source}: {_location(item['loc'])}: {message}")
+        # A cross-section check (empty location) names its keys in the message itself.
+        where = f"{_location(item['loc'])}: " if item["loc"] else ""
+        lines.append(f"{source}: {where}{message}")
     return lines
 
 

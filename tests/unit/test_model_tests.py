@@ -41,6 +41,13 @@ def test_repository_declares_every_kind_of_case(raw: dict[str, Any]) -> None:
     assert tests.directional[0].after == "female"
 
 
+def test_a_cross_section_error_names_the_key_first(raw: dict[str, Any]) -> None:
+    raw["model_tests"]["directional"][0]["column"] = "sex"
+    assert error_for(raw) == (
+        "params.yaml: model_tests.directional.0.column: 'sex' is not a declared feature"
+    )
+
+
 def test_params_without_model_tests_are_valid(raw: dict[str, Any]) -> None:
     del raw["model_tests"]
     assert parse_params(raw).model_tests == ModelTestsParams()
