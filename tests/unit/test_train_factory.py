@@ -143,3 +143,44 @@ def test_check_params_runs_the_factory_before_any_work(
         "train.pipeline: my_model.features:regressor() (LinearRegression) is not a classifier"
         in (capsys.readouterr().err)
     )
+
+
+def test_the_docs_factory_example_trains(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """docs/adopting.md's factory and its params, verbatim, on a small houses table."""
+    import re
+
+    import yaml
+
+    from tests.conftest import REPO_ROOT
+
+    text = (REPO_ROOT / "docs" / "adopting.md").read_text(encoding="utf-8")
+    block = re.compile(r"<!-- example:(?P<name>[\w-]+) -->\n```\w+\n(?P<body>.*?)```", re.DOTALL)
+    found = {m["name"]: m["body"] for m in block.finditer(text)}
+    package = tmp_path / "houses"
+    package.mkdir()
+    (package / "__init__.py").write_text("")
+    (package / "features.py").write_text(found["factory"])
+    monkeypatch.syspath_prepend(str(tmp_path))
+    rng = np.random.default_rng(0)
+    houses = pd.DataFrame(
+        {"size": rng.uniform(30, 200, 60), "district": rng.choice(["north", "south"], 60)}
+    )
+    houses["price"] = houses["size"] * 3000 + (houses["district"] == "north") * 50_000
+    p = parse_params(
+        {
+            "data": {
+                "source": "data/houses.csv",
+                "target": "price",
+                "task": "regression",
+                "columns": {
+                    "size": {"type": "float"},
+                    "district": {"type": "category", "categories": ["north", "south"]},
+                    "price": {"type": "float"},
+                },
+            },
+            **yaml.safe_load(found["factory-params"]),
+        }
+    )
+    model = fit(houses, p.data, p.train)
+    assert [name for name, _ in model.steps] == ["features", "model"]
+    assert model.score(houses[["size", "district"]], houses["price"]) > 0.95
