@@ -8,6 +8,7 @@ so the model job restores the pipeline's outputs with ``dvc pull``.
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import shutil
 from dataclasses import dataclass
@@ -18,11 +19,13 @@ import pytest
 from tests.conftest import REPO_ROOT, run
 from tests.workflows import harness
 from tests.workflows.conftest import (
+    REPO_SLUG,
     ModelRepo,
     keep_artifact,
     pull_request_event,
     workflow_run_event,
 )
+from tests.workflows.fake_github import FakeGitHub
 from tests.workflows.harness import FAKE_GITHUB_TOKEN as TOKEN
 
 pytestmark = [pytest.mark.workflows, pytest.mark.slow]
@@ -97,15 +100,16 @@ def adoption(
     # act 0.2.89 cannot parse cache-mode; it reads a copy without it (see harness).
     comment_workflow = work / "pr-comment.act.yml"
     comment_workflow.write_text(harness.act_compatible(examples["caller-comment"]), "utf-8")
-    comment = harness.run_act(
-        repo,
-        "workflow_run",
-        workflow_run_event(adopter, 3001, "readme", 3, "success"),
-        comment_workflow,
-        env,
-        work=work / "act-comment",
-        secrets={"GITHUB_TOKEN": TOKEN},
-    )
+    with FakeGitHub(stub_root, REPO_SLUG) as github:
+        comment = harness.run_act(
+            repo,
+            "workflow_run",
+            workflow_run_event(adopter, 3001, "readme", 3, "success"),
+            comment_workflow,
+            dataclasses.replace(env, github_api=github.url),
+            work=work / "act-comment",
+            secrets={"GITHUB_TOKEN": TOKEN},
+        )
     return Adoption(repo, stub_root, pr, comment)
 
 
