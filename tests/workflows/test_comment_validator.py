@@ -449,6 +449,9 @@ def test_cli_without_event_is_refused(tmp_path: Path, capsys: pytest.CaptureFixt
 
 # -- as the workflow runs it: python3 -I, hostile input, bounded time ----------------------------
 
+# The interpreter outside the test environment (a venv never reads the user site), as the
+# action's `python3` on the runner.
+HOST_PYTHON = str(Path(sys.base_prefix) / "bin" / "python3")
 # A bound on each run, not a speed target: the quadratic HTML-comment scan this replaced took
 # 109 s on the first payload.
 BOUND_SECONDS = 30
@@ -468,7 +471,7 @@ def run_isolated(tmp_path: Path, data: bytes) -> subprocess.CompletedProcess[str
     home.mkdir(exist_ok=True)
     argv = _cli_files(tmp_path, data)
     return subprocess.run(
-        [sys.executable, "-I", str(SCRIPT), *argv],
+        [HOST_PYTHON, "-I", str(SCRIPT), *argv],
         cwd=home,
         env={"HOME": str(home), "PATH": "/usr/bin:/bin"},
         capture_output=True,
@@ -652,3 +655,26 @@ def test_only_the_validated_plots_are_uploaded_and_the_body_is_posted_as_written
     (posted,) = [c for c in github.state.comments if c["user"] == BOT]
     assert "| a | titanic\\|v2 \\~x\\~ |" in posted["body"]
     assert f"![ROC](https://asset.invalid/{uploads[0]['sha256']}" in posted["body"]
+
+
+@pytest.mark.parametrize("isolated", [True, False], ids=["python3 -I", "plain python3"])
+def test_isolated_mode_ignores_a_planted_usercustomize(tmp_path: Path, isolated: bool) -> None:
+    """What the climbing zip entry planted: ``-I`` (as the action runs it) never imports it."""
+    home = tmp_path / "home"
+    version = f"python{sys.version_info.major}.{sys.version_info.minor}"
+    site = home / ".local" / "lib" / version / "site-packages"
+    site.mkdir(parents=True)
+    canary = tmp_path / "ran"
+    (site / "usercustomize.py").write_text(f"open({str(canary)!r}, 'w').close()\n", "utf-8")
+    flags = ["-I"] if isolated else []
+    done = subprocess.run(
+        [HOST_PYTHON, *flags, str(SCRIPT), *_cli_files(tmp_path, artifact())],
+        cwd=home,
+        env={"HOME": str(home), "PATH": "/usr/bin:/bin"},
+        capture_output=True,
+        text=True,
+        timeout=BOUND_SECONDS,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert canary.exists() is not isolated
