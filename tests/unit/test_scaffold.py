@@ -153,6 +153,7 @@ def test_plan_renders_every_file_and_a_valid_params(tmp_path: Path, data_file: P
         ".github/dependabot.yml",
         "Dockerfile",
         ".dockerignore",
+        "uv-requirements.txt",
         "data/customers.csv",
         "src/repo/__init__.py",
     }
@@ -250,6 +251,7 @@ def test_serving_image_and_plot_template_are_the_ones_init_writes() -> None:
     for own, template in (
         ("Dockerfile", "Dockerfile"),
         (".dockerignore", "dot-dockerignore"),
+        ("uv-requirements.txt", "uv-requirements.txt"),
         (".dvc/plots/confusion_counts.json", "dot-dvc/plots/confusion_counts.json"),
     ):
         assert (REPO_ROOT / own).read_bytes() == (
