@@ -48,6 +48,8 @@ ACT_REF = "a" * 40
 STUB_FOR = {
     "actions/cache": "cache",
     "actions/upload-artifact": "upload-artifact",
+    "actions/download-artifact": "download-artifact",
+    "pypa/gh-action-pypi-publish": "pypi-publish",
     "actions/setup-python": "setup-python",
     "astral-sh/setup-uv": "setup-uv",
     "iterative/setup-cml": "setup-cml",

@@ -10,6 +10,10 @@ for. Stdlib only (it runs with the host's python3, before the project's environm
   prefix) into ``path``; it does not save (a composite action has no post step).
 - ``upload-artifact``: copies to ``$MODELCI_STUB_ROOT/artifacts/<name>`` (a test then files it
   under a run id with ``conftest.keep_artifact``, where ``fake_github`` serves it from).
+- ``download-artifact``: copies ``$MODELCI_STUB_ROOT/artifacts/<name>`` (an upload of the same
+  run) to ``path``.
+- ``pypi-publish``: records the distributions it would upload (name and sha256), and keeps them
+  under ``$MODELCI_STUB_ROOT/pypi``.
 - ``setup-python``: records the version; the host's python3 stays on PATH.
 - ``setup-uv``: puts a ``uv`` shim on PATH whose ``uv sync`` links ``.venv`` to the locked
   environment of the checkout under test (``$MODELCI_TEST_VENV``) instead of installing, or,
@@ -106,6 +110,29 @@ def upload_artifact() -> int:
     return 0
 
 
+def download_artifact() -> int:
+    name = os.environ["STUB_NAME"]
+    source = ROOT / "artifacts" / name
+    record("download-artifact", name=name, found=source.is_dir())
+    if not source.is_dir():
+        print(f"download-artifact stub: no artifact {name!r} uploaded", file=sys.stderr)
+        return 1
+    copy_tree(source, Path(os.environ["STUB_PATH"]))
+    return 0
+
+
+def pypi_publish() -> int:
+    packages = Path(os.environ.get("STUB_PACKAGES_DIR") or "dist")
+    files = sorted(p for p in packages.iterdir() if p.suffix in (".whl", ".gz"))
+    kept = ROOT / "pypi"
+    kept.mkdir(parents=True, exist_ok=True)
+    for file in files:
+        shutil.copy2(file, kept / file.name)
+    digests = {f.name: hashlib.sha256(f.read_bytes()).hexdigest() for f in files}
+    record("pypi-publish", files=digests, oidc=bool(os.environ.get("ACTIONS_ID_TOKEN_REQUEST_URL")))
+    return 0 if files else 1
+
+
 def setup_python() -> int:
     record("setup-python", python_version=os.environ.get("STUB_PYTHON_VERSION", ""))
     return 0
@@ -130,11 +157,11 @@ def setup_cml() -> int:
 def uv(args: list[str]) -> int:
     real = os.environ.get("MODELCI_REAL_UV", "")
     record("uv", args=args, cwd=os.getcwd(), real=bool(real))
+    if real:
+        return subprocess.run([real, *args], check=False).returncode
     if not args or args[0] != "sync":
         print(f"uv stub: only 'uv sync' is supported, not {args}", file=sys.stderr)
         return 2
-    if real:
-        return subprocess.run([real, *args], check=False).returncode
     venv = Path(os.environ["MODELCI_TEST_VENV"])
     link = Path.cwd() / ".venv"
     if not link.exists():
@@ -310,6 +337,8 @@ def cml(args: list[str]) -> int:
 COMMANDS = {
     "cache": cache,
     "upload-artifact": upload_artifact,
+    "download-artifact": download_artifact,
+    "pypi-publish": pypi_publish,
     "setup-python": setup_python,
     "setup-uv": setup_uv,
     "setup-cml": setup_cml,
