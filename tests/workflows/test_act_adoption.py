@@ -138,5 +138,5 @@ def test_the_pull_request_gets_the_comment_with_its_params_change(adoption: Adop
     assert adoption.comment.result("comment") == "success", adoption.comment.explain()
     (comment,) = harness.comments(adoption.stub_root)
     assert comment["target"] == "pr/5"
-    assert "max_leaf_nodes" in comment["body"]
+    assert "max\\_leaf\\_nodes | 15 | 7 |" in comment["body"]  # the params row, as GFM shows it
     assert "modelci report: gate" in comment["body"]
