@@ -4,6 +4,7 @@ list (or runner-group object), so the model job can move to a larger, self-hoste
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 import sys
@@ -79,10 +80,11 @@ jobs:
 """
 
 
-def check_caller(tmp_path: Path, typo: str) -> tuple[subprocess.CompletedProcess[str], ...]:
+def check_caller(tmp_path: Path, text: str) -> tuple[subprocess.CompletedProcess[str], ...]:
+    """actionlint (which checks a local reusable workflow's inputs) and the workflow schema."""
     shutil.copytree(REPO_ROOT / ".github", tmp_path / ".github")
     caller = tmp_path / ".github" / "workflows" / "caller.yml"
-    caller.write_text(CALLER % {"typo": typo}, encoding="utf-8")
+    caller.write_text(text, encoding="utf-8")
     subprocess.run(["git", "init", "-q"], cwd=tmp_path, check=True)
     bin_dir = Path(sys.executable).parent
 
@@ -103,15 +105,35 @@ def check_caller(tmp_path: Path, typo: str) -> tuple[subprocess.CompletedProcess
 
 
 def test_callers_choosing_runners_pass_actionlint_and_the_schema(tmp_path: Path) -> None:
-    lint, schema = check_caller(tmp_path, "deploy-runs-on")
+    lint, schema = check_caller(tmp_path, CALLER % {"typo": "deploy-runs-on"})
     assert lint.returncode == 0, lint.stdout + lint.stderr
     assert schema.returncode == 0, schema.stdout + schema.stderr
 
 
 def test_actionlint_rejects_a_runner_input_that_does_not_exist(tmp_path: Path) -> None:
-    lint, _ = check_caller(tmp_path, "deploy-runs-onn")
+    lint, _ = check_caller(tmp_path, CALLER % {"typo": "deploy-runs-onn"})
     assert lint.returncode == 1
     assert 'input "deploy-runs-onn" is not defined' in lint.stdout
+
+
+EXAMPLE = re.compile(r"<!-- example:(?P<name>[\w-]+) -->\n```yaml\n(?P<body>.*?)```", re.DOTALL)
+# A pinned remote call of modelci's workflows -> the local file, so actionlint checks the inputs.
+REMOTE_CALL = re.compile(r"uses: modelci/modelci/(\.github/workflows/[\w.-]+)@[0-9a-f]{40}.*")
+
+
+def docs_examples() -> dict[str, str]:
+    text = (REPO_ROOT / "docs" / "scale.md").read_text(encoding="utf-8")
+    return {match["name"]: match["body"] for match in EXAMPLE.finditer(text)}
+
+
+@pytest.mark.parametrize("name", ["caller-runners", "caller-cml-runner"])
+def test_the_documented_callers_pass_actionlint_and_the_schema(tmp_path: Path, name: str) -> None:
+    text = docs_examples()[name]
+    local = REMOTE_CALL.sub(r"uses: ./\1", text)
+    assert local != text, "the example must call modelci's workflow pinned to a SHA"
+    lint, schema = check_caller(tmp_path, local)
+    assert lint.returncode == 0, lint.stdout + lint.stderr
+    assert schema.returncode == 0, schema.stdout + schema.stderr
 
 
 @pytest.mark.slow
