@@ -25,6 +25,15 @@ def _params(args: argparse.Namespace) -> Any:
     return load_params(Path(args.params))
 
 
+def _params_with_estimator(args: argparse.Namespace) -> Any:
+    """The params, with ``train.estimator`` and its keyword arguments checked before any work."""
+    from modelci.pipeline.train import make_estimator
+
+    params = _params(args)
+    make_estimator(params.data, params.train)
+    return params
+
+
 def cmd_prepare(args: argparse.Namespace) -> int:
     from modelci.pipeline import prepare
 
@@ -37,7 +46,7 @@ def cmd_prepare(args: argparse.Namespace) -> int:
 def cmd_train(args: argparse.Namespace) -> int:
     from modelci.pipeline import train
 
-    sha256 = train.run(_params(args))
+    sha256 = train.run(_params_with_estimator(args))
     print(f"train: wrote models/model.skops (sha256 {sha256[:12]})")
     return 0
 
@@ -45,13 +54,13 @@ def cmd_train(args: argparse.Namespace) -> int:
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from modelci.pipeline import evaluate
 
-    scores = evaluate.run(_params(args))
+    scores = evaluate.run(_params_with_estimator(args))
     print("evaluate: " + ", ".join(f"{name}={value:.4f}" for name, value in sorted(scores.items())))
     return 0
 
 
 def cmd_check_params(args: argparse.Namespace) -> int:
-    params = _params(args)
+    params = _params_with_estimator(args)
     print(f"{args.params}: ok ({params.data.task} on {params.data.source})")
     return 0
 
@@ -91,11 +100,13 @@ def build_parser(prog: str = "modelci") -> argparse.ArgumentParser:
     return parser
 
 
-# Modules that add command groups (report/gate, serve, registry) with a light ``register(sub)``.
+# Modules that add command groups (report/gate, registry, serve, init) with a light
+# ``register(sub)``.
 EXTENSIONS: tuple[str, ...] = (
     "modelci.ci.commands",
     "modelci.registry.commands",
     "modelci.serving.commands",
+    "modelci.scaffold.commands",
 )
 
 

@@ -11,7 +11,15 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from modelci.errors import ConfigError
 
@@ -62,6 +70,8 @@ class DataParams(_Frozen):
     positive_label: str | int | bool | None = None
     min_rows: int = Field(default=1, ge=1)
     columns: dict[str, ColumnSpec] = Field(min_length=2)
+    # Columns of the raw file that prepare drops before validation (identifiers, free text...).
+    drop_columns: tuple[str, ...] = ()
 
     @model_validator(mode="after")
     def _target_declared(self) -> DataParams:
@@ -78,6 +88,15 @@ class DataParams(_Frozen):
             raise ValueError("positive_label applies to task 'binary' only")
         return self
 
+    @field_validator("drop_columns")
+    @classmethod
+    def _dropped_not_declared(cls, value: tuple[str, ...], info: ValidationInfo) -> tuple[str, ...]:
+        declared = info.data.get("columns") or {}
+        for name in value:
+            if name in declared:
+                raise ValueError(f"{name!r} is also declared in data.columns")
+        return value
+
     @property
     def features(self) -> list[str]:
         return [name for name in self.columns if name != self.target]
@@ -88,8 +107,11 @@ class DataParams(_Frozen):
 
 
 class PrepareParams(_Frozen):
-    test_size: float = Field(gt=0.0, lt=1.0)
+    test_size: float = Field(default=0.2, gt=0.0, lt=1.0)
     seed: NonNegativeInt = 0
+    # Rows whose target is null: "error" fails validation, "drop" removes them (counted in the
+    # data profile).
+    null_target: Literal["error", "drop"] = "error"
 
 
 class TrainParams(_Frozen):
@@ -163,7 +185,7 @@ class RegistryParams(_Frozen):
 
 class Params(_Frozen):
     data: DataParams
-    prepare: PrepareParams
+    prepare: PrepareParams = PrepareParams()
     train: TrainParams
     evaluate: EvaluateParams = EvaluateParams()
     gate: GateParams = GateParams()
@@ -226,3 +248,25 @@ def read_yaml(path: Path, what: str = "parameters file") -> Any:
 def load_params(path: Path = DEFAULT_PARAMS) -> Params:
     """Read and validate ``params.yaml``."""
     return parse_params(read_yaml(path), str(path))
+
+
+def load_data_params(path: Path = DEFAULT_PARAMS) -> DataParams:
+    """Read and validate only the ``data:`` section (the schema), ignoring every other section.
+
+    Serving, the registry and the model tests need the schema alone, so they work in a repository
+    whose other sections belong to the user's own stages.
+    """
+    raw = read_yaml(path)
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: expected a mapping of sections, got {type(raw).__name__}")
+    if "data" not in raw:
+        raise ConfigError(f"{path}: data: section missing (the schema of the model's columns)")
+    try:
+        return DataParams.model_validate(raw["data"])
+    except ValidationError as error:
+        lines = [
+            line.replace(f"{path}: ", f"{path}: data.", 1)
+            for line in format_validation_error(str(path), error)
+        ]
+        more = f" (and {len(lines) - 1} more)" if len(lines) > 1 else ""
+        raise ConfigError(lines[0] + more, details=lines) from None

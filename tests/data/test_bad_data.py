@@ -8,6 +8,7 @@ listed checks and that nothing was written under data/prepared.
 from __future__ import annotations
 
 import copy
+import json
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -194,3 +195,120 @@ def test_valid_parquet_input_is_split(
     test = pd.read_parquet(workdir / PREPARED / "test.parquet")
     assert len(train) + len(test) == len(titanic)
     assert set(train.columns) == set(titanic.columns)
+
+
+def set_params(workdir: Path, section: str, **values: Any) -> None:
+    params = yaml.safe_load((workdir / "params.yaml").read_text())
+    params.setdefault(section, {}).update(values)
+    (workdir / "params.yaml").write_text(yaml.safe_dump(params))
+
+
+@pytest.mark.parametrize("nullable", [False, True], ids=["int", "nullable int"])
+def test_fractional_values_in_an_int_column_are_refused(
+    nullable: bool, titanic: pd.DataFrame, workdir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Issue 8: an int column accepted 39.1 and stayed float64 (serving then answered 422)."""
+    columns = yaml.safe_load((workdir / "params.yaml").read_text())["data"]["columns"]
+    columns["sibsp"]["nullable"] = nullable
+    set_params(workdir, "data", columns=columns)
+    frame = titanic.copy().astype({"sibsp": float})
+    frame.loc[[3, 9], "sibsp"] = [1.5, 2.25]
+    if nullable:
+        frame.loc[4, "sibsp"] = None
+    frame = _set(frame, "gender", 1, "robot")
+    frame.to_csv(workdir / "input.csv", index=False)
+    code, lines = prepare(capsys)
+    assert code == 1
+    assert any(
+        "column 'sibsp': 2 value(s) fail whole numbers (type int): 1.5, 2.25" in line
+        for line in lines
+    ), lines
+    assert any("column 'gender'" in line for line in lines[1:]), "listed with the other checks"
+    assert_no_output(workdir)
+
+
+def test_whole_floats_in_a_nullable_int_column_pass(
+    titanic: pd.DataFrame, workdir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    columns = yaml.safe_load((workdir / "params.yaml").read_text())["data"]["columns"]
+    columns["sibsp"]["nullable"] = True
+    set_params(workdir, "data", columns=columns)
+    frame = titanic.copy().astype({"sibsp": float})
+    frame.loc[4, "sibsp"] = None
+    frame.to_csv(workdir / "input.csv", index=False)
+    assert main(["prepare"]) == 0, capsys.readouterr().err
+
+
+def test_drop_columns_are_removed_before_validation(
+    titanic: pd.DataFrame, workdir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    frame = titanic.copy().assign(passenger_id=range(len(titanic)), name="A. Person")
+    frame.to_csv(workdir / "input.csv", index=False)
+    set_params(workdir, "data", drop_columns=["passenger_id", "name"])
+    assert main(["prepare"]) == 0, capsys.readouterr().err
+    train = pd.read_parquet(workdir / PREPARED / "train.parquet")
+    assert set(train.columns) == set(titanic.columns)
+    profile = json.loads((workdir / PREPARED / "profile.json").read_text())
+    assert profile["dropped"]["columns"] == ["passenger_id", "name"]
+
+
+def test_drop_column_missing_from_the_data_is_listed(
+    titanic: pd.DataFrame, workdir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _set(titanic.copy(), "gender", 1, "robot").to_csv(workdir / "input.csv", index=False)
+    set_params(workdir, "data", drop_columns=["passenger_id"])
+    code, lines = prepare(capsys)
+    assert code == 1
+    listed = "\n".join(lines)
+    assert "column 'passenger_id': in data.drop_columns but missing from the data" in listed
+    assert "column 'gender'" in listed
+    assert_no_output(workdir)
+
+
+def test_a_column_both_declared_and_dropped_is_a_config_error(
+    titanic: pd.DataFrame, workdir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    titanic.to_csv(workdir / "input.csv", index=False)
+    set_params(workdir, "data", drop_columns=["fare"])
+    code, lines = prepare(capsys)
+    assert code == 2
+    assert "data.drop_columns: 'fare' is also declared in data.columns" in lines[0]
+
+
+def null_targets(titanic: pd.DataFrame, workdir: Path) -> None:
+    frame = titanic.copy().astype({"survived": float})
+    frame.loc[[2, 5, 11], "survived"] = None
+    frame.to_csv(workdir / "input.csv", index=False)
+
+
+def test_null_target_fails_by_default(
+    titanic: pd.DataFrame, workdir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    null_targets(titanic, workdir)
+    code, lines = prepare(capsys)
+    assert code == 1
+    assert any("column 'survived': 3 null value(s) where none are allowed" in x for x in lines)
+    assert_no_output(workdir)
+
+
+def test_null_target_drop_removes_and_counts_the_rows(
+    titanic: pd.DataFrame, workdir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    null_targets(titanic, workdir)
+    set_params(workdir, "prepare", null_target="drop")
+    assert main(["prepare"]) == 0, capsys.readouterr().err
+    profile = json.loads((workdir / PREPARED / "profile.json").read_text())
+    assert profile["dropped"]["null_target_rows"] == 3
+    assert profile["rows"]["total"] == len(titanic) - 3
+    train = pd.read_parquet(workdir / PREPARED / "train.parquet")
+    assert train["survived"].dtype == "int64"
+
+
+def test_null_target_must_be_error_or_drop(
+    workdir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    set_params(workdir, "prepare", null_target="impute")
+    code, lines = prepare(capsys)
+    assert code == 2
+    assert lines[0].startswith("modelci prepare: error: params.yaml: prepare.null_target: ")
+    assert "'error' or 'drop'" in lines[0]

@@ -15,7 +15,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from tests.conftest import make_model_repo, run
+from tests.conftest import REPO_ROOT, make_model_repo, run
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -71,11 +71,13 @@ def test_second_repro_is_a_no_op(pipeline_repo: Path) -> None:
 
 def test_param_changes_rerun_only_dependent_stages(pipeline_repo: Path, tmp_path: Path) -> None:
     repo = copy_repo(pipeline_repo, tmp_path / "repo")
+    # prepare and evaluate track the whole params.yaml (their sections are optional): prepare
+    # re-runs, writes the same split, and train is skipped.
     edit_params(repo, "evaluate", "min_slice_rows", 5)
-    assert ran_stages(run(["dvc", "repro"], repo).stdout) == ["evaluate"]
+    assert ran_stages(run(["dvc", "repro"], repo).stdout) == ["prepare", "evaluate"]
 
     edit_params(repo, "train", "scale_numeric", False)
-    assert ran_stages(run(["dvc", "repro"], repo).stdout) == ["train", "evaluate"]
+    assert ran_stages(run(["dvc", "repro"], repo).stdout) == ["prepare", "train", "evaluate"]
 
     edit_params(repo, "prepare", "seed", 7)
     assert ran_stages(run(["dvc", "repro"], repo).stdout) == ["prepare", "train", "evaluate"]
@@ -124,14 +126,26 @@ def test_experiment_run_is_listed(pipeline_repo: Path, tmp_path: Path) -> None:
     done = run(
         ["dvc", "exp", "run", "-n", "deeper", "-S", "train.estimator_params.max_iter=50"], repo
     )
-    assert ran_stages(done.stdout) == ["train", "evaluate"]
+    assert ran_stages(done.stdout) == ["prepare", "train", "evaluate"]
     shown = run(["dvc", "exp", "show", "--json"], repo)
     assert "deeper" in shown.stdout
     assert "max_iter" in shown.stdout
 
 
-def test_user_csv_regression_through_params_only(tmp_path: Path) -> None:
-    """A user's own CSV (tracked with `dvc add`), a regression task and another estimator."""
+EXAMPLE = re.compile(r"<!-- example:(?P<name>[\w-]+) -->\n```yaml\n(?P<body>.*?)```", re.DOTALL)
+
+
+def docs_example(page: str, name: str) -> str:
+    text = (REPO_ROOT / "docs" / page).read_text(encoding="utf-8")
+    found = {m.group("name"): m.group("body") for m in EXAMPLE.finditer(text)}
+    return found[name]
+
+
+def test_own_data_example_of_the_docs_runs_as_written(tmp_path: Path) -> None:
+    """docs/pipeline.md's "your own data" params.yaml, verbatim, replaces the whole params.yaml:
+    a user's own CSV (tracked with `dvc add`), a regression task, another estimator, and the
+    defaults of every section it leaves out (issue 8: it failed with `prepare: Field required`,
+    then DVC's `Parameters 'tracking' are missing`)."""
     repo = make_model_repo(tmp_path / "repo")
     rng = np.random.default_rng(3)
     rows = 400
@@ -147,27 +161,11 @@ def test_user_csv_regression_through_params_only(tmp_path: Path) -> None:
     (repo / "data").mkdir(exist_ok=True)
     frame.to_csv(repo / "data/houses.csv", index=False)
     run(["dvc", "add", "-q", "data/houses.csv"], repo)
-
-    params = yaml.safe_load((repo / "params.yaml").read_text())
-    params["data"] = {
-        "source": "data/houses.csv",
-        "target": "price",
-        "task": "regression",
-        "min_rows": 100,
-        "columns": {
-            "size": {"type": "float", "min": 0},
-            "district": {"type": "category", "categories": ["north", "south", "centre"]},
-            "rooms": {"type": "int", "min": 1, "max": 10},
-            "price": {"type": "float"},
-        },
-    }
-    params["train"] = {
-        "estimator": "sklearn.linear_model.Ridge",
-        "estimator_params": {"alpha": 1.0},
-    }
-    params["evaluate"] = {"slices": ["district"]}
-    params["gate"] = {"metrics": {"r2": {"min": 0.8}}}
-    (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    example = docs_example("pipeline.md", "own-data")
+    assert "prepare:" not in example
+    assert "tracking:" not in example
+    (repo / "params.yaml").write_text(example)
+    run(["modelci", "check-params"], repo)
 
     done = run(["dvc", "repro"], repo)
     assert ran_stages(done.stdout) == ["prepare", "train", "evaluate"]

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 import yaml
 
-from modelci.config import load_params, parse_params
+from modelci.config import load_data_params, load_params, parse_params
 from modelci.errors import ConfigError
 from tests.conftest import REPO_ROOT
 
@@ -134,3 +134,31 @@ def test_top_level_must_be_a_mapping(tmp_path: Path) -> None:
     path.write_text("- a\n- b\n")
     with pytest.raises(ConfigError, match="expected a mapping of sections, got list"):
         load_params(path)
+
+
+def test_load_data_params_reads_the_schema_alone(tmp_path: Path) -> None:
+    path = tmp_path / "params.yaml"
+    path.write_text(
+        "data:\n  source: d.csv\n  target: y\n  task: regression\n"
+        "  columns: {x: {type: float}, y: {type: float}}\n"
+        "mytrain: {anything: 1}\n",
+        encoding="utf-8",
+    )
+    data = load_data_params(path)
+    assert data.features == ["x"]
+    assert data.task == "regression"
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("mytrain: {}\n", "data: section missing"),
+        ("- a list\n", "expected a mapping"),
+        ("data: {source: d.csv, target: y, task: nope, columns: {}}\n", "data.task"),
+    ],
+)
+def test_load_data_params_errors_name_the_key(tmp_path: Path, text: str, message: str) -> None:
+    path = tmp_path / "params.yaml"
+    path.write_text(text, encoding="utf-8")
+    with pytest.raises(ConfigError, match=message):
+        load_data_params(path)

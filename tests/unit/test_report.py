@@ -347,7 +347,9 @@ def test_classification_plots_are_valid_pngs(tmp_path: Path) -> None:
     assert plots[1].note == "no base data"
     for plot in plots:
         assert (tmp_path / f"{plot.name}.png").read_bytes().startswith(PNG)
-    assert warnings == ["plots/mystery.csv: no renderer for this plot, skipped"]
+    assert warnings == [
+        "plot mystery: no renderer (declare its x, y and template in dvc.yaml), skipped"
+    ]
 
 
 def test_confusion_counts_table_and_row_table_agree() -> None:
@@ -380,7 +382,7 @@ def test_regression_plots_and_bad_plot_data(tmp_path: Path) -> None:
     assert [plot.name for plot in plots] == ["predictions"]
     assert (tmp_path / "predictions.png").read_bytes().startswith(PNG)
     assert warnings == [
-        "plots/residuals.csv: not rendered: missing column 'residual' "
+        "plot residuals: not rendered: missing column 'residual' "
         "(has ['actual', 'predicted'])"
     ]
 

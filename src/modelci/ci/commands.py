@@ -77,7 +77,14 @@ def cmd_report(args: argparse.Namespace) -> int:
             worktree.commit = ""
         head = read_state(worktree, params_path=params_path)
     rules = _rules(args, head.params, head.problems)
-    report = build_report(base, head, rules, title=args.title, directions=HIGHER_IS_BETTER)
+    report = build_report(
+        base,
+        head,
+        rules,
+        title=args.title,
+        directions=HIGHER_IS_BETTER,
+        allow_task_change=args.allow_task_change,
+    )
     out = Path(args.out)
     plot_dir = out / "plots"
     if plot_dir.is_dir():
@@ -105,70 +112,116 @@ def cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def _read_metrics(source: Any, paths: list[str], side: str) -> tuple[Any, str | None]:
+    """The merged metrics of ``paths`` in ``source`` and the first problem (None when all read).
+
+    On the PR side a missing file is a problem; on the base side it only means new metrics.
+    """
+    from modelci.ci.state import StateError, merge_metrics, parse_metrics
+
+    files: dict[str, Any] = {}
+    missing = []
+    for path in paths:
+        try:
+            data = source.read(path)
+        except StateError as error:
+            return None, f"{path}: cannot read metrics: {error}"
+        if data is None:
+            missing.append(path)
+            continue
+        where = path if side == "PR" else f"base {source.label}: {path}"
+        try:
+            files[path] = parse_metrics(data, where)
+        except StateError as error:
+            return None, (f"{path}: cannot read metrics: {error}" if side == "PR" else str(error))
+    if missing and side == "PR":
+        return None, f"{missing[0]}: metrics file not found (run dvc repro first)"
+    note = f"no {', '.join(missing)} at {source.label}: every metric is new" if missing else None
+    return merge_metrics(files, []), note
+
+
 def cmd_gate(args: argparse.Namespace) -> int:
-    from modelci.ci.gate import evaluate_gate, failed_verdict, verdict_lines
+    from modelci.ci.gate import failed_verdict, judge, task_changes, verdict_lines
     from modelci.ci.report import dumps_json
     from modelci.ci.state import (
         GitSource,
         StateError,
         WorkTreeSource,
         load_yaml_mapping,
-        parse_metrics,
+        read_declared,
     )
     from modelci.errors import ConfigError
     from modelci.fileio import write_text
 
     root = Path.cwd()
-    params = None
-    if not args.gate_file:
-        data = WorkTreeSource(root).read(_relative(args.params)) if args.params else None
-        try:
-            params = load_yaml_mapping(data, args.params) if data is not None else None
-        except StateError as error:
+    worktree = WorkTreeSource(root)
+    params_rel = _relative(args.params) if args.params else None
+    data = worktree.read(params_rel) if params_rel else None
+    try:
+        params = load_yaml_mapping(data, args.params) if data is not None else None
+    except StateError as error:
+        if not args.gate_file:
             raise ConfigError(str(error)) from None
+        params = None
     rules = _rules(args, params)
-    metrics_rel = _relative(args.metrics)
+    # an absolute --metrics path stays absolute: WorkTreeSource joins it onto the root unchanged
+    head_paths = [args.metrics] if args.metrics else read_declared(worktree, []).metrics
     base_info: dict[str, Any] = {"ref": None if args.no_base else args.base, "commit": None}
     verdict = None
-    current = None
-    metrics_file = Path(args.metrics)
-    if not metrics_file.is_file():
-        verdict = failed_verdict(
-            rules, f"{args.metrics}: metrics file not found (run dvc repro first)"
-        )
-    else:
-        try:
-            current = parse_metrics(metrics_file.read_bytes(), args.metrics)
-        except (StateError, OSError) as error:
-            verdict = failed_verdict(rules, f"{args.metrics}: cannot read metrics: {error}")
+    current, problem = (
+        (None, "dvc.yaml declares no metrics files")
+        if not head_paths
+        else (_read_metrics(worktree, head_paths, "PR"))
+    )
+    if problem is not None:
+        verdict = failed_verdict(rules, problem)
     baseline = None
+    changes: list[str] = []
     if verdict is None and not args.no_base:
         try:
             source = GitSource(args.base, root)
             base_info["commit"] = source.commit
-            data = source.read(metrics_rel)
-            if data is None:
-                base_info["note"] = f"no {metrics_rel} at {source.label}: every metric is new"
-            else:
-                baseline = parse_metrics(data, f"base {source.label}: {metrics_rel}")
+            base_paths = (
+                [_relative(args.metrics)] if args.metrics else read_declared(source, []).metrics
+            )
+            baseline, note = _read_metrics(source, base_paths, "base")
+            if note is not None and baseline is None and not note.startswith("no "):
+                raise StateError(note)
+            if note is not None:
+                base_info["note"] = note
+            if params_rel:
+                base_params = source.read(params_rel)
+                if base_params is not None:
+                    changes = task_changes(load_yaml_mapping(base_params, "base"), params)
         except StateError as error:
             verdict = failed_verdict(rules, f"unreadable base: {error}")
     if verdict is None:
         assert current is not None  # noqa: S101 - set whenever no failure verdict was made
-        verdict = evaluate_gate(rules, current, baseline)
+        verdict = judge(rules, current, baseline, changes, args.allow_task_change)
     lines = verdict_lines(verdict)
     if "note" in base_info:
         lines.insert(0, f"note: {base_info['note']}")
     if args.no_base:
         lines.insert(0, "note: --no-base: every metric judged on absolute bounds only")
     print("\n".join(lines))
-    payload = {**verdict.to_dict(), "base": base_info, "metrics_file": args.metrics}
+    payload = {
+        **verdict.to_dict(),
+        "base": base_info,
+        "metrics_file": args.metrics or ", ".join(head_paths),
+        "task_changes": changes,
+    }
     write_text(Path(args.out), dumps_json(payload) + "\n")
     return 0 if verdict.passed else 1
 
 
 def cmd_check_lock(args: argparse.Namespace) -> int:
-    from modelci.ci.lockcheck import STALE_MESSAGE, StaleLockError, check_lock
+    from modelci.ci.lockcheck import (
+        STALE_MESSAGE,
+        GitTrackedOutputsError,
+        StaleLockError,
+        check_lock,
+        git_tracked_message,
+    )
     from modelci.ci.report import dumps_json
     from modelci.ci.state import StateError
     from modelci.fileio import write_text
@@ -177,6 +230,10 @@ def cmd_check_lock(args: argparse.Namespace) -> int:
     write_text(Path(args.out), dumps_json(result.to_dict()) + "\n")
     if result.model_sha256:
         print(f"model: {result.model_path} sha256 {result.model_sha256}")
+    if result.git_tracked_outputs:
+        tracked = result.git_tracked_outputs
+        details = [f"tracked by git: {name}" for name in tracked]
+        raise GitTrackedOutputsError(git_tracked_message(tracked), details=details)
     if result.stale:
         details = [f"changed by dvc repro: {name}" for name in result.changed_files]
         details += result.problems + result.stage_changes
@@ -185,6 +242,15 @@ def cmd_check_lock(args: argparse.Namespace) -> int:
         raise StateError(result.errors[0], details=result.errors)
     print("check-lock: dvc.lock and tracked outputs match dvc repro")
     return 0
+
+
+def _add_allow_task_change(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--allow-task-change",
+        action="store_true",
+        help="accept a changed data.task or data.target: judge absolute bounds only, "
+        "no comparison with the base (default: the gate fails)",
+    )
 
 
 def register(sub: Any) -> None:
@@ -221,13 +287,15 @@ def register(sub: Any) -> None:
         metavar="N",
         help="upper bound on the Markdown size (default: %(default)s)",
     )
+    _add_allow_task_change(report)
     report.set_defaults(handler=cmd_report)
 
     gate = sub.add_parser(
         "gate",
         help="judge metrics against the gate rules and a baseline (exit 0 pass, 1 fail)",
-        description="Judge metrics.json against absolute bounds and the regression tolerated "
-        "against the base ref's committed metrics.json.",
+        description="Judge the metrics dvc.yaml declares against absolute bounds and the "
+        "regression tolerated against the base ref's committed metrics. A changed data.task or "
+        "data.target fails the gate unless --allow-task-change.",
     )
     gate.add_argument(
         "--base",
@@ -242,9 +310,9 @@ def register(sub: Any) -> None:
     )
     gate.add_argument(
         "--metrics",
-        default="metrics.json",
         metavar="FILE",
-        help="current metrics (default: %(default)s)",
+        help="current metrics, and the same path at --base (default: the metrics files dvc.yaml "
+        "declares, else metrics.json)",
     )
     gate.add_argument(
         "--params",
@@ -253,6 +321,7 @@ def register(sub: Any) -> None:
         help="params file whose gate: section holds the rules (default: %(default)s)",
     )
     gate.add_argument("--gate-file", metavar="FILE", help="gate rules file instead of --params")
+    _add_allow_task_change(gate)
     gate.add_argument(
         "--out",
         default=DEFAULT_VERDICT,

@@ -67,19 +67,31 @@ def _canonical(value: Any) -> str:
 
 
 def diff_params(
-    base: Mapping[str, Any] | None, head: Mapping[str, Any] | None
+    base: Mapping[str, Any] | None, head: Mapping[str, Any] | None, prefix: str = ""
 ) -> list[ParamChange]:
-    """Flattened dotted keys whose value differs (lists compare as a whole)."""
+    """Flattened dotted keys whose value differs (lists compare as a whole), named prefix+key."""
     old = flatten(base or {})
     new = flatten(head or {})
     changes = []
     for key in sorted(set(old) | set(new)):
+        name = prefix + key
         if key not in new:
-            changes.append(ParamChange(key, old[key], None, "removed"))
+            changes.append(ParamChange(name, old[key], None, "removed"))
         elif key not in old:
-            changes.append(ParamChange(key, None, new[key], "added"))
+            changes.append(ParamChange(name, None, new[key], "added"))
         elif _canonical(old[key]) != _canonical(new[key]):
-            changes.append(ParamChange(key, old[key], new[key], "changed"))
+            changes.append(ParamChange(name, old[key], new[key], "changed"))
+    return changes
+
+
+def diff_param_files(base: RepoState, head: RepoState) -> list[ParamChange]:
+    """The params file (``params.yaml``) as dotted keys, then every other params file dvc.yaml
+    tracks on either side, as ``FILE:key``."""
+    changes = diff_params(base.params, head.params)
+    for file in sorted(set(base.param_files) | set(head.param_files)):
+        changes += diff_params(
+            base.param_files.get(file), head.param_files.get(file), prefix=f"{file}:"
+        )
     return changes
 
 

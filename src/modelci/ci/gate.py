@@ -237,6 +237,45 @@ def evaluate_gate(
     return Verdict(verdicts, (), tuple(notes))
 
 
+def task_changes(base_params: Any, head_params: Any) -> list[str]:
+    """``data.task`` and ``data.target`` that differ between two params mappings (a side that does
+    not declare them changes nothing)."""
+
+    def data(params: Any) -> Mapping[str, Any]:
+        section = params.get("data") if isinstance(params, Mapping) else None
+        return section if isinstance(section, Mapping) else {}
+
+    lines = []
+    for key in ("task", "target"):
+        old, new = data(base_params).get(key), data(head_params).get(key)
+        if old is not None and new is not None and old != new:
+            lines.append(f"data.{key} changed from {str(old)[:60]!r} to {str(new)[:60]!r}")
+    return lines
+
+
+def judge(
+    rules: Mapping[str, MetricRule],
+    current: Mapping[str, Any],
+    baseline: Mapping[str, Any] | None,
+    changes: list[str],
+    allow_task_change: bool = False,
+) -> Verdict:
+    """``evaluate_gate``, unless the task or target changed (``changes``, from ``task_changes``):
+    then the base's metrics measure another problem, so they are no baseline; the gate judges
+    absolute bounds only and fails unless ``allow_task_change``."""
+    if not changes:
+        return evaluate_gate(rules, current, baseline)
+    verdict = evaluate_gate(rules, current, None)
+    if allow_task_change:
+        notes = tuple(f"{c}: allowed, judged on absolute bounds only" for c in changes)
+        return Verdict(verdict.metrics, verdict.errors, notes + verdict.notes)
+    errors = tuple(
+        f"{c}: the base's metrics are not comparable (pass --allow-task-change to accept it)"
+        for c in changes
+    )
+    return Verdict(verdict.metrics, errors + verdict.errors, verdict.notes)
+
+
 def failed_verdict(rules: Mapping[str, MetricRule], error: str) -> Verdict:
     """A failing verdict when the inputs themselves cannot be read (missing metrics file...)."""
     return Verdict((), (error,), (f"gated metrics not evaluated: {', '.join(rules) or 'none'}",))

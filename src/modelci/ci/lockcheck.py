@@ -4,6 +4,12 @@ If repro changed ``dvc.lock`` or a git-tracked output (metrics, plots, reports, 
 profile), the pull request carried a stale lock: the code, params or data it commits do not
 produce the results it commits. The check names the files and, from the two locks, the stages
 and the deps/outs/params that changed. It also records the sha256 of the model file evaluated.
+
+Which outputs git tracks is what ``dvc.yaml`` declares with ``cache: false`` (metrics, plots,
+reports...). The outputs DVC caches (and the files ``dvc add`` tracks) must not be in git: when a
+later stage fails on a first ``dvc repro``, DVC drops the ``.gitignore`` entries it had just
+written, and a ``git add -A`` then commits models and data into git. The check refuses that,
+listing them.
 """
 
 from __future__ import annotations
@@ -15,7 +21,18 @@ from typing import Any
 
 import yaml
 
-from modelci.ci.state import LOCK, MODEL, GitSource, StateError, flatten, git, lock_out_md5
+from modelci.ci.state import (
+    LOCK,
+    MODEL,
+    GitSource,
+    StateError,
+    WorkTreeSource,
+    flatten,
+    git,
+    load_yaml_mapping,
+    lock_out_md5,
+    read_declared,
+)
 
 STALE_MESSAGE = "stale dvc.lock: run dvc repro and commit"
 TRACKED_OUTPUTS = ("dvc.lock", "metrics.json", "plots", "reports", "data/prepared/profile.json")
@@ -23,6 +40,18 @@ TRACKED_OUTPUTS = ("dvc.lock", "metrics.json", "plots", "reports", "data/prepare
 
 class StaleLockError(StateError):
     """The committed dvc.lock or tracked outputs differ from what ``dvc repro`` produced."""
+
+
+class GitTrackedOutputsError(StateError):
+    """Outputs that DVC caches are tracked by git."""
+
+
+def git_tracked_message(paths: list[str]) -> str:
+    shown = ", ".join(paths[:5]) + (f" (+{len(paths) - 5} more)" if len(paths) > 5 else "")
+    return (
+        f"DVC outputs tracked by git: {shown}: DVC caches them; run "
+        "`git rm -r --cached PATH...`, check .gitignore lists them, and commit"
+    )
 
 
 @dataclass
@@ -33,6 +62,7 @@ class LockCheck:
     model_path: str = MODEL
     model_sha256: str | None = None
     model_md5: str | None = None
+    git_tracked_outputs: list[str] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
 
@@ -97,15 +127,51 @@ def _load_lock(data: bytes | None, where: str) -> dict[str, Any] | None:
     return raw if isinstance(raw, dict) else {}
 
 
+def _ls_files(root: Path, paths: list[str]) -> list[str]:
+    if not paths:
+        return []
+    done = git(["ls-files", "--", *paths], root)
+    return [name for name in done.stdout.decode("utf-8", "replace").splitlines() if name]
+
+
+def dvc_file_outputs(root: Path) -> list[str]:
+    """The paths that ``.dvc`` files committed to git track (``dvc add data/houses.csv``)."""
+    outputs = []
+    for name in _ls_files(root, ["*.dvc"]):
+        file = root / name
+        if not file.is_file():
+            continue
+        try:
+            raw = load_yaml_mapping(file.read_bytes(), name)
+        except StateError:
+            continue  # dvc itself reports a broken .dvc file
+        for out in raw.get("outs") or []:
+            if isinstance(out, dict) and isinstance(out.get("path"), str):
+                outputs.append((Path(name).parent / out["path"]).as_posix())
+    return outputs
+
+
+def git_tracked_outputs(root: Path, cached: list[str]) -> list[str]:
+    """Files under the DVC-cached outputs ``cached`` and the ``.dvc``-tracked paths that git has."""
+    return sorted(set(_ls_files(root, [*cached, *dvc_file_outputs(root)])))
+
+
 def check_lock(root: Path, model_path: str = MODEL) -> LockCheck:
     """Compare the working tree after ``dvc repro`` with HEAD; see the module docstring."""
     committed = GitSource("HEAD", root, label="HEAD")
-    paths = ["--", *TRACKED_OUTPUTS]
+    problems: list[str] = []
+    declared = read_declared(WorkTreeSource(root), problems)
+    outputs = [LOCK, *declared.git_outputs] if declared.found else list(TRACKED_OUTPUTS)
+    paths = ["--", *outputs]
     diff = git(["diff", "--name-only", "--relative", "HEAD", *paths], root)
     untracked = git(["ls-files", "--others", "--exclude-standard", *paths], root)
     changed = sorted(diff.stdout.decode().split("\n") + untracked.stdout.decode().split("\n"))
     result = LockCheck(stale=False, model_path=model_path)
     result.changed_files = [name for name in changed if name]
+    result.problems += problems
+    result.git_tracked_outputs = git_tracked_outputs(root, declared.cached_outputs)
+    if result.git_tracked_outputs:
+        result.errors.append(git_tracked_message(result.git_tracked_outputs))
 
     old_lock = _load_lock(committed.read(LOCK), f"HEAD: {LOCK}")
     lock_file = root / LOCK

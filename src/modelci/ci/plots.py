@@ -119,8 +119,39 @@ def _thin(xs: list[float], ys: list[float]) -> tuple[list[float], list[float]]:
     return xs[::step], ys[::step]
 
 
+Spec = tuple[str, str, str, str, str, str]
+
+
+def plot_specs(base: RepoState, head: RepoState) -> tuple[dict[str, Spec], list[str]]:
+    """How to draw each plot of either state: as its ``dvc.yaml`` declares it (template, x, y,
+    title; the PR's declaration first), else by its known name (``SPECS``), in declared order.
+    Also the names that have neither."""
+    specs: dict[str, Spec] = {}
+    unknown = []
+    names = list(dict.fromkeys([*head.plots, *base.plots]))
+    names.sort(key=lambda name: list(SPECS).index(name) if name in SPECS else len(SPECS))
+    for name in names:
+        declared = head.plot_specs.get(name) or base.plot_specs.get(name)
+        known = SPECS.get(name)
+        if declared is not None and declared.x and declared.y and declared.kind:
+            same = known is not None and known[1:3] == (declared.x, declared.y)
+            specs[name] = (
+                declared.kind,
+                declared.x,
+                declared.y,
+                declared.title or (known[3] if known else declared.path),
+                declared.x_label or (known[4] if known and same else declared.x),
+                declared.y_label or (known[5] if known and same else declared.y),
+            )
+        elif known is not None:
+            specs[name] = known
+        else:
+            unknown.append(name)
+    return specs, unknown
+
+
 def render_plots(base: RepoState, head: RepoState, out_dir: Path) -> tuple[list[Plot], list[str]]:
-    """Write ``out_dir/NAME.png`` for each known plot table of either state.
+    """Write ``out_dir/NAME.png`` for each plot table of either state that can be drawn.
 
     Returns the plots written and warnings for tables that could not be rendered.
     """
@@ -133,7 +164,8 @@ def render_plots(base: RepoState, head: RepoState, out_dir: Path) -> tuple[list[
     plots: list[Plot] = []
     warnings: list[str] = []
     sides = (("base", base), ("PR", head))
-    for name, (kind, x, y, title, xlabel, ylabel) in SPECS.items():
+    specs, unknown = plot_specs(base, head)
+    for name, (kind, x, y, title, xlabel, ylabel) in specs.items():
         present = [(who, state.plots[name]) for who, state in sides if name in state.plots]
         if not present:
             continue
@@ -148,7 +180,7 @@ def render_plots(base: RepoState, head: RepoState, out_dir: Path) -> tuple[list[
             else:
                 figure = _xy_figure(plt, present, kind, x, y, title, xlabel, ylabel)
         except PlotDataError as error:
-            warnings.append(f"plots/{name}.csv: not rendered: {error}")
+            warnings.append(f"plot {name}: not rendered: {error}")
             continue
         file = out_dir / f"{name}.png"
         try:
@@ -156,8 +188,10 @@ def render_plots(base: RepoState, head: RepoState, out_dir: Path) -> tuple[list[
         finally:
             plt.close(figure)
         plots.append(Plot(name, f"plots/{name}.png", title, note))
-    unknown = sorted((set(base.plots) | set(head.plots)) - set(SPECS))
-    warnings.extend(f"plots/{name}.csv: no renderer for this plot, skipped" for name in unknown)
+    warnings.extend(
+        f"plot {name}: no renderer (declare its x, y and template in dvc.yaml), skipped"
+        for name in unknown
+    )
     return plots, warnings
 
 

@@ -20,10 +20,18 @@ from modelci.ci.diff import (
     ParamChange,
     ValueChange,
     data_changes,
-    diff_params,
+    diff_param_files,
     metric_rows,
 )
-from modelci.ci.gate import Verdict, evaluate_gate, failed_verdict, fmt, fmt_delta, json_number
+from modelci.ci.gate import (
+    Verdict,
+    failed_verdict,
+    fmt,
+    fmt_delta,
+    json_number,
+    judge,
+    task_changes,
+)
 from modelci.ci.plots import Plot
 from modelci.ci.state import METRICS, MODEL, RepoState, lock_out_md5
 from modelci.config import MetricRule
@@ -68,6 +76,7 @@ class Report:
     title: str | None = None
     plots: list[Plot] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    task_changes: list[str] = field(default_factory=list)
 
 
 def build_report(
@@ -78,13 +87,20 @@ def build_report(
     title: str | None = None,
     directions: Mapping[str, bool] | None = None,
     model_path: str = MODEL,
+    allow_task_change: bool = False,
 ) -> Report:
-    """Compare two states and judge the head's metrics with the gate (pure apart from nothing)."""
+    """Compare two states and judge the head's metrics with the gate (pure: no IO).
+
+    When the task or target changed, the base's metrics are not compared (see ``gate.judge``).
+    """
+    changed_task = task_changes(base.params, head.params)
+    base_metrics = None if changed_task else base.metrics
     if head.metrics is None:
-        verdict = failed_verdict(rules, f"{METRICS}: missing or unreadable in {head.label}")
+        files = ", ".join(head.declared.metrics) or METRICS
+        verdict = failed_verdict(rules, f"{files}: missing or unreadable in {head.label}")
     else:
-        verdict = evaluate_gate(rules, head.metrics, base.metrics)
-    params = diff_params(base.params, head.params)
+        verdict = judge(rules, head.metrics, base.metrics, changed_task, allow_task_change)
+    params = diff_param_files(base, head)
     warnings = [f"base: {problem}" for problem in base.problems]
     warnings += [f"PR: {problem}" for problem in head.problems]
     if base.metrics is None:
@@ -109,12 +125,13 @@ def build_report(
         base=base,
         head=head,
         params=params,
-        metrics=metric_rows(base.metrics, head.metrics, verdict, directions or {}),
+        metrics=metric_rows(base_metrics, head.metrics, verdict, directions or {}),
         verdict=verdict,
         data=data_changes(base, head),
         model=model,
         title=title,
         warnings=warnings,
+        task_changes=changed_task,
     )
 
 
@@ -132,6 +149,7 @@ def to_json(report: Report, markdown: Mapping[str, Any] | None = None) -> dict[s
         "data": {key: [c.to_dict() for c in changes] for key, changes in report.data.items()},
         "plots": [plot.to_dict() for plot in report.plots],
         "warnings": report.warnings,
+        "task_changes": report.task_changes,
         "markdown": dict(markdown or {}),
     }
 
@@ -303,6 +321,10 @@ def _render(report: Report, limit: int) -> str:
     if changed is not None:
         model_line += " (changed)" if changed else " (unchanged)"
     lines += [model_line, ""]
+    if report.task_changes:
+        lines += ["**⚠️ The task or target changed; metrics are not compared with the base:**", ""]
+        lines += [f"- {escape(change, 200)}" for change in report.task_changes]
+        lines.append("")
     failures = verdict.failures
     if failures:
         lines += ["**Gate failures:**", ""]

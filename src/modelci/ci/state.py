@@ -1,5 +1,8 @@
 """A repository state (metrics, params, lock, data profile, plot data) read without retraining.
 
+Which metrics, plots and params files a state has is what its own ``dvc.yaml`` declares
+(``modelci.ci.declared``); without one, modelci's defaults (``metrics.json``, ``plots/``).
+
 The base of a pull request is read from git with ``git show REF:./path`` (paths relative to the
 working directory, so a model repository may live in a subdirectory); the head is usually the
 working tree after ``dvc repro``. Every file is optional: what is missing is recorded, and the
@@ -16,19 +19,19 @@ import shutil
 import subprocess  # nosec B404: runs git with fixed argument lists, never a shell
 from collections import Counter
 from collections.abc import Mapping
-from dataclasses import dataclass, field
-from pathlib import Path
+from dataclasses import dataclass, field, replace
+from pathlib import Path, PurePosixPath
 from typing import Any, Protocol
 
 import yaml
 
+from modelci.ci.declared import DVC_YAML, Declared, PlotDecl, defaults, parse_declared, vars_of
 from modelci.errors import ModelCIError
 
 METRICS = "metrics.json"
 PARAMS = "params.yaml"
 LOCK = "dvc.lock"
 PROFILE = "data/prepared/profile.json"
-PLOTS_DIR = "plots"
 MODEL = "models/model.skops"
 # Bounds on what is read from a (possibly hostile) pull request.
 MAX_FILE_BYTES = 64 * 1024 * 1024
@@ -194,6 +197,11 @@ class RepoState:
     lock: dict[str, Any] | None = None
     profile: dict[str, Any] | None = None
     plots: dict[str, PlotTable] = field(default_factory=dict)
+    # how each plot of ``plots`` is drawn, as dvc.yaml declares it (absent: by its known name)
+    plot_specs: dict[str, PlotDecl] = field(default_factory=dict)
+    # params files dvc.yaml tracks other than ``params`` (the --params file), as tracked
+    param_files: dict[str, dict[str, Any]] = field(default_factory=dict)
+    declared: Declared = field(default_factory=defaults)
     model_sha256: str | None = None
     problems: list[str] = field(default_factory=list)
 
@@ -250,12 +258,12 @@ def _load_json_object(data: bytes, where: str, expected: str = "a JSON object") 
     return raw
 
 
-def parse_plot_csv(data: bytes, where: str) -> PlotTable:
+def parse_plot_csv(data: bytes, where: str, delimiter: str = ",") -> PlotTable:
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError:
         raise StateError(f"{where}: not UTF-8 text") from None
-    reader = csv.reader(io.StringIO(text))
+    reader = csv.reader(io.StringIO(text), delimiter=delimiter)
     header = next(reader, None)
     if not header:
         return PlotTable((), ())
@@ -281,6 +289,55 @@ def parse_plot_csv(data: bytes, where: str) -> PlotTable:
     return PlotTable(tuple(header), tuple(sample), total, counted)
 
 
+def read_declared(source: Source, problems: list[str]) -> Declared:
+    """What the state's ``dvc.yaml`` declares (modelci's defaults when it has none)."""
+    where = f"{source.label}: {DVC_YAML}"
+    try:
+        data = source.read(DVC_YAML)
+        if data is None:
+            return defaults()
+        raw = load_yaml_mapping(data, where)
+    except StateError as error:
+        problems.append(f"{error} (read with modelci's default paths)")
+        return defaults()
+
+    def read_mapping(path: str) -> dict[str, Any]:
+        try:
+            blob = source.read(path)
+            return load_yaml_mapping(blob, f"{source.label}: {path}") if blob is not None else {}
+        except StateError as error:
+            problems.append(str(error))
+            return {}
+
+    return parse_declared(raw, vars_of(raw, read_mapping), problems, where)
+
+
+def _tracked(mapping: Mapping[str, Any], keys: tuple[str, ...] | None) -> dict[str, Any]:
+    """The part of a params file DVC tracks: all of it, or the listed (dotted) keys."""
+    if keys is None:
+        return dict(mapping)
+    flat = flatten(mapping)
+    return {
+        key: value
+        for key, value in flat.items()
+        if any(key == k or key.startswith(f"{k}.") for k in keys)
+    }
+
+
+def plot_names(paths: list[str]) -> dict[str, str]:
+    """A short name per plot file: its stem (``plots/roc.csv`` -> ``roc``) unless two files share
+    one, then the path with separators replaced (``a/roc.csv`` -> ``a_roc``)."""
+    stems = [PurePosixPath(path).stem for path in paths]
+    names = {}
+    for path, stem in zip(paths, stems, strict=True):
+        unique = stems.count(stem) == 1
+        names[path] = stem if unique else str(PurePosixPath(path).with_suffix("")).replace("/", "_")
+    return names
+
+
+PLOT_SUFFIXES = (".csv", ".tsv", ".json")
+
+
 def read_state(
     source: Source,
     *,
@@ -296,7 +353,7 @@ def read_state(
     state.commit = getattr(source, "commit", "") or None
     state.ref = getattr(source, "ref", None)
 
-    def load(path: str, parse: Any) -> Any:
+    def load(path: str, parse: Any, strict: bool = False) -> Any:
         try:
             data = source.read(path)
             if data is None:
@@ -304,20 +361,51 @@ def read_state(
                 return None
             return parse(data, f"{source.label}: {path}")
         except StateError as error:
-            if strict_metrics and path == METRICS:
+            if strict:
                 raise
             state.problems.append(str(error))
             return None
 
-    state.metrics = load(METRICS, parse_metrics)
     state.params = load(params_path, load_yaml_mapping)
+    state.declared = declared = read_declared(source, state.problems)
+    state.metrics = merge_metrics(
+        {path: load(path, parse_metrics, strict_metrics) for path in declared.metrics},
+        state.problems,
+    )
+    for file, keys in declared.params.items():
+        if file != params_path:
+            mapping = load(file, load_yaml_mapping)
+            if mapping is not None:
+                state.param_files[file] = _tracked(mapping, keys)
     state.lock = load(LOCK, load_yaml_mapping)
     state.profile = load(PROFILE, _load_json_object)
-    for name in source.list_dir(PLOTS_DIR):
-        if name.endswith(".csv"):
-            table = load(f"{PLOTS_DIR}/{name}", parse_plot_csv)
-            if table is not None:
-                state.plots[name.removesuffix(".csv")] = table
+    files: list[PlotDecl] = []
+    for plot in declared.plots:
+        if plot.path.endswith(PLOT_SUFFIXES):
+            files.append(plot)
+        else:  # a folder of plot files: each drawn as the folder's declaration says
+            files += [
+                replace(plot, path=f"{plot.path}/{name}", title=None)
+                for name in source.list_dir(plot.path)
+                if name.endswith(PLOT_SUFFIXES)
+            ]
+    names = plot_names([plot.path for plot in files])
+    for plot in files:
+        try:
+            data = source.read(plot.path)
+        except StateError as error:
+            state.problems.append(str(error))
+            continue
+        if data is None:
+            continue  # declared but not produced (e.g. the other task's plots)
+        try:
+            table = parse_plot(data, f"{source.label}: {plot.path}", plot.path)
+        except StateError as error:
+            state.problems.append(str(error))
+            continue
+        state.plots[names[plot.path]] = table
+        if plot.kind is not None:
+            state.plot_specs[names[plot.path]] = plot
     if model_path is not None and isinstance(source, WorkTreeSource):
         from modelci.fileio import file_digest
 
@@ -327,6 +415,45 @@ def read_state(
         else:
             state.problems.append(f"{model_path}: not found in {source.label}")
     return state
+
+
+def merge_metrics(
+    files: Mapping[str, dict[str, float] | None], problems: list[str]
+) -> dict[str, float] | None:
+    """The metrics of every declared file as one mapping (None when no file could be read).
+
+    Names stay as written; a name two files share keeps the first file's value and is also
+    listed as ``FILE:NAME`` for the later ones (named in ``problems``).
+    """
+    merged: dict[str, float] | None = None
+    for path, metrics in files.items():
+        if metrics is None:
+            continue
+        merged = merged if merged is not None else {}
+        for name, value in metrics.items():
+            if name in merged:
+                problems.append(f"{path}: metric {name!r} also in another metrics file")
+                merged[f"{path}:{name}"] = value
+            else:
+                merged[name] = value
+    return merged
+
+
+def parse_plot(data: bytes, where: str, path: str) -> PlotTable:
+    """A plot data file as DVC accepts it: CSV, TSV, or JSON (a list of flat objects)."""
+    if path.endswith(".json"):
+        try:
+            rows = json.loads(data.decode("utf-8")) if data.strip() else []
+        except (UnicodeDecodeError, ValueError) as error:
+            raise StateError(f"{where}: not valid JSON: {error}") from None
+        if isinstance(rows, Mapping):  # {"key": [rows]}, as DVC allows
+            rows = next((v for v in rows.values() if isinstance(v, list)), [])
+        if not isinstance(rows, list) or not all(isinstance(r, Mapping) for r in rows):
+            raise StateError(f"{where}: expected a JSON list of objects")
+        columns = tuple(dict.fromkeys(str(k) for row in rows for k in row))
+        table = tuple(tuple(str(row.get(c, "")) for c in columns) for row in rows[:MAX_PLOT_ROWS])
+        return PlotTable(columns, table, len(rows) > MAX_PLOT_ROWS)
+    return parse_plot_csv(data, where, "\t" if path.endswith(".tsv") else ",")
 
 
 def lock_out_md5(lock: Mapping[str, Any] | None, path: str) -> str | None:

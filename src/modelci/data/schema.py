@@ -49,6 +49,9 @@ def _column(name: str, spec: ColumnSpec) -> pa.Column:
         checks.append(pa.Check.le(spec.max))
     if spec.categories is not None:
         checks.append(pa.Check.isin(list(spec.categories)))
+    if spec.type == "int":
+        # A nullable int column is held as float: without this, 39.1 would pass as an int.
+        checks.append(pa.Check(lambda values: values % 1 == 0, name="whole numbers (type int)"))
     dtype = _DTYPES[spec.type]
     if spec.type == "int" and spec.nullable:
         dtype = None  # pandas holds an int column with nulls as float; range checks still apply
@@ -97,15 +100,24 @@ def failure_lines(errors: SchemaErrors) -> list[str]:
 
 
 def validate(frame: pd.DataFrame, data: DataParams, source: str) -> pd.DataFrame:
-    """Return the table with declared dtypes, or raise DataError listing every failing check."""
-    normalized = normalize_numeric(frame, data.columns)
+    """Return the table without ``data.drop_columns`` and with declared dtypes, or raise
+    DataError listing every failing check (a dropped column missing from the data is one)."""
+    problems = [
+        f"column {name!r}: in data.drop_columns but missing from the data"
+        for name in data.drop_columns
+        if name not in frame.columns
+    ]
+    kept = frame.drop(columns=[name for name in data.drop_columns if name in frame.columns])
+    normalized = normalize_numeric(kept, data.columns)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", FutureWarning)  # pandera's own concat of failures
-            return build_schema(data).validate(normalized, lazy=True)
+            validated = build_schema(data).validate(normalized, lazy=True)
     except SchemaErrors as errors:
-        lines = [f"{source}: {line}" for line in failure_lines(errors)]
+        problems += failure_lines(errors)
+    if problems:
+        lines = [f"{source}: {line}" for line in problems]
         raise DataError(
-            f"{source}: {len(lines)} schema check(s) failed; first: {lines[0].split(': ', 1)[1]}",
-            details=lines,
+            f"{source}: {len(lines)} schema check(s) failed; first: {problems[0]}", details=lines
         ) from None
+    return validated

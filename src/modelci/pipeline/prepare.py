@@ -67,11 +67,27 @@ def _write_parquet(frame: pd.DataFrame, path: Path) -> None:
     write_atomic(path, lambda tmp: frame.to_parquet(tmp, index=False))
 
 
+def drop_null_target(
+    frame: pd.DataFrame, data: DataParams, prepare: PrepareParams
+) -> tuple[pd.DataFrame, int]:
+    """With ``prepare.null_target: drop``, the rows whose target is null and how many there were
+    (with ``error`` the schema's not-null check reports them)."""
+    if prepare.null_target != "drop" or data.target not in frame.columns:
+        return frame, 0
+    missing = frame[data.target].isna()
+    return frame[~missing].reset_index(drop=True), int(missing.sum())
+
+
 def run(params: Params, paths: StagePaths = DEFAULT_PATHS) -> dict[str, Any]:
     source = Path(params.data.source)
-    frame = validate(read_table(source), params.data, str(source))
+    raw, null_target_rows = drop_null_target(read_table(source), params.data, params.prepare)
+    frame = validate(raw, params.data, str(source))
     train, test = split(frame, params.data, params.prepare)
     summary = profile(frame, train, test, params.data)
+    summary["dropped"] = {
+        "columns": list(params.data.drop_columns),
+        "null_target_rows": null_target_rows,
+    }
     summary["source"] = {"path": str(source), "md5": file_digest(source, "md5")}
     _write_parquet(train, paths.train)
     _write_parquet(test, paths.test)

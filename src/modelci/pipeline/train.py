@@ -25,6 +25,11 @@ def import_estimator(path: str) -> type:
             f"params.yaml: train.estimator: cannot import {path!r}: {error}"
         ) from None
     estimator = getattr(module, class_name, None)
+    if estimator is None:
+        raise ConfigError(
+            f"params.yaml: train.estimator: cannot import {path!r}: "
+            f"module {module_name!r} has no attribute {class_name!r}"
+        )
     if not inspect.isclass(estimator) or not hasattr(estimator, "fit"):
         raise ConfigError(f"params.yaml: train.estimator: {path!r} is not an estimator class")
     return estimator
@@ -32,8 +37,14 @@ def import_estimator(path: str) -> type:
 
 def make_estimator(data: DataParams, train: TrainParams) -> Any:
     """Instantiate the estimator, seeding it with ``train.seed`` unless params set random_state,
-    and giving it ``train.n_threads`` workers unless params set n_jobs."""
+    and giving it ``train.n_threads`` workers unless params set n_jobs.
+
+    Also the check run before any work (``check-params``, ``train``, ``evaluate``): the class
+    imports, is an estimator of the task's kind, and accepts ``estimator_params`` (names by
+    construction, values by scikit-learn's own parameter constraints when it declares them).
+    """
     from sklearn.base import is_classifier, is_regressor
+    from sklearn.utils._param_validation import InvalidParameterError
 
     cls = import_estimator(train.estimator)
     kwargs = dict(train.estimator_params)
@@ -56,6 +67,12 @@ def make_estimator(data: DataParams, train: TrainParams) -> Any:
             f"params.yaml: train.estimator: {train.estimator} is not a regressor "
             "but data.task is 'regression'"
         )
+    validate_params = getattr(estimator, "_validate_params", None)
+    if callable(validate_params):
+        try:
+            validate_params()
+        except InvalidParameterError as error:
+            raise ConfigError(f"params.yaml: train.estimator_params: {error}") from None
     return estimator
 
 
