@@ -47,6 +47,8 @@ def assert_pytest_passed(done: subprocess.CompletedProcess[str]) -> None:
 class Adopter:
     repo: Path
     env: dict[str, str]
+    # `git status --porcelain` right after init (and `uv sync`): init commits everything it writes.
+    status_after_init: str
 
     def run(
         self, *args: str, check: bool = True, timeout: float = 600
@@ -77,9 +79,11 @@ def init_repository(root: Path, wheel: Path, data: Path, target: str, *extra: st
     init += ["--workflows-ref", WORKFLOWS_REF, *extra]
     done = subprocess.run(init, cwd=root, env=env, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stdout + done.stderr
-    adopter = Adopter(repo, env)
     adopter_sync = subprocess.run(
         [uv_binary(), "sync", "--frozen"], cwd=repo, env=env, capture_output=True, text=True
     )
     assert adopter_sync.returncode == 0, adopter_sync.stderr
-    return adopter
+    status = subprocess.run(
+        ["git", "status", "--porcelain"], cwd=repo, capture_output=True, text=True, check=True
+    )
+    return Adopter(repo, env, status.stdout)

@@ -36,12 +36,14 @@ def hr_repo(modelci_dists: dict[str, Path], tmp_path_factory: pytest.TempPathFac
     frame.to_csv(data, index=False)
     adopter = init_repository(root, modelci_dists["wheel"], data, "status")
     adopter.run("dvc", "repro")
+    run(["git", "add", "-A"], adopter.repo)
+    run(["git", "commit", "-q", "-m", "first model"], adopter.repo)
     return adopter
 
 
 def test_init_wrote_a_committed_repository_with_no_path_into_modelci(hr_repo: Adopter) -> None:
     repo = hr_repo.repo
-    status = run(["git", "status", "--porcelain"], repo).stdout
+    status = hr_repo.status_after_init
     assert status.strip() == "", f"init left uncommitted files:\n{status}"
     tracked = run(["git", "ls-files"], repo).stdout.split()
     assert "data/hr.csv.dvc" in tracked
@@ -85,13 +87,15 @@ def test_report_and_gate_against_the_base_branch(hr_repo: Adopter) -> None:
     params.write_text(params.read_text().replace("max_leaf_nodes: 15", "max_leaf_nodes: 31"))
     try:
         hr_repo.run("dvc", "repro")
-        run(["git", "commit", "-q", "-am", "deeper trees"], repo)
+        run(["git", "add", "-A"], repo)
+        run(["git", "commit", "-q", "-m", "deeper trees"], repo)
         out = repo / ".modelci" / "report"
         hr_repo.run("modelci", "report", "--base", "main", "--out", str(out))
-        report = (out / "report.md").read_text()
-        assert "max_leaf_nodes" in report
-        assert "15" in report
-        assert "31" in report
+        report = json.loads((out / "report.json").read_text())
+        changed = {p["key"]: (p["base"], p["head"]) for p in report["params"]}
+        assert changed == {"train.estimator_params.max_leaf_nodes": (15, 31)}
+        assert report["warnings"] == []  # every params file read, every plot drawn
+        assert {p.name for p in (out / "plots").iterdir()} >= {"confusion.png", "roc.png"}
         gate = hr_repo.run("modelci", "gate", "--base", "main", check=False)
         verdict = json.loads((repo / ".modelci" / "verdict.json").read_text())
         assert gate.returncode == (0 if verdict["passed"] else 1), gate.stdout + gate.stderr

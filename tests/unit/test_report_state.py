@@ -154,3 +154,15 @@ def test_oversized_files_are_problems_not_crashes(
     state = read_state(WorkTreeSource(tmp_path))
     assert state.metrics is None
     assert "working tree: metrics.json: larger than 10 bytes" in state.problems
+
+
+def test_params_files_are_parsed_by_their_suffix() -> None:
+    """DVC tracks keys of TOML and JSON params files too (pyproject.toml's version, say)."""
+    from modelci.ci.state import params_parser
+
+    toml = params_parser("pyproject.toml")(b'[project]\nversion = "0.2.0"\n', "pyproject.toml")
+    assert toml == {"project": {"version": "0.2.0"}}
+    assert params_parser("p.json")(b'{"a": 1}', "p.json") == {"a": 1}
+    assert params_parser("params.yaml")(b"a: 1\n", "params.yaml") == {"a": 1}
+    with pytest.raises(StateError, match=r"pyproject\.toml: not valid TOML"):
+        params_parser("pyproject.toml")(b"[project\n", "pyproject.toml")

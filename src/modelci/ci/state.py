@@ -18,7 +18,7 @@ import math
 import shutil
 import subprocess  # nosec B404: runs git with fixed argument lists, never a shell
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path, PurePosixPath
 from typing import Any, Protocol
@@ -248,6 +248,25 @@ def load_yaml_mapping(data: bytes, where: str) -> dict[str, Any]:
     return raw
 
 
+def load_toml_mapping(data: bytes, where: str) -> dict[str, Any]:
+    """A TOML document (DVC reads ``.toml`` params files, e.g. ``pyproject.toml``)."""
+    import tomllib
+
+    try:
+        return tomllib.loads(data.decode("utf-8"))
+    except (UnicodeDecodeError, tomllib.TOMLDecodeError) as error:
+        raise StateError(f"{where}: not valid TOML: {error}") from None
+
+
+def params_parser(path: str) -> Callable[[bytes, str], dict[str, Any]]:
+    """How DVC reads a params file, by its suffix: TOML, JSON, else YAML."""
+    if path.endswith(".toml"):
+        return load_toml_mapping
+    if path.endswith(".json"):
+        return _load_json_object
+    return load_yaml_mapping
+
+
 def _load_json_object(data: bytes, where: str, expected: str = "a JSON object") -> dict[str, Any]:
     try:
         raw = json.loads(data.decode("utf-8"))
@@ -374,7 +393,7 @@ def read_state(
     )
     for file, keys in declared.params.items():
         if file != params_path:
-            mapping = load(file, load_yaml_mapping)
+            mapping = load(file, params_parser(file))
             if mapping is not None:
                 state.param_files[file] = _tracked(mapping, keys)
     state.lock = load(LOCK, load_yaml_mapping)
