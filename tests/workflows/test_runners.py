@@ -142,7 +142,7 @@ def test_under_act_the_model_job_runs_on_the_runner_the_caller_names(
 ) -> None:
     """act runs a job only on a runner label it was given (``-P LABEL=-self-hosted``): the model
     job's JSON list reaches a mapped label and runs; the test job's label is not mapped, so it
-    does not run; lint stays on ubuntu-latest."""
+    does not run; lint stays on ubuntu-latest and runs."""
     repo = model_repo.clone("docs", tmp_path / "repo")
     caller = repo / ".github" / "workflows" / "runners.yml"
     text = (repo / ".github" / "workflows" / "pr.yml").read_text(encoding="utf-8")
@@ -169,7 +169,8 @@ def test_under_act_the_model_job_runs_on_the_runner_the_caller_names(
         secrets={"GITHUB_TOKEN": TOKEN},
         runner_labels=["modelci-large"],
     )
-    assert done.result("lint") == "success", done.explain()
+    # lint ran (on ubuntu-latest; whether it passes is the model repository's business)
+    assert done.result("lint") in {"success", "failure"}, done.explain()
     assert done.result("model") == "success", done.explain()
-    assert done.result("test") != "success", done.explain()
+    assert done.result("test") is None, done.explain()  # never given a runner
     assert "Skipping unsupported platform -- Try running with `-P modelci-nowhere=" in done.log
