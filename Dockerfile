@@ -5,16 +5,18 @@
 # It serves MODELCI_MODEL_URI (default: the @champion of the registry at MLFLOW_TRACKING_URI),
 # verifying the artifact's sha256 before loading it. See docs/serving.md of modelci.
 
-ARG PYTHON_IMAGE=python:3.11-slim-bookworm
+# The base image by digest, so a rebuild gets the same bytes; dependabot's docker updates propose
+# a new digest (see docs/security.md for how this one was chosen).
 
 # ---- build: resolve the locked environment into /opt/venv ---------------------------------
-FROM ${PYTHON_IMAGE} AS build
+FROM python:3.11-slim@sha256:9c900dea9e8fb7e16277c179b555cc72d29a352dbc33cff48ad5a0412fd5bfc7 AS build
 ENV UV_COMPILE_BYTECODE=1 \
     UV_LINK_MODE=copy \
     UV_PYTHON_DOWNLOADS=never \
     UV_PROJECT_ENVIRONMENT=/opt/venv \
     PIP_DISABLE_PIP_VERSION_CHECK=1
-RUN python -m pip install --no-cache-dir uv==0.13.8
+COPY uv-requirements.txt /tmp/
+RUN python -m pip install --no-cache-dir --require-hashes -r /tmp/uv-requirements.txt
 WORKDIR /src
 # Dependencies first (cached until uv.lock changes), then the project itself, not editable.
 COPY pyproject.toml uv.lock README.md ./
@@ -23,7 +25,7 @@ COPY src/ src/
 RUN python -m uv sync --frozen --no-default-groups --all-extras --no-editable
 
 # ---- runtime: the venv and the input schema, nothing else -----------------------------------
-FROM ${PYTHON_IMAGE} AS runtime
+FROM python:3.11-slim@sha256:9c900dea9e8fb7e16277c179b555cc72d29a352dbc33cff48ad5a0412fd5bfc7 AS runtime
 RUN groupadd --system --gid 10001 modelci \
     && useradd --system --uid 10001 --gid 10001 --no-create-home --shell /usr/sbin/nologin modelci
 COPY --from=build /opt/venv /opt/venv

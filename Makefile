@@ -13,7 +13,7 @@ export UV_PYTHON_DOWNLOADS := never
 # where PYTHONDONTWRITEBYTECODE is set.
 export UV_COMPILE_BYTECODE := 1
 
-.PHONY: help install repro test lint format pytest bench bench-pipeline bench-serving bench-workflows bench-adoption dag clean serve
+.PHONY: help install repro test lint format pytest bench bench-pipeline bench-serving bench-workflows bench-adoption docs dag clean serve
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
@@ -64,6 +64,9 @@ bench-workflows: install ## the PR workflow under act, cold and warm, per job (Q
 
 bench-adoption: install ## modelci init to a green repro + pytest; adopter footprint; --help time
 	python benchmarks/bench_adoption.py
+
+docs: install ## rewrite docs/cli.md from the CLI's parsers
+	python -m tests.cli_reference
 
 dag: install ## show the pipeline graph
 	dvc dag

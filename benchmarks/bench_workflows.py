@@ -33,12 +33,14 @@ from report import table, write_section  # noqa: E402
 
 from tests.workflows import harness  # noqa: E402
 from tests.workflows.conftest import (  # noqa: E402
+    REPO_SLUG,
     ModelRepo,
     build_model_repo,
     keep_artifact,
     pull_request_event,
     workflow_run_event,
 )
+from tests.workflows.fake_github import FakeGitHub  # noqa: E402
 
 JOBS = ("lint", "test", "model", "all-green")
 BRANCH = "improve"
@@ -60,17 +62,18 @@ def pr_run(repo: ModelRepo, src: Path, work: Path, warm: bool) -> harness.ActRun
 def comment_run(repo: ModelRepo, src: Path, pr_work: Path, work: Path) -> harness.ActRun:
     stub_root = pr_work / "stubs"
     keep_artifact(stub_root, 1)
-    env = harness.ActEnv(stub_root=stub_root, modelci_src=src)
     clone = repo.clone("main", work / "repo")
-    run = harness.run_act(
-        clone,
-        "workflow_run",
-        workflow_run_event(repo, 1, BRANCH, 7, "success"),
-        src / ".github" / "workflows" / "pr-comment.yml",
-        env,
-        work=work,
-        secrets={"GITHUB_TOKEN": "benchmark"},
-    )
+    with FakeGitHub(stub_root, REPO_SLUG) as github:
+        env = harness.ActEnv(stub_root=stub_root, modelci_src=src, github_api=github.url)
+        run = harness.run_act(
+            clone,
+            "workflow_run",
+            workflow_run_event(repo, 1, BRANCH, 7, "success"),
+            src / ".github" / "workflows" / "pr-comment.yml",
+            env,
+            work=work,
+            secrets={"GITHUB_TOKEN": harness.FAKE_GITHUB_TOKEN},
+        )
     if run.result("comment") != "success":
         raise SystemExit(f"the comment workflow failed:\n{run.explain()}")
     return run

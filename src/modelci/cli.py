@@ -26,11 +26,12 @@ def _params(args: argparse.Namespace) -> Any:
 
 
 def _params_with_estimator(args: argparse.Namespace) -> Any:
-    """The params, with ``train.estimator`` and its keyword arguments checked before any work."""
-    from modelci.pipeline.train import make_estimator
+    """The params, with the model they name (``train.estimator`` and its keyword arguments, or
+    the ``train.pipeline`` factory) checked before any work."""
+    from modelci.pipeline.train import make_model
 
     params = _params(args)
-    make_estimator(params.data, params.train)
+    make_model(params.data, params.train)
     return params
 
 

@@ -115,7 +115,14 @@ class PrepareParams(_Frozen):
 
 
 class TrainParams(_Frozen):
-    estimator: str = Field(pattern=r"^[A-Za-z_][\w.]*\.[A-Za-z_]\w*$")
+    """The model: modelci's preprocessing + ``estimator``, or your own ``pipeline`` factory.
+
+    ``pipeline`` (``package.module:function``) returning an estimator or Pipeline is the whole
+    model; returning a transformer, it is the feature engineering, and ``estimator`` follows it.
+    """
+
+    estimator: str | None = Field(default=None, pattern=r"^[A-Za-z_][\w.]*\.[A-Za-z_]\w*$")
+    pipeline: str | None = Field(default=None, pattern=r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
     estimator_params: dict[str, Any] = Field(default_factory=dict)
     seed: NonNegativeInt = 0
     scale_numeric: bool = True
@@ -126,6 +133,22 @@ class TrainParams(_Frozen):
     # Types the safe model loader accepts beyond skops' built-in trusted set. The defaults cover
     # the preprocessing and the estimators of scikit-learn that need it; add your estimator's.
     trusted_types: tuple[str, ...] = ()
+
+    @model_validator(mode="after")
+    def _model_named(self) -> TrainParams:
+        if self.estimator is None and self.pipeline is None:
+            raise ValueError(
+                "set estimator (an estimator class) or pipeline (a factory, module:function)"
+            )
+        if self.estimator_params and self.estimator is None:
+            raise ValueError("estimator_params needs estimator (a factory takes no parameters)")
+        return self
+
+    @property
+    def model_spec(self) -> str:
+        """What builds the model, for lineage and the model card."""
+        parts = [f"{self.pipeline}()" if self.pipeline else "", self.estimator or ""]
+        return " + ".join(part for part in parts if part)
 
 
 class EvaluateParams(_Frozen):

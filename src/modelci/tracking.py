@@ -81,13 +81,14 @@ def _flat_params(params: Params) -> dict[str, Any]:
         "data.task": params.data.task,
         "data.target": params.data.target,
         "train.estimator": params.train.estimator,
+        "train.pipeline": params.train.pipeline,
         "train.seed": params.train.seed,
         "train.scale_numeric": params.train.scale_numeric,
         "train.n_threads": params.train.n_threads,
     }
     for key, value in params.train.estimator_params.items():
         flat[f"train.estimator_params.{key}"] = value
-    return flat
+    return {key: value for key, value in flat.items() if value is not None}
 
 
 def pip_requirements() -> list[str]:

@@ -94,9 +94,9 @@ def test_build_image_refuses_bad_references(tmp_path: Path) -> None:
 
 def test_reviewed_report_refuses_bad_inputs() -> None:
     with pytest.raises(ReleaseError, match="invalid repository"):
-        find_reviewed_report("http://127.0.0.1:9", "../etc", "a" * 40, "", "r")
+        find_reviewed_report("http://127.0.0.1:9", "../etc", "a" * 40, "", "r", "pr.yml")
     with pytest.raises(ReleaseError, match="invalid repository"):
-        find_reviewed_report("http://127.0.0.1:9", "o/r", "HEAD", "", "r")
+        find_reviewed_report("http://127.0.0.1:9", "o/r", "HEAD", "", "r", "pr.yml")
 
 
 def test_kubeconfig_is_private_and_removed(monkeypatch: pytest.MonkeyPatch) -> None:

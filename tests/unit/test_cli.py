@@ -82,3 +82,9 @@ def test_module_entry_point() -> None:
     )
     assert "prepare" in done.stdout
     assert "evaluate" in done.stdout
+
+
+def test_the_cli_reference_page_is_up_to_date() -> None:
+    from tests.cli_reference import PAGE, render
+
+    assert PAGE.read_text(encoding="utf-8") == render(), "docs/cli.md is stale: run `make docs`"

@@ -1,4 +1,4 @@
-"""The ``model_tests:`` examples of docs/testing-plugin.md are valid declarations."""
+"""The ``model_tests:`` examples of docs/testing.md are valid declarations."""
 
 from __future__ import annotations
 
@@ -12,9 +12,9 @@ from tests.conftest import REPO_ROOT
 
 pytestmark = pytest.mark.unit
 
-PAGE = REPO_ROOT / "docs/testing-plugin.md"
+PAGE = REPO_ROOT / "docs/testing.md"
 EXAMPLE = re.compile(
-    r"^### (?P<task>[^\n]+)\n\n```yaml\n(?P<body>.*?)^```", re.MULTILINE | re.DOTALL
+    r"^#### (?P<task>[^\n]+)\n\n```yaml\n(?P<body>.*?)^```", re.MULTILINE | re.DOTALL
 )
 
 

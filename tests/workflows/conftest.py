@@ -179,7 +179,7 @@ def workflow_run_event(
 
 
 def keep_artifact(stub_root: Path, run_id: int, name: str = "modelci-report") -> Path:
-    """File the last uploaded artifact under ``run_id`` (what download-artifact's run-id reads)."""
+    """File the last uploaded artifact under ``run_id``, where ``fake_github`` serves it from."""
     target = stub_root / "artifacts" / "runs" / str(run_id) / name
     shutil.copytree(stub_root / "artifacts" / name, target)
     return target

@@ -49,6 +49,7 @@ STUB_FOR = {
     "actions/cache": "cache",
     "actions/upload-artifact": "upload-artifact",
     "actions/download-artifact": "download-artifact",
+    "pypa/gh-action-pypi-publish": "pypi-publish",
     "actions/setup-python": "setup-python",
     "astral-sh/setup-uv": "setup-uv",
     "iterative/setup-cml": "setup-cml",
@@ -190,6 +191,8 @@ class ActEnv:
     # True: `uv sync` in the jobs is the real uv installing the repository's uv.lock (an adopter's
     # repository); False: it links .venv to this checkout's environment.
     real_uv: bool = False
+    # The GitHub API stand-in (``fake_github.FakeGitHub.url``) the comment job and cml call.
+    github_api: str | None = None
 
     def mappings(self) -> list[str]:
         maps = [f"{OWNER_REPO}@{ACT_REF}={self.modelci_src}"]
@@ -280,6 +283,8 @@ def run_act(
         GIT_COMMITTER_NAME="modelci tests",
         GIT_COMMITTER_EMAIL="tests@modelci.invalid",
     )
+    if env.github_api is not None:
+        child_env["MODELCI_GITHUB_API_URL"] = env.github_api
     for name in secrets or {}:
         args += ["-s", name]
     child_env.update(secrets or {})
@@ -355,6 +360,14 @@ def read_calls(stub_root: Path, stub: str | None = None) -> list[dict[str, Any]]
 
 
 def comments(stub_root: Path) -> list[dict[str, Any]]:
-    """The pull-request comments as the recording cml left them."""
-    path = stub_root / "cml" / "comments.json"
+    """The pull-request comments as the GitHub API stand-in (``fake_github``) holds them."""
+    path = stub_root / "github" / "comments.json"
     return json.loads(path.read_text(encoding="utf-8")) if path.exists() else []
+
+
+def requests(stub_root: Path) -> list[dict[str, Any]]:
+    """Every request the GitHub API stand-in answered, in order."""
+    path = stub_root / "github" / "requests.jsonl"
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line]

@@ -10,6 +10,7 @@ pipeline's outputs with ``dvc pull`` from a local DVC remote given as ``DVC_REMO
 
 from __future__ import annotations
 
+import dataclasses
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,11 +22,13 @@ from tests.conftest import run
 from tests.workflows import harness
 from tests.workflows.conftest import (
     REMOTE_URL,
+    REPO_SLUG,
     ModelRepo,
     keep_artifact,
     pull_request_event,
     workflow_run_event,
 )
+from tests.workflows.fake_github import FakeGitHub
 from tests.workflows.harness import FAKE_GITHUB_TOKEN as TOKEN
 
 pytestmark = [pytest.mark.workflows, pytest.mark.slow]
@@ -95,15 +98,16 @@ def adoption(
     comment_workflow.write_text(
         harness.act_compatible((workflows / "pr-comment.yml").read_text("utf-8")), "utf-8"
     )
-    comment = harness.run_act(
-        repo,
-        "workflow_run",
-        workflow_run_event(model, 5001, "deeper", 5, "success"),
-        comment_workflow,
-        env,
-        work=work / "act-comment",
-        secrets={"GITHUB_TOKEN": TOKEN},
-    )
+    with FakeGitHub(stub_root, REPO_SLUG) as github:
+        comment = harness.run_act(
+            repo,
+            "workflow_run",
+            workflow_run_event(model, 5001, "deeper", 5, "success"),
+            comment_workflow,
+            dataclasses.replace(env, github_api=github.url),
+            work=work / "act-comment",
+            secrets={"GITHUB_TOKEN": TOKEN},
+        )
     return Adoption(adopter, stub_root, pr, comment)
 
 

@@ -2,7 +2,8 @@
 
 Pull request #7 first improves the model (every job passes; the comment workflow creates the
 comment with the metric diff and the plots), then a second push regresses it beyond the gate's
-tolerance (the model job fails; the same comment is updated and names the metric). Other pull
+tolerance (the model job fails; a new comment names the metric and the first one is deleted, so
+the pull request still has one). The GitHub API is ``fake_github`` on 127.0.0.1. Other pull
 requests: a stale dvc.lock, and a title and branch name full of shell metacharacters and ``${{ }}``.
 """
 
@@ -19,11 +20,13 @@ import pytest
 
 from tests.workflows import harness
 from tests.workflows.conftest import (
+    REPO_SLUG,
     ModelRepo,
     keep_artifact,
     pull_request_event,
     workflow_run_event,
 )
+from tests.workflows.fake_github import BOT, FakeGitHub
 from tests.workflows.harness import FAKE_GITHUB_TOKEN as TOKEN
 
 pytestmark = [pytest.mark.workflows, pytest.mark.slow]
@@ -54,6 +57,9 @@ class PullRequest7:
     def cml_calls(self) -> list[dict[str, Any]]:
         return harness.read_calls(self.stub_root, "cml")
 
+    def comment_calls(self) -> list[dict[str, Any]]:
+        return [c for c in self.cml_calls() if c["args"][0] == "comment"]
+
 
 @pytest.fixture(scope="module")
 def pr7(
@@ -61,7 +67,14 @@ def pr7(
 ) -> PullRequest7:
     work = tmp_path_factory.mktemp("pr7")
     stub_root = model_repo.stub_root(work / "stubs")
-    env = harness.ActEnv(stub_root=stub_root, modelci_src=modelci_src)
+    with FakeGitHub(stub_root, REPO_SLUG) as github:
+        env = harness.ActEnv(stub_root=stub_root, modelci_src=modelci_src, github_api=github.url)
+        return _run_pr7(model_repo, modelci_src, work, stub_root, env)
+
+
+def _run_pr7(
+    model_repo: ModelRepo, modelci_src: Path, work: Path, stub_root: Path, env: harness.ActEnv
+) -> PullRequest7:
     default_branch = model_repo.clone("main", work / "main")
     comment_workflow = modelci_src / ".github" / "workflows" / "pr-comment.yml"
 
@@ -159,16 +172,22 @@ def test_comment_is_created_with_the_diff_and_the_plots(pr7: PullRequest7) -> No
     run = pr7.first_comment
     assert run.result("comment") == "success", run.explain()
     (comment,) = pr7.comments_after_first
-    assert comment["target"] == "pr/7"
+    assert (comment["target"], comment["user"]) == ("pr/7", BOT)
     body = plain(comment["body"])
     assert "modelci report: gate passed" in body
     assert "| **accuracy** | 0.7989 | 0.8062 | +0.0072 | ▲ improved |" in body
     assert "| train.estimator_params.max_leaf_nodes | 15 | 31 |" in body
-    first_call = pr7.cml_calls()[0]
-    assert first_call["done"] == "created"
-    assert first_call["args"][:2] == ["comment", "update"]
-    assert first_call["repo"] == "https://github.com/modelci/example-model"
-    published = first_call["published"]
+    create = pr7.comment_calls()[0]
+    assert create["done"] == "created"
+    assert create["args"][:2] == ["comment", "create"]
+    assert "--no-publish" in create["args"]  # CML posts the body as written
+    assert create["do_not_track"] == "1"  # and sends no telemetry
+    assert create["repo"] == "https://github.com/modelci/example-model"
+    # Only the validated plots were uploaded, one `cml asset publish` each, before the comment.
+    calls = pr7.cml_calls()
+    uploads = calls[: calls.index(create)]
+    assert all(c["args"][:2] == ["asset", "publish"] for c in uploads)
+    published = [p for c in uploads for p in c["published"]]
     assert sorted(Path(p["target"]).name for p in published) == [
         "confusion.png",
         "precision_recall.png",
@@ -177,14 +196,28 @@ def test_comment_is_created_with_the_diff_and_the_plots(pr7: PullRequest7) -> No
     assert all(p["inside"] and p["png"] for p in published), published
     for entry in published:
         assert f"https://asset.invalid/{entry['sha256']}" in comment["body"]
+    (setup,) = harness.read_calls(pr7.stub_root, "setup-cml")[:1]
+    assert setup["vega"] == "false"
 
 
-def test_comment_job_read_the_artifact_of_the_triggering_run(pr7: PullRequest7) -> None:
-    downloads = harness.read_calls(pr7.stub_root, "download-artifact")
-    assert [(d["run_id"], d["name"], d["has_token"]) for d in downloads] == [
-        ("1001", "modelci-report", True),
-        ("1002", "modelci-report", True),
+def test_comment_job_fetched_the_artifact_of_the_triggering_run(pr7: PullRequest7) -> None:
+    requests = harness.requests(pr7.stub_root)
+    listed = [r for r in requests if r["path"].endswith("/artifacts")]
+    assert [(r["path"], r["query"], r["user"]) for r in listed] == [
+        (
+            f"/repos/{REPO_SLUG}/actions/runs/{run}/artifacts",
+            "name=modelci-report&per_page=100",
+            BOT,
+        )
+        for run in (1001, 1002)
     ]
+    storage = [r for r in requests if r["path"].startswith("/storage/")]
+    assert [r["path"] for r in storage] == [
+        "/storage/1001/modelci-report",
+        "/storage/1002/modelci-report",
+    ]
+    # The token was not sent on to the storage host the download redirected to.
+    assert not any(r["storage_saw_token"] for r in storage)
     # The comment side never checks out the repository (and so never runs the PR's code).
     assert "actions/checkout" not in pr7.first_comment.log
 
@@ -206,15 +239,20 @@ def test_regressing_push_fails_the_model_job_at_the_gate(pr7: PullRequest7) -> N
     assert re.search(r"accuracy.*FAIL|FAIL.*accuracy", output, re.IGNORECASE), output[-3000:]
 
 
-def test_second_push_updates_the_same_comment_which_names_the_metric(pr7: PullRequest7) -> None:
+def test_second_push_leaves_one_comment_which_names_the_metric(pr7: PullRequest7) -> None:
     run = pr7.second_comment
     assert run.result("comment") == "success", run.explain()
     comments = harness.comments(pr7.stub_root)
     assert len(comments) == 1
     (comment,) = comments
-    assert comment["id"] == pr7.comments_after_first[0]["id"]
-    assert comment["updates"] == 1
-    assert [c["done"] for c in pr7.cml_calls()] == ["created", "updated"]
+    first_id = pr7.comments_after_first[0]["id"]
+    assert comment["id"] != first_id
+    assert comment["user"] == BOT
+    assert [c["done"] for c in pr7.comment_calls()] == ["created", "created"]
+    deletes = [r for r in harness.requests(pr7.stub_root) if r["method"] == "DELETE"]
+    assert [(r["path"], r["user"]) for r in deletes] == [
+        (f"/repos/{REPO_SLUG}/issues/comments/{first_id}", BOT)
+    ]
     body = plain(comment["body"])
     headline = body.split("### Metrics")[0]
     assert "gate FAILED: accuracy: 0.6775 is below the minimum 0.7500 by 0.0725" in headline

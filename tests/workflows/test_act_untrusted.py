@@ -21,11 +21,13 @@ import pytest
 
 from tests.workflows import harness
 from tests.workflows.conftest import (
+    REPO_SLUG,
     ModelRepo,
     keep_artifact,
     pull_request_event,
     workflow_run_event,
 )
+from tests.workflows.fake_github import FakeGitHub
 from tests.workflows.harness import FAKE_GITHUB_TOKEN as TOKEN
 
 pytestmark = [pytest.mark.workflows, pytest.mark.slow]
@@ -53,6 +55,7 @@ def plain(markdown: str) -> str:
 class Untrusted:
     canary: Path
     stub_root: Path
+    env: harness.ActEnv
     title: str
     branch: str
     hostile: harness.ActRun
@@ -68,35 +71,36 @@ def untrusted(
     # A short path, so title and branch fit the report's 256-character title line together.
     canary = Path(tempfile.mkdtemp(prefix="mc-", dir="/tmp"))
     stub_root = model_repo.stub_root(work / "stubs")
-    env = harness.ActEnv(stub_root=stub_root, modelci_src=modelci_src)
-    title, branch = hostile_title(canary), hostile_branch(canary)
-    secrets = {"GITHUB_TOKEN": TOKEN}
+    with FakeGitHub(stub_root, REPO_SLUG) as github:
+        env = harness.ActEnv(stub_root=stub_root, modelci_src=modelci_src, github_api=github.url)
+        title, branch = hostile_title(canary), hostile_branch(canary)
+        secrets = {"GITHUB_TOKEN": TOKEN}
 
-    repo = model_repo.clone("docs", work / "docs")
-    event = pull_request_event(model_repo, 8, "docs", title=title, head_ref=branch)
-    workflow = repo / ".github" / "workflows" / "pr.yml"
-    hostile = harness.run_act(
-        repo, "pull_request", event, workflow, env, work=work / "act-8", secrets=secrets
-    )
-    keep_artifact(stub_root, 2001)
-    default_branch = model_repo.clone("main", work / "main")
-    run_event = workflow_run_event(model_repo, 2001, "docs", 8, "success")
-    run_event["workflow_run"]["head_branch"] = branch  # type: ignore[index]
-    hostile_comment = harness.run_act(
-        default_branch,
-        "workflow_run",
-        run_event,
-        modelci_src / ".github" / "workflows" / "pr-comment.yml",
-        env,
-        work=work / "act-8-comment",
-        secrets=secrets,
-    )
+        repo = model_repo.clone("docs", work / "docs")
+        event = pull_request_event(model_repo, 8, "docs", title=title, head_ref=branch)
+        workflow = repo / ".github" / "workflows" / "pr.yml"
+        hostile = harness.run_act(
+            repo, "pull_request", event, workflow, env, work=work / "act-8", secrets=secrets
+        )
+        keep_artifact(stub_root, 2001)
+        default_branch = model_repo.clone("main", work / "main")
+        run_event = workflow_run_event(model_repo, 2001, "docs", 8, "success")
+        run_event["workflow_run"]["head_branch"] = branch  # type: ignore[index]
+        hostile_comment = harness.run_act(
+            default_branch,
+            "workflow_run",
+            run_event,
+            modelci_src / ".github" / "workflows" / "pr-comment.yml",
+            env,
+            work=work / "act-8-comment",
+            secrets=secrets,
+        )
 
-    repo = model_repo.clone("stale", work / "stale")
-    event = pull_request_event(model_repo, 9, "stale", title="Less regularisation")
-    workflow = repo / ".github" / "workflows" / "pr.yml"
-    stale = harness.run_act(repo, "pull_request", event, workflow, env, work=work / "act-9")
-    yield Untrusted(canary, stub_root, title, branch, hostile, hostile_comment, stale)
+        repo = model_repo.clone("stale", work / "stale")
+        event = pull_request_event(model_repo, 9, "stale", title="Less regularisation")
+        workflow = repo / ".github" / "workflows" / "pr.yml"
+        stale = harness.run_act(repo, "pull_request", event, workflow, env, work=work / "act-9")
+        yield Untrusted(canary, stub_root, env, title, branch, hostile, hostile_comment, stale)
     shutil.rmtree(canary)
 
 
@@ -156,7 +160,7 @@ def test_tampered_artifact_is_refused_and_nothing_is_posted(
         "workflow_run",
         workflow_run_event(model_repo, 2002, "docs", 8, "success"),
         modelci_src / ".github" / "workflows" / "pr-comment.yml",
-        harness.ActEnv(stub_root=untrusted.stub_root, modelci_src=modelci_src),
+        untrusted.env,
         work=tmp_path / "act",
         secrets={"GITHUB_TOKEN": TOKEN},
     )

@@ -7,9 +7,15 @@ something a hostile pull request could upload and checks what reaches the commen
 from __future__ import annotations
 
 import importlib.util
+import io
 import json
+import os
+import random
+import stat
+import subprocess
 import sys
 import threading
+import zipfile
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
@@ -19,6 +25,8 @@ from typing import Any, ClassVar
 import pytest
 
 from tests.conftest import REPO_ROOT
+from tests.workflows.fake_github import BOT, FakeGitHub
+from tests.workflows.harness import FAKE_GITHUB_TOKEN, STUBS
 
 pytestmark = pytest.mark.workflows
 
@@ -69,43 +77,49 @@ def event(
 
 
 def artifact(
-    root: Path,
     report: str | None = "## report\n\n![ROC](plots/roc.png)\n",
     metadata: Any = None,
     plots: dict[str, bytes] | None = None,
-) -> Path:
-    root.mkdir(parents=True, exist_ok=True)
+    omit: tuple[str, ...] = (),
+    extra: tuple[tuple[zipfile.ZipInfo | str, bytes], ...] = (),
+) -> bytes:
+    """The zip a pull request's run uploads (as GitHub serves it), with ``extra`` entries."""
     meta = {"pr_number": 7, "head_sha": HEAD, "run_id": 1} if metadata is None else metadata
-    (root / "metadata.json").write_text(
-        meta if isinstance(meta, str) else json.dumps(meta), encoding="utf-8"
-    )
+    entries: list[tuple[zipfile.ZipInfo | str, bytes]] = []
+    if "metadata.json" not in omit:
+        text = meta if isinstance(meta, str) else json.dumps(meta)
+        entries.append(("metadata.json", text.encode()))
     if report is not None:
-        (root / "report.md").write_text(report, encoding="utf-8")
+        entries.append(("report.md", report.encode()))
     for name, data in ({"roc.png": PNG} if plots is None else plots).items():
-        (root / "plots").mkdir(exist_ok=True)
-        (root / "plots" / name).write_bytes(data)
-    return root
+        entries.append((f"plots/{name}", data))
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+        for name, data in [*entries, *extra]:
+            archive.writestr(name, data)
+    return buffer.getvalue()
 
 
 def comment_of(tmp_path: Path, report: str, plots: dict[str, bytes] | None = None) -> str:
-    number, path = mc.validate(
-        artifact(tmp_path / "in", report=report, plots=plots), tmp_path / "out", event()
-    )
+    number, path = mc.validate(artifact(report=report, plots=plots), tmp_path / "out", event())
     assert number == 7
     return str(path.read_text(encoding="utf-8"))
 
 
 def refused(tmp_path: Path, match: str, **kwargs: Any) -> None:
+    """Refused with ``match`` in the message, and nothing written."""
     evt = kwargs.pop("evt", event())
+    max_bytes = kwargs.pop("max_bytes", mc.DEFAULT_MAX_BYTES)
     with pytest.raises(mc.ValidationError, match=match):
-        mc.validate(artifact(tmp_path / "in", **kwargs), tmp_path / "out", evt)
+        mc.validate(artifact(**kwargs), tmp_path / "out", evt, max_bytes=max_bytes)
+    assert not (tmp_path / "out").exists()
 
 
 # -- the pull-request number ------------------------------------------------------------------
 
 
 def test_valid_artifact_gives_the_pr_number_and_a_comment_with_the_plot(tmp_path: Path) -> None:
-    number, path = mc.validate(artifact(tmp_path / "in"), tmp_path / "out", event())
+    number, path = mc.validate(artifact(), tmp_path / "out", event())
     assert number == 7
     text = path.read_text(encoding="utf-8")
     assert "## report" in text
@@ -150,7 +164,7 @@ def test_pull_requests_of_other_commits_or_repositories_do_not_count(tmp_path: P
         {"number": 7, "head": {"sha": HEAD}, "base": {"repo": {"url": API_REPO + "-fork"}}},
     ]
     with pytest.raises(mc.ValidationError, match="no token is available"):
-        mc.validate(artifact(tmp_path / "in"), tmp_path / "out", evt)
+        mc.validate(artifact(), tmp_path / "out", evt)
 
 
 @pytest.mark.parametrize("metadata", ["{not json", "[]", "x" * 5000])
@@ -159,10 +173,11 @@ def test_metadata_must_be_small_json(tmp_path: Path, metadata: str) -> None:
 
 
 def test_missing_metadata_is_refused(tmp_path: Path) -> None:
-    root = artifact(tmp_path / "in")
-    (root / "metadata.json").unlink()
-    with pytest.raises(mc.ValidationError, match=r"no metadata\.json"):
-        mc.validate(root, tmp_path / "out", event())
+    refused(tmp_path, r"no metadata\.json", omit=("metadata.json",))
+
+
+def test_deeply_nested_metadata_is_refused_in_one_line(tmp_path: Path) -> None:
+    refused(tmp_path, "metadata.json is nested too deeply", metadata="[" * 2040)
 
 
 @pytest.mark.parametrize(
@@ -216,8 +231,8 @@ def test_fork_pull_request_is_found_through_the_api(tmp_path: Path, fake_api: st
         {"number": 7, "head": {"sha": HEAD, "repo": {"full_name": "fork/model"}}},
         {"number": 5, "head": {"sha": HEAD, "repo": {"full_name": "someone/else"}}},
     ]
-    api = mc.github_api("t0ken", fake_api)
-    number, _ = mc.validate(artifact(tmp_path / "in"), tmp_path / "out", event(None), api=api)
+    api = mc.GitHub("t0ken", fake_api)
+    number, _ = mc.validate(artifact(), tmp_path / "out", event(None), api=api)
     assert number == 7
     (request,) = _Pulls.seen
     assert request.startswith("/repos/acme/model/pulls?state=open&per_page=100&head=fork%3Afeature")
@@ -226,23 +241,26 @@ def test_fork_pull_request_is_found_through_the_api(tmp_path: Path, fake_api: st
 
 def test_fork_lookup_still_requires_the_number_to_match(tmp_path: Path, fake_api: str) -> None:
     _Pulls.pulls = [{"number": 9, "head": {"sha": HEAD, "repo": {"full_name": "fork/model"}}}]
-    api = mc.github_api("t0ken", fake_api)
+    api = mc.GitHub("t0ken", fake_api)
     with pytest.raises(mc.ValidationError, match="belongs to #9"):
-        mc.validate(artifact(tmp_path / "in"), tmp_path / "out", event(None), api=api)
+        mc.validate(artifact(), tmp_path / "out", event(None), api=api)
 
 
 def test_api_url_must_be_https() -> None:
     with pytest.raises(mc.ValidationError, match="non-https"):
-        mc.github_api("t", "http://evil.example")("/repos/x/y/pulls")
+        mc.GitHub("t", "http://evil.example")
 
 
 # -- the artifact's files ---------------------------------------------------------------------
 
 
 def test_artifact_size_is_bounded(tmp_path: Path) -> None:
-    root = artifact(tmp_path / "in", plots={"big.png": PNG + b"\x00" * 10_000})
-    with pytest.raises(mc.ValidationError, match="larger than 5000 bytes"):
-        mc.validate(root, tmp_path / "out", event(), max_bytes=5_000)
+    refused(
+        tmp_path,
+        "larger than 5000 bytes",
+        plots={"big.png": PNG + b"\x00" * 10_000},
+        max_bytes=5_000,
+    )
 
 
 def test_file_count_is_bounded(tmp_path: Path) -> None:
@@ -250,16 +268,65 @@ def test_file_count_is_bounded(tmp_path: Path) -> None:
     refused(tmp_path, "more than 64 files", plots=plots)
 
 
-def test_symlinks_are_refused(tmp_path: Path) -> None:
-    root = artifact(tmp_path / "in")
-    (root / "plots" / "secret.png").symlink_to("/etc/passwd")
-    with pytest.raises(mc.ValidationError, match=r"symbolic link: plots/secret\.png"):
-        mc.validate(root, tmp_path / "out", event())
+def _entry(name: str, mode: int) -> zipfile.ZipInfo:
+    info = zipfile.ZipInfo(name)
+    info.external_attr = mode << 16
+    return info
 
 
-def test_missing_artifact_directory_is_refused(tmp_path: Path) -> None:
-    with pytest.raises(mc.ValidationError, match="artifact directory not found"):
-        mc.validate(tmp_path / "nothing", tmp_path / "out", event())
+@pytest.mark.filterwarnings("ignore:Duplicate name")
+@pytest.mark.parametrize(
+    ("entry", "message"),
+    [
+        ("x/../../.local/lib/python3.11/site-packages/usercustomize.py", r"'\.\.' in its name"),
+        ("plots/../../../../etc/cron.d/x", r"'\.\.' in its name"),
+        ("../report.md", r"'\.\.' in its name"),
+        ("/home/runner/.bashrc", "an absolute name"),
+        ("C:/Windows/x.png", "an absolute name"),
+        ("c:report.md", "an absolute name"),
+        ("plots\\..\\..\\x.png", "a backslash in its name"),
+        ("plots/a\x1b[31m.png", "a control character"),
+        (_entry("plots/secret.png", stat.S_IFLNK | 0o777), "symbolic link mode bits"),
+        (_entry("plots/fifo.png", stat.S_IFIFO | 0o644), "special-file mode bits"),
+        (_entry("plots/dev.png", stat.S_IFCHR | 0o644), "special-file mode bits"),
+        (_entry("plots/blk.png", stat.S_IFBLK | 0o644), "special-file mode bits"),
+        ("report.md", "appears twice"),
+    ],
+    ids=lambda value: value.filename if isinstance(value, zipfile.ZipInfo) else str(value)[:30],
+)
+def test_hostile_zip_entries_are_refused_before_anything_is_written(
+    tmp_path: Path, entry: zipfile.ZipInfo | str, message: str
+) -> None:
+    refused(tmp_path, message, extra=((entry, PNG),))
+
+
+def test_an_oversized_member_is_refused(tmp_path: Path) -> None:
+    refused(tmp_path, "larger than", extra=(("plots/huge.png", PNG + b"\x00" * 6_000_000),))
+
+
+def test_an_encrypted_member_is_refused(tmp_path: Path) -> None:
+    data = bytearray(artifact())
+    central = data.index(b"PK\x01\x02")  # the first entry's central-directory record
+    data[central + 8] |= 0x1  # general-purpose flag bit 0: encrypted
+    with pytest.raises(mc.ValidationError, match="has encryption"):
+        mc.validate(bytes(data), tmp_path / "out", event())
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("data", [b"", b"PK\x03\x04 not a zip", b"x" * 1000])
+def test_bytes_that_are_not_a_zip_are_refused(tmp_path: Path, data: bytes) -> None:
+    with pytest.raises(mc.ValidationError, match="not a valid zip archive"):
+        mc.validate(data, tmp_path / "out", event())
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_corrupt_member_is_refused(tmp_path: Path) -> None:
+    data = bytearray(artifact(report="x" * 5000))
+    start = data.index(b"report.md") + len("report.md")
+    data[start + 10 : start + 40] = b"\xff" * 30  # inside the deflated bytes
+    with pytest.raises(mc.ValidationError, match=r"corrupt|not a valid zip"):
+        mc.validate(bytes(data), tmp_path / "out", event())
+    assert not (tmp_path / "out").exists()
 
 
 def test_only_real_pngs_with_plain_names_are_shown(tmp_path: Path) -> None:
@@ -273,7 +340,7 @@ def test_only_real_pngs_with_plain_names_are_shown(tmp_path: Path) -> None:
 
 
 def test_missing_report_gives_a_short_failure_comment(tmp_path: Path) -> None:
-    number, path = mc.validate(artifact(tmp_path / "in", report=None), tmp_path / "out", event())
+    number, path = mc.validate(artifact(report=None), tmp_path / "out", event())
     text = path.read_text(encoding="utf-8")
     assert number == 7
     assert "ended before it wrote a report" in text
@@ -347,14 +414,17 @@ def test_huge_report_is_cut_to_the_comment_limit(tmp_path: Path) -> None:
     assert text.split("\n\n_The report")[0].endswith("|")  # cut at a line boundary
 
 
-def test_cli_writes_github_outputs(tmp_path: Path) -> None:
-    root = artifact(tmp_path / "in")
+def _cli_files(tmp_path: Path, data: bytes) -> list[str]:
+    (tmp_path / "artifact.zip").write_bytes(data)
     event_file = tmp_path / "event.json"
     event_file.write_text(json.dumps(event()), encoding="utf-8")
+    argv = ["validate", "--zip", str(tmp_path / "artifact.zip"), "--out", str(tmp_path / "out")]
+    return [*argv, "--event", str(event_file)]
+
+
+def test_cli_writes_github_outputs(tmp_path: Path) -> None:
     outputs = tmp_path / "github_output"
-    argv = ["validate", "--artifact", str(root), "--out", str(tmp_path / "out")]
-    argv += ["--event", str(event_file), "--github-output", str(outputs)]
-    assert mc.main(argv) == 0
+    assert mc.main([*_cli_files(tmp_path, artifact()), "--github-output", str(outputs)]) == 0
     assert outputs.read_text(encoding="utf-8") == (
         f"pr-number=7\ncomment={tmp_path / 'out' / 'comment.md'}\n"
     )
@@ -363,19 +433,248 @@ def test_cli_writes_github_outputs(tmp_path: Path) -> None:
 def test_cli_refusal_is_one_error_line_and_exit_1(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    root = artifact(tmp_path / "in", metadata={"pr_number": "7; rm -rf /"})
-    event_file = tmp_path / "event.json"
-    event_file.write_text(json.dumps(event()), encoding="utf-8")
-    argv = ["validate", "--artifact", str(root), "--out", str(tmp_path / "out")]
-    argv += ["--event", str(event_file), "--github-output", str(tmp_path / "o")]
-    assert mc.main(argv) == 1
+    argv = _cli_files(tmp_path, artifact(metadata={"pr_number": "7; rm -rf /"}))
+    assert mc.main([*argv, "--github-output", str(tmp_path / "o")]) == 1
     err = capsys.readouterr().err
     assert "error: artifact refused: metadata.json: pr_number is not an integer" in err
     assert not (tmp_path / "o").exists()
 
 
 def test_cli_without_event_is_refused(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    argv = ["validate", "--artifact", str(tmp_path), "--out", str(tmp_path / "out")]
+    argv = ["validate", "--zip", str(tmp_path / "a.zip"), "--out", str(tmp_path / "out")]
     argv += ["--event", str(tmp_path / "missing.json")]
     assert mc.main(argv) == 1
     assert "cannot read the event payload" in capsys.readouterr().err
+
+
+# -- as the workflow runs it: python3 -I, hostile input, bounded time ----------------------------
+
+# The interpreter outside the test environment (a venv never reads the user site), as the
+# action's `python3` on the runner.
+HOST_PYTHON = str(Path(sys.base_prefix) / "bin" / "python3")
+# A bound on each run, not a speed target: the quadratic HTML-comment scan this replaced took
+# 109 s on the first payload.
+BOUND_SECONDS = 30
+HOSTILE_REPORTS = {
+    "unclosed-html-comments": "<!--" * 1_200_000,
+    "html-comment-openers-then-one-close": "<!--" * 200_000 + "-->",
+    "link-openers": "](" * 1_000_000,
+    "image-openers": "![" * 1_000_000 + "](plots/roc.png)",
+    "angle-brackets": "<" * 2_000_000,
+    "mentions": "@a" * 1_000_000,
+}
+
+
+def run_isolated(tmp_path: Path, data: bytes) -> subprocess.CompletedProcess[str]:
+    """The validator as the action runs it, with a fresh HOME and a cwd of its own."""
+    home = tmp_path / "home"
+    home.mkdir(exist_ok=True)
+    argv = _cli_files(tmp_path, data)
+    return subprocess.run(
+        [HOST_PYTHON, "-I", str(SCRIPT), *argv],
+        cwd=home,
+        env={"HOME": str(home), "PATH": "/usr/bin:/bin"},
+        capture_output=True,
+        text=True,
+        timeout=BOUND_SECONDS,
+        check=False,
+    )
+
+
+@pytest.mark.parametrize("name", sorted(HOSTILE_REPORTS))
+def test_hostile_reports_finish_within_the_bound(tmp_path: Path, name: str) -> None:
+    done = run_isolated(tmp_path, artifact(report=HOSTILE_REPORTS[name]))
+    assert done.returncode == 0, done.stderr
+    text = (tmp_path / "out" / "comment.md").read_text(encoding="utf-8")
+    assert len(text) < 65_536
+
+
+@pytest.mark.parametrize(
+    ("extra", "metadata", "message"),
+    [
+        (
+            (("x/../../.local/lib/python3.11/site-packages/usercustomize.py", b"import os"),),
+            None,
+            "'..'",
+        ),
+        ((("/home/runner/escaped", b"x"),), None, "an absolute name"),
+        ((), "[" * 2040, "nested too deeply"),
+    ],
+    ids=["dot-dot", "absolute", "deep-metadata"],
+)
+def test_hostile_artifacts_are_refused_in_one_line_writing_nothing(
+    tmp_path: Path, extra: Any, metadata: Any, message: str
+) -> None:
+    done = run_isolated(tmp_path, artifact(metadata=metadata, extra=extra))
+    assert done.returncode == 1
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 2, done.stderr  # the ::error annotation, and the same as one line
+    assert lines[1].startswith("error: artifact refused: ")
+    assert message in lines[1]
+    assert "Traceback" not in done.stderr
+    assert sorted(p.name for p in tmp_path.rglob("*")) == ["artifact.zip", "event.json", "home"]
+
+
+# -- fetching the artifact and posting, against the GitHub API stand-in -----------------------
+
+REPO = "acme/model"
+WATERMARK = "modelci report"
+
+
+@pytest.fixture
+def github(tmp_path: Path) -> Iterator[FakeGitHub]:
+    with FakeGitHub(tmp_path / "github-root", REPO) as fake:
+        yield fake
+
+
+def _store(github: FakeGitHub, run: int, data: bytes) -> None:
+    folder = github.state.root / "artifacts" / "runs" / str(run)
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "modelci-report.zip").write_bytes(data)
+
+
+def test_the_artifact_is_fetched_through_the_api_without_leaking_the_token(
+    github: FakeGitHub,
+) -> None:
+    _store(github, 4242, artifact())
+    api = mc.GitHub(FAKE_GITHUB_TOKEN, github.url)
+    data = mc.fetch_artifact(api, mc.read_trigger(event()), "modelci-report", 10_000)
+    assert data == artifact()
+    storage = [r for r in requests_of(github) if r["path"].startswith("/storage/")]
+    assert storage == [
+        {"method": "GET", "path": "/storage/4242/modelci-report", "storage_saw_token": False}
+    ]
+
+
+def test_a_missing_or_oversized_artifact_is_refused(github: FakeGitHub) -> None:
+    api = mc.GitHub(FAKE_GITHUB_TOKEN, github.url)
+    trigger = mc.read_trigger(event())
+    with pytest.raises(mc.ValidationError, match="run 4242 has no artifact named 'modelci-report'"):
+        mc.fetch_artifact(api, trigger, "modelci-report", 10_000)
+    noise = random.Random(0).randbytes(20_000)  # noqa: S311 - bytes that do not compress
+    _store(github, 4242, artifact(plots={"big.png": PNG + noise}))
+    with pytest.raises(mc.ValidationError, match="more than 1000 bytes"):
+        mc.fetch_artifact(api, trigger, "modelci-report", 1_000)
+
+
+def requests_of(github: FakeGitHub) -> list[dict[str, Any]]:
+    path = github.state.root / "github" / "requests.jsonl"
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
+
+
+@pytest.fixture
+def cml_on_path(tmp_path: Path, github: FakeGitHub, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """The ``cml`` stand-in on PATH, talking to ``github``; returns its state folder."""
+    root = tmp_path / "stub-root"
+    monkeypatch.setenv("PATH", f"{STUBS / 'cml-bin'}:{os.environ['PATH']}")
+    monkeypatch.setenv("MODELCI_STUBS", str(STUBS))
+    monkeypatch.setenv("MODELCI_STUB_ROOT", str(root))
+    monkeypatch.setenv("MODELCI_TEST_VENV", sys.prefix)
+    monkeypatch.setenv("MODELCI_GITHUB_API_URL", github.url)
+    monkeypatch.setenv("REPO_TOKEN", FAKE_GITHUB_TOKEN)
+    monkeypatch.setenv("GITHUB_SHA", HEAD)
+    return root
+
+
+def _posted(tmp_path: Path, github: FakeGitHub, number: int = 7) -> int:
+    _, comment = mc.validate(artifact(), tmp_path / "out", event())
+    api = mc.GitHub(FAKE_GITHUB_TOKEN, github.url)
+    return int(
+        mc.post(comment.parent, number, REPO, "https://github.com", WATERMARK, "https://a.x", api)
+    )
+
+
+def _copied_watermark() -> str:
+    return f'![](https://cml.dev/watermark.png#{HEAD} "CML watermark {WATERMARK}")'
+
+
+def test_one_comment_remains_whatever_the_history(
+    tmp_path: Path, github: FakeGitHub, cml_on_path: Path
+) -> None:
+    for i in range(35):
+        github.add_comment(7, "alice", f"comment {i}")
+    first = _posted(tmp_path, github)
+    # The older modelci comment is on the second page: CML's `update` (first 30) would miss it.
+    for i in range(35, 70):
+        github.add_comment(7, "alice", f"comment {i}")
+    second = _posted(tmp_path, github)
+    ours = [c for c in github.state.comments if c["user"] == BOT]
+    assert [c["id"] for c in ours] == [second]
+    assert first != second
+    assert mc.watermark_pattern(WATERMARK).search(ours[0]["body"])
+    assert len([c for c in github.state.comments if c["user"] == "alice"]) == 70
+
+
+def test_a_copied_watermark_in_another_users_comment_is_never_touched(
+    tmp_path: Path, github: FakeGitHub, cml_on_path: Path
+) -> None:
+    theirs = github.add_comment(7, "mallory", f"look: {_copied_watermark()}")
+    before = dict(theirs)
+    _posted(tmp_path, github)
+    _posted(tmp_path, github)
+    assert theirs == before  # no edit
+    assert theirs in github.state.comments  # no delete
+    assert len([c for c in github.state.comments if c["user"] == BOT]) == 1
+    touched = [r for r in requests_of(github) if r["method"] in ("PATCH", "DELETE")]
+    assert all(r["path"] != f"/repos/{REPO}/issues/comments/{theirs['id']}" for r in touched)
+
+
+def test_cml_update_is_what_fails_on_a_copied_watermark(
+    tmp_path: Path, github: FakeGitHub, cml_on_path: Path
+) -> None:
+    """The stand-in does what CML does: it PATCHes another user's comment and gets a 403."""
+    github.add_comment(7, "mallory", f"look: {_copied_watermark()}")
+    (tmp_path / "c.md").write_text("report", encoding="utf-8")
+    done = subprocess.run(
+        [
+            *("cml", "comment", "update", "c.md", "--target", "pr/7"),
+            *("--watermark-title", WATERMARK, "--repo", f"https://github.com/{REPO}"),
+        ],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 1
+    assert "HTTP 403" in done.stderr
+
+
+def test_only_the_validated_plots_are_uploaded_and_the_body_is_posted_as_written(
+    tmp_path: Path, github: FakeGitHub, cml_on_path: Path
+) -> None:
+    report = "| model | name |\n|---|---|\n| a | titanic\\|v2 \\~x\\~ |\n\n![ROC](plots/roc.png)\n"
+    _, comment = mc.validate(artifact(report=report), tmp_path / "out", event())
+    api = mc.GitHub(FAKE_GITHUB_TOKEN, github.url)
+    mc.post(comment.parent, 7, REPO, "https://github.com", WATERMARK, "https://a.x", api)
+    calls = [json.loads(line) for line in (cml_on_path / "calls.jsonl").read_text().splitlines()]
+    uploads = [p for c in calls for p in c["published"]]
+    assert [(Path(u["path"]).name, u["inside"], u["png"]) for u in uploads] == [
+        ("roc.png", True, True)
+    ]
+    (posted,) = [c for c in github.state.comments if c["user"] == BOT]
+    assert "| a | titanic\\|v2 \\~x\\~ |" in posted["body"]
+    assert f"![ROC](https://asset.invalid/{uploads[0]['sha256']}" in posted["body"]
+
+
+@pytest.mark.parametrize("isolated", [True, False], ids=["python3 -I", "plain python3"])
+def test_isolated_mode_ignores_a_planted_usercustomize(tmp_path: Path, isolated: bool) -> None:
+    """What the climbing zip entry planted: ``-I`` (as the action runs it) never imports it."""
+    home = tmp_path / "home"
+    version = f"python{sys.version_info.major}.{sys.version_info.minor}"
+    site = home / ".local" / "lib" / version / "site-packages"
+    site.mkdir(parents=True)
+    canary = tmp_path / "ran"
+    (site / "usercustomize.py").write_text(f"open({str(canary)!r}, 'w').close()\n", "utf-8")
+    flags = ["-I"] if isolated else []
+    done = subprocess.run(
+        [HOST_PYTHON, *flags, str(SCRIPT), *_cli_files(tmp_path, artifact())],
+        cwd=home,
+        env={"HOME": str(home), "PATH": "/usr/bin:/bin"},
+        capture_output=True,
+        text=True,
+        timeout=BOUND_SECONDS,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert canary.exists() is not isolated

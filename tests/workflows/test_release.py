@@ -71,8 +71,15 @@ def _handler(fake: Fake) -> type[BaseHTTPRequestHandler]:
                 else:
                     pr = {"number": 7, "merge_commit_sha": commit, "head": {"sha": HEAD}}
                     self._send(200, [pr])
-            elif path == f"{base}/actions/runs":
-                self._send(200, {"workflow_runs": [{"id": 1001}]})
+            elif path == f"{base}/actions/workflows/pr.yml/runs":
+                run = {
+                    "id": 1001,
+                    "event": "pull_request",
+                    "conclusion": "success",
+                    "head_sha": HEAD,
+                    "path": ".github/workflows/pr.yml",
+                }
+                self._send(200, {"workflow_runs": [run]})
             elif path == f"{base}/actions/runs/1001/artifacts":
                 host = f"http://127.0.0.1:{self.server.server_address[1]}"
                 self._send(

@@ -26,9 +26,11 @@ WORKFLOWS = sorted((GITHUB / "workflows").glob("*.yml"))
 ACTIONS = sorted(GITHUB.glob("actions/*/action.yml"))
 BIN = Path(sys.executable).parent
 PINNED = re.compile(
-    r"^\s*(?:-\s+)?uses:\s*(?P<ref>[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+(?:/[^@\s]+)?)"
-    r"@(?P<sha>[0-9a-f]{40})\s+#\s*v\d+(?:\.\d+)*\b"
+    r"^\s*(?:-\s+)?uses:\s*(?P<ref>(?P<action>[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+)(?:/[^@\s]+)?)"
+    r"@(?P<sha>[0-9a-f]{40})\s+#\s*(?P<tag>v\d+\.\d+\.\d+)(?:\s|$)"
 )
+PIN_TABLE = GITHUB / "action-pins.tsv"
+DIGEST = re.compile(r"@sha256:[0-9a-f]{64}$")
 USES_LINE = re.compile(r"^\s*(?:-\s+)?uses:\s*(?P<value>\S+)")
 # What each pull-request job may be granted: read access to the code, and for the comment job the
 # right to read the triggering run's artifact and write the comment. (Other workflows, such as the
@@ -182,7 +184,88 @@ def test_every_remote_action_is_pinned_to_a_sha_with_a_version_comment(path: Pat
         value = match.group("value")
         if value.startswith(("$/", "./")):
             continue  # this repository, at the running commit
-        assert PINNED.match(line), f"{path.name}:{number}: not pinned to a SHA with # vX.Y: {line}"
+        assert PINNED.match(
+            line
+        ), f"{path.name}:{number}: not pinned to a SHA with # vX.Y.Z: {line}"
+
+
+def pin_table(path: Path = PIN_TABLE) -> set[tuple[str, str, str]]:
+    """(action, tag, commit) rows of the pin table (comment lines and the header skipped)."""
+    rows = set()
+    for line in path.read_text(encoding="utf-8").splitlines():
+        if not line or line.startswith("#") or line.startswith("action\t"):
+            continue
+        action, tag, commit = line.split("\t")
+        rows.add((action, tag, commit))
+    return rows
+
+
+def pins_used(github_dir: Path = GITHUB) -> set[tuple[str, str, str]]:
+    used = set()
+    for path in sorted(github_dir.rglob("*.yml")):
+        for line in path.read_text(encoding="utf-8").splitlines():
+            match = PINNED.match(line)
+            if match:
+                used.add((match.group("action"), match.group("tag"), match.group("sha")))
+    return used
+
+
+def test_every_pin_is_the_recorded_release_commit_and_every_row_is_used() -> None:
+    """Each ``uses:`` SHA and its ``# vX.Y.Z`` comment are a row of .github/action-pins.tsv,
+    whose rows were checked to be the commit of that release tag (see the table's header)."""
+    table, used = pin_table(), pins_used()
+    assert used, "no pinned action found"
+    assert used - table == set(), "pins not in .github/action-pins.tsv (verify, then add them)"
+    assert table - used == set(), "rows of .github/action-pins.tsv no workflow uses"
+    assert len({action for action, _, _ in table}) == len(table), "one pin per action"
+
+
+def test_the_pin_check_catches_an_unreleased_commit(tmp_path: Path) -> None:
+    """The pin this table replaced: a commit of a pull request's branch, labelled `# v2`."""
+    github = tmp_path / ".github"
+    github.mkdir()
+    (github / "action.yml").write_text(
+        "runs:\n  steps:\n    - uses: iterative/setup-cml@"
+        "babb781c1cbf68bd9efd2e4495f949aba0bff1c9 # v2.0.1\n",
+        encoding="utf-8",
+    )
+    assert pins_used(github) - pin_table() == {
+        ("iterative/setup-cml", "v2.0.1", "babb781c1cbf68bd9efd2e4495f949aba0bff1c9")
+    }
+
+
+def makefile_uv_version() -> str:
+    match = re.search(r"^UV_VERSION := (\S+)$", (REPO_ROOT / "Makefile").read_text(), re.M)
+    assert match, "the Makefile pins UV_VERSION"
+    return match.group(1)
+
+
+@pytest.mark.parametrize("path", WORKFLOWS + ACTIONS, ids=lambda p: str(p.relative_to(GITHUB)))
+def test_every_setup_uv_pins_the_makefiles_uv_version(path: Path) -> None:
+    """Without ``version`` setup-uv installs the latest uv, unchecked if it knows no checksum."""
+    for step in steps_of(load(path)):
+        if str(step.get("uses", "")).startswith("astral-sh/setup-uv@"):
+            assert str((step.get("with") or {}).get("version")) == makefile_uv_version(), path
+
+
+def test_the_image_pins_its_base_by_digest_and_installs_uv_by_hash() -> None:
+    text = (REPO_ROOT / "Dockerfile").read_text(encoding="utf-8")
+    images = re.findall(r"^FROM\s+(\S+)", text, re.MULTILINE)
+    assert images, "no FROM"
+    for image in images:
+        assert DIGEST.search(image), f"base image not pinned by digest: {image}"
+    assert len(set(images)) == 1, "one base image for every stage"
+    installs = [line for line in text.splitlines() if "pip install" in line]
+    assert installs, "uv is installed with pip"
+    assert all("--require-hashes -r /tmp/uv-requirements.txt" in line for line in installs)
+    requirements = (REPO_ROOT / "uv-requirements.txt").read_text(encoding="utf-8")
+    assert f"uv=={makefile_uv_version()} " in requirements
+    assert len(re.findall(r"--hash=sha256:[0-9a-f]{64}", requirements)) >= 2
+    assert "!uv-requirements.txt" in (REPO_ROOT / ".dockerignore").read_text(encoding="utf-8")
+    updates = load(GITHUB / "dependabot.yml")["updates"]
+    assert {"package-ecosystem": "docker", "directory": "/"}.items() <= next(
+        u for u in updates if u["package-ecosystem"] == "docker"
+    ).items()
 
 
 @pytest.mark.parametrize("path", WORKFLOWS + ACTIONS, ids=lambda p: str(p.relative_to(GITHUB)))
@@ -226,9 +309,17 @@ def test_the_comment_side_never_checks_out_or_runs_pr_code() -> None:
             assert not uses.startswith("actions/checkout"), path.name
             script = str(step.get("run", ""))
             # Only the action's own script and cml run; nothing from the workspace.
+            # isolated (-I): no user site or PYTHON* variable adds code to the privileged job
             assert script == "" or script.startswith(
-                ('python3 "$GITHUB_ACTION_PATH/modelci_comment.py"', "cml comment update")
+                'python3 -I "$GITHUB_ACTION_PATH/modelci_comment.py" '
             ), script
+    action = load(GITHUB / "actions" / "comment" / "action.yml")
+    steps = steps_of(action)
+    assert not any("download-artifact" in str(s.get("uses", "")) for s in steps)
+    (setup_cml,) = [s for s in steps if str(s.get("uses", "")).startswith("iterative/setup-cml@")]
+    assert setup_cml["with"]["vega"] is False  # no unpinned global npm install
+    post = next(s for s in steps if " post " in str(s.get("run", "")))
+    assert post["env"]["ITERATIVE_DO_NOT_TRACK"] == "1"  # no CML telemetry
     pr_comment = load(GITHUB / "workflows" / "pr-comment.yml")
     assert set(triggers(pr_comment)) == {"workflow_run"}
     assert pr_comment["jobs"]["comment"]["cache-mode"] == "none"

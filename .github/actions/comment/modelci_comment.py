@@ -1,38 +1,55 @@
 #!/usr/bin/env python3
-"""Validate a modelci report artifact and write the pull-request comment to post. Stdlib only.
+"""Validate a modelci report artifact, write the pull-request comment, and post it. Stdlib only.
 
 Runs in the comment workflow (``workflow_run``), which holds a token that can write to pull
-requests. The artifact was produced by a job that ran the pull request's code, so everything in
-it is untrusted input:
+requests, as ``python3 -I`` (no user site, no ``PYTHON*`` variables: nothing on disk or in the
+environment can add code). The artifact was produced by a job that ran the pull request's code, so
+everything in it is untrusted input:
 
+- the artifact is fetched through the GitHub API by this script (never by an unzipping action,
+  whose extraction a crafted entry name such as ``x/../../f`` can escape) and read with
+  ``zipfile`` in memory; every entry is checked before anything is written: no absolute name, no
+  ``..``, backslash or drive letter, no symlink or special-file mode bits, no duplicate, bounded
+  size and count;
 - the pull-request number in ``metadata.json`` must be an integer equal to a pull request of the
   run that triggered this workflow (from GitHub's own event payload, or for pull requests from
   forks, whose runs list none, from the API by head repository, branch and commit);
-- the artifact is bounded in size and file count, and symlinks or special files are refused;
-- plots are copied only if their name is plain and their bytes are a PNG of bounded size;
-- the Markdown is defused before CML sees it: CML uploads every local file that a Markdown link,
-  image or link definition points to (``![x](/proc/self/environ)`` would publish the runner's
-  environment), so no link syntax survives except the plot images re-inserted here, raw HTML is
-  limited to a few attribute-free formatting tags, @mentions do not notify, and the text is cut to
-  fit GitHub's comment limit.
+- plots are kept only if their name is plain and their bytes are a PNG of bounded size;
+- the Markdown is defused: no link syntax survives except the plot images re-inserted here, raw
+  HTML is limited to a few attribute-free formatting tags, @mentions do not notify, and the text is
+  cut to fit GitHub's comment limit (before any scan, and every scan is linear).
 
-Usage: ``modelci_comment.py validate --artifact DIR --out DIR [--event FILE] [--max-bytes N]``.
-Writes ``DIR/comment.md`` and ``DIR/plots/*.png`` and, to ``$GITHUB_OUTPUT``, ``pr-number`` and
-``comment``. Exits 1 with one ``error:`` line when the artifact is refused.
+``post`` then uploads the validated plots with ``cml asset publish`` and posts the comment with
+``cml comment create --no-publish``: CML posts the body as written (with ``--publish`` it would
+parse and re-serialise it, dropping escapes such as ``\\|``, and upload every local path a link
+points to). Then this identity's older modelci comments on the pull request are deleted, so exactly
+one remains whatever the pull request's history; no other user's comment is edited.
+
+Usage:
+  ``modelci_comment.py validate --artifact-name NAME --out DIR [--event FILE] [--max-bytes N]``
+  (or ``--zip FILE`` instead of fetching), then
+  ``modelci_comment.py post --dir DIR --pr N --watermark TITLE --publish-url URL``.
+``validate`` writes ``DIR/comment.md`` and ``DIR/plots/*.png`` and, to ``$GITHUB_OUTPUT``,
+``pr-number`` and ``comment``. Each exits 1 with one ``error:`` line when it refuses or fails.
 """
 
 from __future__ import annotations
 
 import argparse
+import io
 import json
 import os
 import re
 import shutil
 import stat
+import subprocess
 import sys
+import urllib.error
 import urllib.parse
 import urllib.request
-from collections.abc import Callable, Sequence
+import zipfile
+import zlib
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -41,28 +58,34 @@ DEFAULT_MAX_BYTES = 5_000_000
 MAX_FILES = 64
 MAX_METADATA_BYTES = 4_096
 MAX_PLOT_BYTES = 2_000_000
-# GitHub refuses comments over 65,536 characters; CML appends a watermark and replaces each plot
-# path with a longer URL, so the body keeps a margin.
+# GitHub refuses comments over 65,536 characters; CML appends a watermark and each plot path is
+# replaced with a longer URL, so the body keeps a margin.
 MAX_COMMENT_CHARS = 60_000
+# The report is cut to this many characters before anything scans it (defusing only adds a few
+# characters per construct, and the result is cut to MAX_COMMENT_CHARS again).
+MAX_INPUT_CHARS = 4 * MAX_COMMENT_CHARS
 MAX_PR_NUMBER = 2**31 - 1
+# Pages of 100 comments read when looking for this identity's older comments.
+MAX_COMMENT_PAGES = 100
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 PLOT_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,80}\.png")
 COMMIT_SHA = re.compile(r"[0-9a-f]{40}")
+REPOSITORY = re.compile(r"[A-Za-z0-9-]{1,39}/[A-Za-z0-9_.-]{1,100}")
+ASSET_URL = re.compile(r"https://[A-Za-z0-9.-]+(?::\d+)?/[A-Za-z0-9._~:/?#@!$&'*+,;=%-]{1,500}")
+COMMENT_URL_ID = re.compile(r"#issuecomment-(\d{1,20})\b")
 ZWSP = "\u200b"
 # Raw HTML allowed through: formatting tags without attributes (nothing that loads a resource).
 SAFE_TAGS = "details|summary|br|sub|sup|b|i|em|strong|code|pre|kbd|p|hr|ul|ol|li"
 _TAG_OR_LT = re.compile(rf"(</?(?:{SAFE_TAGS})\s*/?>)|<", re.IGNORECASE)
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
-_HTML_COMMENT = re.compile(r"<!--.*?-->", re.DOTALL)
 _PLOT_IMAGE = re.compile(r"!\[([^\[\]\n]{0,300})\]\((plots/[A-Za-z0-9][A-Za-z0-9_.-]{0,80}\.png)\)")
 _PLACEHOLDER = re.compile(r"\x00(\d+)\x00")
 _MENTION = re.compile(r"@(?=[A-Za-z0-9])")
-
-Api = Callable[[str], Any]
+_DRIVE = re.compile(r"^[A-Za-z]:")
 
 
 class ValidationError(Exception):
-    """The artifact or the event is refused; the message says why."""
+    """The artifact or the event is refused, or posting failed; the message says why."""
 
 
 @dataclass(frozen=True)
@@ -88,6 +111,10 @@ def _get(mapping: Any, *keys: str) -> Any:
     return mapping
 
 
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
 def read_trigger(event: Any) -> Trigger:
     """The triggering run's identity; refuses events that are not a pull request's workflow_run."""
     run = _get(event, "workflow_run")
@@ -101,7 +128,7 @@ def read_trigger(event: Any) -> Trigger:
     if not isinstance(head_sha, str) or not COMMIT_SHA.fullmatch(head_sha):
         raise ValidationError("the triggering run has no valid head_sha")
     run_id = run.get("id")
-    if not isinstance(run_id, int) or isinstance(run_id, bool):
+    if not _is_int(run_id):
         raise ValidationError("the triggering run has no integer id")
     html_url = run.get("html_url")
     if not isinstance(html_url, str) or not html_url.startswith("https://"):
@@ -111,7 +138,7 @@ def read_trigger(event: Any) -> Trigger:
     numbers = []
     for entry in run.get("pull_requests") or []:
         number = _get(entry, "number")
-        if not isinstance(number, int) or isinstance(number, bool):
+        if not _is_int(number):
             continue
         entry_sha = _get(entry, "head", "sha")
         if entry_sha is not None and entry_sha != head_sha:
@@ -133,27 +160,81 @@ def read_trigger(event: Any) -> Trigger:
     )
 
 
-def github_api(token: str, api_url: str) -> Api:
-    """A GET helper for the GitHub REST API (used only for runs of pull requests from forks)."""
+# -- the GitHub REST API ----------------------------------------------------------------------
 
-    def get(path: str) -> Any:
+
+class _DropAuthOnHostChange(urllib.request.HTTPRedirectHandler):
+    """Artifact downloads redirect to pre-signed storage URLs: never send the token there."""
+
+    def redirect_request(
+        self, req: Any, fp: Any, code: int, msg: str, headers: Any, newurl: str
+    ) -> Any:
+        new = super().redirect_request(req, fp, code, msg, headers, newurl)
+        moved = urllib.parse.urlsplit(newurl).netloc != urllib.parse.urlsplit(req.full_url).netloc
+        if new is not None and moved:
+            new.remove_header("Authorization")
+        return new
+
+
+class GitHub:
+    """The few REST calls this script makes, with a bounded read of every response."""
+
+    def __init__(self, token: str, api_url: str) -> None:
         if not api_url.startswith("https://") and not api_url.startswith("http://127.0.0.1"):
             raise ValidationError(f"refusing a non-https GitHub API URL: {api_url!r}")
+        self.token = token
+        self.api_url = api_url.rstrip("/")
+        self._opener = urllib.request.build_opener(_DropAuthOnHostChange())
+
+    def request(self, method: str, url: str, limit: int = 5_000_000) -> bytes:
+        if not url.startswith(("https://", "http://127.0.0.1")):
+            raise ValidationError(f"refusing a non-https URL: {url[:80]!r}")
         request = urllib.request.Request(  # noqa: S310 - scheme checked above
-            api_url.rstrip("/") + path,
+            url,
+            method=method,
             headers={
                 "Accept": "application/vnd.github+json",
-                "Authorization": f"Bearer {token}",
+                "Authorization": f"Bearer {self.token}",
                 "X-GitHub-Api-Version": "2022-11-28",
             },
         )
-        with urllib.request.urlopen(request, timeout=20) as response:  # noqa: S310
-            return json.loads(response.read(5_000_000))
+        shown = url.split("?")[0]
+        try:
+            with self._opener.open(request, timeout=30) as response:
+                data: bytes = response.read(limit + 1)
+        except urllib.error.HTTPError as error:
+            raise ValidationError(f"GitHub API {method} {shown}: HTTP {error.code}") from None
+        except (urllib.error.URLError, OSError) as error:
+            raise ValidationError(f"GitHub API {method} {shown}: {error}") from None
+        if len(data) > limit:
+            raise ValidationError(f"GitHub API {method} {shown}: more than {limit} bytes")
+        return data
 
-    return get
+    def get(self, path: str) -> Any:
+        data = self.request("GET", self.api_url + path)
+        try:
+            return json.loads(data)
+        except (ValueError, RecursionError):
+            raise ValidationError(f"GitHub API GET {path.split('?')[0]}: not JSON") from None
+
+    def delete(self, path: str) -> None:
+        self.request("DELETE", self.api_url + path)
+
+    def pages(self, path: str, max_pages: int) -> list[Any]:
+        """Every item of a paginated list (100 a page, at most ``max_pages`` pages)."""
+        items: list[Any] = []
+        joiner = "&" if "?" in path else "?"
+        for page in range(1, max_pages + 1):
+            batch = self.get(f"{path}{joiner}per_page=100&page={page}")
+            if not isinstance(batch, list):
+                raise ValidationError(f"GitHub API GET {path}: not a list")
+            items += batch
+            if len(batch) < 100:
+                return items
+        raise ValidationError(f"GitHub API GET {path}: more than {max_pages} pages")
 
 
-def expected_pr_numbers(trigger: Trigger, api: Api | None) -> set[int]:
+def expected_pr_numbers(trigger: Trigger, api: GitHub | None) -> set[int]:
     """Pull requests whose head is the triggering run's commit, in this repository."""
     if trigger.pull_requests:
         return set(trigger.pull_requests)
@@ -165,11 +246,11 @@ def expected_pr_numbers(trigger: Trigger, api: Api | None) -> set[int]:
     if not trigger.repository or not trigger.head_owner or not trigger.head_branch:
         raise ValidationError("the triggering run lists no pull request and no head branch")
     head = urllib.parse.quote(f"{trigger.head_owner}:{trigger.head_branch}", safe="")
-    pulls = api(f"/repos/{trigger.repository}/pulls?state=open&per_page=100&head={head}")
+    pulls = api.get(f"/repos/{trigger.repository}/pulls?state=open&per_page=100&head={head}")
     numbers = set()
     for pull in pulls if isinstance(pulls, list) else []:
         number = _get(pull, "number")
-        if not isinstance(number, int) or isinstance(number, bool):
+        if not _is_int(number):
             continue
         if _get(pull, "head", "sha") != trigger.head_sha:
             continue
@@ -179,44 +260,116 @@ def expected_pr_numbers(trigger: Trigger, api: Api | None) -> set[int]:
     return numbers
 
 
-def scan_artifact(root: Path, max_bytes: int, max_files: int = MAX_FILES) -> dict[str, Path]:
-    """Every regular file under ``root`` by relative POSIX path; refuses links and oversize."""
-    if not root.is_dir() or root.is_symlink():
-        raise ValidationError(f"artifact directory not found: {root}")
-    files: dict[str, Path] = {}
-    total = 0
-    for path in sorted(root.rglob("*")):
-        info = path.lstat()
-        relative = path.relative_to(root).as_posix()
-        if stat.S_ISLNK(info.st_mode):
-            raise ValidationError(f"artifact holds a symbolic link: {relative}")
-        if stat.S_ISDIR(info.st_mode):
-            continue
-        if not stat.S_ISREG(info.st_mode):
-            raise ValidationError(f"artifact holds a special file: {relative}")
-        total += info.st_size
-        files[relative] = path
-        if len(files) > max_files:
-            raise ValidationError(f"artifact holds more than {max_files} files")
-        if total > max_bytes:
-            raise ValidationError(f"artifact is larger than {max_bytes} bytes")
-    return files
+def fetch_artifact(api: GitHub, trigger: Trigger, name: str, max_bytes: int) -> bytes:
+    """The zip of the triggering run's artifact ``name``, as bytes (nothing is written)."""
+    if not REPOSITORY.fullmatch(trigger.repository):
+        raise ValidationError(f"the event names no valid repository: {trigger.repository!r:.80}")
+    query = urllib.parse.urlencode({"name": name, "per_page": 100})
+    listing = api.get(
+        f"/repos/{trigger.repository}/actions/runs/{trigger.run_id}/artifacts?{query}"
+    )
+    found = [
+        item
+        for item in _get(listing, "artifacts") or []
+        if _get(item, "name") == name and not _get(item, "expired")
+    ]
+    if not found:
+        raise ValidationError(f"run {trigger.run_id} has no artifact named {name!r}")
+    size = _get(found[0], "size_in_bytes")
+    if _is_int(size) and size > max_bytes:
+        raise ValidationError(f"artifact is larger than {max_bytes} bytes")
+    url = _get(found[0], "archive_download_url")
+    if not isinstance(url, str):
+        raise ValidationError("the artifact has no download URL")
+    return api.request("GET", url, limit=max_bytes)
 
 
-def read_metadata(files: dict[str, Path], trigger: Trigger) -> int:
+# -- the artifact -----------------------------------------------------------------------------
+
+
+def _entry_problem(info: zipfile.ZipInfo) -> str | None:
+    """Why an archive entry is refused, or None."""
+    name = info.filename
+    if not name or name.startswith("/") or _DRIVE.match(name):
+        return "an absolute name"
+    if "\\" in name:
+        return "a backslash in its name"
+    if ".." in name:
+        return "'..' in its name"
+    if _CONTROL.search(name) or "\x00" in name:
+        return "a control character in its name"
+    if info.flag_bits & 0x1:
+        return "encryption"
+    mode = info.external_attr >> 16
+    kind = stat.S_IFMT(mode)
+    if stat.S_ISLNK(mode):
+        return "symbolic link mode bits"
+    if kind not in (0, stat.S_IFREG, stat.S_IFDIR):
+        return "special-file mode bits"
+    return None
+
+
+def read_archive(data: bytes, max_bytes: int, max_files: int = MAX_FILES) -> dict[str, bytes]:
+    """Every file of the artifact zip by name, read in memory; refuses any doubtful entry.
+
+    All entries are checked (names, modes, duplicates, declared sizes) before any is read, and
+    each read is bounded by what is left of ``max_bytes``, whatever the headers claim.
+    """
+    try:
+        archive = zipfile.ZipFile(io.BytesIO(data))
+    except (zipfile.BadZipFile, ValueError, EOFError):
+        raise ValidationError("artifact is not a valid zip archive") from None
+    with archive:
+        entries = archive.infolist()
+        seen: set[str] = set()
+        files = []
+        declared = 0
+        for info in entries:
+            shown = repr(info.filename[:120])
+            problem = _entry_problem(info)
+            if problem is not None:
+                raise ValidationError(f"artifact entry {shown} has {problem}")
+            if info.filename in seen:
+                raise ValidationError(f"artifact entry {shown} appears twice")
+            seen.add(info.filename)
+            if info.is_dir():
+                continue
+            files.append(info)
+            declared += info.file_size
+            if len(files) > max_files:
+                raise ValidationError(f"artifact holds more than {max_files} files")
+            if declared > max_bytes:
+                raise ValidationError(f"artifact is larger than {max_bytes} bytes")
+        contents: dict[str, bytes] = {}
+        left = max_bytes
+        for info in files:
+            try:
+                with archive.open(info) as member:
+                    content = member.read(left + 1)
+            except (zipfile.BadZipFile, NotImplementedError, RuntimeError, EOFError, zlib.error):
+                raise ValidationError(f"artifact entry {info.filename!r:.120} is corrupt") from None
+            if len(content) > left:
+                raise ValidationError(f"artifact is larger than {max_bytes} bytes")
+            left -= len(content)
+            contents[info.filename] = content
+    return contents
+
+
+def read_metadata(files: dict[str, bytes], trigger: Trigger) -> int:
     """The pull-request number the artifact claims, type-checked; its commit must be the run's."""
-    path = files.get("metadata.json")
-    if path is None:
+    data = files.get("metadata.json")
+    if data is None:
         raise ValidationError("artifact has no metadata.json")
-    data = path.read_bytes()
     if len(data) > MAX_METADATA_BYTES:
         raise ValidationError(f"metadata.json is larger than {MAX_METADATA_BYTES} bytes")
     try:
         metadata = json.loads(data.decode("utf-8"))
     except (UnicodeDecodeError, ValueError):
         raise ValidationError("metadata.json is not valid JSON") from None
+    except RecursionError:
+        raise ValidationError("metadata.json is nested too deeply") from None
     number = _get(metadata, "pr_number")
-    if not isinstance(number, int) or isinstance(number, bool):
+    if not _is_int(number):
         raise ValidationError(f"metadata.json: pr_number is not an integer: {number!r:.40}")
     if not 1 <= number <= MAX_PR_NUMBER:
         raise ValidationError(f"metadata.json: pr_number out of range: {number}")
@@ -229,21 +382,44 @@ def read_metadata(files: dict[str, Path], trigger: Trigger) -> int:
     return number
 
 
-def copy_plots(files: dict[str, Path], out: Path) -> set[str]:
-    """Copy plots/NAME.png files that are real PNGs of bounded size; returns the copied paths."""
-    copied = set()
-    for relative, path in files.items():
+def write_plots(files: dict[str, bytes], out: Path) -> set[str]:
+    """Write plots/NAME.png files that are real PNGs of bounded size; returns their paths."""
+    written = set()
+    for relative, data in files.items():
         folder, _, name = relative.rpartition("/")
         if folder != "plots" or not PLOT_NAME.fullmatch(name):
             continue
-        data = path.read_bytes()
         if len(data) > MAX_PLOT_BYTES or not data.startswith(PNG_SIGNATURE):
             continue
         target = out / "plots" / name
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_bytes(data)
-        copied.add(f"plots/{name}")
-    return copied
+        written.add(f"plots/{name}")
+    return written
+
+
+# -- the Markdown -----------------------------------------------------------------------------
+
+
+def strip_html_comments(text: str) -> str:
+    """``text`` without ``<!-- ... -->`` comments, in one pass (an unclosed one is kept as text).
+
+    A regex such as ``<!--.*?-->`` retries from every ``<!--`` to the end of the text when none
+    is closed: quadratic time on ``<!--`` repeated.
+    """
+    parts = []
+    position = 0
+    while True:
+        start = text.find("<!--", position)
+        if start < 0:
+            break
+        end = text.find("-->", start + 4)
+        if end < 0:
+            break  # no comment closes after this point: the rest is text
+        parts.append(text[position:start])
+        position = end + 3
+    parts.append(text[position:])
+    return "".join(parts)
 
 
 def defuse(text: str) -> str:
@@ -259,8 +435,10 @@ def defuse(text: str) -> str:
     return _MENTION.sub(f"@{ZWSP}", text)
 
 
-def clean_text(data: bytes) -> str:
-    text = data.decode("utf-8", errors="replace").replace("\r\n", "\n").replace("\r", "\n")
+def clean_text(data: bytes, limit: int = MAX_INPUT_CHARS) -> str:
+    """Decoded text, cut to ``limit`` characters first, one kind of newline, no controls."""
+    text = data[: 4 * limit].decode("utf-8", errors="replace")[:limit]
+    text = text.replace("\r\n", "\n").replace("\r", "\n")
     return _CONTROL.sub("", text)
 
 
@@ -275,7 +453,7 @@ def sanitize_markdown(text: str, plots: set[str], limit: int = MAX_COMMENT_CHARS
         images.append(f"![{defuse(alt)}]({target})")
         return f"\x00{len(images) - 1}\x00"
 
-    text = _HTML_COMMENT.sub("", clean_text(text.encode("utf-8")))
+    text = strip_html_comments(clean_text(text.encode("utf-8")))
     text = _PLOT_IMAGE.sub(keep, text)
     text = defuse(text)
     text = _PLACEHOLDER.sub(lambda match: images[int(match.group(1))], text)
@@ -300,12 +478,12 @@ def footer(trigger: Trigger, number: int) -> str:
     )
 
 
-def build_comment(files: dict[str, Path], trigger: Trigger, number: int, out: Path) -> Path:
+def build_comment(files: dict[str, bytes], trigger: Trigger, number: int, out: Path) -> Path:
     """Write ``out/comment.md`` (and the plots it shows); returns its path."""
     if out.exists():
         shutil.rmtree(out)
     out.mkdir(parents=True)
-    plots = copy_plots(files, out)
+    plots = write_plots(files, out)
     report = files.get("report.md")
     if report is None:
         body = (
@@ -313,22 +491,22 @@ def build_comment(files: dict[str, Path], trigger: Trigger, number: int, out: Pa
             " logs for the failing step."
         )
     else:
-        body = sanitize_markdown(clean_text(report.read_bytes()), plots)
+        body = sanitize_markdown(clean_text(report), plots)
     comment = out / "comment.md"
     comment.write_text(body.rstrip("\n") + footer(trigger, number), encoding="utf-8")
     return comment
 
 
 def validate(
-    artifact: Path,
+    archive: bytes,
     out: Path,
     event: Any,
     max_bytes: int = DEFAULT_MAX_BYTES,
-    api: Api | None = None,
+    api: GitHub | None = None,
 ) -> tuple[int, Path]:
-    """Check the artifact against the triggering run; write the comment. Returns (PR, path)."""
+    """Check the artifact zip against the triggering run; write the comment. Returns (PR, path)."""
     trigger = read_trigger(event)
-    files = scan_artifact(artifact, max_bytes)
+    files = read_archive(archive, max_bytes)
     number = read_metadata(files, trigger)
     expected = expected_pr_numbers(trigger, api)
     if number not in expected:
@@ -340,6 +518,112 @@ def validate(
     return number, build_comment(files, trigger, number, out)
 
 
+# -- posting ----------------------------------------------------------------------------------
+
+
+def watermark_pattern(label: str) -> re.Pattern[str]:
+    """What CML 0.20 appends to a comment made with ``--watermark-title label`` (watermark.js)."""
+    title = f"CML watermark {label}".strip()
+    for char in "_*[<":
+        title = title.replace(char, "\\" + char)
+    url = re.escape("https://cml.dev/watermark.png")
+    return re.compile(rf'!\[\]\({url}#[0-9a-fA-F]+ "{re.escape(title)}"\)')
+
+
+def run_cml(args: list[str], cwd: Path) -> str:
+    """Run ``cml ARGS`` (telemetry off); returns its output, or raises with its last line."""
+    cml = shutil.which("cml")
+    if cml is None:
+        raise ValidationError("cml is not on PATH (iterative/setup-cml installs it)")
+    env = {**os.environ, "ITERATIVE_DO_NOT_TRACK": "1"}
+    try:
+        done = subprocess.run(  # noqa: S603 - fixed argument list
+            [cml, *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=300
+        )
+    except subprocess.TimeoutExpired:
+        raise ValidationError(f"cml {' '.join(args[:2])} did not finish in 300 s") from None
+    if done.returncode != 0:
+        lines = (done.stderr or done.stdout).strip().splitlines()
+        last = f": {lines[-1][:300]}" if lines else ""
+        raise ValidationError(f"cml {' '.join(args[:2])} exited {done.returncode}{last}")
+    return done.stdout
+
+
+def publish_plots(directory: Path, text: str, publish_url: str) -> str:
+    """Upload each validated plot with ``cml asset publish`` and put its URL in ``text``."""
+    for plot in sorted((directory / "plots").glob("*.png")):
+        relative = f"plots/{plot.name}"
+        if f"]({relative})" not in text:
+            continue
+        lines = run_cml(["asset", "publish", relative, "--url", publish_url], directory).split()
+        url = lines[-1] if lines else ""
+        if not ASSET_URL.fullmatch(url):
+            raise ValidationError(f"cml asset publish returned no usable URL: {url[:100]!r}")
+        text = text.replace(f"]({relative})", f"]({url})")
+    return text
+
+
+def post(
+    directory: Path,
+    number: int,
+    repository: str,
+    server_url: str,
+    watermark: str,
+    publish_url: str,
+    api: GitHub,
+) -> int:
+    """Post ``directory/comment.md`` on pull request ``number``; returns the new comment's id.
+
+    The comment is created (never an edit: CML's ``update`` reads only the first 30 comments and
+    edits the last one holding the watermark whoever wrote it), then every older comment holding
+    the watermark that the same identity wrote is deleted.
+    """
+    if not REPOSITORY.fullmatch(repository):
+        raise ValidationError(f"invalid repository {repository!r:.80}")
+    text = publish_plots(directory, (directory / "comment.md").read_text("utf-8"), publish_url)
+    posted = directory / "posted.md"
+    posted.write_text(text, encoding="utf-8")
+    output = run_cml(
+        [
+            "comment",
+            "create",
+            posted.name,
+            "--no-publish",
+            "--target",
+            f"pr/{number}",
+            "--watermark-title",
+            watermark,
+            "--repo",
+            f"{server_url.rstrip('/')}/{repository}",
+        ],
+        directory,
+    )
+    found = COMMENT_URL_ID.search(output)
+    if found is None:
+        raise ValidationError(f"cml comment create printed no comment URL: {output[-200:]!r}")
+    new_id = int(found.group(1))
+    author = _get(api.get(f"/repos/{repository}/issues/comments/{new_id}"), "user", "login")
+    if not isinstance(author, str) or not author:
+        raise ValidationError(f"comment {new_id} has no author")
+    marker = watermark_pattern(watermark)
+    comments = api.pages(f"/repos/{repository}/issues/{number}/comments", MAX_COMMENT_PAGES)
+    for comment in comments:
+        comment_id = _get(comment, "id")
+        body = _get(comment, "body")
+        if (
+            _is_int(comment_id)
+            and comment_id != new_id
+            and _get(comment, "user", "login") == author
+            and isinstance(body, str)
+            and marker.search(body)
+        ):
+            api.delete(f"/repos/{repository}/issues/comments/{comment_id}")
+    return new_id
+
+
+# -- the command line -------------------------------------------------------------------------
+
+
 def _positive(text: str) -> int:
     value = int(text)
     if value <= 0:
@@ -347,36 +631,82 @@ def _positive(text: str) -> int:
     return value
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def _api_from_env() -> GitHub | None:
+    token = os.environ.get("GITHUB_TOKEN", "")
+    # MODELCI_GITHUB_API_URL: a test's local GitHub stand-in; GITHUB_API_URL: the runner's.
+    api_url = os.environ.get("MODELCI_GITHUB_API_URL") or os.environ.get(
+        "GITHUB_API_URL", "https://api.github.com"
+    )
+    return GitHub(token, api_url) if token else None
+
+
+def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="modelci_comment.py", description=__doc__.split("\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
-    check = sub.add_parser("validate", help="validate the artifact and write the comment")
-    check.add_argument("--artifact", type=Path, required=True, help="downloaded artifact dir")
+    check = sub.add_parser("validate", help="fetch and validate the artifact, write the comment")
+    source = check.add_mutually_exclusive_group(required=True)
+    source.add_argument("--artifact-name", help="fetch this artifact of the triggering run")
+    source.add_argument("--zip", type=Path, help="read this artifact zip instead")
     check.add_argument("--out", type=Path, required=True, help="where to write comment.md")
     check.add_argument("--event", type=Path, default=os.environ.get("GITHUB_EVENT_PATH"))
     check.add_argument("--max-bytes", type=_positive, default=DEFAULT_MAX_BYTES)
     check.add_argument("--github-output", type=Path, default=os.environ.get("GITHUB_OUTPUT"))
-    args = parser.parse_args(argv)
+    send = sub.add_parser("post", help="post the comment, delete this identity's older ones")
+    send.add_argument("--dir", type=Path, required=True, help="what validate wrote")
+    send.add_argument("--pr", type=_positive, required=True, help="the validated PR number")
+    send.add_argument("--watermark", required=True, help="cml --watermark-title")
+    send.add_argument("--publish-url", required=True, help="image host (cml asset publish)")
+    send.add_argument("--repo", default=os.environ.get("GITHUB_REPOSITORY", ""))
+    send.add_argument("--server-url", default=os.environ.get("GITHUB_SERVER_URL", ""))
+    return parser
+
+
+def _validate_command(args: argparse.Namespace) -> int:
+    if args.event is None:
+        raise ValidationError("no event payload (GITHUB_EVENT_PATH is not set)")
     try:
-        if args.event is None:
-            raise ValidationError("no event payload (GITHUB_EVENT_PATH is not set)")
-        try:
-            event = json.loads(args.event.read_text(encoding="utf-8"))
-        except (OSError, ValueError) as error:
-            raise ValidationError(f"cannot read the event payload: {error}") from None
-        token = os.environ.get("GITHUB_TOKEN", "")
-        api_url = os.environ.get("GITHUB_API_URL", "https://api.github.com")
-        api = github_api(token, api_url) if token else None
-        number, comment = validate(args.artifact, args.out, event, args.max_bytes, api)
-    except (ValidationError, OSError) as error:
-        print(f"::error title=modelci comment::artifact refused: {error}", file=sys.stderr)
-        print(f"error: artifact refused: {error}", file=sys.stderr)
-        return 1
+        event = json.loads(args.event.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as error:
+        raise ValidationError(f"cannot read the event payload: {error}") from None
+    api = _api_from_env()
+    if args.zip is not None:
+        archive = args.zip.read_bytes()
+    elif api is None:
+        raise ValidationError("no GITHUB_TOKEN to fetch the artifact with")
+    else:
+        archive = fetch_artifact(api, read_trigger(event), args.artifact_name, args.max_bytes)
+    number, comment = validate(archive, args.out, event, args.max_bytes, api)
     if args.github_output is not None:
         with args.github_output.open("a", encoding="utf-8") as output:
             output.write(f"pr-number={number}\ncomment={comment}\n")
     print(f"comment for pull request #{number}: {comment}")
     return 0
+
+
+def _post_command(args: argparse.Namespace) -> int:
+    api = _api_from_env()
+    if api is None:
+        raise ValidationError("no GITHUB_TOKEN to post with")
+    comment_id = post(
+        args.dir, args.pr, args.repo, args.server_url, args.watermark, args.publish_url, api
+    )
+    print(f"posted comment {comment_id} on pull request #{args.pr}")
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    handler, what = (
+        (_validate_command, "artifact refused")
+        if args.command == "validate"
+        else (_post_command, "comment not posted")
+    )
+    try:
+        return handler(args)
+    except (ValidationError, OSError) as error:
+        print(f"::error title=modelci comment::{what}: {error}", file=sys.stderr)
+        print(f"error: {what}: {error}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

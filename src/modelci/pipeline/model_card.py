@@ -31,7 +31,7 @@ def render(
         "",
         "## Model",
         "",
-        f"- Estimator: `{params.train.estimator}` with `{params.train.estimator_params}`",
+        f"- Model: `{params.train.model_spec}` with `{params.train.estimator_params}`",
         f"- Task: {data.task}, target `{data.target}`",
         "- Features: "
         + ", ".join(f"`{name}` ({data.columns[name].type})" for name in data.features),

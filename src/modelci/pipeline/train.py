@@ -1,4 +1,5 @@
-"""Stage ``train``: preprocessing chosen by column type + the estimator named in params."""
+"""Stage ``train``: preprocessing chosen by column type + the estimator named in params, or the
+user's own ``train.pipeline`` factory."""
 
 from __future__ import annotations
 
@@ -15,24 +16,91 @@ from modelci.pipeline.paths import DEFAULT_PATHS, StagePaths
 from modelci.threads import fixed_threads
 
 
-def import_estimator(path: str) -> type:
-    """Import ``package.module.Class`` named by ``train.estimator``."""
-    module_name, _, class_name = path.rpartition(".")
+def _import(path: str, key: str, separator: str) -> Any:
+    """The object ``path`` names (``module.Class`` or ``module:function``), or a ConfigError."""
+    module_name, _, name = path.rpartition(separator)
     try:
         module = importlib.import_module(module_name)
     except ImportError as error:
+        raise ConfigError(f"params.yaml: {key}: cannot import {path!r}: {error}") from None
+    found = getattr(module, name, None)
+    if found is None:
         raise ConfigError(
-            f"params.yaml: train.estimator: cannot import {path!r}: {error}"
-        ) from None
-    estimator = getattr(module, class_name, None)
-    if estimator is None:
-        raise ConfigError(
-            f"params.yaml: train.estimator: cannot import {path!r}: "
-            f"module {module_name!r} has no attribute {class_name!r}"
+            f"params.yaml: {key}: cannot import {path!r}: "
+            f"module {module_name!r} has no attribute {name!r}"
         )
+    return found
+
+
+def import_estimator(path: str) -> type:
+    """Import ``package.module.Class`` named by ``train.estimator``."""
+    estimator = _import(path, "train.estimator", ".")
     if not inspect.isclass(estimator) or not hasattr(estimator, "fit"):
         raise ConfigError(f"params.yaml: train.estimator: {path!r} is not an estimator class")
     return estimator
+
+
+def _check_task(model: Any, data: DataParams, key: str, name: str) -> None:
+    """A classifier for classification tasks, a regressor for regression."""
+    from sklearn.base import is_classifier, is_regressor
+
+    if data.is_classification and not is_classifier(model):
+        raise ConfigError(
+            f"params.yaml: {key}: {name} is not a classifier but data.task is {data.task!r}"
+        )
+    if not data.is_classification and not is_regressor(model):
+        raise ConfigError(
+            f"params.yaml: {key}: {name} is not a regressor but data.task is 'regression'"
+        )
+
+
+def call_factory(data: DataParams, train: TrainParams) -> Any:
+    """Call the ``train.pipeline`` factory with the keyword arguments it names (``data``,
+    ``train``: the typed params sections), so a factory can take none, one or both."""
+    if train.pipeline is None:
+        raise ConfigError("params.yaml: train.pipeline: not set")
+    factory = _import(train.pipeline, "train.pipeline", ":")
+    if not callable(factory):
+        raise ConfigError(f"params.yaml: train.pipeline: {train.pipeline!r} is not callable")
+    accepted = inspect.signature(factory).parameters
+    offered = {"data": data, "train": train}
+    try:
+        return factory(**{name: value for name, value in offered.items() if name in accepted})
+    except Exception as error:
+        raise ConfigError(
+            f"params.yaml: train.pipeline: {train.pipeline}() raised "
+            f"{type(error).__name__}: {error}"
+        ) from None
+
+
+def make_model(data: DataParams, train: TrainParams) -> Any:
+    """The unfitted model, and the check every command that reads ``train:`` runs before work.
+
+    ``train.estimator`` alone: modelci's preprocessing + the estimator. ``train.pipeline``
+    alone: the factory's estimator or Pipeline is the model. Both: the factory's transformer
+    (feature engineering), then the estimator.
+    """
+    if train.pipeline is None:
+        return build_pipeline(data, train)
+    built = call_factory(data, train)
+    what = type(built).__name__
+    if train.estimator is None:
+        if not (hasattr(built, "fit") and hasattr(built, "predict")):
+            raise ConfigError(
+                f"params.yaml: train.pipeline: {train.pipeline}() returned a {what}, not an "
+                "estimator (no fit/predict); return an estimator or Pipeline, or return a "
+                "transformer and set train.estimator"
+            )
+        _check_task(built, data, "train.pipeline", f"{train.pipeline}() ({what})")
+        return built
+    if not (hasattr(built, "fit") and hasattr(built, "transform")):
+        raise ConfigError(
+            f"params.yaml: train.pipeline: with train.estimator set, {train.pipeline}() must "
+            f"return a transformer (fit/transform), not a {what}"
+        )
+    from sklearn.pipeline import Pipeline
+
+    return Pipeline([("features", built), ("model", make_estimator(data, train))])
 
 
 def make_estimator(data: DataParams, train: TrainParams) -> Any:
@@ -43,9 +111,10 @@ def make_estimator(data: DataParams, train: TrainParams) -> Any:
     imports, is an estimator of the task's kind, and accepts ``estimator_params`` (names by
     construction, values by scikit-learn's own parameter constraints when it declares them).
     """
-    from sklearn.base import is_classifier, is_regressor
     from sklearn.utils._param_validation import InvalidParameterError
 
+    if train.estimator is None:
+        raise ConfigError("params.yaml: train.estimator: not set")
     cls = import_estimator(train.estimator)
     kwargs = dict(train.estimator_params)
     accepted = inspect.signature(cls).parameters
@@ -57,16 +126,7 @@ def make_estimator(data: DataParams, train: TrainParams) -> Any:
         estimator = cls(**kwargs)
     except TypeError as error:
         raise ConfigError(f"params.yaml: train.estimator_params: {error}") from None
-    if data.is_classification and not is_classifier(estimator):
-        raise ConfigError(
-            f"params.yaml: train.estimator: {train.estimator} is not a classifier "
-            f"but data.task is {data.task!r}"
-        )
-    if not data.is_classification and not is_regressor(estimator):
-        raise ConfigError(
-            f"params.yaml: train.estimator: {train.estimator} is not a regressor "
-            "but data.task is 'regression'"
-        )
+    _check_task(estimator, data, "train.estimator", train.estimator)
     validate_params = getattr(estimator, "_validate_params", None)
     if callable(validate_params):
         try:
@@ -108,7 +168,7 @@ def features_and_target(frame: pd.DataFrame, data: DataParams) -> tuple[pd.DataF
 def fit(frame: pd.DataFrame, data: DataParams, train: TrainParams) -> Any:
     from sklearn.utils._param_validation import InvalidParameterError
 
-    pipeline = build_pipeline(data, train)
+    pipeline = make_model(data, train)
     features, target = features_and_target(frame, data)
     try:
         with fixed_threads(train.n_threads):

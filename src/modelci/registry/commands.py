@@ -174,29 +174,39 @@ def cmd_deploy(args: argparse.Namespace) -> int:
 
 def cmd_release_reviewed(args: argparse.Namespace) -> int:
     from modelci.fileio import write_json
-    from modelci.registry.release import find_reviewed_report
+    from modelci.registry.release import ReleaseError, find_reviewed_report
 
     api = os.environ.get("MODELCI_GITHUB_API_URL") or os.environ.get(
         "GITHUB_API_URL", "https://api.github.com"
     )
     token = os.environ.get("GH_TOKEN", "")
-    found = find_reviewed_report(api, args.repo, args.commit, token, args.artifact)
-    out = Path(args.out)
+    found = find_reviewed_report(api, args.repo, args.commit, token, args.artifact, args.workflow)
+    required = args.require == "true"
+    opted_out = (
+        ""
+        if required
+        else "\n- **The reviewed-model check is off** (`require-report: false`): a merge without"
+        f" a successful `{args.workflow}` run's report releases the model reproduced here.\n"
+    )
     if found is None:
-        message = f"no PR report found for {args.commit[:12]}: the reproduced model is used"
-        print(f"release-reviewed: {message}")
-        _emit({"found": "false", "sha256": ""}, f"## Reviewed model\n\n- {message}\n")
-        if args.require == "true":
-            from modelci.registry.release import ReleaseError
-
-            raise ReleaseError(message)
+        message = (
+            f"no report of a successful {args.workflow} pull_request run at the head of the pull"
+            f" request merged as {args.commit[:12]}"
+        )
+        if required:
+            _emit({"found": "false", "sha256": ""}, f"## Reviewed model\n\n- refused: {message}\n")
+            raise ReleaseError(f"{message} (set require-report: false to release without one)")
+        print(f"release-reviewed: {message}: the reproduced model is used")
+        _emit({"found": "false", "sha256": ""}, f"## Reviewed model\n\n- {message}\n{opted_out}")
         return 0
+    out = Path(args.out)
     write_json(out / "report.json", found)
     sha = found["model"]["sha256"]
     print(f"release-reviewed: PR #{found['pr_number']} reviewed model sha256 {sha}")
     _emit(
         {"found": "true", "sha256": sha, "pr_number": str(found["pr_number"])},
-        f"## Reviewed model\n\n- PR #{found['pr_number']}, model sha256 `{sha}`\n",
+        f"## Reviewed model\n\n- PR #{found['pr_number']} (run {found['run_id']} of"
+        f" `{args.workflow}`), model sha256 `{sha}`\n{opted_out}",
     )
     return 0
 
@@ -335,10 +345,15 @@ def register(sub: Any) -> None:
     p.add_argument("--artifact", default="modelci-report", help="report artifact name")
     p.add_argument("--out", default=".modelci/reviewed", help="where report.json is written")
     p.add_argument(
+        "--workflow",
+        default="pr.yml",
+        help="file name of the pull-request workflow whose run reviewed the model (%(default)s)",
+    )
+    p.add_argument(
         "--require",
         choices=("true", "false"),
-        default="false",
-        help="fail when no report is found (%(default)s)",
+        default="true",
+        help="fail when no report is found (%(default)s; false is reported in the summary)",
     )
     p.set_defaults(handler=cmd_release_reviewed)
 

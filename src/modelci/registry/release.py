@@ -231,13 +231,36 @@ def _json(data: bytes, what: str) -> Any:
         raise ReleaseError(f"{what}: not JSON") from None
 
 
-def find_reviewed_report(
-    api: str, repo: str, commit: str, token: str, artifact: str
-) -> dict[str, Any] | None:
-    """The report of the last successful PR run of the pull request merged as ``commit``.
+WORKFLOW_FILE_RE = re.compile(r"^[A-Za-z0-9_.-]{1,100}\.ya?ml$")
 
-    Returns ``{"pr_number", "head_sha", "model": {"sha256"}, "run_id"}`` or None when the commit
-    came from no pull request or no report artifact is found. The artifact is untrusted data:
+
+def _reviewed_run(run: Any, workflow: str, head: str) -> int | None:
+    """The id of ``run`` if it is a successful pull_request run of ``workflow`` at ``head``.
+
+    The API is asked for exactly these runs; each is checked again here, since a pull request can
+    add a workflow file of its own (whose runs GitHub lists too) and a run can end in any state.
+    """
+    if not isinstance(run, dict):
+        return None
+    run_id = run.get("id")
+    matches = (
+        run.get("event") == "pull_request"
+        and run.get("conclusion") == "success"
+        and run.get("head_sha") == head
+        and run.get("path") == f".github/workflows/{workflow}"
+    )
+    return run_id if matches and isinstance(run_id, int) else None
+
+
+def find_reviewed_report(
+    api: str, repo: str, commit: str, token: str, artifact: str, workflow: str
+) -> dict[str, Any] | None:
+    """The report of the successful run of ``workflow`` for the pull request merged as ``commit``.
+
+    Returns ``{"pr_number", "head_sha", "model": {"sha256"}, "run_id"}`` or None when no pull
+    request was merged as ``commit`` or no such run has a report artifact. Only a run of the named
+    workflow file (``.github/workflows/<workflow>``), triggered by ``pull_request``, concluded
+    ``success``, at the merged pull request's head commit counts. The artifact is untrusted data:
     its size is bounded, only ``report.json`` and ``metadata.json`` are read, and its PR number
     and head commit must match the pull request's.
     """
@@ -249,22 +272,28 @@ def find_reviewed_report(
     )
     if not valid_repo or not re.match(r"^[0-9a-f]{40}$", commit):
         raise ReleaseError(f"invalid repository {repo!r} or commit {commit!r}")
+    if not WORKFLOW_FILE_RE.match(workflow):
+        raise ReleaseError(f"invalid workflow file name {workflow!r} (expected e.g. pr.yml)")
     base = f"{api.rstrip('/')}/repos/{repo}"
     pulls = _json(_api_get(f"{base}/commits/{commit}/pulls", token), "pulls of the commit")
-    if not isinstance(pulls, list) or not pulls:
+    merged = [
+        p
+        for p in (pulls if isinstance(pulls, list) else [])
+        if isinstance(p, dict) and p.get("merge_commit_sha") == commit
+    ]
+    if not merged:
         return None
-    merged = [p for p in pulls if isinstance(p, dict) and p.get("merge_commit_sha") == commit]
-    pr = (merged or pulls)[0]
+    pr = merged[0]
     number, head = pr.get("number"), (pr.get("head") or {}).get("sha")
     if not isinstance(number, int) or not isinstance(head, str):
         return None
+    query = f"head_sha={head}&event=pull_request&status=success&per_page=20"
     runs = _json(
-        _api_get(f"{base}/actions/runs?head_sha={head}&event=pull_request&per_page=20", token),
-        "workflow runs",
+        _api_get(f"{base}/actions/workflows/{workflow}/runs?{query}", token), "workflow runs"
     )
     for run in (runs or {}).get("workflow_runs", []):
-        run_id = run.get("id")
-        if not isinstance(run_id, int):
+        run_id = _reviewed_run(run, workflow, head)
+        if run_id is None:
             continue
         listing = _json(
             _api_get(f"{base}/actions/runs/{run_id}/artifacts?name={artifact}", token),
@@ -280,12 +309,17 @@ def find_reviewed_report(
                     names = set(zf.namelist())
                     report = json.loads(zf.read("report.json")) if "report.json" in names else {}
                     meta = json.loads(zf.read("metadata.json")) if "metadata.json" in names else {}
-            except (zipfile.BadZipFile, ValueError, KeyError):
+            except (zipfile.BadZipFile, ValueError, KeyError, RecursionError):
                 continue
             from modelci.registry.register import find_sha256
 
             sha = find_sha256(report)
-            if sha is None or meta.get("pr_number") != number or meta.get("head_sha") != head:
+            if (
+                sha is None
+                or not isinstance(meta, dict)
+                or meta.get("pr_number") != number
+                or meta.get("head_sha") != head
+            ):
                 continue
             return {
                 "pr_number": number,

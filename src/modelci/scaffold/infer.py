@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import pandas as pd
@@ -64,7 +64,6 @@ class Inferred:
     slices: list[str]
     null_target_rows: int
     rows: int
-    notes: list[str] = field(default_factory=list)
 
 
 def _number(value: Any, kind: str) -> float | int:

@@ -60,7 +60,7 @@ def with_untrusted_function(model_file: bytes) -> bytes:
 
 
 class ModelChecks:
-    """The model tests every model repository gets; see docs/testing-plugin.md."""
+    """The model tests every model repository gets; see docs/testing.md."""
 
     def test_params_are_valid(self, modelci_repo: ModelRepo) -> None:
         """The schema, the gate and the declared model tests load (runs before `dvc repro` too)."""

@@ -8,18 +8,21 @@ for. Stdlib only (it runs with the host's python3, before the project's environm
 
 - ``cache``: restores ``$MODELCI_STUB_ROOT/cache/<key>`` (exact key, then each restore-key as a
   prefix) into ``path``; it does not save (a composite action has no post step).
-- ``upload-artifact`` / ``download-artifact``: copy to and from
-  ``$MODELCI_STUB_ROOT/artifacts/<name>`` (uploads) and ``artifacts/runs/<run-id>/<name>``
-  (downloads, so a test decides which upload belongs to which run id).
+- ``upload-artifact``: copies to ``$MODELCI_STUB_ROOT/artifacts/<name>`` (a test then files it
+  under a run id with ``conftest.keep_artifact``, where ``fake_github`` serves it from).
+- ``download-artifact``: copies ``$MODELCI_STUB_ROOT/artifacts/<name>`` (an upload of the same
+  run) to ``path``.
+- ``pypi-publish``: records the distributions it would upload (name and sha256), and keeps them
+  under ``$MODELCI_STUB_ROOT/pypi``.
 - ``setup-python``: records the version; the host's python3 stays on PATH.
 - ``setup-uv``: puts a ``uv`` shim on PATH whose ``uv sync`` links ``.venv`` to the locked
   environment of the checkout under test (``$MODELCI_TEST_VENV``) instead of installing, or,
   when ``$MODELCI_REAL_UV`` names a uv, runs it (an adopter's repository installs for real).
-- ``setup-cml``: puts a recording ``cml`` on PATH. ``cml comment create|update`` keeps the
-  pull-request comments in ``$MODELCI_STUB_ROOT/cml/comments.json`` the way CML does: a hidden
-  watermark per ``--watermark-title``, ``update`` edits the last comment carrying it, and with
-  ``--publish`` every local file a link or image points to is "uploaded" (recorded, and its URL
-  replaced), which lets the tests check that nothing outside the comment directory is published.
+- ``setup-cml``: records its inputs and puts ``cml`` on PATH: a stand-in for CML 0.20.6 that
+  behaves like it where it matters (see ``cml``): it talks to the test's GitHub API stand-in
+  (``fake_github``, at ``$MODELCI_GITHUB_API_URL``), and with ``--publish`` uploads and
+  re-serialises as ``cml_markdown`` describes. ``cml`` runs with the test environment's Python
+  (it needs markdown-it-py); everything else here is stdlib only.
 """
 
 from __future__ import annotations
@@ -35,8 +38,6 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(os.environ.get("MODELCI_STUB_ROOT", "/nonexistent-stub-root"))
-LINK_TARGET = re.compile(r"\]\(\s*<?([^)\s>]+)")
-DEFINITION = re.compile(r"^ {0,3}\[[^\]]+\]:\s*<?(\S+?)>?(?:\s|$)", re.MULTILINE)
 
 
 def record(stub: str, **data: Any) -> None:
@@ -110,20 +111,26 @@ def upload_artifact() -> int:
 
 
 def download_artifact() -> int:
-    name, run_id = os.environ["STUB_NAME"], os.environ.get("STUB_RUN_ID", "")
-    source = ROOT / "artifacts" / "runs" / run_id / name
-    record(
-        "download-artifact",
-        name=name,
-        run_id=run_id,
-        has_token=bool(os.environ.get("STUB_TOKEN")),
-        found=source.is_dir(),
-    )
+    name = os.environ["STUB_NAME"]
+    source = ROOT / "artifacts" / name
+    record("download-artifact", name=name, found=source.is_dir())
     if not source.is_dir():
-        print(f"download-artifact stub: no artifact {name!r} for run {run_id!r}", file=sys.stderr)
+        print(f"download-artifact stub: no artifact {name!r} uploaded", file=sys.stderr)
         return 1
     copy_tree(source, Path(os.environ["STUB_PATH"]))
     return 0
+
+
+def pypi_publish() -> int:
+    packages = Path(os.environ.get("STUB_PACKAGES_DIR") or "dist")
+    files = sorted(p for p in packages.iterdir() if p.suffix in (".whl", ".gz"))
+    kept = ROOT / "pypi"
+    kept.mkdir(parents=True, exist_ok=True)
+    for file in files:
+        shutil.copy2(file, kept / file.name)
+    digests = {f.name: hashlib.sha256(f.read_bytes()).hexdigest() for f in files}
+    record("pypi-publish", files=digests, oidc=bool(os.environ.get("ACTIONS_ID_TOKEN_REQUEST_URL")))
+    return 0 if files else 1
 
 
 def setup_python() -> int:
@@ -138,7 +145,11 @@ def setup_uv() -> int:
 
 
 def setup_cml() -> int:
-    record("setup-cml", version=os.environ.get("STUB_VERSION", ""))
+    record(
+        "setup-cml",
+        version=os.environ.get("STUB_VERSION", ""),
+        vega=os.environ.get("STUB_VEGA", ""),
+    )
     add_path(Path(__file__).resolve().parent / "cml-bin")
     return 0
 
@@ -146,11 +157,11 @@ def setup_cml() -> int:
 def uv(args: list[str]) -> int:
     real = os.environ.get("MODELCI_REAL_UV", "")
     record("uv", args=args, cwd=os.getcwd(), real=bool(real))
+    if real:
+        return subprocess.run([real, *args], check=False).returncode
     if not args or args[0] != "sync":
         print(f"uv stub: only 'uv sync' is supported, not {args}", file=sys.stderr)
         return 2
-    if real:
-        return subprocess.run([real, *args], check=False).returncode
     venv = Path(os.environ["MODELCI_TEST_VENV"])
     link = Path.cwd() / ".venv"
     if not link.exists():
@@ -159,11 +170,16 @@ def uv(args: list[str]) -> int:
     return 0
 
 
+WATERMARK_URL = "https://cml.dev/watermark.png"
+
+
 def _parse_cml(args: list[str]) -> dict[str, Any]:
-    if len(args) < 2 or args[0] != "comment" or args[1] not in ("create", "update"):
+    """``comment create|update FILE [options]`` or ``asset publish FILE --url URL``."""
+    commands = {("comment", "create"), ("comment", "update"), ("asset", "publish")}
+    if len(args) < 2 or (args[0], args[1]) not in commands:
         raise SystemExit(f"cml stub: unsupported command {args[:2]}")
-    options: dict[str, Any] = {"action": args[1], "publish": True, "files": []}
-    known = {"--target", "--watermark-title", "--publish-url", "--repo", "--token", "--driver"}
+    options: dict[str, Any] = {"command": args[0], "action": args[1], "publish": True, "files": []}
+    known = {"--target", "--watermark-title", "--publish-url", "--repo", "--token", "--url"}
     rest = args[2:]
     while rest:
         item = rest.pop(0)
@@ -180,78 +196,141 @@ def _parse_cml(args: list[str]) -> dict[str, Any]:
         else:
             options["files"].append(item)
     if len(options["files"]) != 1:
-        raise SystemExit("cml stub: exactly one Markdown file is expected")
+        raise SystemExit("cml stub: exactly one file is expected")
     return options
 
 
-def cml(args: list[str]) -> int:
-    options = _parse_cml(args)
-    markdown = Path(options["files"][0]).resolve()
-    body = markdown.read_text(encoding="utf-8")
-    published = []
-    if options["publish"]:
-        base = markdown.parent
+def _upload(data: bytes, target: str, path: Path | None, base: Path) -> dict[str, Any]:
+    return {
+        "target": target[:200],
+        "path": str(path) if path else None,
+        "inside": path.is_relative_to(base) if path else False,
+        "png": data.startswith(b"\x89PNG\r\n\x1a\n"),
+        "sha256": hashlib.sha256(data).hexdigest(),
+        "bytes": len(data),
+    }
 
-        def publish(target: str) -> str | None:
-            if re.match(r"^[a-z][a-z0-9+.-]*:", target):
-                return None
-            path = (base / target).resolve()
+
+def _asset_url(upload: dict[str, Any]) -> str:
+    return f"https://asset.invalid/{upload['sha256']}?cml=png&cache-bypass=1"
+
+
+def _publish_body(body: str, base: Path, published: list[dict[str, Any]]) -> str:
+    """CML's --publish: upload every local path and data:image URL of a link node, re-serialise."""
+    import base64
+    import binascii
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from cml_markdown import link_targets, reserialise
+
+    for target in dict.fromkeys(link_targets(body)):
+        if target.startswith("data:image/"):
+            try:
+                data = base64.b64decode(target[target.index(",") + 1 :])
+            except (ValueError, binascii.Error):
+                continue
+            upload = _upload(data, target, None, base)
+        else:
+            # node's path.resolve(dirname(file), url), as CML does: lexical, so `x:/../f` is ../f
+            path = Path(os.path.normpath(os.path.join(base, target)))
             if not path.is_file():
-                return None
-            data = path.read_bytes()
-            digest = hashlib.sha256(data).hexdigest()
-            published.append(
-                {
-                    "target": target,
-                    "path": str(path),
-                    "inside": path.is_relative_to(base),
-                    "png": data.startswith(b"\x89PNG\r\n\x1a\n"),
-                    "sha256": digest,
-                    "bytes": len(data),
-                }
-            )
-            return f"https://asset.invalid/{digest}"
+                continue
+            upload = _upload(path.read_bytes(), target, path, base)
+        published.append(upload)
+        body = body.replace(f"({target}", f"({_asset_url(upload)}").replace(
+            f"]: {target}", f"]: {_asset_url(upload)}"
+        )
+    return reserialise(body)
 
-        def replace(match: re.Match[str]) -> str:
-            url = publish(match.group(1))
-            return match.group(0) if url is None else match.group(0).replace(match.group(1), url)
 
-        body = DEFINITION.sub(replace, LINK_TARGET.sub(replace, body))
-    title = options.get("watermark-title", "")
-    watermark = f"CML watermark {title}".strip()
-    sha = os.environ.get("GITHUB_SHA", "0")
-    body += f'\n\n![](https://cml.dev/watermark.png#{sha} "{watermark}")'
-    state_file = ROOT / "cml" / "comments.json"
-    state_file.parent.mkdir(parents=True, exist_ok=True)
-    comments: list[dict[str, Any]] = (
-        json.loads(state_file.read_text(encoding="utf-8")) if state_file.exists() else []
+def _api(method: str, path: str, body: Any = None) -> Any:
+    """A call to the GitHub API the test serves (MODELCI_GITHUB_API_URL), with REPO_TOKEN."""
+    import urllib.request
+
+    token = os.environ.get("REPO_TOKEN") or os.environ.get("GITHUB_TOKEN", "")
+    request = urllib.request.Request(  # noqa: S310 - the test's 127.0.0.1 server
+        os.environ["MODELCI_GITHUB_API_URL"] + path,
+        method=method,
+        data=None if body is None else json.dumps(body).encode(),
+        headers={"Authorization": f"token {token}", "Content-Type": "application/json"},
     )
-    target = options.get("target", "auto")
-    marker = f'"{watermark}")'
-    existing = [c for c in comments if c["target"] == target and marker in c["body"]]
-    if options["action"] == "update" and existing:
-        comment = existing[-1]
-        comment["body"] = body
-        comment["updates"] += 1
-        done = "updated"
-    else:
-        comment = {"id": len(comments) + 1, "target": target, "body": body, "updates": 0}
-        comments.append(comment)
-        done = "created"
-    state_file.write_text(json.dumps(comments, indent=2), encoding="utf-8")
+    with urllib.request.urlopen(request, timeout=30) as response:  # noqa: S310
+        return json.loads(response.read() or b"null")
+
+
+def _watermark_title(label: str) -> str:
+    title = f"CML watermark {label}".strip()
+    for char in "_*[<":
+        title = title.replace(char, "\\" + char)
+    return title
+
+
+def cml(args: list[str]) -> int:
+    """CML 0.20.6's ``comment create|update`` and ``asset publish``, against the test's API.
+
+    As the real one: ``update`` lists the pull request's comments once, without pagination (the
+    first 30), takes the last one holding the watermark whoever wrote it and PATCHes it (GitHub
+    answers 403 for another user's comment, and cml fails); with ``--publish`` (the default) the
+    body goes through ``_publish_body``.
+    """
+    import urllib.error
+
+    options = _parse_cml(args)
+    source = Path(options["files"][0]).resolve()
+    published: list[dict[str, Any]] = []
+    if options["command"] == "asset":
+        upload = _upload(source.read_bytes(), options["files"][0], source, Path.cwd())
+        published.append(upload)
+        record("cml", args=args, done="published", published=published, cwd=os.getcwd())
+        print(_asset_url(upload))
+        return 0
+    body = source.read_text(encoding="utf-8")
+    title = _watermark_title(options.get("watermark-title", ""))
+    sha = os.environ.get("GITHUB_SHA") or "0"
+    body += f'\n\n![]({WATERMARK_URL}#{sha} "{title}")'
+    if options["publish"]:
+        body = _publish_body(body, source.parent, published)
+    target = options.get("target", "")
+    if not target.startswith("pr/"):
+        raise SystemExit(f"cml stub: only --target pr/N is supported, not {target!r}")
+    # OWNER/NAME from the --repo URL, as CML's ownerRepo() reads it
+    repo = "/".join(options.get("repo", "").rstrip("/").split("/")[-2:])
+    prefix = f"/repos/{repo}/issues"
+    marker = re.compile(rf'!\[\]\({re.escape(WATERMARK_URL)}#[0-9a-fA-F]+ "{re.escape(title)}"\)')
+    done, error = "created", None
+    try:
+        existing = []
+        if options["action"] == "update":
+            existing = [
+                c
+                for c in _api("GET", f"{prefix}/{target[3:]}/comments")
+                if marker.search(c["body"])
+            ]
+        if existing:
+            comment = _api("PATCH", f"{prefix}/comments/{existing[-1]['id']}", {"body": body})
+            done = "updated"
+        else:
+            comment = _api("POST", f"{prefix}/{target[3:]}/comments", {"body": body})
+    except urllib.error.HTTPError as failure:
+        done, error, comment = "failed", f"HTTP {failure.code}", {}
     record(
         "cml",
         args=args,
         done=done,
-        comment_id=comment["id"],
+        error=error,
+        comment_id=comment.get("id"),
         target=target,
         repo=options.get("repo"),
-        publish_url=options.get("publish-url"),
+        publish=options["publish"],
         published=published,
         has_token=bool(os.environ.get("REPO_TOKEN") or os.environ.get("GITHUB_TOKEN")),
+        do_not_track=os.environ.get("ITERATIVE_DO_NOT_TRACK"),
         cwd=os.getcwd(),
     )
-    print(f"https://github.invalid/comments/{comment['id']}")
+    if error:
+        print(f"cml stub: {error} from the GitHub API", file=sys.stderr)
+        return 1
+    print(comment["html_url"])
     return 0
 
 
@@ -259,6 +338,7 @@ COMMANDS = {
     "cache": cache,
     "upload-artifact": upload_artifact,
     "download-artifact": download_artifact,
+    "pypi-publish": pypi_publish,
     "setup-python": setup_python,
     "setup-uv": setup_uv,
     "setup-cml": setup_cml,

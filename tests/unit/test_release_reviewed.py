@@ -1,0 +1,199 @@
+"""``modelci release-reviewed``: only the successful run of the named pull-request workflow at the
+merged head counts, and a missing report fails unless the opt-out is given (and reported).
+
+The GitHub API is a small server on 127.0.0.1 that lists whatever runs a test gives it, for any
+filter: the client must check each run itself (a pull request can add a workflow of its own, and
+its failed run is listed for the same head commit).
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import threading
+import zipfile
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from modelci.cli import main
+from modelci.registry.release import ReleaseError, find_reviewed_report
+
+pytestmark = pytest.mark.unit
+
+REPO = "acme/model"
+MERGE = "1" * 40
+HEAD = "2" * 40
+OTHER = "3" * 40
+SHA256 = "a" * 64
+
+
+def run(run_id: int, **fields: Any) -> dict[str, Any]:
+    base = {
+        "id": run_id,
+        "event": "pull_request",
+        "conclusion": "success",
+        "head_sha": HEAD,
+        "path": ".github/workflows/pr.yml",
+    }
+    return {**base, **fields}
+
+
+@dataclass
+class Api:
+    runs: list[dict[str, Any]] = field(default_factory=list)
+    seen: list[str] = field(default_factory=list)
+    url: str = ""
+
+
+def _zip(run_id: int) -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        archive.writestr("report.json", json.dumps({"model": {"sha256": SHA256}}))
+        archive.writestr("metadata.json", json.dumps({"pr_number": 7, "head_sha": HEAD}))
+    return buffer.getvalue()
+
+
+@pytest.fixture
+def api() -> Iterator[Api]:
+    state = Api()
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            state.seen.append(self.path)
+            path = self.path.split("?")[0]
+            base = f"/repos/{REPO}"
+            body: Any
+            if path.startswith(f"{base}/commits/") and path.endswith("/pulls"):
+                # Whatever the commit, the one pull request that holds it was merged as MERGE.
+                body = [{"number": 7, "merge_commit_sha": MERGE, "head": {"sha": HEAD}}]
+            elif path.startswith(f"{base}/actions/workflows/") or path == f"{base}/actions/runs":
+                body = {"workflow_runs": state.runs}
+            elif path.startswith(f"{base}/actions/runs/") and path.endswith("/artifacts"):
+                run_id = path.split("/")[-2]
+                body = {"artifacts": [{"archive_download_url": f"{state.url}/zip/{run_id}"}]}
+            elif path.startswith("/zip/"):
+                data = _zip(int(path.split("/")[-1]))
+                self.send_response(200)
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+                return
+            else:
+                body = {"message": "Not Found"}
+            data = json.dumps(body).encode()
+            self.send_response(200 if body != {"message": "Not Found"} else 404)
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    state.url = f"http://127.0.0.1:{httpd.server_address[1]}"
+    try:
+        yield state
+    finally:
+        httpd.shutdown()
+        thread.join(timeout=10)
+        httpd.server_close()
+
+
+def find(api: Api) -> dict[str, Any] | None:
+    return find_reviewed_report(api.url, REPO, MERGE, "t0ken", "modelci-report", "pr.yml")
+
+
+def test_the_successful_run_of_the_named_workflow_at_the_head_is_found(api: Api) -> None:
+    api.runs = [run(11)]
+    assert find(api) == {
+        "pr_number": 7,
+        "head_sha": HEAD,
+        "run_id": 11,
+        "model": {"sha256": SHA256},
+    }
+    (listing,) = [s for s in api.seen if "/runs?" in s]
+    assert listing.startswith(f"/repos/{REPO}/actions/workflows/pr.yml/runs?head_sha={HEAD}")
+    assert "event=pull_request" in listing
+    assert "status=success" in listing
+
+
+@pytest.mark.parametrize(
+    "refused",
+    [
+        run(21, conclusion="failure"),
+        run(22, conclusion="cancelled"),
+        run(23, path=".github/workflows/evil.yml"),
+        run(24, head_sha=OTHER),
+        run(25, event="push"),
+    ],
+    ids=["failed", "cancelled", "another-workflow-file", "another-head-commit", "not-a-pr-run"],
+)
+def test_other_runs_are_refused(api: Api, refused: dict[str, Any]) -> None:
+    api.runs = [refused]
+    assert find(api) is None
+    assert not any(s.startswith("/zip/") for s in api.seen)  # not even downloaded
+
+
+def test_a_good_run_listed_after_a_bad_one_is_the_one_used(api: Api) -> None:
+    api.runs = [run(31, path=".github/workflows/evil.yml"), run(32)]
+    found = find(api)
+    assert found is not None
+    assert found["run_id"] == 32
+
+
+def test_a_commit_no_pull_request_was_merged_as_has_no_report(api: Api) -> None:
+    """The commit is in a pull request, but that pull request was merged as another commit."""
+    api.runs = [run(41)]
+    assert find_reviewed_report(api.url, REPO, OTHER, "t", "modelci-report", "pr.yml") is None
+
+
+def test_the_workflow_file_name_is_checked() -> None:
+    with pytest.raises(ReleaseError, match="invalid workflow file name"):
+        find_reviewed_report("http://127.0.0.1:9", REPO, MERGE, "", "r", "../x.yml")
+
+
+def _cli(api: Api, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, *extra: str) -> int:
+    monkeypatch.setenv("MODELCI_GITHUB_API_URL", api.url)
+    monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(tmp_path / "summary.md"))
+    monkeypatch.delenv("GITHUB_OUTPUT", raising=False)
+    argv = ["release-reviewed", "--repo", REPO, "--commit", MERGE, "--out", str(tmp_path / "out")]
+    return main([*argv, *extra])
+
+
+def test_a_missing_report_fails_by_default(
+    api: Api, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    api.runs = [run(51, conclusion="failure")]
+    assert _cli(api, tmp_path, monkeypatch) == 1
+    err = capsys.readouterr().err
+    assert "no report of a successful pr.yml pull_request run" in err
+    assert "require-report: false" in err
+    assert not (tmp_path / "out").exists()
+    assert "refused" in (tmp_path / "summary.md").read_text(encoding="utf-8")
+
+
+def test_the_opt_out_passes_and_the_summary_says_the_check_is_off(
+    api: Api, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    api.runs = [run(61, head_sha=OTHER)]
+    assert _cli(api, tmp_path, monkeypatch, "--require", "false") == 0
+    summary = (tmp_path / "summary.md").read_text(encoding="utf-8")
+    assert "The reviewed-model check is off" in summary
+
+
+def test_a_found_report_is_written_and_summarised(
+    api: Api, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    api.runs = [run(71)]
+    assert _cli(api, tmp_path, monkeypatch) == 0
+    assert json.loads((tmp_path / "out" / "report.json").read_text())["run_id"] == 71
+    summary = (tmp_path / "summary.md").read_text(encoding="utf-8")
+    assert "run 71 of `pr.yml`" in summary
+    assert "check is off" not in summary

@@ -1,0 +1,259 @@
+"""A recording stand-in for the GitHub REST API on 127.0.0.1, for the comment workflow under act.
+
+It serves what the comment job and the ``cml`` stand-in call, with GitHub's rules where they
+matter: a token is a user (``USERS``); pull-request comments are listed 30 a page by default (at
+most 100) with ``Link`` headers; only a comment's author may edit or delete it (403 otherwise);
+artifacts are listed per run and downloaded through a redirect to another path without the token.
+An artifact is ``<root>/artifacts/runs/<run>/<name>`` (a folder, zipped on request, as
+``conftest.keep_artifact`` files it) or ``<root>/artifacts/runs/<run>/<name>.zip`` (served as is,
+for hostile archives). Comments and every request are written under ``<root>/github/`` after each
+change, so ``harness.comments`` and ``requests`` read them.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import threading
+import urllib.parse
+import zipfile
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+from tests.workflows.harness import FAKE_GITHUB_TOKEN
+
+BOT = "github-actions[bot]"
+USERS = {FAKE_GITHUB_TOKEN: BOT, "alice-token": "alice", "mallory-token": "mallory"}
+DEFAULT_PER_PAGE = 30
+MAX_BODY = 1_000_000
+
+
+def zip_folder(folder: Path) -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+        for path in sorted(folder.rglob("*")):
+            if path.is_file():
+                archive.write(path, path.relative_to(folder).as_posix())
+    return buffer.getvalue()
+
+
+@dataclass
+class State:
+    root: Path
+    repo: str
+    comments: list[dict[str, Any]] = field(default_factory=list)
+    next_id: int = 1000
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def save(self) -> None:
+        folder = self.root / "github"
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / "comments.json").write_text(json.dumps(self.comments, indent=2), "utf-8")
+
+    def log(self, entry: dict[str, Any]) -> None:
+        folder = self.root / "github"
+        folder.mkdir(parents=True, exist_ok=True)
+        with (folder / "requests.jsonl").open("a", encoding="utf-8") as out:
+            out.write(json.dumps(entry, sort_keys=True) + "\n")
+
+    def add_comment(self, number: int, user: str, body: str) -> dict[str, Any]:
+        self.next_id += 1
+        comment = {
+            "id": self.next_id,
+            "pr": number,
+            "target": f"pr/{number}",
+            "user": user,
+            "body": body,
+            "updates": 0,
+        }
+        self.comments.append(comment)
+        self.save()
+        return comment
+
+
+def _handler(state: State) -> type[BaseHTTPRequestHandler]:
+    base = f"/repos/{state.repo}"
+
+    class Handler(BaseHTTPRequestHandler):
+        def _send(self, code: int, body: Any = None, headers: dict[str, str] | None = None) -> None:
+            data = b"" if body is None else json.dumps(body).encode()
+            self.send_response(code)
+            for key, value in (headers or {}).items():
+                self.send_header(key, value)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        def _user(self) -> str | None:
+            scheme, _, token = self.headers.get("Authorization", "").partition(" ")
+            return USERS.get(token) if scheme.lower() in ("bearer", "token") else None
+
+        def _url(self) -> str:
+            return f"http://127.0.0.1:{self.server.server_address[1]}"
+
+        def _comment_json(self, comment: dict[str, Any]) -> dict[str, Any]:
+            url = f"https://github.com/{state.repo}/pull/{comment['pr']}"
+            return {
+                "id": comment["id"],
+                "body": comment["body"],
+                "user": {"login": comment["user"]},
+                "html_url": f"{url}#issuecomment-{comment['id']}",
+            }
+
+        def _handle(self, method: str) -> None:
+            parsed = urllib.parse.urlsplit(self.path)
+            path, query = parsed.path, urllib.parse.parse_qs(parsed.query)
+            if path.startswith("/storage/"):  # pre-signed: no token needed
+                return self._artifact(path, has_token="Authorization" in self.headers)
+            user = self._user()
+            state.log({"method": method, "path": path, "query": parsed.query, "user": user})
+            if user is None:
+                return self._send(401, {"message": "Bad credentials"})
+            parts = path[len(base) :].strip("/").split("/") if path.startswith(base) else []
+            with state.lock:
+                if parts[:2] == ["actions", "runs"] and parts[3:] == ["artifacts"]:
+                    return self._artifacts(parts[2], query)
+                if parts[:1] == ["pulls"] and method == "GET":
+                    return self._send(200, [])
+                if parts[:1] == ["issues"] and parts[2:] == ["comments"] and parts[1].isdigit():
+                    return self._pr_comments(method, int(parts[1]), user, query)
+                if parts[:2] == ["issues", "comments"] and parts[2:3] and parts[2].isdigit():
+                    return self._comment(method, int(parts[2]), user)
+            return self._send(404, {"message": "Not Found"})
+
+        def _artifacts(self, run: str, query: dict[str, list[str]]) -> None:
+            folder = state.root / "artifacts" / "runs" / run
+            names = (
+                sorted(p.name.removesuffix(".zip") for p in folder.iterdir())
+                if folder.is_dir()
+                else []
+            )
+            wanted = query.get("name", [None])[0]
+            download = f"{self._url()}{base}/actions/artifacts/{run}"
+            listing = [
+                {"name": name, "expired": False, "archive_download_url": f"{download}/{name}/zip"}
+                for name in names
+                if wanted is None or name == wanted
+            ]
+            self._send(200, {"total_count": len(listing), "artifacts": listing})
+
+        def _artifact(self, path: str, has_token: bool) -> None:
+            run, name = path.split("/")[2:4]
+            folder = state.root / "artifacts" / "runs" / run
+            raw = folder / f"{name}.zip"
+            data = raw.read_bytes() if raw.is_file() else zip_folder(folder / name)
+            state.log({"method": "GET", "path": path, "storage_saw_token": has_token})
+            self.send_response(200)
+            self.send_header("Content-Type", "application/zip")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        def _pr_comments(
+            self, method: str, number: int, user: str, query: dict[str, list[str]]
+        ) -> None:
+            if method == "POST":
+                body = self._body().get("body")
+                if not isinstance(body, str):
+                    return self._send(422, {"message": "body is missing"})
+                return self._send(201, self._comment_json(state.add_comment(number, user, body)))
+            per_page = min(int(query.get("per_page", [DEFAULT_PER_PAGE])[0]), 100)
+            page = int(query.get("page", ["1"])[0])
+            on_pr = [c for c in state.comments if c["pr"] == number]
+            chunk = on_pr[(page - 1) * per_page : page * per_page]
+            headers = {}
+            if page * per_page < len(on_pr):
+                link = f"{self._url()}{base}/issues/{number}/comments?per_page={per_page}"
+                headers["Link"] = f'<{link}&page={page + 1}>; rel="next"'
+            self._send(200, [self._comment_json(c) for c in chunk], headers)
+
+        def _comment(self, method: str, comment_id: int, user: str) -> None:
+            found = [c for c in state.comments if c["id"] == comment_id]
+            if not found:
+                return self._send(404, {"message": "Not Found"})
+            comment = found[0]
+            if method == "GET":
+                return self._send(200, self._comment_json(comment))
+            if comment["user"] != user:
+                return self._send(403, {"message": "Resource not accessible by integration"})
+            if method == "PATCH":
+                comment["body"] = self._body().get("body", comment["body"])
+                comment["updates"] += 1
+                state.save()
+                return self._send(200, self._comment_json(comment))
+            if method == "DELETE":
+                state.comments.remove(comment)
+                state.save()
+                return self._send(204)
+            return self._send(405, {"message": "Method Not Allowed"})
+
+        def _body(self) -> dict[str, Any]:
+            length = min(int(self.headers.get("Content-Length", "0")), MAX_BODY)
+            try:
+                data = json.loads(self.rfile.read(length) or b"{}")
+            except ValueError:
+                return {}
+            return data if isinstance(data, dict) else {}
+
+        def do_GET(self) -> None:
+            if "/actions/artifacts/" in self.path and self.path.endswith("/zip"):
+                if self._user() is None:
+                    return self._send(401, {"message": "Bad credentials"})
+                run, name = self.path.split("/actions/artifacts/")[1].split("/")[:2]
+                return self._send(
+                    302, None, {"Location": f"{self._storage()}/storage/{run}/{name}"}
+                )
+            self._handle("GET")
+
+        def _storage(self) -> str:
+            # "another host" for the redirect: the same server by its other loopback name.
+            return f"http://localhost:{self.server.server_address[1]}"
+
+        def do_POST(self) -> None:
+            self._handle("POST")
+
+        def do_PATCH(self) -> None:
+            self._handle("PATCH")
+
+        def do_DELETE(self) -> None:
+            self._handle("DELETE")
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    return Handler
+
+
+class FakeGitHub:
+    """``with FakeGitHub(stub_root, repo) as github:`` serves on ``github.url`` until the end."""
+
+    def __init__(self, root: Path, repo: str) -> None:
+        self.state = State(root=root, repo=repo)
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(self.state))
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self._server.server_address[1]}"
+
+    def add_comment(self, number: int, user: str, body: str) -> dict[str, Any]:
+        with self.state.lock:
+            return self.state.add_comment(number, user, body)
+
+    def __enter__(self) -> FakeGitHub:
+        self._thread.start()
+        return self
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self._server.shutdown()
+        self._thread.join(timeout=10)
+        self._server.server_close()
