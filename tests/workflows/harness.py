@@ -30,7 +30,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -228,8 +228,12 @@ def run_act(
     work: Path,
     secrets: Mapping[str, str] | None = None,
     timeout: float = 900,
+    runner_labels: Sequence[str] = (),
 ) -> ActRun:
-    """Run ``act EVENT -W WORKFLOW -e event.json`` in ``repo``; ``work`` holds act's scratch."""
+    """Run ``act EVENT -W WORKFLOW -e event.json`` in ``repo``; ``work`` holds act's scratch.
+
+    Jobs on ``ubuntu-latest`` and on each of ``runner_labels`` run on this host; a job whose
+    ``runs-on`` names none of them is not run."""
     work.mkdir(parents=True, exist_ok=True)
     event_file = work / "event.json"
     event_file.write_text(json.dumps(event, indent=2), encoding="utf-8")
@@ -244,6 +248,7 @@ def run_act(
         str(event_file),
         "-P",
         "ubuntu-latest=-self-hosted",
+        *(arg for label in runner_labels for arg in ("-P", f"{label}=-self-hosted")),
         "--no-cache-server",
         "--artifact-server-addr",
         "127.0.0.1",

@@ -21,6 +21,7 @@ from typing import Any
 
 import yaml
 
+from modelci.ci.declared import Declared
 from modelci.ci.state import (
     LOCK,
     MODEL,
@@ -156,12 +157,18 @@ def git_tracked_outputs(root: Path, cached: list[str]) -> list[str]:
     return sorted(set(_ls_files(root, [*cached, *dvc_file_outputs(root)])))
 
 
+def pipeline_git_outputs(root: Path, problems: list[str]) -> tuple[Declared, list[str]]:
+    """``dvc.lock`` and the outputs ``dvc.yaml`` leaves to git (modelci's defaults without one)."""
+    declared = read_declared(WorkTreeSource(root), problems)
+    outputs = [LOCK, *declared.git_outputs] if declared.found else list(TRACKED_OUTPUTS)
+    return declared, outputs
+
+
 def check_lock(root: Path, model_path: str = MODEL) -> LockCheck:
     """Compare the working tree after ``dvc repro`` with HEAD; see the module docstring."""
     committed = GitSource("HEAD", root, label="HEAD")
     problems: list[str] = []
-    declared = read_declared(WorkTreeSource(root), problems)
-    outputs = [LOCK, *declared.git_outputs] if declared.found else list(TRACKED_OUTPUTS)
+    declared, outputs = pipeline_git_outputs(root, problems)
     paths = ["--", *outputs]
     diff = git(["diff", "--name-only", "--relative", "HEAD", *paths], root)
     untracked = git(["ls-files", "--others", "--exclude-standard", *paths], root)
