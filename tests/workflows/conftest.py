@@ -95,6 +95,10 @@ def build_model_repo(root: Path, pipeline: Path | None = None) -> ModelRepo:
     for name in ("pyproject.toml", "uv.lock"):
         shutil.copy2(REPO_ROOT / name, origin / name)
     harness.copy_github(origin / ".github", for_act=False)
+    # This repository's caller runs mypy as pyproject.toml configures it, over src/modelci, which
+    # the model repository does not hold (its stages run the installed modelci): there it checks
+    # the model repository's own tests.
+    _edit(origin / "pyproject.toml", 'files = ["src/modelci"]', 'files = ["tests"]')
     (origin / "tests").mkdir(exist_ok=True)
     (origin / "tests" / "test_smoke.py").write_text(SMOKE_TEST, encoding="utf-8")
     (origin / "README.md").write_text("# example model\n", encoding="utf-8")
