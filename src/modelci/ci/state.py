@@ -189,7 +189,10 @@ def parse_metrics(data: bytes, where: str) -> dict[str, float]:
 
     Non-numeric values are rejected; NaN and infinities are kept (the gate fails on them).
     """
-    raw = _load_json_object(data, where, "a JSON object of metric names to numbers")
+    if where.endswith((".yaml", ".yml")):  # DVC metrics files may be YAML
+        raw = load_yaml_mapping(data, where)
+    else:
+        raw = _load_json_object(data, where, "a JSON object of metric names to numbers")
     result: dict[str, float] = {}
     for key, value in flatten(raw).items():
         if isinstance(value, bool) or not isinstance(value, int | float | type(None)):
