@@ -26,7 +26,8 @@ def _params(args: argparse.Namespace) -> Any:
 
 
 def _params_with_estimator(args: argparse.Namespace) -> Any:
-    """The params, with ``train.estimator`` and its keyword arguments checked before any work."""
+    """The params, with ``train.estimator`` and its keyword arguments checked before any work
+    (prepare checks them too: ``dvc repro`` then fails at its first stage, not after the split)."""
     from modelci.pipeline.train import make_estimator
 
     params = _params(args)
@@ -37,7 +38,7 @@ def _params_with_estimator(args: argparse.Namespace) -> Any:
 def cmd_prepare(args: argparse.Namespace) -> int:
     from modelci.pipeline import prepare
 
-    summary = prepare.run(_params(args))
+    summary = prepare.run(_params_with_estimator(args))
     rows = summary["rows"]
     print(f"prepare: {rows['total']} rows -> train {rows['train']}, test {rows['test']}")
     return 0
