@@ -3,7 +3,7 @@
 # dependencies and nothing to build anything with. Build from the repository root:
 #   docker build -t modelci-serve .
 # It serves MODELCI_MODEL_URI (default: the @champion of the registry at MLFLOW_TRACKING_URI),
-# verifying the artifact's sha256 before loading it. See README, "Serving".
+# verifying the artifact's sha256 before loading it. See docs/serving.md of modelci.
 
 ARG PYTHON_IMAGE=python:3.11-slim-bookworm
 
@@ -18,9 +18,9 @@ RUN python -m pip install --no-cache-dir uv==0.13.8
 WORKDIR /src
 # Dependencies first (cached until uv.lock changes), then the project itself, not editable.
 COPY pyproject.toml uv.lock README.md ./
-RUN python -m uv sync --frozen --no-default-groups --extra onnx --no-install-project
+RUN python -m uv sync --frozen --no-default-groups --all-extras --no-install-project
 COPY src/ src/
-RUN python -m uv sync --frozen --no-default-groups --extra onnx --no-editable
+RUN python -m uv sync --frozen --no-default-groups --all-extras --no-editable
 
 # ---- runtime: the venv and the input schema, nothing else -----------------------------------
 FROM ${PYTHON_IMAGE} AS runtime

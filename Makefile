@@ -13,7 +13,7 @@ export UV_PYTHON_DOWNLOADS := never
 # where PYTHONDONTWRITEBYTECODE is set.
 export UV_COMPILE_BYTECODE := 1
 
-.PHONY: help install repro test lint format pytest bench bench-pipeline bench-serving bench-workflows dag clean serve
+.PHONY: help install repro test lint format pytest bench bench-pipeline bench-serving bench-workflows bench-adoption dag clean serve
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
@@ -47,7 +47,7 @@ pytest: install ## the test suite only
 
 test: lint pytest ## lint, then the whole test suite (what CI runs)
 
-bench: bench-pipeline bench-serving bench-workflows ## every benchmark; writes docs/benchmarks.md
+bench: bench-pipeline bench-serving bench-workflows bench-adoption ## every benchmark; writes docs/benchmarks.md
 
 bench-pipeline: install ## full/no-op dvc repro, modelci --help, per-stage imports
 	python benchmarks/bench_pipeline.py
@@ -61,6 +61,9 @@ bench-serving: install ## serving latency/throughput vs mlflow models serve (QUI
 
 bench-workflows: install ## the PR workflow under act, cold and warm, per job (QUICK=1 for a dry run)
 	python benchmarks/bench_workflows.py $(if $(QUICK),--quick,)
+
+bench-adoption: install ## modelci init to a green repro + pytest; adopter footprint; --help time
+	python benchmarks/bench_adoption.py
 
 dag: install ## show the pipeline graph
 	dvc dag

@@ -1,4 +1,4 @@
-"""Shared fixtures: a throwaway copy of this repository where the real pipeline has run."""
+"""Shared fixtures: a throwaway model repository where the real pipeline has run."""
 
 from __future__ import annotations
 
@@ -12,14 +12,18 @@ import pytest
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 VENV_BIN = Path(sys.executable).parent
-# What a model repository needs to run the pipeline: code, pipeline, params and data pointers.
+# What this repository's model needs to run its pipeline with the installed modelci: the pipeline,
+# its params (pyproject.toml holds the modelci version the stages track) and the data pointer.
+# No source file: the stages run the `modelci` of the environment under test.
 REPO_FILES = (
     "dvc.yaml",
+    "pyproject.toml",
     "params.yaml",
     ".dvcignore",
     ".gitignore",
     ".dvc/config",
     ".dvc/.gitignore",
+    ".dvc/plots/confusion_counts.json",
     "data/titanic.source.yaml",
 )
 
@@ -55,7 +59,6 @@ def make_model_repo(target: Path) -> Path:
         destination = target / name
         destination.parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(REPO_ROOT / name, destination)
-    shutil.copytree(REPO_ROOT / "src", target / "src", ignore=shutil.ignore_patterns("__pycache__"))
     run(["git", "init", "-q", "-b", "main"], target)
     run(["git", "add", "-A"], target)
     run(["git", "commit", "-q", "-m", "model repository"], target)
@@ -68,3 +71,20 @@ def pipeline_repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
     repo = make_model_repo(tmp_path_factory.mktemp("pipeline") / "repo")
     run(["dvc", "repro", "--quiet"], repo)
     return repo
+
+
+def uv_binary() -> str:
+    """The pinned uv that ``make install`` puts in .tools/ (or one on PATH)."""
+    pinned = REPO_ROOT / ".tools" / "bin" / "uv"
+    found = str(pinned) if pinned.exists() else shutil.which("uv")
+    if found is None:
+        pytest.fail("uv not found: run `make install` (it installs the pinned uv into .tools/)")
+    return found
+
+
+@pytest.fixture(scope="session")
+def modelci_dists(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """The wheel and sdist built from this checkout, once per session: what adopters install."""
+    out = tmp_path_factory.mktemp("dist")
+    run([uv_binary(), "build", "--quiet", "--out-dir", str(out)], REPO_ROOT)
+    return {"wheel": next(out.glob("*.whl")), "sdist": next(out.glob("*.tar.gz"))}

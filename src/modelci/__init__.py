@@ -1,3 +1,6 @@
 """modelci: GitHub Actions CI/CD for machine-learning model repositories."""
 
-__version__ = "0.1.0"
+from importlib.metadata import version
+
+# One source for the version: pyproject.toml, read from the installed distribution's metadata.
+__version__ = version("modelci")

@@ -101,11 +101,13 @@ def build_parser(prog: str = "modelci") -> argparse.ArgumentParser:
     return parser
 
 
-# Modules that add command groups (report/gate, serve, registry) with a light ``register(sub)``.
+# Modules that add command groups (report/gate, registry, serve, init) with a light
+# ``register(sub)``.
 EXTENSIONS: tuple[str, ...] = (
     "modelci.ci.commands",
     "modelci.registry.commands",
     "modelci.serving.commands",
+    "modelci.scaffold.commands",
 )
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import contextlib
 import math
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, TypeVar
 
 import yaml
 from pydantic import (
@@ -120,6 +120,10 @@ class TrainParams(_Frozen):
     estimator_params: dict[str, Any] = Field(default_factory=dict)
     seed: NonNegativeInt = 0
     scale_numeric: bool = True
+    # Threads for the estimator and the numeric libraries (OpenMP, BLAS) while fitting and
+    # predicting. The model's bytes depend on it, not on the machine's cores; 1 is the only value
+    # whose bytes are guaranteed the same on every machine (docs/scale.md).
+    n_threads: int = Field(default=1, ge=1)
     # Types the safe model loader accepts beyond skops' built-in trusted set. The defaults cover
     # the preprocessing and the estimators of scikit-learn that need it; add your estimator's.
     trusted_types: tuple[str, ...] = ()
@@ -180,6 +184,133 @@ class RegistryParams(_Frozen):
         return self
 
 
+Value = str | int | float | bool | None
+Row = dict[str, Value]
+
+
+class _Case(_Frozen):
+    """Fields every declared model test shares: its name (shown when it fails) and the score."""
+
+    name: str = Field(min_length=1)
+    # The class whose probability is the score (classification); the predicted value otherwise.
+    # A binary task defaults to data.positive_label (else the last class).
+    score_of: str | int | bool | None = None
+
+
+class MinimumFunctionalityCase(_Case):
+    """One row and what the model must say about it: a label, or bounds on its score."""
+
+    row: Row = Field(default_factory=dict)
+    predicts: str | int | bool | None = None
+    min: float | None = None
+    max: float | None = None
+
+    @model_validator(mode="after")
+    def _expectation(self) -> MinimumFunctionalityCase:
+        if self.predicts is None and self.min is None and self.max is None:
+            raise ValueError("give predicts (a label) or min/max (bounds on the score)")
+        if self.min is not None and self.max is not None and self.min > self.max:
+            raise ValueError(f"min ({self.min}) is greater than max ({self.max})")
+        return self
+
+
+class InvarianceCase(_Case):
+    """Changing ``column`` (to each of ``values``, or by ``shift``) must not change the output."""
+
+    column: str = Field(min_length=1)
+    values: tuple[Value, ...] | None = None
+    shift: float | None = None
+    # The rows perturbed; none means every row of the test split.
+    rows: tuple[Row, ...] | None = None
+    max_change: float | None = Field(default=None, ge=0.0)
+    same_label: bool = False
+    # The share of rows that must hold (1.0: all of them).
+    min_share: float = Field(default=1.0, gt=0.0, le=1.0)
+
+    @model_validator(mode="after")
+    def _perturbation(self) -> InvarianceCase:
+        if (self.values is None) == (self.shift is None):
+            raise ValueError("give exactly one of values (set the column) or shift (add to it)")
+        if self.values is not None and len(self.values) == 0:
+            raise ValueError("values must not be empty")
+        if self.max_change is None and not self.same_label:
+            raise ValueError("give max_change (bound on the score change) or same_label: true")
+        return self
+
+
+class DirectionalCase(_Case):
+    """Changing ``column`` from ``from`` to ``to`` must move the score in ``direction``."""
+
+    column: str = Field(min_length=1)
+    before: Value = Field(alias="from")
+    after: Value = Field(alias="to")
+    direction: Literal["increase", "decrease"]
+    rows: tuple[Row, ...] = ({},)
+    # The least change that counts as moving in the direction.
+    min_change: float = Field(default=0.0, ge=0.0)
+
+
+class ModelTestsParams(_Frozen):
+    """Behavioural tests of the produced model, run by the pytest plugin (``modelci.testing``).
+
+    Each row is merged over ``defaults``, so a case names only the columns it is about.
+    """
+
+    defaults: Row = Field(default_factory=dict)
+    minimum_functionality: tuple[MinimumFunctionalityCase, ...] = ()
+    invariance: tuple[InvarianceCase, ...] = ()
+    directional: tuple[DirectionalCase, ...] = ()
+
+
+def _check_row(where: str, row: Row, data: DataParams, complete: bool) -> None:
+    unknown = sorted(set(row) - set(data.features))
+    if unknown:
+        raise ValueError(f"{where}: {', '.join(map(repr, unknown))} is not a declared feature")
+    missing = [name for name in data.features if name not in row]
+    if complete and missing:
+        raise ValueError(
+            f"{where}: no value for {', '.join(map(repr, missing))} "
+            "(give it here or in model_tests.defaults)"
+        )
+
+
+def check_model_tests(tests: ModelTestsParams, data: DataParams) -> None:
+    """Cross-check the declared cases against the schema; the error names the case's key."""
+    _check_row("model_tests.defaults", tests.defaults, data, complete=False)
+
+    def check_case(where: str, case: _Case, column: str | None) -> None:
+        if column is not None and column not in data.features:
+            raise ValueError(f"{where}.column: {column!r} is not a declared feature")
+        if case.score_of is not None and not data.is_classification:
+            raise ValueError(f"{where}.score_of: applies to classification tasks only")
+
+    for index, mf in enumerate(tests.minimum_functionality):
+        where = f"model_tests.minimum_functionality.{index}"
+        check_case(where, mf, None)
+        _check_row(f"{where}.row", {**tests.defaults, **mf.row}, data, complete=True)
+        if mf.predicts is not None and not data.is_classification:
+            raise ValueError(f"{where}.predicts: applies to classification; use min/max")
+        if mf.predicts is None and data.task == "multiclass" and mf.score_of is None:
+            raise ValueError(f"{where}.score_of: name the class whose probability min/max bound")
+    for index, inv in enumerate(tests.invariance):
+        where = f"model_tests.invariance.{index}"
+        check_case(where, inv, inv.column)
+        for number, row in enumerate(inv.rows or ()):
+            _check_row(f"{where}.rows.{number}", {**tests.defaults, **row}, data, complete=True)
+        if inv.shift is not None and not data.columns[inv.column].is_numeric:
+            raise ValueError(f"{where}.shift: {inv.column!r} is not a numeric column")
+        if inv.same_label and not data.is_classification:
+            raise ValueError(f"{where}.same_label: applies to classification; use max_change")
+    for index, dc in enumerate(tests.directional):
+        where = f"model_tests.directional.{index}"
+        check_case(where, dc, dc.column)
+        for number, row in enumerate(dc.rows):
+            merged = {**tests.defaults, **row, dc.column: dc.before}
+            _check_row(f"{where}.rows.{number}", merged, data, complete=True)
+        if data.task == "multiclass" and dc.score_of is None:
+            raise ValueError(f"{where}.score_of: name the class whose probability should move")
+
+
 class Params(_Frozen):
     data: DataParams
     prepare: PrepareParams = PrepareParams()
@@ -188,6 +319,7 @@ class Params(_Frozen):
     gate: GateParams = GateParams()
     tracking: TrackingParams = TrackingParams()
     registry: RegistryParams = RegistryParams()
+    model_tests: ModelTestsParams = ModelTestsParams()
 
     @property
     def trusted_types(self) -> tuple[str, ...]:
@@ -195,6 +327,7 @@ class Params(_Frozen):
 
     @model_validator(mode="after")
     def _cross_section(self) -> Params:
+        check_model_tests(self.model_tests, self.data)
         for column in self.evaluate.slices:
             if column not in self.data.columns:
                 raise ValueError(f"evaluate.slices: {column!r} is not a declared data column")
@@ -226,7 +359,7 @@ SERVICE_SECTIONS = ("data", "gate", "tracking", "registry")
 
 
 def _location(loc: tuple[int | str, ...]) -> str:
-    return ".".join(str(part) for part in loc) or "<top level>"
+    return ".".join(str(part) for part in loc)
 
 
 def format_validation_error(source: str, error: ValidationError) -> list[str]:
@@ -236,7 +369,9 @@ def format_validation_error(source: str, error: ValidationError) -> list[str]:
         message = item["msg"].removeprefix("Value error, ")
         if item["type"] == "extra_forbidden":
             message = "unknown key"
-        lines.append(f"{source}: {_location(item['loc'])}: {message}")
+        # A cross-section check (empty location) names its keys in the message itself.
+        where = f"{_location(item['loc'])}: " if item["loc"] else ""
+        lines.append(f"{source}: {where}{message}")
     return lines
 
 
@@ -315,6 +450,30 @@ def load_data_params(path: Path = DEFAULT_PARAMS) -> DataParams:
     except ValidationError as error:
         lines = [
             line.replace(f"{path}: ", f"{path}: data.", 1)
+            for line in format_validation_error(str(path), error)
+        ]
+        more = f" (and {len(lines) - 1} more)" if len(lines) > 1 else ""
+        raise ConfigError(lines[0] + more, details=lines) from None
+
+
+SectionT = TypeVar("SectionT", bound=BaseModel)
+
+
+def load_section(path: Path, name: str, model: type[SectionT]) -> SectionT:
+    """Read and validate one optional section, with its defaults when the file does not have it.
+
+    For tools that need a section or two of a ``params.yaml`` whose other sections may belong to
+    the user's own stages (the pytest plugin reads ``gate:`` and ``model_tests:`` this way).
+    """
+    raw = read_yaml(path)
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: expected a mapping of sections, got {type(raw).__name__}")
+    section = raw.get(name)
+    try:
+        return model.model_validate({} if section is None else section)
+    except ValidationError as error:
+        lines = [
+            line.replace(f"{path}: ", f"{path}: {name}.", 1)
             for line in format_validation_error(str(path), error)
         ]
         more = f" (and {len(lines) - 1} more)" if len(lines) > 1 else ""

@@ -58,6 +58,9 @@ def lineage_tags(params: ReleaseParams, data_files: dict[str, Path]) -> dict[str
         "modelci.git_dirty": str(git_dirty()).lower(),
         "modelci.params_digest": params_digest(params),
     }
+    if params.train is not None:
+        # The model's bytes depend on it (modelci.threads); recorded next to the commit.
+        tags["modelci.train.n_threads"] = str(params.train.n_threads)
     for name, path in data_files.items():
         if path.is_file():
             tags[f"modelci.data.{name}.md5"] = file_digest(path, "md5")

@@ -86,6 +86,7 @@ def _flat_params(params: ReleaseParams) -> dict[str, Any]:
             "train.estimator": train.estimator,
             "train.seed": train.seed,
             "train.scale_numeric": train.scale_numeric,
+            "train.n_threads": train.n_threads,
         }
     )
     for key, value in train.estimator_params.items():

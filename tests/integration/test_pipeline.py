@@ -109,6 +109,10 @@ def test_mlflow_run_has_metrics_and_lineage(pipeline_repo: Path) -> None:
     model_bytes = (pipeline_repo / "models/model.skops").read_bytes()
     assert tags["modelci.model_sha256"] == hashlib.sha256(model_bytes).hexdigest()
     assert run_.data.params["train.estimator"] == "sklearn.ensemble.HistGradientBoostingClassifier"
+    # the thread count the model's bytes depend on, from params.yaml (train.n_threads: 1)
+    assert tags["modelci.train.n_threads"] == run_.data.params["train.n_threads"] == "1"
+    card = (pipeline_repo / "reports/model_card.md").read_text()
+    assert "- Threads: 1 (" in card
     artifacts = {item.path for item in client.list_artifacts(run_.info.run_id)}
     assert {"reports", "plots", "model_file"} <= artifacts
     logged = client.search_logged_models([experiment.experiment_id])

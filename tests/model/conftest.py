@@ -1,4 +1,8 @@
-"""Fixtures for checks against the model the real pipeline produced."""
+"""The model checks run against the model the real pipeline produced in ``pipeline_repo``.
+
+The plugin's fixtures (``modelci_*``) read that repository; the short names are the ones the ONNX
+tests use.
+"""
 
 from __future__ import annotations
 
@@ -9,7 +13,11 @@ import pandas as pd
 import pytest
 
 from modelci.config import Params, load_params
-from modelci.modelfile import load_model
+
+
+@pytest.fixture(scope="session")
+def modelci_root(pipeline_repo: Path) -> Path:
+    return pipeline_repo
 
 
 @pytest.fixture(scope="session")
@@ -18,15 +26,15 @@ def params(pipeline_repo: Path) -> Params:
 
 
 @pytest.fixture(scope="session")
-def model(pipeline_repo: Path, params: Params) -> Any:
-    return load_model(pipeline_repo / "models/model.skops", params.train.trusted_types)
+def model(modelci_model: Any) -> Any:
+    return modelci_model
 
 
 @pytest.fixture(scope="session")
-def test_frame(pipeline_repo: Path) -> pd.DataFrame:
-    return pd.read_parquet(pipeline_repo / "data/prepared/test.parquet")
+def test_frame(modelci_test_frame: pd.DataFrame) -> pd.DataFrame:
+    return modelci_test_frame
 
 
 @pytest.fixture(scope="session")
-def train_frame(pipeline_repo: Path) -> pd.DataFrame:
-    return pd.read_parquet(pipeline_repo / "data/prepared/train.parquet")
+def train_frame(modelci_train_frame: pd.DataFrame) -> pd.DataFrame:
+    return modelci_train_frame

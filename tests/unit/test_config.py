@@ -66,6 +66,7 @@ def test_wrong_type_is_named(raw: dict[str, Any]) -> None:
         ("data", "task", "ranking", "data.task: Input should be 'binary', 'multiclass'"),
         ("data", "min_rows", 0, "data.min_rows: Input should be greater than or equal to 1"),
         ("train", "estimator", "not a path", "train.estimator: String should match pattern"),
+        ("train", "n_threads", 0, "train.n_threads: Input should be greater than or equal to 1"),
     ],
 )
 def test_impossible_values_are_named(

@@ -14,9 +14,10 @@ from modelci.pipeline.metrics import (
     HIGHER_IS_BETTER,
     Predictions,
     compute_metrics,
-    plot_tables,
+    predict,
     slice_metrics,
 )
+from modelci.pipeline.plot_data import plot_tables
 
 pytestmark = pytest.mark.unit
 
@@ -92,7 +93,13 @@ def test_binary_plot_tables() -> None:
     roc = tables["roc.csv"]
     assert list(roc.columns) == ["fpr", "tpr"]
     assert roc["fpr"].is_monotonic_increasing
-    assert len(tables["confusion.csv"]) == 6
+    confusion = tables["confusion.csv"]
+    assert confusion.to_dict("records") == [
+        {"actual": "0", "predicted": "0", "count": 2},
+        {"actual": "0", "predicted": "1", "count": 1},
+        {"actual": "1", "predicted": "0", "count": 1},
+        {"actual": "1", "predicted": "1", "count": 2},
+    ]
 
 
 def test_slices_skip_metrics_for_small_groups() -> None:
@@ -101,3 +108,39 @@ def test_slices_skip_metrics_for_small_groups() -> None:
     assert result["group"]["x"]["rows"] == 4
     assert "accuracy" in result["group"]["x"]
     assert result["group"]["y"] == {"rows": 2}
+
+
+class CountingClassifier:
+    """Probabilities from a fixed table; counts how often it is asked."""
+
+    classes_ = np.array(["no", "yes"])
+
+    def __init__(self, proba: np.ndarray) -> None:
+        self.proba = proba
+        self.calls: list[str] = []
+
+    def predict_proba(self, features: pd.DataFrame) -> np.ndarray:
+        self.calls.append("predict_proba")
+        return self.proba
+
+    def predict(self, features: pd.DataFrame) -> np.ndarray:
+        self.calls.append("predict")
+        return np.asarray(self.classes_)[self.proba.argmax(axis=1)]
+
+
+def test_predict_runs_a_classifier_once() -> None:
+    model = CountingClassifier(np.array([[0.9, 0.1], [0.2, 0.8], [0.5, 0.5]]))
+    pred = predict(model, pd.DataFrame({"x": [1, 2, 3]}), pd.Series(["no", "yes", "no"]))
+    assert model.calls == ["predict_proba"]
+    assert pred.y_pred.tolist() == ["no", "yes", "no"]  # a tie goes to the first class
+    assert pred.classes == ["no", "yes"]
+
+
+def test_predict_uses_predict_without_probabilities() -> None:
+    class Regressor:
+        def predict(self, features: pd.DataFrame) -> np.ndarray:
+            return np.array([1.5, 2.5])
+
+    pred = predict(Regressor(), pd.DataFrame({"x": [1, 2]}), pd.Series([1.0, 3.0]))
+    assert pred.y_pred.tolist() == [1.5, 2.5]
+    assert pred.proba is None

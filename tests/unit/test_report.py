@@ -11,7 +11,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from modelci.ci.diff import diff_params, metric_rows
-from modelci.ci.plots import render_plots, safe_label
+from modelci.ci.plots import PlotDataError, confusion_counts, render_plots, safe_label
 from modelci.ci.report import (
     GITHUB_COMMENT_LIMIT,
     MARKER,
@@ -350,6 +350,24 @@ def test_classification_plots_are_valid_pngs(tmp_path: Path) -> None:
     assert warnings == [
         "plot mystery: no renderer (declare its x, y and template in dvc.yaml), skipped"
     ]
+
+
+def test_confusion_counts_table_and_row_table_agree() -> None:
+    """evaluate writes counts; a base branch from before that has one line per test row."""
+    per_row = table(("actual", "predicted"), [(1, 1), (0, 0), (1, 0), (1, 1), (0, 0), (0, 0)])
+    counts = table(("actual", "predicted", "count"), [(0, 0, 3), (0, 1, 0), (1, 0, 1), (1, 1, 2)])
+    expected = {("0", "0"): 3, ("0", "1"): 0, ("1", "0"): 1, ("1", "1"): 2}
+    assert confusion_counts(counts, "actual", "predicted") == expected
+    assert confusion_counts(per_row, "actual", "predicted") == {
+        pair: n for pair, n in expected.items() if n
+    }
+
+
+@pytest.mark.parametrize("bad", ["-1", "2.5", "many"])
+def test_confusion_count_must_be_a_count(bad: str) -> None:
+    counts = table(("actual", "predicted", "count"), [(0, 0, 3), (0, 1, bad)])
+    with pytest.raises(PlotDataError, match=f"'count' is not a count: '{bad}'"):
+        confusion_counts(counts, "actual", "predicted")
 
 
 def test_regression_plots_and_bad_plot_data(tmp_path: Path) -> None:

@@ -55,13 +55,26 @@ def test_flatten_keeps_lists_and_empty_mappings_as_leaves() -> None:
     }
 
 
-def test_plot_csv_is_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_plot_csv_is_bounded_and_sampled_over_the_whole_file(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     monkeypatch.setattr("modelci.ci.state.MAX_PLOT_ROWS", 3)
-    table = parse_plot_csv(b"x,y\n1,2\n3,4\n5,6\n7,8\n", "plots/roc.csv")
+    monkeypatch.setattr("modelci.ci.state.MAX_DISTINCT_ROWS", 4)
+    lines = "".join(f"{i},{2 * i}\n" for i in range(10))
+    table = parse_plot_csv(f"x,y\n{lines}".encode(), "plots/roc.csv")
     assert table.columns == ("x", "y")
-    assert len(table.rows) == 3
-    assert table.truncated
+    assert table.rows == (("0", "0"), ("4", "8"), ("8", "16"))  # evenly spread, not a prefix
+    assert table.row_count == 10
+    assert table.sampled
+    assert table.distinct is None  # 10 distinct rows: more than can be counted
     assert parse_plot_csv(b"", "plots/roc.csv").columns == ()
+
+
+def test_plot_csv_counts_few_distinct_rows_exactly(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("modelci.ci.state.MAX_PLOT_ROWS", 3)
+    table = parse_plot_csv(b"a,p\n" + b"1,1\n0,0\n0,0\n1,0\n" * 5, "plots/confusion.csv")
+    assert table.sampled
+    assert dict(table.weighted_rows()) == {("1", "1"): 5, ("0", "0"): 10, ("1", "0"): 5}
 
 
 def test_read_state_records_missing_and_broken_files(tmp_path: Path) -> None:
@@ -141,3 +154,15 @@ def test_oversized_files_are_problems_not_crashes(
     state = read_state(WorkTreeSource(tmp_path))
     assert state.metrics is None
     assert "working tree: metrics.json: larger than 10 bytes" in state.problems
+
+
+def test_params_files_are_parsed_by_their_suffix() -> None:
+    """DVC tracks keys of TOML and JSON params files too (pyproject.toml's version, say)."""
+    from modelci.ci.state import params_parser
+
+    toml = params_parser("pyproject.toml")(b'[project]\nversion = "0.2.0"\n', "pyproject.toml")
+    assert toml == {"project": {"version": "0.2.0"}}
+    assert params_parser("p.json")(b'{"a": 1}', "p.json") == {"a": 1}
+    assert params_parser("params.yaml")(b"a: 1\n", "params.yaml") == {"a": 1}
+    with pytest.raises(StateError, match=r"pyproject\.toml: not valid TOML"):
+        params_parser("pyproject.toml")(b"[project\n", "pyproject.toml")

@@ -187,6 +187,9 @@ class ActEnv:
     stub_root: Path
     modelci_src: Path
     extra_maps: dict[str, Path] = field(default_factory=dict)
+    # True: `uv sync` in the jobs is the real uv installing the repository's uv.lock (an adopter's
+    # repository); False: it links .venv to this checkout's environment.
+    real_uv: bool = False
 
     def mappings(self) -> list[str]:
         maps = [f"{OWNER_REPO}@{ACT_REF}={self.modelci_src}"]
@@ -195,6 +198,17 @@ class ActEnv:
                 maps.append(f"{ref}={STUBS / STUB_FOR[name]}")
         maps += [f"{ref}={path}" for ref, path in self.extra_maps.items()]
         return maps
+
+
+def _real_uv(enabled: bool) -> dict[str, str]:
+    """The pinned uv and the machine's warm uv cache, for jobs that install for real."""
+    if not enabled:
+        return {}
+    from tests.conftest import uv_binary
+
+    uv = uv_binary()
+    cache = subprocess.run([uv, "cache", "dir"], capture_output=True, text=True, check=True)
+    return {"MODELCI_REAL_UV": uv, "UV_CACHE_DIR": cache.stdout.strip()}
 
 
 def run_act(
@@ -251,6 +265,7 @@ def run_act(
         MODELCI_STUBS=str(STUBS),
         MODELCI_STUB_ROOT=str(env.stub_root),
         MODELCI_TEST_VENV=str(VENV),
+        **_real_uv(env.real_uv),
         DVC_NO_ANALYTICS="1",
         NO_COLOR="1",
         GIT_PAGER="cat",

@@ -29,6 +29,7 @@ TEMPLATE_KINDS = {
     "scatter_jitter": "scatter",
     "confusion": "confusion",
     "confusion_normalized": "confusion",
+    "confusion_counts": "confusion",  # modelci's own (.dvc/plots): one line per pair, with a count
 }
 _VAR = re.compile(r"\$\{\s*([\w.-]+)\s*\}")
 

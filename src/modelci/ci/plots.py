@@ -17,6 +17,7 @@ from modelci.ci.state import PlotTable, RepoState
 
 MAX_SCATTER_POINTS = 5000
 MAX_CONFUSION_LABELS = 30
+COUNT_COLUMN = "count"
 DPI = 100
 
 
@@ -79,15 +80,38 @@ def numeric_xy(table: PlotTable, x: str, y: str) -> tuple[list[float], list[floa
     return xs, ys
 
 
+def _count(text: str) -> int:
+    try:
+        count = int(text)
+    except ValueError:
+        count = -1
+    if count < 0:
+        raise PlotDataError(f"{COUNT_COLUMN!r} is not a count: {text[:20]!r}")
+    return count
+
+
 def confusion_counts(table: PlotTable, actual: str, predicted: str) -> Counter[tuple[str, str]]:
+    """Counts per (actual, predicted) pair: from the ``count`` column of a counts table (what
+    evaluate writes), else one per line (a table with one line per test row)."""
     ia, ip = _column(table, actual), _column(table, predicted)
+    ic = table.columns.index(COUNT_COLUMN) if COUNT_COLUMN in table.columns else None
     counts: Counter[tuple[str, str]] = Counter()
-    for number, row in enumerate(table.rows, start=2):
-        try:
-            counts[(row[ia], row[ip])] += 1
-        except IndexError:
-            raise PlotDataError(f"line {number}: missing values") from None
+    for row, times in table.weighted_rows():
+        if len(row) < len(table.columns):
+            raise PlotDataError(f"a row has fewer than {len(table.columns)} values")
+        count = 1 if ic is None else _count(row[ic])
+        counts[(row[ia], row[ip])] += count * times
     return counts
+
+
+def sample_note(kind: str, who: str, table: PlotTable) -> str:
+    """What the reader must know when a table was too large to draw every row of it."""
+    if not table.sampled:
+        return ""
+    if kind == "confusion" and table.distinct is not None:
+        return ""  # counted exactly from every row
+    what = "counted" if kind == "confusion" else "drawn"
+    return f"{who}: {len(table.rows)} of {table.row_count} rows {what}, evenly spread"
 
 
 def _thin(xs: list[float], ys: list[float]) -> tuple[list[float], list[float]]:
@@ -147,11 +171,12 @@ def render_plots(base: RepoState, head: RepoState, out_dir: Path) -> tuple[list[
             continue
         missing = [who for who, state in sides if name not in state.plots]
         note = f"no {missing[0]} data" if missing else ""
-        if any(table.truncated for _, table in present):
-            note = (note + "; " if note else "") + "data truncated"
+        for who, table in present:
+            sampled = sample_note(kind, who, table)
+            note = "; ".join(part for part in (note, sampled) if part)
         try:
             if kind == "confusion":
-                figure = _confusion_figure(plt, present, x, y, title)
+                figure = confusion_figure(plt, present, x, y, title)
             else:
                 figure = _xy_figure(plt, present, kind, x, y, title, xlabel, ylabel)
         except PlotDataError as error:
@@ -217,7 +242,7 @@ def _xy_figure(
     return figure
 
 
-def _confusion_figure(
+def confusion_figure(
     plt: Any, present: list[tuple[str, PlotTable]], actual: str, predicted: str, title: str
 ) -> Any:
     counts = [(who, confusion_counts(table, actual, predicted)) for who, table in present]

@@ -17,7 +17,8 @@ import json
 import math
 import shutil
 import subprocess  # nosec B404: runs git with fixed argument lists, never a shell
-from collections.abc import Mapping
+from collections import Counter
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path, PurePosixPath
 from typing import Any, Protocol
@@ -34,7 +35,8 @@ PROFILE = "data/prepared/profile.json"
 MODEL = "models/model.skops"
 # Bounds on what is read from a (possibly hostile) pull request.
 MAX_FILE_BYTES = 64 * 1024 * 1024
-MAX_PLOT_ROWS = 200_000
+MAX_PLOT_ROWS = 200_000  # rows of a plot table kept for drawing (evenly spread, see below)
+MAX_DISTINCT_ROWS = 10_000  # distinct lines counted exactly (a confusion table has few)
 
 
 class StateError(ModelCIError):
@@ -153,11 +155,34 @@ class WorkTreeSource:
 
 @dataclass(frozen=True)
 class PlotTable:
-    """One plot data file: its columns and rows as strings (parsed by the renderer)."""
+    """One plot data file: its columns and rows as strings (parsed by the renderer).
+
+    ``rows`` is every row, or, above :data:`MAX_PLOT_ROWS`, an evenly spread sample of the whole
+    file (never a prefix); ``total_rows`` counts them all. ``distinct`` holds every distinct row
+    with its number of occurrences when the file has at most :data:`MAX_DISTINCT_ROWS` of them,
+    so counts (a confusion matrix) are exact at any size.
+    """
 
     columns: tuple[str, ...]
     rows: tuple[tuple[str, ...], ...]
-    truncated: bool = False
+    total_rows: int | None = None
+    distinct: tuple[tuple[tuple[str, ...], int], ...] | None = None
+
+    @property
+    def row_count(self) -> int:
+        return len(self.rows) if self.total_rows is None else self.total_rows
+
+    @property
+    def sampled(self) -> bool:
+        """Whether ``rows`` holds fewer rows than the file."""
+        return len(self.rows) < self.row_count
+
+    def weighted_rows(self) -> list[tuple[tuple[str, ...], int]]:
+        """Each row with how many rows of the file it stands for: exact when ``distinct`` is
+        known or nothing was sampled, else each sampled row once."""
+        if self.distinct is not None:
+            return list(self.distinct)
+        return [(row, 1) for row in self.rows]
 
 
 @dataclass
@@ -226,6 +251,25 @@ def load_yaml_mapping(data: bytes, where: str) -> dict[str, Any]:
     return raw
 
 
+def load_toml_mapping(data: bytes, where: str) -> dict[str, Any]:
+    """A TOML document (DVC reads ``.toml`` params files, e.g. ``pyproject.toml``)."""
+    import tomllib
+
+    try:
+        return tomllib.loads(data.decode("utf-8"))
+    except (UnicodeDecodeError, tomllib.TOMLDecodeError) as error:
+        raise StateError(f"{where}: not valid TOML: {error}") from None
+
+
+def params_parser(path: str) -> Callable[[bytes, str], dict[str, Any]]:
+    """How DVC reads a params file, by its suffix: TOML, JSON, else YAML."""
+    if path.endswith(".toml"):
+        return load_toml_mapping
+    if path.endswith(".json"):
+        return _load_json_object
+    return load_yaml_mapping
+
+
 def _load_json_object(data: bytes, where: str, expected: str = "a JSON object") -> dict[str, Any]:
     try:
         raw = json.loads(data.decode("utf-8"))
@@ -245,15 +289,26 @@ def parse_plot_csv(data: bytes, where: str, delimiter: str = ",") -> PlotTable:
     header = next(reader, None)
     if not header:
         return PlotTable((), ())
-    rows: list[tuple[str, ...]] = []
-    truncated = False
-    for row in reader:
-        if len(rows) >= MAX_PLOT_ROWS:
-            truncated = True
-            break
-        if row:
-            rows.append(tuple(row))
-    return PlotTable(tuple(header), tuple(rows), truncated)
+    # Keep rows 0, stride, 2*stride, ...; when the sample overflows, keep every other one and
+    # double the stride: bounded memory, and the sample spans the whole file.
+    sample: list[tuple[str, ...]] = []
+    stride, total = 1, 0
+    distinct: Counter[tuple[str, ...]] | None = Counter()
+    for values in reader:
+        if not values:
+            continue
+        row = tuple(values)
+        if total % stride == 0:
+            sample.append(row)
+            if len(sample) > MAX_PLOT_ROWS:
+                sample, stride = sample[::2], stride * 2
+        total += 1
+        if distinct is not None:
+            distinct[row] += 1
+            if len(distinct) > MAX_DISTINCT_ROWS:
+                distinct = None
+    counted = tuple(distinct.items()) if distinct is not None else None
+    return PlotTable(tuple(header), tuple(sample), total, counted)
 
 
 def read_declared(source: Source, problems: list[str]) -> Declared:
@@ -341,7 +396,7 @@ def read_state(
     )
     for file, keys in declared.params.items():
         if file != params_path:
-            mapping = load(file, load_yaml_mapping)
+            mapping = load(file, params_parser(file))
             if mapping is not None:
                 state.param_files[file] = _tracked(mapping, keys)
     state.lock = load(LOCK, load_yaml_mapping)

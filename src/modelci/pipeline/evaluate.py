@@ -13,6 +13,8 @@ from modelci.modelfile import load_model
 from modelci.pipeline import metrics as m
 from modelci.pipeline import model_card
 from modelci.pipeline.paths import DEFAULT_PATHS, StagePaths
+from modelci.pipeline.plot_data import plot_tables
+from modelci.threads import fixed_threads
 
 
 def run(params: Params, paths: StagePaths = DEFAULT_PATHS) -> dict[str, float]:
@@ -20,7 +22,8 @@ def run(params: Params, paths: StagePaths = DEFAULT_PATHS) -> dict[str, float]:
 
     model = load_model(paths.model, params.train.trusted_types)
     test = pd.read_parquet(paths.test)
-    pred = m.predict(model, test[params.data.features], test[params.data.target])
+    with fixed_threads(params.train.n_threads):
+        pred = m.predict(model, test[params.data.features], test[params.data.target])
     scores = m.compute_metrics(pred, params.data)
     slices = m.slice_metrics(
         pred, test, params.data, params.evaluate.slices, params.evaluate.min_slice_rows
@@ -29,7 +32,7 @@ def run(params: Params, paths: StagePaths = DEFAULT_PATHS) -> dict[str, float]:
     sha256 = file_digest(paths.model)
     card = model_card.render(params, scores, slices, profile, sha256)
 
-    for name, table in m.plot_tables(pred, params.data).items():
+    for name, table in plot_tables(pred, params.data).items():
         write_text(paths.plots / name, table.to_csv(index=False))
     write_json(paths.slices, slices)
     write_text(paths.model_card, card)

@@ -1,4 +1,4 @@
-"""Task-appropriate metrics, per-slice metrics and plot data: pure functions of predictions."""
+"""Task-appropriate metrics and per-slice metrics: pure functions of predictions."""
 
 from __future__ import annotations
 
@@ -42,9 +42,18 @@ class Predictions:
 
 
 def predict(model: Any, features: pd.DataFrame, target: pd.Series) -> Predictions:
-    proba = model.predict_proba(features) if hasattr(model, "predict_proba") else None
+    """Run the model once over ``features``.
+
+    A classifier with ``predict_proba`` gets its labels from the probabilities (the most probable
+    class, the first on a tie), which is what scikit-learn's classifiers' ``predict`` computes;
+    calling both doubled evaluate's time on large test sets.
+    """
     classes = list(getattr(model, "classes_", []))
-    return Predictions(np.asarray(target), np.asarray(model.predict(features)), proba, classes)
+    if hasattr(model, "predict_proba") and classes:
+        proba = np.asarray(model.predict_proba(features))
+        labels = np.asarray(classes)[np.argmax(proba, axis=1)]
+        return Predictions(np.asarray(target), labels, proba, classes)
+    return Predictions(np.asarray(target), np.asarray(model.predict(features)), None, classes)
 
 
 def positive_label(data: DataParams, classes: list[Any]) -> Any:
@@ -150,36 +159,3 @@ def slice_metrics(
             per_value[str(value)] = entry
         result[column] = per_value
     return result
-
-
-def plot_tables(pred: Predictions, data: DataParams) -> dict[str, pd.DataFrame]:
-    """The plot data ``dvc.yaml`` declares, one table per file name."""
-    from sklearn import metrics as m
-
-    if not data.is_classification:
-        residual = pred.y_true - pred.y_pred
-        return {
-            "predictions.csv": pd.DataFrame({"actual": pred.y_true, "predicted": pred.y_pred}),
-            "residuals.csv": pd.DataFrame({"predicted": pred.y_pred, "residual": residual}),
-        }
-    tables = {
-        "confusion.csv": pd.DataFrame(
-            {"actual": pred.y_true.astype(str), "predicted": pred.y_pred.astype(str)}
-        )
-    }
-    if pred.proba is not None:
-        if data.task == "binary":
-            positive = positive_label(data, pred.classes)
-            truth = (pred.y_true == positive).astype(int)
-            score = pred.proba[:, pred.classes.index(positive)]
-        else:  # micro-average over one-vs-rest indicators
-            truth = np.column_stack([pred.y_true == label for label in pred.classes]).ravel()
-            score = pred.proba.ravel()
-        if len(np.unique(truth)) == 2:
-            fpr, tpr, _ = m.roc_curve(truth, score)
-            precision, recall, _ = m.precision_recall_curve(truth, score)
-            tables["roc.csv"] = pd.DataFrame({"fpr": fpr, "tpr": tpr})
-            tables["precision_recall.csv"] = pd.DataFrame(
-                {"recall": recall, "precision": precision}
-            )
-    return {name: table.round(ROUND) for name, table in tables.items()}

@@ -36,6 +36,8 @@ def render(
         "- Features: "
         + ", ".join(f"`{name}` ({data.columns[name].type})" for name in data.features),
         f"- Model file sha256: `{model_sha256}`",
+        f"- Threads: {params.train.n_threads} (fixed for fitting and predicting, so the bytes do "
+        "not depend on the machine's cores)",
         "",
         "## Data",
         "",

@@ -12,6 +12,7 @@ import pandas as pd
 from modelci.config import DataParams, Params, TrainParams
 from modelci.errors import ConfigError
 from modelci.pipeline.paths import DEFAULT_PATHS, StagePaths
+from modelci.threads import fixed_threads
 
 
 def import_estimator(path: str) -> type:
@@ -35,7 +36,8 @@ def import_estimator(path: str) -> type:
 
 
 def make_estimator(data: DataParams, train: TrainParams) -> Any:
-    """Instantiate the estimator, seeding it with ``train.seed`` unless params set random_state.
+    """Instantiate the estimator, seeding it with ``train.seed`` unless params set random_state,
+    and giving it ``train.n_threads`` workers unless params set n_jobs.
 
     Also the check run before any work (``check-params``, ``train``, ``evaluate``): the class
     imports, is an estimator of the task's kind, and accepts ``estimator_params`` (names by
@@ -46,8 +48,11 @@ def make_estimator(data: DataParams, train: TrainParams) -> Any:
 
     cls = import_estimator(train.estimator)
     kwargs = dict(train.estimator_params)
-    if "random_state" in inspect.signature(cls).parameters:
+    accepted = inspect.signature(cls).parameters
+    if "random_state" in accepted:
         kwargs.setdefault("random_state", train.seed)
+    if "n_jobs" in accepted:
+        kwargs.setdefault("n_jobs", train.n_threads)
     try:
         estimator = cls(**kwargs)
     except TypeError as error:
@@ -106,7 +111,8 @@ def fit(frame: pd.DataFrame, data: DataParams, train: TrainParams) -> Any:
     pipeline = build_pipeline(data, train)
     features, target = features_and_target(frame, data)
     try:
-        return pipeline.fit(features, target)
+        with fixed_threads(train.n_threads):
+            return pipeline.fit(features, target)
     except InvalidParameterError as error:
         raise ConfigError(f"params.yaml: train.estimator_params: {error}") from None
 

@@ -13,7 +13,8 @@ for. Stdlib only (it runs with the host's python3, before the project's environm
   (downloads, so a test decides which upload belongs to which run id).
 - ``setup-python``: records the version; the host's python3 stays on PATH.
 - ``setup-uv``: puts a ``uv`` shim on PATH whose ``uv sync`` links ``.venv`` to the locked
-  environment of the checkout under test (``$MODELCI_TEST_VENV``) instead of installing.
+  environment of the checkout under test (``$MODELCI_TEST_VENV``) instead of installing, or,
+  when ``$MODELCI_REAL_UV`` names a uv, runs it (an adopter's repository installs for real).
 - ``setup-cml``: puts a recording ``cml`` on PATH. ``cml comment create|update`` keeps the
   pull-request comments in ``$MODELCI_STUB_ROOT/cml/comments.json`` the way CML does: a hidden
   watermark per ``--watermark-title``, ``update`` edits the last comment carrying it, and with
@@ -28,6 +29,7 @@ import json
 import os
 import re
 import shutil
+import subprocess
 import sys
 from pathlib import Path
 from typing import Any
@@ -142,10 +144,13 @@ def setup_cml() -> int:
 
 
 def uv(args: list[str]) -> int:
-    record("uv", args=args, cwd=os.getcwd())
+    real = os.environ.get("MODELCI_REAL_UV", "")
+    record("uv", args=args, cwd=os.getcwd(), real=bool(real))
     if not args or args[0] != "sync":
         print(f"uv stub: only 'uv sync' is supported, not {args}", file=sys.stderr)
         return 2
+    if real:
+        return subprocess.run([real, *args], check=False).returncode
     venv = Path(os.environ["MODELCI_TEST_VENV"])
     link = Path.cwd() / ".venv"
     if not link.exists():

@@ -1,0 +1,1 @@
+"""`modelci init`: scaffold a model repository from a data file."""

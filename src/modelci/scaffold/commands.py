@@ -1,0 +1,82 @@
+"""``modelci init``: parsers only; the handler imports pandas and scikit-learn when it runs."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+
+def cmd_init(args: argparse.Namespace) -> int:
+    from modelci.scaffold.init import Options, describe, make_plan, write
+
+    options = Options(
+        directory=Path(args.directory).resolve(),
+        data=Path(args.data).resolve(),
+        target=args.target,
+        task=args.task,
+        modelci=args.modelci,
+        null_target=args.null_target,
+        repository=args.repository,
+        workflows_ref=args.workflows_ref,
+        force=args.force,
+        lock=not args.no_lock,
+        git=not args.no_git,
+    )
+    plan = make_plan(options)
+    lines = describe(plan, options)
+    if args.dry_run:
+        print("\n".join(["modelci init --dry-run: nothing written; the plan:", *lines]))
+        return 0
+    write(plan, options)
+    print(
+        "\n".join(
+            [*lines, f"init: {options.directory} is ready: cd there, then `uv run dvc repro`"]
+        )
+    )
+    return 0
+
+
+def register(sub: Any) -> None:
+    parser = sub.add_parser(
+        "init",
+        help="create a model repository from a data file",
+        description=(
+            "Create a complete model repository in DIRECTORY from a data file: pyproject.toml "
+            "pinned to this modelci, uv.lock, dvc.yaml, params.yaml inferred from the data, the "
+            "workflow callers, passing tests, git + DVC with the data tracked."
+        ),
+    )
+    parser.add_argument("directory", metavar="DIRECTORY", help="the new repository (created)")
+    parser.add_argument("--data", required=True, metavar="FILE", help=".csv or .parquet file")
+    parser.add_argument("--target", required=True, metavar="COLUMN", help="the column to predict")
+    parser.add_argument(
+        "--task",
+        choices=("binary", "multiclass", "regression"),
+        help="override the task inferred from the target",
+    )
+    parser.add_argument(
+        "--modelci",
+        metavar="SPEC",
+        help="the dependency line for modelci (default: this version, modelci[serve]==X.Y.Z); "
+        "e.g. 'modelci[serve] @ file:///abs/modelci-0.2.0-py3-none-any.whl'",
+    )
+    parser.add_argument(
+        "--null-target",
+        choices=("error", "drop"),
+        default="error",
+        help="rows whose target is null: refuse the data (default) or drop them",
+    )
+    parser.add_argument(
+        "--repository", metavar="OWNER/NAME", help="where modelci's reusable workflows live"
+    )
+    parser.add_argument(
+        "--workflows-ref",
+        metavar="SHA",
+        help="commit of modelci's workflows to pin (default: the commit of this release)",
+    )
+    parser.add_argument("--dry-run", action="store_true", help="print the plan, write nothing")
+    parser.add_argument("--force", action="store_true", help="overwrite existing files")
+    parser.add_argument("--no-lock", action="store_true", help="do not run `uv lock`")
+    parser.add_argument("--no-git", action="store_true", help="no git init and no commit")
+    parser.set_defaults(handler=cmd_init)

@@ -1,0 +1,289 @@
+"""``modelci init``: a complete, committed model repository from one data file.
+
+The plan (every file and its content) is made in memory first, so ``--dry-run`` shows exactly
+what would be written, and a refusal (an existing file, bad data, an unknown target) leaves the
+disk untouched. Then the files are written, and git, DVC and uv take over: ``git init``,
+``dvc init``, ``dvc add`` of the data, ``uv lock``, one commit.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+import sys
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import yaml
+
+from modelci import __version__
+from modelci.config import DataParams, PrepareParams, Task, parse_params
+from modelci.data.schema import validate
+from modelci.errors import ConfigError, ModelCIError
+from modelci.pipeline.prepare import drop_null_target
+from modelci.scaffold import baseline, params_file
+from modelci.scaffold.infer import Inferred, infer
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+NullTarget = str  # "error" | "drop"
+_SHA = re.compile(r"^[0-9a-f]{40}$")
+_REPO = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*/[A-Za-z0-9][A-Za-z0-9_.-]*$")
+
+
+class ScaffoldError(ModelCIError):
+    """``modelci init`` cannot create the repository as asked."""
+
+    exit_code = 2
+
+
+@dataclass(frozen=True)
+class Options:
+    """Everything ``modelci init`` was asked for."""
+
+    directory: Path
+    data: Path
+    target: str
+    task: Task | None = None
+    modelci: str | None = None
+    null_target: NullTarget = "error"
+    repository: str | None = None
+    workflows_ref: str | None = None
+    force: bool = False
+    lock: bool = True
+    git: bool = True
+
+
+@dataclass
+class Plan:
+    """The files init writes (relative path -> bytes), and what it inferred."""
+
+    files: dict[str, bytes] = field(default_factory=dict)
+    inferred: Inferred | None = None
+    collisions: list[str] = field(default_factory=list)
+
+
+def release_info() -> dict[str, str | None]:
+    """The repository and commit this modelci was released from (stamped at release time)."""
+    text = resources.files("modelci.scaffold").joinpath("release.json").read_text("utf-8")
+    info: dict[str, str | None] = json.loads(text)
+    return info
+
+
+def package_name(directory: Path) -> tuple[str, str]:
+    """(distribution name, import name) for the new repository, from its folder name."""
+    name = re.sub(r"[^A-Za-z0-9]+", "-", directory.resolve().name).strip("-").lower() or "model"
+    module = name.replace("-", "_")
+    if not module.isidentifier() or module[0].isdigit():
+        module = f"model_{module}"
+    return name, module
+
+
+def default_requirement() -> str:
+    """The modelci this init runs, pinned, with the serving extra (``modelci serve``)."""
+    return f"modelci[serve]=={__version__}"
+
+
+def _workflow_pin(options: Options) -> tuple[str, str]:
+    info = release_info()
+    repository = options.repository or info.get("repository") or ""
+    commit = options.workflows_ref or info.get("commit") or ""
+    if not _REPO.match(repository):
+        raise ScaffoldError(f"--repository: {repository!r} is not OWNER/NAME")
+    if not commit:
+        raise ScaffoldError(
+            f"modelci {__version__} is not a release build, so it does not know the commit of "
+            "its reusable workflows: pass --workflows-ref <40-hex commit of modelci>"
+        )
+    if not _SHA.match(commit):
+        raise ScaffoldError(f"--workflows-ref: {commit!r} is not a full 40-hex commit SHA")
+    return repository, commit
+
+
+def _templates() -> dict[str, str]:
+    """Template files by the path they get in the new repository.
+
+    ``dot-x`` becomes ``.x`` and ``x.tmpl`` becomes ``x``: inside modelci's own repository a
+    template must not act as what it will become (git and DVC would read a ``.gitignore`` or a
+    ``dvc.yaml``, ruff and black a ``pyproject.toml``).
+    """
+    root = resources.files("modelci.scaffold").joinpath("templates")
+    found: dict[str, str] = {}
+
+    def walk(node: object, prefix: str) -> None:
+        for child in node.iterdir():  # type: ignore[attr-defined]
+            if child.name == "__pycache__":
+                continue
+            name = "." + child.name[4:] if child.name.startswith("dot-") else child.name
+            name = name.removesuffix(".tmpl")
+            if child.is_dir():
+                walk(child, f"{prefix}{name}/")
+            else:
+                found[f"{prefix}{name}"] = child.read_text("utf-8")
+
+    walk(root, "")
+    return found
+
+
+def render(text: str, values: dict[str, str], where: str) -> str:
+    """Replace ``<<name>>`` placeholders; a placeholder with no value is a bug, not output."""
+    for key, value in values.items():
+        text = text.replace(f"<<{key}>>", value)
+    left = re.findall(r"<<(\w+)>>", text)
+    if left:
+        raise RuntimeError(f"template {where}: no value for {sorted(set(left))}")
+    return text
+
+
+def _read_data(path: Path) -> pd.DataFrame:
+    from modelci.data.sources import read_table
+
+    if not path.is_file():
+        raise ScaffoldError(f"--data: {path}: no such file")
+    if path.suffix.lower() not in (".csv", ".parquet"):
+        raise ScaffoldError(f"--data: {path}: use a .csv or .parquet file")
+    return read_table(path)
+
+
+def make_plan(options: Options) -> Plan:
+    """Infer, measure the baseline, render every file; touches nothing on disk."""
+    frame = _read_data(options.data)
+    inferred = infer(frame, options.target, options.task)
+    if inferred.null_target_rows and options.null_target != "drop":
+        raise ScaffoldError(
+            f"{options.data}: {inferred.null_target_rows} row(s) have no value for target "
+            f"{options.target!r}: pass --null-target drop to drop them (written to params.yaml "
+            "as prepare.null_target: drop)"
+        )
+    name, module = package_name(options.directory)
+    data_path = f"data/{options.data.name}"
+    draft = params_file.render(inferred, data_path, options.null_target, {}, {}, name)
+    params = _validated(draft)
+    # What prepare will do with the data, so the inferred schema is checked against it here.
+    kept, _ = drop_null_target(frame, params.data, params.prepare)
+    usable = validate(kept, params.data, str(options.data))
+    scores = baseline.dummy_scores(usable, params.data, params.prepare)
+    rules = baseline.gate_rules(inferred.task, scores)
+    text = params_file.render(inferred, data_path, options.null_target, rules, scores, name)
+    _validated(text)
+
+    repository, commit = _workflow_pin(options)
+    values = {
+        "name": name,
+        "module": module,
+        "modelci_requirement": options.modelci or default_requirement(),
+        "modelci_version": __version__,
+        "repository": repository,
+        "commit": commit,
+        "release_tag": f"v{__version__}",
+        "data_path": data_path,
+        "data_ignore": f"/{data_path}",
+    }
+    plan = Plan(inferred=inferred)
+    for path, template in _templates().items():
+        path = path.replace("__module__", module)
+        plan.files[path] = render(template, values, path).encode("utf-8")
+    plan.files["params.yaml"] = text.encode("utf-8")
+    if options.data.resolve() != (options.directory / data_path).resolve():
+        plan.files[data_path] = options.data.read_bytes()
+    plan.collisions = sorted(p for p in plan.files if (options.directory / p).exists())
+    return plan
+
+
+def _validated(text: str) -> _ParsedParams:
+    raw = yaml.safe_load(text)
+    try:
+        params = parse_params(raw, "params.yaml (as init would write it)")
+    except ConfigError as error:
+        raise RuntimeError(f"init rendered an invalid params.yaml: {error}") from None
+    return _ParsedParams(params.data, params.prepare)
+
+
+@dataclass(frozen=True)
+class _ParsedParams:
+    data: DataParams
+    prepare: PrepareParams
+
+
+def _run(args: list[str], cwd: Path, what: str) -> None:
+    done = subprocess.run(  # noqa: S603 - fixed tools, arguments built by init
+        args, cwd=cwd, capture_output=True, text=True, check=False
+    )
+    if done.returncode != 0:
+        output = (done.stderr or done.stdout).strip().splitlines()
+        raise ScaffoldError(
+            f"{what} failed in {cwd} (exit {done.returncode}): "
+            + (output[-1] if output else "no output"),
+            details=output,
+        )
+
+
+def _uv() -> str:
+    found = shutil.which("uv")
+    if found is None:
+        raise ScaffoldError("uv not found on PATH: install uv, or pass --no-lock and run `uv lock`")
+    return found
+
+
+def _write_files(root: Path, files: dict[str, bytes]) -> None:
+    for relative, content in files.items():
+        path = root / relative
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(content)
+
+
+def write(plan: Plan, options: Options) -> None:
+    """Write the plan, then git/DVC/uv: the repository is committed when this returns."""
+    if plan.collisions and not options.force:
+        shown = ", ".join(plan.collisions[:8]) + (" ..." if len(plan.collisions) > 8 else "")
+        raise ScaffoldError(
+            f"{options.directory}: would overwrite {len(plan.collisions)} existing file(s) "
+            f"({shown}); pass --force to overwrite, or --dry-run to see the plan"
+        )
+    uv = _uv() if options.lock else None
+    root = options.directory
+    # Files inside .dvc/ (plot templates) go in after `dvc init`, which refuses an existing .dvc.
+    in_dvc = {p: c for p, c in plan.files.items() if p.startswith(".dvc/")}
+    _write_files(root, {p: c for p, c in plan.files.items() if p not in in_dvc})
+    dvc = [sys.executable, "-m", "dvc"]
+    if options.git and not (root / ".git").exists():
+        _run(["git", "init", "-q", "-b", "main"], root, "git init")
+    if not (root / ".dvc").exists():
+        _run([*dvc, "init", "-q", *([] if options.git else ["--no-scm"])], root, "dvc init")
+        for key, value in (("core.analytics", "false"), ("core.autostage", "true")):
+            _run([*dvc, "config", key, value], root, f"dvc config {key}")
+    _write_files(root, in_dvc)
+    data_path = next(p for p in plan.files if p.startswith("data/") and not p.endswith(".dvc"))
+    _run([*dvc, "add", "-q", data_path], root, "dvc add")
+    if uv is not None:
+        _run([uv, "lock", "--quiet"], root, "uv lock")
+    if options.git:
+        _run(["git", "add", "-A"], root, "git add")
+        _run(
+            ["git", "commit", "-q", "-m", f"modelci init (modelci {__version__})"],
+            root,
+            "git commit",
+        )
+
+
+def describe(plan: Plan, options: Options) -> list[str]:
+    """What init did (or, with --dry-run, would do), one line each."""
+    inferred = plan.inferred
+    if inferred is None:
+        raise RuntimeError("describe() needs a plan made by make_plan()")
+    lines = [
+        f"{options.data}: {inferred.rows} rows, target {inferred.target!r}: task {inferred.task}",
+        f"  columns: {len(inferred.columns) - 1} feature(s) declared; slices: {inferred.slices}",
+    ]
+    lines += [f"  left out: {c.name}: {c.reason}" for c in inferred.left_out]
+    if inferred.null_target_rows:
+        lines.append(f"  {inferred.null_target_rows} row(s) without a target: dropped by prepare")
+    for path in sorted(plan.files):
+        state = "overwrite" if path in plan.collisions else "create"
+        lines.append(f"  {state} {path}")
+    return lines

@@ -1,0 +1,117 @@
+"""The ``params.yaml`` that ``modelci init`` writes: inferred sections, with comments saying why.
+
+Written as text (YAML emitters drop comments) and checked by parsing it back through
+``modelci.config.parse_params``, so init can never write a file that modelci itself refuses.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import yaml
+
+from modelci.scaffold.infer import Inferred
+
+ESTIMATORS = {
+    "binary": "sklearn.ensemble.HistGradientBoostingClassifier",
+    "multiclass": "sklearn.ensemble.HistGradientBoostingClassifier",
+    "regression": "sklearn.ensemble.HistGradientBoostingRegressor",
+}
+ESTIMATOR_PARAMS = "{learning_rate: 0.05, max_iter: 200, max_leaf_nodes: 15}"
+TEST_SIZE = 0.25
+SEED = 42
+
+
+def flow(value: Any) -> str:
+    """One YAML value on one line (``{type: float, min: 0}``)."""
+    return str(yaml.safe_dump(value, default_flow_style=True, sort_keys=False, width=10_000))[
+        :-1
+    ].removesuffix("\n...")
+
+
+def data_section(inferred: Inferred, source: str) -> list[str]:
+    lines = [
+        "data:",
+        f"  source: {flow(source)}",
+        f"  target: {flow(inferred.target)}",
+        f"  task: {inferred.task}            # binary | multiclass | regression",
+        f"  # Refuse a much smaller file than the {inferred.rows} rows init saw.",
+        f"  min_rows: {max(1, inferred.rows // 2)}",
+        "  # Inferred from the data: numeric ranges are the observed ones (widen them if",
+        "  # production data may go further: serving refuses values outside them), categories",
+        "  # the values seen.",
+        "  columns:",
+    ]
+    lines += [f"    {flow(c.name)}: {flow(c.spec())}" for c in inferred.columns]
+    if inferred.left_out:
+        lines.append("  # In the file but left out of the model (prepare drops them). To use one,")
+        lines.append("  # declare it under columns with its type and remove it here:")
+        lines += [f"  #   {c.name}: {c.reason}" for c in inferred.left_out]
+        lines.append(f"  drop_columns: {flow([c.name for c in inferred.left_out])}")
+    return lines
+
+
+def prepare_section(inferred: Inferred, null_target: str) -> list[str]:
+    lines = ["prepare:", f"  test_size: {TEST_SIZE}", f"  seed: {SEED}"]
+    if inferred.null_target_rows:
+        lines.append(
+            f"  # {inferred.null_target_rows} row(s) of the data have no {inferred.target}:"
+            " 'drop' removes them, 'error' refuses the file."
+        )
+        lines.append(f"  null_target: {null_target}")
+    return lines
+
+
+def gate_section(rules: dict[str, dict[str, Any]], baseline: dict[str, float]) -> list[str]:
+    lines = [
+        "# Quality gate: absolute bounds and the regression tolerated against the base branch.",
+        "# The bounds start at a dummy model's scores on this data (majority class or mean):",
+        "# " + ", ".join(f"{name} {baseline[name]:.4f}" for name in rules) + ".",
+        "# Raise them as the model improves.",
+        "gate:",
+        "  metrics:" + ("" if rules else " {}"),
+    ]
+    lines += [f"    {name}: {flow(rule)}" for name, rule in rules.items()]
+    return lines
+
+
+def render(
+    inferred: Inferred,
+    source: str,
+    null_target: str,
+    rules: dict[str, dict[str, Any]],
+    baseline: dict[str, float],
+    model_name: str,
+) -> str:
+    """The whole file."""
+    sections = [
+        [
+            "# One section per stage; dvc.yaml lists, for each stage, only the keys it reads.",
+            "# Written by `modelci init`; validate with `modelci check-params`.",
+            "",
+            *data_section(inferred, source),
+        ],
+        prepare_section(inferred, null_target),
+        [
+            "train:",
+            f"  estimator: {ESTIMATORS[inferred.task]}",
+            f"  estimator_params: {ESTIMATOR_PARAMS}",
+            f"  seed: {SEED}",
+        ],
+        [
+            "evaluate:",
+            "  # Per-group metrics in the report and the model card.",
+            f"  slices: {flow(inferred.slices)}",
+        ],
+        gate_section(rules, baseline),
+        ["tracking:", f"  experiment: {flow(model_name)}", f"  model_name: {flow(model_name)}"],
+        [
+            "# Release: the registry aliases `modelci promote` moves, and where `modelci deploy`",
+            "# ships the champion (none | registry | kubernetes).",
+            "registry:",
+            "  champion_alias: champion",
+            "  previous_alias: previous",
+            "  deploy_target: registry",
+        ],
+    ]
+    return "\n\n".join("\n".join(part).rstrip("\n") for part in sections) + "\n"

@@ -1,0 +1,92 @@
+"""The model repository the plugin checks: where its params and pipeline outputs are.
+
+Every path is relative to the repository root unless absolute. Only ``data:`` is required in
+the params file; ``gate:``, ``model_tests:`` and ``train.trusted_types`` are read with their
+defaults when the file does not have them, because the other sections may belong to the user's
+own stages.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from modelci.config import (
+    DataParams,
+    MetricRule,
+    ModelTestsParams,
+    TrainParams,
+    check_model_tests,
+    load_data_params,
+    load_section,
+    read_yaml,
+)
+from modelci.errors import ConfigError
+
+_MODELCI_TRAIN = re.compile(r"(^|\s)modelci\s+train(\s|$)")
+
+
+@dataclass(frozen=True)
+class ModelRepo:
+    root: Path
+    params: Path = Path("params.yaml")
+    model: Path = Path("models/model.skops")
+    train_split: Path = Path("data/prepared/train.parquet")
+    test_split: Path = Path("data/prepared/test.parquet")
+    metrics: Path = Path("metrics.json")
+    pipeline: Path = Path("dvc.yaml")
+
+    def path(self, name: str) -> Path:
+        """The absolute path of one of the fields above (``"model"``, ``"test_split"`` ...)."""
+        value: Path = getattr(self, name)
+        return value if value.is_absolute() else self.root / value
+
+    def data(self) -> DataParams:
+        return load_data_params(self.path("params"))
+
+    def gate(self) -> dict[str, MetricRule]:
+        from modelci.ci.gate import load_gate_rules
+
+        return load_gate_rules(self.path("params"))
+
+    def model_tests(self) -> ModelTestsParams:
+        tests = load_section(self.path("params"), "model_tests", ModelTestsParams)
+        try:
+            check_model_tests(tests, self.data())
+        except ValueError as error:
+            raise ConfigError(f"{self.path('params')}: {error}") from None
+        return tests
+
+    def _train_section(self) -> dict[str, Any]:
+        raw = read_yaml(self.path("params"))
+        section = raw.get("train") if isinstance(raw, dict) else None
+        return section if isinstance(section, dict) else {}
+
+    def trusted_types(self) -> tuple[str, ...]:
+        """``train.trusted_types`` alone: the rest of ``train:`` may be the user's own stage's."""
+        value = self._train_section().get("trusted_types", ())
+        if not isinstance(value, list | tuple) or not all(isinstance(v, str) for v in value):
+            raise ConfigError(
+                f"{self.path('params')}: train.trusted_types: expected a list of names"
+            )
+        return tuple(value)
+
+    def train_params(self) -> TrainParams:
+        """The whole ``train:`` section, for retraining with modelci's own train stage."""
+        return load_section(self.path("params"), "train", TrainParams)
+
+    def uses_modelci_train(self) -> bool:
+        """Whether ``dvc.yaml`` has a stage that runs ``modelci train`` (not the user's own)."""
+        path = self.path("pipeline")
+        if not path.is_file():
+            return False
+        raw = read_yaml(path, "pipeline file")
+        stages = raw.get("stages") if isinstance(raw, dict) else None
+        for stage in (stages or {}).values():
+            command = stage.get("cmd") if isinstance(stage, dict) else None
+            commands = command if isinstance(command, list) else [command]
+            if any(isinstance(c, str) and _MODELCI_TRAIN.search(c) for c in commands):
+                return True
+        return False

