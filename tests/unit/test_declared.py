@@ -117,6 +117,7 @@ def test_plot_files_json_and_tsv() -> None:
     table = parse_plot(b'[{"x": 1, "y": 2}, {"x": 3, "y": 4}]', "p.json", "p.json")
     assert table.columns == ("x", "y")
     assert table.rows == (("1", "2"), ("3", "4"))
+    assert table.row_count == 2
     assert parse_plot(b"x\ty\n1\t2\n", "p.tsv", "p.tsv").rows == (("1", "2"),)
     from modelci.ci.state import StateError
 
