@@ -27,7 +27,8 @@ def _params(args: argparse.Namespace) -> Any:
 
 def _params_with_estimator(args: argparse.Namespace) -> Any:
     """The params, with the model they name (``train.estimator`` and its keyword arguments, or
-    the ``train.pipeline`` factory) checked before any work."""
+    the ``train.pipeline`` factory) checked before any work (prepare checks them too: ``dvc
+    repro`` then fails at its first stage, not after the split)."""
     from modelci.pipeline.train import make_model
 
     params = _params(args)
@@ -38,7 +39,7 @@ def _params_with_estimator(args: argparse.Namespace) -> Any:
 def cmd_prepare(args: argparse.Namespace) -> int:
     from modelci.pipeline import prepare
 
-    summary = prepare.run(_params(args))
+    summary = prepare.run(_params_with_estimator(args))
     rows = summary["rows"]
     print(f"prepare: {rows['total']} rows -> train {rows['train']}, test {rows['test']}")
     return 0

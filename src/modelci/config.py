@@ -6,6 +6,7 @@ error naming the file and the dotted key (``params.yaml: train.seed: ...``).
 
 from __future__ import annotations
 
+import contextlib
 import math
 from pathlib import Path
 from typing import Annotated, Any, Literal, TypeVar
@@ -343,6 +344,10 @@ class Params(_Frozen):
     registry: RegistryParams = RegistryParams()
     model_tests: ModelTestsParams = ModelTestsParams()
 
+    @property
+    def trusted_types(self) -> tuple[str, ...]:
+        return self.train.trusted_types
+
     @model_validator(mode="after")
     def _cross_section(self) -> Params:
         check_model_tests(self.model_tests, self.data)
@@ -352,6 +357,28 @@ class Params(_Frozen):
             if column == self.data.target:
                 raise ValueError(f"evaluate.slices: {column!r} is the target column")
         return self
+
+
+class ServiceParams(_Frozen):
+    """What serving and the registry read: the schema plus optional sections with defaults.
+
+    Every other section (modelci's pipeline sections or the user's own) is ignored, so a
+    repository whose training is its own stage works with ``data:`` alone. ``train`` is modelci's
+    train section when it is one (recorded in the lineage); ``trusted_types`` is read from
+    ``train.trusted_types`` whatever the rest of that section holds.
+    """
+
+    data: DataParams
+    gate: GateParams = GateParams()
+    tracking: TrackingParams = TrackingParams()
+    registry: RegistryParams = RegistryParams()
+    train: TrainParams | None = None
+    trusted_types: tuple[str, ...] = ()
+
+
+# What serve, register, promote, rollback and status accept: the full params or the service view.
+ReleaseParams = Params | ServiceParams
+SERVICE_SECTIONS = ("data", "gate", "tracking", "registry")
 
 
 def _location(loc: tuple[int | str, ...]) -> str:
@@ -404,17 +431,43 @@ def load_params(path: Path = DEFAULT_PARAMS) -> Params:
     return parse_params(read_yaml(path), str(path))
 
 
+def _sections_with_data(path: Path) -> dict[str, Any]:
+    raw = read_yaml(path)
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: expected a mapping of sections, got {type(raw).__name__}")
+    if "data" not in raw:
+        raise ConfigError(f"{path}: data: section missing (the schema of the model's columns)")
+    return raw
+
+
+def load_service_params(path: Path = DEFAULT_PARAMS) -> ServiceParams:
+    """Read the schema and the optional sections serving and the registry use (see
+    ``ServiceParams``); errors name the file and the dotted key."""
+    raw = _sections_with_data(path)
+    sections = {name: raw[name] for name in SERVICE_SECTIONS if name in raw}
+    train = raw.get("train")
+    if isinstance(train, dict):
+        sections["trusted_types"] = train.get("trusted_types") or ()
+        with contextlib.suppress(ValidationError):  # else not modelci's: only trusted_types
+            sections["train"] = TrainParams.model_validate(train)
+    try:
+        return ServiceParams.model_validate(sections)
+    except ValidationError as error:
+        lines = [
+            line.replace(f"{path}: trusted_types", f"{path}: train.trusted_types", 1)
+            for line in format_validation_error(str(path), error)
+        ]
+        more = f" (and {len(lines) - 1} more)" if len(lines) > 1 else ""
+        raise ConfigError(lines[0] + more, details=lines) from None
+
+
 def load_data_params(path: Path = DEFAULT_PARAMS) -> DataParams:
     """Read and validate only the ``data:`` section (the schema), ignoring every other section.
 
     Serving, the registry and the model tests need the schema alone, so they work in a repository
     whose other sections belong to the user's own stages.
     """
-    raw = read_yaml(path)
-    if not isinstance(raw, dict):
-        raise ConfigError(f"{path}: expected a mapping of sections, got {type(raw).__name__}")
-    if "data" not in raw:
-        raise ConfigError(f"{path}: data: section missing (the schema of the model's columns)")
+    raw = _sections_with_data(path)
     try:
         return DataParams.model_validate(raw["data"])
     except ValidationError as error:

@@ -8,7 +8,7 @@ import shutil
 import subprocess  # nosec B404: runs git with fixed arguments
 from pathlib import Path
 
-from modelci.config import Params
+from modelci.config import ReleaseParams
 from modelci.fileio import file_digest
 
 UNKNOWN = "unknown"
@@ -37,27 +37,31 @@ def git_dirty() -> bool:
     return bool(status)
 
 
-def params_digest(params: Params) -> str:
+def params_digest(params: ReleaseParams) -> str:
     """Digest of the params that shape the model given its training data (whose md5 is tagged)."""
     shaping = {
         "data": params.data.model_dump(mode="json", include={"target", "task", "columns"}),
-        "train": params.train.model_dump(mode="json"),
+        # None when training is the user's own stage (no modelci train section)
+        "train": params.train.model_dump(mode="json") if params.train is not None else None,
     }
     canonical = json.dumps(shaping, sort_keys=True)
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
-def lineage_tags(params: Params, data_files: dict[str, Path]) -> dict[str, str]:
-    """Tags recorded on every MLflow run; data hashes are md5, the same as in ``dvc.lock``."""
+def lineage_tags(params: ReleaseParams, data_files: dict[str, Path]) -> dict[str, str]:
+    """Tags recorded on every MLflow run; data hashes are md5, the same as in ``dvc.lock``
+    (a file a user's own stage does not write gets no tag)."""
     commit = git_commit()
     tags = {
         "mlflow.source.git.commit": commit,
         "modelci.git_commit": commit,
         "modelci.git_dirty": str(git_dirty()).lower(),
         "modelci.params_digest": params_digest(params),
-        # The model's bytes depend on it (modelci.threads); recorded next to the commit.
-        "modelci.train.n_threads": str(params.train.n_threads),
     }
+    if params.train is not None:
+        # The model's bytes depend on it (modelci.threads); recorded next to the commit.
+        tags["modelci.train.n_threads"] = str(params.train.n_threads)
     for name, path in data_files.items():
-        tags[f"modelci.data.{name}.md5"] = file_digest(path, "md5")
+        if path.is_file():
+            tags[f"modelci.data.{name}.md5"] = file_digest(path, "md5")
     return tags

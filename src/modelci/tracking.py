@@ -15,7 +15,7 @@ import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from modelci.config import Params
+from modelci.config import ReleaseParams
 from modelci.errors import TrackingError
 from modelci.lineage import lineage_tags
 from modelci.pipeline.paths import StagePaths
@@ -76,17 +76,21 @@ def configure(experiment: str) -> str:
     return uri
 
 
-def _flat_params(params: Params) -> dict[str, Any]:
-    flat: dict[str, Any] = {
-        "data.task": params.data.task,
-        "data.target": params.data.target,
-        "train.estimator": params.train.estimator,
-        "train.pipeline": params.train.pipeline,
-        "train.seed": params.train.seed,
-        "train.scale_numeric": params.train.scale_numeric,
-        "train.n_threads": params.train.n_threads,
-    }
-    for key, value in params.train.estimator_params.items():
+def _flat_params(params: ReleaseParams) -> dict[str, Any]:
+    flat: dict[str, Any] = {"data.task": params.data.task, "data.target": params.data.target}
+    train = params.train
+    if train is None:  # the user's own training stage
+        return flat
+    flat.update(
+        {
+            "train.estimator": train.estimator,
+            "train.pipeline": train.pipeline,
+            "train.seed": train.seed,
+            "train.scale_numeric": train.scale_numeric,
+            "train.n_threads": train.n_threads,
+        }
+    )
+    for key, value in train.estimator_params.items():
         flat[f"train.estimator_params.{key}"] = value
     return {key: value for key, value in flat.items() if value is not None}
 
@@ -99,7 +103,7 @@ def pip_requirements() -> list[str]:
 
 
 def log_run(
-    params: Params,
+    params: ReleaseParams,
     paths: StagePaths,
     model: Any,
     features: pd.DataFrame,
@@ -131,7 +135,8 @@ def log_run(
             mlflow.log_params(_flat_params(params))
             mlflow.log_metrics(scores)
             for path in (paths.metrics, paths.slices, paths.model_card, paths.profile):
-                mlflow.log_artifact(str(path), artifact_path="reports")
+                if path.is_file():  # a user's own stage may write only some of them
+                    mlflow.log_artifact(str(path), artifact_path="reports")
             if paths.plots.is_dir():
                 mlflow.log_artifacts(str(paths.plots), artifact_path="plots")
             # The byte-reproducible file DVC tracks: the registry verifies and deploys these bytes.
@@ -142,7 +147,7 @@ def log_run(
                     model,
                     name="model",
                     serialization_format="skops",
-                    skops_trusted_types=trusted_types(params.train.trusted_types),
+                    skops_trusted_types=trusted_types(params.trusted_types),
                     signature=signature,
                     input_example=example,
                     pip_requirements=pip_requirements(),

@@ -15,6 +15,8 @@ import pytest
 import yaml
 
 from tests.conftest import make_model_repo, run
+from tests.integration.conftest import start_serve
+from tests.integration.test_serving import post_json
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -43,7 +45,10 @@ test.to_parquet("data/test.parquet", index=False)
 scores = model.predict_proba(test[features])[:, 1]
 Path("results").mkdir(exist_ok=True)
 accuracy = float((model.predict(test[features]) == test["label"]).mean())
-Path("results/scores.json").write_text(json.dumps({"acc": accuracy}))
+positive_rate = float((scores >= 0.5).mean())
+Path("results/scores.json").write_text(
+    json.dumps({"accuracy": accuracy, "positive_rate": positive_rate})
+)
 rows = [(t / 10, float((scores >= t / 10).mean())) for t in range(11)]
 pd.DataFrame(rows, columns=["threshold", "hit_rate"]).to_csv("results/curve.csv", index=False)
 '''
@@ -83,7 +88,8 @@ PARAMS = {
         },
     },
     "mytrain": {"C": 1.0},
-    "gate": {"metrics": {"acc": {"min": 0.7, "tolerance": 0.05}}},
+    # promote re-scores the model with modelci's metrics: gate on a name both compute
+    "gate": {"metrics": {"accuracy": {"min": 0.7, "tolerance": 0.05}}},
 }
 
 
@@ -106,7 +112,7 @@ def own_stage_repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
     (repo / "dvc.yaml").write_text(DVC_YAML)
     (repo / "params.yaml").write_text(yaml.safe_dump(PARAMS, sort_keys=False))
     (repo / "mytrain.yaml").write_text("lr: 1.0\n")
-    (repo / ".gitignore").write_text(".modelci/\nmlflow.db\n")
+    (repo / ".gitignore").write_text(".modelci/\nmlflow.db\nmlruns/\n")
     run(["dvc", "repro", "--quiet"], repo)
     run(["git", "add", "-A"], repo)
     run(["git", "commit", "-q", "-m", "base"], repo)
@@ -126,9 +132,9 @@ def test_report_gate_and_lock_read_the_declared_files(own_stage_repo: Path) -> N
         changed = {c["key"]: (c["base"], c["head"]) for c in report["params"]}
         assert changed == {"mytrain.C": (1.0, 0.2), "mytrain.yaml:lr": (1.0, 0.5)}
         metrics = {row["name"]: row for row in report["metrics"]}
-        assert set(metrics) == {"acc"}
-        assert metrics["acc"]["gate"]["status"] == "pass"
-        assert metrics["acc"]["base"] is not None
+        assert set(metrics) == {"accuracy", "positive_rate"}
+        assert metrics["accuracy"]["gate"]["status"] == "pass"
+        assert metrics["positive_rate"]["base"] is not None
         assert [plot["name"] for plot in report["plots"]] == ["curve"]
         assert (repo / "report/plots/curve.png").is_file()
         assert report["warnings"] == [
@@ -142,7 +148,7 @@ def test_report_gate_and_lock_read_the_declared_files(own_stage_repo: Path) -> N
         assert "Hit rate by threshold" in markdown
 
         gate = run(["modelci", "gate", "--base", "HEAD"], repo)
-        assert "PASS    acc: " in gate.stdout
+        assert "PASS    accuracy: " in gate.stdout
         verdict = json.loads((repo / ".modelci/verdict.json").read_text())
         assert verdict["metrics_file"] == "results/scores.json"
         assert verdict["metrics"][0]["baseline"] is not None
@@ -223,3 +229,32 @@ def test_check_lock_refuses_dvc_outputs_committed_to_git(tmp_path: Path) -> None
     run(["git", "commit", "-q", "-m", "untrack outputs"], repo)
     clean = run(["modelci", "check-lock"], repo, check=False)
     assert "tracked by git" not in clean.stderr, textwrap.shorten(clean.stderr, 400)
+
+
+def test_serve_register_and_promote_need_only_the_schema(own_stage_repo: Path) -> None:
+    """params.yaml holds data:, the user's mytrain: and gate: only; tracking and registry take
+    their defaults (issue 8: `data: Field required (and 4 more)`, `mytrain: unknown key`)."""
+    repo = own_stage_repo
+    row = {"x1": 1.5, "x2": 0.5}
+    server = start_serve(repo, "--model", "models/model.skops")
+    try:
+        status, body = post_json(server.port, "/predict", row)
+        assert status == 200, body
+        assert body["predictions"] == [1]
+    finally:
+        server.stop()
+        server.cleanup()
+
+    store = {"MLFLOW_TRACKING_URI": f"sqlite:///{repo / 'mlflow.db'}"}
+    registered = run(["modelci", "register", "--test", "data/test.parquet"], repo, **store)
+    assert "register: registered version 1" in registered.stdout
+    promoted = run(["modelci", "promote", "--test", "data/test.parquet"], repo, **store)
+    assert "promote: version 1 is @champion" in promoted.stdout
+    champion = start_serve(repo, **store)  # models:/modelci-model@champion, the defaults
+    try:
+        status, body = post_json(champion.port, "/predict", [row, {"x1": -2.0, "x2": -1.0}])
+        assert status == 200, body
+        assert body["predictions"] == [1, 0]
+    finally:
+        champion.stop()
+        champion.cleanup()

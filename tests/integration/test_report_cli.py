@@ -341,6 +341,20 @@ def test_check_lock_untracked_output_model_mismatch_and_missing(repo: Path) -> N
     assert "dvc.lock: not found" in done.stderr
 
 
+def test_check_lock_refuses_a_dvc_added_file_committed_to_git(repo: Path) -> None:
+    (repo / "data").mkdir(exist_ok=True)
+    (repo / "data/houses.csv").write_text("size,price\n1,2\n")
+    (repo / "data/houses.csv.dvc").write_text("outs:\n- md5: abc\n  path: houses.csv\n")
+    commit(repo, "data in git by mistake")
+    done = modelci(repo, "check-lock")
+    assert done.returncode == 1
+    assert "error: DVC outputs tracked by git: data/houses.csv: DVC caches them" in done.stderr
+    run(["git", "rm", "-q", "--cached", "data/houses.csv"], repo)
+    (repo / "data/.gitignore").write_text("/houses.csv\n")
+    commit(repo, "untracked")
+    assert modelci(repo, "check-lock").returncode == 0
+
+
 def test_check_lock_uncommitted_lock(tmp_path: Path) -> None:
     root = tmp_path / "repo"
     root.mkdir()

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 import yaml
 
-from modelci.config import load_data_params, load_params, parse_params
+from modelci.config import load_data_params, load_params, load_service_params, parse_params
 from modelci.errors import ConfigError
 from tests.conftest import REPO_ROOT
 
@@ -162,3 +162,52 @@ def test_load_data_params_errors_name_the_key(tmp_path: Path, text: str, message
     path.write_text(text, encoding="utf-8")
     with pytest.raises(ConfigError, match=message):
         load_data_params(path)
+
+
+SCHEMA = (
+    "data:\n  source: d.csv\n  target: y\n  task: regression\n"
+    "  columns: {x: {type: float}, y: {type: float}}\n"
+)
+
+
+def test_load_service_params_needs_only_the_schema(tmp_path: Path) -> None:
+    path = tmp_path / "params.yaml"
+    path.write_text(SCHEMA + "mytrain: {lr: 0.1}\ntrain: {my_own: 1, trusted_types: [a.B]}\n")
+    params = load_service_params(path)
+    assert params.data.features == ["x"]
+    assert params.tracking.model_name == "modelci-model"
+    assert params.registry.champion_alias == "champion"
+    assert params.train is None
+    assert params.trusted_types == ("a.B",)
+
+
+def test_load_service_params_keeps_modelci_train_section() -> None:
+    params = load_service_params(REPO_ROOT / "params.yaml")
+    full = load_params(REPO_ROOT / "params.yaml")
+    assert params.train == full.train
+    assert params.trusted_types == full.trusted_types
+    assert params.gate == full.gate
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("tracking: {model_name: ''}\n", "params.yaml: tracking.model_name: "),
+        ("registry: {deploy_target: moon}\n", "params.yaml: registry.deploy_target: "),
+        ("train: {trusted_types: 3}\n", "params.yaml: train.trusted_types: "),
+    ],
+)
+def test_load_service_params_errors_name_the_key(tmp_path: Path, text: str, message: str) -> None:
+    path = tmp_path / "params.yaml"
+    path.write_text(SCHEMA + text)
+    with pytest.raises(ConfigError) as caught:
+        load_service_params(path)
+    assert str(caught.value).startswith(str(tmp_path / message))
+
+
+def test_minimal_params_take_the_defaults(raw: dict[str, Any]) -> None:
+    params = parse_params({"data": raw["data"], "train": {"estimator": raw["train"]["estimator"]}})
+    assert params.prepare.test_size == 0.2
+    assert params.prepare.null_target == "error"
+    assert params.tracking.model_name == "modelci-model"
+    assert params.evaluate.slices == ()

@@ -65,7 +65,7 @@ def test_wrong_keyword_is_named(tmp_path: Path, capsys: pytest.CaptureFixture[st
     assert "alpah" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("stage", ["train", "evaluate"])
+@pytest.mark.parametrize("stage", ["prepare", "train", "evaluate"])
 def test_stages_reading_train_refuse_before_any_work(
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,

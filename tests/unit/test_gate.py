@@ -212,3 +212,25 @@ def test_gate_rule_errors_name_file_and_key(tmp_path: Path) -> None:
         load_gate_rules(bad)
     with pytest.raises(ConfigError, match="expected a mapping"):
         parse_gate_rules([1, 2], "gate.yaml")
+
+
+def test_a_changed_task_or_target_is_not_compared_and_fails_unless_allowed() -> None:
+    from modelci.ci.gate import judge, task_changes
+
+    base = {"data": {"task": "binary", "target": "survived"}}
+    head = {"data": {"task": "multiclass", "target": "class"}}
+    changes = task_changes(base, head)
+    assert changes == [
+        "data.task changed from 'binary' to 'multiclass'",
+        "data.target changed from 'survived' to 'class'",
+    ]
+    rules = {"accuracy": MetricRule(min=0.5, tolerance=0.01)}
+    failed = judge(rules, {"accuracy": 0.6}, {"accuracy": 0.9}, changes)
+    assert not failed.passed
+    assert failed.failures[0].startswith("data.task changed from 'binary' to 'multiclass': ")
+    assert failed.metrics[0].new  # the base's 0.9 is no baseline for another task
+    allowed = judge(rules, {"accuracy": 0.6}, {"accuracy": 0.9}, changes, allow_task_change=True)
+    assert allowed.passed
+    assert any("allowed" in note for note in allowed.notes)
+    assert task_changes(base, {"data": {"task": "binary"}}) == []
+    assert task_changes(None, head) == []

@@ -382,7 +382,7 @@ def test_regression_plots_and_bad_plot_data(tmp_path: Path) -> None:
     assert [plot.name for plot in plots] == ["predictions"]
     assert (tmp_path / "predictions.png").read_bytes().startswith(PNG)
     assert warnings == [
-        "plot residuals: not rendered: missing column 'residual' " "(has ['actual', 'predicted'])"
+        "plot residuals: not rendered: missing column 'residual' (has ['actual', 'predicted'])"
     ]
 
 

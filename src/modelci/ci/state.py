@@ -18,7 +18,7 @@ import math
 import shutil
 import subprocess  # nosec B404: runs git with fixed argument lists, never a shell
 from collections import Counter
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path, PurePosixPath
 from typing import Any, Protocol
@@ -214,7 +214,10 @@ def parse_metrics(data: bytes, where: str) -> dict[str, float]:
 
     Non-numeric values are rejected; NaN and infinities are kept (the gate fails on them).
     """
-    raw = _load_json_object(data, where, "a JSON object of metric names to numbers")
+    if where.endswith((".yaml", ".yml")):  # DVC metrics files may be YAML
+        raw = load_yaml_mapping(data, where)
+    else:
+        raw = _load_json_object(data, where, "a JSON object of metric names to numbers")
     result: dict[str, float] = {}
     for key, value in flatten(raw).items():
         if isinstance(value, bool) or not isinstance(value, int | float | type(None)):
@@ -286,6 +289,11 @@ def parse_plot_csv(data: bytes, where: str, delimiter: str = ",") -> PlotTable:
     header = next(reader, None)
     if not header:
         return PlotTable((), ())
+    return sample_table(tuple(header), reader)
+
+
+def sample_table(header: tuple[str, ...], reader: Iterable[list[str]]) -> PlotTable:
+    """The rows of a plot file, bounded as :class:`PlotTable` describes."""
     # Keep rows 0, stride, 2*stride, ...; when the sample overflows, keep every other one and
     # double the stride: bounded memory, and the sample spans the whole file.
     sample: list[tuple[str, ...]] = []
@@ -305,7 +313,7 @@ def parse_plot_csv(data: bytes, where: str, delimiter: str = ",") -> PlotTable:
             if len(distinct) > MAX_DISTINCT_ROWS:
                 distinct = None
     counted = tuple(distinct.items()) if distinct is not None else None
-    return PlotTable(tuple(header), tuple(sample), total, counted)
+    return PlotTable(header, tuple(sample), total, counted)
 
 
 def read_declared(source: Source, problems: list[str]) -> Declared:
@@ -470,8 +478,7 @@ def parse_plot(data: bytes, where: str, path: str) -> PlotTable:
         if not isinstance(rows, list) or not all(isinstance(r, Mapping) for r in rows):
             raise StateError(f"{where}: expected a JSON list of objects")
         columns = tuple(dict.fromkeys(str(k) for row in rows for k in row))
-        table = tuple(tuple(str(row.get(c, "")) for c in columns) for row in rows[:MAX_PLOT_ROWS])
-        return PlotTable(columns, table, len(rows) > MAX_PLOT_ROWS)
+        return sample_table(columns, ([str(row.get(c, "")) for c in columns] for row in rows))
     return parse_plot_csv(data, where, "\t" if path.endswith(".tsv") else ",")
 
 

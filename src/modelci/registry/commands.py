@@ -15,9 +15,9 @@ from typing import Any
 
 
 def _params(args: argparse.Namespace) -> Any:
-    from modelci.config import load_params
+    from modelci.config import load_service_params
 
-    return load_params(Path(args.params))
+    return load_service_params(Path(args.params))
 
 
 def _emit(pairs: dict[str, str], summary: str | None = None) -> None:
@@ -60,7 +60,7 @@ def cmd_register(args: argparse.Namespace) -> int:
     from modelci.pipeline.paths import DEFAULT_PATHS
     from modelci.registry.register import register
 
-    paths = replace(DEFAULT_PATHS, model=Path(args.model))
+    paths = replace(DEFAULT_PATHS, model=Path(args.model), test=Path(args.test))
     report = Path(args.pr_report) if args.pr_report else None
     if report is not None and not report.exists() and args.pr_report_optional:
         report = None
@@ -264,6 +264,12 @@ def register(sub: Any) -> None:
     p = sub.add_parser("register", help="register models/model.skops (idempotent per commit)")
     _common(p)
     p.add_argument("--model", default="models/model.skops", help="model file (%(default)s)")
+    p.add_argument(
+        "--test",
+        default="data/prepared/test.parquet",
+        help="test set whose rows give the logged model's signature, when no MLflow run logged "
+        "the model yet (%(default)s)",
+    )
     p.add_argument(
         "--expect-sha256",
         type=_optional_sha,

@@ -31,7 +31,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-from modelci.config import Params
+from modelci.config import ReleaseParams
 from modelci.errors import ModelCIError
 from modelci.registry.core import Registry, Version, open_registry
 
@@ -210,7 +210,7 @@ def smoke_test(
     return notes
 
 
-def example_rows(params: Params, test_path: Path, rows: int = 2) -> list[dict[str, Any]]:
+def example_rows(params: ReleaseParams, test_path: Path, rows: int = 2) -> list[dict[str, Any]]:
     import pandas as pd
 
     try:
@@ -223,7 +223,7 @@ def example_rows(params: Params, test_path: Path, rows: int = 2) -> list[dict[st
     return records
 
 
-def make_target(params: Params, name: str, kubeconfig: Path | None) -> Target | str:
+def make_target(params: ReleaseParams, name: str, kubeconfig: Path | None) -> Target | str:
     """The target object, or a reason string when the configured target cannot run here."""
     if name == "none":
         return NoTarget()
@@ -241,7 +241,7 @@ def make_target(params: Params, name: str, kubeconfig: Path | None) -> Target | 
 
 
 def deploy(
-    params: Params,
+    params: ReleaseParams,
     version: int | None = None,
     target_name: str | None = None,
     image: str | None = None,

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from modelci.config import Params
+from modelci.config import ReleaseParams
 from modelci.lineage import UNKNOWN, git_commit
 from modelci.pipeline.paths import DEFAULT_PATHS
 from modelci.registry.core import (
@@ -70,7 +70,7 @@ class Promotion:
         }
 
 
-def score(params: Params, data: bytes, source: str, test_path: Path) -> dict[str, float]:
+def score(params: ReleaseParams, data: bytes, source: str, test_path: Path) -> dict[str, float]:
     """Metrics of verified model bytes on the test set (safe load: trusted types only)."""
     import pandas as pd
 
@@ -78,7 +78,7 @@ def score(params: Params, data: bytes, source: str, test_path: Path) -> dict[str
     from modelci.modelfile import load_model_bytes
     from modelci.pipeline import metrics as m
 
-    model = load_model_bytes(data, source, params.train.trusted_types)
+    model = load_model_bytes(data, source, params.trusted_types)
     try:
         test = pd.read_parquet(test_path)
     except (OSError, ValueError) as error:
@@ -107,7 +107,7 @@ def challenger_version(reg: Registry, version: int | None) -> Version:
 
 
 def promote(
-    params: Params,
+    params: ReleaseParams,
     version: int | None = None,
     test_path: Path = DEFAULT_PATHS.test,
     expect_sha256: str | None = None,

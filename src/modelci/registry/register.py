@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from modelci.config import Params
+from modelci.config import ReleaseParams
 from modelci.errors import ModelFileError
 from modelci.lineage import UNKNOWN, _git, git_commit
 from modelci.pipeline.paths import DEFAULT_PATHS, StagePaths
@@ -120,7 +120,23 @@ def read_report(path: Path) -> tuple[str | None, str]:
     return find_sha256(report), label
 
 
-def _ensure_run(params: Params, paths: StagePaths, data: bytes, sha256: str) -> str:
+def local_metrics(paths: StagePaths) -> dict[str, float]:
+    """The metrics of the metrics files ``dvc.yaml`` declares (merged), else ``paths.metrics``."""
+    from modelci.ci.state import WorkTreeSource, merge_metrics, parse_metrics, read_declared
+
+    source = WorkTreeSource(Path.cwd())
+    declared = read_declared(source, [])
+    files = declared.metrics if declared.found and declared.metrics else [str(paths.metrics)]
+    parsed: dict[str, dict[str, float] | None] = {}
+    for file in files:
+        data = source.read(file)
+        if data is None:
+            raise FileNotFoundError(f"{file}: metrics file not found")
+        parsed[file] = parse_metrics(data, file)
+    return merge_metrics(parsed, []) or {}
+
+
+def _ensure_run(params: ReleaseParams, paths: StagePaths, data: bytes, sha256: str) -> str:
     """The MLflow run that logged this model file; logs one from the local outputs if none."""
     from modelci import tracking
 
@@ -133,22 +149,23 @@ def _ensure_run(params: Params, paths: StagePaths, data: bytes, sha256: str) -> 
         return run_id
     import pandas as pd
 
+    from modelci.ci.state import StateError
     from modelci.modelfile import load_model_bytes
 
     try:
-        scores = json.loads(paths.metrics.read_text(encoding="utf-8"))
+        scores = local_metrics(paths)
         test = pd.read_parquet(paths.test)
-    except (OSError, ValueError) as error:
+    except (OSError, ValueError, StateError) as error:
         raise RegistryError(
             f"no MLflow run logged model sha256 {sha256[:12]} and the local outputs to log one "
             f"are missing ({error}); run `dvc repro` with MLFLOW_TRACKING_URI set"
         ) from None
-    model = load_model_bytes(data, str(paths.model), params.train.trusted_types)
+    model = load_model_bytes(data, str(paths.model), params.trusted_types)
     return tracking.log_run(params, paths, model, test[params.data.features], scores, sha256)
 
 
 def register(
-    params: Params,
+    params: ReleaseParams,
     paths: StagePaths = DEFAULT_PATHS,
     expect_sha256: str | None = None,
     pr_report: Path | None = None,

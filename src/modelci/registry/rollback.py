@@ -12,7 +12,7 @@ import os
 import time
 from dataclasses import dataclass
 
-from modelci.config import Params
+from modelci.config import ReleaseParams
 from modelci.registry.core import (
     PASSED,
     ROLLED_BACK,
@@ -46,7 +46,7 @@ def actor_name(explicit: str | None) -> str:
 
 
 def rollback(
-    params: Params,
+    params: ReleaseParams,
     to: int | None = None,
     reason: str = "",
     actor: str | None = None,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from modelci.config import Params
+from modelci.config import ReleaseParams
 from modelci.registry.core import (
     DVC_PREFIX,
     EVAL_PREFIX,
@@ -56,7 +56,9 @@ def describe(version: Version | None) -> dict[str, Any] | None:
     }
 
 
-def status(params: Params, registry: Registry | None = None, limit: int = 10) -> dict[str, Any]:
+def status(
+    params: ReleaseParams, registry: Registry | None = None, limit: int = 10
+) -> dict[str, Any]:
     reg = registry or open_registry(params)
     aliases = reg.aliases()
     versions = newest_first(reg.versions())

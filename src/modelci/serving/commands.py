@@ -73,7 +73,7 @@ def register(sub: Any) -> None:
 
 def cmd_serve(args: argparse.Namespace) -> int:
     from modelci import model_source
-    from modelci.config import load_params
+    from modelci.config import load_service_params
     from modelci.errors import ConfigError
     from modelci.serving.app import Settings
     from modelci.serving.server import ServeConfig, serve
@@ -82,10 +82,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
     if args.model:
         model_uri = args.model
     else:
-        params = load_params(params_path)
-        registry = getattr(params, "registry", None)
-        alias = getattr(registry, "champion_alias", "champion")
-        model_uri = f"models:/{params.tracking.model_name}@{alias}"
+        params = load_service_params(params_path)
+        model_uri = f"models:/{params.tracking.model_name}@{params.registry.champion_alias}"
     ref = model_source.parse(model_uri)
     tracking_uri = None
     if ref.kind != "file":

@@ -40,13 +40,13 @@ class ServeConfig:
 
 def load_served(config: ServeConfig) -> ServedModel:
     """Resolve, verify and load the model, pick the runtime and pass one warm-up prediction."""
-    from modelci.config import load_params
+    from modelci.config import load_service_params
 
-    params = load_params(config.params_path)
+    params = load_service_params(config.params_path)
     schema = InputSchema.from_params(params.data)
     loaded = model_source.load(
         config.model_uri,
-        extra_trusted=params.train.trusted_types,
+        extra_trusted=params.trusted_types,
         tracking_uri=config.tracking_uri,
         expected_sha256=config.expected_sha256,
         metrics_file=config.metrics_file,
