@@ -318,7 +318,7 @@ def checked_model_tests(tests: ModelTestsParams, data: DataParams, source: str) 
 
 
 def _location(loc: tuple[int | str, ...]) -> str:
-    return ".".join(str(part) for part in loc)
+    return ".".join(str(part) for part in loc) or "<top level>"
 
 
 def format_validation_error(source: str, error: ValidationError) -> list[str]:
@@ -328,9 +328,7 @@ def format_validation_error(source: str, error: ValidationError) -> list[str]:
         message = item["msg"].removeprefix("Value error, ")
         if item["type"] == "extra_forbidden":
             message = "unknown key"
-        # A cross-section check (empty location) names its keys in the message itself.
-        where = f"{_location(item['loc'])}: " if item["loc"] else ""
-        lines.append(f"{source}: {where}{message}")
+        lines.append(f"{source}: {_location(item['loc'])}: {message}")
     return lines
 
 
