@@ -62,7 +62,10 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 
 def cmd_check_params(args: argparse.Namespace) -> int:
+    from modelci.config import checked_model_tests
+
     params = _params_with_estimator(args)
+    checked_model_tests(params.model_tests, params.data, args.params)
     print(f"{args.params}: ok ({params.data.task} on {params.data.source})")
     return 0
 

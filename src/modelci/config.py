@@ -298,7 +298,11 @@ def _check_row(where: str, row: Row, data: DataParams, complete: bool) -> None:
 
 
 def check_model_tests(tests: ModelTestsParams, data: DataParams) -> None:
-    """Cross-check the declared cases against the schema; the error names the case's key."""
+    """Cross-check the declared cases against the schema; the error names the case's key.
+
+    Run by ``check-params`` and by the pytest plugin, not by the stages: a case naming a column
+    an experiment dropped fails the model tests, not ``dvc repro``.
+    """
     _check_row("model_tests.defaults", tests.defaults, data, complete=False)
 
     def check_case(where: str, case: _Case, column: str | None) -> None:
@@ -350,7 +354,6 @@ class Params(_Frozen):
 
     @model_validator(mode="after")
     def _cross_section(self) -> Params:
-        check_model_tests(self.model_tests, self.data)
         for column in self.evaluate.slices:
             if column not in self.data.columns:
                 raise ValueError(f"evaluate.slices: {column!r} is not a declared data column")
@@ -381,8 +384,17 @@ ReleaseParams = Params | ServiceParams
 SERVICE_SECTIONS = ("data", "gate", "tracking", "registry")
 
 
+def checked_model_tests(tests: ModelTestsParams, data: DataParams, source: str) -> ModelTestsParams:
+    """``tests`` cross-checked against ``data``; the ConfigError names the file and the key."""
+    try:
+        check_model_tests(tests, data)
+    except ValueError as error:
+        raise ConfigError(f"{source}: {error}") from None
+    return tests
+
+
 def _location(loc: tuple[int | str, ...]) -> str:
-    return ".".join(str(part) for part in loc)
+    return ".".join(str(part) for part in loc) or "<top level>"
 
 
 def format_validation_error(source: str, error: ValidationError) -> list[str]:
@@ -392,9 +404,7 @@ def format_validation_error(source: str, error: ValidationError) -> list[str]:
         message = item["msg"].removeprefix("Value error, ")
         if item["type"] == "extra_forbidden":
             message = "unknown key"
-        # A cross-section check (empty location) names its keys in the message itself.
-        where = f"{_location(item['loc'])}: " if item["loc"] else ""
-        lines.append(f"{source}: {where}{message}")
+        lines.append(f"{source}: {_location(item['loc'])}: {message}")
     return lines
 
 

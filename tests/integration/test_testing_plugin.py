@@ -316,3 +316,15 @@ def test_a_missed_gate_and_a_stale_metrics_file_fail(
         ["1 gate threshold(s) failed:", "accuracy: * is below the minimum 0.99* by *"]
     )
     result.stdout.fnmatch_lines(["*the metrics file does not match the model: run `dvc repro`*"])
+
+
+def test_this_repositorys_model_tests_do_not_assume_titanic(
+    pytester: pytest.Pytester, diabetes_repo: Path
+) -> None:
+    """``tests/model/test_model.py`` on a user's own regression data (with its own cases, and no
+    category column: the unseen-category test skips)."""
+    shutil.copy(REPO_ROOT / "tests/model/test_model.py", pytester.path / "test_model.py")
+    result = pytester.runpytest_subprocess(
+        "--modelci-root", str(diabetes_repo), "-o", "markers=model: model checks"
+    )
+    result.assert_outcomes(passed=CHECKS, skipped=1)

@@ -4,6 +4,7 @@ against small fitted models of each task."""
 from __future__ import annotations
 
 import copy
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -11,7 +12,14 @@ import pandas as pd
 import pytest
 import yaml
 
-from modelci.config import DataParams, ModelTestsParams, TrainParams, parse_params
+from modelci.cli import main
+from modelci.config import (
+    DataParams,
+    ModelTestsParams,
+    TrainParams,
+    checked_model_tests,
+    parse_params,
+)
 from modelci.errors import ConfigError
 from modelci.pipeline.train import fit
 from modelci.testing import cases
@@ -27,8 +35,14 @@ def raw() -> dict[str, Any]:
 
 
 def error_for(raw: dict[str, Any]) -> str:
+    """The error of check-params: the schema of the section, then its cross-check."""
+
+    def check() -> None:
+        params = parse_params(raw, "params.yaml")
+        checked_model_tests(params.model_tests, params.data, "params.yaml")
+
     with pytest.raises(ConfigError) as caught:
-        parse_params(raw, "params.yaml")
+        check()
     return str(caught.value)
 
 
@@ -41,11 +55,24 @@ def test_repository_declares_every_kind_of_case(raw: dict[str, Any]) -> None:
     assert tests.directional[0].after == "female"
 
 
-def test_a_cross_section_error_names_the_key_first(raw: dict[str, Any]) -> None:
+def test_check_params_names_the_key_of_a_case(
+    raw: dict[str, Any], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     raw["model_tests"]["directional"][0]["column"] = "sex"
-    assert error_for(raw) == (
-        "params.yaml: model_tests.directional.0.column: 'sex' is not a declared feature"
+    path = tmp_path / "params.yaml"
+    path.write_text(yaml.safe_dump(raw, sort_keys=False))
+    assert main(["check-params", "--params", str(path)]) == 2
+    assert capsys.readouterr().err == (
+        f"modelci check-params: error: {path}: model_tests.directional.0.column: 'sex' is not a "
+        "declared feature\n"
     )
+
+
+def test_stages_do_not_cross_check_the_cases(raw: dict[str, Any]) -> None:
+    """A case naming a column an experiment dropped fails check-params and the model tests, not
+    the pipeline's stages (which read params through parse_params)."""
+    raw["model_tests"]["directional"][0]["column"] = "sex"
+    assert parse_params(raw).model_tests.directional[0].column == "sex"
 
 
 def test_params_without_model_tests_are_valid(raw: dict[str, Any]) -> None:

@@ -18,7 +18,7 @@ from modelci.config import (
     MetricRule,
     ModelTestsParams,
     TrainParams,
-    check_model_tests,
+    checked_model_tests,
     load_data_params,
     load_section,
     read_yaml,
@@ -52,12 +52,9 @@ class ModelRepo:
         return load_gate_rules(self.path("params"))
 
     def model_tests(self) -> ModelTestsParams:
-        tests = load_section(self.path("params"), "model_tests", ModelTestsParams)
-        try:
-            check_model_tests(tests, self.data())
-        except ValueError as error:
-            raise ConfigError(f"{self.path('params')}: {error}") from None
-        return tests
+        path = self.path("params")
+        tests = load_section(path, "model_tests", ModelTestsParams)
+        return checked_model_tests(tests, self.data(), str(path))
 
     def _train_section(self) -> dict[str, Any]:
         raw = read_yaml(self.path("params"))
