@@ -11,6 +11,7 @@ pipeline's outputs with ``dvc pull`` from a local DVC remote given as ``DVC_REMO
 from __future__ import annotations
 
 import dataclasses
+import re
 import hashlib
 import os
 import shutil
@@ -159,6 +160,13 @@ def test_jobs_install_modelci_from_the_wheel(adoption: Adoption) -> None:
     assert 'name = "modelci"' in lock
     assert "modelci-0" in lock
     assert ".whl" in lock
+
+
+def test_model_checks_judge_the_reproduced_model(adoption: Adoption) -> None:
+    """The test job runs before any model exists; the model job runs ModelChecks on its model."""
+    run_ = adoption.pr
+    assert run_.step_result("model", "Model checks on the reproduced model") == "success"
+    assert re.search(r"\b\d+ passed\b", run_.output("model")), run_.output("model")[-2000:]
 
 
 def test_cold_cache_is_filled_by_dvc_pull(adoption: Adoption) -> None:
