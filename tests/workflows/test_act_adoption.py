@@ -11,9 +11,9 @@ pipeline's outputs with ``dvc pull`` from a local DVC remote given as ``DVC_REMO
 from __future__ import annotations
 
 import dataclasses
-import re
 import hashlib
 import os
+import re
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
