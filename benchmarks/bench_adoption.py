@@ -60,6 +60,7 @@ def footprint(venv: Path) -> tuple[int, float]:
 
 
 def one_adoption(work: Path, wheel: Path, data: Path) -> dict[str, float]:
+    work.mkdir(parents=True, exist_ok=True)
     repo = work / "adopter"
     steps = {
         "init": [
@@ -88,7 +89,6 @@ def main() -> None:
         one_adoption(root / "warm-up", wheel, data)  # fills the package cache
         runs = []
         for i in range(args.repeat):
-            (root / f"run{i}").mkdir()
             runs.append(one_adoption(root / f"run{i}", wheel, data))
         adopter_venv = root / "run0" / "adopter" / ".venv"
         helps = [timed([str(adopter_venv / "bin" / "modelci"), "--help"], REPO) for _ in range(9)]
