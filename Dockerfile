@@ -6,7 +6,7 @@
 # verifying the artifact's sha256 before loading it. See docs/serving.md of modelci.
 
 # The base image by digest, so a rebuild gets the same bytes; dependabot's docker updates propose
-# a new digest (see docs/security.md for how this one was chosen).
+# a new digest (modelci's docs/security.md says how this one was chosen).
 
 # ---- build: resolve the locked environment into /opt/venv ---------------------------------
 FROM python:3.11-slim@sha256:9c900dea9e8fb7e16277c179b555cc72d29a352dbc33cff48ad5a0412fd5bfc7 AS build

@@ -471,6 +471,15 @@ def load_service_params(path: Path = DEFAULT_PARAMS) -> ServiceParams:
         raise ConfigError(lines[0] + more, details=lines) from None
 
 
+def _in_section(line: str, source: str, section: str) -> str:
+    """A line of a section's own validation, keyed from the top: ``params.yaml: data.target``."""
+    head = f"{source}: "
+    rest = line.removeprefix(head)
+    if rest.startswith("<top level>"):
+        return head + section + rest.removeprefix("<top level>")
+    return f"{head}{section}.{rest}"
+
+
 def load_data_params(path: Path = DEFAULT_PARAMS) -> DataParams:
     """Read and validate only the ``data:`` section (the schema), ignoring every other section.
 
@@ -482,7 +491,7 @@ def load_data_params(path: Path = DEFAULT_PARAMS) -> DataParams:
         return DataParams.model_validate(raw["data"])
     except ValidationError as error:
         lines = [
-            line.replace(f"{path}: ", f"{path}: data.", 1)
+            _in_section(line, str(path), "data")
             for line in format_validation_error(str(path), error)
         ]
         more = f" (and {len(lines) - 1} more)" if len(lines) > 1 else ""
@@ -506,8 +515,7 @@ def load_section(path: Path, name: str, model: type[SectionT]) -> SectionT:
         return model.model_validate({} if section is None else section)
     except ValidationError as error:
         lines = [
-            line.replace(f"{path}: ", f"{path}: {name}.", 1)
-            for line in format_validation_error(str(path), error)
+            _in_section(line, str(path), name) for line in format_validation_error(str(path), error)
         ]
         more = f" (and {len(lines) - 1} more)" if len(lines) > 1 else ""
         raise ConfigError(lines[0] + more, details=lines) from None

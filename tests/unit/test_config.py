@@ -211,3 +211,14 @@ def test_minimal_params_take_the_defaults(raw: dict[str, Any]) -> None:
     assert params.prepare.null_target == "error"
     assert params.tracking.model_name == "modelci-model"
     assert params.evaluate.slices == ()
+
+
+def test_a_schema_wide_error_names_the_data_section(tmp_path: Path) -> None:
+    path = tmp_path / "params.yaml"
+    path.write_text(
+        "data: {source: d.csv, target: y, task: regression, columns: {x: {type: float}, "
+        "z: {type: float}}}\n",
+        encoding="utf-8",
+    )
+    with pytest.raises(ConfigError, match=r"params\.yaml: data: target 'y' is not one of"):
+        load_data_params(path)

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from modelci.ci.declared import Declared, PlotDecl, parse_declared
+from modelci.ci.declared import Declared, PlotDecl, parse_declared, vars_of
 from modelci.ci.state import (
     WorkTreeSource,
     merge_metrics,
@@ -123,3 +123,30 @@ def test_plot_files_json_and_tsv() -> None:
 
     with pytest.raises(StateError, match="not valid JSON"):
         parse_plot(b"{nope", "p.json", "p.json")
+
+
+@pytest.mark.parametrize(
+    ("text", "problem"),
+    [
+        ("stages:\n  train:\n    cmd: x\n    params: 5\n", "'params' is not a list"),
+        ("vars: 1\nstages:\n  train:\n    cmd: x\n", None),
+    ],
+)
+def test_malformed_entries_of_an_untrusted_dvc_yaml_are_problems_not_crashes(
+    text: str, problem: str | None
+) -> None:
+    problems: list[str] = []
+    raw = yaml.safe_load(text)
+    declared = parse_declared(raw, vars_of(raw, lambda _path: {}), problems, "dvc.yaml")
+    assert declared.found
+    if problem is not None:
+        assert any(problem in p for p in problems), problems
+
+
+def test_metrics_and_plots_are_cached_unless_declared_otherwise() -> None:
+    """DVC caches metrics and plots by default too: only cache: false leaves them to git."""
+    raw = yaml.safe_load(
+        "stages:\n  s:\n    cmd: x\n    metrics: [m.json, {g.json: {cache: false}}]\n"
+    )
+    declared = parse_declared(raw, {}, [], "dvc.yaml")
+    assert {o.path: o.cache for o in declared.outs} == {"m.json": True, "g.json": False}

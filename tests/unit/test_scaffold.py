@@ -242,6 +242,8 @@ def test_this_repository_runs_the_pipeline_init_writes() -> None:
     )
     own = yaml.safe_load((REPO_ROOT / "dvc.yaml").read_text(encoding="utf-8"))
     text = yaml.safe_dump(own).replace("project.version", "project.dependencies")
+    # the adopter's own package is a dep of train; this repository's code is modelci itself
+    template["stages"]["train"]["deps"].remove("src/<<module>>")
     assert yaml.safe_load(text) == template
     for stage in own["stages"].values():
         assert not [d for d in stage.get("deps", []) if "src/modelci" in str(d)]
@@ -293,3 +295,45 @@ def test_real_table_with_names_and_countries(tmp_path: Path) -> None:
     assert "free text" in reasons["short_name"]
     assert "120 distinct values" in reasons["nationality"]
     assert len(inferred.columns) + len(inferred.left_out) == 43  # every column accounted for
+
+
+@pytest.mark.parametrize(
+    ("values", "task", "message"),
+    [
+        (["a", "b", "c"] * 10, "binary", "--task binary needs 2 target values; 'y' has 3"),
+        (["a", "b"] * 15, "multiclass", "at least 3 target values; 'y' has 2"),
+        ([True, False] * 15, "regression", "needs a numeric target; 'y' is not"),
+        (["a", "b", "c"] * 10, "regression", "needs a numeric target; 'y' is not"),
+    ],
+)
+def test_a_task_that_does_not_fit_the_target_is_refused(
+    values: list[object], task: str, message: str
+) -> None:
+    frame = pd.DataFrame({"x": range(len(values)), "y": values})
+    with pytest.raises(ConfigError, match=message):
+        infer(frame, "y", task)  # type: ignore[arg-type]
+
+
+def test_train_depends_on_the_repository_own_code(tmp_path: Path, data_file: Path) -> None:
+    """A train.pipeline factory lives in src/<name>/: editing it must retrain the model."""
+    plan = make_plan(options(tmp_path, data_file))
+    stages = yaml.safe_load(plan.files["dvc.yaml"])["stages"]
+    assert "src/repo" in stages["train"]["deps"]
+
+
+def test_init_in_a_folder_that_already_holds_the_data(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`modelci init repo --data repo/data/x.csv`: the data stays where it is and is DVC-tracked."""
+    for key, value in (("NAME", "modelci tests"), ("EMAIL", "tests@modelci.invalid")):
+        monkeypatch.setenv(f"GIT_AUTHOR_{key}", value)
+        monkeypatch.setenv(f"GIT_COMMITTER_{key}", value)
+    repo = tmp_path / "repo"
+    (repo / "data").mkdir(parents=True)
+    customers().to_csv(repo / "data" / "customers.csv", index=False)
+    args = ["init", str(repo), "--data", str(repo / "data" / "customers.csv"), "--target"]
+    assert main([*args, "churned", "--workflows-ref", SHA, "--no-lock"]) == 0, capsys.readouterr()
+    assert (repo / "data" / "customers.csv.dvc").is_file()
+    tracked = run(["git", "ls-files"], repo).stdout.split()
+    assert "data/customers.csv.dvc" in tracked
+    assert "data/customers.csv" not in tracked

@@ -678,3 +678,17 @@ def test_isolated_mode_ignores_a_planted_usercustomize(tmp_path: Path, isolated:
     )
     assert done.returncode == 0, done.stderr
     assert canary.exists() is not isolated
+
+
+@pytest.mark.parametrize(
+    ("url", "allowed"),
+    [
+        ("https://api.github.com", True),
+        ("http://127.0.0.1:8080/api", True),
+        ("http://127.0.0.1.attacker.example/api", False),
+        ("http://api.github.com", False),
+        ("file:///etc/passwd", False),
+    ],
+)
+def test_only_https_or_loopback_http_urls_are_called(url: str, allowed: bool) -> None:
+    assert mc._allowed_url(url) is allowed

@@ -36,6 +36,7 @@ Usage:
 from __future__ import annotations
 
 import argparse
+import http.client
 import io
 import json
 import os
@@ -176,18 +177,25 @@ class _DropAuthOnHostChange(urllib.request.HTTPRedirectHandler):
         return new
 
 
+def _allowed_url(url: str) -> bool:
+    """https anywhere; plain http only to 127.0.0.1 itself (the tests' API stand-in), not to a
+    host whose name merely starts with it (``http://127.0.0.1.example``)."""
+    parts = urllib.parse.urlsplit(url)
+    return parts.scheme == "https" or (parts.scheme == "http" and parts.hostname == "127.0.0.1")
+
+
 class GitHub:
     """The few REST calls this script makes, with a bounded read of every response."""
 
     def __init__(self, token: str, api_url: str) -> None:
-        if not api_url.startswith("https://") and not api_url.startswith("http://127.0.0.1"):
+        if not _allowed_url(api_url):
             raise ValidationError(f"refusing a non-https GitHub API URL: {api_url!r}")
         self.token = token
         self.api_url = api_url.rstrip("/")
         self._opener = urllib.request.build_opener(_DropAuthOnHostChange())
 
     def request(self, method: str, url: str, limit: int = 5_000_000) -> bytes:
-        if not url.startswith(("https://", "http://127.0.0.1")):
+        if not _allowed_url(url):
             raise ValidationError(f"refusing a non-https URL: {url[:80]!r}")
         request = urllib.request.Request(  # noqa: S310 - scheme checked above
             url,
@@ -204,8 +212,9 @@ class GitHub:
                 data: bytes = response.read(limit + 1)
         except urllib.error.HTTPError as error:
             raise ValidationError(f"GitHub API {method} {shown}: HTTP {error.code}") from None
-        except (urllib.error.URLError, OSError) as error:
-            raise ValidationError(f"GitHub API {method} {shown}: {error}") from None
+        except (urllib.error.URLError, OSError, http.client.HTTPException) as error:
+            # HTTPException: a connection cut mid-body (IncompleteRead) is not an OSError
+            raise ValidationError(f"GitHub API {method} {shown}: {error!r}") from None
         if len(data) > limit:
             raise ValidationError(f"GitHub API {method} {shown}: more than {limit} bytes")
         return data

@@ -189,7 +189,7 @@ def parse_declared(
                 resolved = resolve(path)
                 if resolved is None:
                     continue
-                cache = options.get("cache", kind == "outs") is not False
+                cache = options.get("cache", True) is not False  # DVC caches all three by default
                 declared.outs.append(OutDecl(resolved, str(name), cache))
                 if kind == "metrics":
                     declared.metrics.append(resolved)
@@ -197,7 +197,11 @@ def parse_declared(
                     declared.plots.append(
                         _plot(resolved, options) if options else PlotDecl(resolved)
                     )
-        for entry in stage.get("params") or []:
+        params = stage.get("params") or []
+        if not isinstance(params, list):
+            problems.append(f"{where}: stage {name}: 'params' is not a list, skipped")
+            params = []
+        for entry in params:
             if isinstance(entry, str):
                 _track(declared.params, PARAMS_FILE, (entry,))
             elif isinstance(entry, Mapping):
@@ -233,7 +237,8 @@ def vars_of(raw: Mapping[str, Any], read_mapping: Any) -> dict[str, Any]:
     """The interpolation context: ``params.yaml`` (DVC's default), then ``vars`` entries in order
     (files read through ``read_mapping(path)``, inline mappings as they are)."""
     variables: dict[str, Any] = dict(read_mapping(PARAMS_FILE) or {})
-    for entry in raw.get("vars") or []:
+    entries = raw.get("vars") or []
+    for entry in entries if isinstance(entries, list) else []:  # DVC refuses any other form
         if isinstance(entry, Mapping):
             variables.update(entry)
         elif isinstance(entry, str):

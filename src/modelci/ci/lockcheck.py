@@ -146,7 +146,8 @@ def dvc_file_outputs(root: Path) -> list[str]:
             raw = load_yaml_mapping(file.read_bytes(), name)
         except StateError:
             continue  # dvc itself reports a broken .dvc file
-        for out in raw.get("outs") or []:
+        outs = raw.get("outs") or []
+        for out in outs if isinstance(outs, list) else []:
             if isinstance(out, dict) and isinstance(out.get("path"), str):
                 outputs.append((Path(name).parent / out["path"]).as_posix())
     return outputs

@@ -136,6 +136,21 @@ def infer_task(series: pd.Series) -> Task:
     return "regression"
 
 
+def _check_task(task: Task, target: pd.Series) -> None:
+    """A task given with ``--task`` must fit the target's values."""
+    values = int(target.dropna().nunique())
+    if task == "binary" and values != 2:
+        raise ConfigError(f"--task binary needs 2 target values; {target.name!r} has {values}")
+    if task == "multiclass" and values < 3:
+        raise ConfigError(
+            f"--task multiclass needs at least 3 target values; {target.name!r} has {values}"
+            " (use --task binary)"
+        )
+    numeric = pd.api.types.is_numeric_dtype(target.dtype)
+    if task == "regression" and (pd.api.types.is_bool_dtype(target.dtype) or not numeric):
+        raise ConfigError(f"--task regression needs a numeric target; {target.name!r} is not")
+
+
 def pick_slices(columns: list[Column], target: str) -> list[str]:
     """Up to two categorical columns with few values: the per-group metrics of the report."""
     small = [
@@ -156,8 +171,7 @@ def infer(frame: pd.DataFrame, target: str, task: Task | None = None) -> Inferre
         )
     chosen = task or infer_task(frame[target])
     target_series = frame[target]
-    if chosen == "regression" and not pd.api.types.is_numeric_dtype(target_series.dtype):
-        raise ConfigError(f"--task regression needs a numeric target; {target!r} is not numeric")
+    _check_task(chosen, target_series)
     declared = infer_column(target, target_series, is_target=True)
     if isinstance(declared, LeftOut):
         raise ConfigError(f"target {target!r} cannot be used: {declared.reason}")
@@ -168,8 +182,6 @@ def infer(frame: pd.DataFrame, target: str, task: Task | None = None) -> Inferre
     if chosen != "regression" and declared.type == "int":
         levels = sorted(int(v) for v in target_series.dropna().unique())
         declared = Column(target, "int", False, levels[0], levels[-1])
-        if chosen == "binary" and len(levels) != 2:
-            raise ConfigError(f"--task binary needs 2 target values; {target!r} has {len(levels)}")
     columns: list[Column] = []
     left_out: list[LeftOut] = []
     for name in frame.columns:

@@ -258,8 +258,7 @@ def write(plan: Plan, options: Options) -> None:
         for key, value in (("core.analytics", "false"), ("core.autostage", "true")):
             _run([*dvc, "config", key, value], root, f"dvc config {key}")
     _write_files(root, in_dvc)
-    data_path = next(p for p in plan.files if p.startswith("data/") and not p.endswith(".dvc"))
-    _run([*dvc, "add", "-q", data_path], root, "dvc add")
+    _run([*dvc, "add", "-q", f"data/{options.data.name}"], root, "dvc add")
     if uv is not None:
         _run([uv, "lock", "--quiet"], root, "uv lock")
     if options.git:
