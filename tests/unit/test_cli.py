@@ -88,3 +88,17 @@ def test_the_cli_reference_page_is_up_to_date() -> None:
     from tests.cli_reference import PAGE, render
 
     assert PAGE.read_text(encoding="utf-8") == render(), "docs/cli.md is stale: run `make docs`"
+
+
+def test_the_pytest_plugin_loads_without_the_heavy_libraries() -> None:
+    """The entry point loads in every pytest run where modelci is installed: no pandas, no
+    scikit-learn until a test module imports ModelChecks."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, modelci.testing.plugin; "
+        "print(sorted(m for m in ('pandas', 'sklearn', 'mlflow') if m in sys.modules))"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "[]"

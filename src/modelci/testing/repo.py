@@ -24,6 +24,7 @@ from modelci.config import (
     read_yaml,
 )
 from modelci.errors import ConfigError
+from modelci.pipeline.paths import DEFAULT_PATHS
 
 _MODELCI_TRAIN = re.compile(r"(^|\s)modelci\s+train(\s|$)")
 
@@ -31,11 +32,12 @@ _MODELCI_TRAIN = re.compile(r"(^|\s)modelci\s+train(\s|$)")
 @dataclass(frozen=True)
 class ModelRepo:
     root: Path
+    # Where modelci's own stages write (pipeline.paths), unless the repository says otherwise.
     params: Path = Path("params.yaml")
-    model: Path = Path("models/model.skops")
-    train_split: Path = Path("data/prepared/train.parquet")
-    test_split: Path = Path("data/prepared/test.parquet")
-    metrics: Path = Path("metrics.json")
+    model: Path = DEFAULT_PATHS.model
+    train_split: Path = DEFAULT_PATHS.train
+    test_split: Path = DEFAULT_PATHS.test
+    metrics: Path = DEFAULT_PATHS.metrics
     pipeline: Path = Path("dvc.yaml")
 
     def path(self, name: str) -> Path:
