@@ -692,3 +692,18 @@ def test_isolated_mode_ignores_a_planted_usercustomize(tmp_path: Path, isolated:
 )
 def test_only_https_or_loopback_http_urls_are_called(url: str, allowed: bool) -> None:
     assert mc._allowed_url(url) is allowed
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "see https://evil.example/x",
+        "see WWW.evil.example",
+        "fixes #12 and owner/repo#45",
+    ],
+)
+def test_bare_links_github_would_make_are_split(text: str) -> None:
+    out = mc.defuse(text)
+    assert out.replace(mc.ZWSP, "") == text  # renders the same
+    for linked in ("://", "www.", "WWW.", "#1", "#4"):
+        assert linked not in out

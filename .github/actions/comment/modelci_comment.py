@@ -82,6 +82,9 @@ _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
 _PLOT_IMAGE = re.compile(r"!\[([^\[\]\n]{0,300})\]\((plots/[A-Za-z0-9][A-Za-z0-9_.-]{0,80}\.png)\)")
 _PLACEHOLDER = re.compile(r"\x00(\d+)\x00")
 _MENTION = re.compile(r"@(?=[A-Za-z0-9])")
+# ``www.example`` and ``#123``: links GitHub makes by itself, split by a zero-width space.
+_WWW = re.compile(r"(?i)\b(www)\.")
+_ISSUE_REF = re.compile(r"#(?=\d)")
 _DRIVE = re.compile(r"^[A-Za-z]:")
 
 
@@ -436,11 +439,15 @@ def defuse(text: str) -> str:
 
     A zero-width space is put where the syntax needs two characters to touch: ``](``, ``]:``,
     ``][`` (inline and reference links, images and definitions), ``<`` followed by anything but
-    an allowed formatting tag (autolinks and raw HTML), and ``@name``. Code spans render the same,
-    since nothing visible is added.
+    an allowed formatting tag (autolinks and raw HTML), and ``@name``; and the bare forms GitHub
+    links by itself: ``scheme://``, ``www.`` and ``#123`` (which, as ``owner/repo#123``, would post
+    a cross-reference on another repository's issue). Code spans render the same, since nothing
+    visible is added.
     """
     text = text.replace("](", f"]{ZWSP}(").replace("]:", f"]{ZWSP}:").replace("][", f"]{ZWSP}[")
     text = _TAG_OR_LT.sub(lambda match: match.group(1) or f"<{ZWSP}", text)
+    text = text.replace("://", f":{ZWSP}//")
+    text = _ISSUE_REF.sub(f"#{ZWSP}", _WWW.sub(lambda match: f"{match.group(1)}{ZWSP}.", text))
     return _MENTION.sub(f"@{ZWSP}", text)
 
 
