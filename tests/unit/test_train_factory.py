@@ -184,3 +184,19 @@ def test_the_docs_factory_example_trains(tmp_path: Path, monkeypatch: pytest.Mon
     model = fit(houses, p.data, p.train)
     assert [name for name, _ in model.steps] == ["features", "model"]
     assert model.score(houses[["size", "district"]], houses["price"]) > 0.95
+
+
+@pytest.mark.parametrize(("n_threads", "n_jobs"), [(1, None), (2, 2)])
+def test_n_jobs_follows_n_threads_above_one(n_threads: int, n_jobs: int | None) -> None:
+    """One thread is scikit-learn's default already: no n_jobs=1 (and no warning about it)."""
+    import warnings
+
+    from modelci.pipeline.train import make_estimator
+
+    p = params(estimator="sklearn.linear_model.LogisticRegression", n_threads=n_threads)
+    estimator = make_estimator(p.data, p.train)
+    assert estimator.n_jobs == n_jobs
+    if n_threads == 1:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", FutureWarning)
+            estimator.fit(frame()[["x"]], frame()["y"])

@@ -105,7 +105,7 @@ def make_model(data: DataParams, train: TrainParams) -> Any:
 
 def make_estimator(data: DataParams, train: TrainParams) -> Any:
     """Instantiate the estimator, seeding it with ``train.seed`` unless params set random_state,
-    and giving it ``train.n_threads`` workers unless params set n_jobs.
+    and giving it ``train.n_threads`` workers (above 1) unless params set n_jobs.
 
     Also the check run before any work (``check-params``, ``train``, ``evaluate``): the class
     imports, is an estimator of the task's kind, and accepts ``estimator_params`` (names by
@@ -120,7 +120,9 @@ def make_estimator(data: DataParams, train: TrainParams) -> Any:
     accepted = inspect.signature(cls).parameters
     if "random_state" in accepted:
         kwargs.setdefault("random_state", train.seed)
-    if "n_jobs" in accepted:
+    if "n_jobs" in accepted and train.n_threads > 1:
+        # scikit-learn's default (None) is one job already; passing n_jobs=1 makes some
+        # estimators warn that it has no effect (LogisticRegression since 1.8).
         kwargs.setdefault("n_jobs", train.n_threads)
     try:
         estimator = cls(**kwargs)
