@@ -16,12 +16,12 @@ import sys
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
 import yaml
 
 from modelci import __version__
-from modelci.config import DataParams, PrepareParams, Task, parse_params
+from modelci.config import Params, Task, parse_params
 from modelci.data.schema import validate
 from modelci.errors import ConfigError, ModelCIError
 from modelci.pipeline.prepare import drop_null_target
@@ -31,7 +31,7 @@ from modelci.scaffold.infer import Inferred, infer
 if TYPE_CHECKING:
     import pandas as pd
 
-NullTarget = str  # "error" | "drop"
+NullTarget = Literal["error", "drop"]
 _SHA = re.compile(r"^[0-9a-f]{40}$")
 _REPO = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*/[A-Za-z0-9][A-Za-z0-9_.-]*$")
 
@@ -195,19 +195,12 @@ def make_plan(options: Options) -> Plan:
     return plan
 
 
-def _validated(text: str) -> _ParsedParams:
-    raw = yaml.safe_load(text)
+def _validated(text: str) -> Params:
+    """The rendered file parsed back through modelci's own validation (a failure is a bug)."""
     try:
-        params = parse_params(raw, "params.yaml (as init would write it)")
+        return parse_params(yaml.safe_load(text), "params.yaml (as init would write it)")
     except ConfigError as error:
         raise RuntimeError(f"init rendered an invalid params.yaml: {error}") from None
-    return _ParsedParams(params.data, params.prepare)
-
-
-@dataclass(frozen=True)
-class _ParsedParams:
-    data: DataParams
-    prepare: PrepareParams
 
 
 def _run(args: list[str], cwd: Path, what: str) -> None:
