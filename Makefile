@@ -13,7 +13,7 @@ export UV_PYTHON_DOWNLOADS := never
 # where PYTHONDONTWRITEBYTECODE is set.
 export UV_COMPILE_BYTECODE := 1
 
-.PHONY: help install repro test lint format pytest bench bench-pipeline bench-serving bench-workflows bench-adoption docs dag clean serve
+.PHONY: help install system-deps repro test lint format pytest bench bench-pipeline bench-serving bench-workflows bench-adoption docs dag clean serve
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
@@ -45,7 +45,21 @@ format: install ## apply ruff's fixes and black
 pytest: install ## the test suite only
 	pytest
 
-test: lint pytest ## lint, then the whole test suite (what CI runs)
+# Real services the tests start on 127.0.0.1 (PostgreSQL, Prometheus, podman, wrk), from Debian's
+# packages. Installed when this runs as root with apt (a fresh CI machine); elsewhere the tests
+# that need a missing one skip and name it.
+SYSTEM_PACKAGES := podman runc debootstrap uidmap postgresql prometheus wrk
+system-deps: ## install the services the tests use (Debian packages; needs root)
+	@if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	  missing=$$(for p in $(SYSTEM_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
+	  if [ -n "$$missing" ]; then \
+	    echo "installing: $$missing"; \
+	    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null \
+	      || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null; }; \
+	  fi; \
+	else echo "system-deps: not root with apt; tests needing $(SYSTEM_PACKAGES) skip if absent"; fi
+
+test: lint system-deps pytest ## lint, then the whole test suite (what CI runs)
 
 bench: bench-pipeline bench-serving bench-workflows bench-adoption ## every benchmark; writes docs/benchmarks.md
 
