@@ -22,9 +22,12 @@ HEADER = (
 
 
 def machine() -> str:
+    """The machine, and its 1-minute load average when the section is written: a number read on
+    a busy machine says so, since only the side-by-side ratios survive load."""
     cpus = os.cpu_count()
     python = platform.python_version()
-    return f"{platform.system()} {platform.machine()}, {cpus} CPUs, Python {python}"
+    load = os.getloadavg()[0]
+    return f"{platform.system()} {platform.machine()}, {cpus} CPUs, Python {python}, load {load:.1f}"
 
 
 def median(samples: Sequence[float]) -> float:
