@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import re
 from pathlib import Path
 from typing import Annotated, Any, Literal, TypeVar
 
@@ -207,6 +208,82 @@ class RegistryParams(_Frozen):
         return self
 
 
+class SloParams(_Frozen):
+    """Service-level objectives of the served model, over the scored endpoints (/predict and
+    /invocations). The alert rules (``modelci alert-rules``) and the canary analysis read them."""
+
+    # Share of scored requests answered with a 5xx.
+    max_error_ratio: float = Field(default=0.01, ge=0.0, le=1.0)
+    max_p99_latency_seconds: float = Field(default=0.25, gt=0.0)
+    # Refused requests' schema problems per scored request (clients sending the wrong schema).
+    max_violation_ratio: float = Field(default=0.05, ge=0.0)
+    # A feature's (or the prediction's) window mean this many standard deviations away from its
+    # own last day is drift.
+    drift_z: float = Field(default=4.0, gt=0.0)
+    # The null ratio of a feature rising this far above its own last day is drift.
+    max_null_ratio_rise: float = Field(default=0.1, gt=0.0, le=1.0)
+    for_minutes: int = Field(default=5, ge=1, le=1440)
+
+    @model_validator(mode="after")
+    def _finite(self) -> SloParams:
+        for name in (
+            "max_error_ratio",
+            "max_p99_latency_seconds",
+            "max_violation_ratio",
+            "drift_z",
+        ):
+            if not math.isfinite(getattr(self, name)):
+                raise ValueError(f"{name} must be a finite number")
+        return self
+
+
+_MATCHER = r'[A-Za-z_]\w*\s*(=|!=|=~|!~)\s*"[^"\\]*"'
+_SELECTOR = rf"^\{{\s*{_MATCHER}(\s*,\s*{_MATCHER})*\s*\}}$"
+
+
+class CanaryParams(_Frozen):
+    """Canary analysis: the challenger serves beside the champion for ``bake_seconds`` and is
+    promoted only if it holds the SLOs and stays close to the champion."""
+
+    bake_seconds: float = Field(default=300.0, gt=0.0)
+    interval_seconds: float = Field(default=30.0, gt=0.0)
+    # Scored requests each server must have answered in the window for a verdict.
+    min_requests: int = Field(default=200, ge=1)
+    # Challenger p99 over champion p99.
+    max_p99_latency_ratio: float = Field(default=1.5, ge=1.0)
+    # A champion p99 below this counts as this in the ratio: sub-floor differences are noise.
+    p99_ratio_floor_seconds: float = Field(default=0.025, ge=0.0)
+    # Challenger error ratio minus the champion's.
+    max_error_ratio_increase: float = Field(default=0.005, ge=0.0, le=1.0)
+    # Largest gap between the two servers' prediction-score CDFs (histogram buckets), 0..1.
+    max_prediction_shift: float = Field(default=0.1, gt=0.0, le=1.0)
+    # Not enough traffic to decide: roll back (safe) or promote.
+    on_inconclusive: Literal["rollback", "promote"] = "rollback"
+    # PromQL label matchers of each server's series (the scrape config's labels).
+    champion_selector: str = '{track="champion"}'
+    challenger_selector: str = '{track="canary"}'
+
+    @field_validator("champion_selector", "challenger_selector")
+    @classmethod
+    def _selector(cls, value: str) -> str:
+        if not re.fullmatch(_SELECTOR, value):
+            raise ValueError(
+                f'expected PromQL label matchers such as {{track="canary"}}, got {value!r}'
+            )
+        return value
+
+    @model_validator(mode="after")
+    def _consistent(self) -> CanaryParams:
+        if self.interval_seconds > self.bake_seconds:
+            raise ValueError(
+                f"interval_seconds ({self.interval_seconds:g}) is longer than bake_seconds "
+                f"({self.bake_seconds:g})"
+            )
+        if self.champion_selector == self.challenger_selector:
+            raise ValueError("champion_selector and challenger_selector must differ")
+        return self
+
+
 Value = str | int | float | bool | None
 Row = dict[str, Value]
 
@@ -347,6 +424,8 @@ class Params(_Frozen):
     tracking: TrackingParams = TrackingParams()
     registry: RegistryParams = RegistryParams()
     model_tests: ModelTestsParams = ModelTestsParams()
+    slo: SloParams = SloParams()
+    canary: CanaryParams = CanaryParams()
 
     @property
     def trusted_types(self) -> tuple[str, ...]:
