@@ -39,9 +39,11 @@ import asyncio
 import math
 import threading
 import time
+from collections import Counter as Tally
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from itertools import chain
 from typing import Any, Literal
 
 import numpy as np
@@ -200,6 +202,7 @@ class InputMonitor:
         self._pending_rows = 0
         for gauge in (self.mean, self.null_ratio, self.unknown_ratio, self.share, self.label_share):
             gauge.clear()
+        self._children = _Children.resolve(self, self._layout)
 
     # -- hooks ------------------------------------------------------------------------------
     def model_loaded(
@@ -282,64 +285,87 @@ class InputMonitor:
     def _aggregate(
         self, batches: Sequence[tuple[Mapping[str, Any], np.ndarray, np.ndarray]], rows: int
     ) -> np.ndarray:
+        """One vector of counts and sums for the pending batches: NumPy for numbers, a C-level
+        ``Counter`` for categories and labels (then Python only over the distinct values)."""
         layout = self._layout
         out = np.zeros(layout.size)
         out[0] = rows
         for name, slot in layout.numeric:
-            values = _concat([batch[0][name] for batch in batches], "float64")
+            values = _floats([batch[0][name] for batch in batches])
             nulls = np.isnan(values)
             out[slot] = float(np.sum(values, where=~nulls))
             out[slot + 1] = float(np.count_nonzero(nulls))
         for name, categories, slot in layout.category:
-            values = _concat([batch[0][name] for batch in batches], "object")
-            nulls = values == None  # noqa: E711 - NumPy's elementwise comparison
-            out[slot] = float(np.count_nonzero(nulls))
+            counts = Tally(chain.from_iterable(batch[0][name] for batch in batches))
+            out[slot] = counts.get(None, 0)
             for offset, category in enumerate(categories, start=1):
-                out[slot + offset] = float(np.count_nonzero(values == category))
-        scores = _concat([batch[1] for batch in batches], "float64")
-        out[layout.score_slot] = float(np.sum(scores))
+                out[slot + offset] = counts.get(category, 0)
+        out[layout.score_slot] = float(np.sum(_floats([batch[1] for batch in batches])))
         if layout.classes:
-            labels = _concat([batch[2] for batch in batches], "object")
+            labels = Tally(np.concatenate([batch[2] for batch in batches]).tolist())
             for offset, label in enumerate(layout.classes):
-                out[layout.label_slot + offset] = float(np.count_nonzero(labels == label))
+                out[layout.label_slot + offset] = labels.get(label, 0)
         return out
 
     def _publish(self) -> None:
-        layout, totals = self._layout, self._totals
+        layout, totals, children = self._layout, self._totals, self._children
         rows = totals[0]
         self.rows_gauge.set(rows)
         if self._ready is not None:
             self.ready_gauge.set(1 if self._ready() else 0)
         if rows == 0:
             return
-        for name, slot in layout.numeric:
+        for (mean, nulls), (_, slot) in zip(children.numeric, layout.numeric, strict=True):
             present = rows - totals[slot + 1]
-            self.mean.labels(name).set(totals[slot] / present if present else math.nan)
-            self.null_ratio.labels(name).set(totals[slot + 1] / rows)
-        for name, categories, slot in layout.category:
-            self.null_ratio.labels(name).set(totals[slot] / rows)
+            mean.set(totals[slot] / present if present else math.nan)
+            nulls.set(totals[slot + 1] / rows)
+        for (nulls, unknown, shares), (_, categories, slot) in zip(
+            children.category, layout.category, strict=True
+        ):
+            nulls.set(totals[slot] / rows)
             if not categories:
                 continue
             present = rows - totals[slot]
             counts = totals[slot + 1 : slot + 1 + len(categories)]
-            for category, count in zip(categories, counts, strict=True):
-                self.share.labels(name, str(category)).set(count / present if present else 0.0)
-            unknown = present - float(np.sum(counts))
-            self.unknown_ratio.labels(name).set(unknown / present if present else 0.0)
+            for share, count in zip(shares, counts, strict=True):
+                share.set(count / present if present else 0.0)
+            unknown.set((present - float(np.sum(counts))) / present if present else 0.0)
         self.score_mean.set(totals[layout.score_slot] / rows)
-        for offset, label in enumerate(layout.classes):
-            self.label_share.labels(str(label)).set(totals[layout.label_slot + offset] / rows)
+        for offset, share in enumerate(children.labels):
+            share.set(totals[layout.label_slot + offset] / rows)
 
 
-def _concat(parts: Sequence[Any], dtype: str) -> np.ndarray:
-    """One 1-D array of ``dtype`` from the batches' columns (arrays or sequences; None -> NaN for
-    floats). One C-level pass: the columnar request path hands arrays, the row path lists."""
-    if all(isinstance(part, np.ndarray) for part in parts):
-        joined = np.concatenate(parts) if len(parts) > 1 else parts[0]
-        if dtype == "float64" and joined.dtype == object:
-            return np.array(joined, dtype="float64")
-        return np.asarray(joined, dtype=dtype)
-    flat: list[Any] = []
-    for part in parts:
-        flat.extend(part)
-    return np.array(flat, dtype=dtype)
+@dataclass(frozen=True)
+class _Children:
+    """The labelled gauge children of a layout, resolved once (``labels()`` is a dict lookup
+    under a lock: too slow to repeat for every gauge on every flush)."""
+
+    numeric: tuple[tuple[Any, Any], ...]  # mean, null ratio
+    category: tuple[tuple[Any, Any, tuple[Any, ...]], ...]  # null ratio, unknown, shares
+    labels: tuple[Any, ...]
+
+    @classmethod
+    def resolve(cls, monitor: InputMonitor, layout: _Layout) -> _Children:
+        return cls(
+            tuple(
+                (monitor.mean.labels(name), monitor.null_ratio.labels(name))
+                for name, _ in layout.numeric
+            ),
+            tuple(
+                (
+                    monitor.null_ratio.labels(name),
+                    monitor.unknown_ratio.labels(name) if categories else None,
+                    tuple(monitor.share.labels(name, str(c)) for c in categories),
+                )
+                for name, categories, _ in layout.category
+            ),
+            tuple(monitor.label_share.labels(str(label)) for label in layout.classes),
+        )
+
+
+def _floats(parts: Sequence[Any]) -> np.ndarray:
+    """One float64 array from the batches' columns (arrays or sequences, None -> NaN), in one
+    C-level pass: the columnar request path hands arrays, the row path lists."""
+    if all(isinstance(part, np.ndarray) and part.dtype != object for part in parts):
+        return np.concatenate(parts).astype("float64", copy=False)
+    return np.array(list(chain.from_iterable(parts)), dtype="float64")

@@ -1,0 +1,151 @@
+"""What the live input gauges cost: `modelci serve` with and without them, side by side.
+
+Both servers serve this checkout's `models/model.skops` (run `dvc repro` first; the script runs
+it, a no-op when up to date) on 127.0.0.1 at the same time, one with the gauges (the shipped
+server) and one through `benchmarks/serve_without_gauges.py`, whose `observe`/`reject` hooks do
+nothing. wrk (Debian's `wrk`) sends `POST /predict` with a 1-row and a 100-row body, alternating
+between the servers for several rounds; the table gives the medians of wrk's p50 latency and
+throughput, and their ratio. Writes the `gauges` section of docs/benchmarks.md.
+
+    python benchmarks/bench_gauges.py [--quick] [--rounds N] [--seconds S]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from report import median, table, write_section
+
+REPO = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
+UNITS = {"us": 1e-6, "ms": 1e-3, "s": 1.0}
+HEADER = ["body", "p50 ms without", "p50 ms with", "req/s without", "req/s with", "ratio"]
+
+
+def env() -> dict[str, str]:
+    out = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "MODELCI_"))}
+    out["PATH"] = f"{BIN}{os.pathsep}{out['PATH']}"
+    out["OMP_NUM_THREADS"] = "1"
+    return out
+
+
+def bodies(count: int) -> bytes:
+    import pandas as pd
+
+    from modelci.config import load_params
+
+    params = load_params(REPO / "params.yaml")
+    frame = pd.read_parquet(REPO / "data/prepared/test.parquet")[params.data.features]
+    rows = json.loads(frame.head(count).to_json(orient="records"))
+    return json.dumps(rows[0] if count == 1 else rows).encode()
+
+
+def wrk(port: int, script: Path, seconds: float, connections: int) -> tuple[float, float]:
+    """(requests/s, p50 seconds) of one wrk run."""
+    done = subprocess.run(  # noqa: S603 - wrk with fixed arguments
+        [shutil.which("wrk") or "wrk", "-t1", f"-c{connections}", f"-d{seconds:g}s", "--latency",
+         "-s", str(script), f"http://127.0.0.1:{port}/predict"],
+        capture_output=True, text=True, check=True, timeout=seconds + 60,
+    )  # fmt: skip
+    rate = re.search(r"Requests/sec:\s+([\d.]+)", done.stdout)
+    p50 = re.search(r"50%\s+([\d.]+)(us|ms|s)", done.stdout)
+    if rate is None or p50 is None or "Non-2xx or 3xx responses" in done.stdout:
+        sys.exit(f"bench-gauges: unexpected wrk output:\n{done.stdout}")
+    return float(rate.group(1)), float(p50.group(1)) * UNITS[p50.group(2)]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="short runs, to check it works")
+    parser.add_argument("--rounds", type=int, default=None)
+    parser.add_argument("--seconds", type=float, default=None)
+    args = parser.parse_args()
+    rounds = args.rounds or (1 if args.quick else 5)
+    seconds = args.seconds or (1.0 if args.quick else 5.0)
+    if shutil.which("wrk") is None:
+        sys.exit("bench-gauges: wrk not found (Debian package wrk; make system-deps)")
+    dvc = [str(BIN / "dvc"), "repro", "--quiet"]
+    subprocess.run(dvc, cwd=REPO, env=env(), check=True)  # noqa: S603 - the venv's dvc
+
+    from modelci.serving.process import ServerProcess, free_port
+
+    serve = ["--model", "models/model.skops", "--log-sample-rate", "0"]
+    variants = {
+        "with gauges": [str(BIN / "modelci"), "serve", *serve],
+        "without gauges": [
+            sys.executable,
+            str(REPO / "benchmarks/serve_without_gauges.py"),
+            *serve,
+        ],
+    }
+    servers: dict[str, Any] = {}
+    results: dict[tuple[str, str], list[tuple[float, float]]] = {}
+    with tempfile.TemporaryDirectory() as work:
+        scripts = {}
+        for label, count in (("1 row", 1), ("100 rows", 100)):
+            body = bodies(count)
+            script = Path(work) / f"{count}.lua"
+            script.write_text(
+                'wrk.method = "POST"\nwrk.headers["Content-Type"] = "application/json"\n'
+                f"wrk.body = {json.dumps(body.decode())}\n",
+                encoding="utf-8",
+            )
+            scripts[label] = script
+        try:
+            for name, command in variants.items():
+                port = free_port()
+                servers[name] = ServerProcess(
+                    [*command, "--port", str(port)], port, cwd=REPO, env=env()
+                )
+            for server in servers.values():
+                server.wait_ready(timeout=180)
+            for label, script in scripts.items():
+                for server in servers.values():  # warm-up
+                    wrk(server.port, script, 1.0, 4)
+                for _ in range(rounds):
+                    for name, server in servers.items():
+                        results.setdefault((label, name), []).append(
+                            wrk(server.port, script, seconds, 4)
+                        )
+        finally:
+            for server in servers.values():
+                server.cleanup()
+
+    rows = []
+    verdicts = []
+    for label in scripts:
+        with_rate = median([r for r, _ in results[(label, "with gauges")]])
+        without_rate = median([r for r, _ in results[(label, "without gauges")]])
+        with_p50 = median([p for _, p in results[(label, "with gauges")]])
+        without_p50 = median([p for _, p in results[(label, "without gauges")]])
+        ratio = with_rate / without_rate
+        rows.append([label, f"{without_p50 * 1000:.3f}", f"{with_p50 * 1000:.3f}",
+                     f"{without_rate:.0f}", f"{with_rate:.0f}", f"{ratio:.3f}"])  # fmt: skip
+        met = "met" if ratio >= 0.9 else "NOT met"
+        verdicts.append(
+            f"- {label}: with the gauges, {ratio:.1%} of the throughput without -> {met}"
+        )
+    body = (
+        f"`POST /predict` on `models/model.skops`, wrk `-t1 -c4`, {rounds} alternating rounds of "
+        f"{seconds:g} s per server and body; medians. Both servers run at once; the baseline is "
+        "`benchmarks/serve_without_gauges.py` (the hooks are no-ops). Aim: the gauges cost under "
+        "10% of throughput.\n\n" + table(HEADER, rows) + "\n\n" + "\n".join(verdicts)
+    )
+    command = "python benchmarks/bench_gauges.py" + (" --quick" if args.quick else "")
+    path = write_section("gauges", "Live input gauges: serving overhead", body, command)
+    print(body)
+    print(f"bench-gauges: wrote {path}")
+
+
+if __name__ == "__main__":
+    main()
