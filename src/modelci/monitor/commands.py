@@ -15,7 +15,7 @@ def cmd_alert_rules(args: argparse.Namespace) -> int:
     slo = load_section(Path(args.params), "slo", SloParams)
     paths = write_or_check(slo, Path(args.out), args.check)
     word = "up to date" if args.check else "wrote"
-    print(f"alert-rules: {word} {', '.join(str(path) for path in paths)}")
+    print(f"alert-rules: {word}: {', '.join(str(path) for path in paths)}")
     return 0
 
 
@@ -89,9 +89,10 @@ def _positive(text: str) -> float:
 def register(sub: Any) -> None:
     p = sub.add_parser(
         "alert-rules",
-        help="write deploy/monitoring's Prometheus rules and PrometheusRule from the slo: section",
-        description="Write the recording and alert rules of modelci serve (rules.yml) and the "
-        "same groups as a Prometheus-operator PrometheusRule, from params.yaml's slo: section.",
+        help="write deploy/monitoring (alert rules, PrometheusRule, ServiceMonitor, dashboard)",
+        description="Write the recording and alert rules of modelci serve (rules.yml), the same "
+        "groups as a Prometheus-operator PrometheusRule, a ServiceMonitor and a Grafana dashboard "
+        "with the SLO lines, from params.yaml's slo: section.",
     )
     p.add_argument("--params", default="params.yaml", metavar="FILE")
     p.add_argument("--out", default="deploy/monitoring", metavar="DIR", help="(%(default)s)")
