@@ -10,6 +10,21 @@ from modelci.config import SloParams
 
 _JOB = '{job=~"$job"}'
 _SOURCE = {"type": "prometheus", "uid": "${datasource}"}
+# The data source and the job(s) shown, picked at the top of the dashboard.
+_VARIABLES = [
+    {"name": "datasource", "type": "datasource", "query": "prometheus", "label": "Prometheus"},
+    {
+        "name": "job",
+        "type": "query",
+        "label": "job",
+        "datasource": _SOURCE,
+        "query": {"query": "label_values(modelci_model_info, job)", "refId": "jobs"},
+        "includeAll": True,
+        "multi": True,
+        "refresh": 2,
+        "current": {"text": "All", "value": "$__all"},
+    },
+]
 
 
 def _panel(
@@ -93,16 +108,7 @@ def dashboard(slo: SloParams) -> dict[str, Any]:
         "time": {"from": "now-6h", "to": "now"},
         "refresh": "30s",
         "tags": ["modelci"],
-        "templating": {
-            "list": [
-                {"name": "datasource", "type": "datasource", "query": "prometheus",
-                 "label": "Prometheus"},
-                {"name": "job", "type": "query", "label": "job", "datasource": _SOURCE,
-                 "query": {"query": "label_values(modelci_model_info, job)", "refId": "jobs"},
-                 "includeAll": True, "multi": True, "refresh": 2,
-                 "current": {"text": "All", "value": "$__all"}},
-            ]
-        },  # fmt: skip
+        "templating": {"list": _VARIABLES},
         "annotations": {"list": []},
         "panels": built,
     }
