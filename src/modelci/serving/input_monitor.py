@@ -4,7 +4,8 @@
 refused one. A batch is only *buffered* (a list append): the vectorised aggregation runs when
 ``flush_rows`` rows are pending, when the oldest pending batch is ``flush_seconds`` old, on the
 app's periodic flush task, or on :meth:`flush`. One flush reduces every pending batch to one
-vector of counts and sums (one NumPy pass per column), pushes it into a ring of such vectors and
+vector of counts and sums (one NumPy pass per numeric column, a C-level ``Counter`` per category
+column, then Python over the distinct values only), pushes it into a ring of such vectors and
 sets the gauges from the ring's totals. Per request that is O(1) Python; per flush, O(columns).
 
 The gauges describe the last ``window_rows`` rows (whole flushed chunks are evicted, so the
@@ -27,9 +28,9 @@ window holds between ``window_rows`` and ``window_rows + flush_rows`` rows):
 
 Under ``--workers N`` (prometheus_client multiprocess mode) the ratio gauges use
 ``multiprocess_mode="liveall"``: every live worker exports its own window with a ``pid`` label.
-Once full, every worker's window holds the same number of rows, so ``avg without (pid)`` of a
+Once full, every worker's window holds the same number of rows, so the mean over ``pid`` of a
 ratio is the ratio over the union of the windows (the recording rules in
-``deploy/monitoring/rules.yml`` aggregate that way); ``modelci_input_window_rows`` is
+``deploy/monitoring/rules.yml`` average ``by (job, feature)``, over workers and replicas); ``modelci_input_window_rows`` is
 ``livesum`` (rows in all windows), the counter sums across workers as counters do.
 """
 
