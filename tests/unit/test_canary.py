@@ -138,7 +138,7 @@ class _Answers(BaseHTTPRequestHandler):
         pass
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def answering() -> Iterator[tuple[str, type[_Answers]]]:
     handler = type("Handler", (_Answers,), {})
     server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
@@ -172,7 +172,7 @@ def test_bad_prometheus_answers_are_clear_errors(
 
 def test_a_result_vector_is_read(answering: tuple[str, type[_Answers]]) -> None:
     url, handler = answering
-    handler.body = json.dumps(
+    handler.status, handler.body = 200, json.dumps(
         {"status": "success", "data": {"resultType": "vector",
          "result": [{"metric": {"le": "0.5"}, "value": [0, "12"]}]}}
     ).encode()  # fmt: skip
@@ -186,7 +186,7 @@ def test_a_non_http_url_is_refused() -> None:
 
 def _params(tmp_path: Path, text: str = "") -> Path:
     path = tmp_path / "params.yaml"
-    path.write_text(text or "canary: {bake_seconds: 1, interval_seconds: 1}\n", encoding="utf-8")
+    path.write_text(text or "canary: {bake_seconds: 0.1, interval_seconds: 0.1}\n", encoding="utf-8")
     return path
 
 
