@@ -186,7 +186,8 @@ def test_a_non_http_url_is_refused() -> None:
 
 def _params(tmp_path: Path, text: str = "") -> Path:
     path = tmp_path / "params.yaml"
-    path.write_text(text or "canary: {bake_seconds: 0.1, interval_seconds: 0.1}\n", encoding="utf-8")
+    quick = "canary: {bake_seconds: 0.1, interval_seconds: 0.1}\n"
+    path.write_text(text or quick, encoding="utf-8")
     return path
 
 
@@ -196,7 +197,7 @@ def test_an_unreachable_prometheus_fails_the_command_and_writes_nothing(
     out = tmp_path / "out"
     code = main(["canary", "--params", str(_params(tmp_path)), "--prometheus",
                  f"http://127.0.0.1:{free_port()}", "--out", str(out)])  # fmt: skip
-    assert code != 0
+    assert code == CanaryError.exit_code  # not 1: no verdict was reached
     assert "cannot query Prometheus" in capsys.readouterr().err
     assert not out.exists()
 

@@ -31,7 +31,10 @@ SCORED = 'path=~"/predict|/invocations"'
 
 
 class CanaryError(ModelCIError):
-    """Prometheus cannot be asked, or answers something that is not a PromQL result."""
+    """Prometheus cannot be asked, or answers something that is not a PromQL result: no verdict
+    (exit 3, distinct from a roll back's 1)."""
+
+    exit_code = 3
 
 
 @dataclass(frozen=True)

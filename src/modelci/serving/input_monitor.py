@@ -30,8 +30,9 @@ Under ``--workers N`` (prometheus_client multiprocess mode) the ratio gauges use
 ``multiprocess_mode="liveall"``: every live worker exports its own window with a ``pid`` label.
 Once full, every worker's window holds the same number of rows, so the mean over ``pid`` of a
 ratio is the ratio over the union of the windows (the recording rules in
-``deploy/monitoring/rules.yml`` average ``by (job, feature)``, over workers and replicas); ``modelci_input_window_rows`` is
-``livesum`` (rows in all windows), the counter sums across workers as counters do.
+``deploy/monitoring/rules.yml`` average ``by (job, feature)``, over workers and replicas);
+``modelci_input_window_rows`` is ``livesum`` (rows in all windows), the counter sums across
+workers as counters do.
 """
 
 from __future__ import annotations
