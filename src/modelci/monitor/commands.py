@@ -104,7 +104,8 @@ def register(sub: Any) -> None:
         help="compare a challenger with the champion from Prometheus; promote or roll back",
         description="During a bake period, compare the challenger's and the champion's error "
         "ratio, p99 latency and prediction distribution from Prometheus (params.yaml slo: and "
-        "canary:). Exits 0 to promote, 1 to roll back; writes canary.json and canary.md.",
+        "canary:). Exits 0 to promote, 1 to roll back (3: no verdict, Prometheus unreachable); "
+        "writes canary.json and canary.md.",
     )
     p.add_argument("--params", default="params.yaml", metavar="FILE")
     p.add_argument("--prometheus", required=True, metavar="URL", help="Prometheus base URL")
