@@ -70,7 +70,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=None)
     parser.add_argument("--seconds", type=float, default=None)
     args = parser.parse_args()
-    rounds = args.rounds or (1 if args.quick else 5)
+    rounds = args.rounds or (1 if args.quick else 7)
     seconds = args.seconds or (1.0 if args.quick else 5.0)
     if shutil.which("wrk") is None:
         sys.exit("bench-gauges: wrk not found (Debian package wrk; make system-deps)")
