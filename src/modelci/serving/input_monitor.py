@@ -1,12 +1,14 @@
 """Live input and prediction gauges for ``/metrics``: what an operator alerts on between drift runs.
 
 ``observe(columns, prediction)`` is called once per validated batch and ``reject(error)`` once per
-refused one. A batch is only *buffered* (a list append): the vectorised aggregation runs when
+refused one. A batch is only *buffered*: each column's values are appended to that column's
+pending list (``list.extend``, a C-level copy). The vectorised aggregation runs when
 ``flush_rows`` rows are pending, when the oldest pending batch is ``flush_seconds`` old, on the
-app's periodic flush task, or on :meth:`flush`. One flush reduces every pending batch to one
-vector of counts and sums (one NumPy pass per numeric column, a C-level ``Counter`` per category
-column, then Python over the distinct values only), pushes it into a ring of such vectors and
-sets the gauges from the ring's totals. Per request that is O(1) Python; per flush, O(columns).
+app's periodic flush task, or on :meth:`flush`. One flush reduces the pending values to one
+vector of counts and sums (one NumPy conversion per numeric column, a C-level ``Counter`` per
+category column, then Python over the distinct values only), pushes it into a ring of such
+vectors and sets the gauges from the ring's totals. Per batch and per flush that is O(columns)
+Python, never a Python loop over rows.
 
 The gauges describe the last ``window_rows`` rows (whole flushed chunks are evicted, so the
 window holds between ``window_rows`` and ``window_rows + flush_rows`` rows):
@@ -45,7 +47,6 @@ from collections import Counter as Tally
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from itertools import chain
 from typing import Any, Literal
 
 import numpy as np
@@ -77,6 +78,8 @@ _KIND_BY_TEXT = (
     ("must be a finite number", "wrong_type"),
 )
 _Mode = Literal["liveall", "livesum"]
+_SCORES = "\0scores"  # keys of the pending scores and labels (no column has a NUL in its name)
+_LABELS = "\0labels"
 OTHER_FIELD = "__other__"
 ROW_FIELD = "__row__"
 REQUEST_FIELD = "__request__"
@@ -141,7 +144,8 @@ class InputMonitor:
         self.flush_seconds = flush_seconds
         self._ready = ready
         self._lock = threading.Lock()
-        self._pending: list[tuple[Mapping[str, Any], np.ndarray, np.ndarray]] = []
+        # The pending values, one flat list per feature, then the scores and the labels.
+        self._pending: dict[str, list[Any]] = {}
         self._pending_rows = 0
         self._pending_since = 0.0
         self._chunks: deque[np.ndarray] = deque()
@@ -200,7 +204,8 @@ class InputMonitor:
         self._fields = frozenset(spec.name for spec in fields)
         self._totals = np.zeros(self._layout.size)
         self._chunks.clear()
-        self._pending.clear()
+        self._names = tuple(spec.name for spec in fields)
+        self._pending = {name: [] for name in (*self._names, _SCORES, _LABELS)}
         self._pending_rows = 0
         for gauge in (self.mean, self.null_ratio, self.unknown_ratio, self.share, self.label_share):
             gauge.clear()
@@ -232,10 +237,17 @@ class InputMonitor:
         if rows == 0:
             return
         now = time.monotonic()
+        pending = self._pending
         with self._lock:
-            if not self._pending:
+            if not self._pending_rows:
                 self._pending_since = now
-            self._pending.append((columns, scores, labels))
+            # C-level copies into flat lists: no Python loop over rows, and the flush then
+            # converts one list per column instead of one small piece per batch.
+            for name in self._names:
+                values = columns[name]
+                pending[name].extend(values.tolist() if isinstance(values, np.ndarray) else values)
+            pending[_SCORES].extend(scores.tolist())
+            pending[_LABELS].extend(labels.tolist())
             self._pending_rows += rows
             if (
                 self._pending_rows >= self.flush_rows
@@ -272,9 +284,9 @@ class InputMonitor:
 
     # -- aggregation ------------------------------------------------------------------------
     def _flush_locked(self) -> None:
-        if self._pending:
+        if self._pending_rows:
             chunk = self._aggregate(self._pending, self._pending_rows)
-            self._pending = []
+            self._pending = {name: [] for name in self._pending}
             self._pending_rows = 0
             self._chunks.append(chunk)
             self._totals += chunk
@@ -284,27 +296,26 @@ class InputMonitor:
                 self._totals -= self._chunks.popleft()
         self._publish()
 
-    def _aggregate(
-        self, batches: Sequence[tuple[Mapping[str, Any], np.ndarray, np.ndarray]], rows: int
-    ) -> np.ndarray:
-        """One vector of counts and sums for the pending batches: NumPy for numbers, a C-level
-        ``Counter`` for categories and labels (then Python only over the distinct values)."""
+    def _aggregate(self, pending: Mapping[str, list[Any]], rows: int) -> np.ndarray:
+        """One vector of counts and sums for the pending values: one NumPy conversion per
+        numeric column, a C-level ``Counter`` per category column and for the labels, then
+        Python over the distinct values only."""
         layout = self._layout
         out = np.zeros(layout.size)
         out[0] = rows
         for name, slot in layout.numeric:
-            values = _floats([batch[0][name] for batch in batches])
+            values = np.array(pending[name], dtype="float64")  # None -> NaN
             nulls = np.isnan(values)
             out[slot] = float(np.sum(values, where=~nulls))
             out[slot + 1] = float(np.count_nonzero(nulls))
         for name, categories, slot in layout.category:
-            counts = Tally(chain.from_iterable(batch[0][name] for batch in batches))
+            counts = Tally(pending[name])
             out[slot] = counts.get(None, 0)
             for offset, category in enumerate(categories, start=1):
                 out[slot + offset] = counts.get(category, 0)
-        out[layout.score_slot] = float(np.sum(_floats([batch[1] for batch in batches])))
+        out[layout.score_slot] = float(np.sum(np.array(pending[_SCORES], dtype="float64")))
         if layout.classes:
-            labels = Tally(np.concatenate([batch[2] for batch in batches]).tolist())
+            labels = Tally(pending[_LABELS])
             for offset, label in enumerate(layout.classes):
                 out[layout.label_slot + offset] = labels.get(label, 0)
         return out
@@ -363,11 +374,3 @@ class _Children:
             ),
             tuple(monitor.label_share.labels(str(label)) for label in layout.classes),
         )
-
-
-def _floats(parts: Sequence[Any]) -> np.ndarray:
-    """One float64 array from the batches' columns (arrays or sequences, None -> NaN), in one
-    C-level pass: the columnar request path hands arrays, the row path lists."""
-    if all(isinstance(part, np.ndarray) and part.dtype != object for part in parts):
-        return np.concatenate(parts).astype("float64", copy=False)
-    return np.array(list(chain.from_iterable(parts)), dtype="float64")
