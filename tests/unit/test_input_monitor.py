@@ -135,6 +135,8 @@ def test_numpy_columns_and_python_lists_give_the_same_gauges() -> None:
     labels = (scores > 0.5).astype("int64")
     arrays = {name: np.array(values, dtype=object) for name, values in rows.items()}
     arrays["flag"] = np.array(rows["flag"], dtype=bool)
+    # The columnar path: a float column with NaN for null, kept as an array until the flush.
+    arrays["size"] = np.array([np.nan if v is None else v for v in rows["size"]], dtype="float64")
     results = []
     for columns in (rows, arrays):
         registry = CollectorRegistry()

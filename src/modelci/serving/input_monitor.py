@@ -146,6 +146,8 @@ class InputMonitor:
         self._lock = threading.Lock()
         # The pending values, one flat list per feature, then the scores and the labels.
         self._pending: dict[str, list[Any]] = {}
+        # Numeric arrays (the columnar request path, and the scores) are kept whole.
+        self._arrays: dict[str, list[np.ndarray]] = {}
         self._pending_rows = 0
         self._pending_since = 0.0
         self._chunks: deque[np.ndarray] = deque()
@@ -205,7 +207,9 @@ class InputMonitor:
         self._totals = np.zeros(self._layout.size)
         self._chunks.clear()
         self._names = tuple(spec.name for spec in fields)
+        self._numeric = frozenset(name for name, _ in self._layout.numeric)
         self._pending = {name: [] for name in (*self._names, _SCORES, _LABELS)}
+        self._arrays = {name: [] for name in (*self._numeric, _SCORES)}
         self._pending_rows = 0
         for gauge in (self.mean, self.null_ratio, self.unknown_ratio, self.share, self.label_share):
             gauge.clear()
@@ -237,7 +241,7 @@ class InputMonitor:
         if rows == 0:
             return
         now = time.monotonic()
-        pending = self._pending
+        pending, arrays = self._pending, self._arrays
         with self._lock:
             if not self._pending_rows:
                 self._pending_since = now
@@ -245,8 +249,13 @@ class InputMonitor:
             # converts one list per column instead of one small piece per batch.
             for name in self._names:
                 values = columns[name]
-                pending[name].extend(values.tolist() if isinstance(values, np.ndarray) else values)
-            pending[_SCORES].extend(scores.tolist())
+                if not isinstance(values, np.ndarray):
+                    pending[name].extend(values)
+                elif name in self._numeric and values.dtype.kind in "biuf":
+                    arrays[name].append(values)
+                else:
+                    pending[name].extend(values.tolist())
+            arrays[_SCORES].append(scores)
             pending[_LABELS].extend(labels.tolist())
             self._pending_rows += rows
             if (
@@ -285,8 +294,9 @@ class InputMonitor:
     # -- aggregation ------------------------------------------------------------------------
     def _flush_locked(self) -> None:
         if self._pending_rows:
-            chunk = self._aggregate(self._pending, self._pending_rows)
+            chunk = self._aggregate(self._pending, self._arrays, self._pending_rows)
             self._pending = {name: [] for name in self._pending}
+            self._arrays = {name: [] for name in self._arrays}
             self._pending_rows = 0
             self._chunks.append(chunk)
             self._totals += chunk
@@ -296,7 +306,9 @@ class InputMonitor:
                 self._totals -= self._chunks.popleft()
         self._publish()
 
-    def _aggregate(self, pending: Mapping[str, list[Any]], rows: int) -> np.ndarray:
+    def _aggregate(
+        self, pending: Mapping[str, list[Any]], arrays: Mapping[str, list[np.ndarray]], rows: int
+    ) -> np.ndarray:
         """One vector of counts and sums for the pending values: one NumPy conversion per
         numeric column, a C-level ``Counter`` per category column and for the labels, then
         Python over the distinct values only."""
@@ -304,7 +316,7 @@ class InputMonitor:
         out = np.zeros(layout.size)
         out[0] = rows
         for name, slot in layout.numeric:
-            values = np.array(pending[name], dtype="float64")  # None -> NaN
+            values = _numbers(pending[name], arrays[name])
             nulls = np.isnan(values)
             out[slot] = float(np.sum(values, where=~nulls))
             out[slot + 1] = float(np.count_nonzero(nulls))
@@ -313,7 +325,7 @@ class InputMonitor:
             out[slot] = counts.get(None, 0)
             for offset, category in enumerate(categories, start=1):
                 out[slot + offset] = counts.get(category, 0)
-        out[layout.score_slot] = float(np.sum(np.array(pending[_SCORES], dtype="float64")))
+        out[layout.score_slot] = float(np.sum(_numbers(pending[_SCORES], arrays[_SCORES])))
         if layout.classes:
             labels = Tally(pending[_LABELS])
             for offset, label in enumerate(layout.classes):
@@ -374,3 +386,11 @@ class _Children:
             ),
             tuple(monitor.label_share.labels(str(label)) for label in layout.classes),
         )
+
+
+def _numbers(flat: list[Any], arrays: list[np.ndarray]) -> np.ndarray:
+    """One float64 array of a column's pending values (None -> NaN)."""
+    parts = [np.asarray(array, dtype="float64") for array in arrays]
+    if flat or not parts:
+        parts.append(np.array(flat, dtype="float64"))
+    return np.concatenate(parts) if len(parts) > 1 else parts[0]
