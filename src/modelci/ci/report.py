@@ -24,6 +24,7 @@ from modelci.ci.diff import (
     metric_rows,
 )
 from modelci.ci.gate import (
+    as_gate,
     Verdict,
     failed_verdict,
     fmt,
@@ -33,8 +34,11 @@ from modelci.ci.gate import (
     task_changes,
 )
 from modelci.ci.plots import Plot
+from modelci.ci.predictions import Comparison
+from modelci.ci.slices import SliceRow, slice_rows
 from modelci.ci.state import METRICS, MODEL, RepoState, lock_out_md5
-from modelci.config import MetricRule
+from modelci.ci.stats import DeltaInterval
+from modelci.config import GateParams, MetricRule
 
 GITHUB_COMMENT_LIMIT = 65_536
 DEFAULT_MAX_CHARS = 60_000
@@ -77,29 +81,44 @@ class Report:
     plots: list[Plot] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     task_changes: list[str] = field(default_factory=list)
+    comparison: Comparison = field(default_factory=Comparison)
+    slices: list[SliceRow] = field(default_factory=list)
 
 
 def build_report(
     base: RepoState,
     head: RepoState,
-    rules: Mapping[str, MetricRule],
+    gate: GateParams | Mapping[str, MetricRule],
     *,
     title: str | None = None,
     directions: Mapping[str, bool] | None = None,
     model_path: str = MODEL,
     allow_task_change: bool = False,
+    comparison: Comparison | None = None,
 ) -> Report:
     """Compare two states and judge the head's metrics with the gate (pure: no IO).
 
-    When the task or target changed, the base's metrics are not compared (see ``gate.judge``).
+    When the task or target changed, the base's metrics are not compared (see ``gate.judge``),
+    nor are the intervals of ``comparison`` (``modelci.ci.predictions``) used.
     """
+    gate = as_gate(gate)
+    rules = gate.metrics
     changed_task = task_changes(base.params, head.params)
+    comparison = Comparison() if changed_task or comparison is None else comparison
     base_metrics = None if changed_task else base.metrics
     if head.metrics is None:
         files = ", ".join(head.declared.metrics) or METRICS
         verdict = failed_verdict(rules, f"{files}: missing or unreadable in {head.label}")
     else:
-        verdict = judge(rules, head.metrics, base.metrics, changed_task, allow_task_change)
+        verdict = judge(
+            gate,
+            head.metrics,
+            base.metrics,
+            changed_task,
+            allow_task_change,
+            intervals=comparison.intervals,
+            slices=head.slices,
+        )
     params = diff_param_files(base, head)
     warnings = [f"base: {problem}" for problem in base.problems]
     warnings += [f"PR: {problem}" for problem in head.problems]
@@ -132,6 +151,13 @@ def build_report(
         title=title,
         warnings=warnings,
         task_changes=changed_task,
+        comparison=comparison,
+        slices=slice_rows(
+            None if changed_task else base.slices,
+            head.slices,
+            list(rules),
+            {**(directions or {}), **{n: rule.higher_is_better for n, rule in rules.items()}},
+        ),
     )
 
 
@@ -150,6 +176,8 @@ def to_json(report: Report, markdown: Mapping[str, Any] | None = None) -> dict[s
         "plots": [plot.to_dict() for plot in report.plots],
         "warnings": report.warnings,
         "task_changes": report.task_changes,
+        "statistics": report.comparison.to_dict(),
+        "slices": [row.to_dict() for row in report.slices],
         "markdown": dict(markdown or {}),
     }
 
@@ -202,8 +230,20 @@ def _gate_cell(row: MetricRow) -> str:
     return text
 
 
+def _interval_cells(interval: DeltaInterval | None) -> list[str]:
+    """The delta's interval and whether the change is significant (with McNemar's p-value)."""
+    if interval is None:
+        return ["-", "-"]
+    ci = f"{fmt_delta(interval.low)} to {fmt_delta(interval.high)} ({interval.level:.0%})"
+    verdict = "**yes**" if interval.significant else "no (noise)"
+    if interval.p_value is not None:
+        verdict += f", p={interval.p_value:.2g}"
+    return [ci, verdict]
+
+
 def _metric_lines(report: Report, limit: int) -> list[str]:
     rows = sorted(report.metrics, key=lambda r: (r.gate is None or r.gate.passed, r.name))
+    intervals = report.comparison.intervals
     cells = []
     for row in rows[:limit]:
         base = "new" if row.change == "new" and row.base is None else fmt(row.base)
@@ -214,15 +254,63 @@ def _metric_lines(report: Report, limit: int) -> list[str]:
                 base,
                 head,
                 fmt_delta(row.delta),
+                *_interval_cells(intervals.get(row.name)),
                 _CHANGE[row.change],
                 "higher is better" if row.higher_is_better else "lower is better",
                 _gate_cell(row),
             ]
         )
-    header = ["metric", "base", "PR", "delta", "change", "direction", "gate"]
+    header = ["metric", "base", "PR", "delta", "CI of delta", "significant", "change"]
+    header += ["direction", "gate"]
     if not rows:
         return ["No metrics on either side."]
-    return _table(header, cells, len(rows), "metrics")
+    return _table(header, cells, len(rows), "metrics") + _statistics_lines(report, limit)
+
+
+def _statistics_lines(report: Report, limit: int) -> list[str]:
+    """How the intervals were made, in one line, and why any are missing."""
+    comparison = report.comparison
+    lines = []
+    methods = sorted({i.method for i in comparison.intervals.values()})
+    if comparison.intervals:
+        first = next(iter(comparison.intervals.values()))
+        resamples = f", {first.resamples} resamples" if first.resamples else ""
+        lines.append(
+            f"_Intervals: {', '.join(methods)} over {first.rows[1]} test rows{resamples}; "
+            "significant when the interval excludes 0 (accuracy: McNemar's exact p-value)._"
+        )
+    notes = sorted({n for i in comparison.intervals.values() for n in i.notes})
+    notes += comparison.notes
+    lines += [f"- {escape(note, 300)}" for note in notes[: max(limit, 3)]]
+    return ["", *lines] if lines else []
+
+
+def _slice_lines(report: Report, limit: int) -> list[str]:
+    rows = report.slices
+    if not rows:
+        return ["No slices (evaluate.slices in params.yaml declares them)."]
+    cells = []
+    for row in rows[:limit]:
+        name = f"{escape(row.column, 40)} = {escape(row.value, 40)}"
+        counts = f"{row.base_rows if row.base_rows is not None else '-'} → "
+        counts += f"{row.head_rows if row.head_rows is not None else '-'}"
+        if row.too_small:
+            cells.append([name, counts, "_too small to judge_", "-", "-", "-"])
+            continue
+        metric = escape(row.metric, 40)
+        cells.append([name, counts, metric, fmt(row.base), fmt(row.head), fmt_delta(row.delta)])
+    header = ["slice", "rows (base → PR)", "metric", "base", "PR", "delta"]
+    lines = ["Largest regressions first; slices below evaluate.min_slice_rows are too small.", ""]
+    lines += _table(header, cells, len(rows), "slice rows")
+    for rule in report.verdict.slices:
+        icon = _ICON[rule.status]
+        reasons = "; ".join(rule.failures + rule.notes) or "ok"
+        lines += [
+            "",
+            f"- slice rule {escape(rule.rule.metric, 40)} over "
+            f"{escape(rule.rule.column, 40)}: {icon}: {escape(reasons, 300)}",
+        ]
+    return lines
 
 
 def _param_lines(report: Report, limit: int) -> list[str]:
@@ -333,6 +421,7 @@ def _render(report: Report, limit: int) -> str:
             lines.append(f"- _… {len(failures) - max(limit, 3)} more failures omitted._")
         lines.append("")
     lines += ["### Metrics", "", *_metric_lines(report, limit), ""]
+    lines += ["### Slices", "", *_slice_lines(report, limit), ""]
     lines += ["### Params", "", *_param_lines(report, limit), ""]
     lines += ["### Data", "", *_data_lines(report, limit), ""]
     lines += ["### Plots", "", *_plot_lines(report, limit)]
@@ -361,7 +450,8 @@ def render_markdown(report: Report, max_chars: int = DEFAULT_MAX_CHARS) -> tuple
 
 def _truncated(report: Report, limit: int) -> bool:
     """Whether rendering with ``limit`` rows per table left anything out."""
-    tables = [len(report.metrics), len(report.params)] + [len(v) for v in report.data.values()]
+    tables = [len(report.metrics), len(report.params), len(report.slices)]
+    tables += [len(v) for v in report.data.values()]
     return (
         any(size > limit for size in tables)
         or len(report.warnings) > max(limit, 1)

@@ -174,7 +174,9 @@ def _score_metric(name: str, w: Floats, side: Scored) -> Floats:
         per_class = [
             _binary_auc(w, side.proba[:, k], side.actual == k) for k in range(len(side.classes))
         ]
-        return np.asarray(np.mean(per_class, axis=0))  # one-vs-rest, macro average (as in metrics.json)
+        return np.asarray(
+            np.mean(per_class, axis=0)
+        )  # one-vs-rest, macro average (as in metrics.json)
     actual = side.actual.astype(float)
     error = side.predicted.astype(float) - actual
     if name == "mae":

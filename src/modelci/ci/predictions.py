@@ -1,0 +1,182 @@
+"""The intervals of the gated metrics' deltas, from both sides' per-row test predictions.
+
+The head's predictions are the working tree's ``reports/predictions.parquet`` (after ``dvc
+repro``); the base's are the same output as the base commit's ``dvc.lock`` records it, read from
+the DVC cache or, failing that, the DVC remote (``dvc.api.open``), never recomputed. The two are
+paired when the test split is the same on both sides (same md5 in ``dvc.lock``, same labels).
+Whatever is missing leaves the gate on point comparisons, and a note says why.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from modelci.ci.state import MAX_FILE_BYTES, lock_out_md5
+from modelci.ci.stats import SUPPORTED, DeltaInterval, Scored, StatsError, compare
+from modelci.config import GateParams
+from modelci.pipeline.prediction_table import PREDICTIONS, PROBA
+
+TEST_SPLIT = "data/prepared/test.parquet"
+
+
+@dataclass
+class Comparison:
+    """The intervals found, whether they are paired, and why any are missing."""
+
+    intervals: dict[str, DeltaInterval] = field(default_factory=dict)
+    paired: bool | None = None
+    notes: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "paired": self.paired,
+            "notes": self.notes,
+            "intervals": {name: i.to_dict() for name, i in self.intervals.items()},
+        }
+
+
+def read_base(root: Path, commit: str, path: str = PREDICTIONS) -> bytes:
+    """The base commit's output ``path`` from the DVC cache or remote; StatsError why not."""
+    import dvc.api
+
+    try:
+        with dvc.api.open(path, repo=str(root), rev=commit, mode="rb") as handle:
+            data: bytes = handle.read(MAX_FILE_BYTES + 1)
+    except Exception as error:  # noqa: BLE001 - dvc raises many types; each means "not available"
+        first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise StatsError(f"not in the DVC cache or remote ({first[:200]})") from None
+    if len(data) > MAX_FILE_BYTES:
+        raise StatsError(f"larger than {MAX_FILE_BYTES} bytes")
+    return data
+
+
+def to_scored(frame: pd.DataFrame, classification: bool, positive_label: Any) -> Scored:
+    """A predictions table encoded for ``modelci.ci.stats``; StatsError when it is not one."""
+    missing = [name for name in ("actual", "predicted") if name not in frame.columns]
+    if missing:
+        raise StatsError(f"no column {missing[0]!r}")
+    if not classification:
+        try:
+            return Scored(frame["actual"].to_numpy(float), frame["predicted"].to_numpy(float))
+        except (TypeError, ValueError):
+            raise StatsError("regression values are not numbers") from None
+    proba_columns = [str(c) for c in frame.columns if str(c).startswith(PROBA)]
+    actual = frame["actual"].astype(str).to_numpy()
+    predicted = frame["predicted"].astype(str).to_numpy()
+    if proba_columns:
+        classes = tuple(column[len(PROBA) :] for column in proba_columns)
+    else:
+        classes = tuple(sorted(set(actual) | set(predicted)))
+    index = {label: code for code, label in enumerate(classes)}
+    unknown = sorted((set(actual) | set(predicted)) - set(index))
+    if unknown:
+        raise StatsError(f"labels {unknown[:3]} are not among the classes {list(classes)[:10]}")
+    try:
+        proba = frame[proba_columns].to_numpy(float) if proba_columns else None
+    except (TypeError, ValueError):
+        raise StatsError("probabilities are not numbers") from None
+    codes = {
+        name: pd.Series(values).map(index).to_numpy(np.int64)
+        for name, values in (("actual", actual), ("predicted", predicted))
+    }
+    return Scored(
+        codes["actual"],
+        codes["predicted"],
+        proba,
+        classes,
+        index.get(str(positive_label), len(classes) - 1),
+    )
+
+
+def _scored(data: bytes, params: Mapping[str, Any]) -> Scored:
+    section = params.get("data") if isinstance(params.get("data"), Mapping) else {}
+    assert isinstance(section, Mapping)  # noqa: S101 - narrowed just above
+    try:
+        frame = pd.read_parquet(io.BytesIO(data))
+    except Exception as error:  # noqa: BLE001 - pyarrow raises several types for a bad file
+        raise StatsError(f"not a readable parquet table ({str(error)[:120]})") from None
+    task = section.get("task", "binary")
+    return to_scored(frame, task != "regression", section.get("positive_label"))
+
+
+def test_split_changed(base_lock: Any, head_lock: Any) -> bool:
+    """Whether ``dvc.lock`` records different test splits (unknown on either side: False)."""
+    old, new = lock_out_md5(base_lock, TEST_SPLIT), lock_out_md5(head_lock, TEST_SPLIT)
+    return old is not None and new is not None and old != new
+
+
+def compare_sides(
+    gate: GateParams,
+    base: Scored,
+    head: Scored,
+    *,
+    test_changed: bool,
+) -> Comparison:
+    """The interval of every gated metric that has a per-row statistic."""
+    paired = (
+        not test_changed and base.rows == head.rows and bool((base.actual == head.actual).all())
+    )
+    result = Comparison(paired=paired)
+    if not paired:
+        result.notes.append(
+            "the test set changed between base and PR: unpaired intervals, weaker than paired ones"
+        )
+    for name, rule in gate.metrics.items():
+        if name not in SUPPORTED:
+            result.notes.append(f"{name}: no per-row statistic, compared on the point estimate")
+            continue
+        try:
+            result.intervals[name] = compare(
+                name,
+                base,
+                head,
+                paired=paired,
+                level=rule.confidence,
+                resamples=gate.bootstrap.resamples,
+                seed=gate.bootstrap.seed,
+            )
+        except StatsError as error:
+            result.notes.append(f"{name}: no interval: {error}")
+    return result
+
+
+def compare_predictions(
+    gate: GateParams,
+    *,
+    root: Path,
+    base_commit: str | None,
+    base_params: Mapping[str, Any] | None,
+    base_lock: Any,
+    head_data: bytes | None,
+    head_params: Mapping[str, Any] | None,
+    head_lock: Any,
+) -> Comparison:
+    """Read both sides' predictions and compare them; a Comparison with notes when it cannot."""
+    if not gate.metrics:
+        return Comparison()
+    if head_data is None:
+        return Comparison(notes=[f"no {PREDICTIONS} in the PR: point comparisons only"])
+    if base_commit is None or lock_out_md5(base_lock, PREDICTIONS) is None:
+        return Comparison(
+            notes=[f"the base's dvc.lock records no {PREDICTIONS}: point comparisons only"]
+        )
+    try:
+        base_data = read_base(root, base_commit)
+    except StatsError as error:
+        return Comparison(notes=[f"base {PREDICTIONS}: {error}: point comparisons only"])
+    try:
+        base = _scored(base_data, base_params or {})
+    except StatsError as error:
+        return Comparison(notes=[f"base {PREDICTIONS}: {error}: point comparisons only"])
+    try:
+        head = _scored(head_data, head_params or {})
+    except StatsError as error:
+        return Comparison(notes=[f"PR {PREDICTIONS}: {error}: point comparisons only"])
+    return compare_sides(gate, base, head, test_changed=test_split_changed(base_lock, head_lock))
