@@ -289,27 +289,30 @@ def _slice_lines(report: Report, limit: int) -> list[str]:
     rows = report.slices
     if not rows:
         return ["No slices (evaluate.slices in params.yaml declares them)."]
+    metrics = list(dict.fromkeys(name for row in rows for name in row.values))
     cells = []
     for row in rows[:limit]:
-        name = f"{escape(row.column, 40)} = {escape(row.value, 40)}"
         counts = f"{row.base_rows if row.base_rows is not None else '-'} → "
         counts += f"{row.head_rows if row.head_rows is not None else '-'}"
+        cell = [f"{escape(row.column, 40)} = {escape(row.value, 40)}", counts]
         if row.too_small:
-            cells.append([name, counts, "_too small to judge_", "-", "-", "-"])
+            cells.append(cell + ["_too small to judge_"] + ["-"] * (len(metrics) - 1))
             continue
-        metric = escape(row.metric, 40)
-        cells.append([name, counts, metric, fmt(row.base), fmt(row.head), fmt_delta(row.delta)])
-    header = ["slice", "rows (base → PR)", "metric", "base", "PR", "delta"]
+        for metric in metrics:
+            base, head = row.values.get(metric, (None, None))
+            delta = row.delta(metric)
+            cell.append(f"{fmt(base)} → {fmt(head)}" + (f" ({fmt_delta(delta)})" if delta else ""))
+        cells.append(cell)
+    header = ["slice", "rows"] + [f"{escape(m, 40)} base → PR" for m in metrics or ["metrics"]]
     lines = ["Largest regressions first; slices below evaluate.min_slice_rows are too small.", ""]
-    lines += _table(header, cells, len(rows), "slice rows")
+    lines += _table(header, cells, len(rows), "slices")
     for rule in report.verdict.slices:
-        icon = _ICON[rule.status]
         reasons = "; ".join(rule.failures + rule.notes) or "ok"
-        lines += [
-            "",
-            f"- slice rule {escape(rule.rule.metric, 40)} over "
-            f"{escape(rule.rule.column, 40)}: {icon}: {escape(reasons, 300)}",
-        ]
+        lines.append("")
+        lines.append(
+            f"- slice rule {escape(rule.rule.metric, 40)} over {escape(rule.rule.column, 40)}: "
+            f"{_ICON[rule.status]}: {escape(reasons, 300)}"
+        )
     return lines
 
 

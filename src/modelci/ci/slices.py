@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from modelci.ci.gate import json_number
@@ -17,44 +17,47 @@ from modelci.ci.gate import json_number
 
 @dataclass(frozen=True)
 class SliceRow:
-    """One (column, value, metric) of the slices; ``metric`` is None for a too-small slice."""
+    """One slice value: its rows and, per metric, the base and PR values (none: too small)."""
 
     column: str
     value: str
-    metric: str | None
-    base: float | None
-    head: float | None
     base_rows: int | None
     head_rows: int | None
-    higher_is_better: bool = True
+    values: dict[str, tuple[float | None, float | None]] = field(default_factory=dict)
+    directions: dict[str, bool] = field(default_factory=dict)
 
-    @property
-    def delta(self) -> float | None:
-        if self.base is None or self.head is None:
-            return None
-        return self.head - self.base
+    def delta(self, metric: str) -> float | None:
+        base, head = self.values.get(metric, (None, None))
+        return None if base is None or head is None else head - base
 
     @property
     def regression(self) -> float:
-        delta = self.delta
-        if delta is None:
-            return -math.inf
-        return -delta if self.higher_is_better else delta
+        """The largest regression over the metrics (-inf when none can be computed)."""
+        worst = -math.inf
+        for metric in self.values:
+            delta = self.delta(metric)
+            if delta is not None:
+                worst = max(worst, -delta if self.directions.get(metric, True) else delta)
+        return worst
 
     @property
     def too_small(self) -> bool:
-        return self.metric is None
+        return not self.values
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "column": self.column,
             "value": self.value,
-            "metric": self.metric,
-            "base": json_number(self.base),
-            "head": json_number(self.head),
-            "delta": json_number(self.delta),
             "rows": [self.base_rows, self.head_rows],
             "too_small": self.too_small,
+            "metrics": {
+                name: {
+                    "base": json_number(base),
+                    "head": json_number(head),
+                    "delta": json_number(self.delta(name)),
+                }
+                for name, (base, head) in self.values.items()
+            },
         }
 
 
@@ -87,30 +90,16 @@ def slice_rows(
     metrics: list[str],
     directions: Mapping[str, bool],
 ) -> list[SliceRow]:
-    """Rows for ``metrics`` in every slice of either side: regressions first (largest first),
-    then the rest, then the slices too small to judge."""
+    """One row per slice value of either side: largest regression first, too-small ones last."""
     old, new = _entries(base), _entries(head)
-    rows: list[SliceRow] = []
-    small: list[SliceRow] = []
+    rows = []
     for key in sorted(set(old) | set(new)):
         before, after = old.get(key), new.get(key)
-        shown = [
-            m for m in metrics if _number(after, m) is not None or _number(before, m) is not None
-        ]
-        if not shown:
-            small.append(SliceRow(*key, None, None, None, _rows(before), _rows(after)))
-            continue
-        for metric in shown:
-            rows.append(
-                SliceRow(
-                    *key,
-                    metric,
-                    _number(before, metric),
-                    _number(after, metric),
-                    _rows(before),
-                    _rows(after),
-                    directions.get(metric, True),
-                )
-            )
-    rows.sort(key=lambda row: -row.regression)
-    return rows + small
+        values = {
+            metric: (_number(before, metric), _number(after, metric))
+            for metric in metrics
+            if _number(before, metric) is not None or _number(after, metric) is not None
+        }
+        shown = {metric: directions.get(metric, True) for metric in values}
+        rows.append(SliceRow(*key, _rows(before), _rows(after), values, shown))
+    return sorted(rows, key=lambda row: (row.too_small, -row.regression))
