@@ -143,7 +143,8 @@ def test_report_end_to_end_improvement(repo: Path) -> None:
     assert "&lt;b&gt;@\u200bteam&lt;/b&gt;" in markdown
     assert "| train.estimator\\_params.learning\\_rate | 0.05 | 0.1 |" in markdown
     assert (
-        "| **accuracy** | 0.8000 | 0.8300 | +0.0300 | ▲ improved | higher is better |" in markdown
+        "| **accuracy** | 0.8000 | 0.8300 | +0.0300 | - | - | ▲ improved | higher is better |"
+        in markdown
     )
     assert "| **f1** | new | 0.7000 |" in markdown
     assert "| **recall** | 0.6000 | removed |" in markdown

@@ -87,7 +87,8 @@ def test_improvement() -> None:
         in (markdown)
     )
     assert (
-        "| **log\\_loss** | 0.4500 | 0.4000 | -0.0500 | - | - | ▲ improved | lower is better |" in markdown
+        "| **log\\_loss** | 0.4500 | 0.4000 | -0.0500 | - | - | ▲ improved | lower is better |"
+        in markdown
     )
     assert (
         "| **recall** | 0.6000 | 0.6000 | +0.0000 | - | - | = unchanged | higher is better | not gated |"
@@ -129,7 +130,9 @@ def test_new_and_removed_metrics() -> None:
     assert rows["f1"].change == "new"
     assert rows["recall"].change == "removed"
     markdown, _ = render_markdown(report)
-    assert "| **f1** | new | 0.7000 | - | - | - | 🆕 new | higher is better | not gated |" in markdown
+    assert (
+        "| **f1** | new | 0.7000 | - | - | - | 🆕 new | higher is better | not gated |" in markdown
+    )
     assert "| **recall** | 0.6000 | removed | - | - | - | 🗑️ removed |" in markdown
 
 
