@@ -58,6 +58,8 @@ def _rules(args: argparse.Namespace, params: Any, problems: list[str] | None = N
 
 
 def cmd_report(args: argparse.Namespace) -> int:
+    from modelci.ci.data_diff import data_shift
+    from modelci.ci.predictions import DvcOutputs
     from modelci.ci.plots import render_plots
     from modelci.ci.report import build_report, dumps_json, render_markdown, to_json
     from modelci.ci.state import GitSource, StateError, WorkTreeSource, read_state
@@ -77,7 +79,16 @@ def cmd_report(args: argparse.Namespace) -> int:
             worktree.commit = ""
         head = read_state(worktree, params_path=params_path)
     gate = _rules(args, head.params, head.problems)
-    comparison = _comparison(gate, root, base, head.params, head.lock, WorkTreeSource(root))
+    outputs = DvcOutputs(root, head.commit) if args.head and head.commit else WorkTreeSource(root)
+    comparison = _comparison(gate, root, base, head.params, head.lock, outputs)
+    shift = data_shift(
+        root,
+        base_commit=base.commit,
+        base_lock=base.lock,
+        head_lock=head.lock,
+        head_params=head.params,
+        head_source=outputs,
+    )
     report = build_report(
         base,
         head,
@@ -86,6 +97,7 @@ def cmd_report(args: argparse.Namespace) -> int:
         directions=HIGHER_IS_BETTER,
         allow_task_change=args.allow_task_change,
         comparison=comparison,
+        shift=shift,
     )
     out = Path(args.out)
     plot_dir = out / "plots"
@@ -117,7 +129,8 @@ def cmd_report(args: argparse.Namespace) -> int:
 def _comparison(
     gate: Any, root: Path, base: Any, head_params: Any, head_lock: Any, worktree: Any
 ) -> Any:
-    """The intervals of the gated metrics (``modelci.ci.predictions``), PR from the work tree."""
+    """The intervals of the gated metrics (``modelci.ci.predictions``); the PR's predictions from
+    ``worktree`` (the working tree, or a commit's DVC outputs)."""
     from modelci.ci.predictions import compare_predictions
     from modelci.ci.state import StateError
     from modelci.pipeline.prediction_table import PREDICTIONS

@@ -43,7 +43,11 @@ class Comparison:
 
 
 def read_base(root: Path, commit: str, path: str = PREDICTIONS) -> bytes:
-    """The base commit's output ``path`` from the DVC cache or remote; StatsError why not."""
+    """The base commit's DVC output ``path`` from the DVC cache or remote; StatsError why not.
+
+    DVC resolves ``path`` through the base commit's own ``dvc.lock``: the bytes are the base's,
+    whatever the working tree holds.
+    """
     import dvc.api
 
     try:
@@ -95,6 +99,20 @@ def to_scored(frame: pd.DataFrame, classification: bool, positive_label: Any) ->
     )
 
 
+@dataclass
+class DvcOutputs:
+    """A commit's DVC-tracked outputs (from the cache or remote), read like a state's files."""
+
+    root: Path
+    commit: str
+
+    def read(self, path: str) -> bytes | None:
+        try:
+            return read_base(self.root, self.commit, path)
+        except StatsError:
+            return None
+
+
 def _scored(data: bytes, params: Mapping[str, Any]) -> Scored:
     section = params.get("data") if isinstance(params.get("data"), Mapping) else {}
     assert isinstance(section, Mapping)  # noqa: S101 - narrowed just above
@@ -123,11 +141,7 @@ def compare_sides(
     paired = (
         not test_changed and base.rows == head.rows and bool((base.actual == head.actual).all())
     )
-    result = Comparison(paired=paired)
-    if not paired:
-        result.notes.append(
-            "the test set changed between base and PR: unpaired intervals, weaker than paired ones"
-        )
+    result = Comparison(paired=paired)  # each unpaired interval's notes say why it is weaker
     for name, rule in gate.metrics.items():
         if name not in SUPPORTED:
             result.notes.append(f"{name}: no per-row statistic, compared on the point estimate")

@@ -33,6 +33,7 @@ from modelci.ci.gate import (
     judge,
     task_changes,
 )
+from modelci.ci.data_diff import DataShift
 from modelci.ci.plots import Plot
 from modelci.ci.predictions import Comparison
 from modelci.ci.slices import SliceRow, slice_rows
@@ -83,6 +84,7 @@ class Report:
     task_changes: list[str] = field(default_factory=list)
     comparison: Comparison = field(default_factory=Comparison)
     slices: list[SliceRow] = field(default_factory=list)
+    shift: DataShift = field(default_factory=DataShift)
 
 
 def build_report(
@@ -95,6 +97,7 @@ def build_report(
     model_path: str = MODEL,
     allow_task_change: bool = False,
     comparison: Comparison | None = None,
+    shift: DataShift | None = None,
 ) -> Report:
     """Compare two states and judge the head's metrics with the gate (pure: no IO).
 
@@ -152,6 +155,7 @@ def build_report(
         warnings=warnings,
         task_changes=changed_task,
         comparison=comparison,
+        shift=shift or DataShift(),
         slices=slice_rows(
             None if changed_task else base.slices,
             head.slices,
@@ -178,6 +182,7 @@ def to_json(report: Report, markdown: Mapping[str, Any] | None = None) -> dict[s
         "task_changes": report.task_changes,
         "statistics": report.comparison.to_dict(),
         "slices": [row.to_dict() for row in report.slices],
+        "data_shift": report.shift.to_dict(),
         "markdown": dict(markdown or {}),
     }
 
@@ -274,10 +279,13 @@ def _statistics_lines(report: Report, limit: int) -> list[str]:
     methods = sorted({i.method for i in comparison.intervals.values()})
     if comparison.intervals:
         first = next(iter(comparison.intervals.values()))
+        base_rows, head_rows = first.rows
+        rows = f"{head_rows}" if base_rows == head_rows else f"{base_rows} (base) and {head_rows}"
         resamples = f", {first.resamples} resamples" if first.resamples else ""
+        mcnemar = " (accuracy: McNemar's exact p-value)" if comparison.paired else ""
         lines.append(
-            f"_Intervals: {', '.join(methods)} over {first.rows[1]} test rows{resamples}; "
-            "significant when the interval excludes 0 (accuracy: McNemar's exact p-value)._"
+            f"_Intervals: {', '.join(methods)} over {rows} test rows{resamples}; "
+            f"significant when the interval excludes 0{mcnemar}._"
         )
     notes = sorted({n for i in comparison.intervals.values() for n in i.notes})
     notes += comparison.notes
@@ -368,6 +376,7 @@ def _data_lines(report: Report, limit: int) -> list[str]:
         )
     else:
         lines.append("Schema unchanged.")
+    lines += ["", *_shift_lines(report, limit)]
     hashes = report.data.get("hashes", [])
     lines.append("")
     if hashes:
@@ -380,6 +389,36 @@ def _data_lines(report: Report, limit: int) -> list[str]:
     else:
         lines.append("No content hash changed in dvc.lock.")
     return lines
+
+
+def _shift_lines(report: Report, limit: int) -> list[str]:
+    """Per column of the training split: PSI, the test's p-value, null rates, categories."""
+    shift = report.shift
+    lines = [f"- {escape(note, 300)}" for note in shift.notes[: max(limit, 3)]]
+    if not shift.columns:
+        return lines
+    cells = []
+    for c in shift.columns[:limit]:
+        level = "major" if c.psi > 0.25 else ("moderate" if c.psi > 0.1 else "stable")
+        cells.append(
+            [
+                escape(c.column, 60),
+                c.kind,
+                f"{c.psi:.3f} ({level})",
+                f"{c.test} p={c.p_value:.2g}",
+                f"{c.null_rate_reference:.1%} → {c.null_rate_current:.1%}",
+                escape(", ".join(c.new_categories), 80) or "-",
+                escape(", ".join(c.removed_categories), 80) or "-",
+            ]
+        )
+    header = ["column", "kind", "PSI", "test", "nulls (base → PR)", "new categories", "removed"]
+    return [
+        "**Distribution shift of the training split** (PSI: below 0.1 stable, 0.1-0.25 "
+        "moderate, above 0.25 major; largest first)",
+        "",
+        *_table(header, cells, len(shift.columns), "columns"),
+        *([""] + lines if lines else []),
+    ]
 
 
 def _plot_lines(report: Report, limit: int) -> list[str]:
@@ -454,6 +493,7 @@ def render_markdown(report: Report, max_chars: int = DEFAULT_MAX_CHARS) -> tuple
 def _truncated(report: Report, limit: int) -> bool:
     """Whether rendering with ``limit`` rows per table left anything out."""
     tables = [len(report.metrics), len(report.params), len(report.slices)]
+    tables.append(len(report.shift.columns))
     tables += [len(v) for v in report.data.values()]
     return (
         any(size > limit for size in tables)
