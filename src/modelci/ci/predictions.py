@@ -124,7 +124,7 @@ def _scored(data: bytes, params: Mapping[str, Any]) -> Scored:
     return to_scored(frame, task != "regression", section.get("positive_label"))
 
 
-def test_split_changed(base_lock: Any, head_lock: Any) -> bool:
+def changed_test_split(base_lock: Any, head_lock: Any) -> bool:
     """Whether ``dvc.lock`` records different test splits (unknown on either side: False)."""
     old, new = lock_out_md5(base_lock, TEST_SPLIT), lock_out_md5(head_lock, TEST_SPLIT)
     return old is not None and new is not None and old != new
@@ -193,4 +193,4 @@ def compare_predictions(
         head = _scored(head_data, head_params or {})
     except StatsError as error:
         return Comparison(notes=[f"PR {PREDICTIONS}: {error}: point comparisons only"])
-    return compare_sides(gate, base, head, test_changed=test_split_changed(base_lock, head_lock))
+    return compare_sides(gate, base, head, test_changed=changed_test_split(base_lock, head_lock))
