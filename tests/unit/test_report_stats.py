@@ -158,3 +158,27 @@ def test_the_comment_shows_intervals_slices_and_the_headline() -> None:
     assert payload["statistics"]["intervals"]["accuracy"]["significant"] is True
     assert payload["gate"]["metrics"][0]["interval"]["method"] == "paired bootstrap"
     assert payload["slices"][0]["metrics"]["accuracy"]["delta"] < 0
+
+
+def test_curve_legends_carry_the_area_and_multiclass_titles_the_averaging(tmp_path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from modelci.ci.plots import _xy_figure, curve_area, render_plots
+    from modelci.ci.state import PlotTable
+
+    assert curve_area([0.0, 1.0], [0.0, 1.0]) == pytest.approx(0.5)
+    assert curve_area([1.0, 0.5, 0.0], [0.5, 0.5, 1.0]) == pytest.approx(0.625)  # x unsorted
+    perfect = PlotTable(("fpr", "tpr"), (("0", "0"), ("0", "1"), ("1", "1")))
+    figure = _xy_figure(plt, [("PR", perfect)], "curve", "fpr", "tpr", "ROC", "x", "y")
+    try:
+        legend = [text.get_text() for text in figure.axes[0].get_legend().get_texts()]
+    finally:
+        plt.close(figure)
+    assert legend == ["PR (AUC 1.000)"]
+    multiclass = RepoState(label="PR", params={"data": {"task": "multiclass"}})
+    multiclass.plots["roc"] = perfect
+    plots, _ = render_plots(RepoState(label="base"), multiclass, tmp_path)
+    assert plots[0].title == "ROC curve (micro-average, one-vs-rest)"
