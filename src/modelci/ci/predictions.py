@@ -20,8 +20,9 @@ import pandas as pd
 
 from modelci.ci.state import MAX_FILE_BYTES, lock_out_md5
 from modelci.ci.stats import SUPPORTED, DeltaInterval, Scored, StatsError, compare
-from modelci.config import GateParams
-from modelci.pipeline.prediction_table import PREDICTIONS, PROBA
+from modelci.config import DataParams, GateParams
+from modelci.pipeline.metrics import Predictions
+from modelci.pipeline.prediction_table import PREDICTIONS, PROBA, to_frame
 
 TEST_SPLIT = "data/prepared/test.parquet"
 
@@ -159,6 +160,20 @@ def compare_sides(
         except StatsError as error:
             result.notes.append(f"{name}: no interval: {error}")
     return result
+
+
+def compare_predicted(
+    gate: GateParams, base: Predictions, head: Predictions, data: DataParams
+) -> Comparison:
+    """Two models' predictions on the same rows (the release: champion vs challenger), paired."""
+    try:
+        sides = [
+            to_scored(to_frame(pred), data.is_classification, data.positive_label)
+            for pred in (base, head)
+        ]
+    except StatsError as error:
+        return Comparison(notes=[f"no intervals: {error}"])
+    return compare_sides(gate, sides[0], sides[1], test_changed=False)
 
 
 def compare_predictions(
