@@ -264,7 +264,8 @@ def test_release_uses_the_pull_request_gates_statistics(env: Params, repo: Path)
     assert not promote(params, v2).passed
     detail = open_registry(params).get(v2).tags["modelci.gate.detail"]
     assert "roc_auc: fell" in detail
-    assert "(95% CI" in detail and "significant" in detail
+    assert "(95% CI" in detail
+    assert "significant" in detail
 
 
 def test_gate_equal_challenger_is_promoted(env: Params, repo: Path) -> None:

@@ -85,7 +85,8 @@ def test_statistical_modes_without_an_interval_fall_back_to_the_point() -> None:
     significance = MetricRule(mode="significance", tolerance=0.01)
     verdict = evaluate_gate({"accuracy": significance}, {"accuracy": 0.78}, BASE)
     metric = verdict.metric("accuracy")
-    assert metric is not None and not verdict.passed
+    assert metric is not None
+    assert not verdict.passed
     assert metric.notes[0] == (
         "no interval for mode significance: judged on the point estimate with the tolerance 0.0100"
     )
@@ -154,7 +155,8 @@ def test_slice_rule_errors_name_the_key(tmp_path: Path) -> None:
         encoding="utf-8",
     )
     gate = load_gate(gate_file)
-    assert gate.slices[0].min == 0.6 and gate.bootstrap.resamples == 500
+    assert gate.slices[0].min == 0.6
+    assert gate.bootstrap.resamples == 500
 
 
 SLICES = {

@@ -1,4 +1,4 @@
-"""The report's statistics: predictions tables, intervals, slice rows, the data diff, the comment."""
+"""The report's statistics: predictions tables, intervals, slices, the data diff, the comment."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from modelci.ci.data_diff import shift_columns
-from modelci.ci.predictions import compare_sides, changed_test_split, to_scored
+from modelci.ci.predictions import changed_test_split, compare_sides, to_scored
 from modelci.ci.report import build_report, dumps_json, render_markdown, to_json
 from modelci.ci.slices import slice_rows
 from modelci.ci.state import RepoState
@@ -45,7 +45,8 @@ def test_the_predictions_table_round_trips_to_the_scored_encoding() -> None:
     frame = _frame(1)
     assert list(frame.columns) == ["actual", "predicted", "proba:0", "proba:1"]
     scored = to_scored(frame, classification=True, positive_label=1)
-    assert scored.classes == ("0", "1") and scored.positive == 1
+    assert scored.classes == ("0", "1")
+    assert scored.positive == 1
     assert (scored.actual == frame["actual"].to_numpy()).all()
     regression = to_scored(
         frame[["actual", "predicted"]], classification=False, positive_label=None
@@ -120,7 +121,8 @@ def test_data_diff_names_shifted_columns_nulls_and_categories() -> None:
     columns = {"age": {"type": "float"}, "port": {"type": "category"}, "gone": {"type": "int"}}
     shift = shift_columns(base, head, columns)
     by_name = {c.column: c for c in shift.columns}
-    assert by_name["age"].psi > 0.25 and by_name["age"].null_rate_current == pytest.approx(0.1)
+    assert by_name["age"].psi > 0.25
+    assert by_name["age"].null_rate_current == pytest.approx(0.1)
     assert by_name["port"].new_categories == ("C",)
     assert by_name["port"].removed_categories == ("B",)
     assert shift.notes == ["column 'gone' is not in both training splits"]
@@ -149,7 +151,8 @@ def test_the_comment_shows_intervals_slices_and_the_headline() -> None:
     markdown, _ = render_markdown(report)
     headline = markdown.splitlines()[1]
     assert headline.startswith("## 🔴 modelci report: gate FAILED: accuracy: fell ")
-    assert "(95% CI " in headline and headline.endswith("significant")
+    assert "(95% CI " in headline
+    assert headline.endswith("significant")
     assert "| CI of delta | significant |" in markdown
     assert "_Intervals: paired bootstrap over 400 test rows, 2000 resamples;" in markdown
     assert "| gender = x | 2 → 2 | _too small to judge_ |" in markdown

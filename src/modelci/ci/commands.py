@@ -41,8 +41,9 @@ def _relative(path: str) -> str:
 
 
 def _rules(args: argparse.Namespace, params: Any, problems: list[str] | None = None) -> Any:
-    """The gate section (GateParams): ``--gate-file``, else the params' ``gate:`` section. When ``params`` is
-    None, the reading problem that names the params file (e.g. invalid YAML) is the message."""
+    """The gate section (GateParams): ``--gate-file``, else the params' ``gate:`` section. When
+    ``params`` is None, the reading problem that names the params file (e.g. invalid YAML) is
+    the message."""
     from modelci.ci.gate import load_gate, parse_gate
     from modelci.errors import ConfigError
 
@@ -59,8 +60,8 @@ def _rules(args: argparse.Namespace, params: Any, problems: list[str] | None = N
 
 def cmd_report(args: argparse.Namespace) -> int:
     from modelci.ci.data_diff import data_shift
-    from modelci.ci.predictions import DvcOutputs
     from modelci.ci.plots import render_plots
+    from modelci.ci.predictions import DvcOutputs
     from modelci.ci.report import build_report, dumps_json, render_markdown, to_json
     from modelci.ci.state import GitSource, StateError, WorkTreeSource, read_state
     from modelci.fileio import write_text
@@ -187,8 +188,8 @@ def _read_metrics(source: Any, paths: list[str], side: str) -> tuple[Any, str | 
 
 def cmd_gate(args: argparse.Namespace) -> int:
     from modelci.ci.gate import failed_verdict, judge, task_changes, verdict_lines
-    from modelci.ci.report import dumps_json
     from modelci.ci.predictions import Comparison
+    from modelci.ci.report import dumps_json
     from modelci.ci.state import (
         LOCK,
         SLICES,

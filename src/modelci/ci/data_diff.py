@@ -2,8 +2,9 @@
 
 Run only when ``dvc.lock`` records a different training split on the two sides. The base's split
 is read from the DVC cache or remote (as the base's predictions are), the PR's from the working
-tree (or, for ``--head REF``, from the cache too); each column declared in ``data.columns`` is compared with ``modelci.drift.distance``
-(PSI, a two-sample test, null rates, new and removed categories).
+tree (or, for ``--head REF``, from the cache too); each column declared in ``data.columns`` is
+compared with ``modelci.drift.distance`` (PSI, a two-sample test, null rates, new and removed
+categories).
 """
 
 from __future__ import annotations
@@ -39,7 +40,7 @@ def _frame(data: bytes, where: str) -> Any:
 
     try:
         return pd.read_parquet(io.BytesIO(data))
-    except Exception as error:  # noqa: BLE001 - pyarrow raises several types for a bad file
+    except Exception as error:
         raise StatsError(f"{where}: not a readable parquet table ({str(error)[:120]})") from None
 
 

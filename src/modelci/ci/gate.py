@@ -280,7 +280,6 @@ def judge_metric(
     """Apply one rule; see the module docstring for the order and the tie/NaN/missing rules."""
     failures: list[str] = []
     notes: list[str] = []
-    higher = rule.higher_is_better
     base_value = _number(baseline.get(name)) if baseline is not None else None
     has_base = base_value is not None and math.isfinite(base_value)
     if baseline is None:

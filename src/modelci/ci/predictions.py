@@ -25,6 +25,7 @@ from modelci.pipeline.metrics import Predictions
 from modelci.pipeline.prediction_table import PREDICTIONS, PROBA, to_frame
 
 TEST_SPLIT = "data/prepared/test.parquet"
+LABELS = ("actual", "predicted")
 
 
 @dataclass
@@ -54,7 +55,7 @@ def read_base(root: Path, commit: str, path: str = PREDICTIONS) -> bytes:
     try:
         with dvc.api.open(path, repo=str(root), rev=commit, mode="rb") as handle:
             data: bytes = handle.read(MAX_FILE_BYTES + 1)
-    except Exception as error:  # noqa: BLE001 - dvc raises many types; each means "not available"
+    except Exception as error:
         first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
         raise StatsError(f"not in the DVC cache or remote ({first[:200]})") from None
     if len(data) > MAX_FILE_BYTES:
@@ -64,7 +65,7 @@ def read_base(root: Path, commit: str, path: str = PREDICTIONS) -> bytes:
 
 def to_scored(frame: pd.DataFrame, classification: bool, positive_label: Any) -> Scored:
     """A predictions table encoded for ``modelci.ci.stats``; StatsError when it is not one."""
-    missing = [name for name in ("actual", "predicted") if name not in frame.columns]
+    missing = [name for name in LABELS if name not in frame.columns]
     if missing:
         raise StatsError(f"no column {missing[0]!r}")
     if not classification:
@@ -73,14 +74,16 @@ def to_scored(frame: pd.DataFrame, classification: bool, positive_label: Any) ->
         except (TypeError, ValueError):
             raise StatsError("regression values are not numbers") from None
     proba_columns = [str(c) for c in frame.columns if str(c).startswith(PROBA)]
-    actual = frame["actual"].astype(str).to_numpy()
-    predicted = frame["predicted"].astype(str).to_numpy()
+    # labels compare as text (parquet keeps 1 as an int, the proba column names it "1"); only
+    # the distinct values are converted, so a million rows cost one factorize per column
+    factorized = {name: pd.factorize(frame[name], use_na_sentinel=False) for name in LABELS}
+    seen = {str(v) for _, uniques in factorized.values() for v in uniques}
     if proba_columns:
         classes = tuple(column[len(PROBA) :] for column in proba_columns)
     else:
-        classes = tuple(sorted(set(actual) | set(predicted)))
+        classes = tuple(sorted(seen))
     index = {label: code for code, label in enumerate(classes)}
-    unknown = sorted((set(actual) | set(predicted)) - set(index))
+    unknown = sorted(seen - set(index))
     if unknown:
         raise StatsError(f"labels {unknown[:3]} are not among the classes {list(classes)[:10]}")
     try:
@@ -88,8 +91,8 @@ def to_scored(frame: pd.DataFrame, classification: bool, positive_label: Any) ->
     except (TypeError, ValueError):
         raise StatsError("probabilities are not numbers") from None
     codes = {
-        name: pd.Series(values).map(index).to_numpy(np.int64)
-        for name, values in (("actual", actual), ("predicted", predicted))
+        name: np.array([index[str(v)] for v in uniques], dtype=np.int64)[positions]
+        for name, (positions, uniques) in factorized.items()
     }
     return Scored(
         codes["actual"],
@@ -119,7 +122,7 @@ def _scored(data: bytes, params: Mapping[str, Any]) -> Scored:
     assert isinstance(section, Mapping)  # noqa: S101 - narrowed just above
     try:
         frame = pd.read_parquet(io.BytesIO(data))
-    except Exception as error:  # noqa: BLE001 - pyarrow raises several types for a bad file
+    except Exception as error:
         raise StatsError(f"not a readable parquet table ({str(error)[:120]})") from None
     task = section.get("task", "binary")
     return to_scored(frame, task != "regression", section.get("positive_label"))

@@ -15,6 +15,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from modelci.ci.data_diff import DataShift
 from modelci.ci.diff import (
     MetricRow,
     ParamChange,
@@ -24,8 +25,8 @@ from modelci.ci.diff import (
     metric_rows,
 )
 from modelci.ci.gate import (
-    as_gate,
     Verdict,
+    as_gate,
     failed_verdict,
     fmt,
     fmt_delta,
@@ -33,7 +34,6 @@ from modelci.ci.gate import (
     judge,
     task_changes,
 )
-from modelci.ci.data_diff import DataShift
 from modelci.ci.plots import Plot
 from modelci.ci.predictions import Comparison
 from modelci.ci.slices import SliceRow, slice_rows
@@ -417,7 +417,7 @@ def _shift_lines(report: Report, limit: int) -> list[str]:
         "moderate, above 0.25 major; largest first)",
         "",
         *_table(header, cells, len(shift.columns), "columns"),
-        *([""] + lines if lines else []),
+        *(["", *lines] if lines else []),
     ]
 
 

@@ -228,8 +228,11 @@ def _weight_chunks(rng: np.random.Generator, counts: Ints, resamples: int) -> It
 
 def _cells(sides: list[Scored]) -> tuple[Ints, list[Scored]]:
     """The distinct (actual, predicted...) cells of rows shared by ``sides``, with their counts."""
-    keys = np.stack([sides[0].actual] + [side.predicted for side in sides], axis=1)
-    _, first, counts = np.unique(keys, axis=0, return_index=True, return_counts=True)
+    k = len(sides[0].classes)
+    key = sides[0].actual.astype(np.int64)
+    for side in sides:  # one integer per (actual, predicted...) tuple: a 1-D unique is fast
+        key = key * k + side.predicted
+    _, first, counts = np.unique(key, return_index=True, return_counts=True)
     cells = [
         Scored(s.actual[first], s.predicted[first], None, s.classes, s.positive) for s in sides
     ]

@@ -5,10 +5,10 @@ safely and scored on the *same* current test set (``data/prepared/test.parquet``
 of test data never favours either side. The gate is :func:`modelci.ci.gate.evaluate_gate`, the
 same rules as the pull-request gate with the champion as the baseline, and the same paired
 intervals (``modelci.ci.predictions.compare_predicted``), so a ``significance`` or
-``non_inferiority`` rule ("promote only if not significantly worse") means the same in both; with no champion the
-challenger is judged on the absolute bounds only. The verdict is tagged on the challenger
-(``modelci.gate`` = passed/rejected) and the aliases are then settled from the tags
-(:meth:`Registry.settle`), which is what makes concurrent promotions converge.
+``non_inferiority`` rule ("promote only if not significantly worse") means the same in both;
+with no champion the challenger is judged on the absolute bounds only. The verdict is tagged on
+the challenger (``modelci.gate`` = passed/rejected) and the aliases are then settled from the
+tags (:meth:`Registry.settle`), which is what makes concurrent promotions converge.
 """
 
 from __future__ import annotations
