@@ -192,3 +192,21 @@ def test_slice_rules_fail_without_slices_and_join_the_verdict() -> None:
     verdict = evaluate_gate({}, {}, None, slice_rules=[rule], slices=None)
     assert not verdict.passed
     assert verdict.to_dict()["slices"][0]["status"] == "fail"
+
+
+def test_gate_lines_show_the_interval_and_each_slice_rule() -> None:
+    from modelci.ci.gate import verdict_lines
+
+    rule = SliceRule(column="gender", metric="accuracy", min=0.8)
+    verdict = evaluate_gate(
+        {"accuracy": MetricRule(mode="significance")},
+        {"accuracy": 0.796},
+        BASE,
+        intervals={"accuracy": _interval(-0.004, -0.013, 0.005)},
+        slice_rules=[rule],
+        slices=SLICES,
+    )
+    lines = verdict_lines(verdict)
+    assert lines[0].startswith("PASS    accuracy: 0.7960 (base 0.8000, delta -0.0040, 95% CI")
+    assert lines[1].startswith("FAIL    slices accuracy over gender - slice rule accuracy")
+    assert lines[-1].startswith("gate FAILED: slice rule accuracy over gender: gender=female")

@@ -8,7 +8,14 @@ branch) and by the release (challenger vs champion). Rules, in order, for each g
 - ``min``/``max``: a failure when the value is below ``min`` or above ``max``; equal passes;
 - regression: with ``tolerance`` set and a finite baseline value, the regression is
   ``baseline - current`` (``higher_is_better``) or ``current - baseline`` (lower is better);
-  a failure when it exceeds ``tolerance``; exactly ``tolerance`` passes (ties pass);
+  a failure when it exceeds ``tolerance``; exactly ``tolerance`` passes (ties pass). That is
+  ``mode: tolerance`` (the default). With the delta's interval (``intervals``, from
+  ``modelci.ci.stats``), ``mode: significance`` fails only when the whole interval lies on the
+  worse side of 0, and ``mode: non_inferiority`` fails when the interval's worse end reaches
+  ``-margin``; without an interval both fall back to the point value (``tolerance``, or
+  ``margin``), and the notes say so;
+- slice rules (``slice_rules`` over ``slices``): ``min`` per slice value and ``max_gap``
+  between the best and worst value (``judge_slices``);
 - no baseline for the metric (none at all, absent, or not finite): the metric is "new" and
   judged on its absolute bounds only, and the verdict says so in ``notes``.
 """
@@ -508,10 +515,17 @@ def verdict_lines(verdict: Verdict) -> list[str]:
             base = "new, no baseline"
         else:
             base = f"base {fmt(metric.baseline)}, delta {fmt_delta(metric.delta)}"
+            if metric.interval is not None:
+                base += f", {ci_text(metric.interval)}"
         reasons = "; ".join(metric.failures) or "; ".join(metric.notes) or "ok"
         lines.append(
             f"{metric.status.upper():7} {metric.name}: {fmt(metric.current)} ({base}; {arrow})"
             f" - {reasons}"
+        )
+    for rule in verdict.slices:
+        reasons = "; ".join(rule.failures + rule.notes) or "ok"
+        lines.append(
+            f"{rule.status.upper():7} slices {rule.rule.metric} over {rule.rule.column} - {reasons}"
         )
     lines.extend(f"note: {note}" for note in verdict.notes)
     lines.append(verdict.summary())

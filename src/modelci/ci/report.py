@@ -223,13 +223,15 @@ def _table(header: list[str], rows: list[list[str]], total: int, what: str) -> l
     return lines
 
 
+# the verdict notes worth a reviewer's eye in the metrics table (the rest are in report.json)
+_SHOWN_NOTES = ("new", "regressed", "baseline", "fell", "rose", "non-inferior", "no interval")
+
+
 def _gate_cell(row: MetricRow) -> str:
     if row.gate is None:
         return "not gated"
     text = _ICON[row.gate.status]
-    reasons = list(row.gate.failures) or [
-        n for n in row.gate.notes if n.startswith(("new", "regressed", "baseline"))
-    ]
+    reasons = list(row.gate.failures) or [n for n in row.gate.notes if n.startswith(_SHOWN_NOTES)]
     if reasons:
         text += ": " + escape("; ".join(reasons), 200)
     return text
