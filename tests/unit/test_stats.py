@@ -98,7 +98,7 @@ def test_mcnemar_is_the_binomial_test_of_the_discordant_rows(actual: np.ndarray)
 
 def test_tiny_test_set_gives_a_wide_interval_and_says_so(rng: np.random.Generator) -> None:
     small = rng.integers(0, 2, 30)
-    big = rng.integers(0, 2, 3000)
+    big = rng.integers(0, 2, 1500)
     wide = compare("roc_auc", _binary(rng, small, 0.3), _binary(rng, small, 0.3), paired=True)
     narrow = compare("roc_auc", _binary(rng, big, 0.3), _binary(rng, big, 0.3), paired=True)
     assert wide.high - wide.low > 3 * (narrow.high - narrow.low)
@@ -168,9 +168,9 @@ def test_normal_limit_agrees_with_the_bootstrap(
     monkeypatch: pytest.MonkeyPatch, rng: np.random.Generator, name: str
 ) -> None:
     """Above EXACT_ROWS the influence-based interval stands in for the bootstrap: same size."""
-    labels = rng.integers(0, 2, 4000)
+    labels = rng.integers(0, 2, 2500)
     base, head = _binary(rng, labels, 0.3), _binary(rng, labels, 0.33)
-    booted = compare(name, base, head, paired=True)
+    booted = compare(name, base, head, paired=True, resamples=1500)
     monkeypatch.setattr(stats, "EXACT_ROWS", 100)
     normal = compare(name, base, head, paired=True)
     assert normal.method == "paired normal"

@@ -153,8 +153,9 @@ def _binary_auc(w: Floats, score: Floats, positive: NDArray[np.bool_]) -> Floats
     order = np.argsort(score, kind="mergesort")
     sorted_score = score[order]
     starts = np.flatnonzero(np.r_[True, sorted_score[1:] != sorted_score[:-1]])
-    pos = np.add.reduceat(w[:, order] * positive[order], starts, axis=1)
-    neg = np.add.reduceat(w[:, order] * ~positive[order], starts, axis=1)
+    ordered = w[:, order]
+    pos = np.add.reduceat(ordered * positive[order], starts, axis=1)
+    neg = np.add.reduceat(ordered, starts, axis=1) - pos
     below = np.cumsum(neg, axis=1) - neg
     return _safe_div((pos * (below + 0.5 * neg)).sum(axis=1), pos.sum(axis=1) * neg.sum(axis=1))
 
