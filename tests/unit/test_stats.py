@@ -174,10 +174,26 @@ def test_normal_limit_agrees_with_the_bootstrap(
     monkeypatch.setattr(stats, "EXACT_ROWS", 100)
     normal = compare(name, base, head, paired=True)
     assert normal.method == "paired normal"
-    assert normal.delta == booted.delta
+    assert normal.delta == pytest.approx(booted.delta, abs=1e-12)
     width = booted.high - booted.low
     assert normal.high - normal.low == pytest.approx(width, rel=0.15)
     assert normal.low == pytest.approx(booted.low, abs=0.15 * width)
+
+
+@pytest.mark.parametrize("name", ["rmse", "mae", "r2"])
+def test_normal_limit_agrees_with_the_bootstrap_for_regression(
+    monkeypatch: pytest.MonkeyPatch, rng: np.random.Generator, name: str
+) -> None:
+    values = rng.normal(size=2000)
+    base = Scored(values, values + rng.normal(size=2000) * 0.5)
+    head = Scored(values, values + rng.normal(size=2000) * 0.55)
+    booted = compare(name, base, head, paired=True, resamples=1500)
+    monkeypatch.setattr(stats, "EXACT_ROWS", 100)
+    normal = compare(name, base, head, paired=True)
+    assert normal.method == "paired normal"
+    assert normal.delta == pytest.approx(booted.delta, abs=1e-12)
+    width = booted.high - booted.low
+    assert normal.high - normal.low == pytest.approx(width, rel=0.15)
 
 
 def test_unsupported_metric_and_mismatched_classes_are_errors(

@@ -150,7 +150,7 @@ def _count_metric(name: str, w: Floats, side: Scored) -> Floats:
 
 def _binary_auc(w: Floats, score: Floats, positive: NDArray[np.bool_]) -> Floats:
     """ROC AUC of weighted rows: ties count one half, as in scikit-learn."""
-    order = np.argsort(score, kind="mergesort")
+    order = np.argsort(score)  # ties are grouped by value below: no stable sort needed
     sorted_score = score[order]
     starts = np.flatnonzero(np.r_[True, sorted_score[1:] != sorted_score[:-1]])
     ordered = w[:, order]
@@ -242,47 +242,50 @@ def _cells(sides: list[Scored]) -> tuple[Ints, list[Scored]]:
 
 def _replicates(
     name: str, sides: list[Scored], rng: np.random.Generator, resamples: int
-) -> list[Floats]:
-    """The metric of each side on the same resamples of their shared rows."""
+) -> tuple[list[float], list[Floats]]:
+    """The metric of each side on all rows, and on the same resamples of their shared rows."""
     if name in COUNT_METRICS and sides[0].is_classification:
         counts, units = _cells(sides)
     else:
         counts, units = np.ones(sides[0].rows, dtype=np.int64), sides
+    points = [float(metric_values(name, counts[None, :].astype(float), u)[0]) for u in units]
     parts: list[list[Floats]] = [[] for _ in sides]
     for w in _weight_chunks(rng, counts, resamples):
         for part, side in zip(parts, units, strict=True):
             part.append(metric_values(name, w, side))
-    return [np.concatenate(part) for part in parts]
+    return points, [np.concatenate(part) for part in parts]
 
 
-def _influence(name: str, side: Scored) -> Floats:
-    """Each row's influence on the metric: the metric's variance is var(influence) / rows."""
+def _influence(name: str, side: Scored) -> tuple[float, Floats]:
+    """The metric, and each row's influence on it: its variance is var(influence) / rows."""
     n = side.rows
     if name == "roc_auc":
         if side.proba is None or len(side.classes) != 2:
             raise StatsError("roc_auc above the exact-bootstrap size needs a binary task")
-        return _delong_influence(side.proba[:, side.positive], side.actual == side.positive)
+        return _delong(side.proba[:, side.positive], side.actual == side.positive)
     if name == "log_loss":
         if side.proba is None:
             raise StatsError("log_loss needs probabilities")
         loss: Floats = -np.log(np.clip(side.proba[np.arange(n), side.actual], 1e-15, 1.0))
-        return loss - float(loss.mean())
+        return float(loss.mean()), loss - float(loss.mean())
     actual: Floats = side.actual.astype(float)
     error: Floats = side.predicted.astype(float) - actual
     if name == "mae":
         absolute: Floats = np.abs(error)
-        return absolute - float(absolute.mean())
+        return float(absolute.mean()), absolute - float(absolute.mean())
     squared: Floats = error**2
     mse = float(squared.mean())
     if name == "rmse":
-        return (squared - mse) / (2 * math.sqrt(mse)) if mse > 0 else np.zeros(n)
+        rmse = math.sqrt(mse)
+        return rmse, (squared - mse) / (2 * rmse) if mse > 0 else np.zeros(n)
     centred: Floats = (actual - float(actual.mean())) ** 2
     variance = float(centred.mean())
-    return -(squared - mse) / variance + mse * (centred - variance) / variance**2  # r2
+    influence = -(squared - mse) / variance + mse * (centred - variance) / variance**2
+    return 1.0 - mse / variance, influence  # r2
 
 
-def _delong_influence(score: Floats, positive: NDArray[np.bool_]) -> Floats:
-    """DeLong's structural components as per-row influences on ROC AUC (ties count one half)."""
+def _delong(score: Floats, positive: NDArray[np.bool_]) -> tuple[float, Floats]:
+    """ROC AUC and DeLong's structural components as per-row influences (ties count one half)."""
     from scipy.stats import rankdata
 
     m, k = int(positive.sum()), int((~positive).sum())
@@ -293,12 +296,12 @@ def _delong_influence(score: Floats, positive: NDArray[np.bool_]) -> Floats:
     rank_neg = rankdata(score[~positive])
     v10 = (rank_all[positive] - rank_pos) / k  # share of negatives below each positive
     v01 = 1.0 - (rank_all[~positive] - rank_neg) / m  # share of positives above each negative
-    auc = v10.mean()
+    auc = float(v10.mean())
     n = m + k
     influence = np.empty(n)
     influence[positive] = (v10 - auc) * n / m
     influence[~positive] = (v01 - auc) * n / k
-    return influence
+    return auc, influence
 
 
 def _normal_interval(delta: float, se: float, level: float) -> tuple[float, float, float]:
@@ -367,28 +370,33 @@ def compare(
 ) -> DeltaInterval:
     """The interval of ``head - base`` for metric ``name`` (see the module docstring)."""
     _check(name, base, head, paired)
-    base_value, head_value = point(name, base), point(name, head)
-    delta = head_value - base_value
     rng = np.random.default_rng(seed)
     alpha = 1.0 - level
     exact = name in COUNT_METRICS or max(base.rows, head.rows) <= EXACT_ROWS
     p_value: float | None = None
     if exact:
         if paired:
-            base_reps, head_reps = _replicates(name, [base, head], rng, resamples)
+            (base_value, head_value), (base_reps, head_reps) = _replicates(
+                name, [base, head], rng, resamples
+            )
         else:
-            (base_reps,) = _replicates(name, [base], rng, resamples)
-            (head_reps,) = _replicates(name, [head], rng, resamples)
+            (base_value,), (base_reps,) = _replicates(name, [base], rng, resamples)
+            (head_value,), (head_reps,) = _replicates(name, [head], rng, resamples)
+        delta = head_value - base_value
         deltas = head_reps - base_reps
         low, high = np.quantile(deltas, [alpha / 2, 1 - alpha / 2])
         method: Method = "paired bootstrap" if paired else "unpaired bootstrap"
         used = resamples
     else:
+        (base_value, base_influence), (head_value, head_influence) = (
+            _influence(name, side) for side in (base, head)
+        )
+        delta = head_value - base_value
         if paired:
-            influence = _influence(name, head) - _influence(name, base)
-            variance = float(np.var(influence)) / base.rows
+            variance = float(np.var(head_influence - base_influence)) / base.rows
         else:
-            variance = sum(float(np.var(_influence(name, s))) / s.rows for s in (base, head))
+            variance = float(np.var(base_influence)) / base.rows
+            variance += float(np.var(head_influence)) / head.rows
         low, high, p_value = _normal_interval(delta, math.sqrt(variance), level)
         method = "paired normal" if paired else "unpaired normal"
         used = 0
