@@ -230,6 +230,10 @@ def cmd_gate(args: argparse.Namespace) -> int:
     baseline = None
     changes: list[str] = []
     comparison = Comparison()
+    try:  # the PR's own dvc.lock (check-lock reports it when unreadable): only for pairing
+        head_lock = _optional(worktree, LOCK, load_yaml_mapping)
+    except StateError:
+        head_lock = None
     if verdict is None and not args.no_base:
         try:
             source = GitSource(args.base, root)
@@ -250,7 +254,6 @@ def cmd_gate(args: argparse.Namespace) -> int:
                     changes = task_changes(base.params, params)
             if baseline is not None and not changes and not args.metrics:
                 base.lock = _optional(source, LOCK, load_yaml_mapping)
-                head_lock = _optional(worktree, LOCK, load_yaml_mapping)
                 comparison = _comparison(gate, root, base, params, head_lock, worktree)
         except StateError as error:
             verdict = failed_verdict(rules, f"unreadable base: {error}")
