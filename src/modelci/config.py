@@ -158,28 +158,79 @@ class EvaluateParams(_Frozen):
     min_slice_rows: int = Field(default=10, ge=1)
 
 
+GateMode = Literal["tolerance", "significance", "non_inferiority"]
+
+
 class MetricRule(_Frozen):
-    """Gate rule for one metric: absolute bounds and the regression tolerated against the base."""
+    """Gate rule for one metric: absolute bounds and how a regression against the base is judged.
+
+    ``mode`` (docs/pr-ci.md): ``tolerance`` judges the point estimate (the default);
+    ``significance`` fails only a regression whose interval at ``level`` excludes 0;
+    ``non_inferiority`` fails unless the interval's worse end stays above ``-margin``. In the two
+    statistical modes ``tolerance`` is the point rule used when no interval can be computed.
+    """
 
     min: float | None = None
     max: float | None = None
     tolerance: float | None = Field(default=None, ge=0.0)
     higher_is_better: bool = True
     required: bool = True
+    mode: GateMode = "tolerance"
+    level: float | None = Field(default=None, gt=0.5, lt=1.0)
+    margin: float | None = Field(default=None, ge=0.0)
 
     @model_validator(mode="after")
     def _finite(self) -> MetricRule:
-        for name in ("min", "max", "tolerance"):
+        for name in ("min", "max", "tolerance", "margin"):
             value = getattr(self, name)
             if value is not None and not math.isfinite(value):
                 raise ValueError(f"{name} must be a finite number")
         if self.min is not None and self.max is not None and self.min > self.max:
             raise ValueError(f"min ({self.min}) is greater than max ({self.max})")
+        if self.mode == "non_inferiority" and self.margin is None:
+            raise ValueError("mode non_inferiority needs margin (the largest tolerated loss)")
+        if self.mode != "non_inferiority" and self.margin is not None:
+            raise ValueError("margin applies only to mode non_inferiority")
+        if self.mode == "tolerance" and self.level is not None:
+            raise ValueError("level applies only to modes significance and non_inferiority")
         return self
+
+    @property
+    def confidence(self) -> float:
+        """The interval's level: ``level``, else 0.95."""
+        return 0.95 if self.level is None else self.level
+
+
+class SliceRule(_Frozen):
+    """A rule on one metric over the values of one slice column (``evaluate.slices``)."""
+
+    column: str = Field(min_length=1)
+    metric: str = Field(min_length=1)
+    min: float | None = None
+    max_gap: float | None = Field(default=None, ge=0.0)
+
+    @model_validator(mode="after")
+    def _something(self) -> SliceRule:
+        if self.min is None and self.max_gap is None:
+            raise ValueError("a slice rule needs min or max_gap")
+        for name in ("min", "max_gap"):
+            value = getattr(self, name)
+            if value is not None and not math.isfinite(value):
+                raise ValueError(f"{name} must be a finite number")
+        return self
+
+
+class BootstrapParams(_Frozen):
+    """How the gate's intervals are resampled: fixed seed, so a comment is reproducible."""
+
+    resamples: int = Field(default=2000, ge=100, le=100_000)
+    seed: int = Field(default=0, ge=0)
 
 
 class GateParams(_Frozen):
     metrics: dict[str, MetricRule] = Field(default_factory=dict)
+    slices: tuple[SliceRule, ...] = ()
+    bootstrap: BootstrapParams = BootstrapParams()
 
 
 class TrackingParams(_Frozen):
@@ -438,6 +489,12 @@ class Params(_Frozen):
                 raise ValueError(f"evaluate.slices: {column!r} is not a declared data column")
             if column == self.data.target:
                 raise ValueError(f"evaluate.slices: {column!r} is the target column")
+        for index, rule in enumerate(self.gate.slices):
+            if rule.column not in self.evaluate.slices:
+                raise ValueError(
+                    f"gate.slices.{index}.column: {rule.column!r} is not one of evaluate.slices "
+                    f"({', '.join(self.evaluate.slices) or 'none declared'})"
+                )
         return self
 
 
