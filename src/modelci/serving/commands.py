@@ -36,7 +36,8 @@ def register(sub: Any) -> None:
     add("--params", default=_env("PARAMS", "params.yaml"), metavar="FILE",
         help="parameters file with the input schema (data.columns) (MODELCI_PARAMS)")  # fmt: skip
     add("--host", default=_env("HOST", "127.0.0.1"), help="bind address (MODELCI_HOST)")
-    add("--port", type=int, default=_env("PORT", "8080"), help="port (MODELCI_PORT)")
+    add("--port", type=int, default=_env("PORT", os.environ.get("PORT") or "8080"),
+        help="port (MODELCI_PORT, else PORT as Cloud Run and the serving image set it)")  # fmt: skip
     add(
         "--runtime",
         choices=("auto", "sklearn", "onnx"),
