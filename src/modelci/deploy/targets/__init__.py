@@ -11,6 +11,7 @@ from modelci.deploy.targets.base import NoTarget, RegistryOnly, Target, Verified
 
 __all__ = ["DESCRIPTIONS", "IMAGE_TARGETS", "Target", "Verified", "make_target"]
 
+
 def make_target(params: ReleaseParams, name: str, kubeconfig: Path | None) -> Target | str:
     """The target object, or a reason string when the configured target cannot run here."""
     r = params.registry

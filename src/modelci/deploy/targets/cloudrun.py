@@ -92,7 +92,7 @@ class CloudRun:
     def _serving_revision(self) -> str | None:
         try:
             described = json.loads(self._gcloud("services", "describe", self.params.service))
-        except DeployError:
+        except (DeployError, json.JSONDecodeError):
             return None  # no such service yet: this is its first deploy
         traffic = described.get("status", {}).get("traffic", [])
         serving = [t for t in traffic if t.get("percent") and t.get("revisionName")]
