@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import urllib.request
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -42,6 +43,13 @@ def test_image_holds_serving_and_none_of_the_pipeline(serving_image: ServingImag
     assert tools.stdout.strip() == ""
 
 
+@pytest.fixture(scope="module")
+def served(serving_image: ServingImage) -> Iterator[tuple[str, int]]:
+    """One running container (its id and port) for the tests that only talk to it."""
+    with running(serving_image.tag) as container:
+        yield container
+
+
 def _rows(image: ServingImage, count: int = 20) -> list[dict[str, Any]]:
     params = load_service_params(image.repo / "params.yaml")
     frame = pd.read_parquet(image.repo / "data/prepared/test.parquet")[params.data.features]
@@ -61,18 +69,18 @@ def _post(port: int, path: str, payload: Any) -> Any:
 
 
 def test_container_predicts_what_the_model_predicts_as_non_root(
-    serving_image: ServingImage,
+    serving_image: ServingImage, served: tuple[str, int]
 ) -> None:
+    container, port = served
     rows = _rows(serving_image)
     params = load_service_params(serving_image.repo / "params.yaml")
     model = load_model(serving_image.repo / "models/model.skops", params.trusted_types)
     frame = pd.DataFrame(rows)
-    with running(serving_image.tag) as (container, port):
-        answer = _post(port, "/predict", rows)
-        assert answer["model_sha256"] == serving_image.sha256
-        invocations = _post(port, "/invocations", {"dataframe_records": rows})
-        user = podman("exec", container, "id", "-u").stdout.strip()
-        server_users = podman("top", container, "user", "args").stdout
+    answer = _post(port, "/predict", rows)
+    assert answer["model_sha256"] == serving_image.sha256
+    invocations = _post(port, "/invocations", {"dataframe_records": rows})
+    user = podman("exec", container, "id", "-u").stdout.strip()
+    server_users = podman("top", container, "user", "args").stdout
     assert answer["predictions"] == model.predict(frame).tolist()
     assert invocations["predictions"] == answer["predictions"]
     expected = model.predict_proba(frame)
@@ -84,10 +92,9 @@ def test_container_predicts_what_the_model_predicts_as_non_root(
 
 
 def test_healthcheck_passes_while_serving_and_fails_without_a_server(
-    serving_image: ServingImage,
+    serving_image: ServingImage, served: tuple[str, int]
 ) -> None:
-    with running(serving_image.tag) as (container, _port):
-        assert podman("healthcheck", "run", container, check=False).returncode == 0
+    assert podman("healthcheck", "run", served[0], check=False).returncode == 0
     # The same image's HEALTHCHECK in a container where nothing listens: unhealthy.
     started = podman("run", "--detach", "--entrypoint", "sleep", serving_image.tag, "60")
     idle = started.stdout.strip()
@@ -111,13 +118,15 @@ def test_container_refuses_a_model_whose_sha256_differs(serving_image: ServingIm
     assert "does not match" in done.stderr
 
 
-def test_release_smoke_test_against_the_container(serving_image: ServingImage) -> None:
+def test_release_smoke_test_against_the_container(
+    serving_image: ServingImage, served: tuple[str, int]
+) -> None:
+    url = f"http://127.0.0.1:{served[1]}"
     rows = _rows(serving_image, 2)
     deployed = Version("model", 1, "run", {TAG_SHA256: serving_image.sha256})
     other = Version("model", 2, "run", {TAG_SHA256: "f" * 64})
-    with running(serving_image.tag) as (_container, port):
-        notes = smoke_test(f"http://127.0.0.1:{port}", deployed, rows, attempts=1)
-        with pytest.raises(DeployError, match="does not report the deployed model sha256"):
-            smoke_test(f"http://127.0.0.1:{port}", other, rows, attempts=1)
+    notes = smoke_test(url, deployed, rows, attempts=1)
+    with pytest.raises(DeployError, match="does not report the deployed model sha256"):
+        smoke_test(url, other, rows, attempts=1)
     assert any(serving_image.sha256[:12] in note for note in notes)
     assert any("/invocations: 200 on 2 row(s)" in note for note in notes)
