@@ -105,8 +105,8 @@ class ContainerHost:
     def verify(self, check: SmokeCheck, smoke_url: str | None) -> Verified:
         self._wait_ready(self.new)
         notes = check(self.url(self.new))
+        self.stage = "switched"  # before routing: a half-done switch (reload failed) is undone
         notes += self._route(self.new)
-        self.stage = "switched"
         if smoke_url:
             notes += check(smoke_url)
         if self.old is not None:
