@@ -18,6 +18,7 @@ from modelci.deploy.errors import DeployError
 from modelci.deploy.names import DESCRIPTIONS
 from modelci.deploy.targets.aws_lambda import AwsLambda
 from modelci.deploy.targets.cloudrun import CloudRun, service_manifest
+from modelci.deploy.targets.container import ContainerHost
 from modelci.registry.core import TAG_SHA256, Version
 from tests.unit.standins import StandIns, install
 
@@ -220,3 +221,75 @@ def test_deploy_help_describes_every_target(
     with pytest.raises(SystemExit) as bad:
         main(["deploy", "--target", "heroku"])
     assert bad.value.code == 2
+
+
+class FakeEngine:
+    """An in-memory container host: containers by name with a running flag, written files."""
+
+    def __init__(self, fail_reload: bool = False) -> None:
+        self.containers: dict[str, bool] = {}
+        self.files: dict[str, str] = {}
+        self.fail_reload = fail_reload
+
+    def __call__(self, *args: str, timeout: float = 600) -> str:
+        verb = args[0]
+        if verb == "run":
+            self.containers[args[args.index("--name") + 1]] = True
+        elif verb in ("stop", "start"):
+            self.containers[args[1]] = verb == "start"
+        elif verb == "rm":
+            self.containers.pop(args[-1], None)
+        return ""
+
+    def state(self, container: str) -> str:
+        if container not in self.containers:
+            return "absent"
+        return "running" if self.containers[container] else "stopped"
+
+    def shell(self, command: str) -> str:
+        if self.fail_reload:
+            raise DeployError("nginx (reload command) failed (exit 1)")
+        return ""
+
+    def write_file(self, path: str, content: str) -> None:
+        self.files[path] = content
+
+
+def test_container_undo_after_a_failed_reload_points_the_proxy_back(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(ContainerHost, "_wait_ready", lambda self, slot: None)
+    params = ContainerTargetParams(
+        switch="upstream", upstream_file="/etc/nginx/up.inc", reload_command="nginx -s reload"
+    )
+    engine = FakeEngine()
+    host = ContainerHost(params, engine)  # type: ignore[arg-type]
+    host.deploy(VERSION, IMAGE)
+    host.verify(passing, None)
+    assert engine.files["/etc/nginx/up.inc"] == "server 127.0.0.1:8081;\n"
+    engine.fail_reload = True
+    host.deploy(VERSION, IMAGE)
+    with pytest.raises(DeployError, match="reload command"):
+        host.verify(passing, None)
+    engine.fail_reload = False
+    host.undo()
+    assert engine.files["/etc/nginx/up.inc"] == "server 127.0.0.1:8081;\n"
+    assert engine.containers == {"modelci-serve-blue": True}
+
+
+def test_container_failed_smoke_test_never_touches_the_old_slot(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(ContainerHost, "_wait_ready", lambda self, slot: None)
+    engine = FakeEngine()
+    host = ContainerHost(ContainerTargetParams(), engine)  # type: ignore[arg-type]
+    host.deploy(VERSION, IMAGE)
+    host.verify(passing, None)
+    notes = host.deploy(VERSION, IMAGE)
+    assert "modelci-serve-green" in notes[0]
+    assert "beside modelci-serve-blue" in notes[0]
+    with pytest.raises(DeployError, match="did not answer 200"):
+        host.verify(failing, None)
+    assert engine.containers == {"modelci-serve-blue": True, "modelci-serve-green": True}
+    host.undo()
+    assert engine.containers == {"modelci-serve-blue": True}
