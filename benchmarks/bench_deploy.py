@@ -114,6 +114,25 @@ def start_to_prediction(image: str, body: bytes, repeats: int) -> tuple[list[flo
     return ready, predicted
 
 
+def host_start_to_prediction(body: bytes, repeats: int) -> tuple[list[float], list[float]]:
+    """The same, for ``modelci serve`` of the same model started on the host (from .venv)."""
+    ready, predicted = [], []
+    model = REPO / "models/model.skops"
+    for _ in range(repeats):
+        port = free_port()
+        command = [str(Path(sys.executable).parent / "modelci"), "serve", "--model", str(model),
+                   "--port", str(port)]  # fmt: skip
+        start = time.monotonic()
+        with ServerProcess(command, port, cwd=REPO, env=dict(os.environ)) as server:
+            server.wait_ready()
+            ready.append(time.monotonic() - start)
+            while not post_ok(port, body):
+                time.sleep(0.02)
+            predicted.append(time.monotonic() - start)
+            server.stop()
+    return ready, predicted
+
+
 def lambda_cold_start(body: bytes, repeats: int) -> list[float]:
     event = {**EVENT, "body": body.decode()}
     code = f"EVENT = {json.dumps(event)!r}\nimport json\nEVENT = json.loads(EVENT)\n" + COLD_START
@@ -227,6 +246,9 @@ def main() -> None:
         for name, tag in images[:2]:
             ready, predicted = start_to_prediction(tag, body, args.repeats)
             starts.append([name, f"{median(ready):.2f} s", f"{median(predicted):.2f} s"])
+        ready, predicted = host_start_to_prediction(body, args.repeats)
+        starts.append(["`modelci serve` on the host, same model (no container)",
+                       f"{median(ready):.2f} s", f"{median(predicted):.2f} s"])  # fmt: skip
         cold = lambda_cold_start(body, args.repeats)
 
         port = free_port()
@@ -249,7 +271,7 @@ def main() -> None:
     body_md = "\n\n".join(
         [
             table(["Image", "Size (podman image inspect)"], rows),
-            table(["Image", "`podman run` to /ready", "to first prediction (200)"], starts),
+            table(["Started", "start to /ready", "to first prediction (200)"], starts),
             table(
                 ["Lambda adapter cold start (fresh process: import, app, one event)", "Median"],
                 [[f"{args.repeats} runs", f"{median(cold):.2f} s"]],
