@@ -1,45 +1,60 @@
 # syntax=docker/dockerfile:1
-# The serving image: `modelci serve` on port 8080, as a non-root user, with the locked
-# dependencies and nothing to build anything with. Build from the repository root:
-#   docker build -t modelci-serve .
-# It serves MODELCI_MODEL_URI (default: the @champion of the registry at MLFLOW_TRACKING_URI),
-# verifying the artifact's sha256 before loading it. See docs/serving.md of modelci.
+# The serving image: `modelci serve` on $PORT (8080), as a non-root user, with the model baked in
+# and only the packages serving imports (no DVC, no MLflow, no build tools). Build from the
+# repository root after `dvc repro` (or `dvc pull`) has written models/model.skops:
+#   docker build --build-arg MODEL_SHA256="$(sha256sum models/model.skops | cut -d' ' -f1)" -t modelci-serve .
+# It serves /app/models/model.skops (ONNX Runtime reads models/model.onnx when the pipeline wrote
+# one), refusing it at start when MODEL_SHA256 is given and differs. See docs/deploy.md of modelci.
 
 # The base image by digest, so a rebuild gets the same bytes; dependabot's docker updates propose
-# a new digest (modelci's docs/security.md says how this one was chosen).
+# a new digest (modelci's docs/security.md says how this one was chosen). Both stages start from
+# this one, so `podman build --from IMAGE` (which replaces the first FROM) can substitute a
+# locally made python 3.11 base where no registry is reachable (docs/deploy.md).
+FROM python:3.11-slim@sha256:9c900dea9e8fb7e16277c179b555cc72d29a352dbc33cff48ad5a0412fd5bfc7 AS base
 
-# ---- build: resolve the locked environment into /opt/venv ---------------------------------
-FROM python:3.11-slim@sha256:9c900dea9e8fb7e16277c179b555cc72d29a352dbc33cff48ad5a0412fd5bfc7 AS build
+# ---- build: the locked environment, minus what serving never imports, into /opt/venv ---------
+FROM base AS build
 ENV UV_COMPILE_BYTECODE=1 \
     UV_LINK_MODE=copy \
     UV_PYTHON_DOWNLOADS=never \
-    UV_PROJECT_ENVIRONMENT=/opt/venv \
+    UV_SYSTEM_CERTS=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1
+# Locked packages left out of the image, with every dependency only they need (`uv export --prune`).
+ARG SERVE_PRUNE="dvc mlflow pandera matplotlib pyarrow dalex"
 COPY uv-requirements.txt /tmp/
 RUN python -m pip install --no-cache-dir --require-hashes -r /tmp/uv-requirements.txt
 WORKDIR /src
-# Dependencies first (cached until uv.lock changes), then the project itself, not editable.
+# Dependencies first (cached until uv.lock changes), then the project itself, without its deps.
 COPY pyproject.toml uv.lock README.md ./
-RUN python -m uv sync --frozen --no-default-groups --all-extras --no-install-project
+RUN python -m uv venv /opt/venv \
+    && python -m uv export --frozen --no-default-groups --all-extras --no-emit-project \
+        $(for name in $SERVE_PRUNE; do printf -- '--prune %s ' "$name"; done) -o /tmp/serve.txt \
+    && python -m uv pip install --python /opt/venv/bin/python --no-deps -r /tmp/serve.txt
 COPY src/ src/
-RUN python -m uv sync --frozen --no-default-groups --all-extras --no-editable
+RUN python -m uv pip install --python /opt/venv/bin/python --no-deps . \
+    && find /opt/venv/lib -depth -type d -name tests -path '*/site-packages/*' -exec rm -rf {} +
 
-# ---- runtime: the venv and the input schema, nothing else -----------------------------------
-FROM python:3.11-slim@sha256:9c900dea9e8fb7e16277c179b555cc72d29a352dbc33cff48ad5a0412fd5bfc7 AS runtime
+# ---- runtime: the venv, the input schema and the model, nothing else --------------------------
+FROM base AS runtime
 RUN groupadd --system --gid 10001 modelci \
     && useradd --system --uid 10001 --gid 10001 --no-create-home --shell /usr/sbin/nologin modelci
 COPY --from=build /opt/venv /opt/venv
 WORKDIR /app
 COPY params.yaml ./
+# model.onnx* matches nothing when the pipeline wrote no ONNX file; model.skops must exist.
+COPY models/model.skops models/model.onnx* ./models/
+ARG MODEL_SHA256=""
 ENV PATH=/opt/venv/bin:$PATH \
     PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
     HOME=/tmp \
+    PORT=8080 \
     MODELCI_HOST=0.0.0.0 \
-    MODELCI_PORT=8080 \
-    MODELCI_PARAMS=/app/params.yaml
+    MODELCI_PARAMS=/app/params.yaml \
+    MODELCI_MODEL_URI=/app/models/model.skops \
+    MODELCI_MODEL_SHA256=$MODEL_SHA256
 USER 10001:10001
 EXPOSE 8080
-HEALTHCHECK --interval=10s --timeout=3s --start-period=60s --retries=3 \
-    CMD ["python", "-c", "import os, urllib.request; urllib.request.urlopen('http://127.0.0.1:' + os.environ.get('MODELCI_PORT', '8080') + '/health', timeout=2)"]
+HEALTHCHECK --interval=10s --timeout=3s --start-period=30s --retries=3 \
+    CMD ["python", "-c", "import os, urllib.request; urllib.request.urlopen('http://127.0.0.1:' + (os.environ.get('MODELCI_PORT') or os.environ.get('PORT') or '8080') + '/health', timeout=2)"]
 ENTRYPOINT ["modelci", "serve"]

@@ -13,7 +13,7 @@ export UV_PYTHON_DOWNLOADS := never
 # where PYTHONDONTWRITEBYTECODE is set.
 export UV_COMPILE_BYTECODE := 1
 
-.PHONY: help install system-deps repro test lint format pytest bench bench-pipeline bench-serving bench-workflows bench-adoption bench-report bench-gauges docs dag clean serve
+.PHONY: help install system-deps repro test lint format pytest bench bench-pipeline bench-serving bench-workflows bench-adoption bench-report bench-gauges bench-deploy docs dag clean serve
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
@@ -48,7 +48,7 @@ pytest: install ## the test suite only
 # Real services the tests start on 127.0.0.1 (PostgreSQL, Prometheus, podman, wrk), from Debian's
 # packages. Installed when this runs as root with apt (a fresh CI machine); elsewhere the tests
 # that need a missing one skip and name it.
-SYSTEM_PACKAGES := podman runc debootstrap uidmap postgresql prometheus wrk
+SYSTEM_PACKAGES := podman runc catatonit debootstrap uidmap postgresql prometheus wrk
 system-deps: ## install the services the tests use (Debian packages; needs root)
 	@if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
 	  missing=$$(for p in $(SYSTEM_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
@@ -61,7 +61,7 @@ system-deps: ## install the services the tests use (Debian packages; needs root)
 
 test: lint system-deps pytest ## lint, then the whole test suite (what CI runs)
 
-bench: bench-pipeline bench-serving bench-workflows bench-adoption bench-report bench-gauges ## every benchmark; writes docs/benchmarks.md
+bench: bench-pipeline bench-serving bench-workflows bench-adoption bench-report bench-gauges bench-deploy ## every benchmark; writes docs/benchmarks.md
 
 bench-pipeline: install ## full/no-op dvc repro, modelci --help, per-stage imports
 	python benchmarks/bench_pipeline.py
@@ -69,6 +69,9 @@ bench-pipeline: install ## full/no-op dvc repro, modelci --help, per-stage impor
 MODEL ?= models/model.skops
 serve: install ## serve MODEL (a .skops path or models:/NAME@ALIAS) on 127.0.0.1:8080
 	modelci serve --model $(MODEL)
+
+bench-deploy: install ## serving image sizes (vs mlflow's), container start, Lambda cold start, throughput in/out of the container
+	python benchmarks/bench_deploy.py
 
 bench-serving: install ## serving latency/throughput vs mlflow models serve (QUICK=1 for a dry run)
 	python benchmarks/bench_serving.py $(if $(QUICK),--quick,)

@@ -238,8 +238,63 @@ class TrackingParams(_Frozen):
     model_name: str = Field(default="modelci-model", min_length=1)
 
 
-DeployTarget = Literal["none", "registry", "kubernetes"]
+DeployTarget = Literal["none", "registry", "kubernetes", "container", "cloudrun", "lambda"]
 _ALIAS = r"^[A-Za-z][A-Za-z0-9_-]{0,254}$"
+_PORT = Field(ge=1, le=65535)
+
+
+class ContainerTargetParams(_Frozen):
+    """``container``: blue/green on one Docker or Podman host (docs/deploy.md)."""
+
+    engine: Literal["docker", "podman"] = "docker"
+    # A command prefix that runs the engine on another host, e.g. "ssh deploy@vm1" (or leave it
+    # empty and set DOCKER_HOST / CONTAINER_HOST in the job's environment).
+    ssh: str = ""
+    name: str = Field(default="modelci-serve", pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,50}$")
+    # Where this job reaches the host's ports for the smoke test.
+    address: str = Field(default="127.0.0.1", min_length=1)
+    ports: tuple[Annotated[int, _PORT], Annotated[int, _PORT]] = (8081, 8082)
+    # host: the container shares the host's network and listens on $PORT; publish: -p PORT:8080.
+    network: Literal["host", "publish"] = "publish"
+    # ports: whatever routes traffic health-checks both ports (the old slot stops once the new
+    # one passed); upstream: rewrite a reverse proxy's upstream file, then run reload_command.
+    switch: Literal["ports", "upstream"] = "ports"
+    upstream_file: str = ""
+    upstream_template: str = "server 127.0.0.1:{port};\n"
+    reload_command: str = ""
+    run_args: tuple[str, ...] = ()
+    start_seconds: float = Field(default=30.0, gt=0)  # for the new container to answer /ready
+
+    @model_validator(mode="after")
+    def _switch(self) -> ContainerTargetParams:
+        if self.ports[0] == self.ports[1]:
+            raise ValueError("ports must be two different ports (blue, green)")
+        if self.switch == "upstream" and not self.upstream_file:
+            raise ValueError("switch: upstream needs upstream_file")
+        if "{port}" not in self.upstream_template:
+            raise ValueError("upstream_template must contain {port}")
+        return self
+
+
+class CloudRunParams(_Frozen):
+    """``cloudrun``: a Knative ``Service`` applied with ``gcloud run services replace``."""
+
+    service: str = Field(default="modelci-serve", pattern=r"^[a-z]([a-z0-9-]{0,47}[a-z0-9])?$")
+    region: str = ""
+    project: str = ""
+    port: int = Field(default=8080, ge=1, le=65535)
+    memory: str = Field(default="1Gi", min_length=1)
+    cpu: str = Field(default="1", min_length=1)
+    max_instances: int = Field(default=10, ge=1)
+    manifest: str = Field(default=".modelci/deploy/cloudrun-service.yaml", min_length=1)
+
+
+class LambdaParams(_Frozen):
+    """``lambda``: ``aws lambda update-function-code --publish`` and an alias shift."""
+
+    function: str = ""
+    alias: str = Field(default="live", pattern=r"^[A-Za-z][A-Za-z0-9_-]{0,127}$")
+    region: str = ""
 
 
 class RegistryParams(_Frozen):
@@ -251,6 +306,9 @@ class RegistryParams(_Frozen):
     k8s_manifests: str = Field(default="deploy/k8s", min_length=1)
     k8s_deployment: str = Field(default="modelci-serve", min_length=1)
     k8s_container: str = Field(default="serve", min_length=1)
+    container: ContainerTargetParams = Field(default_factory=ContainerTargetParams)
+    cloudrun: CloudRunParams = Field(default_factory=CloudRunParams)
+    aws_lambda: LambdaParams = Field(default_factory=LambdaParams)
 
     @model_validator(mode="after")
     def _distinct(self) -> RegistryParams:

@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import subprocess
+from dataclasses import dataclass
 from pathlib import Path
 
+import pytest
+
+from modelci.fileio import file_digest
 from modelci.serving.process import ServerProcess, free_port
-from tests.conftest import VENV_BIN, run, tool_env
+from tests.conftest import REPO_ROOT, VENV_BIN, run, tool_env
 
 MODELCI = str(VENV_BIN / "modelci")
 
@@ -31,3 +35,28 @@ def serve_fails(repo: Path, *args: str, **env: str) -> subprocess.CompletedProce
     return run(
         [MODELCI, "serve", *args, "--port", str(free_port())], repo, check=False, timeout=120, **env
     )
+
+
+@dataclass(frozen=True)
+class ServingImage:
+    """The serving image built from this checkout with the pipeline's model baked in."""
+
+    tag: str
+    sha256: str  # of the baked models/model.skops
+    repo: Path  # the pipeline repository whose model and params.yaml it holds
+
+
+@pytest.fixture(scope="session")
+def serving_image(pipeline_repo: Path, tmp_path_factory: pytest.TempPathFactory) -> ServingImage:
+    """One podman build per session (cached layers make a rebuild of unchanged inputs quick);
+    skips with the reason where podman cannot run."""
+    from tests.container_support import build_context, build_image, podman_problem
+
+    problem = podman_problem()
+    if problem is not None:
+        pytest.skip(f"podman cannot build the serving image here: {problem}")
+    model = pipeline_repo / "models" / "model.skops"
+    context = build_context(tmp_path_factory.mktemp("image"), REPO_ROOT, model.parent)
+    sha256 = file_digest(model)
+    tag = build_image(context, "localhost/modelci-serve-test:session", sha256)
+    return ServingImage(tag, sha256, pipeline_repo)

@@ -11,8 +11,10 @@ import pytest
 
 from modelci.cli import main
 from modelci.config import ConfigError, parse_params
+from modelci.deploy.errors import DeployError
+from modelci.deploy.smoke import request
+from modelci.deploy.targets.kubernetes import kubeconfig_file
 from modelci.registry.core import Version
-from modelci.registry.deploy import DeployError, _http, kubeconfig_file
 from modelci.registry.register import RegistryError, dvc_lock_hashes, find_sha256, read_report
 from modelci.registry.release import ReleaseError, build_image, find_reviewed_report
 
@@ -113,7 +115,7 @@ def test_kubeconfig_is_private_and_removed(monkeypatch: pytest.MonkeyPatch) -> N
 
 def test_smoke_url_must_be_http() -> None:
     with pytest.raises(DeployError, match="must be http"):
-        _http("file:///etc/passwd")
+        request("file:///etc/passwd")
 
 
 def test_cli_argument_errors(capsys: pytest.CaptureFixture[str]) -> None:

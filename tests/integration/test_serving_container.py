@@ -36,11 +36,14 @@ def test_entrypoint_and_healthcheck(pipeline_repo: Path) -> None:
     config = {
         key: value
         for key, value in env.items()
-        if key.startswith(("MODELCI_", "PYTHON")) and key != "MODELCI_PARAMS"
+        # Values from build arguments ($MODEL_SHA256) are the image builder's to fill in.
+        if key.startswith(("MODELCI_", "PYTHON")) and key != "MODELCI_PARAMS" and "$" not in value
     }
+    assert env["PORT"] == "8080"
+    assert "MODELCI_PORT" not in env, "the image must honour $PORT (Cloud Run sets it)"
     config.update(
         MODELCI_HOST="127.0.0.1",
-        MODELCI_PORT=str(port),
+        PORT=str(port),
         MODELCI_PARAMS=str(pipeline_repo / "params.yaml"),
         MODELCI_MODEL_URI=str(pipeline_repo / "models/model.skops"),
     )
@@ -51,11 +54,9 @@ def test_entrypoint_and_healthcheck(pipeline_repo: Path) -> None:
         check = healthcheck_command()
         check[0] = str(VENV_BIN / "python")
         healthy = subprocess.run(
-            check, env=tool_env(MODELCI_PORT=str(port)), capture_output=True, timeout=30
+            check, env=tool_env(PORT=str(port)), capture_output=True, timeout=30
         )
         assert healthy.returncode == 0, healthy.stderr
         assert server.stop() == 0
-    unhealthy = subprocess.run(
-        check, env=tool_env(MODELCI_PORT=str(port)), capture_output=True, timeout=30
-    )
+    unhealthy = subprocess.run(check, env=tool_env(PORT=str(port)), capture_output=True, timeout=30)
     assert unhealthy.returncode != 0

@@ -250,14 +250,22 @@ def test_every_setup_uv_pins_the_makefiles_uv_version(path: Path) -> None:
 
 def test_the_image_pins_its_base_by_digest_and_installs_uv_by_hash() -> None:
     text = (REPO_ROOT / "Dockerfile").read_text(encoding="utf-8")
-    images = re.findall(r"^FROM\s+(\S+)", text, re.MULTILINE)
-    assert images, "no FROM"
-    for image in images:
+    stages = re.findall(r"^FROM\s+(\S+)(?:\s+AS\s+(\S+))?", text, re.MULTILINE)
+    assert stages, "no FROM"
+    # Every stage starts from the pinned base or from an earlier stage (which inherits the pin).
+    external = [
+        image for n, (image, _) in enumerate(stages) if image not in {a for _, a in stages[:n]}
+    ]
+    for image in external:
         assert DIGEST.search(image), f"base image not pinned by digest: {image}"
-    assert len(set(images)) == 1, "one base image for every stage"
-    installs = [line for line in text.splitlines() if "pip install" in line]
+    assert len(set(external)) == 1, "one base image for every stage"
+    installs = [line for line in text.splitlines() if "python -m pip install" in line]
     assert installs, "uv is installed with pip"
     assert all("--require-hashes -r /tmp/uv-requirements.txt" in line for line in installs)
+    # Everything else comes from uv.lock as it is (hashes included: uv verifies them).
+    exports = [x for x in text.splitlines() if "uv export" in x and not x.lstrip().startswith("#")]
+    assert exports
+    assert all("--frozen" in line and "--no-hashes" not in line for line in exports)
     requirements = (REPO_ROOT / "uv-requirements.txt").read_text(encoding="utf-8")
     assert f"uv=={makefile_uv_version()} " in requirements
     assert len(re.findall(r"--hash=sha256:[0-9a-f]{64}", requirements)) >= 2

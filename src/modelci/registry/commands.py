@@ -212,11 +212,12 @@ def cmd_release_reviewed(args: argparse.Namespace) -> int:
 
 
 def cmd_release_image(args: argparse.Namespace) -> int:
+    from modelci.deploy.names import IMAGE_TARGETS
     from modelci.registry.release import build_image
 
     target = args.target or _params(args).registry.deploy_target
     skipped = None
-    if target != "kubernetes" and not args.always:
+    if target not in IMAGE_TARGETS and not args.always:
         skipped = f"deploy target {target!r} needs no image: none was built"
     elif not Path(args.file).is_file():
         skipped = f"{args.file} not found: no image was built"
@@ -261,6 +262,8 @@ def _common(parser: argparse.ArgumentParser) -> None:
 
 def register(sub: Any) -> None:
     """Add the registry and release commands to the ``modelci`` parser."""
+    from modelci.deploy.names import DESCRIPTIONS as TARGETS
+
     p = sub.add_parser("register", help="register models/model.skops (idempotent per commit)")
     _common(p)
     p.add_argument("--model", default="models/model.skops", help="model file (%(default)s)")
@@ -322,9 +325,11 @@ def register(sub: Any) -> None:
     p.add_argument("--version", type=_version_arg, default=None)
     p.add_argument(
         "--target",
-        choices=("", "none", "registry", "kubernetes"),
+        choices=("", *TARGETS),  # "": the workflow's empty input, registry.deploy_target
         default="",
-        help="override registry.deploy_target",
+        metavar="TARGET",
+        help="override registry.deploy_target: "
+        + "; ".join(f"{name}: {text}" for name, text in TARGETS.items()),
     )
     p.add_argument("--image", default="", help="image reference to deploy (name@sha256:...)")
     p.add_argument("--smoke-url", default="", help="base URL of the deployed endpoint")

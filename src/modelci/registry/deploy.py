@@ -1,43 +1,30 @@
 """``modelci deploy``: ship the champion to a pluggable target, smoke-test it, roll back on failure.
 
-Targets (``registry.deploy_target`` in params.yaml, or ``--target``):
-
-- ``none``: nothing is deployed; the result says so (a summary never pretends).
-- ``registry``: registry only; ``@champion`` already moved, servers that follow the alias
-  (``modelci serve`` polling ``models:/NAME@champion``) pick it up. The smoke test runs when a
-  URL is given.
-- ``kubernetes``: with a kube config (the ``KUBE_CONFIG`` secret's content in the environment),
-  ``kubectl apply -k <manifests>``, ``kubectl set image`` to the pushed image digest and
-  ``kubectl rollout status``; without one the target is skipped and the summary says so.
+The targets (``registry.deploy_target`` in params.yaml, or ``--target``) live in
+:mod:`modelci.deploy.targets`, each behind the same interface: ``deploy`` stages the new version,
+``verify`` smoke-tests it (and, for blue/green, moves the traffic), ``undo`` gives the traffic
+back. docs/deploy.md describes each one and its settings.
 
 The model's artifact is downloaded and verified against its registered sha256 before anything
-is deployed. When the smoke test fails, the deployment is undone (``kubectl rollout undo``),
-``@champion`` is rolled back to ``@previous`` with the reason recorded, and the command fails.
+is deployed. When the smoke test fails, the deployment is undone, ``@champion`` is rolled back
+to ``@previous`` with the reason recorded, and the command fails.
 """
 
 from __future__ import annotations
 
-import json
 import os
-import shutil
-import subprocess  # nosec B404: kubectl with fixed argument lists
-import tempfile
-import time
-import urllib.error
-import urllib.request
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 from modelci.config import ReleaseParams
-from modelci.errors import ModelCIError
-from modelci.registry.core import Registry, Version, open_registry
+from modelci.deploy.errors import DeployError
+from modelci.deploy.smoke import example_rows, smoke_test
+from modelci.deploy.targets import Target, make_target
+from modelci.deploy.targets.kubernetes import kubeconfig_file
+from modelci.registry.core import Registry, open_registry
 
-
-class DeployError(ModelCIError):
-    """A deploy step or the smoke test failed."""
+__all__ = ["DeployError", "DeployFailedError", "DeployResult", "deploy", "smoke_test"]
 
 
 @dataclass
@@ -51,193 +38,6 @@ class DeployResult:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
-
-
-class Target(Protocol):
-    name: str
-
-    def deploy(self, version: Version, image: str | None) -> list[str]: ...
-
-    def undo(self) -> list[str]: ...
-
-
-class NoTarget:
-    name = "none"
-
-    def deploy(self, version: Version, image: str | None) -> list[str]:
-        return ["no deploy target configured (registry.deploy_target: none): nothing was deployed"]
-
-    def undo(self) -> list[str]:
-        return []
-
-
-class RegistryOnly:
-    name = "registry"
-
-    def deploy(self, version: Version, image: str | None) -> list[str]:
-        return [
-            f"registry only: @champion is version {version.version}; servers following the "
-            "alias pick it up, no image was deployed by this job"
-        ]
-
-    def undo(self) -> list[str]:
-        return []
-
-
-def _kubectl() -> str:
-    found = shutil.which("kubectl")
-    if found is None:
-        raise DeployError("kubectl is not on PATH (the kubernetes target needs it)")
-    return found
-
-
-class Kubernetes:
-    name = "kubernetes"
-
-    def __init__(self, manifests: Path, deployment: str, container: str, kubeconfig: Path):
-        self.manifests = manifests
-        self.deployment = deployment
-        self.container = container
-        self.kubeconfig = kubeconfig
-
-    def _run(self, *args: str) -> str:
-        env = {**os.environ, "KUBECONFIG": str(self.kubeconfig)}
-        done = subprocess.run(  # noqa: S603 - fixed argument list
-            [_kubectl(), *args], capture_output=True, text=True, env=env, timeout=600, check=False
-        )
-        if done.returncode != 0:
-            detail = (done.stderr or done.stdout).strip().splitlines()
-            raise DeployError(
-                f"kubectl {args[0]} failed (exit {done.returncode})"
-                + (f": {detail[-1][:300]}" if detail else "")
-            )
-        return done.stdout
-
-    def deploy(self, version: Version, image: str | None) -> list[str]:
-        if not self.manifests.is_dir():
-            raise DeployError(f"{self.manifests}: kubernetes manifests not found")
-        notes = []
-        self._run("apply", "-k", str(self.manifests))
-        notes.append(f"applied {self.manifests}")
-        if image:
-            self._run("set", "image", f"deployment/{self.deployment}", f"{self.container}={image}")
-            notes.append(f"deployment/{self.deployment} image -> {image}")
-        self._run("rollout", "status", f"deployment/{self.deployment}", "--timeout=300s")
-        notes.append(f"deployment/{self.deployment} rolled out (model version {version.version})")
-        return notes
-
-    def undo(self) -> list[str]:
-        self._run("rollout", "undo", f"deployment/{self.deployment}")
-        self._run("rollout", "status", f"deployment/{self.deployment}", "--timeout=300s")
-        return [f"kubectl rollout undo deployment/{self.deployment}"]
-
-
-@contextmanager
-def kubeconfig_file() -> Iterator[Path | None]:
-    """The ``KUBE_CONFIG`` secret's content in a private temporary file (never printed)."""
-    content = os.environ.get("KUBE_CONFIG", "")
-    if not content.strip():
-        yield None
-        return
-    with tempfile.TemporaryDirectory(prefix="modelci-kube-") as tmp:
-        path = Path(tmp) / "config"
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(content)
-        yield path
-
-
-def _http(url: str, body: bytes | None = None, timeout: float = 10.0) -> tuple[int, bytes]:
-    if not url.startswith(("http://", "https://")):
-        raise DeployError(f"smoke URL must be http(s): {url[:80]!r}")
-    request = urllib.request.Request(  # noqa: S310 - http(s) only, checked above
-        url,
-        data=body,
-        headers={"Content-Type": "application/json"} if body is not None else {},
-        method="POST" if body is not None else "GET",
-    )
-    try:
-        with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310
-            return int(response.status), response.read(1 << 20)
-    except urllib.error.HTTPError as error:
-        return int(error.code), error.read(4096)
-    except (urllib.error.URLError, OSError, TimeoutError) as error:
-        return 0, str(getattr(error, "reason", error)).encode()
-
-
-def smoke_test(
-    base_url: str,
-    version: Version,
-    example: list[dict[str, Any]],
-    attempts: int = 10,
-    delay: float = 2.0,
-) -> list[str]:
-    """Raise DeployError unless the endpoint is ready, serves this model and predicts.
-
-    Readiness and the served model are retried (``attempts`` x ``delay``): a server that follows
-    the alias by polling may still serve the previous champion for a poll interval.
-    """
-    base = base_url.rstrip("/")
-    problem = "not tried"
-    notes: list[str] = []
-    for attempt in range(max(1, attempts)):
-        if attempt:
-            time.sleep(delay)
-        status, _body = _http(f"{base}/ready")
-        if status != 200:
-            problem = f"{base}/ready did not answer 200 (last status {status})"
-            continue
-        status, body = _http(f"{base}/model")
-        if status == 200 and version.sha256:
-            if version.sha256 not in body.decode("utf-8", "replace"):
-                problem = (
-                    f"{base}/model does not report the deployed model sha256 "
-                    f"{version.sha256[:12]} (an old or a different model is being served)"
-                )
-                continue
-            notes = [f"{base}/ready: 200", f"{base}/model: serves sha256 {version.sha256[:12]}"]
-        else:
-            notes = [f"{base}/ready: 200"]
-        break
-    else:
-        raise DeployError(f"smoke test: {problem}")
-    payload = json.dumps({"dataframe_records": example}).encode()
-    status, body = _http(f"{base}/invocations", payload)
-    if status != 200:
-        text = body.decode("utf-8", "replace")[:200]
-        raise DeployError(f"smoke test: POST {base}/invocations answered {status}: {text}")
-    notes.append(f"{base}/invocations: 200 on {len(example)} row(s)")
-    return notes
-
-
-def example_rows(params: ReleaseParams, test_path: Path, rows: int = 2) -> list[dict[str, Any]]:
-    import pandas as pd
-
-    try:
-        frame = pd.read_parquet(test_path)[params.data.features].head(rows)
-    except (OSError, ValueError, KeyError) as error:
-        raise DeployError(
-            f"{test_path}: cannot read example rows for the smoke test ({error})"
-        ) from None
-    records: list[dict[str, Any]] = json.loads(frame.to_json(orient="records"))
-    return records
-
-
-def make_target(params: ReleaseParams, name: str, kubeconfig: Path | None) -> Target | str:
-    """The target object, or a reason string when the configured target cannot run here."""
-    if name == "none":
-        return NoTarget()
-    if name == "registry":
-        return RegistryOnly()
-    if name == "kubernetes":
-        if kubeconfig is None:
-            return (
-                "kubernetes target selected but no KUBE_CONFIG secret is set: nothing was "
-                "deployed to a cluster"
-            )
-        r = params.registry
-        return Kubernetes(Path(r.k8s_manifests), r.k8s_deployment, r.k8s_container, kubeconfig)
-    raise DeployError(f"unknown deploy target {name!r} (none | registry | kubernetes)")
 
 
 def deploy(
@@ -270,23 +70,25 @@ def deploy(
         if isinstance(target, str):
             result.notes.append(target)
             return result
-        result.notes += target.deploy(chosen, image)
-        result.deployed = name != "none"
-        if not smoke_url or name == "none":
-            result.notes.append("no smoke URL given: the smoke test was skipped")
-            return result
         try:
-            result.notes += smoke_test(
-                smoke_url, chosen, example_rows(params, test_path), attempts=smoke_attempts
-            )
-            result.smoke = "passed"
+            result.notes += target.deploy(chosen, image)
+            result.deployed = name != "none"
+
+            def check(url: str) -> list[str]:
+                rows = example_rows(params, test_path)  # read only when a smoke test runs
+                return smoke_test(url, chosen, rows, attempts=smoke_attempts)
+
+            verified = target.verify(check, smoke_url or None)
+            result.notes += verified.notes
+            result.smoke = "passed" if verified.ran else "skipped"
             return result
         except DeployError as error:
             failure = error
-            result.smoke = "failed"
+            result.smoke = "failed" if result.deployed else "skipped"
             result.notes.append(str(failure))
-            undo_notes = _undo(target)
-            result.notes += undo_notes
+            result.notes += _undo(target)
+        if not result.deployed:
+            raise failure
         done = rollback(
             params,
             reason=f"automatic: smoke test failed for version {chosen.version}: {failure}",

@@ -107,7 +107,7 @@ def render(
         ["tracking:", f"  experiment: {flow(model_name)}", f"  model_name: {flow(model_name)}"],
         [
             "# Release: the registry aliases `modelci promote` moves, and where `modelci deploy`",
-            "# ships the champion (none | registry | kubernetes).",
+            "# ships the champion (none | registry | kubernetes | container | cloudrun | lambda).",
             "registry:",
             "  champion_alias: champion",
             "  previous_alias: previous",

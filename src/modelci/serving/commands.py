@@ -5,7 +5,10 @@ from __future__ import annotations
 import argparse
 import os
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from modelci.serving.server import ServeConfig
 
 ENV_PREFIX = "MODELCI_"
 
@@ -36,7 +39,8 @@ def register(sub: Any) -> None:
     add("--params", default=_env("PARAMS", "params.yaml"), metavar="FILE",
         help="parameters file with the input schema (data.columns) (MODELCI_PARAMS)")  # fmt: skip
     add("--host", default=_env("HOST", "127.0.0.1"), help="bind address (MODELCI_HOST)")
-    add("--port", type=int, default=_env("PORT", "8080"), help="port (MODELCI_PORT)")
+    add("--port", type=int, default=_env("PORT", os.environ.get("PORT") or "8080"),
+        help="port (MODELCI_PORT, else PORT as Cloud Run and the image set it)")  # fmt: skip
     add(
         "--runtime",
         choices=("auto", "sklearn", "onnx"),
@@ -72,11 +76,19 @@ def register(sub: Any) -> None:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
+    from modelci.serving.server import serve
+
+    return serve(serve_config(args))
+
+
+def serve_config(args: argparse.Namespace) -> ServeConfig:
+    """The :class:`~modelci.serving.server.ServeConfig` of parsed ``serve`` options (also what
+    the AWS Lambda adapter builds from the environment alone)."""
     from modelci import model_source
     from modelci.config import load_service_params
     from modelci.errors import ConfigError
     from modelci.serving.app import Settings
-    from modelci.serving.server import ServeConfig, serve
+    from modelci.serving.server import ServeConfig
 
     params_path = Path(args.params)
     if args.model:
@@ -106,7 +118,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         admin_token=os.environ.get("MODELCI_ADMIN_TOKEN") or None,
         poll_seconds=args.poll_seconds,
     )
-    config = ServeConfig(
+    return ServeConfig(
         model_uri=model_uri,
         params_path=params_path,
         runtime=args.runtime,
@@ -123,4 +135,3 @@ def cmd_serve(args: argparse.Namespace) -> int:
         graceful_timeout=args.graceful_timeout,
         threads=args.threads,
     )
-    return serve(config)
