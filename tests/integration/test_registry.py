@@ -1,6 +1,7 @@
-"""The registry commands against a real ``mlflow server`` (127.0.0.1, sqlite, one worker).
+"""The registry commands against a real ``mlflow server`` on PostgreSQL + S3 (127.0.0.1).
 
-One server for the module; each test uses its own registered model name so states never mix.
+One server for the session (``mlflow_backend``); each test uses its own registered model name
+so states never mix.
 Model versions come from a copy of the pipeline repository after a real ``dvc repro``; new
 commits are made with ``git commit --allow-empty`` at increasing commit times.
 """
@@ -31,7 +32,7 @@ from modelci.registry.register import register
 from modelci.registry.rollback import rollback
 from modelci.registry.status import status
 from tests.conftest import run, tool_env
-from tests.integration.registry_support import MlflowServer
+from tests.integration.registry_support import Backend, MlflowServer
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -39,12 +40,8 @@ _clock = iter(range(1_800_000_000, 1_900_000_000, 100))
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MlflowServer]:
-    srv = MlflowServer(tmp_path_factory.mktemp("mlflow-server")).start()
-    try:
-        yield srv
-    finally:
-        srv.stop()
+def server(mlflow_backend: Backend) -> MlflowServer:
+    return mlflow_backend.server
 
 
 @pytest.fixture(scope="module")
@@ -420,12 +417,12 @@ def test_tampered_artifact_is_refused_before_load(
     promote(env, v1)
     v2 = registered(env, repo, "real")
     reg = open_registry(env)
-    stored = server.artifact_file(reg.get(v2).run_id, "model_file/model.skops")
-    original = stored.read_bytes()  # versions of one model file share a run: restore it after
+    stored = server.artifact_key(reg.get(v2).run_id, "model_file/model.skops")
+    original = server.read_artifact(stored)  # versions of one model file share a run: restore it
     try:
         check_tampering_refused(env, repo, server, monkeypatch, v1, v2, stored)
     finally:
-        stored.write_bytes(original)
+        server.write_artifact(stored, original)
 
 
 def check_tampering_refused(
@@ -435,9 +432,9 @@ def check_tampering_refused(
     monkeypatch: pytest.MonkeyPatch,
     v1: int,
     v2: int,
-    stored: Path,
+    stored: str,
 ) -> None:
-    stored.write_bytes((repo / "weak.skops").read_bytes())  # a valid model, other bytes
+    server.write_artifact(stored, (repo / "weak.skops").read_bytes())  # valid, other bytes
     loads: list[str] = []
     import modelci.modelfile as modelfile
 
@@ -456,7 +453,7 @@ def check_tampering_refused(
     assert done.returncode == 1
     assert "refusing to load it" in done.stderr
     # a tampered champion is not deployed either
-    stored.write_bytes(b"not the registered model")
+    server.write_artifact(stored, b"not the registered model")
     with pytest.raises(ModelFileError, match="does not match"):
         deploy(env, target_name="registry")
 
