@@ -266,18 +266,20 @@ def _common(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def _command(sub: Any, name: str, summary: str, description: str) -> argparse.ArgumentParser:
-    """A subcommand with its one-line summary (in ``modelci --help``) and its description."""
+REGISTRY_URI = "The registry is $MLFLOW_TRACKING_URI (a server; without it, ./mlflow.db)."
+
+
+def _command(
+    sub: Any, name: str, summary: str, description: str, registry: bool = True
+) -> argparse.ArgumentParser:
+    """A subcommand with its one-line summary (in ``modelci --help``) and its description
+    (which names where the registry is, for the commands that use one)."""
+    where = f" {REGISTRY_URI}" if registry else ""
     parser: argparse.ArgumentParser = sub.add_parser(
-        name, help=summary, description=f"{summary[0].upper()}{summary[1:]}. {description}"
+        name, help=summary, description=f"{summary[0].upper()}{summary[1:]}. {description}{where}"
     )
     _common(parser)
     return parser
-
-
-REGISTRY_URI = (
-    "The registry is $MLFLOW_TRACKING_URI (an MLflow server; without it, mlflow.db here)."
-)
 
 
 def register(sub: Any) -> None:
@@ -289,7 +291,7 @@ def register(sub: Any) -> None:
         "Creates one version of tracking.model_name for the current git commit, tagged with "
         "its lineage (commit and its state, data hashes from dvc.lock, params digest, metrics, "
         "model sha256, PR report). Registering the same commit and file again returns the "
-        f"existing version; another file for a registered commit is refused. {REGISTRY_URI}",
+        "existing version; another file for a registered commit is refused.",
     )
     p.add_argument("--model", default="models/model.skops", help="model file (%(default)s)")
     p.add_argument(
@@ -381,6 +383,7 @@ def register(sub: Any) -> None:
         "Read-only and fast: an MLflow server is read through its REST API (MLflow is not "
         "imported) and nothing is written; with no $MLFLOW_TRACKING_URI and no mlflow.db here "
         "it fails instead of creating one.",
+        registry=False,
     )
     p.add_argument("--json", action="store_true", help="print JSON")
     p.add_argument("--limit", type=int, default=10, help="versions listed (%(default)s)")
@@ -432,6 +435,7 @@ def register(sub: Any) -> None:
         "docker buildx build --push; prints the digest",
         "Builds and pushes the serving image when the deploy target needs one (or --always), "
         "and writes image and digest to $GITHUB_OUTPUT.",
+        registry=False,
     )
     p.add_argument("--image", required=True, help="e.g. ghcr.io/OWNER/REPO")
     p.add_argument("--tag", required=True, help="image tag, e.g. model-v3")
@@ -456,6 +460,7 @@ def register(sub: Any) -> None:
         "Asks the GitHub API ($GITHUB_API_URL, token $GH_TOKEN) for the pull request merged as "
         "--commit and the report artifact of its successful pull-request run, and writes it "
         "to --out/report.json: the model sha256 the release must match.",
+        registry=False,
     )
     p.add_argument("--repo", required=True, help="OWNER/NAME")
     p.add_argument("--commit", required=True, help="the merge commit (40 hex digits)")
