@@ -34,3 +34,15 @@ def test_every_option_has_help_and_no_empty_choice(name: str) -> None:
     assert undocumented == [], f"modelci {name}: options without help: {undocumented}"
     empty = [a.option_strings for a in _options(parser) if a.choices and "" in a.choices]
     assert empty == [], f"modelci {name}: an empty string among the choices of {empty}"
+
+
+def test_deploy_target_empty_means_the_params_and_a_typo_is_refused(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    parser = build_parser()
+    assert parser.parse_args(["deploy", "--target", ""]).target == ""  # release.yml's unset input
+    assert parser.parse_args(["deploy", "--target", "registry"]).target == "registry"
+    with pytest.raises(SystemExit) as exit_info:
+        parser.parse_args(["deploy", "--target", "kubernets"])
+    assert exit_info.value.code == 2
+    assert "invalid choice: 'kubernets' (choose from none, registry" in capsys.readouterr().err

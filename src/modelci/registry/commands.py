@@ -48,6 +48,18 @@ def _optional_sha(text: str) -> str | None:
     return _sha_arg(text) if text.strip() else None
 
 
+DEPLOY_TARGETS = ("none", "registry", "kubernetes")
+
+
+def _target_arg(text: str) -> str:
+    """A deploy target name, or "" for registry.deploy_target (what an unset input passes)."""
+    if text and text not in DEPLOY_TARGETS:
+        raise argparse.ArgumentTypeError(
+            f"invalid choice: {text!r} (choose from {', '.join(DEPLOY_TARGETS)})"
+        )
+    return text
+
+
 def _build_arg(text: str) -> tuple[str, str]:
     key, sep, value = text.partition("=")
     if not sep or not key:
@@ -405,9 +417,10 @@ def register(sub: Any) -> None:
     )
     p.add_argument(
         "--target",
-        choices=("none", "registry", "kubernetes"),
-        default=None,
-        help="override registry.deploy_target",
+        type=_target_arg,
+        default="",
+        metavar="{" + ",".join(DEPLOY_TARGETS) + "}",
+        help="override registry.deploy_target (empty: keep it; the workflow passes its input)",
     )
     p.add_argument("--image", default="", help="image reference to deploy (name@sha256:...)")
     p.add_argument(
