@@ -88,8 +88,8 @@ def missing() -> str | None:
     return None
 
 
-def _stop_group(proc: subprocess.Popen[bytes], first: signal.Signals) -> None:
-    """Signal the process group led by the PID we started; SIGKILL after a bounded wait."""
+def _stop_group(proc: subprocess.Popen[bytes], first: signal.Signals, grace: float = 20) -> None:
+    """Signal the process group led by the PID we started; SIGKILL after ``grace`` seconds."""
     if proc.poll() is not None:
         return
     try:
@@ -97,7 +97,7 @@ def _stop_group(proc: subprocess.Popen[bytes], first: signal.Signals) -> None:
     except ProcessLookupError:
         return
     try:
-        proc.wait(timeout=20)
+        proc.wait(timeout=grace)
     except subprocess.TimeoutExpired:
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait(timeout=10)
@@ -277,7 +277,8 @@ class MlflowServer:
     def stop(self) -> None:
         proc, self.proc = self.proc, None
         if proc is not None:
-            _stop_group(proc, signal.SIGTERM)
+            # uvicorn waits for idle keep-alive connections (MlflowClient's) without limit
+            _stop_group(proc, signal.SIGTERM, grace=3)
         # the port is free again once nothing answers
         deadline = time.monotonic() + 10
         while self.healthy() and time.monotonic() < deadline:
