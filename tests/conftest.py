@@ -6,9 +6,14 @@ import os
 import shutil
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
+
+if TYPE_CHECKING:
+    from tests.integration.registry_support import Backend
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 VENV_BIN = Path(sys.executable).parent
@@ -88,3 +93,19 @@ def modelci_dists(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     out = tmp_path_factory.mktemp("dist")
     run([uv_binary(), "build", "--quiet", "--out-dir", str(out)], REPO_ROOT)
     return {"wheel": next(out.glob("*.whl")), "sdist": next(out.glob("*.tar.gz"))}
+
+
+@pytest.fixture(scope="session")
+def mlflow_backend(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Backend]:
+    """``mlflow server`` on PostgreSQL + S3 (moto), once per session, for the registry and
+    release tests; skipped, with the reason, where PostgreSQL or moto is missing."""
+    from tests.integration.registry_support import missing, start_backend
+
+    reason = missing()
+    if reason is not None:
+        pytest.skip(f"MLflow on PostgreSQL + S3 cannot start: {reason}")
+    backend = start_backend(tmp_path_factory.mktemp("mlflow-backend"))
+    try:
+        yield backend
+    finally:
+        backend.stop()

@@ -1,7 +1,8 @@
 """Small file helpers: atomic writes and content hashes.
 
 Every file a stage produces goes through :func:`write_atomic`, so a failing stage never leaves a
-half-written output behind.
+half-written output behind. The file gets the mode any other tool would give it (``0666`` less
+the user's umask), not the ``0600`` of the private temporary file it is written to first.
 """
 
 from __future__ import annotations
@@ -15,6 +16,13 @@ from pathlib import Path
 from typing import Any
 
 
+def _umask() -> int:
+    """The process's umask; POSIX can only read it by setting it, so it is set back at once."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
 def write_atomic(path: Path, writer: Callable[[Path], None]) -> None:
     """Call ``writer(tmp)`` on a temporary file next to ``path``, then rename it into place."""
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -23,6 +31,7 @@ def write_atomic(path: Path, writer: Callable[[Path], None]) -> None:
     tmp = Path(tmp_name)
     try:
         writer(tmp)
+        tmp.chmod(0o666 & ~_umask())  # mkstemp's 0600 is for the temporary file only
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)

@@ -52,6 +52,8 @@ class ModelRef:
     run_id: str | None = None
     artifact_path: str = MODEL_FILE_ARTIFACT
     expected_sha256: str | None = None
+    # the registered version's commit: the run's is the commit before it (logged by dvc repro)
+    git_commit: str | None = None
 
 
 @dataclass(frozen=True)
@@ -145,9 +147,9 @@ def _registry_error(ref: ModelRef, error: Exception) -> ModelSourceError:
 def resolve(uri: str | ModelRef, tracking_uri: str | None = None) -> ModelRef:
     """Look a registry URI up (alias -> version -> run) without downloading anything.
 
-    Returns the reference with ``version``, ``run_id`` and ``expected_sha256`` filled in (the
-    sha256 from the model version's tag; a run's tag is read by :func:`load`). Local paths and
-    run URIs are returned unchanged.
+    Returns the reference with ``version``, ``run_id``, ``expected_sha256`` and ``git_commit``
+    filled in (from the model version's tags; a run's tags are read by :func:`load`). Local
+    paths and run URIs are returned unchanged.
     """
     ref = parse(uri) if isinstance(uri, str) else uri
     if ref.kind != "registry":
@@ -171,6 +173,7 @@ def resolve(uri: str | ModelRef, tracking_uri: str | None = None) -> ModelRef:
         version=str(version.version),
         run_id=str(version.run_id),
         expected_sha256=tags.get(MODEL_SHA_TAG),
+        git_commit=tags.get(GIT_COMMIT_TAG),
     )
 
 
@@ -225,7 +228,7 @@ def _download(ref: ModelRef, tracking_uri: str | None) -> tuple[bytes, ModelInfo
         version=ref.version,
         alias=ref.alias,
         run_id=ref.run_id,
-        git_commit=run_tags.get(GIT_COMMIT_TAG),
+        git_commit=ref.git_commit or run_tags.get(GIT_COMMIT_TAG),
         metrics={key: float(value) for key, value in (run.data.metrics or {}).items()},
     )
     return data, info

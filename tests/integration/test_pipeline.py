@@ -4,6 +4,7 @@ lineage, experiments, a user's own CSV, and an unreachable tracking server."""
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
 import socket
@@ -67,6 +68,21 @@ def test_pipeline_outputs(pipeline_repo: Path) -> None:
     metrics = json.loads((pipeline_repo / "metrics.json").read_text())
     assert accuracy == pytest.approx(metrics["accuracy"], abs=1e-6)
     assert "### By `class`" in card
+
+
+def test_outputs_are_written_with_the_umask(pipeline_repo: Path) -> None:
+    """Stage outputs get the mode any other tool gives them (0666 less the umask), not 0600."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    outputs = [
+        pipeline_repo / "metrics.json",
+        *sorted((pipeline_repo / "plots").glob("*.csv")),
+        *sorted((pipeline_repo / "reports").iterdir()),
+    ]
+    modes = {
+        p.relative_to(pipeline_repo).as_posix(): oct(p.stat().st_mode & 0o777) for p in outputs
+    }
+    assert modes == dict.fromkeys(modes, oct(0o666 & ~mask))
 
 
 def test_second_repro_is_a_no_op(pipeline_repo: Path) -> None:

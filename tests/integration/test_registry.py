@@ -1,6 +1,7 @@
-"""The registry commands against a real ``mlflow server`` (127.0.0.1, sqlite, one worker).
+"""The registry commands against a real ``mlflow server`` on PostgreSQL + S3 (127.0.0.1).
 
-One server for the module; each test uses its own registered model name so states never mix.
+One server for the session (``mlflow_backend``); each test uses its own registered model name
+so states never mix.
 Model versions come from a copy of the pipeline repository after a real ``dvc repro``; new
 commits are made with ``git commit --allow-empty`` at increasing commit times.
 """
@@ -12,6 +13,7 @@ import json
 import math
 import shutil
 import subprocess
+import sys
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -31,7 +33,7 @@ from modelci.registry.register import register
 from modelci.registry.rollback import rollback
 from modelci.registry.status import status
 from tests.conftest import run, tool_env
-from tests.integration.registry_support import MlflowServer
+from tests.integration.registry_support import Backend, MlflowServer
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -39,12 +41,8 @@ _clock = iter(range(1_800_000_000, 1_900_000_000, 100))
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MlflowServer]:
-    srv = MlflowServer(tmp_path_factory.mktemp("mlflow-server")).start()
-    try:
-        yield srv
-    finally:
-        srv.stop()
+def server(mlflow_backend: Backend) -> MlflowServer:
+    return mlflow_backend.server
 
 
 @pytest.fixture(scope="module")
@@ -433,12 +431,12 @@ def test_tampered_artifact_is_refused_before_load(
     promote(env, v1)
     v2 = registered(env, repo, "real")
     reg = open_registry(env)
-    stored = server.artifact_file(reg.get(v2).run_id, "model_file/model.skops")
-    original = stored.read_bytes()  # versions of one model file share a run: restore it after
+    stored = server.artifact_key(reg.get(v2).run_id, "model_file/model.skops")
+    original = server.read_artifact(stored)  # versions of one model file share a run: restore it
     try:
         check_tampering_refused(env, repo, server, monkeypatch, v1, v2, stored)
     finally:
-        stored.write_bytes(original)
+        server.write_artifact(stored, original)
 
 
 def check_tampering_refused(
@@ -448,9 +446,9 @@ def check_tampering_refused(
     monkeypatch: pytest.MonkeyPatch,
     v1: int,
     v2: int,
-    stored: Path,
+    stored: str,
 ) -> None:
-    stored.write_bytes((repo / "weak.skops").read_bytes())  # a valid model, other bytes
+    server.write_artifact(stored, (repo / "weak.skops").read_bytes())  # valid, other bytes
     loads: list[str] = []
     import modelci.modelfile as modelfile
 
@@ -469,7 +467,7 @@ def check_tampering_refused(
     assert done.returncode == 1
     assert "refusing to load it" in done.stderr
     # a tampered champion is not deployed either
-    stored.write_bytes(b"not the registered model")
+    server.write_artifact(stored, b"not the registered model")
     with pytest.raises(ModelFileError, match="does not match"):
         deploy(env, target_name="registry")
 
@@ -599,3 +597,105 @@ def test_server_stopped_mid_promotion_then_rerun(
     rerun = cli(repo, server, "promote", "--version", str(v2))
     assert f"version {v2} is @champion" in rerun.stdout
     assert aliases(env) == (v2, v1)
+
+
+# -- lineage: the registered commit and its real state ----------------------------------------
+
+
+def test_lineage_describes_the_registered_commit(
+    env: Params, repo: Path, server: MlflowServer
+) -> None:
+    """The normal flow: ``dvc repro`` logs its run with the change uncommitted, then the change
+    is committed and registered; the version describes that commit, clean, not the run's."""
+    use_model(repo, "real")
+    notes = repo / "notes.md"
+    notes.write_text("one\n")
+    run(["git", "add", "notes.md"], repo)
+    new_commit(repo, "notes")
+    notes.write_text("two\n")  # a tracked file changed: the tree the run is logged from is dirty
+    logged_at = run(["git", "rev-parse", "HEAD"], repo).stdout.strip()
+    run(
+        ["modelci", "evaluate", "--params", "params.test.yaml"],
+        repo,
+        MLFLOW_TRACKING_URI=server.uri,
+    )
+    run(["git", "add", "notes.md"], repo)
+    commit = new_commit(repo, "the change the run was made from")
+    version = register(env).version
+    tags = version.tags
+    assert (tags["modelci.git_commit"], tags["modelci.git_dirty"]) == (commit, "false")
+    assert (tags["modelci.run.git_commit"], tags["modelci.run.git_dirty"]) == (logged_at, "true")
+    assert tags["modelci.model_matches_dvc_lock"] == "true"
+    # what a server of this version reports on /model, and what status shows, agree
+    from modelci import model_source
+
+    uri = f"models:/{env.tracking.model_name}/{version.version}"
+    _, info = model_source.fetch(uri, tracking_uri=server.uri)
+    assert info.git_commit == commit
+    assert status(env)["versions"][0]["commit"] == commit
+    assert status(env)["versions"][0]["version"] == version.version
+
+
+# -- rollback onto a version the gate rejected ------------------------------------------------
+
+
+def test_rollback_to_a_rejected_version_needs_force_and_stays_visible(
+    env: Params, repo: Path, server: MlflowServer
+) -> None:
+    params = with_rules(env, TOLERANCE_ONLY)
+    v1 = registered(params, repo, "real")
+    assert promote(params, v1).promoted
+    v2 = registered(params, repo, "weak")
+    assert not promote(params, v2).passed
+    v3 = registered(params, repo, "real")
+    assert promote(params, v3).promoted
+    with pytest.raises(RegistryError, match=r"the gate rejected it .*--force"):
+        rollback(params, to=v2)
+    assert aliases(params) == (v3, v1)
+    with pytest.raises(RegistryError, match="--force needs a --reason"):
+        rollback(params, to=v2, force=True)
+    refused = cli(repo, server, "rollback", "--to", str(v2), check=False)
+    assert refused.returncode == 1
+    assert "refusing to make it the champion" in refused.stderr
+    assert aliases(params) == (v3, v1)
+
+    forced = cli(repo, server, "rollback", "--to", str(v2), "--force", "--reason", "incident 7")
+    assert "FORCED" in forced.stdout
+    assert aliases(params) == (v2, v1)
+    state = status(params)
+    assert state["champion"]["gate"] == "forced (over: rejected)"
+    assert "regressed" in state["champion"]["gate_detail"]
+    assert {v["version"]: v["gate"] for v in state["versions"]}[v2] == "forced (over: rejected)"
+    assert f"@champion: version {v2}" in cli(repo, server, "status").stdout
+    assert "gate forced (over: rejected)" in cli(repo, server, "status").stdout
+
+
+# -- status: read-only, no MLflow import, no side effect ---------------------------------------
+
+_STATUS_PROBE = """
+import sys
+from modelci.cli import main
+code = main(["status", "--params", "params.test.yaml", "--json"])
+print("mlflow imported" if "mlflow" in sys.modules else "mlflow not imported", file=sys.stderr)
+sys.exit(code)
+"""
+
+
+def test_status_reads_the_rest_api_and_writes_nothing(
+    env: Params, repo: Path, server: MlflowServer, tmp_path: Path
+) -> None:
+    v1 = registered(env, repo, "real")
+    promote(env, v1)
+    work = tmp_path / "elsewhere"
+    work.mkdir()
+    shutil.copy2(repo / "params.test.yaml", work / "params.test.yaml")
+    done = run([sys.executable, "-c", _STATUS_PROBE], work, MLFLOW_TRACKING_URI=server.uri)
+    assert json.loads(done.stdout)["champion"]["version"] == v1
+    assert "mlflow not imported" in done.stderr
+    assert sorted(p.name for p in work.iterdir()) == ["params.test.yaml"]
+    # no tracking URI and no mlflow.db: a clear error, and no sqlite store made by reading
+    missing = run(["modelci", "status", "--params", "params.test.yaml"], work, check=False)
+    assert missing.returncode == 1
+    assert "no MLflow registry to read" in missing.stderr
+    assert "MLFLOW_TRACKING_URI" in missing.stderr
+    assert sorted(p.name for p in work.iterdir()) == ["params.test.yaml"]

@@ -1,6 +1,6 @@
 """The release workflow's surroundings under act: a fake GitHub API and deployed endpoint on
-127.0.0.1, a real ``mlflow server``, and the push event. Shared by the release tests of this
-repository's model and of an ``init``-generated repository."""
+127.0.0.1, the session's real ``mlflow server`` (PostgreSQL + S3), and the push event. Shared by
+the release tests of this repository's model and of an ``init``-generated repository."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from tests.integration.registry_support import MlflowServer
+from tests.integration.registry_support import Backend, MlflowServer
 from tests.workflows import harness
 from tests.workflows.harness import REPO_SLUG
 
@@ -109,12 +109,9 @@ def fake() -> Iterator[tuple[Fake, str]]:
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MlflowServer]:
-    srv = MlflowServer(tmp_path_factory.mktemp("release-mlflow")).start()
-    try:
-        yield srv
-    finally:
-        srv.stop()
+def server(mlflow_backend: Backend) -> MlflowServer:
+    """The session's MLflow server on PostgreSQL + S3 (each repository has its own model name)."""
+    return mlflow_backend.server
 
 
 def push_event(sha: str) -> dict[str, Any]:

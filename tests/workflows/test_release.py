@@ -147,6 +147,9 @@ def test_first_release_registers_promotes_deploys_and_tags(release: Release) -> 
     version = reg.versions(**{"modelci.git_commit": release.commits[0]})
     assert [v.version for v in version] == [1]
     assert version[0].tags["modelci.pr_report"] == "PR #7"
+    # lineage of the merge commit as the release job found it, not of the run logged before it
+    assert version[0].tags["modelci.git_dirty"] == "false"
+    assert version[0].tags["modelci.model_matches_dvc_lock"] == "true"
     # image built and pushed with the token on stdin, digest recorded
     docker = release.calls("docker")
     login = [c for c in docker if c["args"][0] == "login"]

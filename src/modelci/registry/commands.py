@@ -1,8 +1,9 @@
 """Registry and release commands: register, promote, rollback, status, deploy, release-*.
 
-Light on purpose: argparse only at import time; each handler imports MLflow when it runs.
-Every command reads ``MLFLOW_TRACKING_URI`` (default: ``sqlite:///mlflow.db``), appends its
-outputs to ``$GITHUB_OUTPUT`` and a Markdown summary to ``$GITHUB_STEP_SUMMARY`` when set.
+Light on purpose: argparse only at import time; a handler imports MLflow only to write (reads
+from a server use its REST API). Every command reads ``MLFLOW_TRACKING_URI`` (default:
+``sqlite:///mlflow.db``, which ``status`` never creates), appends its outputs to
+``$GITHUB_OUTPUT`` and a Markdown summary to ``$GITHUB_STEP_SUMMARY`` when set.
 """
 
 from __future__ import annotations
@@ -12,6 +13,8 @@ import json
 import os
 from pathlib import Path
 from typing import Any
+
+from modelci.deploy.names import DESCRIPTIONS as TARGET_HELP
 
 
 def _params(args: argparse.Namespace) -> Any:
@@ -45,6 +48,18 @@ def _sha_arg(text: str) -> str:
 
 def _optional_sha(text: str) -> str | None:
     return _sha_arg(text) if text.strip() else None
+
+
+DEPLOY_TARGETS = tuple(TARGET_HELP)
+
+
+def _target_arg(text: str) -> str:
+    """A deploy target name, or "" for registry.deploy_target (what an unset input passes)."""
+    if text and text not in DEPLOY_TARGETS:
+        raise argparse.ArgumentTypeError(
+            f"invalid choice: {text!r} (choose from {', '.join(DEPLOY_TARGETS)})"
+        )
+    return text
 
 
 def _build_arg(text: str) -> tuple[str, str]:
@@ -114,11 +129,12 @@ def cmd_rollback(args: argparse.Namespace) -> int:
     from modelci.registry.rollback import rollback
 
     params = _params(args)
-    done = rollback(params, args.to, args.reason, args.actor)
+    done = rollback(params, args.to, args.reason, args.actor, force=args.force)
     to = done.to_version.version if done.to_version else None
     alias = params.registry.champion_alias
+    forced = f" (FORCED: gate {done.to_version.gate})" if done.to_version and args.force else ""
     print(
-        f"rollback: @{alias} moved from version {done.from_version.version} to {to} "
+        f"rollback: @{alias} moved from version {done.from_version.version} to {to}{forced} "
         f"(by {done.actor}: {done.reason})"
     )
     _emit(
@@ -257,15 +273,41 @@ def cmd_release_publish(args: argparse.Namespace) -> int:
 
 
 def _common(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--params", default="params.yaml", metavar="FILE")
+    parser.add_argument(
+        "--params",
+        default="params.yaml",
+        metavar="FILE",
+        help="parameters file: tracking.model_name and the registry section (%(default)s)",
+    )
+
+
+REGISTRY_URI = "The registry is $MLFLOW_TRACKING_URI (a server; without it, ./mlflow.db)."
+
+
+def _command(
+    sub: Any, name: str, summary: str, description: str, registry: bool = True
+) -> argparse.ArgumentParser:
+    """A subcommand with its one-line summary (in ``modelci --help``) and its description
+    (which names where the registry is, for the commands that use one)."""
+    where = f" {REGISTRY_URI}" if registry else ""
+    parser: argparse.ArgumentParser = sub.add_parser(
+        name, help=summary, description=f"{summary[0].upper()}{summary[1:]}. {description}{where}"
+    )
+    _common(parser)
+    return parser
 
 
 def register(sub: Any) -> None:
     """Add the registry and release commands to the ``modelci`` parser."""
-    from modelci.deploy.names import DESCRIPTIONS as TARGETS
-
-    p = sub.add_parser("register", help="register models/model.skops (idempotent per commit)")
-    _common(p)
+    p = _command(
+        sub,
+        "register",
+        "register models/model.skops (idempotent per commit)",
+        "Creates one version of tracking.model_name for the current git commit, tagged with "
+        "its lineage (commit and its state, data hashes from dvc.lock, params digest, metrics, "
+        "model sha256, PR report). Registering the same commit and file again returns the "
+        "existing version; another file for a registered commit is refused.",
+    )
     p.add_argument("--model", default="models/model.skops", help="model file (%(default)s)")
     p.add_argument(
         "--test",
@@ -293,64 +335,150 @@ def register(sub: Any) -> None:
     )
     p.set_defaults(handler=cmd_register)
 
-    p = sub.add_parser("promote", help="gate a version against @champion and promote it")
-    _common(p)
+    p = _command(
+        sub,
+        "promote",
+        "gate a version against @champion and promote it",
+        "Downloads the challenger and the champion, verifies both against their registered "
+        "sha256, scores both on the current test set and applies the gate's rules with the "
+        "champion as the baseline. The verdict is tagged on the version (modelci.gate: passed "
+        "or rejected); @champion moves only when it passed. Exit 0 either way unless --strict.",
+    )
     p.add_argument(
         "--version",
         type=_version_arg,
         default=None,
         help="version to promote (default: the one registered for HEAD)",
     )
-    p.add_argument("--test", default="data/prepared/test.parquet", help="current test set")
-    p.add_argument("--expect-sha256", type=_optional_sha, default=None, metavar="SHA256")
+    p.add_argument(
+        "--test",
+        default="data/prepared/test.parquet",
+        help="current test set both models are scored on (%(default)s)",
+    )
+    p.add_argument(
+        "--expect-sha256",
+        type=_optional_sha,
+        default=None,
+        metavar="SHA256",
+        help="refuse unless the version's model has this sha256 (the reviewed one)",
+    )
     p.add_argument("--json", default="", metavar="FILE", help="write the result as JSON")
     p.add_argument("--strict", action="store_true", help="exit 1 when not promoted")
     p.set_defaults(handler=cmd_promote)
 
-    p = sub.add_parser("rollback", help="move @champion back to @previous or --to VERSION")
-    _common(p)
-    p.add_argument("--to", type=_version_arg, default=None, metavar="VERSION")
+    p = _command(
+        sub,
+        "rollback",
+        "move @champion back to @previous or --to VERSION",
+        "Versions newer than the target are tagged rolled_back, who, why and when are recorded "
+        "in tags, and the target's model file is verified first. A version the gate rejected "
+        "(or never evaluated) is refused unless --force; forced, it is tagged gate 'forced' and "
+        "its rejection stays recorded.",
+    )
+    p.add_argument(
+        "--to",
+        type=_version_arg,
+        default=None,
+        metavar="VERSION",
+        help="version to make @champion (default: @previous)",
+    )
     p.add_argument("--reason", default="", help="why (recorded in tags)")
     p.add_argument("--actor", default="", help="who (default: $GITHUB_ACTOR or the OS user)")
+    p.add_argument(
+        "--force",
+        action="store_true",
+        help="allow --to a version the gate rejected or never evaluated (give --reason)",
+    )
     p.set_defaults(handler=cmd_rollback)
 
-    p = sub.add_parser("status", help="show the champion, its lineage and metrics")
-    _common(p)
+    p = _command(
+        sub,
+        "status",
+        "show the champion, its lineage and metrics",
+        "Read-only and fast: an MLflow server is read through its REST API (MLflow is not "
+        "imported) and nothing is written; with no $MLFLOW_TRACKING_URI and no mlflow.db here "
+        "it fails instead of creating one.",
+        registry=False,
+    )
     p.add_argument("--json", action="store_true", help="print JSON")
     p.add_argument("--limit", type=int, default=10, help="versions listed (%(default)s)")
     p.set_defaults(handler=cmd_status)
 
-    p = sub.add_parser("deploy", help="deploy @champion, smoke-test it, roll back on failure")
-    _common(p)
-    p.add_argument("--version", type=_version_arg, default=None)
+    p = _command(
+        sub,
+        "deploy",
+        "deploy @champion, smoke-test it, roll back on failure",
+        "Deploys the champion (or --version) to registry.deploy_target, then smoke-tests the "
+        "endpoint (/ready, /model reporting the deployed sha256, a prediction); on a failed "
+        "smoke test @champion is rolled back and the command fails.",
+    )
+    p.add_argument(
+        "--version",
+        type=_version_arg,
+        default=None,
+        help="version to deploy (default: @champion)",
+    )
     p.add_argument(
         "--target",
-        choices=("", *TARGETS),  # "": the workflow's empty input, registry.deploy_target
+        type=_target_arg,
         default="",
-        metavar="TARGET",
-        help="override registry.deploy_target: "
-        + "; ".join(f"{name}: {text}" for name, text in TARGETS.items()),
+        metavar="{" + ",".join(DEPLOY_TARGETS) + "}",
+        help="override registry.deploy_target (empty: keep it; the workflow passes its input): "
+        + "; ".join(f"{name}: {text}" for name, text in TARGET_HELP.items()),
     )
     p.add_argument("--image", default="", help="image reference to deploy (name@sha256:...)")
-    p.add_argument("--smoke-url", default="", help="base URL of the deployed endpoint")
-    p.add_argument("--smoke-attempts", type=int, default=10)
-    p.add_argument("--test", default="data/prepared/test.parquet")
-    p.add_argument("--json", default="", metavar="FILE")
+    p.add_argument(
+        "--smoke-url",
+        default="",
+        help="base URL of the deployed endpoint (default: $MODELCI_SMOKE_URL; none: no smoke test)",
+    )
+    p.add_argument(
+        "--smoke-attempts",
+        type=int,
+        default=10,
+        help="attempts at the smoke test before it counts as failed (%(default)s)",
+    )
+    p.add_argument(
+        "--test",
+        default="data/prepared/test.parquet",
+        help="test set whose rows the smoke test sends (%(default)s)",
+    )
+    p.add_argument("--json", default="", metavar="FILE", help="write the result as JSON")
     p.set_defaults(handler=cmd_deploy)
 
-    p = sub.add_parser("release-image", help="docker buildx build --push; prints the digest")
-    _common(p)
+    p = _command(
+        sub,
+        "release-image",
+        "docker buildx build --push; prints the digest",
+        "Builds and pushes the serving image when the deploy target needs one (or --always), "
+        "and writes image and digest to $GITHUB_OUTPUT.",
+        registry=False,
+    )
     p.add_argument("--image", required=True, help="e.g. ghcr.io/OWNER/REPO")
-    p.add_argument("--tag", required=True)
-    p.add_argument("--context", default=".")
-    p.add_argument("--file", default="Dockerfile")
-    p.add_argument("--build-arg", type=_build_arg, action="append", default=[], metavar="KEY=VALUE")
+    p.add_argument("--tag", required=True, help="image tag, e.g. model-v3")
+    p.add_argument("--context", default=".", help="build context (%(default)s)")
+    p.add_argument("--file", default="Dockerfile", help="Dockerfile (%(default)s)")
+    p.add_argument(
+        "--build-arg",
+        type=_build_arg,
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="a build argument (repeatable)",
+    )
     p.add_argument("--target", default="", help="deploy target (default registry.deploy_target)")
     p.add_argument("--always", action="store_true", help="build whatever the target")
     p.set_defaults(handler=cmd_release_image)
 
-    p = sub.add_parser("release-reviewed", help="find the merged PR's report and its model sha256")
-    _common(p)
+    p = _command(
+        sub,
+        "release-reviewed",
+        "find the merged PR's report and its model sha256",
+        "Asks the GitHub API ($GITHUB_API_URL, token $GH_TOKEN) for the pull request merged as "
+        "--commit and the report artifact of its successful pull-request run, and writes it "
+        "to --out/report.json: the model sha256 the release must match.",
+        registry=False,
+    )
     p.add_argument("--repo", required=True, help="OWNER/NAME")
     p.add_argument("--commit", required=True, help="the merge commit (40 hex digits)")
     p.add_argument("--artifact", default="modelci-report", help="report artifact name")
@@ -368,11 +496,18 @@ def register(sub: Any) -> None:
     )
     p.set_defaults(handler=cmd_release_reviewed)
 
-    p = sub.add_parser("release-publish", help="tag model-v<version> with card, metrics, lineage")
-    _common(p)
-    p.add_argument("--version", type=_version_arg, required=True)
+    p = _command(
+        sub,
+        "release-publish",
+        "tag model-v<version> with card, metrics, lineage",
+        "Writes the release notes, model card, metrics and lineage of a version to --out and "
+        "publishes them as a GitHub release (gh release create) unless --no-publish.",
+    )
+    p.add_argument(
+        "--version", type=_version_arg, required=True, help="registry version to release"
+    )
     p.add_argument("--out", default="release", help="directory for the notes and files")
-    p.add_argument("--image", default="")
+    p.add_argument("--image", default="", help="deployed image reference, recorded in the release")
     p.add_argument("--deploy-target", default="", help="recorded in the release")
     p.add_argument("--smoke", default="", help="smoke test result, recorded in the release")
     p.add_argument("--target", default="", help="commit to tag (default: the version's)")

@@ -7,8 +7,10 @@ mid-release gives one clear line instead of a traceback.
 Who is champion is decided from tags, not from the order in which processes happen to write the
 alias: a version is *eligible* when its gate tag says ``passed``; the champion is the eligible
 version with the newest commit (commit time, then version number); ``@previous`` is the newest
-eligible version older than it. :meth:`Registry.settle` writes the aliases to that state and
-re-reads them until they hold it, so concurrent promotions converge (see README, "Races").
+eligible version older than it. ``forced`` (a rollback with ``--force`` onto a version the gate
+rejected) is eligible too, and stays distinct from ``passed`` so the override is visible.
+:meth:`Registry.settle` writes the aliases to that state and re-reads them until they hold it,
+so concurrent promotions converge (see README, "Races").
 """
 
 from __future__ import annotations
@@ -17,6 +19,8 @@ import hashlib
 import os
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
 from typing import Any, TypeVar
 
 from modelci.errors import ModelCIError, TrackingError
@@ -27,14 +31,16 @@ T = TypeVar("T")
 TAG_COMMIT = "modelci.git_commit"
 TAG_COMMIT_TIME = "modelci.commit_time"
 TAG_SHA256 = "modelci.model_sha256"
-TAG_GATE = "modelci.gate"  # passed | rejected | rolled_back
+TAG_GATE = "modelci.gate"  # passed | rejected | rolled_back | forced
 TAG_GATE_DETAIL = "modelci.gate.detail"
+TAG_GATE_FORCED_OVER = "modelci.gate.forced_over"  # what the gate said before a forced rollback
 TAG_GATE_AGAINST = "modelci.gate.against"
 TAG_PR_REPORT = "modelci.pr_report"
 METRIC_PREFIX = "modelci.metric."
 EVAL_PREFIX = "modelci.eval."
 DVC_PREFIX = "modelci.dvc."
-PASSED, REJECTED, ROLLED_BACK = "passed", "rejected", "rolled_back"
+PASSED, REJECTED, ROLLED_BACK, FORCED = "passed", "rejected", "rolled_back", "forced"
+ELIGIBLE = (PASSED, FORCED)  # gate values the champion rule may pick
 MODEL_FILE = "model_file/model.skops"
 SETTLE_ROUNDS = 10
 
@@ -101,24 +107,42 @@ def _is_not_found(error: BaseException) -> bool:
 
 
 class Registry:
-    """A thin, error-translating wrapper over ``MlflowClient`` for one registered model."""
+    """A thin, error-translating wrapper over the registry of one registered model.
 
-    def __init__(self, name: str, champion_alias: str, previous_alias: str) -> None:
+    Reads from an MLflow server go through its REST API (:mod:`modelci.registry.rest`, no MLflow
+    import); writes, and every call to a non-HTTP store, go through ``MlflowClient``, imported on
+    first use. ``read_only``: refuse a local sqlite store that does not exist (MLflow would
+    create it) instead of reading an empty registry into being.
+    """
+
+    def __init__(
+        self, name: str, champion_alias: str, previous_alias: str, read_only: bool = False
+    ) -> None:
         from modelci import tracking
+        from modelci.registry.rest import RestReader
 
         os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "1")
         os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "15")
         self.uri = tracking.tracking_uri()
+        if read_only:
+            _require_existing_store(self.uri)
         tracking.probe(self.uri)
-        import mlflow
-        from mlflow import MlflowClient
-
-        tracking.quiet_mlflow()
-        mlflow.set_tracking_uri(self.uri)
-        self.client = MlflowClient(self.uri)
+        self.rest = RestReader(self.uri) if self.uri.startswith(("http://", "https://")) else None
         self.name = name
         self.champion_alias = champion_alias
         self.previous_alias = previous_alias
+
+    @cached_property
+    def client(self) -> Any:
+        """``MlflowClient`` for this store (imports MLflow, seconds: only writes need it)."""
+        import mlflow
+        from mlflow import MlflowClient
+
+        from modelci import tracking
+
+        tracking.quiet_mlflow()
+        mlflow.set_tracking_uri(self.uri)
+        return MlflowClient(self.uri)
 
     # -- plumbing ---------------------------------------------------------------------------
 
@@ -133,6 +157,18 @@ class Registry:
             ) from None
 
     def _version(self, mv: Any) -> Version:
+        if isinstance(mv, dict):  # a REST answer
+            from modelci.registry.rest import tags_of
+
+            return Version(
+                name=str(mv["name"]),
+                version=int(mv["version"]),
+                run_id=str(mv.get("run_id") or ""),
+                tags=tags_of(mv),
+                aliases=tuple(mv.get("aliases", ())),
+                created_ms=int(mv.get("creation_timestamp") or 0),
+                source=str(mv.get("source") or ""),
+            )
         return Version(
             name=mv.name,
             version=int(mv.version),
@@ -160,10 +196,13 @@ class Registry:
         query = f"name='{_quote(self.name)}'"
         for key, value in tags.items():
             query += f" and tags.`{key}`='{_quote(value)}'"
-        found = self.call(
-            f"listing versions of {self.name!r}", self.client.search_model_versions, query
-        )
+        search = self.rest.search_versions if self.rest else self.client.search_model_versions
+        found = self.call(f"listing versions of {self.name!r}", search, query)
         return sorted((self._version(mv) for mv in found), key=lambda v: v.version)
+
+    def eligible(self) -> list[Version]:
+        """The versions the champion rule may pick (gate ``passed`` or ``forced``), oldest first."""
+        return [v for v in self.versions() if v.gate in ELIGIBLE]
 
     def get(self, version: int | str) -> Version:
         try:
@@ -173,6 +212,8 @@ class Registry:
 
         def fetch() -> Any:
             try:
+                if self.rest:
+                    return self.rest.get_version(self.name, str(number))
                 return self.client.get_model_version(self.name, str(number))
             except Exception as error:
                 if _is_not_found(error):
@@ -186,6 +227,8 @@ class Registry:
     def alias(self, alias: str) -> Version | None:
         def fetch() -> Any:
             try:
+                if self.rest:
+                    return self.rest.version_by_alias(self.name, alias)
                 return self.client.get_model_version_by_alias(self.name, alias)
             except Exception as error:
                 if _is_not_found(error):
@@ -235,7 +278,7 @@ class Registry:
 
     def target_state(self) -> tuple[Version | None, Version | None]:
         """(champion, previous) as the tags say they should be."""
-        eligible = sorted(self.versions(**{TAG_GATE: PASSED}), key=lambda v: v.order)
+        eligible = sorted(self.eligible(), key=lambda v: v.order)
         if not eligible:
             return None, None
         champion = eligible[-1]
@@ -282,6 +325,17 @@ class Registry:
         return data
 
 
+def _require_existing_store(uri: str) -> None:
+    """A read must not create a store: MLflow makes a missing sqlite file (and ``mlruns/``)."""
+    if uri.startswith("sqlite:///") and not Path(uri.removeprefix("sqlite:///")).is_file():
+        where = uri.removeprefix("sqlite:///")
+        setting = os.environ.get("MLFLOW_TRACKING_URI") or "unset"
+        raise RegistryError(
+            f"no MLflow registry to read: MLFLOW_TRACKING_URI is {setting} and {where} does not "
+            "exist; set MLFLOW_TRACKING_URI to your tracking server"
+        )
+
+
 def _num(version: Version | None) -> int | None:
     return None if version is None else version.version
 
@@ -294,12 +348,13 @@ def sha256_hex(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def open_registry(params: Any) -> Registry:
+def open_registry(params: Any, read_only: bool = False) -> Registry:
     """The registry of ``params.tracking.model_name`` with the configured aliases."""
     return Registry(
         params.tracking.model_name,
         params.registry.champion_alias,
         params.registry.previous_alias,
+        read_only=read_only,
     )
 
 

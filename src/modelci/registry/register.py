@@ -2,8 +2,12 @@
 
 The version carries the lineage of the bytes it stands for: git commit and commit time, the data
 hashes in ``dvc.lock``, the params digest, the metrics, the model file's sha256 and the PR report
-it came from. Registering the same commit and file again returns the existing version; a
-different file for a commit that already has a version is refused.
+it came from. The commit and its state (``modelci.git_dirty``, and whether the model file is the
+one ``dvc.lock`` records) are read when registering: the MLflow run that logged the model was
+made by ``dvc repro`` *before* the commit, so its own commit tags describe the parent commit and
+a dirty tree; they are kept as ``modelci.run.git_commit``/``modelci.run.git_dirty``.
+Registering the same commit and file again returns the existing version; a different file for a
+commit that already has a version is refused.
 """
 
 from __future__ import annotations
@@ -18,7 +22,8 @@ from typing import Any
 
 from modelci.config import ReleaseParams
 from modelci.errors import ModelFileError
-from modelci.lineage import UNKNOWN, _git, git_commit
+from modelci.fileio import file_digest
+from modelci.lineage import UNKNOWN, _git, git_commit, git_dirty
 from modelci.pipeline.paths import DEFAULT_PATHS, StagePaths
 from modelci.registry.core import (
     DVC_PREFIX,
@@ -34,13 +39,20 @@ from modelci.registry.core import (
     sha256_hex,
 )
 
-# Run tags copied onto the version so the registry alone tells where a version came from.
+# Run tags copied onto the version so the registry alone tells where a version came from: content
+# hashes, true whenever the run logged these bytes (the commit tags are the register's own).
 RUN_LINEAGE_TAGS = (
-    "modelci.git_dirty",
     "modelci.params_digest",
     "modelci.data.train.md5",
     "modelci.data.test.md5",
 )
+# The run's commit tags, kept under these names: what the tree was when the run was logged.
+RUN_COMMIT_TAGS = {
+    "modelci.git_commit": "modelci.run.git_commit",
+    "modelci.git_dirty": "modelci.run.git_dirty",
+}
+TAG_DIRTY = "modelci.git_dirty"
+TAG_MATCHES_LOCK = "modelci.model_matches_dvc_lock"
 
 
 @dataclass(frozen=True)
@@ -74,6 +86,17 @@ def dvc_lock_hashes(lock: Path = Path("dvc.lock")) -> dict[str, str]:
             if isinstance(out, dict) and "path" in out and "md5" in out:
                 hashes[str(out["path"])] = str(out["md5"])
     return hashes
+
+
+def commit_state(commit: str, model: Path, lock_hashes: dict[str, str]) -> dict[str, str]:
+    """The registered commit's real state: tracked files changed since it (``git_dirty``), and
+    whether the model file is the one ``dvc.lock`` records for it (DVC outputs are invisible
+    to git; absent when the lock does not list the file)."""
+    state = {TAG_DIRTY: "unknown" if commit == UNKNOWN else str(git_dirty()).lower()}
+    locked = lock_hashes.get(model.as_posix())
+    if locked is not None:
+        state[TAG_MATCHES_LOCK] = str(file_digest(model, "md5") == locked).lower()
+    return state
 
 
 def find_sha256(report: Any) -> str | None:
@@ -209,16 +232,19 @@ def register(
 
     run_id = _ensure_run(params, paths, data, sha256)
     run = reg.call("reading the source run", reg.client.get_run, run_id)
+    lock_hashes = dvc_lock_hashes()
     tags = {
         TAG_COMMIT: commit,
         TAG_COMMIT_TIME: commit_time(commit),
         TAG_SHA256: sha256,
         "modelci.registered_by": os.environ.get("GITHUB_ACTOR") or _user(),
         "modelci.registered_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        **commit_state(commit, paths.model, lock_hashes),
     }
     tags.update({k: run.data.tags[k] for k in RUN_LINEAGE_TAGS if k in run.data.tags})
+    tags.update({new: run.data.tags[k] for k, new in RUN_COMMIT_TAGS.items() if k in run.data.tags})
     tags.update({METRIC_PREFIX + k: repr(v) for k, v in sorted(run.data.metrics.items())})
-    tags.update({DVC_PREFIX + k: v for k, v in dvc_lock_hashes().items()})
+    tags.update({DVC_PREFIX + k: v for k, v in lock_hashes.items()})
     if report_label:
         tags[TAG_PR_REPORT] = report_label
     if os.environ.get("MODELCI_PR_URL"):

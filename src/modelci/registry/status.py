@@ -1,4 +1,8 @@
-"""``modelci status``: which version is champion, where it came from, and how it scored."""
+"""``modelci status``: which version is champion, where it came from, and how it scored.
+
+Read-only: against a server it reads the REST API (no MLflow import, well under 2 s); it never
+creates a store (no default ``mlflow.db`` appears in the working directory).
+"""
 
 from __future__ import annotations
 
@@ -9,6 +13,8 @@ from modelci.registry.core import (
     DVC_PREFIX,
     EVAL_PREFIX,
     METRIC_PREFIX,
+    TAG_GATE_DETAIL,
+    TAG_GATE_FORCED_OVER,
     Registry,
     Version,
     newest_first,
@@ -18,6 +24,9 @@ from modelci.registry.core import (
 LINEAGE_KEYS = (
     "modelci.git_commit",
     "modelci.git_dirty",
+    "modelci.model_matches_dvc_lock",
+    "modelci.run.git_commit",
+    "modelci.run.git_dirty",
     "modelci.commit_time",
     "modelci.params_digest",
     "modelci.data.train.md5",
@@ -39,6 +48,13 @@ def _floats(mapping: dict[str, str]) -> dict[str, float]:
     return out
 
 
+def gate_text(version: Version) -> str:
+    """The gate's verdict as shown: a forced rollback names what the gate had said."""
+    over = version.tags.get(TAG_GATE_FORCED_OVER)
+    gate = version.gate or "not evaluated"
+    return f"{gate} (over: {over})" if over else gate
+
+
 def describe(version: Version | None) -> dict[str, Any] | None:
     if version is None:
         return None
@@ -47,7 +63,8 @@ def describe(version: Version | None) -> dict[str, Any] | None:
         "run_id": version.run_id,
         "commit": version.commit,
         "sha256": version.sha256,
-        "gate": version.gate or "not evaluated",
+        "gate": gate_text(version),
+        "gate_detail": version.tags.get(TAG_GATE_DETAIL, ""),
         "lineage": {k: version.tags[k] for k in LINEAGE_KEYS if k in version.tags},
         "dvc_lock": version.prefixed(DVC_PREFIX),
         "metrics": _floats(version.prefixed(METRIC_PREFIX)),
@@ -59,7 +76,7 @@ def describe(version: Version | None) -> dict[str, Any] | None:
 def status(
     params: ReleaseParams, registry: Registry | None = None, limit: int = 10
 ) -> dict[str, Any]:
-    reg = registry or open_registry(params)
+    reg = registry or open_registry(params, read_only=True)
     aliases = reg.aliases()
     versions = newest_first(reg.versions())
     # search results do not always carry aliases: take them from the alias lookups
@@ -81,7 +98,7 @@ def status(
                 "version": v.version,
                 "commit": v.commit,
                 "sha256": v.sha256,
-                "gate": v.gate or "not evaluated",
+                "gate": gate_text(v),
                 "aliases": held.get(v.version, []),
             }
             for v in versions[:limit]
