@@ -87,6 +87,7 @@ bench-adoption: install ## modelci init to a green repro + pytest; adopter footp
 
 bench-gauges: install ## serving p50/throughput with and without the live input gauges (QUICK=1 for a dry run)
 	python benchmarks/bench_gauges.py $(if $(QUICK),--quick,)
+
 bench-registry: install ## register, promote, status against mlflow server on PostgreSQL + S3
 	python benchmarks/bench_registry.py
 
