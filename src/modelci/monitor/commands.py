@@ -94,7 +94,9 @@ def register(sub: Any) -> None:
         "groups as a Prometheus-operator PrometheusRule, a ServiceMonitor and a Grafana dashboard "
         "with the SLO lines, from params.yaml's slo: section.",
     )
-    p.add_argument("--params", default="params.yaml", metavar="FILE")
+    p.add_argument(
+        "--params", default="params.yaml", metavar="FILE", help="its slo: section (%(default)s)"
+    )
     p.add_argument("--out", default="deploy/monitoring", metavar="DIR", help="(%(default)s)")
     p.add_argument("--check", action="store_true", help="write nothing; fail if out of date")
     p.set_defaults(handler=cmd_alert_rules)
@@ -107,7 +109,12 @@ def register(sub: Any) -> None:
         "canary:). Exits 0 to promote, 1 to roll back (3: no verdict, Prometheus unreachable); "
         "writes canary.json and canary.md.",
     )
-    p.add_argument("--params", default="params.yaml", metavar="FILE")
+    p.add_argument(
+        "--params",
+        default="params.yaml",
+        metavar="FILE",
+        help="its slo: and canary: sections (%(default)s)",
+    )
     p.add_argument("--prometheus", required=True, metavar="URL", help="Prometheus base URL")
     p.add_argument(
         "--champion",
@@ -121,8 +128,20 @@ def register(sub: Any) -> None:
         metavar="SELECTOR",
         help="label matchers of the challenger's series (canary.challenger_selector)",
     )
-    p.add_argument("--bake-seconds", type=_positive, default=None, metavar="S")
-    p.add_argument("--interval-seconds", type=_positive, default=None, metavar="S")
+    p.add_argument(
+        "--bake-seconds",
+        type=_positive,
+        default=None,
+        metavar="S",
+        help="how long to compare before promoting (canary.bake_seconds)",
+    )
+    p.add_argument(
+        "--interval-seconds",
+        type=_positive,
+        default=None,
+        metavar="S",
+        help="seconds between checks; a failed check rolls back early (canary.interval_seconds)",
+    )
     p.add_argument("--out", default=".modelci/canary", metavar="DIR", help="(%(default)s)")
     p.add_argument(
         "--apply",
