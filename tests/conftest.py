@@ -109,3 +109,17 @@ def mlflow_backend(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Backend
         yield backend
     finally:
         backend.stop()
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """When the serving image will be built, make its base in the background from the start."""
+    if any("serving_image" in getattr(item, "fixturenames", ()) for item in session.items):
+        from tests.container_support import podman_problem, prefetch_base_image
+
+        if podman_problem() is None:
+            prefetch_base_image()
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    if "tests.container_support" in sys.modules:
+        sys.modules["tests.container_support"].stop_prefetch()

@@ -13,12 +13,14 @@ cgroupfs, no default ulimits, file events) through ``CONTAINERS_CONF``.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
 import shutil
 import subprocess
 import tempfile
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -110,11 +112,18 @@ def base_key() -> str:
 def _make_rootfs_tarball(tarball: Path) -> None:
     with tempfile.TemporaryDirectory(prefix="modelci-rootfs-") as tmp:
         rootfs = Path(tmp) / "rootfs"
-        subprocess.run(
+        with subprocess.Popen(
             ["debootstrap", "--variant=minbase", f"--include={','.join(PACKAGES)}", SUITE,
              str(rootfs), MIRROR],
-            capture_output=True, text=True, timeout=900, check=True,
-        )  # fmt: skip
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        ) as process:  # fmt: skip
+            _RUNNING.append(process)
+            try:
+                output, _ = process.communicate(timeout=900)
+            finally:
+                _RUNNING.remove(process)
+        if process.returncode != 0:
+            raise AssertionError(f"debootstrap exited {process.returncode}: {output[-2000:]}")
         for relative in TRIM:
             path = rootfs / relative
             if path.is_dir():
@@ -132,8 +141,35 @@ def _make_rootfs_tarball(tarball: Path) -> None:
         partial.replace(tarball)
 
 
+_BASE_LOCK = threading.Lock()
+_RUNNING: list[subprocess.Popen[str]] = []
+
+
+def stop_prefetch() -> None:
+    """Stop a debootstrap the prefetch started, if the session ends before it does."""
+    for process in list(_RUNNING):
+        process.kill()
+
+
+def prefetch_base_image() -> None:
+    """Start making the base image in a background thread (debootstrap is mostly downloads and
+    unpacking: it overlaps with the tests that run before the image is needed). Failures are
+    not swallowed: ``base_image()`` retries, under the same lock, and raises them."""
+
+    def make() -> None:
+        with contextlib.suppress(Exception):
+            base_image()
+
+    threading.Thread(target=make, name="modelci-base-image", daemon=True).start()
+
+
 def base_image() -> str:
-    """The local python 3.11 base image (made, imported or found), by tag."""
+    """The local python 3.11 base image (made, imported or found), by tag; one maker at a time."""
+    with _BASE_LOCK:
+        return _base_image()
+
+
+def _base_image() -> str:
     key = base_key()
     tag = f"localhost/modelci-test-base:{key}"
     if podman("image", "exists", tag, check=False).returncode == 0:
