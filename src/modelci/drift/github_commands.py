@@ -46,17 +46,29 @@ def _copy(source: Path, target: Path) -> None:
     shutil.copyfile(source, target)
 
 
-def fetch_window(source: str, out: Path, max_bytes: int = MAX_WINDOW_BYTES) -> int:
-    """Copy the window at ``source`` to ``out`` (atomically); returns its size in bytes."""
+def window_name(source: str) -> str:
+    """The file name a fetched window keeps: the last part of its URL or DVC path, whose suffix
+    tells ``modelci drift`` the format."""
+    import urllib.parse
+
+    path = urllib.parse.urlsplit(source.removeprefix("dvc:")).path
+    name = Path(urllib.parse.unquote(path)).name
+    return name if name and not name.startswith(".") else "window.jsonl"
+
+
+def fetch_window(source: str, out_dir: Path, max_bytes: int = MAX_WINDOW_BYTES) -> Path:
+    """Copy the window at ``source`` into ``out_dir`` (atomically); returns the file written."""
     from modelci.errors import DataError
     from modelci.fileio import write_atomic
 
+    out = out_dir / window_name(source)
     if source.startswith("dvc:"):
-        path = source.removeprefix("dvc:")
-        _run(["dvc", "pull", "--force", path], f"fetch-window {source}")
-        if Path(path).resolve() != out.resolve():
-            write_atomic(out, lambda tmp: _copy(Path(path), tmp))
-        return out.stat().st_size
+        path = Path(source.removeprefix("dvc:"))
+        _run(["dvc", "pull", "--force", str(path)], f"fetch-window {source}")
+        if not path.is_file():
+            raise DataError(f"{source}: dvc pull did not produce the file {path}")
+        write_atomic(out, lambda tmp: _copy(path, tmp))
+        return out
     if not source.startswith(("https://", "http://", "file://")):
         raise DataError(f"--source: expected an http(s):// or file:// URL or dvc:PATH: {source!r}")
 
@@ -76,14 +88,20 @@ def fetch_window(source: str, out: Path, max_bytes: int = MAX_WINDOW_BYTES) -> i
             raise DataError(f"{source}: cannot fetch the window: {error}") from None
 
     write_atomic(out, download)
-    return out.stat().st_size
+    return out
 
 
 def cmd_fetch_window(args: argparse.Namespace) -> int:
-    size = fetch_window(args.source, Path(args.out))
-    print(f"fetch-window: {args.source} -> {args.out} ({size} bytes)")
-    _outputs({"path": str(args.out)})
+    out = fetch_window(args.source, Path(args.out))
+    print(f"fetch-window: {args.source} -> {out} ({out.stat().st_size} bytes)")
+    _outputs({"path": str(out)})
     return 0
+
+
+def _model_name(params: Path) -> str:
+    from modelci.config import TrackingParams, load_section
+
+    return load_section(params, "tracking", TrackingParams).model_name
 
 
 def cmd_monitor_issue(args: argparse.Namespace) -> int:
@@ -103,9 +121,10 @@ def cmd_monitor_issue(args: argparse.Namespace) -> int:
     report = report_path.read_text(encoding="utf-8") if report_path.is_file() else ""
     alert = bool(result.get("drift")) or bool(result.get("degraded"))
     kind = "drift" if result.get("drift") else "degraded performance"
-    title = f"Production monitoring: {kind} detected for {args.model}"
+    model = args.model or _model_name(Path(args.params))
+    title = f"Production monitoring: {kind} detected for {model}"
     github = GitHub(api_url(), args.repo, os.environ.get("GITHUB_TOKEN", ""))
-    action, number = sync_issue(github, args.model, alert, title, report, args.run_url or "")
+    action, number = sync_issue(github, model, alert, title, report, args.run_url or "")
     print(f"monitor-issue: {action}" + (f" issue #{number}" if number else " (no open issue)"))
     retrain = alert and bool(result.get("retrain"))
     _outputs(
@@ -156,6 +175,8 @@ def refresh_data(params_path: Path, window: Path, labels: Path) -> tuple[Path, i
             combined.to_parquet(tmp, index=False)
 
     write_atomic(source, write)
+    if source.with_name(source.name + ".dvc").is_file():
+        _run(["dvc", "add", str(source)], "refresh-data")
     return source, len(joined), len(combined)
 
 
@@ -202,7 +223,7 @@ def register(sub: Any) -> None:
         "or file:// URL, or from dvc:PATH (a DVC-tracked path pulled from the DVC remote).",
     )
     fetch.add_argument("--source", required=True, metavar="URL")
-    fetch.add_argument("--out", required=True, metavar="FILE")
+    fetch.add_argument("--out", required=True, metavar="DIR", help="directory to write it into")
     fetch.set_defaults(handler=cmd_fetch_window)
 
     issue = sub.add_parser(
@@ -214,7 +235,10 @@ def register(sub: Any) -> None:
     )
     issue.add_argument("--drift", required=True, metavar="FILE", help="drift.json")
     issue.add_argument("--repo", required=True, metavar="OWNER/NAME")
-    issue.add_argument("--model", required=True, metavar="NAME", help="the model's name")
+    issue.add_argument(
+        "--model", metavar="NAME", help="the model's name (default: tracking.model_name)"
+    )
+    issue.add_argument("--params", default="params.yaml", metavar="FILE")
     issue.add_argument("--run-url", metavar="URL", help="link to this run, shown in the issue")
     issue.set_defaults(handler=cmd_monitor_issue)
 
