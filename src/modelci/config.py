@@ -236,6 +236,9 @@ class MonitorParams(_Frozen):
     max_null_rate_increase: float = Field(default=0.1, ge=0.0, le=1.0)
     max_drifted_share: float = Field(default=0.0, ge=0.0, lt=1.0)
     prediction_psi: float = Field(default=0.2, gt=0.0)
+    # The model's predictions (the cost that grows with the window) are compared on a seeded
+    # random sample of at most this many rows per side.
+    prediction_rows: int = Field(default=100_000, ge=100)
     features: dict[str, FeatureThreshold] = Field(default_factory=dict)
     # Open a retraining pull request (the retrain workflow) when the window drifts.
     retrain: bool = False

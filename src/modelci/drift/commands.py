@@ -61,6 +61,11 @@ def _test_metrics(path: Path) -> dict[str, Any]:
     return metrics
 
 
+def sample(frame: Any, rows: int) -> Any:
+    """At most ``rows`` rows of ``frame``, drawn without replacement with a fixed seed."""
+    return frame if len(frame) <= rows else frame.sample(n=rows, random_state=0)
+
+
 def cmd_drift(args: argparse.Namespace) -> int:
     from modelci.drift import engine, render
     from modelci.drift.inputs import read_window
@@ -80,8 +85,9 @@ def cmd_drift(args: argparse.Namespace) -> int:
     engine.check_window(reference, current, data, monitor)
     outputs = None
     if model is not None:
-        ref_out, kind = model_outputs(model, reference, data)
-        outputs = (ref_out, model_outputs(model, current, data)[0], kind)
+        ref_out, kind = model_outputs(model, sample(reference, monitor.prediction_rows), data)
+        cur_out, _ = model_outputs(model, sample(current, monitor.prediction_rows), data)
+        outputs = (ref_out, cur_out, kind)
     result = engine.analyse(reference, current, data, monitor, outputs)
     realized = None
     if args.labels:
