@@ -193,3 +193,17 @@ def params_raw() -> dict[str, object]:
 
     loaded: dict[str, object] = yaml.safe_load((REPO_ROOT / "params.yaml").read_text())
     return loaded
+
+
+def test_report_renders_production_values_as_inert_markdown(
+    frames: tuple[pd.DataFrame, pd.DataFrame],
+) -> None:
+    from modelci.drift.render import markdown
+
+    reference, held_out = frames
+    current = held_out.copy()
+    current.loc[current.index[::2], "c"] = "@boss [click](https://evil.invalid) <b>x</b>"
+    result = analyse(reference, current, DATA, MonitorParams(psi=50.0))
+    text = markdown(result, None, [], "window")
+    assert "unseen categories: @\u200bboss \\[click\\](https://evil.invalid) &lt;b&gt;" in text
+    assert "<b>" not in text

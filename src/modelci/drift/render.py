@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 
 from modelci.ci.gate import fmt, verdict_lines
+from modelci.ci.report import escape
 from modelci.drift.engine import DriftResult, FeatureDrift, as_category
 from modelci.drift.realized import Realized
 from modelci.fileio import write_bytes
@@ -69,7 +70,8 @@ def verdict(result: DriftResult, realized: Realized | None) -> str:
 
 
 def _cell(text: str) -> str:
-    return text.replace("|", "\\|").replace("\n", " ")
+    """Text that may hold production values (category names) as inert one-line Markdown."""
+    return escape(text, limit=500)
 
 
 def markdown(result: DriftResult, realized: Realized | None, plots: list[str], title: str) -> str:
