@@ -27,7 +27,8 @@ def machine() -> str:
     cpus = os.cpu_count()
     python = platform.python_version()
     load = os.getloadavg()[0]
-    return f"{platform.system()} {platform.machine()}, {cpus} CPUs, Python {python}, load {load:.1f}"
+    system = f"{platform.system()} {platform.machine()}"
+    return f"{system}, {cpus} CPUs, Python {python}, load {load:.1f}"
 
 
 def median(samples: Sequence[float]) -> float:
