@@ -248,3 +248,35 @@ def test_sync_issue_opens_updates_and_closes_one_issue(tmp_path: Path) -> None:
         assert "second" in ours[0]["body"]
     with pytest.raises(GitHubError, match="no GitHub token"):
         GitHub("http://127.0.0.1:1", "o/r", "")
+
+
+def test_fetch_window_pulls_a_dvc_tracked_file_from_the_remote(
+    windows: dict[str, Path],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    import shutil
+
+    from tests.conftest import run
+
+    repo, remote = tmp_path / "repo", tmp_path / "remote"
+    repo.mkdir()
+    run(["git", "init", "-q"], repo)
+    run(["dvc", "init", "-q"], repo)
+    run(["dvc", "remote", "add", "-d", "local", str(remote)], repo)
+    (repo / "production").mkdir()
+    shutil.copyfile(windows["heldout"], repo / "production" / "window.csv")
+    run(["dvc", "add", "-q", "production/window.csv"], repo)
+    run(["dvc", "push", "-q"], repo)
+    (repo / "production" / "window.csv").unlink()
+    shutil.rmtree(repo / ".dvc" / "cache")
+    monkeypatch.chdir(repo)
+    args = ["fetch-window", "--source", "dvc:production/window.csv", "--out", "w"]
+    assert main(args) == 0
+    assert (repo / "w" / "window.csv").read_bytes() == windows["heldout"].read_bytes()
+    args = ["fetch-window", "--source", "dvc:production/none.csv", "--out", "w"]
+    assert main(args) == 1
+    assert "fetch-window dvc:production/none.csv: dvc pull --force failed" in (
+        capsys.readouterr().err
+    )

@@ -17,6 +17,7 @@ import json
 import os
 import shutil
 import subprocess  # nosec B404: git and dvc with fixed argument lists
+import sys
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -32,10 +33,21 @@ def _outputs(pairs: dict[str, str]) -> None:
     write_outputs(pairs)
 
 
+def _tool(name: str) -> str:
+    """``name`` on PATH, else next to this Python (a virtual environment not on PATH)."""
+    sibling = Path(sys.executable).parent / name
+    return shutil.which(name) or (str(sibling) if sibling.is_file() else name)
+
+
 def _run(args: list[str], what: str) -> str:
     from modelci.errors import ModelCIError
 
-    done = subprocess.run(args, capture_output=True, text=True, check=False)  # noqa: S603
+    try:
+        done = subprocess.run(  # noqa: S603 - fixed tools, arguments as a list
+            [_tool(args[0]), *args[1:]], capture_output=True, text=True, check=False
+        )
+    except FileNotFoundError:
+        raise ModelCIError(f"{what}: {args[0]} not found on PATH") from None
     if done.returncode != 0:
         tail = (done.stderr or done.stdout).strip().splitlines()[-3:]
         raise ModelCIError(f"{what}: {' '.join(args[:3])} failed: {' | '.join(tail)}")
