@@ -113,6 +113,7 @@ EXTENSIONS: tuple[str, ...] = (
     "modelci.serving.commands",
     "modelci.scaffold.commands",
     "modelci.drift.commands",
+    "modelci.monitor.commands",
 )
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import re
 from pathlib import Path
 from typing import Annotated, Any, Literal, TypeVar
 
@@ -157,28 +158,79 @@ class EvaluateParams(_Frozen):
     min_slice_rows: int = Field(default=10, ge=1)
 
 
+GateMode = Literal["tolerance", "significance", "non_inferiority"]
+
+
 class MetricRule(_Frozen):
-    """Gate rule for one metric: absolute bounds and the regression tolerated against the base."""
+    """Gate rule for one metric: absolute bounds and how a regression against the base is judged.
+
+    ``mode`` (docs/pr-ci.md): ``tolerance`` judges the point estimate (the default);
+    ``significance`` fails only a regression whose interval at ``level`` excludes 0;
+    ``non_inferiority`` fails unless the interval's worse end stays above ``-margin``. In the two
+    statistical modes ``tolerance`` is the point rule used when no interval can be computed.
+    """
 
     min: float | None = None
     max: float | None = None
     tolerance: float | None = Field(default=None, ge=0.0)
     higher_is_better: bool = True
     required: bool = True
+    mode: GateMode = "tolerance"
+    level: float | None = Field(default=None, gt=0.5, lt=1.0)
+    margin: float | None = Field(default=None, ge=0.0)
 
     @model_validator(mode="after")
     def _finite(self) -> MetricRule:
-        for name in ("min", "max", "tolerance"):
+        for name in ("min", "max", "tolerance", "margin"):
             value = getattr(self, name)
             if value is not None and not math.isfinite(value):
                 raise ValueError(f"{name} must be a finite number")
         if self.min is not None and self.max is not None and self.min > self.max:
             raise ValueError(f"min ({self.min}) is greater than max ({self.max})")
+        if self.mode == "non_inferiority" and self.margin is None:
+            raise ValueError("mode non_inferiority needs margin (the largest tolerated loss)")
+        if self.mode != "non_inferiority" and self.margin is not None:
+            raise ValueError("margin applies only to mode non_inferiority")
+        if self.mode == "tolerance" and self.level is not None:
+            raise ValueError("level applies only to modes significance and non_inferiority")
         return self
+
+    @property
+    def confidence(self) -> float:
+        """The interval's level: ``level``, else 0.95."""
+        return 0.95 if self.level is None else self.level
+
+
+class SliceRule(_Frozen):
+    """A rule on one metric over the values of one slice column (``evaluate.slices``)."""
+
+    column: str = Field(min_length=1)
+    metric: str = Field(min_length=1)
+    min: float | None = None
+    max_gap: float | None = Field(default=None, ge=0.0)
+
+    @model_validator(mode="after")
+    def _something(self) -> SliceRule:
+        if self.min is None and self.max_gap is None:
+            raise ValueError("a slice rule needs min or max_gap")
+        for name in ("min", "max_gap"):
+            value = getattr(self, name)
+            if value is not None and not math.isfinite(value):
+                raise ValueError(f"{name} must be a finite number")
+        return self
+
+
+class BootstrapParams(_Frozen):
+    """How the gate's intervals are resampled: fixed seed, so a comment is reproducible."""
+
+    resamples: int = Field(default=2000, ge=100, le=100_000)
+    seed: int = Field(default=0, ge=0)
 
 
 class GateParams(_Frozen):
     metrics: dict[str, MetricRule] = Field(default_factory=dict)
+    slices: tuple[SliceRule, ...] = ()
+    bootstrap: BootstrapParams = BootstrapParams()
 
 
 class TrackingParams(_Frozen):
@@ -242,6 +294,80 @@ class MonitorParams(_Frozen):
     features: dict[str, FeatureThreshold] = Field(default_factory=dict)
     # Open a retraining pull request (the retrain workflow) when the window drifts.
     retrain: bool = False
+class SloParams(_Frozen):
+    """Service-level objectives of the served model, over the scored endpoints (/predict and
+    /invocations). The alert rules (``modelci alert-rules``) and the canary analysis read them."""
+
+    # Share of scored requests answered with a 5xx.
+    max_error_ratio: float = Field(default=0.01, ge=0.0, le=1.0)
+    max_p99_latency_seconds: float = Field(default=0.25, gt=0.0)
+    # Refused requests' schema problems per scored request (clients sending the wrong schema).
+    max_violation_ratio: float = Field(default=0.05, ge=0.0)
+    # A feature's (or the prediction's) window mean this many standard deviations away from its
+    # own last day is drift.
+    drift_z: float = Field(default=4.0, gt=0.0)
+    # The null ratio of a feature rising this far above its own last day is drift.
+    max_null_ratio_rise: float = Field(default=0.1, gt=0.0, le=1.0)
+    for_minutes: int = Field(default=5, ge=1, le=1440)
+
+    @model_validator(mode="after")
+    def _finite(self) -> SloParams:
+        for name in (
+            "max_error_ratio",
+            "max_p99_latency_seconds",
+            "max_violation_ratio",
+            "drift_z",
+        ):
+            if not math.isfinite(getattr(self, name)):
+                raise ValueError(f"{name} must be a finite number")
+        return self
+
+
+_MATCHER = r'[A-Za-z_]\w*\s*(=|!=|=~|!~)\s*"[^"\\]*"'
+_SELECTOR = rf"^\{{\s*{_MATCHER}(\s*,\s*{_MATCHER})*\s*\}}$"
+
+
+class CanaryParams(_Frozen):
+    """Canary analysis: the challenger serves beside the champion for ``bake_seconds`` and is
+    promoted only if it holds the SLOs and stays close to the champion."""
+
+    bake_seconds: float = Field(default=300.0, gt=0.0)
+    interval_seconds: float = Field(default=30.0, gt=0.0)
+    # Scored requests each server must have answered in the window for a verdict.
+    min_requests: int = Field(default=200, ge=1)
+    # Challenger p99 over champion p99.
+    max_p99_latency_ratio: float = Field(default=1.5, ge=1.0)
+    # A champion p99 below this counts as this in the ratio: sub-floor differences are noise.
+    p99_ratio_floor_seconds: float = Field(default=0.025, ge=0.0)
+    # Challenger error ratio minus the champion's.
+    max_error_ratio_increase: float = Field(default=0.005, ge=0.0, le=1.0)
+    # Largest gap between the two servers' prediction-score CDFs (histogram buckets), 0..1.
+    max_prediction_shift: float = Field(default=0.1, gt=0.0, le=1.0)
+    # Not enough traffic to decide: roll back (safe) or promote.
+    on_inconclusive: Literal["rollback", "promote"] = "rollback"
+    # PromQL label matchers of each server's series (the scrape config's labels).
+    champion_selector: str = '{track="champion"}'
+    challenger_selector: str = '{track="canary"}'
+
+    @field_validator("champion_selector", "challenger_selector")
+    @classmethod
+    def _selector(cls, value: str) -> str:
+        if not re.fullmatch(_SELECTOR, value):
+            raise ValueError(
+                f'expected PromQL label matchers such as {{track="canary"}}, got {value!r}'
+            )
+        return value
+
+    @model_validator(mode="after")
+    def _consistent(self) -> CanaryParams:
+        if self.interval_seconds > self.bake_seconds:
+            raise ValueError(
+                f"interval_seconds ({self.interval_seconds:g}) is longer than bake_seconds "
+                f"({self.bake_seconds:g})"
+            )
+        if self.champion_selector == self.challenger_selector:
+            raise ValueError("champion_selector and challenger_selector must differ")
+        return self
 
 
 Value = str | int | float | bool | None
@@ -385,6 +511,8 @@ class Params(_Frozen):
     registry: RegistryParams = RegistryParams()
     model_tests: ModelTestsParams = ModelTestsParams()
     monitor: MonitorParams = MonitorParams()
+    slo: SloParams = SloParams()
+    canary: CanaryParams = CanaryParams()
 
     @property
     def trusted_types(self) -> tuple[str, ...]:
@@ -398,6 +526,12 @@ class Params(_Frozen):
                 raise ValueError(f"evaluate.slices: {column!r} is not a declared data column")
             if column == self.data.target:
                 raise ValueError(f"evaluate.slices: {column!r} is the target column")
+        for index, rule in enumerate(self.gate.slices):
+            if rule.column not in self.evaluate.slices:
+                raise ValueError(
+                    f"gate.slices.{index}.column: {rule.column!r} is not one of evaluate.slices "
+                    f"({', '.join(self.evaluate.slices) or 'none declared'})"
+                )
         return self
 
 

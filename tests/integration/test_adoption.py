@@ -109,6 +109,9 @@ def test_report_and_gate_against_the_base_branch(hr_repo: Adopter) -> None:
         assert changed == {"train.estimator_params.max_leaf_nodes": (15, 31)}
         assert report["warnings"] == []  # every params file read, every plot drawn
         assert {p.name for p in (out / "plots").iterdir()} >= {"confusion.png", "roc.png"}
+        # the base's predictions came from the adopter's DVC cache: paired intervals (multiclass)
+        assert report["statistics"]["paired"] is True
+        assert set(report["statistics"]["intervals"]) >= {"balanced_accuracy", "f1_macro"}
         gate = hr_repo.run("modelci", "gate", "--base", "main", check=False)
         verdict = json.loads((repo / ".modelci" / "verdict.json").read_text())
         assert gate.returncode == (0 if verdict["passed"] else 1), gate.stdout + gate.stderr

@@ -58,6 +58,14 @@ def test_pipeline_outputs(pipeline_repo: Path) -> None:
     assert slices["gender"]["female"]["rows"] + slices["gender"]["male"]["rows"] == 552
     card = (pipeline_repo / "reports/model_card.md").read_text()
     assert "## Metrics on the test split" in card
+    # the per-row predictions the PR report pairs: the test rows, in order, scoring metrics.json
+    predictions = pd.read_parquet(pipeline_repo / "reports/predictions.parquet")
+    test = pd.read_parquet(pipeline_repo / "data/prepared/test.parquet")
+    assert list(predictions.columns) == ["actual", "predicted", "proba:0", "proba:1"]
+    assert (predictions["actual"].to_numpy() == test["survived"].to_numpy()).all()
+    accuracy = (predictions["actual"] == predictions["predicted"]).mean()
+    metrics = json.loads((pipeline_repo / "metrics.json").read_text())
+    assert accuracy == pytest.approx(metrics["accuracy"], abs=1e-6)
     assert "### By `class`" in card
 
 

@@ -255,6 +255,19 @@ def test_gate_worse_challenger_is_registered_not_promoted(env: Params, repo: Pat
     assert "regressed by" in done.stdout
 
 
+def test_release_uses_the_pull_request_gates_statistics(env: Params, repo: Path) -> None:
+    """A significance rule means the same in the release: paired intervals on the test rows."""
+    params = with_rules(env, {"roc_auc": MetricRule(mode="significance")})
+    v1 = registered(params, repo, "real")
+    assert promote(params, v1).promoted
+    v2 = registered(params, repo, "weak")
+    assert not promote(params, v2).passed
+    detail = open_registry(params).get(v2).tags["modelci.gate.detail"]
+    assert "roc_auc: fell" in detail
+    assert "(95% CI" in detail
+    assert "significant" in detail
+
+
 def test_gate_equal_challenger_is_promoted(env: Params, repo: Path) -> None:
     v1 = registered(env, repo, "real")
     assert promote(env, v1).promoted

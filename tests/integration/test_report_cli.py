@@ -143,7 +143,8 @@ def test_report_end_to_end_improvement(repo: Path) -> None:
     assert "&lt;b&gt;@\u200bteam&lt;/b&gt;" in markdown
     assert "| train.estimator\\_params.learning\\_rate | 0.05 | 0.1 |" in markdown
     assert (
-        "| **accuracy** | 0.8000 | 0.8300 | +0.0300 | ▲ improved | higher is better |" in markdown
+        "| **accuracy** | 0.8000 | 0.8300 | +0.0300 | - | - | ▲ improved | higher is better |"
+        in markdown
     )
     assert "| **f1** | new | 0.7000 |" in markdown
     assert "| **recall** | 0.6000 | removed |" in markdown
@@ -434,5 +435,28 @@ def test_real_pipeline_report_gate_and_lock(pipeline_repo: Path, tmp_path: Path)
     metric_lines = [line for line in gate.stdout.splitlines() if line.split()[1:2] == ["roc_auc:"]]
     assert len(metric_lines) == 1
     assert metric_lines[0].startswith(("PASS    roc_auc", "FAIL    roc_auc"))
+
+    # the base's predictions came from the DVC cache: paired intervals, the same in both
+    statistics = report["statistics"]
+    assert statistics["paired"] is True
+    assert set(statistics["intervals"]) == set(params["gate"]["metrics"])
+    for name, interval in statistics["intervals"].items():
+        assert interval["method"] == "paired bootstrap"
+        assert interval["low"] <= interval["delta"] <= interval["high"]
+        row = next(row for row in report["metrics"] if row["name"] == name)
+        assert interval["delta"] == pytest.approx(row["delta"], abs=1e-6)  # metrics.json rounds
+    assert verdict["statistics"] == statistics
+    markdown = (repo / ".modelci/report/report.md").read_text()
+    assert "| CI of delta | significant |" in markdown
+    assert "### Slices" in markdown
+    assert "| gender = female |" in markdown
+
+    # without the base's predictions in the cache (and no remote): point comparisons, said so
+    shutil.rmtree(repo / ".dvc/cache")
+    assert modelci(repo, "report", "--base", "HEAD").returncode == 0
+    fallback = json.loads((repo / ".modelci/report/report.json").read_text())["statistics"]
+    assert fallback["intervals"] == {}
+    assert "not in the DVC cache or remote" in fallback["notes"][0]
+    assert "point comparisons only" in fallback["notes"][0]
     commit(repo, "fewer iterations")
     assert modelci(repo, "check-lock").returncode == 0

@@ -94,6 +94,14 @@ def test_slice_must_be_a_feature(raw: dict[str, Any]) -> None:
     assert "evaluate.slices: 'deck' is not a declared data column" in str(error_for(raw))
 
 
+def test_slice_rule_column_must_be_an_evaluated_slice(raw: dict[str, Any]) -> None:
+    raw["gate"]["slices"] = [{"column": "embarked", "metric": "accuracy", "min": 0.5}]
+    message = str(error_for(raw))
+    assert "gate.slices.0.column: 'embarked' is not one of evaluate.slices (gender, class)" in (
+        message
+    )
+
+
 def test_column_min_above_max(raw: dict[str, Any]) -> None:
     raw["data"]["columns"]["age"] = {"type": "float", "min": 10, "max": 1}
     assert "data.columns.age: min (10.0) is greater than max (1.0)" in str(error_for(raw))

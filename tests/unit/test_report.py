@@ -83,15 +83,16 @@ def test_improvement() -> None:
     assert not truncated
     assert markdown.startswith(MARKER + "\n## 🟢 modelci report: gate passed (2 metrics checked)")
     assert (
-        "| **accuracy** | 0.8000 | 0.8300 | +0.0300 | ▲ improved | higher is better | ✅ pass |"
-        in (markdown)
+        "| **accuracy** | 0.8000 | 0.8300 | +0.0300 | - | - | ▲ improved | higher is better "
+        "| ✅ pass |" in markdown
     )
     assert (
-        "| **log\\_loss** | 0.4500 | 0.4000 | -0.0500 | ▲ improved | lower is better |" in markdown
+        "| **log\\_loss** | 0.4500 | 0.4000 | -0.0500 | - | - | ▲ improved | lower is better |"
+        in markdown
     )
     assert (
-        "| **recall** | 0.6000 | 0.6000 | +0.0000 | = unchanged | higher is better | not gated |"
-        in (markdown)
+        "| **recall** | 0.6000 | 0.6000 | +0.0000 | - | - | = unchanged | higher is better "
+        "| not gated |" in markdown
     )
     assert f"sha256 `{'f' * 64}` (unchanged)" in markdown
 
@@ -101,7 +102,7 @@ def test_regression_within_tolerance_passes() -> None:
     markdown, _ = render_markdown(report)
     assert report.verdict.passed
     assert (
-        "| **accuracy** | 0.8000 | 0.7900 | -0.0100 | ▼ regressed | higher is better | "
+        "| **accuracy** | 0.8000 | 0.7900 | -0.0100 | - | - | ▼ regressed | higher is better | "
         "✅ pass: regressed by 0.0100, within the tolerance 0.0200 |"
     ) in (markdown)
     assert "Gate failures" not in markdown
@@ -129,8 +130,10 @@ def test_new_and_removed_metrics() -> None:
     assert rows["f1"].change == "new"
     assert rows["recall"].change == "removed"
     markdown, _ = render_markdown(report)
-    assert "| **f1** | new | 0.7000 | - | 🆕 new | higher is better | not gated |" in markdown
-    assert "| **recall** | 0.6000 | removed | - | 🗑️ removed |" in markdown
+    assert (
+        "| **f1** | new | 0.7000 | - | - | - | 🆕 new | higher is better | not gated |" in markdown
+    )
+    assert "| **recall** | 0.6000 | removed | - | - | - | 🗑️ removed |" in markdown
 
 
 def test_new_gated_metric_without_baseline_says_bounds_only() -> None:
@@ -146,7 +149,7 @@ def test_nan_metric_fails_and_json_stays_strict() -> None:
     assert rows["accuracy"].change == "invalid"
     assert report.verdict.failures[0] == "accuracy: value is NaN"
     markdown, _ = render_markdown(report)
-    assert "| **accuracy** | 0.8000 | NaN | - | ⚠️ invalid |" in markdown
+    assert "| **accuracy** | 0.8000 | NaN | - | - | - | ⚠️ invalid |" in markdown
     payload = json.loads(dumps_json(to_json(report)))
     assert payload["metrics"][0]["head"] == "NaN"
 

@@ -175,7 +175,17 @@ def test_comment_is_created_with_the_diff_and_the_plots(pr7: PullRequest7) -> No
     assert (comment["target"], comment["user"]) == ("pr/7", BOT)
     body = plain(comment["body"])
     assert "modelci report: gate passed" in body
-    assert "| **accuracy** | 0.7989 | 0.8062 | +0.0072 | ▲ improved |" in body
+    # the base's predictions came from the DVC cache: a paired interval per gated metric
+    assert re.search(
+        r"\| \*\*accuracy\*\* \| 0\.7989 \| 0\.8062 \| \+0\.0072 \| "
+        r"[+-]0\.\d{4} to [+-]0\.\d{4} \(95%\) \| (no \(noise\)|\*\*yes\*\*), p=[0-9.e-]+ \| "
+        r"▲ improved \|",
+        body,
+    ), body[:3000]
+    assert "_Intervals: paired bootstrap over 552 test rows, 2000 resamples;" in body
+    slices = body.split("### Slices")[1].split("### Params")[0]
+    assert "| slice | rows | accuracy base → PR |" in slices
+    assert re.search(r"\| gender = female \| 114 → 114 \| 0\.\d{4} → 0\.\d{4}", slices), slices
     assert "| train.estimator_params.max_leaf_nodes | 15 | 31 |" in body
     create = pr7.comment_calls()[0]
     assert create["done"] == "created"
@@ -256,5 +266,10 @@ def test_second_push_leaves_one_comment_which_names_the_metric(pr7: PullRequest7
     body = plain(comment["body"])
     headline = body.split("### Metrics")[0]
     assert "gate FAILED: accuracy: 0.6775 is below the minimum 0.7500 by 0.0725" in headline
-    assert "| **accuracy** | 0.7989 | 0.6775 | -0.1214 | ▼ regressed |" in body
+    # a drop of 0.12 on 552 rows is far outside the noise: the interval excludes 0
+    assert re.search(
+        r"\| \*\*accuracy\*\* \| 0\.7989 \| 0\.6775 \| -0\.1214 \| "
+        r"-0\.\d{4} to -0\.\d{4} \(95%\) \| \*\*yes\*\*, p=[0-9.e-]+ \| ▼ regressed \|",
+        body,
+    ), body[:3000]
     assert "conclusion: failure" in body

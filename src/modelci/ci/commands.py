@@ -41,24 +41,27 @@ def _relative(path: str) -> str:
 
 
 def _rules(args: argparse.Namespace, params: Any, problems: list[str] | None = None) -> Any:
-    """The gate rules: ``--gate-file``, else the params' ``gate:`` section. When ``params`` is
-    None, the reading problem that names the params file (e.g. invalid YAML) is the message."""
-    from modelci.ci.gate import load_gate_rules, parse_gate_rules
+    """The gate section (GateParams): ``--gate-file``, else the params' ``gate:`` section. When
+    ``params`` is None, the reading problem that names the params file (e.g. invalid YAML) is
+    the message."""
+    from modelci.ci.gate import load_gate, parse_gate
     from modelci.errors import ConfigError
 
     if args.gate_file:
-        return load_gate_rules(Path(args.gate_file))
+        return load_gate(Path(args.gate_file))
     if params is None:
         name = f" {_relative(args.params)}: "
         unreadable = [p for p in problems or () if name in p and "not found in" not in p]
         if unreadable:
             raise ConfigError(f"{unreadable[0]} (or pass --gate-file)")
         raise ConfigError(f"{args.params}: parameters file not found (or pass --gate-file)")
-    return parse_gate_rules(params, args.params)
+    return parse_gate(params, args.params)
 
 
 def cmd_report(args: argparse.Namespace) -> int:
+    from modelci.ci.data_diff import data_shift
     from modelci.ci.plots import render_plots
+    from modelci.ci.predictions import DvcOutputs
     from modelci.ci.report import build_report, dumps_json, render_markdown, to_json
     from modelci.ci.state import GitSource, StateError, WorkTreeSource, read_state
     from modelci.fileio import write_text
@@ -76,14 +79,26 @@ def cmd_report(args: argparse.Namespace) -> int:
         except StateError:
             worktree.commit = ""
         head = read_state(worktree, params_path=params_path)
-    rules = _rules(args, head.params, head.problems)
+    gate = _rules(args, head.params, head.problems)
+    outputs = DvcOutputs(root, head.commit) if args.head and head.commit else WorkTreeSource(root)
+    comparison = _comparison(gate, root, base, head.params, head.lock, outputs)
+    shift = data_shift(
+        root,
+        base_commit=base.commit,
+        base_lock=base.lock,
+        head_lock=head.lock,
+        head_params=head.params,
+        head_source=outputs,
+    )
     report = build_report(
         base,
         head,
-        rules,
+        gate,
         title=args.title,
         directions=HIGHER_IS_BETTER,
         allow_task_change=args.allow_task_change,
+        comparison=comparison,
+        shift=shift,
     )
     out = Path(args.out)
     plot_dir = out / "plots"
@@ -110,6 +125,37 @@ def cmd_report(args: argparse.Namespace) -> int:
     print(f"report: model {report.model['path']} sha256 {sha or 'not found'}")
     print(f"report: {report.verdict.summary()}")
     return 0
+
+
+def _comparison(
+    gate: Any, root: Path, base: Any, head_params: Any, head_lock: Any, worktree: Any
+) -> Any:
+    """The intervals of the gated metrics (``modelci.ci.predictions``); the PR's predictions from
+    ``worktree`` (the working tree, or a commit's DVC outputs)."""
+    from modelci.ci.predictions import compare_predictions
+    from modelci.ci.state import StateError
+    from modelci.pipeline.prediction_table import PREDICTIONS
+
+    try:
+        head_data = worktree.read(PREDICTIONS)
+    except StateError:
+        head_data = None
+    return compare_predictions(
+        gate,
+        root=root,
+        base_commit=base.commit,
+        base_params=base.params,
+        base_lock=base.lock,
+        head_data=head_data,
+        head_params=head_params,
+        head_lock=head_lock,
+    )
+
+
+def _optional(source: Any, path: str, parse: Any) -> Any:
+    """``parse`` of ``path`` in ``source``, None when it is absent (StateError when unreadable)."""
+    data = source.read(path)
+    return parse(data, f"{source.label}: {path}") if data is not None else None
 
 
 def _read_metrics(source: Any, paths: list[str], side: str) -> tuple[Any, str | None]:
@@ -142,13 +188,18 @@ def _read_metrics(source: Any, paths: list[str], side: str) -> tuple[Any, str | 
 
 def cmd_gate(args: argparse.Namespace) -> int:
     from modelci.ci.gate import failed_verdict, judge, task_changes, verdict_lines
+    from modelci.ci.predictions import Comparison
     from modelci.ci.report import dumps_json
     from modelci.ci.state import (
+        LOCK,
+        SLICES,
         GitSource,
+        RepoState,
         StateError,
         WorkTreeSource,
         load_yaml_mapping,
         read_declared,
+        read_json_object,
     )
     from modelci.errors import ConfigError
     from modelci.fileio import write_text
@@ -163,7 +214,8 @@ def cmd_gate(args: argparse.Namespace) -> int:
         if not args.gate_file:
             raise ConfigError(str(error)) from None
         params = None
-    rules = _rules(args, params)
+    gate = _rules(args, params)
+    rules = gate.metrics
     # an absolute --metrics path stays absolute: WorkTreeSource joins it onto the root unchanged
     head_paths = [args.metrics] if args.metrics else read_declared(worktree, []).metrics
     base_info: dict[str, Any] = {"ref": None if args.no_base else args.base, "commit": None}
@@ -177,6 +229,11 @@ def cmd_gate(args: argparse.Namespace) -> int:
         verdict = failed_verdict(rules, problem)
     baseline = None
     changes: list[str] = []
+    comparison = Comparison()
+    try:  # the PR's own dvc.lock (check-lock reports it when unreadable): only for pairing
+        head_lock = _optional(worktree, LOCK, load_yaml_mapping)
+    except StateError:
+        head_lock = None
     if verdict is None and not args.no_base:
         try:
             source = GitSource(args.base, root)
@@ -189,16 +246,31 @@ def cmd_gate(args: argparse.Namespace) -> int:
                 raise StateError(note)
             if note is not None:
                 base_info["note"] = note
+            base = RepoState(label=source.label, commit=source.commit)
             if params_rel:
                 base_params = source.read(params_rel)
                 if base_params is not None:
-                    changes = task_changes(load_yaml_mapping(base_params, "base"), params)
+                    base.params = load_yaml_mapping(base_params, "base")
+                    changes = task_changes(base.params, params)
+            if baseline is not None and not changes and not args.metrics:
+                base.lock = _optional(source, LOCK, load_yaml_mapping)
+                comparison = _comparison(gate, root, base, params, head_lock, worktree)
         except StateError as error:
             verdict = failed_verdict(rules, f"unreadable base: {error}")
     if verdict is None:
         assert current is not None  # noqa: S101 - set whenever no failure verdict was made
-        verdict = judge(rules, current, baseline, changes, args.allow_task_change)
+        slices = _optional(worktree, SLICES, read_json_object) if gate.slices else None
+        verdict = judge(
+            gate,
+            current,
+            baseline,
+            changes,
+            args.allow_task_change,
+            intervals=comparison.intervals,
+            slices=slices,
+        )
     lines = verdict_lines(verdict)
+    lines[-1:-1] = [f"note: {note}" for note in comparison.notes]
     if "note" in base_info:
         lines.insert(0, f"note: {base_info['note']}")
     if args.no_base:
@@ -209,6 +281,7 @@ def cmd_gate(args: argparse.Namespace) -> int:
         "base": base_info,
         "metrics_file": args.metrics or ", ".join(head_paths),
         "task_changes": changes,
+        "statistics": comparison.to_dict(),
     }
     write_text(Path(args.out), dumps_json(payload) + "\n")
     return 0 if verdict.passed else 1

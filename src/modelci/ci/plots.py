@@ -174,6 +174,8 @@ def render_plots(base: RepoState, head: RepoState, out_dir: Path) -> tuple[list[
         for who, table in present:
             sampled = sample_note(kind, who, table)
             note = "; ".join(part for part in (note, sampled) if part)
+        if kind == "curve" and x in AREA_CURVES and _task(head) == "multiclass":
+            title = f"{title} (micro-average, one-vs-rest)"
         try:
             if kind == "confusion":
                 figure = confusion_figure(plt, present, x, y, title)
@@ -195,6 +197,23 @@ def render_plots(base: RepoState, head: RepoState, out_dir: Path) -> tuple[list[
     return plots, warnings
 
 
+# x columns of the curves whose legend carries the area under them (ROC AUC, PR AUC)
+AREA_CURVES = ("fpr", "recall")
+
+
+def _task(state: RepoState) -> Any:
+    data = (state.params or {}).get("data")
+    return data.get("task") if isinstance(data, dict) else None
+
+
+def curve_area(xs: list[float], ys: list[float]) -> float:
+    """The area under a curve given by its points (trapezoids, in order of x)."""
+    import numpy as np
+
+    order = np.argsort(np.asarray(xs), kind="stable")
+    return float(np.trapezoid(np.asarray(ys)[order], np.asarray(xs)[order]))
+
+
 def _xy_figure(
     plt: Any,
     present: list[tuple[str, PlotTable]],
@@ -214,7 +233,8 @@ def _xy_figure(
     for who, table in present:
         xs, ys = numeric_xy(table, x, y)
         if kind == "curve":
-            axes.plot(xs, ys, label=who, linewidth=1.8, **styles[who])
+            label = f"{who} (AUC {curve_area(xs, ys):.3f})" if x in AREA_CURVES and xs else who
+            axes.plot(xs, ys, label=label, linewidth=1.8, **styles[who])
         else:
             xs, ys = _thin(xs, ys)
             axes.scatter(

@@ -15,6 +15,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from modelci.ci.data_diff import DataShift
 from modelci.ci.diff import (
     MetricRow,
     ParamChange,
@@ -25,6 +26,7 @@ from modelci.ci.diff import (
 )
 from modelci.ci.gate import (
     Verdict,
+    as_gate,
     failed_verdict,
     fmt,
     fmt_delta,
@@ -33,8 +35,11 @@ from modelci.ci.gate import (
     task_changes,
 )
 from modelci.ci.plots import Plot
+from modelci.ci.predictions import Comparison
+from modelci.ci.slices import SliceRow, slice_rows
 from modelci.ci.state import METRICS, MODEL, RepoState, lock_out_md5
-from modelci.config import MetricRule
+from modelci.ci.stats import DeltaInterval
+from modelci.config import GateParams, MetricRule
 
 GITHUB_COMMENT_LIMIT = 65_536
 DEFAULT_MAX_CHARS = 60_000
@@ -77,29 +82,46 @@ class Report:
     plots: list[Plot] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     task_changes: list[str] = field(default_factory=list)
+    comparison: Comparison = field(default_factory=Comparison)
+    slices: list[SliceRow] = field(default_factory=list)
+    shift: DataShift = field(default_factory=DataShift)
 
 
 def build_report(
     base: RepoState,
     head: RepoState,
-    rules: Mapping[str, MetricRule],
+    gate: GateParams | Mapping[str, MetricRule],
     *,
     title: str | None = None,
     directions: Mapping[str, bool] | None = None,
     model_path: str = MODEL,
     allow_task_change: bool = False,
+    comparison: Comparison | None = None,
+    shift: DataShift | None = None,
 ) -> Report:
     """Compare two states and judge the head's metrics with the gate (pure: no IO).
 
-    When the task or target changed, the base's metrics are not compared (see ``gate.judge``).
+    When the task or target changed, the base's metrics are not compared (see ``gate.judge``),
+    nor are the intervals of ``comparison`` (``modelci.ci.predictions``) used.
     """
+    gate = as_gate(gate)
+    rules = gate.metrics
     changed_task = task_changes(base.params, head.params)
+    comparison = Comparison() if changed_task or comparison is None else comparison
     base_metrics = None if changed_task else base.metrics
     if head.metrics is None:
         files = ", ".join(head.declared.metrics) or METRICS
         verdict = failed_verdict(rules, f"{files}: missing or unreadable in {head.label}")
     else:
-        verdict = judge(rules, head.metrics, base.metrics, changed_task, allow_task_change)
+        verdict = judge(
+            gate,
+            head.metrics,
+            base.metrics,
+            changed_task,
+            allow_task_change,
+            intervals=comparison.intervals,
+            slices=head.slices,
+        )
     params = diff_param_files(base, head)
     warnings = [f"base: {problem}" for problem in base.problems]
     warnings += [f"PR: {problem}" for problem in head.problems]
@@ -132,6 +154,14 @@ def build_report(
         title=title,
         warnings=warnings,
         task_changes=changed_task,
+        comparison=comparison,
+        shift=shift or DataShift(),
+        slices=slice_rows(
+            None if changed_task else base.slices,
+            head.slices,
+            list(rules),
+            {**(directions or {}), **{n: rule.higher_is_better for n, rule in rules.items()}},
+        ),
     )
 
 
@@ -150,6 +180,9 @@ def to_json(report: Report, markdown: Mapping[str, Any] | None = None) -> dict[s
         "plots": [plot.to_dict() for plot in report.plots],
         "warnings": report.warnings,
         "task_changes": report.task_changes,
+        "statistics": report.comparison.to_dict(),
+        "slices": [row.to_dict() for row in report.slices],
+        "data_shift": report.shift.to_dict(),
         "markdown": dict(markdown or {}),
     }
 
@@ -190,20 +223,34 @@ def _table(header: list[str], rows: list[list[str]], total: int, what: str) -> l
     return lines
 
 
+# the verdict notes worth a reviewer's eye in the metrics table (the rest are in report.json)
+_SHOWN_NOTES = ("new", "regressed", "baseline", "fell", "rose", "non-inferior", "no interval")
+
+
 def _gate_cell(row: MetricRow) -> str:
     if row.gate is None:
         return "not gated"
     text = _ICON[row.gate.status]
-    reasons = list(row.gate.failures) or [
-        n for n in row.gate.notes if n.startswith(("new", "regressed", "baseline"))
-    ]
+    reasons = list(row.gate.failures) or [n for n in row.gate.notes if n.startswith(_SHOWN_NOTES)]
     if reasons:
         text += ": " + escape("; ".join(reasons), 200)
     return text
 
 
+def _interval_cells(interval: DeltaInterval | None) -> list[str]:
+    """The delta's interval and whether the change is significant (with McNemar's p-value)."""
+    if interval is None:
+        return ["-", "-"]
+    ci = f"{fmt_delta(interval.low)} to {fmt_delta(interval.high)} ({interval.level:.0%})"
+    verdict = "**yes**" if interval.significant else "no (noise)"
+    if interval.p_value is not None:
+        verdict += f", p={interval.p_value:.2g}"
+    return [ci, verdict]
+
+
 def _metric_lines(report: Report, limit: int) -> list[str]:
     rows = sorted(report.metrics, key=lambda r: (r.gate is None or r.gate.passed, r.name))
+    intervals = report.comparison.intervals
     cells = []
     for row in rows[:limit]:
         base = "new" if row.change == "new" and row.base is None else fmt(row.base)
@@ -214,15 +261,69 @@ def _metric_lines(report: Report, limit: int) -> list[str]:
                 base,
                 head,
                 fmt_delta(row.delta),
+                *_interval_cells(intervals.get(row.name)),
                 _CHANGE[row.change],
                 "higher is better" if row.higher_is_better else "lower is better",
                 _gate_cell(row),
             ]
         )
-    header = ["metric", "base", "PR", "delta", "change", "direction", "gate"]
+    header = ["metric", "base", "PR", "delta", "CI of delta", "significant", "change"]
+    header += ["direction", "gate"]
     if not rows:
         return ["No metrics on either side."]
-    return _table(header, cells, len(rows), "metrics")
+    return _table(header, cells, len(rows), "metrics") + _statistics_lines(report, limit)
+
+
+def _statistics_lines(report: Report, limit: int) -> list[str]:
+    """How the intervals were made, in one line, and why any are missing."""
+    comparison = report.comparison
+    lines = []
+    methods = sorted({i.method for i in comparison.intervals.values()})
+    if comparison.intervals:
+        first = next(iter(comparison.intervals.values()))
+        base_rows, head_rows = first.rows
+        rows = f"{head_rows}" if base_rows == head_rows else f"{base_rows} (base) and {head_rows}"
+        resamples = f", {first.resamples} resamples" if first.resamples else ""
+        mcnemar = " (accuracy: McNemar's exact p-value)" if comparison.paired else ""
+        lines.append(
+            f"_Intervals: {', '.join(methods)} over {rows} test rows{resamples}; "
+            f"significant when the interval excludes 0{mcnemar}._"
+        )
+    notes = sorted({n for i in comparison.intervals.values() for n in i.notes})
+    notes += comparison.notes
+    lines += [f"- {escape(note, 300)}" for note in notes[: max(limit, 3)]]
+    return ["", *lines] if lines else []
+
+
+def _slice_lines(report: Report, limit: int) -> list[str]:
+    rows = report.slices
+    if not rows:
+        return ["No slices (evaluate.slices in params.yaml declares them)."]
+    metrics = list(dict.fromkeys(name for row in rows for name in row.values))
+    cells = []
+    for row in rows[:limit]:
+        counts = f"{row.base_rows if row.base_rows is not None else '-'} → "
+        counts += f"{row.head_rows if row.head_rows is not None else '-'}"
+        cell = [f"{escape(row.column, 40)} = {escape(row.value, 40)}", counts]
+        if row.too_small:
+            cells.append(cell + ["_too small to judge_"] + ["-"] * (len(metrics) - 1))
+            continue
+        for metric in metrics:
+            base, head = row.values.get(metric, (None, None))
+            delta = row.delta(metric)
+            cell.append(f"{fmt(base)} → {fmt(head)}" + (f" ({fmt_delta(delta)})" if delta else ""))
+        cells.append(cell)
+    header = ["slice", "rows"] + [f"{escape(m, 40)} base → PR" for m in metrics or ["metrics"]]
+    lines = ["Largest regressions first; slices below evaluate.min_slice_rows are too small.", ""]
+    lines += _table(header, cells, len(rows), "slices")
+    for rule in report.verdict.slices:
+        reasons = "; ".join(rule.failures + rule.notes) or "ok"
+        lines.append("")
+        lines.append(
+            f"- slice rule {escape(rule.rule.metric, 40)} over {escape(rule.rule.column, 40)}: "
+            f"{_ICON[rule.status]}: {escape(reasons, 300)}"
+        )
+    return lines
 
 
 def _param_lines(report: Report, limit: int) -> list[str]:
@@ -277,6 +378,7 @@ def _data_lines(report: Report, limit: int) -> list[str]:
         )
     else:
         lines.append("Schema unchanged.")
+    lines += ["", *_shift_lines(report, limit)]
     hashes = report.data.get("hashes", [])
     lines.append("")
     if hashes:
@@ -289,6 +391,36 @@ def _data_lines(report: Report, limit: int) -> list[str]:
     else:
         lines.append("No content hash changed in dvc.lock.")
     return lines
+
+
+def _shift_lines(report: Report, limit: int) -> list[str]:
+    """Per column of the training split: PSI, the test's p-value, null rates, categories."""
+    shift = report.shift
+    lines = [f"- {escape(note, 300)}" for note in shift.notes[: max(limit, 3)]]
+    if not shift.columns:
+        return lines
+    cells = []
+    for c in shift.columns[:limit]:
+        level = "major" if c.psi > 0.25 else ("moderate" if c.psi > 0.1 else "stable")
+        cells.append(
+            [
+                escape(c.column, 60),
+                c.kind,
+                f"{c.psi:.3f} ({level})",
+                f"{c.test} p={c.p_value:.2g}",
+                f"{c.null_rate_reference:.1%} → {c.null_rate_current:.1%}",
+                escape(", ".join(c.new_categories), 80) or "-",
+                escape(", ".join(c.removed_categories), 80) or "-",
+            ]
+        )
+    header = ["column", "kind", "PSI", "test", "nulls (base → PR)", "new categories", "removed"]
+    return [
+        "**Distribution shift of the training split** (PSI: below 0.1 stable, 0.1-0.25 "
+        "moderate, above 0.25 major; largest first)",
+        "",
+        *_table(header, cells, len(shift.columns), "columns"),
+        *(["", *lines] if lines else []),
+    ]
 
 
 def _plot_lines(report: Report, limit: int) -> list[str]:
@@ -333,6 +465,7 @@ def _render(report: Report, limit: int) -> str:
             lines.append(f"- _… {len(failures) - max(limit, 3)} more failures omitted._")
         lines.append("")
     lines += ["### Metrics", "", *_metric_lines(report, limit), ""]
+    lines += ["### Slices", "", *_slice_lines(report, limit), ""]
     lines += ["### Params", "", *_param_lines(report, limit), ""]
     lines += ["### Data", "", *_data_lines(report, limit), ""]
     lines += ["### Plots", "", *_plot_lines(report, limit)]
@@ -361,7 +494,9 @@ def render_markdown(report: Report, max_chars: int = DEFAULT_MAX_CHARS) -> tuple
 
 def _truncated(report: Report, limit: int) -> bool:
     """Whether rendering with ``limit`` rows per table left anything out."""
-    tables = [len(report.metrics), len(report.params)] + [len(v) for v in report.data.values()]
+    tables = [len(report.metrics), len(report.params), len(report.slices)]
+    tables.append(len(report.shift.columns))
+    tables += [len(v) for v in report.data.values()]
     return (
         any(size > limit for size in tables)
         or len(report.warnings) > max(limit, 1)

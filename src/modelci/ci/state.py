@@ -32,6 +32,7 @@ METRICS = "metrics.json"
 PARAMS = "params.yaml"
 LOCK = "dvc.lock"
 PROFILE = "data/prepared/profile.json"
+SLICES = "reports/slices.json"
 MODEL = "models/model.skops"
 # Bounds on what is read from a (possibly hostile) pull request.
 MAX_FILE_BYTES = 64 * 1024 * 1024
@@ -203,6 +204,8 @@ class RepoState:
     param_files: dict[str, dict[str, Any]] = field(default_factory=dict)
     declared: Declared = field(default_factory=defaults)
     model_sha256: str | None = None
+    # metrics per slice value (``reports/slices.json``), None when the state has none
+    slices: dict[str, Any] | None = None
     problems: list[str] = field(default_factory=list)
 
     def describe(self) -> dict[str, Any]:
@@ -268,6 +271,11 @@ def params_parser(path: str) -> Callable[[bytes, str], dict[str, Any]]:
     if path.endswith(".json"):
         return _load_json_object
     return load_yaml_mapping
+
+
+def read_json_object(data: bytes, where: str) -> dict[str, Any]:
+    """A JSON document that must be an object; StateError naming ``where`` otherwise."""
+    return _load_json_object(data, where)
 
 
 def _load_json_object(data: bytes, where: str, expected: str = "a JSON object") -> dict[str, Any]:
@@ -406,6 +414,11 @@ def read_state(
                 state.param_files[file] = _tracked(mapping, keys)
     state.lock = load(LOCK, load_yaml_mapping)
     state.profile = load(PROFILE, _load_json_object)
+    try:
+        slices = source.read(SLICES)
+        state.slices = _load_json_object(slices, f"{source.label}: {SLICES}") if slices else None
+    except StateError as error:
+        state.problems.append(str(error))
     files: list[PlotDecl] = []
     for plot in declared.plots:
         if plot.path.endswith(PLOT_SUFFIXES):

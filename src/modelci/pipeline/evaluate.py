@@ -8,12 +8,13 @@ from typing import Any
 import pandas as pd
 
 from modelci.config import Params
-from modelci.fileio import file_digest, write_json, write_text
+from modelci.fileio import file_digest, write_atomic, write_json, write_text
 from modelci.modelfile import load_model
 from modelci.pipeline import metrics as m
 from modelci.pipeline import model_card
 from modelci.pipeline.paths import DEFAULT_PATHS, StagePaths
 from modelci.pipeline.plot_data import plot_tables
+from modelci.pipeline.prediction_table import to_frame
 from modelci.threads import fixed_threads
 
 
@@ -34,6 +35,8 @@ def run(params: Params, paths: StagePaths = DEFAULT_PATHS) -> dict[str, float]:
 
     for name, table in plot_tables(pred, params.data).items():
         write_text(paths.plots / name, table.to_csv(index=False))
+    frame = to_frame(pred)
+    write_atomic(paths.predictions, lambda path: frame.to_parquet(path, index=False))
     write_json(paths.slices, slices)
     write_text(paths.model_card, card)
     write_json(paths.metrics, scores)

@@ -14,6 +14,7 @@ class StagePaths:
     model: Path = Path("models/model.skops")
     metrics: Path = Path("metrics.json")
     slices: Path = Path("reports/slices.json")
+    predictions: Path = Path("reports/predictions.parquet")
     model_card: Path = Path("reports/model_card.md")
     plots: Path = Path("plots")
 

@@ -3,10 +3,12 @@
 Both models are downloaded from the registry, verified against their registered sha256, loaded
 safely and scored on the *same* current test set (``data/prepared/test.parquet``), so a change
 of test data never favours either side. The gate is :func:`modelci.ci.gate.evaluate_gate`, the
-same rules as the pull-request gate with the champion as the baseline; with no champion the
-challenger is judged on the absolute bounds only. The verdict is tagged on the challenger
-(``modelci.gate`` = passed/rejected) and the aliases are then settled from the tags
-(:meth:`Registry.settle`), which is what makes concurrent promotions converge.
+same rules as the pull-request gate with the champion as the baseline, and the same paired
+intervals (``modelci.ci.predictions.compare_predicted``), so a ``significance`` or
+``non_inferiority`` rule ("promote only if not significantly worse") means the same in both;
+with no champion the challenger is judged on the absolute bounds only. The verdict is tagged on
+the challenger (``modelci.gate`` = passed/rejected) and the aliases are then settled from the
+tags (:meth:`Registry.settle`), which is what makes concurrent promotions converge.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from typing import Any
 
 from modelci.config import ReleaseParams
 from modelci.lineage import UNKNOWN, git_commit
+from modelci.pipeline.metrics import Predictions
 from modelci.pipeline.paths import DEFAULT_PATHS
 from modelci.registry.core import (
     EVAL_PREFIX,
@@ -70,8 +73,8 @@ class Promotion:
         }
 
 
-def score(params: ReleaseParams, data: bytes, source: str, test_path: Path) -> dict[str, float]:
-    """Metrics of verified model bytes on the test set (safe load: trusted types only)."""
+def score(params: ReleaseParams, data: bytes, source: str, test_path: Path) -> Predictions:
+    """Predictions of verified model bytes on the test set (safe load: trusted types only)."""
     import pandas as pd
 
     from modelci.errors import DataError
@@ -89,8 +92,7 @@ def score(params: ReleaseParams, data: bytes, source: str, test_path: Path) -> d
     missing = [c for c in [*params.data.features, params.data.target] if c not in test.columns]
     if missing:
         raise DataError(f"{test_path}: missing columns {missing}")
-    pred = m.predict(model, test[params.data.features], test[params.data.target])
-    return m.compute_metrics(pred, params.data)
+    return m.predict(model, test[params.data.features], test[params.data.target])
 
 
 def challenger_version(reg: Registry, version: int | None) -> Version:
@@ -114,6 +116,8 @@ def promote(
     registry: Registry | None = None,
 ) -> Promotion:
     from modelci.ci.gate import evaluate_gate, verdict_lines
+    from modelci.ci.predictions import compare_predicted
+    from modelci.pipeline.metrics import compute_metrics
 
     reg = registry or open_registry(params)
     challenger = challenger_version(reg, version)
@@ -126,12 +130,19 @@ def promote(
         return Promotion(challenger, champion, after, previous, True, already, {}, None)
 
     source = f"{reg.name} version {challenger.version}"
-    current = score(params, data, source, test_path)
+    predicted = score(params, data, source, test_path)
+    current = compute_metrics(predicted, params.data)
     baseline: dict[str, float] | None = None
+    intervals = None
     if champion is not None:
         champion_data = reg.model_bytes(champion)
-        baseline = score(params, champion_data, f"{reg.name} version {champion.version}", test_path)
-    verdict = evaluate_gate(params.gate.metrics, current, baseline)
+        champion_source = f"{reg.name} version {champion.version}"
+        champion_predicted = score(params, champion_data, champion_source, test_path)
+        baseline = compute_metrics(champion_predicted, params.data)
+        # the PR gate's statistics, paired on the same current test rows
+        comparison = compare_predicted(params.gate, champion_predicted, predicted, params.data)
+        intervals = comparison.intervals
+    verdict = evaluate_gate(params.gate.metrics, current, baseline, intervals=intervals)
     lines = tuple(verdict_lines(verdict))
     detail = json.dumps(verdict.failures or [verdict.summary()])[:4900]
     tags = {

@@ -29,6 +29,7 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
 
 from modelci import __version__
 from modelci.model_source import ModelInfo
+from modelci.serving.input_monitor import InputMonitor
 from modelci.serving.predlog import PredictionLog
 from modelci.serving.runtime import Prediction, Predictor
 from modelci.serving.schema import (
@@ -196,7 +197,11 @@ class ServingApp:
         self.prediction_log = prediction_log
         self.draining = False
         self.metrics = _Metrics()
-        self.metrics.serving(served)
+        self.input_monitor = InputMonitor(
+            served.schema.fields, served.predictor.classes, self.metrics.registry,
+            ready=lambda: not self.draining,
+        )  # fmt: skip
+        self._serving(served)
         self._reload_lock: asyncio.Lock | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
         self._openapi: tuple[InputSchema, bytes] | None = None
@@ -259,8 +264,15 @@ class ServingApp:
                 await send({"type": "lifespan.shutdown.complete"})
                 return
 
+    def _serving(self, served: ServedModel) -> None:
+        self.metrics.serving(served)
+        self.input_monitor.model_loaded(
+            served.schema.fields, served.predictor.classes, served.info.version, served.loaded_at
+        )
+
     def _start_background(self) -> None:
         self._reload_lock = asyncio.Lock()
+        self._spawn(self.input_monitor.run_flusher())
         loop = asyncio.get_running_loop()
         if self.loader is not None:
             # Not available off the main thread (an embedded server); reload then via the API.
@@ -297,7 +309,7 @@ class ServingApp:
                 ) from None
             old = self.served
             self.served = fresh  # the atomic swap
-            self.metrics.serving(fresh)
+            self._serving(fresh)
             self.metrics.reloads.labels("ok").inc()
             print(
                 f"modelci serve: reloaded ({reason}): version {old.info.version} -> "
@@ -423,6 +435,7 @@ class ServingApp:
             rows = to_rows(await self._read_json(scope, receive), self.settings.max_rows)
             prediction, columns = await self._run_model(served, rows)
         except InputError as error:
+            self.input_monitor.reject(error)
             return await self._error(send, error)
         except _ClientGoneError:
             return 499, "CLIENT_CLOSED_REQUEST"
@@ -462,6 +475,7 @@ class ServingApp:
         self, served: ServedModel, columns: dict[str, list[Any]], prediction: Prediction
     ) -> None:
         self.metrics.observe_prediction(prediction, served.predictor.classes is not None)
+        self.input_monitor.observe(columns, prediction.scores, prediction.labels)
         log = self.prediction_log
         if log is not None and log.sampled():
             log.submit(served.log_fields, columns, prediction)

@@ -1,0 +1,1 @@
+"""Production monitoring: alert rules from the declared SLOs, and the canary analysis."""
