@@ -294,6 +294,8 @@ class MonitorParams(_Frozen):
     features: dict[str, FeatureThreshold] = Field(default_factory=dict)
     # Open a retraining pull request (the retrain workflow) when the window drifts.
     retrain: bool = False
+
+
 class SloParams(_Frozen):
     """Service-level objectives of the served model, over the scored endpoints (/predict and
     /invocations). The alert rules (``modelci alert-rules``) and the canary analysis read them."""
