@@ -13,7 +13,7 @@ export UV_PYTHON_DOWNLOADS := never
 # where PYTHONDONTWRITEBYTECODE is set.
 export UV_COMPILE_BYTECODE := 1
 
-.PHONY: help install system-deps repro test lint format pytest bench bench-pipeline bench-serving bench-workflows bench-adoption bench-report bench-gauges bench-deploy bench-registry docs dag clean serve
+.PHONY: help install system-deps repro test lint format pytest bench bench-pipeline bench-serving bench-workflows bench-adoption bench-report bench-gauges bench-deploy bench-registry bench-drift docs dag clean serve
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
@@ -61,7 +61,7 @@ system-deps: ## install the services the tests use (Debian packages; needs root)
 
 test: lint system-deps pytest ## lint, then the whole test suite (what CI runs)
 
-bench: bench-pipeline bench-serving bench-workflows bench-adoption bench-report bench-gauges bench-deploy bench-registry ## every benchmark; writes docs/benchmarks.md
+bench: bench-pipeline bench-serving bench-workflows bench-adoption bench-report bench-gauges bench-deploy bench-registry bench-drift ## every benchmark; writes docs/benchmarks.md
 
 bench-pipeline: install ## full/no-op dvc repro, modelci --help, per-stage imports
 	python benchmarks/bench_pipeline.py
@@ -84,6 +84,9 @@ bench-report: install ## PR report with/without its statistics: default data, 10
 
 bench-adoption: install ## modelci init to a green repro + pytest; adopter footprint; --help time
 	python benchmarks/bench_adoption.py
+
+bench-drift: install ## modelci drift time and peak memory for 10^4, 10^5, 10^6 rows (after repro)
+	python benchmarks/bench_drift.py
 
 bench-gauges: install ## serving p50/throughput with and without the live input gauges (QUICK=1 for a dry run)
 	python benchmarks/bench_gauges.py $(if $(QUICK),--quick,)

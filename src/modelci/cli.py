@@ -112,6 +112,7 @@ EXTENSIONS: tuple[str, ...] = (
     "modelci.registry.commands",
     "modelci.serving.commands",
     "modelci.scaffold.commands",
+    "modelci.drift.commands",
     "modelci.monitor.commands",
 )
 

@@ -317,6 +317,43 @@ class RegistryParams(_Frozen):
         return self
 
 
+class FeatureThreshold(_Frozen):
+    """A per-feature override of the drift thresholds (``monitor.features.NAME``)."""
+
+    psi: float | None = Field(default=None, gt=0.0)
+    max_null_rate_increase: float | None = Field(default=None, ge=0.0, le=1.0)
+    ignore: bool = False
+
+
+class MonitorParams(_Frozen):
+    """Production monitoring: when ``modelci drift`` calls a window of production data drifted.
+
+    A feature drifts when its PSI reaches ``psi`` (effect size) and, unless its type's test is
+    ``none``, the test's p-value adjusted across features (``correction``) is below ``alpha``
+    (significance); or when its null rate rose by more than ``max_null_rate_increase``. The
+    window drifts when the share of drifted features exceeds ``max_drifted_share``, or when the
+    model's predictions drift (``prediction_psi``). Windows with fewer than ``min_rows`` rows are
+    refused. Every key is optional; see docs/monitoring.md.
+    """
+
+    reference: str = Field(default="data/prepared/train.parquet", min_length=1)
+    min_rows: int = Field(default=200, ge=1)
+    psi: float = Field(default=0.2, gt=0.0)
+    alpha: float = Field(default=0.01, gt=0.0, lt=1.0)
+    correction: Literal["holm", "bonferroni", "bh", "none"] = "holm"
+    numeric_test: Literal["ks", "none"] = "ks"
+    categorical_test: Literal["chi2", "none"] = "chi2"
+    max_null_rate_increase: float = Field(default=0.1, ge=0.0, le=1.0)
+    max_drifted_share: float = Field(default=0.0, ge=0.0, lt=1.0)
+    prediction_psi: float = Field(default=0.2, gt=0.0)
+    # The model's predictions (the cost that grows with the window) are compared on a seeded
+    # random sample of at most this many rows per side.
+    prediction_rows: int = Field(default=100_000, ge=100)
+    features: dict[str, FeatureThreshold] = Field(default_factory=dict)
+    # Open a retraining pull request (the retrain workflow) when the window drifts.
+    retrain: bool = False
+
+
 class SloParams(_Frozen):
     """Service-level objectives of the served model, over the scored endpoints (/predict and
     /invocations). The alert rules (``modelci alert-rules``) and the canary analysis read them."""
@@ -533,6 +570,7 @@ class Params(_Frozen):
     tracking: TrackingParams = TrackingParams()
     registry: RegistryParams = RegistryParams()
     model_tests: ModelTestsParams = ModelTestsParams()
+    monitor: MonitorParams = MonitorParams()
     slo: SloParams = SloParams()
     canary: CanaryParams = CanaryParams()
 
@@ -542,6 +580,7 @@ class Params(_Frozen):
 
     @model_validator(mode="after")
     def _cross_section(self) -> Params:
+        check_monitor(self.monitor, self.data)
         for column in self.evaluate.slices:
             if column not in self.data.columns:
                 raise ValueError(f"evaluate.slices: {column!r} is not a declared data column")
@@ -576,6 +615,13 @@ class ServiceParams(_Frozen):
 # What serve, register, promote, rollback and status accept: the full params or the service view.
 ReleaseParams = Params | ServiceParams
 SERVICE_SECTIONS = ("data", "gate", "tracking", "registry")
+
+
+def check_monitor(monitor: MonitorParams, data: DataParams) -> None:
+    """``monitor.features`` names declared features only."""
+    for name in monitor.features:
+        if name not in data.features:
+            raise ValueError(f"monitor.features: {name!r} is not a declared feature")
 
 
 def checked_model_tests(tests: ModelTestsParams, data: DataParams, source: str) -> ModelTestsParams:

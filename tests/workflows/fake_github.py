@@ -4,6 +4,8 @@ It serves what the comment job and the ``cml`` stand-in call, with GitHub's rule
 matter: a token is a user (``USERS``); pull-request comments are listed 30 a page by default (at
 most 100) with ``Link`` headers; only a comment's author may edit or delete it (403 otherwise);
 artifacts are listed per run and downloaded through a redirect to another path without the token.
+Issues (list by state and label, create, edit, close) and pull requests (list by head and state,
+create, edit) are kept for the monitor and retrain workflows, in ``issues.json`` and ``pulls.json``.
 An artifact is ``<root>/artifacts/runs/<run>/<name>`` (a folder, zipped on request, as
 ``conftest.keep_artifact`` files it) or ``<root>/artifacts/runs/<run>/<name>.zip`` (served as is,
 for hostile archives). Comments and every request are written under ``<root>/github/`` after each
@@ -45,13 +47,18 @@ class State:
     root: Path
     repo: str
     comments: list[dict[str, Any]] = field(default_factory=list)
+    issues: list[dict[str, Any]] = field(default_factory=list)
+    pulls: list[dict[str, Any]] = field(default_factory=list)
     next_id: int = 1000
+    next_number: int = 1
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def save(self) -> None:
         folder = self.root / "github"
         folder.mkdir(parents=True, exist_ok=True)
         (folder / "comments.json").write_text(json.dumps(self.comments, indent=2), "utf-8")
+        (folder / "issues.json").write_text(json.dumps(self.issues, indent=2), "utf-8")
+        (folder / "pulls.json").write_text(json.dumps(self.pulls, indent=2), "utf-8")
 
     def log(self, entry: dict[str, Any]) -> None:
         folder = self.root / "github"
@@ -117,13 +124,94 @@ def _handler(state: State) -> type[BaseHTTPRequestHandler]:
             with state.lock:
                 if parts[:2] == ["actions", "runs"] and parts[3:] == ["artifacts"]:
                     return self._artifacts(parts[2], query)
-                if parts[:1] == ["pulls"] and method == "GET":
-                    return self._send(200, [])
+                if parts[:1] == ["pulls"]:
+                    return self._pulls(method, parts[1:], user, query)
+                if parts[:1] == ["issues"] and len(parts) <= 2 and parts[1:2] != ["comments"]:
+                    return self._issues(method, parts[1:], user, query)
                 if parts[:1] == ["issues"] and parts[2:] == ["comments"] and parts[1].isdigit():
                     return self._pr_comments(method, int(parts[1]), user, query)
                 if parts[:2] == ["issues", "comments"] and parts[2:3] and parts[2].isdigit():
                     return self._comment(method, int(parts[2]), user)
             return self._send(404, {"message": "Not Found"})
+
+        def _numbered(self, kind: str, user: str, fields: dict[str, Any]) -> dict[str, Any]:
+            item = {"number": state.next_number, "user": user, "state": "open", "updates": 0}
+            state.next_number += 1
+            item.update(fields)
+            (state.issues if kind == "issue" else state.pulls).append(item)
+            return item
+
+        def _edit(self, item: dict[str, Any], allowed: tuple[str, ...]) -> None:
+            body = self._body()
+            item.update({key: body[key] for key in allowed if key in body})
+            item["updates"] += 1
+            state.save()
+
+        def _issue_json(self, issue: dict[str, Any]) -> dict[str, Any]:
+            labels = [{"name": name} for name in issue["labels"]]
+            return {**issue, "labels": labels, "user": {"login": issue["user"]}}
+
+        def _issues(
+            self, method: str, rest: list[str], user: str, query: dict[str, list[str]]
+        ) -> None:
+            if not rest and method == "GET":
+                wanted = query.get("state", ["open"])[0]
+                labels = set(query.get("labels", [""])[0].split(",")) - {""}
+                found = [
+                    {
+                        **i,
+                        "labels": [{"name": n} for n in i["labels"]],
+                        "user": {"login": i["user"]},
+                    }
+                    for i in state.issues
+                    if wanted in ("all", i["state"]) and labels <= set(i["labels"])
+                ]
+                return self._send(200, found)
+            if not rest and method == "POST":
+                body = self._body()
+                if not isinstance(body.get("title"), str):
+                    return self._send(422, {"message": "title is missing"})
+                fields = {
+                    k: body.get(k, d) for k, d in (("title", ""), ("body", ""), ("labels", []))
+                }
+                issue = self._numbered("issue", user, fields)
+                state.save()
+                return self._send(201, self._issue_json(issue))
+            found = [i for i in state.issues if rest and str(i["number"]) == rest[0]]
+            if not found:
+                return self._send(404, {"message": "Not Found"})
+            if method == "PATCH":
+                self._edit(found[0], ("title", "body", "state", "state_reason"))
+                return self._send(200, found[0])
+            return self._send(200, found[0]) if method == "GET" else self._send(405, {})
+
+        def _pulls(
+            self, method: str, rest: list[str], user: str, query: dict[str, list[str]]
+        ) -> None:
+            if not rest and method == "GET":
+                head = query.get("head", [""])[0].partition(":")[2]
+                wanted = query.get("state", ["open"])[0]
+                found = [
+                    {**p, "head": {"ref": p["head"]}, "base": {"ref": p["base"]}}
+                    for p in state.pulls
+                    if wanted in ("all", p["state"]) and head in ("", p["head"])
+                ]
+                return self._send(200, found)
+            if not rest and method == "POST":
+                body = self._body()
+                if not all(isinstance(body.get(k), str) for k in ("title", "head", "base")):
+                    return self._send(422, {"message": "title, head and base are required"})
+                fields = {k: body.get(k, "") for k in ("title", "body", "head", "base")}
+                pull = self._numbered("pull", user, fields)
+                state.save()
+                return self._send(201, pull)
+            found = [p for p in state.pulls if rest and str(p["number"]) == rest[0]]
+            if not found:
+                return self._send(404, {"message": "Not Found"})
+            if method == "PATCH":
+                self._edit(found[0], ("title", "body", "state"))
+                return self._send(200, found[0])
+            return self._send(405, {"message": "Method Not Allowed"})
 
         def _artifacts(self, run: str, query: dict[str, list[str]]) -> None:
             folder = state.root / "artifacts" / "runs" / run

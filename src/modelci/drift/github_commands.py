@@ -1,0 +1,280 @@
+"""The commands the monitor and retrain workflows call, so their YAML stays one line per step.
+
+- ``fetch-window``: the current window of production data from a URL (http, https, file) or a
+  DVC-tracked path (``dvc:PATH``, pulled from the repository's DVC remote);
+- ``monitor-issue``: the one issue per model, from ``drift.json`` (``github.sync_issue``);
+- ``refresh-data``: append a labelled window to ``data.source`` (a CSV or Parquet file);
+- ``open-pr``: commit the working tree to a branch, push it, open or update the pull request.
+
+Each writes ``key=value`` step outputs to ``$GITHUB_OUTPUT`` when it is set.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import json
+import os
+import shutil
+import subprocess  # nosec B404: git and dvc with fixed argument lists
+import sys
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+MAX_WINDOW_BYTES = 2_000_000_000
+BOT_EMAIL = "41898282+github-actions[bot]@users.noreply.github.com"
+
+
+def _outputs(pairs: dict[str, str]) -> None:
+    from modelci.registry.deploy import write_outputs
+
+    write_outputs(pairs)
+
+
+def _tool(name: str) -> str:
+    """``name`` on PATH, else next to this Python (a virtual environment not on PATH)."""
+    sibling = Path(sys.executable).parent / name
+    return shutil.which(name) or (str(sibling) if sibling.is_file() else name)
+
+
+def _run(args: list[str], what: str) -> str:
+    from modelci.errors import ModelCIError
+
+    try:
+        done = subprocess.run(  # noqa: S603 - fixed tools, arguments as a list
+            [_tool(args[0]), *args[1:]], capture_output=True, text=True, check=False
+        )
+    except FileNotFoundError:
+        raise ModelCIError(f"{what}: {args[0]} not found on PATH") from None
+    if done.returncode != 0:
+        tail = (done.stderr or done.stdout).strip().splitlines()[-3:]
+        raise ModelCIError(f"{what}: {' '.join(args[:3])} failed: {' | '.join(tail)}")
+    return done.stdout
+
+
+def _copy(source: Path, target: Path) -> None:
+    shutil.copyfile(source, target)
+
+
+def window_name(source: str) -> str:
+    """The file name a fetched window keeps: the last part of its URL or DVC path, whose suffix
+    tells ``modelci drift`` the format."""
+    import urllib.parse
+
+    path = urllib.parse.urlsplit(source.removeprefix("dvc:")).path
+    name = Path(urllib.parse.unquote(path)).name
+    return name if name and not name.startswith(".") else "window.jsonl"
+
+
+def fetch_window(source: str, out_dir: Path, max_bytes: int = MAX_WINDOW_BYTES) -> Path:
+    """Copy the window at ``source`` into ``out_dir`` (atomically); returns the file written."""
+    from modelci.errors import DataError
+    from modelci.fileio import write_atomic
+
+    out = out_dir / window_name(source)
+    if source.startswith("dvc:"):
+        path = Path(source.removeprefix("dvc:"))
+        _run(["dvc", "pull", "--force", str(path)], f"fetch-window {source}")
+        if not path.is_file():
+            raise DataError(f"{source}: dvc pull did not produce the file {path}")
+        write_atomic(out, lambda tmp: _copy(path, tmp))
+        return out
+    if not source.startswith(("https://", "http://", "file://")):
+        raise DataError(f"--source: expected an http(s):// or file:// URL or dvc:PATH: {source!r}")
+
+    def download(tmp: Path) -> None:
+        try:
+            with (
+                urllib.request.urlopen(source, timeout=120) as response,  # noqa: S310
+                tmp.open("wb") as handle,
+            ):
+                total = 0
+                while chunk := response.read(1 << 20):
+                    total += len(chunk)
+                    if total > max_bytes:
+                        raise DataError(f"{source}: window larger than {max_bytes} bytes")
+                    handle.write(chunk)
+        except (urllib.error.URLError, OSError) as error:
+            raise DataError(f"{source}: cannot fetch the window: {error}") from None
+
+    write_atomic(out, download)
+    return out
+
+
+def cmd_fetch_window(args: argparse.Namespace) -> int:
+    out = fetch_window(args.source, Path(args.out))
+    print(f"fetch-window: {args.source} -> {out} ({out.stat().st_size} bytes)")
+    _outputs({"path": str(out)})
+    return 0
+
+
+def _model_name(params: Path) -> str:
+    from modelci.config import TrackingParams, load_section
+
+    return load_section(params, "tracking", TrackingParams).model_name
+
+
+def cmd_monitor_issue(args: argparse.Namespace) -> int:
+    from modelci.drift.github import GitHub, api_url, sync_issue
+    from modelci.errors import DataError
+
+    drift_json = Path(args.drift)
+    try:
+        result = json.loads(drift_json.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise DataError(
+            f"{drift_json}: not found: the drift check failed before writing its report"
+        ) from None
+    except ValueError as error:
+        raise DataError(f"{drift_json}: not JSON: {error}") from None
+    report_path = drift_json.with_name("drift.md")
+    report = report_path.read_text(encoding="utf-8") if report_path.is_file() else ""
+    alert = bool(result.get("drift")) or bool(result.get("degraded"))
+    kind = "drift" if result.get("drift") else "degraded performance"
+    model = args.model or _model_name(Path(args.params))
+    title = f"Production monitoring: {kind} detected for {model}"
+    github = GitHub(api_url(), args.repo, os.environ.get("GITHUB_TOKEN", ""))
+    action, number = sync_issue(github, model, alert, title, report, args.run_url or "")
+    print(f"monitor-issue: {action}" + (f" issue #{number}" if number else " (no open issue)"))
+    retrain = alert and bool(result.get("retrain"))
+    _outputs(
+        {
+            "action": action,
+            "issue": str(number or ""),
+            "alert": str(alert).lower(),
+            "retrain": str(retrain).lower(),
+        }
+    )
+    return 0
+
+
+def refresh_data(params_path: Path, window: Path, labels: Path) -> tuple[Path, int, int]:
+    """Append the labelled rows of ``window`` to ``data.source``; (source, added, total)."""
+    import pandas as pd
+
+    from modelci.config import load_data_params
+    from modelci.drift.inputs import read_window
+    from modelci.drift.realized import join_labels
+    from modelci.errors import ConfigError, DataError
+    from modelci.fileio import write_atomic
+
+    data = load_data_params(params_path)
+    source = Path(data.source)
+    if source.suffix.lower() not in (".csv", ".parquet"):
+        raise ConfigError(
+            f"{params_path}: data.source: {data.source!r} is not a CSV or Parquet file, so a "
+            "labelled window cannot be appended to it (refresh: repull re-runs the pipeline on it)"
+        )
+    if not source.is_file():
+        raise DataError(f"{source}: data file not found (data.source in {params_path})")
+    joined = join_labels(read_window(window), read_window(labels), data.target, str(labels))
+    if joined.empty:
+        raise DataError(f"{labels}: no label matches a request id of the window {window}")
+    columns = list(data.columns)
+    missing = [column for column in columns if column not in joined.columns]
+    if missing:
+        raise DataError(f"{window}: column(s) {', '.join(missing)} missing")
+    csv = source.suffix.lower() == ".csv"
+    existing = pd.read_csv(source) if csv else pd.read_parquet(source)
+    combined = pd.concat([existing, joined[columns]], ignore_index=True)
+
+    def write(tmp: Path) -> None:
+        if csv:
+            combined.to_csv(tmp, index=False)
+        else:
+            combined.to_parquet(tmp, index=False)
+
+    write_atomic(source, write)
+    if source.with_name(source.name + ".dvc").is_file():
+        _run(["dvc", "add", str(source)], "refresh-data")
+    return source, len(joined), len(combined)
+
+
+def cmd_refresh_data(args: argparse.Namespace) -> int:
+    source, added, total = refresh_data(Path(args.params), Path(args.window), Path(args.labels))
+    print(f"refresh-data: appended {added} labelled rows to {source} ({total} rows now)")
+    _outputs({"added": str(added)})
+    return 0
+
+
+def _auth_config(token: str) -> list[str]:
+    """``git -c`` arguments that authenticate pushes to github.com with the job's token."""
+    basic = base64.b64encode(f"x-access-token:{token}".encode()).decode()
+    return ["-c", f"http.https://github.com/.extraheader=AUTHORIZATION: basic {basic}"]
+
+
+def cmd_open_pr(args: argparse.Namespace) -> int:
+    from modelci.drift.github import GitHub, api_url, open_or_update_pr
+
+    token = os.environ.get("GITHUB_TOKEN", "")
+    github = GitHub(api_url(), args.repo, token)
+    body = Path(args.body_file).read_text(encoding="utf-8")
+    _run(["git", "checkout", "-B", args.branch], "open-pr")
+    _run(["git", "add", "-A", "--", *args.paths], "open-pr")
+    if not _run(["git", "diff", "--cached", "--name-only"], "open-pr").strip():
+        print("open-pr: nothing changed: no pull request")
+        _outputs({"action": "none", "number": ""})
+        return 0
+    # The bot's identity unless the environment sets one (GIT_AUTHOR_*/GIT_COMMITTER_* win).
+    bot = ["-c", "user.name=github-actions[bot]", "-c", f"user.email={BOT_EMAIL}"]
+    _run(["git", *bot, "commit", "-q", "-m", args.title], "open-pr")
+    _run(["git", *_auth_config(token), "push", "--force", "origin", args.branch], "open-pr")
+    action, number = open_or_update_pr(github, args.branch, args.base, args.title, body)
+    print(f"open-pr: {action} pull request #{number} from {args.branch} into {args.base}")
+    _outputs({"action": action, "number": str(number)})
+    return 0
+
+
+def register(sub: Any) -> None:
+    fetch = sub.add_parser(
+        "fetch-window",
+        help="fetch the current window of production data (URL or dvc:PATH)",
+        description="Copy the current window of production data to --out, from an http(s):// "
+        "or file:// URL, or from dvc:PATH (a DVC-tracked path pulled from the DVC remote).",
+    )
+    fetch.add_argument("--source", required=True, metavar="URL")
+    fetch.add_argument("--out", required=True, metavar="DIR", help="directory to write it into")
+    fetch.set_defaults(handler=cmd_fetch_window)
+
+    issue = sub.add_parser(
+        "monitor-issue",
+        help="open, update or close the model's monitoring issue from drift.json",
+        description="Keep one GitHub issue per model: opened when drift.json reports drift or "
+        "degraded performance, its body replaced on later drifted runs, closed when a run is "
+        "clean. Token: $GITHUB_TOKEN; API: $GITHUB_API_URL.",
+    )
+    issue.add_argument("--drift", required=True, metavar="FILE", help="drift.json")
+    issue.add_argument("--repo", required=True, metavar="OWNER/NAME")
+    issue.add_argument(
+        "--model", metavar="NAME", help="the model's name (default: tracking.model_name)"
+    )
+    issue.add_argument("--params", default="params.yaml", metavar="FILE")
+    issue.add_argument("--run-url", metavar="URL", help="link to this run, shown in the issue")
+    issue.set_defaults(handler=cmd_monitor_issue)
+
+    refresh = sub.add_parser(
+        "refresh-data",
+        help="append a labelled window of production data to data.source",
+        description="Join --labels to --window by request_id and append the declared columns "
+        "to data.source (a CSV or Parquet file), so dvc repro retrains on it.",
+    )
+    refresh.add_argument("--window", required=True, metavar="PATH")
+    refresh.add_argument("--labels", required=True, metavar="FILE")
+    refresh.add_argument("--params", default="params.yaml", metavar="FILE")
+    refresh.set_defaults(handler=cmd_refresh_data)
+
+    pr = sub.add_parser(
+        "open-pr",
+        help="commit PATHS to a branch, push it and open (or update) a pull request",
+        description="Commit the given paths on --branch, push it to origin with $GITHUB_TOKEN, "
+        "and open a pull request into --base whose body is --body-file (or update its body).",
+    )
+    pr.add_argument("--repo", required=True, metavar="OWNER/NAME")
+    pr.add_argument("--branch", required=True)
+    pr.add_argument("--base", default="main")
+    pr.add_argument("--title", required=True)
+    pr.add_argument("--body-file", required=True, metavar="FILE")
+    pr.add_argument("paths", nargs="*", default=["."], metavar="PATH")
+    pr.set_defaults(handler=cmd_open_pr)
