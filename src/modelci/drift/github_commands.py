@@ -234,7 +234,9 @@ def register(sub: Any) -> None:
         description="Copy the current window of production data to --out, from an http(s):// "
         "or file:// URL, or from dvc:PATH (a DVC-tracked path pulled from the DVC remote).",
     )
-    fetch.add_argument("--source", required=True, metavar="URL")
+    fetch.add_argument(
+        "--source", required=True, metavar="URL", help="http(s)://, file:// or dvc:PATH"
+    )
     fetch.add_argument("--out", required=True, metavar="DIR", help="directory to write it into")
     fetch.set_defaults(handler=cmd_fetch_window)
 
@@ -246,11 +248,13 @@ def register(sub: Any) -> None:
         "clean. Token: $GITHUB_TOKEN; API: $GITHUB_API_URL.",
     )
     issue.add_argument("--drift", required=True, metavar="FILE", help="drift.json")
-    issue.add_argument("--repo", required=True, metavar="OWNER/NAME")
+    issue.add_argument("--repo", required=True, metavar="OWNER/NAME", help="the repository")
     issue.add_argument(
         "--model", metavar="NAME", help="the model's name (default: tracking.model_name)"
     )
-    issue.add_argument("--params", default="params.yaml", metavar="FILE")
+    issue.add_argument(
+        "--params", default="params.yaml", metavar="FILE", help="parameters file (%(default)s)"
+    )
     issue.add_argument("--run-url", metavar="URL", help="link to this run, shown in the issue")
     issue.set_defaults(handler=cmd_monitor_issue)
 
@@ -260,9 +264,15 @@ def register(sub: Any) -> None:
         description="Join --labels to --window by request_id and append the declared columns "
         "to data.source (a CSV or Parquet file), so dvc repro retrains on it.",
     )
-    refresh.add_argument("--window", required=True, metavar="PATH")
-    refresh.add_argument("--labels", required=True, metavar="FILE")
-    refresh.add_argument("--params", default="params.yaml", metavar="FILE")
+    refresh.add_argument(
+        "--window", required=True, metavar="PATH", help="the production window (a prediction log)"
+    )
+    refresh.add_argument(
+        "--labels", required=True, metavar="FILE", help="ground truth by request_id"
+    )
+    refresh.add_argument(
+        "--params", default="params.yaml", metavar="FILE", help="parameters file (%(default)s)"
+    )
     refresh.set_defaults(handler=cmd_refresh_data)
 
     pr = sub.add_parser(
@@ -271,10 +281,14 @@ def register(sub: Any) -> None:
         description="Commit the given paths on --branch, push it to origin with $GITHUB_TOKEN, "
         "and open a pull request into --base whose body is --body-file (or update its body).",
     )
-    pr.add_argument("--repo", required=True, metavar="OWNER/NAME")
-    pr.add_argument("--branch", required=True)
-    pr.add_argument("--base", default="main")
-    pr.add_argument("--title", required=True)
-    pr.add_argument("--body-file", required=True, metavar="FILE")
-    pr.add_argument("paths", nargs="*", default=["."], metavar="PATH")
+    pr.add_argument("--repo", required=True, metavar="OWNER/NAME", help="the repository")
+    pr.add_argument("--branch", required=True, help="the branch to commit to and push")
+    pr.add_argument("--base", default="main", help="the branch to merge into (%(default)s)")
+    pr.add_argument("--title", required=True, help="the pull request's title")
+    pr.add_argument(
+        "--body-file", required=True, metavar="FILE", help="the pull request's body (Markdown)"
+    )
+    pr.add_argument(
+        "paths", nargs="*", default=["."], metavar="PATH", help="what to commit (default: all)"
+    )
     pr.set_defaults(handler=cmd_open_pr)
