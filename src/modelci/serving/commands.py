@@ -7,6 +7,8 @@ import os
 from pathlib import Path
 from typing import Any
 
+from modelci.serving import defaults
+
 ENV_PREFIX = "MODELCI_"
 
 
@@ -48,9 +50,9 @@ def register(sub: Any) -> None:
         help="refuse a model whose sha256 differs (MODELCI_MODEL_SHA256)")  # fmt: skip
     add("--metrics-file", default=_env("METRICS_FILE", None), metavar="FILE",
         help="metrics /model shows for a local file (default: ./metrics.json)")  # fmt: skip
-    add("--max-body-bytes", type=int, default=_env("MAX_BODY_BYTES", str(1024 * 1024)),
+    add("--max-body-bytes", type=int, default=_env("MAX_BODY_BYTES", str(defaults.MAX_BODY_BYTES)),
         help="larger bodies get 413 (MODELCI_MAX_BODY_BYTES)")  # fmt: skip
-    add("--max-rows", type=int, default=_env("MAX_ROWS", "5000"),
+    add("--max-rows", type=int, default=_env("MAX_ROWS", str(defaults.MAX_ROWS)),
         help="more rows per request get 413 (MODELCI_MAX_ROWS)")  # fmt: skip
     add("--prediction-log", default=_env("PREDICTION_LOG", None), metavar="DIR",
         help="log sampled predictions here as JSON Lines (MODELCI_PREDICTION_LOG)")  # fmt: skip

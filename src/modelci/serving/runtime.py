@@ -17,7 +17,7 @@ from typing import Any, Literal, Protocol
 import numpy as np
 
 from modelci.errors import ModelCIError
-from modelci.serving.schema import InputSchema
+from modelci.serving.schema import Batch, InputSchema
 
 Runtime = Literal["auto", "sklearn", "onnx"]
 PROBA_TOLERANCE = 1e-4
@@ -43,7 +43,7 @@ class Predictor(Protocol):
     runtime: str
     classes: list[Any] | None
 
-    def predict(self, columns: dict[str, list[Any]]) -> Prediction: ...
+    def predict(self, batch: Batch) -> Prediction: ...
 
 
 def _json_classes(model: Any) -> list[Any] | None:
@@ -70,34 +70,25 @@ class SklearnPredictor:
         self._labels_from_proba = False
         if self._proba:
             # Most classifiers predict argmax(predict_proba); then one call gives both.
-            columns = schema.columns_from_records(schema.example_rows(64, seed=1))
-            frame = self.frame(columns)
+            frame = self.frame(schema.columns_from_records(schema.example_rows(64, seed=1)))
             derived = np.asarray(model.classes_)[np.argmax(model.predict_proba(frame), axis=1)]
             self._labels_from_proba = bool(np.array_equal(derived, model.predict(frame)))
 
-    def frame(self, columns: dict[str, list[Any]]) -> Any:
+    def frame(self, batch: Batch) -> Any:
+        """The DataFrame the pipeline was fitted on; a null category becomes NaN (what
+        scikit-learn's imputers look for in object columns)."""
         import pandas as pd
 
         data: dict[str, Any] = {}
         for spec in self.schema.fields:
-            values = columns[spec.name]
-            has_null = spec.nullable and any(value is None for value in values)
-            if spec.type == "float" or (spec.type == "int" and has_null):
-                data[spec.name] = np.array(
-                    [np.nan if v is None else v for v in values], dtype="float64"
-                )
-            elif spec.type == "int":
-                data[spec.name] = np.array(values, dtype="int64")
-            elif spec.type == "bool" and not has_null:
-                data[spec.name] = np.array(values, dtype="bool")
-            else:
-                data[spec.name] = np.array(
-                    [np.nan if v is None else v for v in values], dtype="object"
-                )
+            values = batch[spec.name]
+            if values.dtype == object and spec.nullable:
+                values = np.where(values == None, np.nan, values)  # noqa: E711 - elementwise
+            data[spec.name] = values
         return pd.DataFrame(data, columns=list(self.schema.names))
 
-    def predict(self, columns: dict[str, list[Any]]) -> Prediction:
-        frame = self.frame(columns)
+    def predict(self, batch: Batch) -> Prediction:
+        frame = self.frame(batch)
         if not self._proba:
             labels = np.asarray(self.model.predict(frame))
             return Prediction(labels, None, _scores(None, labels))
@@ -212,23 +203,25 @@ class OnnxPredictor:
         self._inputs = [(spec.name, kinds[spec.name]) for spec in schema.fields]
         self._outputs = [item.name for item in self.session.get_outputs()]
 
-    def feed(self, columns: dict[str, list[Any]]) -> dict[str, np.ndarray]:
+    def feed(self, batch: Batch) -> dict[str, np.ndarray]:
         feed: dict[str, np.ndarray] = {}
         for name, kind in self._inputs:
-            values = columns[name]
+            values = batch[name]
             if kind == "tensor(string)":
-                array = np.array(["" if v is None else v for v in values], dtype=object)
+                if values.dtype == object:
+                    values = np.where(values == None, "", values)  # noqa: E711 - elementwise
+                array = values
             elif kind == "tensor(float)":
-                array = np.array([np.nan if v is None else v for v in values], dtype="float32")
+                array = values.astype("float32")
             elif kind == "tensor(int64)":
-                array = np.array(values, dtype="int64")
+                array = values.astype("int64", copy=False)
             else:
-                array = np.array(values, dtype="bool")
+                array = values.astype("bool", copy=False)
             feed[name] = array.reshape(-1, 1)
         return feed
 
-    def predict(self, columns: dict[str, list[Any]]) -> Prediction:
-        outputs = self.session.run(None, self.feed(columns))
+    def predict(self, batch: Batch) -> Prediction:
+        outputs = self.session.run(None, self.feed(batch))
         if self.classes is None:
             values = np.asarray(outputs[0], dtype="float64").ravel()
             return Prediction(values, None, values)
@@ -283,8 +276,8 @@ def build_predictor(
         return sklearn_predictor, "scikit-learn (requested)"
     try:
         onnx_predictor = OnnxPredictor(convert_to_onnx(model, schema), model, schema)
-        columns = schema.columns_from_records(schema.example_rows(CHECK_ROWS, seed=2))
-        problem = compare(sklearn_predictor.predict(columns), onnx_predictor.predict(columns))
+        batch = schema.columns_from_records(schema.example_rows(CHECK_ROWS, seed=2))
+        problem = compare(sklearn_predictor.predict(batch), onnx_predictor.predict(batch))
         if problem is not None:
             raise RuntimeUnavailableError(f"ONNX Runtime disagrees with scikit-learn: {problem}")
     except Exception as error:  # conversion, session and comparison failures alike
