@@ -134,8 +134,10 @@ def check_column(spec: FieldSpec, values: Sequence[Any]) -> tuple[np.ndarray, li
         numbers[null] = np.nan
         return numbers, bad
     if spec.type == "int":
+        objects[missing] = 0  # a missing required value, already reported by the caller
         return objects.astype("int64"), bad
     if spec.type == "bool" and not spec.nullable:
+        objects[missing] = False  # likewise
         return objects.astype("bool"), bad
     if any_null:
         objects[null] = None
