@@ -15,12 +15,12 @@ from hypothesis import strategies as st
 
 from modelci import model_source
 from modelci.model_source import ModelInfo, ModelSourceError
+from modelci.serving import defaults
 from modelci.serving.app import ServedModel, ServingApp, Settings
 from modelci.serving.openapi import openapi_document
+from modelci.serving.payload import batch_from_body, batch_from_invocation
 from modelci.serving.predlog import PredictionLog, log_files, read_log
 from modelci.serving.runtime import Prediction
-from modelci.serving import defaults
-from modelci.serving.payload import batch_from_body, batch_from_invocation
 from modelci.serving.schema import Batch, FieldSpec, InputError, InputSchema, RawBatch
 
 pytestmark = pytest.mark.unit

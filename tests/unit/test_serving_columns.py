@@ -170,9 +170,7 @@ def test_bad_csv_is_a_client_error(body: bytes, status: int, text: str) -> None:
     with pytest.raises(InputError) as caught:
         CSV_SCHEMA.validate(batch_from_csv(body, CSV_SCHEMA, 10))
     assert caught.value.status == status
-    assert text in caught.value.message or any(
-        text in p["problem"] for p in caught.value.problems
-    )
+    assert text in caught.value.message or any(text in p["problem"] for p in caught.value.problems)
 
 
 def test_request_ids_are_honoured_when_sane_and_generated_otherwise() -> None:

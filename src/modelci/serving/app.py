@@ -17,6 +17,7 @@ import contextlib
 import hmac
 import importlib
 import json
+import os
 import signal
 import sys
 import time
@@ -35,6 +36,7 @@ from modelci.serving.predlog import PredictionLog
 from modelci.serving.requestid import request_id
 from modelci.serving.runtime import Prediction, Predictor
 from modelci.serving.schema import Batch, InputError, InputSchema, RawBatch, short
+from modelci.serving.workers import METRICS_DIR_ENV, in_worker
 
 Scope = dict[str, Any]
 Message = dict[str, Any]
@@ -105,7 +107,14 @@ class _Metrics:
         2.5, 5.0,
     )  # fmt: skip
 
-    def __init__(self) -> None:
+    def __init__(self, shared_dir: str | None = None) -> None:
+        """``shared_dir``: prometheus_client's multiprocess directory when this process is one
+        of several workers; samples then go to files there and :meth:`exposition` sums them."""
+        self.shared_dir = shared_dir
+        if shared_dir is not None:
+            from prometheus_client import values
+
+            values.ValueClass = values.MultiProcessValue()  # type: ignore[no-untyped-call]
         self.registry = CollectorRegistry()
         labels = ("path", "method", "status")
         self.requests = Counter(
@@ -136,14 +145,25 @@ class _Metrics:
             registry=self.registry,
         )
         self.inflight = Gauge(
-            "modelci_inflight_requests", "Requests being processed", registry=self.registry
+            "modelci_inflight_requests",
+            "Requests being processed",
+            registry=self.registry,
+            multiprocess_mode="livesum",
         )
         self.model_info = Gauge(
             "modelci_model_info",
-            "The served model (value 1)",
+            "The served model (value 1; one series per worker pid with several workers)",
             ("version", "sha256", "runtime"),
             registry=self.registry,
+            multiprocess_mode="liveall",
         )
+        self.connections_closed = Counter(
+            "modelci_connections_closed",
+            "Connections closed by the server for a timeout: header_timeout, body_timeout, idle",
+            ("reason",),
+            registry=self.registry,
+        )
+        self._served_labels: tuple[str, str, str] | None = None
         self.reloads = Counter(
             "modelci_model_reloads", "Model reload attempts", ("outcome",), registry=self.registry
         )
@@ -151,13 +171,30 @@ class _Metrics:
             "modelci_prediction_log_dropped",
             "Prediction log entries dropped because the writer fell behind",
             registry=self.registry,
+            multiprocess_mode="livemax",
         )
 
+    def exposition(self) -> bytes:
+        if self.shared_dir is None:
+            return bytes(generate_latest(self.registry))
+        from prometheus_client import multiprocess
+
+        combined = CollectorRegistry()
+        multiprocess.MultiProcessCollector(combined, self.shared_dir)  # type: ignore[no-untyped-call]
+        return bytes(generate_latest(combined))
+
     def serving(self, served: ServedModel) -> None:
-        self.model_info.clear()
-        self.model_info.labels(
-            served.info.version or "", served.info.sha256, served.predictor.runtime
-        ).set(1)
+        if self._served_labels is not None:
+            if self.shared_dir is None:
+                self.model_info.clear()
+            else:  # multiprocess mode cannot clear a series: zero the old one
+                self.model_info.labels(*self._served_labels).set(0)
+        self._served_labels = (
+            served.info.version or "",
+            served.info.sha256,
+            served.predictor.runtime,
+        )
+        self.model_info.labels(*self._served_labels).set(1)
 
     def observe_prediction(self, prediction: Prediction, classifier: bool) -> None:
         self.rows.inc(len(prediction.labels))
@@ -185,14 +222,16 @@ class ServingApp:
         loader: Callable[[], ServedModel] | None = None,
         current_version: Callable[[], str | None] | None = None,
         prediction_log: PredictionLog | None = None,
+        on_admin_reload: Callable[[], None] | None = None,
     ) -> None:
         self.served = served
         self.settings = settings or Settings()
         self.loader = loader
         self.current_version = current_version
         self.prediction_log = prediction_log
+        self.on_admin_reload = on_admin_reload
         self.draining = False
-        self.metrics = _Metrics()
+        self.metrics = _Metrics(os.environ.get(METRICS_DIR_ENV) if in_worker() else None)
         self.metrics.serving(served)
         self._reload_lock: asyncio.Lock | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
@@ -513,7 +552,7 @@ class ServingApp:
         )
 
     async def _metrics(self, scope: Scope, receive: Receive, send: Send) -> tuple[int, str | None]:
-        body = generate_latest(self.metrics.registry)
+        body = self.metrics.exposition()
         await self._send(send, 200, body, content_type=CONTENT_TYPE_LATEST.encode())
         return 200, None
 
@@ -573,6 +612,8 @@ class ServingApp:
             }
             await self._send(send, status, dumps(body))
             return status, "RELOAD_FAILED"
+        if self.on_admin_reload is not None:
+            self.on_admin_reload()  # e.g. the other workers of this server
         return await self._json(send, 200, {"reloaded": True, "model": fresh.info.to_dict()})
 
 

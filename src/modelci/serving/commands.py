@@ -69,7 +69,22 @@ def register(sub: Any) -> None:
     add("--graceful-timeout", type=float, default=_env("GRACEFUL_TIMEOUT", "30"),
         help="then wait this long for in-flight requests (MODELCI_GRACEFUL_TIMEOUT)")  # fmt: skip
     add("--threads", type=int, default=_env("THREADS", "1"),
-        help="OpenMP/BLAS threads; 0 = library default (MODELCI_THREADS)")  # fmt: skip
+        help="OpenMP/BLAS threads per worker; 0 = library default (MODELCI_THREADS)")  # fmt: skip
+    add("--workers", type=int, default=_env("WORKERS", "0"),
+        help="worker processes; 0 = the CPUs the cgroup quota and affinity allow "
+        "(MODELCI_WORKERS)")  # fmt: skip
+    add("--header-timeout", type=float,
+        default=_env("HEADER_TIMEOUT", str(defaults.HEADER_TIMEOUT)),
+        help="seconds to receive a request's headers (MODELCI_HEADER_TIMEOUT)")  # fmt: skip
+    add("--body-timeout", type=float, default=_env("BODY_TIMEOUT", str(defaults.BODY_TIMEOUT)),
+        help="seconds to receive a request's body (MODELCI_BODY_TIMEOUT)")  # fmt: skip
+    add("--keepalive-timeout", type=float,
+        default=_env("KEEPALIVE_TIMEOUT", str(defaults.KEEPALIVE_TIMEOUT)),
+        help="close a keep-alive connection idle this long "
+        "(MODELCI_KEEPALIVE_TIMEOUT)")  # fmt: skip
+    add("--max-connections", type=int,
+        default=_env("MAX_CONNECTIONS", str(defaults.MAX_CONNECTIONS)),
+        help="per worker; beyond it requests get 503 (MODELCI_MAX_CONNECTIONS)")  # fmt: skip
     parser.set_defaults(handler=cmd_serve)
 
 
@@ -79,6 +94,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from modelci.errors import ConfigError
     from modelci.serving.app import Settings
     from modelci.serving.server import ServeConfig, serve
+    from modelci.serving.workers import cpu_quota
 
     params_path = Path(args.params)
     if args.model:
@@ -97,9 +113,14 @@ def cmd_serve(args: argparse.Namespace) -> int:
     metrics_file = Path(args.metrics_file) if args.metrics_file else None
     if metrics_file is None and ref.kind == "file" and Path("metrics.json").is_file():
         metrics_file = Path("metrics.json")
-    for name in ("max_body_bytes", "max_rows", "log_max_bytes"):
+    for name in ("max_body_bytes", "max_rows", "log_max_bytes", "max_connections"):
         if getattr(args, name) < 1:
             raise ConfigError(f"--{name.replace('_', '-')} must be at least 1")
+    for name in ("header_timeout", "body_timeout", "keepalive_timeout"):
+        if not getattr(args, name) > 0:
+            raise ConfigError(f"--{name.replace('_', '-')} must be more than 0 seconds")
+    if args.workers < 0:
+        raise ConfigError("--workers must be 0 (one per available CPU) or more")
     if not 0.0 <= args.log_sample_rate <= 1.0:
         raise ConfigError("--log-sample-rate must be between 0 and 1")
     settings = Settings(
@@ -124,5 +145,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
         drain_seconds=args.drain_seconds,
         graceful_timeout=args.graceful_timeout,
         threads=args.threads,
+        workers=args.workers or cpu_quota(),
+        header_timeout=args.header_timeout,
+        body_timeout=args.body_timeout,
+        keepalive_timeout=args.keepalive_timeout,
+        max_connections=args.max_connections,
     )
     return serve(config)

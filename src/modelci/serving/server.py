@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import signal
 import sys
 import threading
@@ -12,6 +13,7 @@ from types import FrameType
 from typing import Any
 
 from modelci import model_source
+from modelci.serving import defaults, workers
 from modelci.serving.app import ServedModel, ServingApp, Settings
 from modelci.serving.predlog import PredictionLog
 from modelci.serving.runtime import Runtime, build_predictor
@@ -36,6 +38,11 @@ class ServeConfig:
     drain_seconds: float = 0.0
     graceful_timeout: float = 30.0
     threads: int = 1
+    workers: int = 1
+    header_timeout: float = defaults.HEADER_TIMEOUT
+    body_timeout: float = defaults.BODY_TIMEOUT
+    keepalive_timeout: float = defaults.KEEPALIVE_TIMEOUT
+    max_connections: int = defaults.MAX_CONNECTIONS
 
 
 def load_served(config: ServeConfig) -> ServedModel:
@@ -75,8 +82,9 @@ def _alias_poller(config: ServeConfig) -> Callable[[], str | None] | None:
     return current_version
 
 
-def build_app(config: ServeConfig) -> ServingApp:
-    served = load_served(config)
+def build_app(config: ServeConfig, served: ServedModel | None = None) -> ServingApp:
+    """The app serving ``served`` (loaded from ``config`` when not given)."""
+    served = served if served is not None else load_served(config)
     log = None
     if config.prediction_log is not None:
         log = PredictionLog(
@@ -91,6 +99,7 @@ def build_app(config: ServeConfig) -> ServingApp:
         loader=lambda: load_served(config),
         current_version=_alias_poller(config),
         prediction_log=log,
+        on_admin_reload=workers.reload_siblings,
     )
 
 
@@ -115,6 +124,7 @@ def _server_class() -> Any:
                 return
             self.serving_app.draining = True
             print("modelci serve: draining in-flight requests", file=sys.stderr, flush=True)
+            self._close_idle()
             if self.drain_seconds > 0:
                 timer = threading.Timer(self.drain_seconds, self._exit)
                 timer.daemon = True
@@ -122,37 +132,69 @@ def _server_class() -> Any:
             else:
                 self._exit()
 
+        def _close_idle(self) -> None:
+            """Close keep-alive connections between requests (their clients reconnect, to
+            another replica); a request in flight is answered with ``Connection: close``."""
+            for connection in list(self.server_state.connections):
+                cycle = getattr(connection, "cycle", None)
+                if cycle is None or cycle.response_complete:
+                    connection.shutdown()
+
         def _exit(self) -> None:
             self.should_exit = True
 
     return DrainingServer
 
 
-def serve(config: ServeConfig) -> int:
+def _run_one(config: ServeConfig, sock: Any = None, served: ServedModel | None = None) -> int:
+    """One server process: run uvicorn (on ``sock`` when given) serving ``served``."""
     import uvicorn
     from prometheus_client import disable_created_metrics
 
+    from modelci.serving.connections import ReadTimeouts, timed_protocol
+
     disable_created_metrics()  # type: ignore[no-untyped-call] # no *_created series: half the /metrics size, nothing lost
-    app = build_app(config)
+    app = build_app(config, served)
     served = app.served
+    protocol = timed_protocol(
+        ReadTimeouts(config.header_timeout, config.body_timeout),
+        lambda reason: app.metrics.connections_closed.labels(reason).inc(),
+    )
     uv_config = uvicorn.Config(
         app,
         host=config.host,
         port=config.port,
+        http=protocol,
         lifespan="on",
         log_level="warning",
         access_log=False,
         server_header=False,
         date_header=False,
+        # uvicorn hands it to loop.call_later: fractions of a second work
+        timeout_keep_alive=config.keepalive_timeout,  # type: ignore[arg-type]
+        limit_concurrency=config.max_connections,
         timeout_graceful_shutdown=int(config.graceful_timeout),
     )
     server = _server_class()(uv_config, app, config.drain_seconds)
     print(
         f"modelci serve: {served.info.uri} (version {served.info.version}, sha256 "
         f"{served.info.sha256[:12]}, runtime {served.predictor.runtime}) on "
-        f"http://{config.host}:{config.port}",
+        f"http://{config.host}:{config.port} (pid {os.getpid()})",
         file=sys.stderr,
         flush=True,
     )
-    server.run()
+    server.run(sockets=None if sock is None else [sock])
     return 0
+
+
+def serve(config: ServeConfig) -> int:
+    if config.workers <= 1:
+        return _run_one(config)
+    # Loaded once, before forking: a bad model fails here with its own message, and the workers
+    # share the loaded model's memory pages. Nothing loaded runs threads yet (threadpool limits
+    # and ONNX Runtime's single-threaded session), so forking it is safe.
+    served = load_served(config)
+    sock = workers.listening_socket(config.host, config.port)
+    return workers.run_workers(
+        config.workers, sock, lambda shared: _run_one(config, shared, served)
+    )
