@@ -54,6 +54,16 @@ def timed_protocol(timeouts: ReadTimeouts, closed: Callable[[str], None]) -> typ
                 closed("idle")
             super().timeout_keep_alive_handler()
 
+        def drain(self, grace: float) -> None:
+            """A drain started: if this connection is between requests, close it after
+            ``grace`` seconds unless a request arrives first (answered with Connection: close).
+            Closing at once would reset a client that is just sending its next request."""
+            if self.cycle is None or self.cycle.response_complete:
+                self._unset_keepalive_if_required()
+                self.timeout_keep_alive_task = self.loop.call_later(
+                    grace, self.timeout_keep_alive_handler
+                )
+
         def _follow_request(self) -> None:
             state = self.conn.their_state
             if state is h11.IDLE:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import sys
@@ -18,6 +19,10 @@ from modelci.serving.app import ServedModel, ServingApp, Settings
 from modelci.serving.predlog import PredictionLog
 from modelci.serving.runtime import Runtime, build_predictor
 from modelci.serving.schema import InputSchema
+
+
+# Seconds a connection idle when a drain starts stays open for a request in flight on the wire.
+DRAIN_IDLE_GRACE = 0.5
 
 
 @dataclass(frozen=True)
@@ -133,12 +138,17 @@ def _server_class() -> Any:
                 self._exit()
 
         def _close_idle(self) -> None:
-            """Close keep-alive connections between requests (their clients reconnect, to
-            another replica); a request in flight is answered with ``Connection: close``."""
+            """Connections between requests close after a short grace (a request that arrives
+            meanwhile is answered with ``Connection: close``, like every response now)."""
+            try:  # signal handlers run on the event loop's (main) thread
+                loop = asyncio.get_running_loop()
+            except RuntimeError:
+                return
+            grace = min(float(self.config.timeout_keep_alive), DRAIN_IDLE_GRACE)
             for connection in list(self.server_state.connections):
-                cycle = getattr(connection, "cycle", None)
-                if cycle is None or cycle.response_complete:
-                    connection.shutdown()
+                drain = getattr(connection, "drain", None)
+                if drain is not None:
+                    loop.call_soon_threadsafe(drain, grace)
 
         def _exit(self) -> None:
             self.should_exit = True
