@@ -46,7 +46,7 @@ class Predictor(Protocol):
     def predict(self, batch: Batch) -> Prediction: ...
 
 
-def _json_classes(model: Any) -> list[Any] | None:
+def json_classes(model: Any) -> list[Any] | None:
     classes = getattr(model, "classes_", None)
     return None if classes is None else np.asarray(classes).tolist()
 
@@ -65,7 +65,7 @@ class SklearnPredictor:
     def __init__(self, model: Any, schema: InputSchema) -> None:
         self.model = model
         self.schema = schema
-        self.classes = _json_classes(model)
+        self.classes = json_classes(model)
         self._proba = self.classes is not None and hasattr(model, "predict_proba")
         self._labels_from_proba = False
         if self._proba:
@@ -177,7 +177,8 @@ def convert_to_onnx(model: Any, schema: InputSchema) -> bytes:
     options = {id(patched): {"zipmap": False}} if hasattr(patched, "predict_proba") else None
     try:
         with _skl2onnx_bool_attributes():
-            onx = convert_sklearn(patched, initial_types=inputs, options=options)
+            # a fixed graph name (the default is a random uuid): the same model, the same bytes
+            onx = convert_sklearn(patched, initial_types=inputs, options=options, name="modelci")
     except Exception as error:  # skl2onnx raises many types for unsupported models
         first = str(error).splitlines()[0][:200] if str(error) else ""
         raise RuntimeUnavailableError(
@@ -189,7 +190,7 @@ def convert_to_onnx(model: Any, schema: InputSchema) -> bytes:
 class OnnxPredictor:
     runtime = "onnx"
 
-    def __init__(self, onnx_bytes: bytes, model: Any, schema: InputSchema) -> None:
+    def __init__(self, onnx_bytes: bytes, classes: list[Any] | None, schema: InputSchema) -> None:
         import onnxruntime as ort
 
         options = ort.SessionOptions()
@@ -198,8 +199,13 @@ class OnnxPredictor:
         options.log_severity_level = 3
         self.session = ort.InferenceSession(onnx_bytes, options, providers=["CPUExecutionProvider"])
         self.schema = schema
-        self.classes = _json_classes(model)
+        self.classes = classes
         kinds = {item.name: item.type for item in self.session.get_inputs()}
+        if set(kinds) != set(schema.names):
+            raise RuntimeUnavailableError(
+                f"the ONNX model takes inputs {sorted(kinds)} but the input schema declares "
+                f"{sorted(schema.names)}"
+            )
         self._inputs = [(spec.name, kinds[spec.name]) for spec in schema.fields]
         self._outputs = [item.name for item in self.session.get_outputs()]
 
@@ -266,27 +272,40 @@ def check_columns(model: Any, schema: InputSchema) -> None:
         )
 
 
+def checked_onnx(model: Any, schema: InputSchema) -> tuple[bytes, str]:
+    """Convert ``model`` and check ONNX Runtime against scikit-learn on :data:`CHECK_ROWS` rows
+    spanning the schema: the ONNX bytes and a note, or RuntimeUnavailableError saying why not."""
+    check_columns(model, schema)
+    onnx_bytes = convert_to_onnx(model, schema)
+    try:
+        onnx_predictor = OnnxPredictor(onnx_bytes, json_classes(model), schema)
+        batch = schema.columns_from_records(schema.example_rows(CHECK_ROWS, seed=2))
+        problem = compare(
+            SklearnPredictor(model, schema).predict(batch), onnx_predictor.predict(batch)
+        )
+    except RuntimeUnavailableError:
+        raise
+    except Exception as error:  # session and comparison failures alike
+        raise RuntimeUnavailableError(f"ONNX Runtime cannot serve the model: {error}") from None
+    if problem is not None:
+        raise RuntimeUnavailableError(f"ONNX Runtime disagrees with scikit-learn: {problem}")
+    return onnx_bytes, f"matches scikit-learn within {PROBA_TOLERANCE:g} on {CHECK_ROWS} rows"
+
+
 def build_predictor(
     model: Any, schema: InputSchema, runtime: Runtime = "auto"
 ) -> tuple[Predictor, str]:
-    """The predictor to serve with, and a note saying which runtime and why."""
+    """The predictor to serve with, and a note saying which runtime and why (converting and
+    checking at start-up: the path taken when no build-time export matches the model)."""
     check_columns(model, schema)
     sklearn_predictor = SklearnPredictor(model, schema)
     if runtime == "sklearn":
         return sklearn_predictor, "scikit-learn (requested)"
     try:
-        onnx_predictor = OnnxPredictor(convert_to_onnx(model, schema), model, schema)
-        batch = schema.columns_from_records(schema.example_rows(CHECK_ROWS, seed=2))
-        problem = compare(sklearn_predictor.predict(batch), onnx_predictor.predict(batch))
-        if problem is not None:
-            raise RuntimeUnavailableError(f"ONNX Runtime disagrees with scikit-learn: {problem}")
-    except Exception as error:  # conversion, session and comparison failures alike
+        onnx_bytes, note = checked_onnx(model, schema)
+    except RuntimeUnavailableError as error:
         if runtime == "onnx":
-            if isinstance(error, RuntimeUnavailableError):
-                raise
-            raise RuntimeUnavailableError(f"ONNX Runtime cannot serve the model: {error}") from None
+            raise
         reason = str(error).splitlines()[0][:300] if str(error) else type(error).__name__
         return sklearn_predictor, f"scikit-learn (ONNX not used: {reason})"
-    return onnx_predictor, (
-        f"ONNX Runtime (matches scikit-learn within {PROBA_TOLERANCE:g} on {CHECK_ROWS} rows)"
-    )
+    return OnnxPredictor(onnx_bytes, sklearn_predictor.classes, schema), f"ONNX Runtime ({note})"

@@ -14,11 +14,10 @@ import random
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from operator import itemgetter
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from modelci.config import DataParams
 from modelci.serving import colcheck
 from modelci.serving.fields import (
     MISSING,
@@ -29,6 +28,9 @@ from modelci.serving.fields import (
     short,
     type_name,
 )
+
+if TYPE_CHECKING:
+    from modelci.config import DataParams
 
 __all__ = [
     "MAX_PROBLEMS",

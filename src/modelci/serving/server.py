@@ -8,7 +8,7 @@ import signal
 import sys
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from types import FrameType
 from typing import Any
@@ -16,10 +16,10 @@ from typing import Any
 from modelci import model_source
 from modelci.serving import defaults, workers
 from modelci.serving.app import ServedModel, ServingApp, Settings
+from modelci.serving.exported import find_export
 from modelci.serving.predlog import PredictionLog
-from modelci.serving.runtime import Runtime, build_predictor
+from modelci.serving.runtime import OnnxPredictor, Predictor, Runtime, build_predictor
 from modelci.serving.schema import InputSchema
-
 
 # Seconds a connection idle when a drain starts stays open for a request in flight on the wire.
 DRAIN_IDLE_GRACE = 0.5
@@ -51,28 +51,40 @@ class ServeConfig:
 
 
 def load_served(config: ServeConfig) -> ServedModel:
-    """Resolve, verify and load the model, pick the runtime and pass one warm-up prediction."""
+    """Resolve and verify the model; serve its build-time ONNX export when one matches it (no
+    scikit-learn import, no conversion), else load it and pick the runtime; one warm-up
+    prediction either way."""
     from modelci.config import load_service_params
 
     params = load_service_params(config.params_path)
     schema = InputSchema.from_params(params.data)
-    loaded = model_source.load(
-        config.model_uri,
-        extra_trusted=params.trusted_types,
-        tracking_uri=config.tracking_uri,
-        expected_sha256=config.expected_sha256,
-        metrics_file=config.metrics_file,
-    )
-    if config.threads > 0:
-        from threadpoolctl import threadpool_limits
+    data, info = model_source.fetch(config.model_uri, config.tracking_uri, config.expected_sha256)
+    if config.metrics_file is not None and not info.metrics:
+        info = replace(info, metrics=model_source.read_metrics(config.metrics_file))
+    predictor: Predictor | None = None
+    if config.runtime != "sklearn":
+        export, why_not = find_export(
+            info.kind, info.uri, info.run_id, info.sha256, config.tracking_uri
+        )
+        if export is not None:
+            predictor = OnnxPredictor(export.onnx, export.classes, schema)
+            note = f"ONNX Runtime ({export.note})"
+    if predictor is None:
+        from modelci.modelfile import load_model_bytes
 
-        # Single-row requests are slower with an OpenMP/BLAS pool than without one (much slower
-        # on a busy machine). threadpoolctl limits only libraries already loaded, so this runs
-        # after the model (and with it scikit-learn's OpenMP runtime) is loaded.
-        threadpool_limits(limits=config.threads)
-    predictor, note = build_predictor(loaded.model, schema, config.runtime)
+        model = load_model_bytes(data, info.uri, params.trusted_types)
+        if config.threads > 0:
+            from threadpoolctl import threadpool_limits
+
+            # Single-row requests are slower with an OpenMP/BLAS pool than without one (much
+            # slower on a busy machine). threadpoolctl limits only libraries already loaded, so
+            # this runs after the model (and with it scikit-learn's OpenMP runtime) is loaded.
+            threadpool_limits(limits=config.threads)
+        predictor, note = build_predictor(model, schema, config.runtime)
+        if config.runtime != "sklearn" and predictor.runtime == "onnx":
+            note += f"; converted at start-up: {why_not}"
     predictor.predict(schema.columns_from_records(schema.example_rows(1)))  # warm-up
-    return ServedModel(info=loaded.info, schema=schema, predictor=predictor, runtime_note=note)
+    return ServedModel(info=info, schema=schema, predictor=predictor, runtime_note=note)
 
 
 def _alias_poller(config: ServeConfig) -> Callable[[], str | None] | None:
