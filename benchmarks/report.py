@@ -27,7 +27,9 @@ def machine() -> str:
     cpus = os.cpu_count()
     python = platform.python_version()
     load = os.getloadavg()[0]
-    return f"{platform.system()} {platform.machine()}, {cpus} CPUs, Python {python}, load {load:.1f}"
+    return (
+        f"{platform.system()} {platform.machine()}, {cpus} CPUs, Python {python}, load {load:.1f}"
+    )
 
 
 def median(samples: Sequence[float]) -> float:
