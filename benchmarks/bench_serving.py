@@ -1,7 +1,8 @@
 """Serving throughput, latency, cold start and memory, side by side; writes docs/benchmarks.md.
 
-In a fresh clone of the committed repository the pipeline runs once (`dvc repro`, which also
-writes the build-time ONNX export `models/onnx`), its MLflow run is registered as
+In a fresh clone of the committed repository the pipeline runs once (`dvc repro --force`: the
+committed outputs would let it skip evaluate, which logs the MLflow run; export writes the
+build-time ONNX export `models/onnx`), that run is registered as
 `models:/bench-serving@champion`, and these servers run at once on 127.0.0.1, each started and
 stopped by PID:
 
@@ -69,7 +70,7 @@ def prepare(work: Path) -> tuple[Path, str]:
     (repo / "mlflow.db").unlink(missing_ok=True)
     print("bench-serving: dvc repro in a fresh clone ...", flush=True)
     subprocess.run(  # noqa: S603
-        [str(BIN / "dvc"), "repro", "--quiet"], cwd=repo, env=env(), check=True
+        [str(BIN / "dvc"), "repro", "--quiet", "--force"], cwd=repo, env=env(), check=True
     )
     tracking = f"sqlite:///{repo / 'mlflow.db'}"
     import mlflow
@@ -151,7 +152,9 @@ def start(server: Server, repo: Path, tracking: str) -> None:
     server.port = free_port()
     args = [*server.args, "--port", str(server.port)]
     began = time.perf_counter()
-    server.process = ServerProcess(args, server.port, cwd=repo, env=env(MLFLOW_TRACKING_URI=tracking))
+    server.process = ServerProcess(
+        args, server.port, cwd=repo, env=env(MLFLOW_TRACKING_URI=tracking)
+    )
     try:
         server.process.wait_ready(server.ready, timeout=300)
     except BaseException:
@@ -166,9 +169,21 @@ def start(server: Server, repo: Path, tracking: str) -> None:
 def wrk(port: int, body: Path, connections: int, seconds: float, lua: Path) -> tuple[float, float]:
     """(requests/s, p50 latency in s) of one wrk run; raises if any response is not 2xx."""
     done = subprocess.run(  # noqa: S603
-        ["/usr/bin/wrk", "-t", str(min(connections, 2)), "-c", str(connections),
-         "-d", f"{seconds:g}s", "--timeout", "120s", "--latency", "-s", str(lua),
-         f"http://127.0.0.1:{port}/invocations"],  # fmt: skip
+        [
+            "/usr/bin/wrk",
+            "-t",
+            str(min(connections, 2)),
+            "-c",
+            str(connections),
+            "-d",
+            f"{seconds:g}s",
+            "--timeout",
+            "120s",
+            "--latency",
+            "-s",
+            str(lua),
+            f"http://127.0.0.1:{port}/invocations",
+        ],
         capture_output=True,
         text=True,
         env={**os.environ, "BENCH_BODY": str(body)},
@@ -191,8 +206,9 @@ def in_process_row(repo: Path) -> dict[str, float]:
     from modelci.serving.payload import batch_from_invocation
     from modelci.serving.server import ServeConfig, load_served
 
-    served = load_served(ServeConfig(model_uri=str(repo / "models/model.skops"),
-                                     params_path=repo / "params.yaml"))  # fmt: skip
+    served = load_served(
+        ServeConfig(model_uri=str(repo / "models/model.skops"), params_path=repo / "params.yaml")
+    )
     row = served.schema.example_rows(1, seed=3)[0]
     payload = {"dataframe_split": {"columns": list(row), "data": [list(row.values())]}}
     samples_validate, samples_predict = [], []
@@ -230,15 +246,30 @@ def main() -> None:
         lua.write_text(LUA, encoding="utf-8")
         floor = in_process_row(repo)
         ours = [str(BIN / "modelci"), "serve", "--model", "models/model.skops"]
-        theirs = [str(BIN / "mlflow"), "models", "serve", "-m", URI, "--env-manager", "local",
-                  "--host", "127.0.0.1"]  # fmt: skip
+        theirs = [
+            str(BIN / "mlflow"),
+            "models",
+            "serve",
+            "-m",
+            URI,
+            "--env-manager",
+            "local",
+            "--host",
+            "127.0.0.1",
+        ]
         servers = [
             Server("modelci onnx, 1 worker", [*ours, "--workers", "1"], "/ready"),
             Server(f"modelci onnx, {cores} workers", [*ours, "--workers", str(cores)], "/ready"),
-            Server("modelci sklearn, 1 worker",
-                   [*ours, "--workers", "1", "--runtime", "sklearn"], "/ready"),  # fmt: skip
-            Server(f"modelci sklearn, {cores} workers",
-                   [*ours, "--workers", str(cores), "--runtime", "sklearn"], "/ready"),  # fmt: skip
+            Server(
+                "modelci sklearn, 1 worker",
+                [*ours, "--workers", "1", "--runtime", "sklearn"],
+                "/ready",
+            ),
+            Server(
+                f"modelci sklearn, {cores} workers",
+                [*ours, "--workers", str(cores), "--runtime", "sklearn"],
+                "/ready",
+            ),
             Server("mlflow, 1 worker", [*theirs, "--workers", "1"], "/ping"),
             Server(f"mlflow, {cores} workers", [*theirs, "--workers", str(cores)], "/ping"),
         ]
@@ -276,14 +307,29 @@ def main() -> None:
         rows_out.append(
             [f"{cell[0]:,}", str(cell[1])]
             + [f"{median(s.rps[cell]):.1f}" for s in servers]
-            + [f"{ratio(one, ml_one, cell):.1f}x", f"{ratio(many, ml_many, cell):.1f}x",
-               f"{ratio(many, one, cell):.2f}x"]  # fmt: skip
+            + [
+                f"{ratio(one, ml_one, cell):.1f}x",
+                f"{ratio(many, ml_many, cell):.1f}x",
+                f"{ratio(many, one, cell):.2f}x",
+            ]
         )
-    header = ["rows", "conns", *[s.label for s in servers],
-              "onnx/mlflow 1w", f"onnx/mlflow {cores}w", f"onnx {cores}w/1w"]  # fmt: skip
+    header = [
+        "rows",
+        "conns",
+        *[s.label for s in servers],
+        "onnx/mlflow 1w",
+        f"onnx/mlflow {cores}w",
+        f"onnx {cores}w/1w",
+    ]
     latency = [
-        [s.label, f"{median(s.p50[(1, 1)]) * 1000:.2f}", f"{median(s.p50[(10_000, 1)]) * 1000:.1f}",
-         f"{s.cold_start:.2f}", f"{s.idle_rss:.0f}", f"{peak[s.label]:.0f}"]  # fmt: skip
+        [
+            s.label,
+            f"{median(s.p50[(1, 1)]) * 1000:.2f}",
+            f"{median(s.p50[(10_000, 1)]) * 1000:.1f}",
+            f"{s.cold_start:.2f}",
+            f"{s.idle_rss:.0f}",
+            f"{peak[s.label]:.0f}",
+        ]
         for s in servers
     ]
     worst_1w = min(ratio(one, ml_one, cell) for cell in cells)
@@ -297,8 +343,17 @@ def main() -> None:
         f"pyfunc). {cores} CPUs available; wrk shares them.\n\n"
         + table(header, rows_out)
         + "\n\n"
-        + table(["server", "p50 ms, 1 row", "p50 ms, 10,000 rows", "cold start s",
-                 "idle RSS MB", "peak RSS MB"], latency)  # fmt: skip
+        + table(
+            [
+                "server",
+                "p50 ms, 1 row",
+                "p50 ms, 10,000 rows",
+                "cold start s",
+                "idle RSS MB",
+                "peak RSS MB",
+            ],
+            latency,
+        )
         + "\n\n"
         f"In process, one row: validation {floor['validate'] * 1e6:.0f} us, ONNX predict "
         f"{floor['predict'] * 1e6:.0f} us (the most adaptive micro-batching could save per "
