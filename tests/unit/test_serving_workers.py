@@ -47,3 +47,16 @@ def test_bad_connection_options_are_refused(
 
     assert main(["serve", "--model", "models/model.skops", *args]) == 2  # a usage error
     assert text in capsys.readouterr().err
+
+
+def test_the_shared_socket_is_tcp_so_asyncio_sets_nodelay() -> None:
+    import socket
+
+    from modelci.serving.workers import listening_socket
+
+    sock = listening_socket("127.0.0.1", 0)
+    try:
+        assert sock.proto == socket.IPPROTO_TCP  # else responses wait for delayed ACKs
+        assert sock.get_inheritable()
+    finally:
+        sock.close()
