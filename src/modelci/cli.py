@@ -61,6 +61,15 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_export(args: argparse.Namespace) -> int:
+    from modelci.config import load_params
+    from modelci.pipeline import export
+
+    note = export.run(load_params(Path(args.params)))
+    print(f"export: wrote models/onnx ({note})")
+    return 0
+
+
 def cmd_check_params(args: argparse.Namespace) -> int:
     from modelci.config import checked_model_tests
 
@@ -83,6 +92,7 @@ COMMANDS: dict[str, tuple[Handler, str]] = {
     "prepare": (cmd_prepare, "validate the raw data and split it into train and test"),
     "train": (cmd_train, "fit the model pipeline and write models/model.skops"),
     "evaluate": (cmd_evaluate, "write metrics, slice metrics, plot data and the model card"),
+    "export": (cmd_export, "convert the model to ONNX and check it against scikit-learn"),
     "check-params": (cmd_check_params, "validate params.yaml and exit"),
 }
 

@@ -19,6 +19,7 @@ def start_serve(repo: Path, *args: str, **env: str) -> ServerProcess:
     """``modelci serve ARGS`` on a free 127.0.0.1 port in ``repo``, once ``/ready`` answers 200;
     stopped by the caller (``stop()`` then ``cleanup()``)."""
     port = free_port()
+    env = {"MODELCI_WORKERS": "1", **env}  # one process unless a test asks for more
     server = ServerProcess(
         [MODELCI, "serve", *args, "--port", str(port)], port, cwd=repo, env=tool_env(**env)
     )

@@ -101,10 +101,20 @@ def test_param_changes_rerun_only_dependent_stages(pipeline_repo: Path, tmp_path
     assert ran_stages(run(["dvc", "repro"], repo).stdout) == ["prepare", "evaluate"]
 
     edit_params(repo, "train", "scale_numeric", False)
-    assert ran_stages(run(["dvc", "repro"], repo).stdout) == ["prepare", "train", "evaluate"]
+    assert ran_stages(run(["dvc", "repro"], repo).stdout) == [
+        "prepare",
+        "train",
+        "export",
+        "evaluate",
+    ]
 
     edit_params(repo, "prepare", "seed", 7)
-    assert ran_stages(run(["dvc", "repro"], repo).stdout) == ["prepare", "train", "evaluate"]
+    assert ran_stages(run(["dvc", "repro"], repo).stdout) == [
+        "prepare",
+        "train",
+        "export",
+        "evaluate",
+    ]
 
 
 def test_mlflow_run_has_metrics_and_lineage(pipeline_repo: Path) -> None:
@@ -150,7 +160,7 @@ def test_experiment_run_is_listed(pipeline_repo: Path, tmp_path: Path) -> None:
     done = run(
         ["dvc", "exp", "run", "-n", "deeper", "-S", "train.estimator_params.max_iter=50"], repo
     )
-    assert ran_stages(done.stdout) == ["prepare", "train", "evaluate"]
+    assert ran_stages(done.stdout) == ["prepare", "train", "export", "evaluate"]
     shown = run(["dvc", "exp", "show", "--json"], repo)
     assert "deeper" in shown.stdout
     assert "max_iter" in shown.stdout
@@ -192,7 +202,7 @@ def test_own_data_example_of_the_docs_runs_as_written(tmp_path: Path) -> None:
     run(["modelci", "check-params"], repo)
 
     done = run(["dvc", "repro"], repo)
-    assert ran_stages(done.stdout) == ["prepare", "train", "evaluate"]
+    assert ran_stages(done.stdout) == ["prepare", "train", "export", "evaluate"]
     metrics = json.loads((repo / "metrics.json").read_text())
     assert set(metrics) == {"rmse", "mae", "r2"}
     assert metrics["r2"] > 0.8
@@ -204,7 +214,12 @@ def test_own_data_example_of_the_docs_runs_as_written(tmp_path: Path) -> None:
     # Changing the user's data re-runs the whole pipeline.
     frame.head(300).to_csv(repo / "data/houses.csv", index=False)
     run(["dvc", "add", "-q", "data/houses.csv"], repo)
-    assert ran_stages(run(["dvc", "repro"], repo).stdout) == ["prepare", "train", "evaluate"]
+    assert ran_stages(run(["dvc", "repro"], repo).stdout) == [
+        "prepare",
+        "train",
+        "export",
+        "evaluate",
+    ]
 
 
 def _closed_port() -> int:

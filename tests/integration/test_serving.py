@@ -350,7 +350,7 @@ def test_bad_input_gets_a_4xx_naming_the_problem_and_the_server_stays_healthy(
     assert status == expected, raw[:500]
     assert headers["content-type"] == "application/json"
     error = json.loads(raw)
-    assert set(error) <= {"error_code", "message", "problems"}
+    assert set(error) <= {"error_code", "message", "problems", "problem_count"}
     assert error["error_code"]
     assert error["message"]
     assert len(raw) < 4000, "the error must not echo large input"

@@ -57,6 +57,9 @@ class Registry:
         staging.mkdir(parents=True)
         (staging / "model.skops").write_bytes(data)
         self.client.log_artifact(run_.info.run_id, str(staging / "model.skops"), "model_file")
+        export = model_file.parent / "onnx"  # the build-time ONNX export, as register logs it
+        if export.is_dir():
+            self.client.log_artifacts(run_.info.run_id, str(export), "onnx")
         self.client.log_metric(run_.info.run_id, "accuracy", 0.8)
         self.client.set_terminated(run_.info.run_id)
         version = self.client.create_model_version(
@@ -203,6 +206,8 @@ def test_serves_the_champion_with_its_lineage(
     assert info["git_commit"] == "a" * 40
     assert info["metrics"] == {"accuracy": 0.8}
     assert len(info["run_id"]) == 32
+    assert info["runtime"] == "onnx"
+    assert "exported at build time" in info["runtime_note"]
 
 
 def test_admin_reload_needs_the_token(champion_server: tuple[ServerProcess, str]) -> None:

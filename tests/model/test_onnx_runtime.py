@@ -17,6 +17,7 @@ from modelci.serving.runtime import (
     SklearnPredictor,
     build_predictor,
     convert_to_onnx,
+    json_classes,
 )
 from modelci.serving.schema import InputSchema
 
@@ -37,7 +38,7 @@ def test_columns(test_frame: pd.DataFrame, schema: InputSchema) -> dict[str, lis
 def test_onnx_matches_sklearn_on_the_test_set(
     model: Any, schema: InputSchema, test_frame: pd.DataFrame, test_columns: dict[str, list[Any]]
 ) -> None:
-    onnx = OnnxPredictor(convert_to_onnx(model, schema), model, schema)
+    onnx = OnnxPredictor(convert_to_onnx(model, schema), json_classes(model), schema)
     got = onnx.predict(test_columns)
     features = test_frame[list(schema.names)]
     expected_proba = model.predict_proba(features)
@@ -78,7 +79,9 @@ def test_missing_values_reach_both_runtimes_alike(model: Any, params: Params) ->
     for index, row in enumerate(rows):
         row[schema.names[index % len(schema.names)]] = None
     columns = schema.columns_from_records(rows)
-    onnx = OnnxPredictor(convert_to_onnx(model, schema), model, schema).predict(columns)
+    onnx = OnnxPredictor(convert_to_onnx(model, schema), json_classes(model), schema).predict(
+        columns
+    )
     reference = SklearnPredictor(model, schema).predict(columns)
     assert onnx.probabilities is not None
     assert reference.probabilities is not None

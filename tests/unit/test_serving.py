@@ -15,17 +15,13 @@ from hypothesis import strategies as st
 
 from modelci import model_source
 from modelci.model_source import ModelInfo, ModelSourceError
+from modelci.serving import defaults
 from modelci.serving.app import ServedModel, ServingApp, Settings
 from modelci.serving.openapi import openapi_document
+from modelci.serving.payload import batch_from_body, batch_from_invocation
 from modelci.serving.predlog import PredictionLog, log_files, read_log
 from modelci.serving.runtime import Prediction
-from modelci.serving.schema import (
-    FieldSpec,
-    InputError,
-    InputSchema,
-    records_from_body,
-    records_from_invocation,
-)
+from modelci.serving.schema import Batch, FieldSpec, InputError, InputSchema, RawBatch
 
 pytestmark = pytest.mark.unit
 
@@ -51,13 +47,14 @@ def problems(rows: list[Any]) -> list[tuple[int, str | None, str]]:
 def test_valid_rows_become_columns_in_schema_order() -> None:
     columns = SCHEMA.columns_from_records([ROW, {**ROW, "count": None, "size": 3}])
     assert list(columns) == ["color", "size", "count", "flag"]
-    assert columns["count"] == [2, None]
-    assert columns["size"] == [1.5, 3.0]
+    assert columns["count"][0] == 2
+    assert np.isnan(columns["count"][1])
+    assert columns["size"].tolist() == [1.5, 3.0]
 
 
 def test_nullable_field_may_be_omitted_but_others_may_not() -> None:
     row = {k: v for k, v in ROW.items() if k != "count"}
-    assert SCHEMA.columns_from_records([row])["count"] == [None]
+    assert np.isnan(SCHEMA.columns_from_records([row])["count"]).tolist() == [True]
     assert problems([{k: v for k, v in ROW.items() if k != "size"}]) == [
         (0, "size", "required field is missing")
     ]
@@ -91,7 +88,7 @@ def test_each_problem_names_row_field_and_what_is_wrong(
 
 
 def test_whole_floats_are_accepted_for_int_columns() -> None:
-    assert SCHEMA.columns_from_records([{**ROW, "count": 3.0}])["count"] == [3]
+    assert SCHEMA.columns_from_records([{**ROW, "count": 3.0}])["count"].tolist() == [3]
 
 
 def test_problems_are_capped_and_long_values_are_not_echoed() -> None:
@@ -102,16 +99,22 @@ def test_problems_are_capped_and_long_values_are_not_echoed() -> None:
     assert len(long_name[0][1] or "") <= 64
 
 
+def _rows(batch: Batch) -> list[dict[str, Any]]:
+    plain = {name: values.tolist() for name, values in batch.items()}
+    count = len(next(iter(plain.values())))
+    return [{name: plain[name][i] for name in plain} for i in range(count)]
+
+
 def test_request_body_shapes() -> None:
-    assert records_from_body(ROW, 10) == [ROW]
-    assert records_from_body([ROW, ROW], 10) == [ROW, ROW]
+    assert _rows(SCHEMA.validate(batch_from_body(ROW, SCHEMA, 10))) == [ROW]
+    assert _rows(SCHEMA.validate(batch_from_body([ROW, ROW], SCHEMA, 10))) == [ROW, ROW]
     with pytest.raises(InputError, match="got 0 rows"):
-        records_from_body([], 10)
+        batch_from_body([], SCHEMA, 10)
     with pytest.raises(InputError, match="too many rows") as caught:
-        records_from_body([ROW] * 11, 10)
+        batch_from_body([ROW] * 11, SCHEMA, 10)
     assert caught.value.status == 413
     with pytest.raises(InputError, match="got string"):
-        records_from_body("row", 10)
+        batch_from_body("row", SCHEMA, 10)
 
 
 def test_mlflow_invocation_formats_all_give_the_same_rows() -> None:
@@ -125,7 +128,7 @@ def test_mlflow_invocation_formats_all_give_the_same_rows() -> None:
         {"inputs": {name: [value] for name, value in ROW.items()}},
     ]
     for form in forms:
-        assert records_from_invocation(form, 10) == [ROW], form
+        assert _rows(SCHEMA.validate(batch_from_invocation(form, SCHEMA, 10))) == [ROW], form
 
 
 @pytest.mark.parametrize(
@@ -145,7 +148,7 @@ def test_mlflow_invocation_formats_all_give_the_same_rows() -> None:
 )
 def test_malformed_invocations_are_client_errors(payload: Any, text: str) -> None:
     with pytest.raises(InputError) as caught:
-        records_from_invocation(payload, 10)
+        SCHEMA.validate(batch_from_invocation(payload, SCHEMA, 10))
     assert caught.value.status in (400, 422)
     assert text in caught.value.message
 
@@ -176,7 +179,7 @@ def test_prediction_log_samples_rotates_and_reads_back(tmp_path: Path) -> None:
     log = PredictionLog(tmp_path, sample_rate=1.0, max_bytes=2000, backups=2)
     columns = SCHEMA.columns_from_records([ROW] * 5)
     for _ in range(20):
-        log.submit({"model_version": "3"}, columns, _prediction(5))
+        log.submit({"model_version": "3"}, columns, _prediction(5), "req-1")
     log.close()
     files = log_files(tmp_path)
     assert [f.name for f in files] == [
@@ -190,6 +193,7 @@ def test_prediction_log_samples_rotates_and_reads_back(tmp_path: Path) -> None:
     assert records[-1] == {
         "ts": records[-1]["ts"],
         "model_version": "3",
+        "request_id": "req-1",
         "input": ROW,
         "prediction": 1,
         "probabilities": [0.25, 0.75],
@@ -200,7 +204,7 @@ def test_prediction_log_drops_instead_of_growing(tmp_path: Path) -> None:
     log = PredictionLog(tmp_path, sample_rate=0.0, queue_size=2)
     assert not any(log.sampled() for _ in range(100))
     columns = SCHEMA.columns_from_records([ROW])
-    accepted = [log.submit({}, columns, _prediction(1)) for _ in range(10_000)]
+    accepted = [log.submit({}, columns, _prediction(1), "r") for _ in range(10_000)]
     assert log.dropped == accepted.count(False)
     log.close()
     with pytest.raises(ValueError, match="sample_rate"):
@@ -268,7 +272,7 @@ class StubPredictor:
         self.fail = fail
         self.classes: list[Any] | None = [0, 1]
 
-    def predict(self, columns: dict[str, list[Any]]) -> Prediction:
+    def predict(self, columns: Batch) -> Prediction:
         if self.fail:
             raise ValueError("boom inside the model")
         return _prediction(len(columns["color"]))
@@ -398,7 +402,7 @@ def test_a_malformed_environment_default_is_a_usage_error_of_serve_only(
     assert "Traceback" not in err
     monkeypatch.setenv("MODELCI_PORT", "9090")
     args = build_parser().parse_args(["serve", "--log-sample-rate", "0.5"])
-    assert (args.port, args.log_sample_rate, args.max_rows) == (9090, 0.5, 5000)
+    assert (args.port, args.log_sample_rate, args.max_rows) == (9090, 0.5, defaults.MAX_ROWS)
 
 
 def test_serve_fails_fast_when_the_tracking_server_is_unreachable(
@@ -451,7 +455,7 @@ ROWISH = st.dictionaries(
 @settings(max_examples=300, deadline=None)
 @given(payload=JSON_VALUES | st.lists(ROWISH, max_size=5) | ROWISH)
 def test_any_json_is_either_valid_rows_or_an_input_error(payload: Any) -> None:
-    for parse in (records_from_body, records_from_invocation):
+    for parse in (batch_from_body, batch_from_invocation):
         outcome = _validate(parse, payload)
         if isinstance(outcome, InputError):
             assert 400 <= outcome.status < 500
@@ -464,8 +468,8 @@ def test_any_json_is_either_valid_rows_or_an_input_error(payload: Any) -> None:
 
 def _validate(parse: Any, payload: Any) -> Any:
     try:
-        rows = parse(payload, 10)
-        return rows, SCHEMA.columns_from_records(rows)
+        raw: RawBatch = parse(payload, SCHEMA, 10)
+        return range(raw.rows), SCHEMA.validate(raw)
     except InputError as error:
         return error
 
@@ -487,4 +491,4 @@ def _validate(parse: Any, payload: Any) -> Any:
 )
 def test_rows_valid_by_the_openapi_schema_are_accepted(rows: list[dict[str, Any]]) -> None:
     columns = SCHEMA.columns_from_records(rows)
-    assert columns["color"] == [row["color"] for row in rows]
+    assert columns["color"].tolist() == [row["color"] for row in rows]

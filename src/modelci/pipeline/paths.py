@@ -12,6 +12,7 @@ class StagePaths:
     test: Path = Path("data/prepared/test.parquet")
     profile: Path = Path("data/prepared/profile.json")
     model: Path = Path("models/model.skops")
+    onnx: Path = Path("models/onnx")
     metrics: Path = Path("metrics.json")
     slices: Path = Path("reports/slices.json")
     predictions: Path = Path("reports/predictions.parquet")

@@ -231,6 +231,12 @@ def register(
         )
 
     run_id = _ensure_run(params, paths, data, sha256)
+    if (paths.onnx / "manifest.json").is_file():
+        # the build-time ONNX export (bound to this model's sha256 by its manifest), next to
+        # model_file/model.skops: `modelci serve` of this version then starts without converting
+        reg.call(
+            "logging the ONNX export", reg.client.log_artifacts, run_id, str(paths.onnx), "onnx"
+        )
     run = reg.call("reading the source run", reg.client.get_run, run_id)
     lock_hashes = dvc_lock_hashes()
     tags = {

@@ -17,6 +17,7 @@ import contextlib
 import hmac
 import importlib
 import json
+import os
 import signal
 import sys
 import time
@@ -29,16 +30,14 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
 
 from modelci import __version__
 from modelci.model_source import ModelInfo
+from modelci.serving import defaults
 from modelci.serving.input_monitor import InputMonitor
+from modelci.serving.payload import batch_from_body, batch_from_csv, batch_from_invocation
 from modelci.serving.predlog import PredictionLog
+from modelci.serving.requestid import request_id
 from modelci.serving.runtime import Prediction, Predictor
-from modelci.serving.schema import (
-    InputError,
-    InputSchema,
-    records_from_body,
-    records_from_invocation,
-    short,
-)
+from modelci.serving.schema import Batch, InputError, InputSchema, RawBatch, short
+from modelci.serving.workers import METRICS_DIR_ENV, in_worker
 
 Scope = dict[str, Any]
 Message = dict[str, Any]
@@ -90,8 +89,8 @@ class ServedModel:
 
 @dataclass(frozen=True)
 class Settings:
-    max_body_bytes: int = 1024 * 1024
-    max_rows: int = 5000
+    max_body_bytes: int = defaults.MAX_BODY_BYTES
+    max_rows: int = defaults.MAX_ROWS
     # Batches above this many rows run in a worker thread so /health keeps answering meanwhile;
     # smaller ones run inline, which is faster than a thread hop.
     inline_rows: int = 64
@@ -109,7 +108,14 @@ class _Metrics:
         2.5, 5.0,
     )  # fmt: skip
 
-    def __init__(self) -> None:
+    def __init__(self, shared_dir: str | None = None) -> None:
+        """``shared_dir``: prometheus_client's multiprocess directory when this process is one
+        of several workers; samples then go to files there and :meth:`exposition` sums them."""
+        self.shared_dir = shared_dir
+        if shared_dir is not None:
+            from prometheus_client import values
+
+            values.ValueClass = values.MultiProcessValue()  # type: ignore[no-untyped-call]
         self.registry = CollectorRegistry()
         labels = ("path", "method", "status")
         self.requests = Counter(
@@ -140,14 +146,25 @@ class _Metrics:
             registry=self.registry,
         )
         self.inflight = Gauge(
-            "modelci_inflight_requests", "Requests being processed", registry=self.registry
+            "modelci_inflight_requests",
+            "Requests being processed",
+            registry=self.registry,
+            multiprocess_mode="livesum",
         )
         self.model_info = Gauge(
             "modelci_model_info",
-            "The served model (value 1)",
+            "The served model (value 1; one series per worker pid with several workers)",
             ("version", "sha256", "runtime"),
             registry=self.registry,
+            multiprocess_mode="liveall",
         )
+        self.connections_closed = Counter(
+            "modelci_connections_closed",
+            "Connections closed by the server for a timeout: header_timeout, body_timeout, idle",
+            ("reason",),
+            registry=self.registry,
+        )
+        self._served_labels: tuple[str, str, str] | None = None
         self.reloads = Counter(
             "modelci_model_reloads", "Model reload attempts", ("outcome",), registry=self.registry
         )
@@ -155,13 +172,30 @@ class _Metrics:
             "modelci_prediction_log_dropped",
             "Prediction log entries dropped because the writer fell behind",
             registry=self.registry,
+            multiprocess_mode="livemax",
         )
 
+    def exposition(self) -> bytes:
+        if self.shared_dir is None:
+            return bytes(generate_latest(self.registry))
+        from prometheus_client import multiprocess
+
+        combined = CollectorRegistry()
+        multiprocess.MultiProcessCollector(combined, self.shared_dir)  # type: ignore[no-untyped-call]
+        return bytes(generate_latest(combined))
+
     def serving(self, served: ServedModel) -> None:
-        self.model_info.clear()
-        self.model_info.labels(
-            served.info.version or "", served.info.sha256, served.predictor.runtime
-        ).set(1)
+        if self._served_labels is not None:
+            if self.shared_dir is None:
+                self.model_info.clear()
+            else:  # multiprocess mode cannot clear a series: zero the old one
+                self.model_info.labels(*self._served_labels).set(0)
+        self._served_labels = (
+            served.info.version or "",
+            served.info.sha256,
+            served.predictor.runtime,
+        )
+        self.model_info.labels(*self._served_labels).set(1)
 
     def observe_prediction(self, prediction: Prediction, classifier: bool) -> None:
         self.rows.inc(len(prediction.labels))
@@ -189,14 +223,16 @@ class ServingApp:
         loader: Callable[[], ServedModel] | None = None,
         current_version: Callable[[], str | None] | None = None,
         prediction_log: PredictionLog | None = None,
+        on_admin_reload: Callable[[], None] | None = None,
     ) -> None:
         self.served = served
         self.settings = settings or Settings()
         self.loader = loader
         self.current_version = current_version
         self.prediction_log = prediction_log
+        self.on_admin_reload = on_admin_reload
         self.draining = False
-        self.metrics = _Metrics()
+        self.metrics = _Metrics(os.environ.get(METRICS_DIR_ENV) if in_worker() else None)
         self.input_monitor = InputMonitor(
             served.schema.fields, served.predictor.classes, self.metrics.registry,
             ready=lambda: not self.draining,
@@ -226,6 +262,8 @@ class ServingApp:
         started = time.perf_counter()
         path = scope["path"]
         method = scope["method"]
+        scope["modelci.request_id"] = rid = request_id(_header(scope, b"x-request-id"))
+        send = self._framed(send, rid)
         route = self._routes.get(path)
         label = path if route is not None else "other"
         self.metrics.inflight.inc()
@@ -249,6 +287,20 @@ class ServingApp:
         if code is not None:
             self.metrics.errors.labels(label, str(status), code).inc()
         self.metrics.latency.labels(label).observe(time.perf_counter() - started)
+
+    def _framed(self, send: Send, rid: str) -> Send:
+        """``send`` adding ``X-Request-ID`` to the response, and ``Connection: close`` while
+        draining (the client's next request then opens a connection to another replica)."""
+
+        async def framed(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = [*message.get("headers", ()), (b"x-request-id", rid.encode())]
+                if self.draining:
+                    headers.append((b"connection", b"close"))
+                message = {**message, "headers": headers}
+            await send(message)
+
+        return framed
 
     async def _lifespan(self, receive: Receive, send: Send) -> None:
         while True:
@@ -374,15 +426,20 @@ class ServingApp:
         return error.status, error.code
 
     # -- request bodies ---------------------------------------------------------------------
-    async def _read_json(self, scope: Scope, receive: Receive) -> Any:
+    @staticmethod
+    def _media_type(scope: Scope) -> bytes:
         content_type = (_header(scope, b"content-type") or b"").lower()
-        media = content_type.split(b";", 1)[0].strip()
-        if media != b"application/json":
-            shown = short(content_type.decode("latin-1"), 60) if content_type else "none"
-            raise InputError(
-                415, "UNSUPPORTED_MEDIA_TYPE",
-                f"expected Content-Type application/json, got {shown}",
-            )  # fmt: skip
+        return content_type.split(b";", 1)[0].strip()
+
+    @staticmethod
+    def _unsupported(scope: Scope, expected: str) -> InputError:
+        content_type = _header(scope, b"content-type")
+        shown = short(content_type.decode("latin-1"), 60) if content_type else "none"
+        return InputError(
+            415, "UNSUPPORTED_MEDIA_TYPE", f"expected Content-Type {expected}, got {shown}"
+        )
+
+    async def _read_body(self, scope: Scope, receive: Receive) -> bytes:
         limit = self.settings.max_body_bytes
         declared = _header(scope, b"content-length")
         if declared is not None and declared.isdigit() and int(declared) > limit:
@@ -402,7 +459,11 @@ class ServingApp:
                 break
         body = b"".join(chunks)
         if not body.strip():
-            raise InputError(400, "BAD_REQUEST", "empty body: expected JSON")
+            raise InputError(400, "BAD_REQUEST", "empty body: expected JSON or CSV")
+        return body
+
+    @staticmethod
+    def _parse_json(body: bytes) -> Any:
         try:
             return loads(body)
         except (ValueError, RecursionError) as error:
@@ -410,30 +471,49 @@ class ServingApp:
                 400, "BAD_REQUEST", f"malformed JSON: {short(str(error), 120)}"
             ) from None
 
+    async def _raw_batch(
+        self, scope: Scope, receive: Receive, schema: InputSchema, invocation: bool
+    ) -> RawBatch:
+        """The body as a RawBatch: JSON on both endpoints, CSV on /invocations (as MLflow)."""
+        media = self._media_type(scope)
+        rows = self.settings.max_rows
+        if media == b"application/json":
+            payload = self._parse_json(await self._read_body(scope, receive))
+            if invocation:
+                return batch_from_invocation(payload, schema, rows)
+            return batch_from_body(payload, schema, rows)
+        if invocation and media == b"text/csv":
+            return batch_from_csv(await self._read_body(scope, receive), schema, rows)
+        raise self._unsupported(
+            scope, "application/json or text/csv" if invocation else "application/json"
+        )
+
     # -- handlers ---------------------------------------------------------------------------
     async def _predict(self, scope: Scope, receive: Receive, send: Send) -> tuple[int, str | None]:
-        return await self._scored(scope, receive, send, records_from_body, _predict_payload)
+        return await self._scored(scope, receive, send, False, _predict_payload)
 
     async def _invocations(
         self, scope: Scope, receive: Receive, send: Send
     ) -> tuple[int, str | None]:
-        return await self._scored(
-            scope, receive, send, records_from_invocation, _invocations_payload
-        )
+        return await self._scored(scope, receive, send, True, _invocations_payload)
 
     async def _scored(
         self,
         scope: Scope,
         receive: Receive,
         send: Send,
-        to_rows: Callable[[Any, int], list[Any]],
+        invocation: bool,
         to_payload: Callable[[ServedModel, Prediction], dict[str, Any]],
     ) -> tuple[int, str | None]:
         """Read the body, predict on the model being served now, answer with ``to_payload``."""
         served = self.served
         try:
-            rows = to_rows(await self._read_json(scope, receive), self.settings.max_rows)
-            prediction, columns = await self._run_model(served, rows)
+            raw = await self._raw_batch(scope, receive, served.schema, invocation)
+            if raw.rows > self.settings.inline_rows:
+                # validation and prediction of a large batch off the event loop
+                batch, prediction = await asyncio.to_thread(_score, served, raw)
+            else:
+                batch, prediction = _score(served, raw)
         except InputError as error:
             self.input_monitor.reject(error)
             return await self._error(send, error)
@@ -442,21 +522,8 @@ class ServingApp:
         except _ModelFailureError as failure:
             return await self._model_failure(send, failure)
         payload = to_payload(served, prediction)
-        self._after(served, columns, prediction)
+        self._after(served, batch, prediction, scope["modelci.request_id"])
         return await self._json(send, 200, payload)
-
-    async def _run_model(
-        self, served: ServedModel, rows: list[Any]
-    ) -> tuple[Prediction, dict[str, list[Any]]]:
-        columns = served.schema.columns_from_records(rows)
-        try:
-            if len(rows) > self.settings.inline_rows:
-                prediction = await asyncio.to_thread(served.predictor.predict, columns)
-            else:
-                prediction = served.predictor.predict(columns)
-        except Exception as error:
-            raise _ModelFailureError(error) from None
-        return prediction, columns
 
     async def _model_failure(
         self, send: Send, failure: _ModelFailureError
@@ -471,14 +538,12 @@ class ServingApp:
         await self._send(send, 500, dumps(body))
         return 500, "INTERNAL_ERROR"
 
-    def _after(
-        self, served: ServedModel, columns: dict[str, list[Any]], prediction: Prediction
-    ) -> None:
+    def _after(self, served: ServedModel, batch: Batch, prediction: Prediction, rid: str) -> None:
         self.metrics.observe_prediction(prediction, served.predictor.classes is not None)
-        self.input_monitor.observe(columns, prediction.scores, prediction.labels)
+        self.input_monitor.observe(batch, prediction.scores, prediction.labels)
         log = self.prediction_log
         if log is not None and log.sampled():
-            log.submit(served.log_fields, columns, prediction)
+            log.submit(served.log_fields, batch, prediction, rid)
             self.metrics.log_dropped.set(log.dropped)
 
     async def _health(self, scope: Scope, receive: Receive, send: Send) -> tuple[int, str | None]:
@@ -501,7 +566,7 @@ class ServingApp:
         )
 
     async def _metrics(self, scope: Scope, receive: Receive, send: Send) -> tuple[int, str | None]:
-        body = generate_latest(self.metrics.registry)
+        body = self.metrics.exposition()
         await self._send(send, 200, body, content_type=CONTENT_TYPE_LATEST.encode())
         return 200, None
 
@@ -561,7 +626,17 @@ class ServingApp:
             }
             await self._send(send, status, dumps(body))
             return status, "RELOAD_FAILED"
+        if self.on_admin_reload is not None:
+            self.on_admin_reload()  # e.g. the other workers of this server
         return await self._json(send, 200, {"reloaded": True, "model": fresh.info.to_dict()})
+
+
+def _score(served: ServedModel, raw: RawBatch) -> tuple[Batch, Prediction]:
+    batch = served.schema.validate(raw)
+    try:
+        return batch, served.predictor.predict(batch)
+    except Exception as error:
+        raise _ModelFailureError(error) from None
 
 
 def _predict_payload(served: ServedModel, prediction: Prediction) -> dict[str, Any]:

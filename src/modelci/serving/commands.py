@@ -10,6 +10,8 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from modelci.serving.server import ServeConfig
 
+from modelci.serving import defaults
+
 ENV_PREFIX = "MODELCI_"
 
 
@@ -52,9 +54,9 @@ def register(sub: Any) -> None:
         help="refuse a model whose sha256 differs (MODELCI_MODEL_SHA256)")  # fmt: skip
     add("--metrics-file", default=_env("METRICS_FILE", None), metavar="FILE",
         help="metrics /model shows for a local file (default: ./metrics.json)")  # fmt: skip
-    add("--max-body-bytes", type=int, default=_env("MAX_BODY_BYTES", str(1024 * 1024)),
+    add("--max-body-bytes", type=int, default=_env("MAX_BODY_BYTES", str(defaults.MAX_BODY_BYTES)),
         help="larger bodies get 413 (MODELCI_MAX_BODY_BYTES)")  # fmt: skip
-    add("--max-rows", type=int, default=_env("MAX_ROWS", "5000"),
+    add("--max-rows", type=int, default=_env("MAX_ROWS", str(defaults.MAX_ROWS)),
         help="more rows per request get 413 (MODELCI_MAX_ROWS)")  # fmt: skip
     add("--prediction-log", default=_env("PREDICTION_LOG", None), metavar="DIR",
         help="log sampled predictions here as JSON Lines (MODELCI_PREDICTION_LOG)")  # fmt: skip
@@ -71,7 +73,22 @@ def register(sub: Any) -> None:
     add("--graceful-timeout", type=float, default=_env("GRACEFUL_TIMEOUT", "30"),
         help="then wait this long for in-flight requests (MODELCI_GRACEFUL_TIMEOUT)")  # fmt: skip
     add("--threads", type=int, default=_env("THREADS", "1"),
-        help="OpenMP/BLAS threads; 0 = library default (MODELCI_THREADS)")  # fmt: skip
+        help="OpenMP/BLAS threads per worker; 0 = library default (MODELCI_THREADS)")  # fmt: skip
+    add("--workers", type=int, default=_env("WORKERS", "0"),
+        help="worker processes; 0 = the CPUs the cgroup quota and affinity allow "
+        "(MODELCI_WORKERS)")  # fmt: skip
+    add("--header-timeout", type=float,
+        default=_env("HEADER_TIMEOUT", str(defaults.HEADER_TIMEOUT)),
+        help="seconds to receive a request's headers (MODELCI_HEADER_TIMEOUT)")  # fmt: skip
+    add("--body-timeout", type=float, default=_env("BODY_TIMEOUT", str(defaults.BODY_TIMEOUT)),
+        help="seconds to receive a request's body (MODELCI_BODY_TIMEOUT)")  # fmt: skip
+    add("--keepalive-timeout", type=float,
+        default=_env("KEEPALIVE_TIMEOUT", str(defaults.KEEPALIVE_TIMEOUT)),
+        help="close a keep-alive connection idle this long "
+        "(MODELCI_KEEPALIVE_TIMEOUT)")  # fmt: skip
+    add("--max-connections", type=int,
+        default=_env("MAX_CONNECTIONS", str(defaults.MAX_CONNECTIONS)),
+        help="per worker; beyond it requests get 503 (MODELCI_MAX_CONNECTIONS)")  # fmt: skip
     parser.set_defaults(handler=cmd_serve)
 
 
@@ -89,6 +106,7 @@ def serve_config(args: argparse.Namespace) -> ServeConfig:
     from modelci.errors import ConfigError
     from modelci.serving.app import Settings
     from modelci.serving.server import ServeConfig
+    from modelci.serving.workers import cpu_quota
 
     params_path = Path(args.params)
     if args.model:
@@ -107,9 +125,14 @@ def serve_config(args: argparse.Namespace) -> ServeConfig:
     metrics_file = Path(args.metrics_file) if args.metrics_file else None
     if metrics_file is None and ref.kind == "file" and Path("metrics.json").is_file():
         metrics_file = Path("metrics.json")
-    for name in ("max_body_bytes", "max_rows", "log_max_bytes"):
+    for name in ("max_body_bytes", "max_rows", "log_max_bytes", "max_connections"):
         if getattr(args, name) < 1:
             raise ConfigError(f"--{name.replace('_', '-')} must be at least 1")
+    for name in ("header_timeout", "body_timeout", "keepalive_timeout"):
+        if not getattr(args, name) > 0:
+            raise ConfigError(f"--{name.replace('_', '-')} must be more than 0 seconds")
+    if args.workers < 0:
+        raise ConfigError("--workers must be 0 (one per available CPU) or more")
     if not 0.0 <= args.log_sample_rate <= 1.0:
         raise ConfigError("--log-sample-rate must be between 0 and 1")
     settings = Settings(
@@ -134,4 +157,9 @@ def serve_config(args: argparse.Namespace) -> ServeConfig:
         drain_seconds=args.drain_seconds,
         graceful_timeout=args.graceful_timeout,
         threads=args.threads,
+        workers=args.workers or cpu_quota(),
+        header_timeout=args.header_timeout,
+        body_timeout=args.body_timeout,
+        keepalive_timeout=args.keepalive_timeout,
+        max_connections=args.max_connections,
     )

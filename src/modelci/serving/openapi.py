@@ -22,7 +22,7 @@ ERROR = {"$ref": "#/components/schemas/Error"}
 _CLIENT_ERRORS = {
     "400": _response("Malformed JSON or wrong body structure", ERROR),
     "413": _response("Body over the size limit, or too many rows", ERROR),
-    "415": _response("Content-Type is not application/json", ERROR),
+    "415": _response("Content-Type not accepted (JSON; /invocations also takes text/csv)", ERROR),
     "422": _response("Rows that do not match the input schema", ERROR),
 }
 
@@ -180,6 +180,7 @@ def openapi_document(schema: InputSchema, max_rows: int) -> dict[str, Any]:
                                 },
                             },
                         },
+                        "problem_count": {"type": "integer", "minimum": 1},
                     },
                     "required": ["error_code", "message"],
                 },

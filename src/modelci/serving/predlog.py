@@ -7,7 +7,8 @@ to ``DIR/predictions.jsonl`` and rotates it at ``max_bytes`` into ``predictions.
 back (oldest first) for a drift check.
 
 One line per row: ``{"ts": ..., "model_version": ..., "model_sha256": ..., "runtime": ...,
-"input": {column: value}, "prediction": ..., "probabilities": [...]}``.
+"request_id": ..., "input": {column: value}, "prediction": ..., "probabilities": [...]}``; the
+request id is the one sent back in ``X-Request-ID`` (a label file can be joined on it).
 """
 
 from __future__ import annotations
@@ -17,9 +18,11 @@ import queue
 import random
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 LOG_NAME = "predictions.jsonl"
 _STOP = object()
@@ -52,10 +55,12 @@ class PredictionLog:
     def sampled(self) -> bool:
         return self.sample_rate >= 1.0 or self._random.random() < self.sample_rate
 
-    def submit(self, model: dict[str, Any], columns: dict[str, list[Any]], prediction: Any) -> bool:
-        """Queue one request's rows (already validated) and outputs; False if dropped."""
+    def submit(
+        self, model: dict[str, Any], batch: Mapping[str, np.ndarray], prediction: Any, rid: str
+    ) -> bool:
+        """Queue one request's rows (already validated), outputs and id; False if dropped."""
         try:
-            self._queue.put_nowait((time.time(), model, columns, prediction))
+            self._queue.put_nowait((time.time(), model, batch, prediction, rid))
         except queue.Full:
             self.dropped += 1
             return False
@@ -69,9 +74,9 @@ class PredictionLog:
             return
         self._thread.join(timeout)
 
-    def _lines(self, item: tuple[float, dict[str, Any], dict[str, list[Any]], Any]) -> str:
-        stamp, model, columns, prediction = item
-        names = list(columns)
+    def _lines(self, item: tuple[float, dict[str, Any], Mapping[str, np.ndarray], Any, str]) -> str:
+        stamp, model, batch, prediction, rid = item
+        columns = {name: _plain(values) for name, values in batch.items()}
         labels = prediction.labels.tolist()
         probabilities = (
             None if prediction.probabilities is None else prediction.probabilities.tolist()
@@ -81,7 +86,8 @@ class PredictionLog:
             record = {
                 "ts": round(stamp, 6),
                 **model,
-                "input": {name: columns[name][index] for name in names},
+                "request_id": rid,
+                "input": {name: values[index] for name, values in columns.items()},
                 "prediction": label,
             }
             if probabilities is not None:
@@ -118,6 +124,13 @@ class PredictionLog:
                     handle.flush()
         finally:
             handle.close()
+
+
+def _plain(values: np.ndarray) -> list[Any]:
+    """JSON values of a validated column: NaN (a null in a float column) back to None."""
+    if values.dtype.kind == "f":
+        return [None if value != value else value for value in values.tolist()]
+    return list(values.tolist())
 
 
 def log_files(directory: Path) -> list[Path]:

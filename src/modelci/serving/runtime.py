@@ -17,7 +17,7 @@ from typing import Any, Literal, Protocol
 import numpy as np
 
 from modelci.errors import ModelCIError
-from modelci.serving.schema import InputSchema
+from modelci.serving.schema import Batch, InputSchema
 
 Runtime = Literal["auto", "sklearn", "onnx"]
 PROBA_TOLERANCE = 1e-4
@@ -43,10 +43,10 @@ class Predictor(Protocol):
     runtime: str
     classes: list[Any] | None
 
-    def predict(self, columns: dict[str, list[Any]]) -> Prediction: ...
+    def predict(self, batch: Batch) -> Prediction: ...
 
 
-def _json_classes(model: Any) -> list[Any] | None:
+def json_classes(model: Any) -> list[Any] | None:
     classes = getattr(model, "classes_", None)
     return None if classes is None else np.asarray(classes).tolist()
 
@@ -65,39 +65,30 @@ class SklearnPredictor:
     def __init__(self, model: Any, schema: InputSchema) -> None:
         self.model = model
         self.schema = schema
-        self.classes = _json_classes(model)
+        self.classes = json_classes(model)
         self._proba = self.classes is not None and hasattr(model, "predict_proba")
         self._labels_from_proba = False
         if self._proba:
             # Most classifiers predict argmax(predict_proba); then one call gives both.
-            columns = schema.columns_from_records(schema.example_rows(64, seed=1))
-            frame = self.frame(columns)
+            frame = self.frame(schema.columns_from_records(schema.example_rows(64, seed=1)))
             derived = np.asarray(model.classes_)[np.argmax(model.predict_proba(frame), axis=1)]
             self._labels_from_proba = bool(np.array_equal(derived, model.predict(frame)))
 
-    def frame(self, columns: dict[str, list[Any]]) -> Any:
+    def frame(self, batch: Batch) -> Any:
+        """The DataFrame the pipeline was fitted on; a null category becomes NaN (what
+        scikit-learn's imputers look for in object columns)."""
         import pandas as pd
 
         data: dict[str, Any] = {}
         for spec in self.schema.fields:
-            values = columns[spec.name]
-            has_null = spec.nullable and any(value is None for value in values)
-            if spec.type == "float" or (spec.type == "int" and has_null):
-                data[spec.name] = np.array(
-                    [np.nan if v is None else v for v in values], dtype="float64"
-                )
-            elif spec.type == "int":
-                data[spec.name] = np.array(values, dtype="int64")
-            elif spec.type == "bool" and not has_null:
-                data[spec.name] = np.array(values, dtype="bool")
-            else:
-                data[spec.name] = np.array(
-                    [np.nan if v is None else v for v in values], dtype="object"
-                )
+            values = batch[spec.name]
+            if values.dtype == object and spec.nullable:
+                values = np.where(values == None, np.nan, values)  # noqa: E711 - elementwise
+            data[spec.name] = values
         return pd.DataFrame(data, columns=list(self.schema.names))
 
-    def predict(self, columns: dict[str, list[Any]]) -> Prediction:
-        frame = self.frame(columns)
+    def predict(self, batch: Batch) -> Prediction:
+        frame = self.frame(batch)
         if not self._proba:
             labels = np.asarray(self.model.predict(frame))
             return Prediction(labels, None, _scores(None, labels))
@@ -186,7 +177,8 @@ def convert_to_onnx(model: Any, schema: InputSchema) -> bytes:
     options = {id(patched): {"zipmap": False}} if hasattr(patched, "predict_proba") else None
     try:
         with _skl2onnx_bool_attributes():
-            onx = convert_sklearn(patched, initial_types=inputs, options=options)
+            # a fixed graph name (the default is a random uuid): the same model, the same bytes
+            onx = convert_sklearn(patched, initial_types=inputs, options=options, name="modelci")
     except Exception as error:  # skl2onnx raises many types for unsupported models
         first = str(error).splitlines()[0][:200] if str(error) else ""
         raise RuntimeUnavailableError(
@@ -198,7 +190,7 @@ def convert_to_onnx(model: Any, schema: InputSchema) -> bytes:
 class OnnxPredictor:
     runtime = "onnx"
 
-    def __init__(self, onnx_bytes: bytes, model: Any, schema: InputSchema) -> None:
+    def __init__(self, onnx_bytes: bytes, classes: list[Any] | None, schema: InputSchema) -> None:
         import onnxruntime as ort
 
         options = ort.SessionOptions()
@@ -207,28 +199,35 @@ class OnnxPredictor:
         options.log_severity_level = 3
         self.session = ort.InferenceSession(onnx_bytes, options, providers=["CPUExecutionProvider"])
         self.schema = schema
-        self.classes = _json_classes(model)
+        self.classes = classes
         kinds = {item.name: item.type for item in self.session.get_inputs()}
+        if set(kinds) != set(schema.names):
+            raise RuntimeUnavailableError(
+                f"the ONNX model takes inputs {sorted(kinds)} but the input schema declares "
+                f"{sorted(schema.names)}"
+            )
         self._inputs = [(spec.name, kinds[spec.name]) for spec in schema.fields]
         self._outputs = [item.name for item in self.session.get_outputs()]
 
-    def feed(self, columns: dict[str, list[Any]]) -> dict[str, np.ndarray]:
+    def feed(self, batch: Batch) -> dict[str, np.ndarray]:
         feed: dict[str, np.ndarray] = {}
         for name, kind in self._inputs:
-            values = columns[name]
+            values = batch[name]
             if kind == "tensor(string)":
-                array = np.array(["" if v is None else v for v in values], dtype=object)
+                if values.dtype == object:
+                    values = np.where(values == None, "", values)  # noqa: E711 - elementwise
+                array = values
             elif kind == "tensor(float)":
-                array = np.array([np.nan if v is None else v for v in values], dtype="float32")
+                array = values.astype("float32")
             elif kind == "tensor(int64)":
-                array = np.array(values, dtype="int64")
+                array = values.astype("int64", copy=False)
             else:
-                array = np.array(values, dtype="bool")
+                array = values.astype("bool", copy=False)
             feed[name] = array.reshape(-1, 1)
         return feed
 
-    def predict(self, columns: dict[str, list[Any]]) -> Prediction:
-        outputs = self.session.run(None, self.feed(columns))
+    def predict(self, batch: Batch) -> Prediction:
+        outputs = self.session.run(None, self.feed(batch))
         if self.classes is None:
             values = np.asarray(outputs[0], dtype="float64").ravel()
             return Prediction(values, None, values)
@@ -273,27 +272,40 @@ def check_columns(model: Any, schema: InputSchema) -> None:
         )
 
 
+def checked_onnx(model: Any, schema: InputSchema) -> tuple[bytes, str]:
+    """Convert ``model`` and check ONNX Runtime against scikit-learn on :data:`CHECK_ROWS` rows
+    spanning the schema: the ONNX bytes and a note, or RuntimeUnavailableError saying why not."""
+    check_columns(model, schema)
+    onnx_bytes = convert_to_onnx(model, schema)
+    try:
+        onnx_predictor = OnnxPredictor(onnx_bytes, json_classes(model), schema)
+        batch = schema.columns_from_records(schema.example_rows(CHECK_ROWS, seed=2))
+        problem = compare(
+            SklearnPredictor(model, schema).predict(batch), onnx_predictor.predict(batch)
+        )
+    except RuntimeUnavailableError:
+        raise
+    except Exception as error:  # session and comparison failures alike
+        raise RuntimeUnavailableError(f"ONNX Runtime cannot serve the model: {error}") from None
+    if problem is not None:
+        raise RuntimeUnavailableError(f"ONNX Runtime disagrees with scikit-learn: {problem}")
+    return onnx_bytes, f"matches scikit-learn within {PROBA_TOLERANCE:g} on {CHECK_ROWS} rows"
+
+
 def build_predictor(
     model: Any, schema: InputSchema, runtime: Runtime = "auto"
 ) -> tuple[Predictor, str]:
-    """The predictor to serve with, and a note saying which runtime and why."""
+    """The predictor to serve with, and a note saying which runtime and why (converting and
+    checking at start-up: the path taken when no build-time export matches the model)."""
     check_columns(model, schema)
     sklearn_predictor = SklearnPredictor(model, schema)
     if runtime == "sklearn":
         return sklearn_predictor, "scikit-learn (requested)"
     try:
-        onnx_predictor = OnnxPredictor(convert_to_onnx(model, schema), model, schema)
-        columns = schema.columns_from_records(schema.example_rows(CHECK_ROWS, seed=2))
-        problem = compare(sklearn_predictor.predict(columns), onnx_predictor.predict(columns))
-        if problem is not None:
-            raise RuntimeUnavailableError(f"ONNX Runtime disagrees with scikit-learn: {problem}")
-    except Exception as error:  # conversion, session and comparison failures alike
+        onnx_bytes, note = checked_onnx(model, schema)
+    except RuntimeUnavailableError as error:
         if runtime == "onnx":
-            if isinstance(error, RuntimeUnavailableError):
-                raise
-            raise RuntimeUnavailableError(f"ONNX Runtime cannot serve the model: {error}") from None
+            raise
         reason = str(error).splitlines()[0][:300] if str(error) else type(error).__name__
         return sklearn_predictor, f"scikit-learn (ONNX not used: {reason})"
-    return onnx_predictor, (
-        f"ONNX Runtime (matches scikit-learn within {PROBA_TOLERANCE:g} on {CHECK_ROWS} rows)"
-    )
+    return OnnxPredictor(onnx_bytes, sklearn_predictor.classes, schema), f"ONNX Runtime ({note})"

@@ -2,20 +2,27 @@
 
 from __future__ import annotations
 
+import asyncio
+import os
 import signal
 import sys
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from types import FrameType
 from typing import Any
 
 from modelci import model_source
+from modelci.serving import defaults, workers
 from modelci.serving.app import ServedModel, ServingApp, Settings
+from modelci.serving.exported import find_export
 from modelci.serving.predlog import PredictionLog
-from modelci.serving.runtime import Runtime, build_predictor
+from modelci.serving.runtime import OnnxPredictor, Predictor, Runtime, build_predictor
 from modelci.serving.schema import InputSchema
+
+# Seconds a connection idle when a drain starts stays open for a request in flight on the wire.
+DRAIN_IDLE_GRACE = 0.5
 
 
 @dataclass(frozen=True)
@@ -36,31 +43,48 @@ class ServeConfig:
     drain_seconds: float = 0.0
     graceful_timeout: float = 30.0
     threads: int = 1
+    workers: int = 1
+    header_timeout: float = defaults.HEADER_TIMEOUT
+    body_timeout: float = defaults.BODY_TIMEOUT
+    keepalive_timeout: float = defaults.KEEPALIVE_TIMEOUT
+    max_connections: int = defaults.MAX_CONNECTIONS
 
 
 def load_served(config: ServeConfig) -> ServedModel:
-    """Resolve, verify and load the model, pick the runtime and pass one warm-up prediction."""
+    """Resolve and verify the model; serve its build-time ONNX export when one matches it (no
+    scikit-learn import, no conversion), else load it and pick the runtime; one warm-up
+    prediction either way."""
     from modelci.config import load_service_params
 
     params = load_service_params(config.params_path)
     schema = InputSchema.from_params(params.data)
-    loaded = model_source.load(
-        config.model_uri,
-        extra_trusted=params.trusted_types,
-        tracking_uri=config.tracking_uri,
-        expected_sha256=config.expected_sha256,
-        metrics_file=config.metrics_file,
-    )
-    if config.threads > 0:
-        from threadpoolctl import threadpool_limits
+    data, info = model_source.fetch(config.model_uri, config.tracking_uri, config.expected_sha256)
+    if config.metrics_file is not None and not info.metrics:
+        info = replace(info, metrics=model_source.read_metrics(config.metrics_file))
+    predictor: Predictor | None = None
+    if config.runtime != "sklearn":
+        export, why_not = find_export(
+            info.kind, info.uri, info.run_id, info.sha256, config.tracking_uri
+        )
+        if export is not None:
+            predictor = OnnxPredictor(export.onnx, export.classes, schema)
+            note = f"ONNX Runtime ({export.note})"
+    if predictor is None:
+        from modelci.modelfile import load_model_bytes
 
-        # Single-row requests are slower with an OpenMP/BLAS pool than without one (much slower
-        # on a busy machine). threadpoolctl limits only libraries already loaded, so this runs
-        # after the model (and with it scikit-learn's OpenMP runtime) is loaded.
-        threadpool_limits(limits=config.threads)
-    predictor, note = build_predictor(loaded.model, schema, config.runtime)
+        model = load_model_bytes(data, info.uri, params.trusted_types)
+        if config.threads > 0:
+            from threadpoolctl import threadpool_limits
+
+            # Single-row requests are slower with an OpenMP/BLAS pool than without one (much
+            # slower on a busy machine). threadpoolctl limits only libraries already loaded, so
+            # this runs after the model (and with it scikit-learn's OpenMP runtime) is loaded.
+            threadpool_limits(limits=config.threads)
+        predictor, note = build_predictor(model, schema, config.runtime)
+        if config.runtime != "sklearn" and predictor.runtime == "onnx":
+            note += f"; converted at start-up: {why_not}"
     predictor.predict(schema.columns_from_records(schema.example_rows(1)))  # warm-up
-    return ServedModel(info=loaded.info, schema=schema, predictor=predictor, runtime_note=note)
+    return ServedModel(info=info, schema=schema, predictor=predictor, runtime_note=note)
 
 
 def _alias_poller(config: ServeConfig) -> Callable[[], str | None] | None:
@@ -75,8 +99,9 @@ def _alias_poller(config: ServeConfig) -> Callable[[], str | None] | None:
     return current_version
 
 
-def build_app(config: ServeConfig) -> ServingApp:
-    served = load_served(config)
+def build_app(config: ServeConfig, served: ServedModel | None = None) -> ServingApp:
+    """The app serving ``served`` (loaded from ``config`` when not given)."""
+    served = served if served is not None else load_served(config)
     log = None
     if config.prediction_log is not None:
         log = PredictionLog(
@@ -91,6 +116,7 @@ def build_app(config: ServeConfig) -> ServingApp:
         loader=lambda: load_served(config),
         current_version=_alias_poller(config),
         prediction_log=log,
+        on_admin_reload=workers.reload_siblings,
     )
 
 
@@ -115,6 +141,7 @@ def _server_class() -> Any:
                 return
             self.serving_app.draining = True
             print("modelci serve: draining in-flight requests", file=sys.stderr, flush=True)
+            self._close_idle()
             if self.drain_seconds > 0:
                 timer = threading.Timer(self.drain_seconds, self._exit)
                 timer.daemon = True
@@ -122,37 +149,74 @@ def _server_class() -> Any:
             else:
                 self._exit()
 
+        def _close_idle(self) -> None:
+            """Connections between requests close after a short grace (a request that arrives
+            meanwhile is answered with ``Connection: close``, like every response now)."""
+            try:  # signal handlers run on the event loop's (main) thread
+                loop = asyncio.get_running_loop()
+            except RuntimeError:
+                return
+            grace = min(float(self.config.timeout_keep_alive), DRAIN_IDLE_GRACE)
+            for connection in list(self.server_state.connections):
+                drain = getattr(connection, "drain", None)
+                if drain is not None:
+                    loop.call_soon_threadsafe(drain, grace)
+
         def _exit(self) -> None:
             self.should_exit = True
 
     return DrainingServer
 
 
-def serve(config: ServeConfig) -> int:
+def _run_one(config: ServeConfig, sock: Any = None, served: ServedModel | None = None) -> int:
+    """One server process: run uvicorn (on ``sock`` when given) serving ``served``."""
     import uvicorn
     from prometheus_client import disable_created_metrics
 
+    from modelci.serving.connections import ReadTimeouts, timed_protocol
+
     disable_created_metrics()  # type: ignore[no-untyped-call] # no *_created series: half the /metrics size, nothing lost
-    app = build_app(config)
+    app = build_app(config, served)
     served = app.served
+    protocol = timed_protocol(
+        ReadTimeouts(config.header_timeout, config.body_timeout),
+        lambda reason: app.metrics.connections_closed.labels(reason).inc(),
+    )
     uv_config = uvicorn.Config(
         app,
         host=config.host,
         port=config.port,
+        http=protocol,
         lifespan="on",
         log_level="warning",
         access_log=False,
         server_header=False,
         date_header=False,
+        # uvicorn hands it to loop.call_later: fractions of a second work
+        timeout_keep_alive=config.keepalive_timeout,  # type: ignore[arg-type]
+        limit_concurrency=config.max_connections,
         timeout_graceful_shutdown=int(config.graceful_timeout),
     )
     server = _server_class()(uv_config, app, config.drain_seconds)
     print(
         f"modelci serve: {served.info.uri} (version {served.info.version}, sha256 "
         f"{served.info.sha256[:12]}, runtime {served.predictor.runtime}) on "
-        f"http://{config.host}:{config.port}",
+        f"http://{config.host}:{config.port} (pid {os.getpid()})",
         file=sys.stderr,
         flush=True,
     )
-    server.run()
+    server.run(sockets=None if sock is None else [sock])
     return 0
+
+
+def serve(config: ServeConfig) -> int:
+    if config.workers <= 1:
+        return _run_one(config)
+    # Loaded once, before forking: a bad model fails here with its own message, and the workers
+    # share the loaded model's memory pages. Nothing loaded runs threads yet (threadpool limits
+    # and ONNX Runtime's single-threaded session), so forking it is safe.
+    served = load_served(config)
+    sock = workers.listening_socket(config.host, config.port)
+    return workers.run_workers(
+        config.workers, sock, lambda shared: _run_one(config, shared, served)
+    )

@@ -1,0 +1,100 @@
+"""HTTP/1.1 connections with read timeouts: uvicorn's h11 protocol, plus a deadline for the request
+headers and one for the body, and a count of every connection closed for being slow or idle.
+
+uvicorn bounds only the idle time between requests (``timeout_keep_alive``); a client that
+connects and sends nothing, drips its headers or drips its body holds a connection (and a file
+descriptor) for as long as it likes. Here the header deadline starts when the connection opens or
+when the first byte of the next request arrives, the body deadline when the headers are complete;
+a client that misses one is disconnected.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import h11
+from uvicorn.protocols.http.h11_impl import H11Protocol
+
+
+@dataclass(frozen=True)
+class ReadTimeouts:
+    header_seconds: float
+    body_seconds: float
+
+
+def timed_protocol(timeouts: ReadTimeouts, closed: Callable[[str], None]) -> type[H11Protocol]:
+    """An ``H11Protocol`` subclass enforcing ``timeouts``; ``closed(reason)`` is called for each
+    connection closed by a timeout (reason ``header_timeout``, ``body_timeout`` or ``idle``)."""
+
+    class TimedH11Protocol(H11Protocol):
+        _read_timer: asyncio.TimerHandle | None = None
+        _read_phase: str | None = None
+
+        def connection_made(self, transport: Any) -> None:
+            super().connection_made(transport)
+            self._arm("header_timeout", timeouts.header_seconds)
+
+        def data_received(self, data: bytes) -> None:
+            super().data_received(data)
+            self._follow_request()
+
+        def on_response_complete(self) -> None:
+            self._disarm()  # idle from here: the keep-alive timeout's job
+            super().on_response_complete()
+
+        def connection_lost(self, exc: Exception | None) -> None:
+            self._disarm()
+            super().connection_lost(exc)
+
+        def timeout_keep_alive_handler(self) -> None:
+            if not self.transport.is_closing():
+                closed("idle")
+            super().timeout_keep_alive_handler()
+
+        def drain(self, grace: float) -> None:
+            """A drain started: if this connection is between requests, close it after
+            ``grace`` seconds unless a request arrives first (answered with Connection: close).
+            Closing at once would reset a client that is just sending its next request."""
+            if self.cycle is None or self.cycle.response_complete:
+                self._unset_keepalive_if_required()
+                self.timeout_keep_alive_task = self.loop.call_later(
+                    grace, self.timeout_keep_alive_handler
+                )
+
+        def _follow_request(self) -> None:
+            state = self.conn.their_state
+            if state is h11.IDLE:
+                if self._read_phase is None:  # the first bytes of the next request
+                    self._arm("header_timeout", timeouts.header_seconds)
+            elif state is h11.SEND_BODY:
+                if self._read_phase != "body_timeout":
+                    self._arm("body_timeout", timeouts.body_seconds)
+            else:
+                self._disarm()
+
+        def _arm(self, phase: str, seconds: float) -> None:
+            self._disarm()
+            self._read_phase = phase
+            self._read_timer = self.loop.call_later(seconds, self._expired, phase)
+
+        def _disarm(self) -> None:
+            if self._read_timer is not None:
+                self._read_timer.cancel()
+            self._read_timer = None
+            self._read_phase = None
+
+        def _expired(self, phase: str) -> None:
+            self._read_timer = None
+            self._read_phase = None
+            if self.transport.is_closing():
+                return
+            closed(phase)
+            if self.cycle is not None and not self.cycle.response_complete:
+                self.cycle.disconnected = True
+                self.cycle.message_event.set()
+            self.transport.close()
+
+    return TimedH11Protocol

@@ -1,0 +1,178 @@
+"""Request bodies to :class:`~modelci.serving.schema.RawBatch`: the shapes ``/predict`` and
+``/invocations`` accept, with the row limit (413 beyond it) applied before any value is checked.
+
+* ``POST /predict``: one row object, or an array of row objects.
+* ``POST /invocations`` (MLflow's scoring protocol): a JSON object with exactly one of
+  ``dataframe_split``, ``dataframe_records``, ``inputs`` or ``instances`` (``params`` allowed), or
+  ``text/csv`` with a header row (what ``mlflow models serve`` also accepts).
+
+Column-shaped bodies (``dataframe_split``, columnar ``inputs``, CSV) stay columns: no row objects
+are built for them.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from typing import Any
+
+from modelci.serving.fields import InputError, short, type_name
+from modelci.serving.schema import InputSchema, RawBatch
+
+INVOCATION_FORMATS = ("dataframe_split", "dataframe_records", "inputs", "instances")
+
+
+def _bounded(count: int, max_rows: int) -> None:
+    if count == 0:
+        raise InputError(422, "INVALID_PARAMETER_VALUE", "no rows to predict (got 0 rows)")
+    if count > max_rows:
+        raise InputError(
+            413, "PAYLOAD_TOO_LARGE", f"too many rows: {count} > the limit of {max_rows}"
+        )
+
+
+def _records(rows: list[Any], schema: InputSchema, max_rows: int) -> RawBatch:
+    _bounded(len(rows), max_rows)
+    return RawBatch.from_records(rows, schema)
+
+
+def batch_from_body(payload: Any, schema: InputSchema, max_rows: int) -> RawBatch:
+    """``POST /predict``: one row object, or an array of row objects."""
+    if isinstance(payload, dict):
+        return _records([payload], schema, max_rows)
+    if isinstance(payload, list):
+        return _records(payload, schema, max_rows)
+    raise InputError(
+        400,
+        "BAD_REQUEST",
+        f"expected a row object or an array of row objects, got {type_name(payload)}",
+    )
+
+
+def batch_from_invocation(payload: Any, schema: InputSchema, max_rows: int) -> RawBatch:
+    """``POST /invocations`` with a JSON body (MLflow's scoring protocol)."""
+    if not isinstance(payload, dict):
+        raise InputError(
+            400,
+            "BAD_REQUEST",
+            f"expected a JSON object with one of the keys {', '.join(INVOCATION_FORMATS)}, "
+            f"got {type_name(payload)}",
+        )
+    found = [key for key in INVOCATION_FORMATS if key in payload]
+    unknown = [short(key, 64) for key in payload if key not in (*INVOCATION_FORMATS, "params")]
+    if len(found) != 1 or unknown:
+        detail = f"unknown key(s): {', '.join(unknown)}" if unknown else f"got {found or 'none'}"
+        raise InputError(
+            400,
+            "BAD_REQUEST",
+            f"expected exactly one of the keys {', '.join(INVOCATION_FORMATS)} ({detail})",
+        )
+    key = found[0]
+    value = payload[key]
+    if key == "dataframe_split":
+        return _split(value, schema, max_rows)
+    if key in ("inputs", "instances") and isinstance(value, dict):
+        return _columnar(key, value, schema, max_rows)
+    if not isinstance(value, list):
+        raise InputError(
+            400, "BAD_REQUEST", f"{key}: expected an array of row objects, got {type_name(value)}"
+        )
+    return _records(value, schema, max_rows)
+
+
+def _split(value: Any, schema: InputSchema, max_rows: int) -> RawBatch:
+    if not isinstance(value, dict):
+        raise InputError(
+            400, "BAD_REQUEST", f"dataframe_split: expected an object, got {type_name(value)}"
+        )
+    columns, data = value.get("columns"), value.get("data")
+    if not isinstance(columns, list) or not all(isinstance(c, str) for c in columns):
+        raise InputError(400, "BAD_REQUEST", "dataframe_split.columns: expected an array of names")
+    if not isinstance(data, list):
+        raise InputError(400, "BAD_REQUEST", "dataframe_split.data: expected an array of rows")
+    _bounded(len(data), max_rows)
+    width = len(columns)
+    if set(map(type, data)) != {list} or set(map(len, data)) != {width}:
+        index = next(
+            i for i, row in enumerate(data) if not isinstance(row, list) or len(row) != width
+        )
+        raise InputError(
+            422,
+            "INVALID_PARAMETER_VALUE",
+            f"dataframe_split.data[{index}]: expected an array of {width} values",
+            [{"row": index, "field": None, "problem": "wrong number of values"}],
+        )
+    transposed = [list(values) for values in zip(*data, strict=True)] if width else []
+    return RawBatch.from_columns(len(data), dict(zip(columns, transposed, strict=True)), schema)
+
+
+def _columnar(key: str, value: dict[str, Any], schema: InputSchema, max_rows: int) -> RawBatch:
+    lengths = {len(v) if isinstance(v, list) else -1 for v in value.values()}
+    if -1 in lengths or len(lengths) > 1:
+        raise InputError(
+            400, "BAD_REQUEST", f"{key}: expected an object of equally long arrays (one per column)"
+        )
+    count = lengths.pop() if lengths else 0
+    _bounded(count, max_rows)
+    return RawBatch.from_columns(count, dict(value), schema)
+
+
+def batch_from_csv(body: bytes, schema: InputSchema, max_rows: int) -> RawBatch:
+    """``text/csv``: a header row naming the columns, then one line per row. An empty field is
+    null; numbers are parsed for numeric columns (``int`` when whole, like JSON), ``true`` and
+    ``false`` (any case) for boolean ones; other columns keep the text."""
+    try:
+        text = body.decode("utf-8-sig")
+    except UnicodeDecodeError as error:
+        raise InputError(400, "BAD_REQUEST", f"CSV is not UTF-8: {error.reason}") from None
+    try:
+        lines = list(csv.reader(io.StringIO(text), strict=True))
+    except csv.Error as error:
+        raise InputError(400, "BAD_REQUEST", f"malformed CSV: {short(str(error), 120)}") from None
+    if not lines or not lines[0]:
+        raise InputError(400, "BAD_REQUEST", "CSV: expected a header row naming the columns")
+    header, rows = lines[0], [line for line in lines[1:] if line]
+    _bounded(len(rows), max_rows)
+    width = len(header)
+    for index, row in enumerate(rows):
+        if len(row) != width:
+            raise InputError(
+                422,
+                "INVALID_PARAMETER_VALUE",
+                f"CSV line {index + 2}: expected {width} values, got {len(row)}",
+                [{"row": index, "field": None, "problem": "wrong number of values"}],
+            )
+    kinds = {spec.name: spec.type for spec in schema.fields}
+    columns = {
+        name: _csv_values(kinds.get(name), list(values))
+        for name, values in zip(header, zip(*rows, strict=True), strict=True)
+    }
+    return RawBatch.from_columns(len(rows), columns, schema)
+
+
+def _csv_values(kind: str | None, cells: list[str]) -> list[Any]:
+    if kind in ("float", "int"):
+        return [_csv_number(cell) for cell in cells]
+    if kind == "bool":
+        return [_CSV_BOOLS.get(cell.lower(), cell) if cell else None for cell in cells]
+    return [cell if cell else None for cell in cells]
+
+
+_CSV_BOOLS = {"true": True, "false": False}
+
+
+def _csv_number(cell: str) -> Any:
+    """The JSON value a numeric cell stands for: int when it reads as one, else float, else the
+    text itself (which the column check then refuses, naming row and field). NaN and Infinity
+    stay text: they are not numbers JSON could carry either."""
+    if not cell:
+        return None
+    try:
+        return int(cell)
+    except ValueError:
+        pass
+    try:
+        number = float(cell)
+    except ValueError:
+        return cell
+    return number if number == number and abs(number) != float("inf") else cell

@@ -1,0 +1,222 @@
+"""``modelci serve`` at scale, as real processes on 127.0.0.1: two workers (predictions, metrics
+summed, reload and drain across processes), read timeouts, keep-alive drains and a 100,000-row
+body."""
+
+from __future__ import annotations
+
+import http.client
+import json
+import re
+import signal
+import socket
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from modelci.serving.process import ServerProcess, http_get
+from tests.integration.conftest import start_serve
+
+pytestmark = pytest.mark.integration
+
+TOKEN = "scale-token"  # noqa: S105 - a test value
+ROW = {
+    "gender": "female",
+    "age": 30.0,
+    "class": "1st",
+    "embarked": "Cherbourg",
+    "fare": 70.0,
+    "sibsp": 1,
+    "parch": 0,
+}
+BOUND = 20.0  # seconds: a bound on waits, never an expected duration
+
+
+@pytest.fixture(scope="module")
+def workers(pipeline_repo: Path) -> Iterator[ServerProcess]:
+    server = start_serve(
+        pipeline_repo,
+        "--model",
+        "models/model.skops",
+        "--workers",
+        "2",
+        "--header-timeout",
+        "1",
+        "--body-timeout",
+        "1",
+        "--keepalive-timeout",
+        "1",
+        MODELCI_ADMIN_TOKEN=TOKEN,
+    )
+    yield server
+    assert server.stop() == 0, server.output()
+    server.cleanup()
+
+
+def _post(port: int, path: str, body: bytes, content_type: str = "application/json") -> Any:
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+    try:
+        connection.request("POST", path, body=body, headers={"Content-Type": content_type})
+        response = connection.getresponse()
+        return response.status, dict(response.getheaders()), response.read()
+    finally:
+        connection.close()
+
+
+def _metric(port: int, pattern: str) -> list[float]:
+    _, body = http_get(port, "/metrics")
+    return [float(v) for v in re.findall(pattern + r" ([0-9.e+]+)", body.decode())]
+
+
+def _until(check: Callable[[], bool]) -> bool:
+    deadline = time.monotonic() + BOUND
+    while time.monotonic() < deadline:
+        if check():
+            return True
+        time.sleep(0.1)
+    return False
+
+
+def test_two_workers_serve_and_sum_their_metrics(workers: ServerProcess) -> None:
+    before = sum(_metric(workers.port, r"modelci_predicted_rows_total"))
+    for _ in range(20):  # a new connection each: the kernel spreads them over the workers
+        status, headers, _ = _post(workers.port, "/predict", json.dumps(ROW).encode())
+        assert status == 200
+        assert re.fullmatch(r"[0-9a-f]{32}", headers["x-request-id"])
+    assert sum(_metric(workers.port, r"modelci_predicted_rows_total")) == before + 20
+    pids = set(
+        re.findall(
+            r'modelci_model_info\{pid="(\d+)"', http_get(workers.port, "/metrics")[1].decode()
+        )
+    )
+    assert len(pids) == 2
+
+
+def test_an_admin_reload_reloads_every_worker(workers: ServerProcess) -> None:
+    connection = http.client.HTTPConnection("127.0.0.1", workers.port, timeout=60)
+    connection.request("POST", "/admin/reload", headers={"Authorization": f"Bearer {TOKEN}"})
+    assert connection.getresponse().status == 200
+    connection.close()
+    assert _until(
+        lambda: sum(_metric(workers.port, r'modelci_model_reloads_total\{outcome="ok"\}')) >= 2
+    )
+
+
+def test_100000_rows_are_scored_like_in_process(
+    workers: ServerProcess, pipeline_repo: Path
+) -> None:
+    from modelci.config import load_service_params
+    from modelci.modelfile import load_model_bytes
+    from modelci.serving.runtime import SklearnPredictor
+    from modelci.serving.schema import InputSchema
+
+    params = load_service_params(pipeline_repo / "params.yaml")
+    schema = InputSchema.from_params(params.data)
+    rows = schema.example_rows(100_000, seed=11)
+    body = {
+        "dataframe_split": {"columns": list(schema.names), "data": [list(r.values()) for r in rows]}
+    }
+    status, _, answer = _post(workers.port, "/invocations", json.dumps(body).encode())
+    assert status == 200, answer[:300]
+    served = np.asarray(json.loads(answer)["predictions"])
+    model = load_model_bytes(
+        (pipeline_repo / "models/model.skops").read_bytes(), params.trusted_types
+    )
+    expected = SklearnPredictor(model, schema).predict(schema.columns_from_records(rows))
+    assert len(served) == 100_000
+    probabilities = expected.probabilities
+    assert probabilities is not None
+    clear = np.abs(probabilities[:, 1] - 0.5) > 1e-3  # ONNX may flip exact ties only
+    assert np.array_equal(served[clear], expected.labels[clear])
+
+
+def _closed_by_server(sock: socket.socket) -> bool:
+    sock.settimeout(BOUND)
+    try:
+        return sock.recv(1024) == b""
+    except ConnectionResetError:
+        return True
+    except TimeoutError:
+        return False
+
+
+def _connect(port: int) -> socket.socket:
+    return socket.create_connection(("127.0.0.1", port), timeout=BOUND)
+
+
+def test_slow_and_idle_clients_are_closed_while_others_are_served(workers: ServerProcess) -> None:
+    port = workers.port
+    before = {
+        reason: sum(_metric(port, rf'modelci_connections_closed_total\{{reason="{reason}"\}}'))
+        for reason in ("header_timeout", "body_timeout", "idle")
+    }
+    slow_header = _connect(port)
+    slow_header.sendall(b"POST /predict HTTP/1.1\r\nHost: x\r\n")
+    slow_body = _connect(port)
+    slow_body.sendall(
+        b"POST /predict HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+        b'Content-Length: 100\r\n\r\n{"gen'
+    )
+    idle = _connect(port)
+    idle.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
+    assert b"200" in idle.recv(1024).split(b"\r\n", 1)[0]
+    silent = _connect(port)
+    status, _, _ = _post(port, "/predict", json.dumps(ROW).encode())  # others are served
+    assert status == 200
+    for client in (slow_header, slow_body, idle, silent):
+        assert _closed_by_server(client)
+        client.close()
+    after = {
+        reason: sum(_metric(port, rf'modelci_connections_closed_total\{{reason="{reason}"\}}'))
+        for reason in before
+    }
+    assert after["header_timeout"] >= before["header_timeout"] + 2  # dripping and silent
+    assert after["body_timeout"] >= before["body_timeout"] + 1
+    assert after["idle"] >= before["idle"] + 1
+
+
+def test_a_drain_under_keep_alive_load_fails_no_request(pipeline_repo: Path) -> None:
+    server = start_serve(
+        pipeline_repo, "--model", "models/model.skops", "--workers", "2", "--drain-seconds", "3"
+    )
+    body = json.dumps(ROW).encode()
+    results: list[str] = []
+    started = threading.Barrier(9)
+
+    def client() -> None:
+        connection = http.client.HTTPConnection("127.0.0.1", server.port, timeout=30)
+        started.wait()
+        try:
+            for _ in range(10_000):
+                connection.request("POST", "/predict", body, {"Content-Type": "application/json"})
+                response = connection.getresponse()
+                response.read()
+                if response.status != 200:
+                    results.append(f"status {response.status}")
+                    return
+                if response.getheader("connection", "").lower() == "close":
+                    results.append("close")  # a real client now goes to another replica
+                    return
+            results.append("never told to close")
+        except (OSError, http.client.HTTPException) as error:
+            results.append(f"failed: {error!r}")
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=client) for _ in range(8)]
+    try:
+        for thread in threads:
+            thread.start()
+        started.wait()
+        time.sleep(0.5)  # every client is in its keep-alive loop
+        server.signal(signal.SIGTERM)
+        for thread in threads:
+            thread.join(BOUND)
+        assert results == ["close"] * 8
+        assert server.process.wait(BOUND) == 0
+    finally:
+        server.cleanup()

@@ -1,0 +1,186 @@
+"""The columnar request path: vectorised column checks against the per-value reference, CSV
+bodies, request ids, and a 100,000-row batch."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from modelci.serving import colcheck
+from modelci.serving.fields import MISSING
+from modelci.serving.payload import batch_from_csv, batch_from_invocation
+from modelci.serving.requestid import MAX_LENGTH, request_id
+from modelci.serving.schema import MAX_PROBLEMS, FieldSpec, InputError, InputSchema, RawBatch
+
+pytestmark = pytest.mark.unit
+
+SPECS = [
+    FieldSpec("color", "category", categories=("red", "blue")),
+    FieldSpec("code", "category", nullable=True, categories=(1, 2, True)),
+    FieldSpec("text", "category", nullable=True),
+    FieldSpec("size", "float", min=0, max=10),
+    FieldSpec("weight", "float", nullable=True),
+    FieldSpec("count", "int", nullable=True, min=-5),
+    FieldSpec("big", "int"),
+    FieldSpec("flag", "bool"),
+    FieldSpec("maybe", "bool", nullable=True),
+]
+SCHEMA = InputSchema(SPECS)
+ROW = {
+    "color": "red",
+    "code": 1,
+    "text": "x",
+    "size": 1.5,
+    "weight": 2,
+    "count": 2,
+    "big": 2**63 - 1,
+    "flag": True,
+    "maybe": None,
+}
+ODD_VALUES = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(-(2**64), 2**64),
+    st.sampled_from([2**63 - 1, -(2**63) + 1, 2**63, -(2**63), 2.0**63, 1e300, -0.0, 3.0]),
+    st.floats(allow_nan=False, allow_infinity=True),
+    st.sampled_from(["red", "blue", "green", "", "1", "true"]),
+    st.just([1]),
+    st.just({"a": 1}),
+    st.just(MISSING),
+)
+
+
+def _reference(spec: FieldSpec, values: list[Any]) -> tuple[np.ndarray, list[int]]:
+    return colcheck.checked_values(spec, spec.checker(), values)
+
+
+def _same_arrays(left: np.ndarray, right: np.ndarray) -> bool:
+    if left.dtype != right.dtype or left.shape != right.shape:
+        return False
+    if left.dtype.kind == "f":
+        return bool(np.array_equal(left, right, equal_nan=True))
+    return left.tolist() == right.tolist()
+
+
+@settings(max_examples=400, deadline=None)
+@given(spec=st.sampled_from(SPECS), values=st.lists(ODD_VALUES, min_size=1, max_size=40))
+def test_vectorised_checks_agree_with_the_per_value_checker(
+    spec: FieldSpec, values: list[Any]
+) -> None:
+    expected, expected_bad = _reference(spec, values)
+    array, bad = colcheck.check_column(spec, values)
+    assert bad == expected_bad
+    if not bad:
+        assert _same_arrays(array, expected), (array, expected)
+    for row in bad:  # every row found bad has a message from the reference checker
+        assert colcheck.problem_text(spec.checker(), values[row]) != "invalid value"
+
+
+def _problems(rows: list[Any]) -> tuple[list[dict[str, Any]], int, str]:
+    with pytest.raises(InputError) as caught:
+        SCHEMA.columns_from_records(rows)
+    return caught.value.problems, caught.value.total, caught.value.message
+
+
+def test_small_and_large_batches_report_the_same_first_problems() -> None:
+    bad = [{**ROW, "size": -1}, {**ROW, "color": "green", "extra": 1}, {**ROW, "big": 1.5}]
+    small = _problems(bad)
+    large = _problems(bad + [ROW] * 100)  # over the row-path threshold: vectorised
+    assert small == large
+    assert [(p["row"], p["field"]) for p in small[0]] == [
+        (0, "size"),
+        (1, "extra"),
+        (1, "color"),
+        (2, "big"),
+    ]
+    assert small[1] == 4
+
+
+def test_many_bad_rows_list_the_first_and_count_the_rest() -> None:
+    rows = [ROW] * 5 + [{**ROW, "size": 11}] * 3000 + [{**ROW, "flag": "yes"}] * 2000
+    problems, total, message = _problems(rows)
+    assert len(problems) == MAX_PROBLEMS
+    assert [p["row"] for p in problems] == list(range(5, 5 + MAX_PROBLEMS))
+    assert total == 5000
+    assert message.startswith("invalid input: row 5, field 'size': 11")
+    assert f"({5000 - MAX_PROBLEMS} more problems not listed)" in message
+
+
+def test_a_column_missing_from_a_split_body_is_a_problem_of_every_row() -> None:
+    names = [name for name in ROW if name != "size"]
+    payload = {"dataframe_split": {"columns": names, "data": [[ROW[n] for n in names]] * 50}}
+    with pytest.raises(InputError) as caught:
+        SCHEMA.validate(batch_from_invocation(payload, SCHEMA, 100))
+    assert caught.value.total == 50
+    assert caught.value.problems[0] == {
+        "row": 0,
+        "field": "size",
+        "problem": "required field is missing",
+    }
+
+
+def test_100000_rows_validate_to_arrays() -> None:
+    schema = InputSchema(SPECS[3:4] + SPECS[0:1])
+    rows = schema.example_rows(100_000, seed=4)
+    batch = schema.columns_from_records(rows)
+    assert batch["size"].dtype == np.float64
+    assert batch["size"].tolist() == [row["size"] for row in rows]
+    assert batch["color"].tolist() == [row["color"] for row in rows]
+
+
+CSV_SCHEMA = InputSchema(
+    [
+        FieldSpec("color", "category", nullable=True, categories=("red", "blue")),
+        FieldSpec("size", "float", min=0),
+        FieldSpec("count", "int"),
+        FieldSpec("flag", "bool"),
+    ]
+)
+
+
+def test_csv_bodies_are_parsed_as_columns() -> None:
+    body = b"count,size,color,flag\n3,1.5,red,true\n4,2,,False\n"
+    batch = CSV_SCHEMA.validate(batch_from_csv(body, CSV_SCHEMA, 10))
+    assert batch["count"].tolist() == [3, 4]
+    assert batch["size"].tolist() == [1.5, 2.0]
+    assert batch["color"].tolist() == ["red", None]
+    assert batch["flag"].tolist() == [True, False]
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "text"),
+    [
+        (b"", 400, "header row"),
+        (b"\xff\xfe", 400, "not UTF-8"),
+        (b'color,size,count,flag\n"red,1,1,true\n', 400, "malformed CSV"),
+        (b"color,size,count,flag\n", 422, "got 0 rows"),
+        (b"color,size,count,flag\nred,1,1\n", 422, "CSV line 2: expected 4 values, got 3"),
+        (b"color,size,count,flag\nred,NaN,1,true\n", 422, "expected a number, got string"),
+        (b"color,size,count,flag\nred,1,1.5,true\n", 422, "expected an integer"),
+        (b"color,size,count,flag\nred,1,1,yes\n", 422, "expected a boolean, got string"),
+        (b"color,size,count,flag,junk\nred,1,1,true,2\n", 422, "unknown field"),
+        (b"color,size,count,flag\n" + b"red,1,1,true\n" * 11, 413, "too many rows"),
+    ],
+)
+def test_bad_csv_is_a_client_error(body: bytes, status: int, text: str) -> None:
+    with pytest.raises(InputError) as caught:
+        CSV_SCHEMA.validate(batch_from_csv(body, CSV_SCHEMA, 10))
+    assert caught.value.status == status
+    assert text in caught.value.message or any(text in p["problem"] for p in caught.value.problems)
+
+
+def test_request_ids_are_honoured_when_sane_and_generated_otherwise() -> None:
+    assert request_id(b"abc-123_x.y:z") == "abc-123_x.y:z"
+    generated = {request_id(value) for value in (None, b"", b"a b", b"x" * (MAX_LENGTH + 1))}
+    assert len(generated) == 4
+    assert all(len(value) == 32 and int(value, 16) >= 0 for value in generated)
+
+
+def test_raw_batch_from_irregular_records_counts_every_structural_problem() -> None:
+    raw = RawBatch.from_records([1] * 30, SCHEMA)
+    assert raw.problem_count == 30
+    assert len(raw.problems) == MAX_PROBLEMS
