@@ -184,6 +184,11 @@ def convert_to_onnx(model: Any, schema: InputSchema) -> bytes:
         raise RuntimeUnavailableError(
             f"skl2onnx cannot convert the model: {type(error).__name__}: {first}"
         ) from None
+    # skl2onnx collects the opsets in a set: their order follows the string hash seed. Sorted by
+    # domain, the same model gives the same bytes in every process.
+    opsets = sorted(onx.opset_import, key=lambda opset: opset.domain)
+    del onx.opset_import[:]
+    onx.opset_import.extend(opsets)
     return bytes(onx.SerializeToString())
 
 
