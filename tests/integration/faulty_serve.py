@@ -1,6 +1,7 @@
 """``modelci serve`` with injected faults, for the canary test only (never in the shipped server).
 
-Wraps the predictor the server builds: every tenth prediction raises (a 500), another tenth
+Wraps the predictor of the model the server loads (its build-time ONNX export or a runtime built
+at start): every tenth prediction raises (a 500), another tenth
 sleeps :data:`SLOW_SECONDS` (slow responses), and every score is shifted up by :data:`SHIFT`
 (shifted predictions). Counting calls keeps the fault rates exact.
 
@@ -19,6 +20,7 @@ import numpy as np
 
 import modelci.serving.server as server
 from modelci.cli import main
+from modelci.serving.app import ServedModel
 from modelci.serving.runtime import Prediction, Predictor
 
 SLOW_SECONDS = 0.4
@@ -32,7 +34,7 @@ class FaultyPredictor:
         self.classes = inner.classes
         self.calls = itertools.count()
 
-    def predict(self, columns: dict[str, list[Any]]) -> Prediction:
+    def predict(self, columns: dict[str, Any]) -> Prediction:
         call = next(self.calls)
         if call % 10 == 3:
             raise RuntimeError("injected fault")
@@ -42,14 +44,18 @@ class FaultyPredictor:
         return replace(prediction, scores=np.clip(prediction.scores + SHIFT, 0.0, 1.0))
 
 
-_build = server.build_predictor
+_load = server.load_served
 
 
-def build_predictor(*args: Any, **kwargs: Any) -> tuple[Predictor, str]:
-    predictor, note = _build(*args, **kwargs)
-    return FaultyPredictor(predictor), f"{note} + injected faults"
+def load_served(config: server.ServeConfig) -> ServedModel:
+    served = _load(config)
+    return replace(
+        served,
+        predictor=FaultyPredictor(served.predictor),
+        runtime_note=f"{served.runtime_note} + injected faults",
+    )
 
 
 if __name__ == "__main__":
-    server.build_predictor = build_predictor
+    server.load_served = load_served
     sys.exit(main(["serve", *sys.argv[1:]]))
