@@ -49,14 +49,20 @@ def test_bad_connection_options_are_refused(
     assert text in capsys.readouterr().err
 
 
-def test_the_shared_socket_is_tcp_so_asyncio_sets_nodelay() -> None:
+def test_worker_sockets_are_tcp_and_share_the_reserved_port() -> None:
     import socket
 
-    from modelci.serving.workers import listening_socket
+    from modelci.serving.workers import listening_socket, reserve_port
 
-    sock = listening_socket("127.0.0.1", 0)
-    try:
-        assert sock.proto == socket.IPPROTO_TCP  # else responses wait for delayed ACKs
-        assert sock.get_inheritable()
-    finally:
-        sock.close()
+    with reserve_port("127.0.0.1", 0) as reserved:
+        port = reserved.getsockname()[1]
+        first, second = listening_socket("127.0.0.1", port), listening_socket("127.0.0.1", port)
+        try:
+            for sock in (first, second):
+                assert sock.proto == socket.IPPROTO_TCP  # else responses wait for delayed ACKs
+                assert sock.getsockname()[1] == port
+            with socket.create_connection(("127.0.0.1", port), timeout=5):
+                pass  # a listening worker socket takes it; the reserved one never listens
+        finally:
+            first.close()
+            second.close()

@@ -211,8 +211,12 @@ class InputMonitor:
         self._pending = {name: [] for name in (*self._names, _SCORES, _LABELS)}
         self._arrays = {name: [] for name in (*self._numeric, _SCORES)}
         self._pending_rows = 0
-        for gauge in (self.mean, self.null_ratio, self.unknown_ratio, self.share, self.label_share):
-            gauge.clear()
+        if hasattr(self, "_children"):  # a new layout: drop the old one's series
+            # (multiprocess mode keeps them in the workers' files: prometheus_client warns)
+            for gauge in (
+                self.mean, self.null_ratio, self.unknown_ratio, self.share, self.label_share
+            ):  # fmt: skip
+                gauge.clear()
         self._children = _Children.resolve(self, self._layout)
 
     # -- hooks ------------------------------------------------------------------------------

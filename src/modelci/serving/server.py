@@ -216,7 +216,8 @@ def serve(config: ServeConfig) -> int:
     # share the loaded model's memory pages. Nothing loaded runs threads yet (threadpool limits
     # and ONNX Runtime's single-threaded session), so forking it is safe.
     served = load_served(config)
-    sock = workers.listening_socket(config.host, config.port)
-    return workers.run_workers(
-        config.workers, sock, lambda shared: _run_one(config, shared, served)
-    )
+    with workers.reserve_port(config.host, config.port) as reserved:
+        port = reserved.getsockname()[1]
+        return workers.run_workers(
+            config.workers, config.host, port, lambda own: _run_one(config, own, served)
+        )
