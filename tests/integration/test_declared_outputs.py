@@ -113,7 +113,7 @@ def own_stage_repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
     (repo / "params.yaml").write_text(yaml.safe_dump(PARAMS, sort_keys=False))
     (repo / "mytrain.yaml").write_text("lr: 1.0\n")
     (repo / ".gitignore").write_text(".modelci/\nmlflow.db\nmlruns/\n")
-    run(["dvc", "repro", "--quiet"], repo)
+    run(["dvc", "repro"], repo)
     run(["git", "add", "-A"], repo)
     run(["git", "commit", "-q", "-m", "base"], repo)
     return repo
@@ -126,7 +126,7 @@ def test_report_gate_and_lock_read_the_declared_files(own_stage_repo: Path) -> N
     params = {**PARAMS, "mytrain": {"C": 0.2}}
     (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     try:
-        run(["dvc", "repro", "--quiet"], repo)
+        run(["dvc", "repro"], repo)
         run(["modelci", "report", "--base", "HEAD", "--out", "report"], repo)
         report = json.loads((repo / "report/report.json").read_text())
         changed = {c["key"]: (c["base"], c["head"]) for c in report["params"]}
@@ -199,12 +199,14 @@ def test_check_lock_refuses_dvc_outputs_committed_to_git(tmp_path: Path) -> None
     failed = run(["dvc", "repro"], repo, check=False, MLFLOW_TRACKING_URI=unreachable)
     assert failed.returncode != 0
     assert (repo / "models/model.skops").is_file()
+    assert "MLflow tracking server" in failed.stderr and "is unreachable" in failed.stderr
+    assert not (repo / "reports/predictions.parquet").exists()  # evaluate wrote nothing
     run(["git", "add", "-A"], repo)
     run(["git", "commit", "-q", "-m", "first run"], repo)
     tracked = run(["git", "ls-files", "models", "data/prepared"], repo).stdout.split()
     assert "models/model.skops" in tracked, "the scenario no longer reproduces with this DVC"
 
-    run(["dvc", "repro", "--quiet"], repo)
+    run(["dvc", "repro"], repo)
     run(["git", "add", "-A"], repo)
     run(["git", "commit", "-q", "-m", "second run"], repo)
     done = run(["modelci", "check-lock"], repo, check=False)

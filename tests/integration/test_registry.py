@@ -25,6 +25,7 @@ import yaml
 
 from modelci.config import MetricRule, Params, load_params
 from modelci.errors import ModelFileError, TrackingError
+from modelci.pipeline import metrics as metrics_module
 from modelci.registry import promote as promote_module
 from modelci.registry.core import Registry, RegistryError, open_registry
 from modelci.registry.deploy import DeployFailedError, deploy
@@ -282,14 +283,24 @@ def test_gate_nan_metric_is_rejected(
     v1 = registered(env, repo, "real")
     assert promote(env, v1).promoted
     v2 = registered(env, repo, "real")
-    real_score = promote_module.score
+    real_score, real_metrics = promote_module.score, metrics_module.compute_metrics
+    challenger: list[Any] = []
 
-    def nan_for_challenger(params: Params, data: bytes, source: str, test: Path) -> Any:
-        scores = real_score(params, data, source, test)
-        return {**scores, "roc_auc": math.nan} if source.endswith(f"version {v2}") else scores
+    def remember_challenger(params: Params, data: bytes, source: str, test: Path) -> Any:
+        predicted = real_score(params, data, source, test)
+        if source.endswith(f"version {v2}"):
+            challenger.append(predicted)
+        return predicted
 
-    monkeypatch.setattr(promote_module, "score", nan_for_challenger)
+    def nan_for_challenger(predicted: Any, data: Any) -> dict[str, float]:
+        scores = real_metrics(predicted, data)
+        is_challenger = any(predicted is seen for seen in challenger)
+        return {**scores, "roc_auc": math.nan} if is_challenger else scores
+
+    monkeypatch.setattr(promote_module, "score", remember_challenger)
+    monkeypatch.setattr(metrics_module, "compute_metrics", nan_for_challenger)
     result = promote(env, v2)
+    assert challenger, "the challenger was never scored"
     assert not result.passed
     assert any("roc_auc" in line and "NaN" in line for line in result.verdict_lines)
     assert aliases(env) == (v1, None)

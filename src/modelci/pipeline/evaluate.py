@@ -21,6 +21,9 @@ from modelci.threads import fixed_threads
 def run(params: Params, paths: StagePaths = DEFAULT_PATHS) -> dict[str, float]:
     from modelci import tracking
 
+    # An unreachable tracking server fails the stage before it writes anything: a half-run
+    # evaluate left its DVC-cached outputs untracked, for `git add -A` to commit into git.
+    tracking.probe(tracking.tracking_uri())
     model = load_model(paths.model, params.train.trusted_types)
     test = pd.read_parquet(paths.test)
     with fixed_threads(params.train.n_threads):
