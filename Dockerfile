@@ -3,8 +3,9 @@
 # and only the packages serving imports (no DVC, no MLflow, no build tools). Build from the
 # repository root after `dvc repro` (or `dvc pull`) has written models/model.skops:
 #   docker build --build-arg MODEL_SHA256="$(sha256sum models/model.skops | cut -d' ' -f1)" -t modelci-serve .
-# It serves /app/models/model.skops (ONNX Runtime reads models/model.onnx when the pipeline wrote
-# one), refusing it at start when MODEL_SHA256 is given and differs. See docs/deploy.md of modelci.
+# It serves /app/models/model.skops (with ONNX Runtime from the export stage's models/onnx/ when
+# it matches those bytes), refusing it at start when MODEL_SHA256 is given and differs. See
+# docs/deploy.md of modelci.
 
 # The base image by digest, so a rebuild gets the same bytes; dependabot's docker updates propose
 # a new digest (modelci's docs/security.md says how this one was chosen). Both stages start from
@@ -41,8 +42,10 @@ RUN groupadd --system --gid 10001 modelci \
 COPY --from=build /opt/venv /opt/venv
 WORKDIR /app
 COPY params.yaml ./
-# model.onnx* matches nothing when the pipeline wrote no ONNX file; model.skops must exist.
-COPY models/model.skops models/model.onnx* ./models/
+# Both written by `dvc repro`: the model, and the export stage's folder (a manifest, and the ONNX
+# file when the model converts; the server checks it against the model's sha256 at start).
+COPY models/model.skops ./models/
+COPY models/onnx/ ./models/onnx/
 ARG MODEL_SHA256=""
 ENV PATH=/opt/venv/bin:$PATH \
     PYTHONDONTWRITEBYTECODE=1 \

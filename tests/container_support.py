@@ -189,8 +189,8 @@ def build_context(target: Path, repo_root: Path, model_dir: Path) -> Path:
     shutil.copy2(model_dir.parent / "params.yaml", target / "params.yaml")
     shutil.copytree(repo_root / "src", target / "src", ignore=shutil.ignore_patterns("__pycache__"))
     (target / "models").mkdir()
-    for model in model_dir.glob("model.*"):
-        shutil.copy2(model, target / "models" / model.name)
+    shutil.copy2(model_dir / "model.skops", target / "models" / "model.skops")
+    shutil.copytree(model_dir / "onnx", target / "models" / "onnx")
     return target
 
 

@@ -18,7 +18,7 @@ from modelci.deploy.errors import DeployError
 from modelci.deploy.smoke import smoke_test
 from modelci.modelfile import load_model
 from modelci.registry.core import TAG_SHA256, Version
-from modelci.serving.process import free_port
+from modelci.serving.process import free_port, http_get
 from modelci.serving.runtime import PROBA_TOLERANCE
 from tests.container_support import podman, running
 from tests.integration.conftest import ServingImage
@@ -89,6 +89,17 @@ def test_container_predicts_what_the_model_predicts_as_non_root(
     serving = [line.split()[0] for line in server_users.splitlines() if "modelci serve" in line]
     assert serving
     assert not set(serving) & {"root", "0"}
+
+
+def test_container_serves_the_baked_build_time_export(served: tuple[str, int]) -> None:
+    """The export stage's models/onnx/ is in the image and matches the model: no conversion at
+    start (the slow part of a cold start)."""
+    _, port = served
+    status, body = http_get(port, "/model", timeout=30)
+    assert status == 200
+    described = json.loads(body)
+    assert described["runtime"] == "onnx"
+    assert "converted at start-up" not in described["runtime_note"], described["runtime_note"]
 
 
 def test_healthcheck_passes_while_serving_and_fails_without_a_server(
