@@ -128,3 +128,25 @@ def test_the_onnx_bytes_do_not_depend_on_the_hash_seed() -> None:
         for seed in ("0", "1", "2", "3")
     }
     assert len(digests) == 1, digests
+
+
+def test_without_onnxruntime_an_export_falls_back_to_scikit_learn(
+    tmp_path: Path, model: object, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An image built without the onnx extra still carries the pipeline's export: the server
+    says why it does not use it and serves with scikit-learn instead of failing to start."""
+    import sys
+
+    from modelci.serving.runtime import RuntimeUnavailableError, build_predictor
+
+    write_export(tmp_path, SOURCE, model, SCHEMA)
+    export, _ = read_export(tmp_path, SOURCE_SHA)
+    assert export is not None
+    monkeypatch.setitem(sys.modules, "onnxruntime", None)  # import onnxruntime -> ImportError
+    with pytest.raises(RuntimeUnavailableError, match="onnxruntime is not installed"):
+        OnnxPredictor(export.onnx, export.classes, SCHEMA)
+    predictor, note = build_predictor(model, SCHEMA, "auto")
+    assert predictor.runtime == "sklearn"
+    assert "onnxruntime is not installed" in note
+    with pytest.raises(RuntimeUnavailableError):
+        build_predictor(model, SCHEMA, "onnx")

@@ -196,7 +196,12 @@ class OnnxPredictor:
     runtime = "onnx"
 
     def __init__(self, onnx_bytes: bytes, classes: list[Any] | None, schema: InputSchema) -> None:
-        import onnxruntime as ort
+        try:
+            import onnxruntime as ort
+        except ImportError:
+            raise RuntimeUnavailableError(
+                "onnxruntime is not installed (the onnx extra: modelci[onnx])"
+            ) from None
 
         options = ort.SessionOptions()
         options.intra_op_num_threads = 1

@@ -18,7 +18,13 @@ from modelci.serving import defaults, workers
 from modelci.serving.app import ServedModel, ServingApp, Settings
 from modelci.serving.exported import find_export
 from modelci.serving.predlog import PredictionLog
-from modelci.serving.runtime import OnnxPredictor, Predictor, Runtime, build_predictor
+from modelci.serving.runtime import (
+    OnnxPredictor,
+    Predictor,
+    Runtime,
+    RuntimeUnavailableError,
+    build_predictor,
+)
 from modelci.serving.schema import InputSchema
 
 # Seconds a connection idle when a drain starts stays open for a request in flight on the wire.
@@ -67,8 +73,13 @@ def load_served(config: ServeConfig) -> ServedModel:
             info.kind, info.uri, info.run_id, info.sha256, config.tracking_uri
         )
         if export is not None:
-            predictor = OnnxPredictor(export.onnx, export.classes, schema)
-            note = f"ONNX Runtime ({export.note})"
+            try:
+                predictor = OnnxPredictor(export.onnx, export.classes, schema)
+                note = f"ONNX Runtime ({export.note})"
+            except RuntimeUnavailableError as error:  # e.g. an image built without onnxruntime
+                if config.runtime == "onnx":
+                    raise
+                why_not = str(error)
     if predictor is None:
         from modelci.modelfile import load_model_bytes
 
