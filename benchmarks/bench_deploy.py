@@ -286,7 +286,8 @@ def main() -> None:
             ),
         ]
     )
-    write_section("deploy", "Serving image and deploy targets", body_md, "make bench-deploy")
+    command = " ".join(["python benchmarks/bench_deploy.py", *sys.argv[1:]])
+    write_section("deploy", "Serving image and deploy targets", body_md, command)
 
 
 if __name__ == "__main__":
