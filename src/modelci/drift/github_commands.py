@@ -18,8 +18,6 @@ import os
 import shutil
 import subprocess  # nosec B404: git and dvc with fixed argument lists
 import sys
-import urllib.error
-import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -85,6 +83,11 @@ def fetch_window(source: str, out_dir: Path, max_bytes: int = MAX_WINDOW_BYTES) 
         raise DataError(f"--source: expected an http(s):// or file:// URL or dvc:PATH: {source!r}")
 
     def download(tmp: Path) -> None:
+        # imported here: this module is loaded by every `modelci` command (urllib.request, with
+        # the email package it pulls in, costs ~7 ms of `modelci --help`)
+        import urllib.error
+        import urllib.request
+
         try:
             with (
                 urllib.request.urlopen(source, timeout=120) as response,  # noqa: S310
