@@ -211,12 +211,6 @@ class InputMonitor:
         self._pending = {name: [] for name in (*self._names, _SCORES, _LABELS)}
         self._arrays = {name: [] for name in (*self._numeric, _SCORES)}
         self._pending_rows = 0
-        if hasattr(self, "_children"):  # a new layout: drop the old one's series
-            # (multiprocess mode keeps them in the workers' files: prometheus_client warns)
-            for gauge in (
-                self.mean, self.null_ratio, self.unknown_ratio, self.share, self.label_share
-            ):  # fmt: skip
-                gauge.clear()
         self._children = _Children.resolve(self, self._layout)
 
     # -- hooks ------------------------------------------------------------------------------
@@ -231,6 +225,12 @@ class InputMonitor:
         with self._lock:
             layout = _Layout.build(fields, classes)
             if layout != self._layout:
+                # drop the old layout's series (multiprocess mode keeps them in the workers'
+                # files: prometheus_client warns)
+                for gauge in (
+                    self.mean, self.null_ratio, self.unknown_ratio, self.share, self.label_share
+                ):  # fmt: skip
+                    gauge.clear()
                 self._reset(fields, classes)
             self._publish()
         number = float(version) if version is not None and version.isdigit() else math.nan
