@@ -28,12 +28,9 @@ def cmd_init(args: argparse.Namespace) -> int:
     if args.dry_run:
         print("\n".join(["modelci init --dry-run: nothing written; the plan:", *lines]))
         return 0
-    write(plan, options)
-    print(
-        "\n".join(
-            [*lines, f"init: {options.directory} is ready: cd there, then `uv run dvc repro`"]
-        )
-    )
+    notes = write(plan, options)
+    ready = f"init: {options.directory} is ready: cd there, then `uv run dvc repro`"
+    print("\n".join([*lines, *notes, ready]))
     return 0
 
 

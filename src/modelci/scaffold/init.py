@@ -65,6 +65,7 @@ class Plan:
 
     files: dict[str, bytes] = field(default_factory=dict)
     inferred: Inferred | None = None
+    data_path: str = ""
     collisions: list[str] = field(default_factory=list)
 
 
@@ -184,7 +185,7 @@ def make_plan(options: Options) -> Plan:
         "data_path": data_path,
         "data_ignore": f"/{data_path}",
     }
-    plan = Plan(inferred=inferred)
+    plan = Plan(inferred=inferred, data_path=data_path)
     for path, template in _templates().items():
         path = path.replace("__module__", module)
         plan.files[path] = render(template, values, path).encode("utf-8")
@@ -230,37 +231,93 @@ def _write_files(root: Path, files: dict[str, bytes]) -> None:
         path.write_bytes(content)
 
 
-def write(plan: Plan, options: Options) -> None:
-    """Write the plan, then git/DVC/uv: the repository is committed when this returns."""
+def _git_lines(args: list[str], root: Path) -> list[str]:
+    done = subprocess.run(  # noqa: S603 - git with arguments built by init
+        ["git", *args], cwd=root, capture_output=True, text=True, check=False
+    )
+    if done.returncode != 0:
+        raise ScaffoldError(f"git {args[0]} failed in {root}: {done.stderr.strip()}")
+    return done.stdout.splitlines()
+
+
+def _shown(paths: list[str]) -> str:
+    return ", ".join(paths[:8]) + (f" and {len(paths) - 8} more" if len(paths) > 8 else "")
+
+
+def _refuse_dirty(root: Path) -> None:
+    """An existing repository must have no uncommitted change to a tracked file (staged or not).
+
+    init commits its own files on top of HEAD: a change of the user's would otherwise be
+    committed with them (if staged) or be mixed into init's commit by an overwrite (--force).
+    """
+    changed = [line[3:] for line in _git_lines(["status", "--porcelain", "-uno"], root)]
+    if changed:
+        raise ScaffoldError(
+            f"{root}: uncommitted changes to tracked files ({_shown(changed)}): commit or stash "
+            "them first; init commits only the files it writes, on a clean tree"
+        )
+
+
+def _own_files(plan: Plan, options: Options, dvc_initialised: bool) -> list[str]:
+    """What init stages: the files it wrote, the .dvc pointer, and DVC's own files.
+
+    Never the data (DVC tracks it and .gitignore lists it) and never a file that was in the
+    folder before.
+    """
+    root = options.directory
+    own = [p for p in plan.files if p != plan.data_path]
+    own += [f"{plan.data_path}.dvc", "data/.gitignore"]
+    if options.lock:
+        own.append("uv.lock")
+    if dvc_initialised:
+        own += [".dvc/config", ".dvc/.gitignore"]
+    return sorted(p for p in set(own) if (root / p).is_file())
+
+
+def write(plan: Plan, options: Options) -> list[str]:
+    """Write the plan, then git/DVC/uv: the repository is committed when this returns.
+
+    Returns notes for the user: the files already in the folder that init left untracked.
+    """
     if plan.collisions and not options.force:
-        shown = ", ".join(plan.collisions[:8]) + (" ..." if len(plan.collisions) > 8 else "")
         raise ScaffoldError(
             f"{options.directory}: would overwrite {len(plan.collisions)} existing file(s) "
-            f"({shown}); pass --force to overwrite, or --dry-run to see the plan"
+            f"({_shown(plan.collisions)}); pass --force to overwrite, or --dry-run to see the plan"
         )
-    uv = _uv() if options.lock else None
     root = options.directory
+    if options.git and (root / ".git").exists():
+        _refuse_dirty(root)
+    uv = _uv() if options.lock else None
     # Files inside .dvc/ (plot templates) go in after `dvc init`, which refuses an existing .dvc.
     in_dvc = {p: c for p, c in plan.files.items() if p.startswith(".dvc/")}
     _write_files(root, {p: c for p, c in plan.files.items() if p not in in_dvc})
     dvc = [sys.executable, "-m", "dvc"]
     if options.git and not (root / ".git").exists():
         _run(["git", "init", "-q", "-b", "main"], root, "git init")
-    if not (root / ".dvc").exists():
+    dvc_initialised = not (root / ".dvc").exists()
+    if dvc_initialised:
         _run([*dvc, "init", "-q", *([] if options.git else ["--no-scm"])], root, "dvc init")
         for key, value in (("core.analytics", "false"), ("core.autostage", "true")):
             _run([*dvc, "config", key, value], root, f"dvc config {key}")
     _write_files(root, in_dvc)
-    _run([*dvc, "add", "-q", f"data/{options.data.name}"], root, "dvc add")
+    _run([*dvc, "add", "-q", plan.data_path], root, "dvc add")
     if uv is not None:
         _run([uv, "lock", "--quiet"], root, "uv lock")
-    if options.git:
-        _run(["git", "add", "-A"], root, "git add")
-        _run(
-            ["git", "commit", "-q", "-m", f"modelci init (modelci {__version__})"],
-            root,
-            "git commit",
-        )
+    if not options.git:
+        return []
+    _run(["git", "add", "--", *_own_files(plan, options, dvc_initialised)], root, "git add")
+    _run(
+        ["git", "commit", "-q", "-m", f"modelci init (modelci {__version__})"],
+        root,
+        "git commit",
+    )
+    untracked = _git_lines(["ls-files", "--others", "--exclude-standard"], root)
+    if not untracked:
+        return []
+    return [
+        f"init: left untracked, as they were: {_shown(untracked)} "
+        "(init commits only the files it writes)"
+    ]
 
 
 def describe(plan: Plan, options: Options) -> list[str]:
