@@ -41,10 +41,17 @@ def register(sub: Any) -> None:
         description=(
             "Create a complete model repository in DIRECTORY from a data file: pyproject.toml "
             "pinned to this modelci, uv.lock, dvc.yaml, params.yaml inferred from the data, the "
-            "workflow callers, passing tests, git + DVC with the data tracked."
+            "workflow callers, passing tests, git + DVC with the data tracked. One commit holds "
+            "only the files init writes (never the data, never files already there); an existing "
+            "repository must have no uncommitted changes; a failed step leaves DIRECTORY as it "
+            "was."
         ),
     )
-    parser.add_argument("directory", metavar="DIRECTORY", help="the new repository (created)")
+    parser.add_argument(
+        "directory",
+        metavar="DIRECTORY",
+        help="the new repository (created if missing; may be an existing repository)",
+    )
     parser.add_argument("--data", required=True, metavar="FILE", help=".csv or .parquet file")
     parser.add_argument("--target", required=True, metavar="COLUMN", help="the column to predict")
     parser.add_argument(

@@ -2,17 +2,20 @@
 
 The plan (every file and its content) is made in memory first, so ``--dry-run`` shows exactly
 what would be written, and a refusal (an existing file, bad data, an unknown target) leaves the
-disk untouched. Then the files are written, and git, DVC and uv take over: ``git init``,
-``dvc init``, ``dvc add`` of the data, ``uv lock``, one commit.
+disk untouched. Then ``uv lock`` runs in a scratch folder, the files are written, and git and
+DVC take over: ``git init``, ``dvc init``, ``dvc add`` of the data, one commit of init's own
+files only. A failure at any step leaves the target folder as it was (see ``write``).
 """
 
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
 import subprocess
 import sys
+import tempfile
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -204,7 +207,8 @@ def _validated(text: str) -> Params:
         raise RuntimeError(f"init rendered an invalid params.yaml: {error}") from None
 
 
-def _run(args: list[str], cwd: Path, what: str) -> None:
+def _run(args: list[str], cwd: Path, what: str) -> str:
+    """Run a tool; its output, or a ScaffoldError with its last line."""
     done = subprocess.run(  # noqa: S603 - fixed tools, arguments built by init
         args, cwd=cwd, capture_output=True, text=True, check=False
     )
@@ -215,6 +219,7 @@ def _run(args: list[str], cwd: Path, what: str) -> None:
             + (output[-1] if output else "no output"),
             details=output,
         )
+    return done.stdout
 
 
 def _uv() -> str:
@@ -232,12 +237,7 @@ def _write_files(root: Path, files: dict[str, bytes]) -> None:
 
 
 def _git_lines(args: list[str], root: Path) -> list[str]:
-    done = subprocess.run(  # noqa: S603 - git with arguments built by init
-        ["git", *args], cwd=root, capture_output=True, text=True, check=False
-    )
-    if done.returncode != 0:
-        raise ScaffoldError(f"git {args[0]} failed in {root}: {done.stderr.strip()}")
-    return done.stdout.splitlines()
+    return _run(["git", *args], root, f"git {args[0]}").splitlines()
 
 
 def _shown(paths: list[str]) -> str:
@@ -274,9 +274,89 @@ def _own_files(plan: Plan, options: Options, dvc_initialised: bool) -> list[str]
     return sorted(p for p in set(own) if (root / p).is_file())
 
 
+@dataclass
+class _Undo:
+    """Puts the target folder back as it was when a step of init fails.
+
+    ``keep(path)`` is called before init, or a tool it runs, may create or change ``path``: an
+    existing file's bytes are kept, a missing path is remembered by its first missing folder and
+    removed on undo. What DVC adds to the cache of an existing ``.dvc/`` is left there (ignored
+    by git, and reused by the next ``dvc add``).
+    """
+
+    root: Path
+    created: list[Path] = field(default_factory=list)
+    saved: dict[Path, bytes] = field(default_factory=dict)
+
+    def keep(self, relative: str) -> None:
+        path = self.root / relative if relative else self.root
+        if path in self.saved or any(c == path or c in path.parents for c in self.created):
+            return
+        if path.is_file():
+            self.saved[path] = path.read_bytes()
+        elif not path.exists():
+            while not path.parent.exists():
+                path = path.parent
+            self.created.append(path)
+
+    def undo(self) -> None:
+        for path in reversed(self.created):
+            if path.is_dir() and not path.is_symlink():
+                shutil.rmtree(path)
+            else:
+                path.unlink(missing_ok=True)
+        for path, content in self.saved.items():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_bytes(content)
+
+
+def _uv_reason(output: str) -> str:
+    """uv's reason on one line: its last ``cause``, re-joined (uv wraps its messages)."""
+    text = " ".join(output.split())
+    for marker in ("Caused by:", "cause:", "error:"):
+        if marker in text:
+            return text.rsplit(marker, 1)[1].strip()
+    return text or "no output"
+
+
+def _lock(pyproject: bytes, options: Options) -> bytes:
+    """``uv lock`` of the new pyproject.toml in a scratch folder: the target is not touched.
+
+    The scratch folder is a sibling of the target, so uv finds the same parent configuration
+    and a relative path in ``--modelci`` means the same file.
+    """
+    uv = _uv()
+    base = options.directory.parent
+    while not base.exists():
+        base = base.parent
+    if not os.access(base, os.W_OK):
+        base = Path(tempfile.gettempdir())
+    with tempfile.TemporaryDirectory(prefix=".modelci-init-", dir=base) as scratch:
+        (Path(scratch) / "pyproject.toml").write_bytes(pyproject)
+        done = subprocess.run(  # noqa: S603 - uv with fixed arguments
+            [uv, "lock", "--quiet"], cwd=scratch, capture_output=True, text=True, check=False
+        )
+        if done.returncode == 0:
+            return (Path(scratch) / "uv.lock").read_bytes()
+    hint = ""
+    if options.modelci is None:
+        hint = (
+            f" (the default dependency {default_requirement()} must be published on your "
+            "package index; for an unreleased build pass --modelci 'modelci[serve] @ "
+            f"file:///ABSOLUTE/PATH/modelci-{__version__}-py3-none-any.whl')"
+        )
+    raise ScaffoldError(
+        f"uv lock failed, nothing written to {options.directory}: "
+        f"{_uv_reason(done.stderr or done.stdout)}{hint}"
+    )
+
+
 def write(plan: Plan, options: Options) -> list[str]:
     """Write the plan, then git/DVC/uv: the repository is committed when this returns.
 
+    All or nothing: ``uv lock`` (the step that fails for reasons outside init: the index, the
+    ``--modelci`` line) runs first in a scratch folder; then the files go in, and a failure of
+    any later step (DVC, git, a commit hook) undoes everything init did in the target.
     Returns notes for the user: the files already in the folder that init left untracked.
     """
     if plan.collisions and not options.force:
@@ -287,10 +367,29 @@ def write(plan: Plan, options: Options) -> list[str]:
     root = options.directory
     if options.git and (root / ".git").exists():
         _refuse_dirty(root)
-    uv = _uv() if options.lock else None
+    lock = _lock(plan.files["pyproject.toml"], options) if options.lock else None
+    undo = _Undo(root)
+    for path in ("", *plan.files, "uv.lock", f"{plan.data_path}.dvc", "data/.gitignore"):
+        undo.keep(path)
+    for path in (".git", ".git/index", ".dvc", ".dvc/config"):
+        undo.keep(path)
+    try:
+        return _install(plan, options, lock)
+    except ScaffoldError as error:
+        undo.undo()
+        raise ScaffoldError(f"{error}; {root} was left as it was", error.details) from None
+    except BaseException:
+        undo.undo()
+        raise
+
+
+def _install(plan: Plan, options: Options, lock: bytes | None) -> list[str]:
+    root = options.directory
     # Files inside .dvc/ (plot templates) go in after `dvc init`, which refuses an existing .dvc.
     in_dvc = {p: c for p, c in plan.files.items() if p.startswith(".dvc/")}
     _write_files(root, {p: c for p, c in plan.files.items() if p not in in_dvc})
+    if lock is not None:
+        _write_files(root, {"uv.lock": lock})
     dvc = [sys.executable, "-m", "dvc"]
     if options.git and not (root / ".git").exists():
         _run(["git", "init", "-q", "-b", "main"], root, "git init")
@@ -301,8 +400,6 @@ def write(plan: Plan, options: Options) -> list[str]:
             _run([*dvc, "config", key, value], root, f"dvc config {key}")
     _write_files(root, in_dvc)
     _run([*dvc, "add", "-q", plan.data_path], root, "dvc add")
-    if uv is not None:
-        _run([uv, "lock", "--quiet"], root, "uv lock")
     if not options.git:
         return []
     _run(["git", "add", "--", *_own_files(plan, options, dvc_initialised)], root, "git add")
