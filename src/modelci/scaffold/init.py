@@ -37,6 +37,9 @@ if TYPE_CHECKING:
 NullTarget = Literal["error", "drop"]
 _SHA = re.compile(r"^[0-9a-f]{40}$")
 _REPO = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*/[A-Za-z0-9][A-Za-z0-9_.-]*$")
+# The data file's name goes into .gitignore (`/data/<name>`), where `*?[!#\` and line breaks
+# are syntax: only names without them are accepted.
+_DATA_NAME = re.compile(r"\w[\w .+()-]*")
 
 
 class ScaffoldError(ModelCIError):
@@ -151,6 +154,11 @@ def _read_data(path: Path) -> pd.DataFrame:
         raise ScaffoldError(f"--data: {path}: no such file")
     if path.suffix.lower() not in (".csv", ".parquet"):
         raise ScaffoldError(f"--data: {path}: use a .csv or .parquet file")
+    if not _DATA_NAME.fullmatch(path.name):
+        raise ScaffoldError(
+            f"--data: {path.name!r}: rename the file to letters, digits, spaces and . _ - + ( ) "
+            "only: its name is written into .gitignore, where other characters are patterns"
+        )
     return read_table(path)
 
 
