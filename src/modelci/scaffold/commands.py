@@ -22,6 +22,7 @@ def cmd_init(args: argparse.Namespace) -> int:
         force=args.force,
         lock=not args.no_lock,
         git=not args.no_git,
+        name=args.name,
     )
     plan = make_plan(options)
     lines = describe(plan, options)
@@ -51,6 +52,12 @@ def register(sub: Any) -> None:
         "directory",
         metavar="DIRECTORY",
         help="the new repository (created if missing; may be an existing repository)",
+    )
+    parser.add_argument(
+        "--name",
+        metavar="NAME",
+        help="the project and package name (default: from DIRECTORY's name); a name that a "
+        "dependency or the standard library uses is refused",
     )
     parser.add_argument("--data", required=True, metavar="FILE", help=".csv or .parquet file")
     parser.add_argument("--target", required=True, metavar="COLUMN", help="the column to predict")

@@ -16,6 +16,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import tomllib
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -63,6 +64,7 @@ class Options:
     force: bool = False
     lock: bool = True
     git: bool = True
+    name: str | None = None
 
 
 @dataclass
@@ -82,13 +84,60 @@ def release_info() -> dict[str, str | None]:
     return info
 
 
-def package_name(directory: Path) -> tuple[str, str]:
-    """(distribution name, import name) for the new repository, from its folder name."""
-    name = re.sub(r"[^A-Za-z0-9]+", "-", directory.resolve().name).strip("-").lower() or "model"
-    module = name.replace("-", "_")
+def package_name(directory: Path, name: str | None = None) -> tuple[str, str]:
+    """(distribution name, import name) for the new repository: ``--name``, else the folder's."""
+    raw = directory.resolve().name if name is None else name
+    project = re.sub(r"[^A-Za-z0-9]+", "-", raw).strip("-").lower() or "model"
+    module = project.replace("-", "_")
     if not module.isidentifier() or module[0].isdigit():
         module = f"model_{module}"
-    return name, module
+    return project, module
+
+
+def _normal(name: str) -> str:
+    """A distribution name as PyPI compares it (PEP 503)."""
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def _dev_tools() -> list[str]:
+    """The distributions of the generated repository's dev group (not installed with init)."""
+    pyproject = tomllib.loads(_templates()["pyproject.toml"])
+    found = (re.match(r"[A-Za-z0-9._-]+", r) for r in pyproject["dependency-groups"]["dev"])
+    return [m.group(0) for m in found if m]
+
+
+def owner_of(project: str, module: str) -> str | None:
+    """Who already owns this distribution or import name: the standard library, or a
+    distribution installed with modelci (its dependencies) or the new repository's dev tools.
+
+    A package named like one of them cannot work: ``sklearn`` is shadowed by scikit-learn's
+    (``No module named 'sklearn.features'``), ``pandas`` makes ``uv lock`` fail.
+    """
+    if module in sys.stdlib_module_names:
+        return "the standard library"
+    from importlib import metadata
+
+    installed = [d.name for d in metadata.distributions() if d.name]
+    for distribution in [*installed, *_dev_tools()]:
+        if _normal(distribution) in (_normal(project), _normal(module)):
+            return str(distribution)
+    importers = metadata.packages_distributions().get(module)
+    return importers[0] if importers else None
+
+
+def _refuse_taken_name(options: Options, project: str, module: str) -> None:
+    owner = owner_of(project, module)
+    if owner is None:
+        return
+    where, raw = (
+        ("--name", options.name)
+        if options.name is not None
+        else ("DIRECTORY", options.directory.resolve().name)
+    )
+    raise ScaffoldError(
+        f"{where}: {raw!r} would make the package {project!r} (import {module!r}), a name "
+        f"{owner} already uses, so one would shadow the other: pass --name <another name>"
+    )
 
 
 def default_requirement() -> str:
@@ -172,7 +221,8 @@ def make_plan(options: Options) -> Plan:
             f"{options.target!r}: pass --null-target drop to drop them (written to params.yaml "
             "as prepare.null_target: drop)"
         )
-    name, module = package_name(options.directory)
+    name, module = package_name(options.directory, options.name)
+    _refuse_taken_name(options, name, module)
     data_path = f"data/{options.data.name}"
     draft = params_file.render(inferred, data_path, options.null_target, {}, {}, name)
     params = _validated(draft)
