@@ -125,9 +125,13 @@ def test_baseline_gate_sits_at_the_dummy_scores() -> None:
 
 
 def options(tmp_path: Path, data: Path, **extra: object) -> Options:
-    values: dict[str, object] = {"workflows_ref": SHA, "lock": False}
+    values: dict[str, object] = {
+        "directory": tmp_path / "repo",
+        "workflows_ref": SHA,
+        "lock": False,
+    }
     values.update(extra)
-    return Options(directory=tmp_path / "repo", data=data, target="churned", **values)  # type: ignore[arg-type]
+    return Options(data=data, target="churned", **values)  # type: ignore[arg-type]
 
 
 @pytest.fixture
@@ -343,3 +347,38 @@ def test_init_in_a_folder_that_already_holds_the_data(
     tracked = run(["git", "ls-files"], repo).stdout.split()
     assert "data/customers.csv.dvc" in tracked
     assert "data/customers.csv" not in tracked
+
+
+@pytest.mark.parametrize(
+    ("folder", "taken"),
+    [
+        ("sklearn", "scikit-learn"),  # an import name: the adopter's package would be shadowed
+        ("scikit-learn", "scikit-learn"),
+        ("pandas", "pandas"),
+        ("dvc", "dvc"),
+        ("modelci", "modelci"),
+        ("pytest", "pytest"),  # a dev tool of the generated repository
+        ("json", "the standard library"),
+    ],
+)
+def test_a_name_taken_by_a_dependency_is_refused(
+    tmp_path: Path, data_file: Path, folder: str, taken: str
+) -> None:
+    with pytest.raises(ScaffoldError, match=rf"DIRECTORY.*{folder!r}.*{taken}.*--name") as error:
+        make_plan(options(tmp_path, data_file, directory=tmp_path / folder))
+    assert "\n" not in str(error.value)
+
+
+def test_name_chooses_the_project_and_package_apart_from_the_folder(
+    tmp_path: Path, data_file: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    plan = make_plan(options(tmp_path, data_file, name="Churn Model"))
+    assert "src/churn_model/__init__.py" in plan.files
+    assert 'name = "churn-model"' in plan.files["pyproject.toml"].decode()
+    assert yaml.safe_load(plan.files["params.yaml"])["tracking"]["model_name"] == "churn-model"
+    with pytest.raises(ScaffoldError, match=r"--name: 'pandas'.*pandas"):
+        make_plan(options(tmp_path, data_file, name="pandas"))
+    args = ["init", str(tmp_path / "sklearn"), "--data", str(data_file), "--target", "churned"]
+    args += ["--workflows-ref", SHA, "--name", "churn", "--dry-run"]
+    assert main(args) == 0
+    assert "create src/churn/__init__.py" in capsys.readouterr().out

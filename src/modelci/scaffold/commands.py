@@ -22,18 +22,16 @@ def cmd_init(args: argparse.Namespace) -> int:
         force=args.force,
         lock=not args.no_lock,
         git=not args.no_git,
+        name=args.name,
     )
     plan = make_plan(options)
     lines = describe(plan, options)
     if args.dry_run:
         print("\n".join(["modelci init --dry-run: nothing written; the plan:", *lines]))
         return 0
-    write(plan, options)
-    print(
-        "\n".join(
-            [*lines, f"init: {options.directory} is ready: cd there, then `uv run dvc repro`"]
-        )
-    )
+    notes = write(plan, options)
+    ready = f"init: {options.directory} is ready: cd there, then `uv run dvc repro`"
+    print("\n".join([*lines, *notes, ready]))
     return 0
 
 
@@ -44,10 +42,23 @@ def register(sub: Any) -> None:
         description=(
             "Create a complete model repository in DIRECTORY from a data file: pyproject.toml "
             "pinned to this modelci, uv.lock, dvc.yaml, params.yaml inferred from the data, the "
-            "workflow callers, passing tests, git + DVC with the data tracked."
+            "workflow callers, passing tests, git + DVC with the data tracked. One commit holds "
+            "only the files init writes (never the data, never files already there); an existing "
+            "repository must have no uncommitted changes; a failed step leaves DIRECTORY as it "
+            "was."
         ),
     )
-    parser.add_argument("directory", metavar="DIRECTORY", help="the new repository (created)")
+    parser.add_argument(
+        "directory",
+        metavar="DIRECTORY",
+        help="the new repository (created if missing; may be an existing repository)",
+    )
+    parser.add_argument(
+        "--name",
+        metavar="NAME",
+        help="the project and package name (default: from DIRECTORY's name); a name that a "
+        "dependency or the standard library uses is refused",
+    )
     parser.add_argument("--data", required=True, metavar="FILE", help=".csv or .parquet file")
     parser.add_argument("--target", required=True, metavar="COLUMN", help="the column to predict")
     parser.add_argument(

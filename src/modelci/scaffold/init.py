@@ -2,17 +2,21 @@
 
 The plan (every file and its content) is made in memory first, so ``--dry-run`` shows exactly
 what would be written, and a refusal (an existing file, bad data, an unknown target) leaves the
-disk untouched. Then the files are written, and git, DVC and uv take over: ``git init``,
-``dvc init``, ``dvc add`` of the data, ``uv lock``, one commit.
+disk untouched. Then ``uv lock`` runs in a scratch folder, the files are written, and git and
+DVC take over: ``git init``, ``dvc init``, ``dvc add`` of the data, one commit of init's own
+files only. A failure at any step leaves the target folder as it was (see ``write``).
 """
 
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
 import subprocess
 import sys
+import tempfile
+import tomllib
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -34,6 +38,9 @@ if TYPE_CHECKING:
 NullTarget = Literal["error", "drop"]
 _SHA = re.compile(r"^[0-9a-f]{40}$")
 _REPO = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*/[A-Za-z0-9][A-Za-z0-9_.-]*$")
+# The data file's name goes into .gitignore (`/data/<name>`), where `*?[!#\` and line breaks
+# are syntax: only names without them are accepted.
+_DATA_NAME = re.compile(r"\w[\w .+()-]*")
 
 
 class ScaffoldError(ModelCIError):
@@ -57,6 +64,7 @@ class Options:
     force: bool = False
     lock: bool = True
     git: bool = True
+    name: str | None = None
 
 
 @dataclass
@@ -65,6 +73,7 @@ class Plan:
 
     files: dict[str, bytes] = field(default_factory=dict)
     inferred: Inferred | None = None
+    data_path: str = ""
     collisions: list[str] = field(default_factory=list)
 
 
@@ -75,13 +84,60 @@ def release_info() -> dict[str, str | None]:
     return info
 
 
-def package_name(directory: Path) -> tuple[str, str]:
-    """(distribution name, import name) for the new repository, from its folder name."""
-    name = re.sub(r"[^A-Za-z0-9]+", "-", directory.resolve().name).strip("-").lower() or "model"
-    module = name.replace("-", "_")
+def package_name(directory: Path, name: str | None = None) -> tuple[str, str]:
+    """(distribution name, import name) for the new repository: ``--name``, else the folder's."""
+    raw = directory.resolve().name if name is None else name
+    project = re.sub(r"[^A-Za-z0-9]+", "-", raw).strip("-").lower() or "model"
+    module = project.replace("-", "_")
     if not module.isidentifier() or module[0].isdigit():
         module = f"model_{module}"
-    return name, module
+    return project, module
+
+
+def _normal(name: str) -> str:
+    """A distribution name as PyPI compares it (PEP 503)."""
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def _dev_tools() -> list[str]:
+    """The distributions of the generated repository's dev group (not installed with init)."""
+    pyproject = tomllib.loads(_templates()["pyproject.toml"])
+    found = (re.match(r"[A-Za-z0-9._-]+", r) for r in pyproject["dependency-groups"]["dev"])
+    return [m.group(0) for m in found if m]
+
+
+def owner_of(project: str, module: str) -> str | None:
+    """Who already owns this distribution or import name: the standard library, or a
+    distribution installed with modelci (its dependencies) or the new repository's dev tools.
+
+    A package named like one of them cannot work: ``sklearn`` is shadowed by scikit-learn's
+    (``No module named 'sklearn.features'``), ``pandas`` makes ``uv lock`` fail.
+    """
+    if module in sys.stdlib_module_names:
+        return "the standard library"
+    from importlib import metadata
+
+    installed = [d.name for d in metadata.distributions() if d.name]
+    for distribution in [*installed, *_dev_tools()]:
+        if _normal(distribution) in (_normal(project), _normal(module)):
+            return str(distribution)
+    importers = metadata.packages_distributions().get(module)
+    return importers[0] if importers else None
+
+
+def _refuse_taken_name(options: Options, project: str, module: str) -> None:
+    owner = owner_of(project, module)
+    if owner is None:
+        return
+    where, raw = (
+        ("--name", options.name)
+        if options.name is not None
+        else ("DIRECTORY", options.directory.resolve().name)
+    )
+    raise ScaffoldError(
+        f"{where}: {raw!r} would make the package {project!r} (import {module!r}), a name "
+        f"{owner} already uses, so one would shadow the other: pass --name <another name>"
+    )
 
 
 def default_requirement() -> str:
@@ -147,6 +203,11 @@ def _read_data(path: Path) -> pd.DataFrame:
         raise ScaffoldError(f"--data: {path}: no such file")
     if path.suffix.lower() not in (".csv", ".parquet"):
         raise ScaffoldError(f"--data: {path}: use a .csv or .parquet file")
+    if not _DATA_NAME.fullmatch(path.name):
+        raise ScaffoldError(
+            f"--data: {path.name!r}: rename the file to letters, digits, spaces and . _ - + ( ) "
+            "only: its name is written into .gitignore, where other characters are patterns"
+        )
     return read_table(path)
 
 
@@ -160,7 +221,8 @@ def make_plan(options: Options) -> Plan:
             f"{options.target!r}: pass --null-target drop to drop them (written to params.yaml "
             "as prepare.null_target: drop)"
         )
-    name, module = package_name(options.directory)
+    name, module = package_name(options.directory, options.name)
+    _refuse_taken_name(options, name, module)
     data_path = f"data/{options.data.name}"
     draft = params_file.render(inferred, data_path, options.null_target, {}, {}, name)
     params = _validated(draft)
@@ -184,7 +246,7 @@ def make_plan(options: Options) -> Plan:
         "data_path": data_path,
         "data_ignore": f"/{data_path}",
     }
-    plan = Plan(inferred=inferred)
+    plan = Plan(inferred=inferred, data_path=data_path)
     for path, template in _templates().items():
         path = path.replace("__module__", module)
         plan.files[path] = render(template, values, path).encode("utf-8")
@@ -203,7 +265,8 @@ def _validated(text: str) -> Params:
         raise RuntimeError(f"init rendered an invalid params.yaml: {error}") from None
 
 
-def _run(args: list[str], cwd: Path, what: str) -> None:
+def _run(args: list[str], cwd: Path, what: str) -> str:
+    """Run a tool; its output, or a ScaffoldError with its last line."""
     done = subprocess.run(  # noqa: S603 - fixed tools, arguments built by init
         args, cwd=cwd, capture_output=True, text=True, check=False
     )
@@ -214,6 +277,7 @@ def _run(args: list[str], cwd: Path, what: str) -> None:
             + (output[-1] if output else "no output"),
             details=output,
         )
+    return done.stdout
 
 
 def _uv() -> str:
@@ -230,37 +294,185 @@ def _write_files(root: Path, files: dict[str, bytes]) -> None:
         path.write_bytes(content)
 
 
-def write(plan: Plan, options: Options) -> None:
-    """Write the plan, then git/DVC/uv: the repository is committed when this returns."""
+def _git_lines(args: list[str], root: Path) -> list[str]:
+    return _run(["git", *args], root, f"git {args[0]}").splitlines()
+
+
+def _shown(paths: list[str]) -> str:
+    return ", ".join(paths[:8]) + (f" and {len(paths) - 8} more" if len(paths) > 8 else "")
+
+
+def _refuse_dirty(root: Path) -> None:
+    """An existing repository must have no uncommitted change to a tracked file (staged or not).
+
+    init commits its own files on top of HEAD: a change of the user's would otherwise be
+    committed with them (if staged) or be mixed into init's commit by an overwrite (--force).
+    """
+    changed = [line[3:] for line in _git_lines(["status", "--porcelain", "-uno"], root)]
+    if changed:
+        raise ScaffoldError(
+            f"{root}: uncommitted changes to tracked files ({_shown(changed)}): commit or stash "
+            "them first; init commits only the files it writes, on a clean tree"
+        )
+
+
+def _own_files(plan: Plan, options: Options, dvc_initialised: bool) -> list[str]:
+    """What init stages: the files it wrote, the .dvc pointer, and DVC's own files.
+
+    Never the data (DVC tracks it and .gitignore lists it) and never a file that was in the
+    folder before.
+    """
+    root = options.directory
+    own = [p for p in plan.files if p != plan.data_path]
+    own += [f"{plan.data_path}.dvc", "data/.gitignore"]
+    if options.lock:
+        own.append("uv.lock")
+    if dvc_initialised:
+        own += [".dvc/config", ".dvc/.gitignore"]
+    return sorted(p for p in set(own) if (root / p).is_file())
+
+
+@dataclass
+class _Undo:
+    """Puts the target folder back as it was when a step of init fails.
+
+    ``keep(path)`` is called before init, or a tool it runs, may create or change ``path``: an
+    existing file's bytes are kept, a missing path is remembered by its first missing folder and
+    removed on undo. What DVC adds to the cache of an existing ``.dvc/`` is left there (ignored
+    by git, and reused by the next ``dvc add``).
+    """
+
+    root: Path
+    created: list[Path] = field(default_factory=list)
+    saved: dict[Path, bytes] = field(default_factory=dict)
+
+    def keep(self, relative: str) -> None:
+        path = self.root / relative if relative else self.root
+        if path in self.saved or any(c == path or c in path.parents for c in self.created):
+            return
+        if path.is_file():
+            self.saved[path] = path.read_bytes()
+        elif not path.exists():
+            while not path.parent.exists():
+                path = path.parent
+            self.created.append(path)
+
+    def undo(self) -> None:
+        for path in reversed(self.created):
+            if path.is_dir() and not path.is_symlink():
+                shutil.rmtree(path)
+            else:
+                path.unlink(missing_ok=True)
+        for path, content in self.saved.items():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_bytes(content)
+
+
+def _uv_reason(output: str) -> str:
+    """uv's reason on one line: its last ``cause``, re-joined (uv wraps its messages)."""
+    text = " ".join(output.split())
+    for marker in ("Caused by:", "cause:", "error:"):
+        if marker in text:
+            return text.rsplit(marker, 1)[1].strip()
+    return text or "no output"
+
+
+def _lock(pyproject: bytes, options: Options) -> bytes:
+    """``uv lock`` of the new pyproject.toml in a scratch folder: the target is not touched.
+
+    The scratch folder is a sibling of the target, so uv finds the same parent configuration
+    and a relative path in ``--modelci`` means the same file.
+    """
+    uv = _uv()
+    base = options.directory.parent
+    while not base.exists():
+        base = base.parent
+    if not os.access(base, os.W_OK):
+        base = Path(tempfile.gettempdir())
+    with tempfile.TemporaryDirectory(prefix=".modelci-init-", dir=base) as scratch:
+        (Path(scratch) / "pyproject.toml").write_bytes(pyproject)
+        done = subprocess.run(  # noqa: S603 - uv with fixed arguments
+            [uv, "lock", "--quiet"], cwd=scratch, capture_output=True, text=True, check=False
+        )
+        if done.returncode == 0:
+            return (Path(scratch) / "uv.lock").read_bytes()
+    hint = ""
+    if options.modelci is None:
+        hint = (
+            f" (the default dependency {default_requirement()} must be published on your "
+            "package index; for an unreleased build pass --modelci 'modelci[serve] @ "
+            f"file:///ABSOLUTE/PATH/modelci-{__version__}-py3-none-any.whl')"
+        )
+    raise ScaffoldError(
+        f"uv lock failed, nothing written to {options.directory}: "
+        f"{_uv_reason(done.stderr or done.stdout)}{hint}"
+    )
+
+
+def write(plan: Plan, options: Options) -> list[str]:
+    """Write the plan, then git/DVC/uv: the repository is committed when this returns.
+
+    All or nothing: ``uv lock`` (the step that fails for reasons outside init: the index, the
+    ``--modelci`` line) runs first in a scratch folder; then the files go in, and a failure of
+    any later step (DVC, git, a commit hook) undoes everything init did in the target.
+    Returns notes for the user: the files already in the folder that init left untracked.
+    """
     if plan.collisions and not options.force:
-        shown = ", ".join(plan.collisions[:8]) + (" ..." if len(plan.collisions) > 8 else "")
         raise ScaffoldError(
             f"{options.directory}: would overwrite {len(plan.collisions)} existing file(s) "
-            f"({shown}); pass --force to overwrite, or --dry-run to see the plan"
+            f"({_shown(plan.collisions)}); pass --force to overwrite, or --dry-run to see the plan"
         )
-    uv = _uv() if options.lock else None
+    root = options.directory
+    if options.git and (root / ".git").exists():
+        _refuse_dirty(root)
+    lock = _lock(plan.files["pyproject.toml"], options) if options.lock else None
+    undo = _Undo(root)
+    for path in ("", *plan.files, "uv.lock", f"{plan.data_path}.dvc", "data/.gitignore"):
+        undo.keep(path)
+    for path in (".git", ".git/index", ".dvc", ".dvc/config"):
+        undo.keep(path)
+    try:
+        return _install(plan, options, lock)
+    except ScaffoldError as error:
+        undo.undo()
+        raise ScaffoldError(f"{error}; {root} was left as it was", error.details) from None
+    except BaseException:
+        undo.undo()
+        raise
+
+
+def _install(plan: Plan, options: Options, lock: bytes | None) -> list[str]:
     root = options.directory
     # Files inside .dvc/ (plot templates) go in after `dvc init`, which refuses an existing .dvc.
     in_dvc = {p: c for p, c in plan.files.items() if p.startswith(".dvc/")}
     _write_files(root, {p: c for p, c in plan.files.items() if p not in in_dvc})
+    if lock is not None:
+        _write_files(root, {"uv.lock": lock})
     dvc = [sys.executable, "-m", "dvc"]
     if options.git and not (root / ".git").exists():
         _run(["git", "init", "-q", "-b", "main"], root, "git init")
-    if not (root / ".dvc").exists():
+    dvc_initialised = not (root / ".dvc").exists()
+    if dvc_initialised:
         _run([*dvc, "init", "-q", *([] if options.git else ["--no-scm"])], root, "dvc init")
         for key, value in (("core.analytics", "false"), ("core.autostage", "true")):
             _run([*dvc, "config", key, value], root, f"dvc config {key}")
     _write_files(root, in_dvc)
-    _run([*dvc, "add", "-q", f"data/{options.data.name}"], root, "dvc add")
-    if uv is not None:
-        _run([uv, "lock", "--quiet"], root, "uv lock")
-    if options.git:
-        _run(["git", "add", "-A"], root, "git add")
-        _run(
-            ["git", "commit", "-q", "-m", f"modelci init (modelci {__version__})"],
-            root,
-            "git commit",
-        )
+    _run([*dvc, "add", "-q", plan.data_path], root, "dvc add")
+    if not options.git:
+        return []
+    _run(["git", "add", "--", *_own_files(plan, options, dvc_initialised)], root, "git add")
+    _run(
+        ["git", "commit", "-q", "-m", f"modelci init (modelci {__version__})"],
+        root,
+        "git commit",
+    )
+    untracked = _git_lines(["ls-files", "--others", "--exclude-standard"], root)
+    if not untracked:
+        return []
+    return [
+        f"init: left untracked, as they were: {_shown(untracked)} "
+        "(init commits only the files it writes)"
+    ]
 
 
 def describe(plan: Plan, options: Options) -> list[str]:

@@ -6,6 +6,7 @@ Written as text (YAML emitters drop comments) and checked by parsing it back thr
 
 from __future__ import annotations
 
+import sys
 from typing import Any
 
 import yaml
@@ -22,11 +23,44 @@ TEST_SIZE = 0.25
 SEED = 42
 
 
+class _OneLineDumper(yaml.SafeDumper):
+    """PyYAML's safe dumper, but a string never spans lines.
+
+    Column names come from the data file's header: PyYAML writes a name holding a line break
+    as a multi-line quoted scalar, whose next lines land at column 0 of the text init puts it
+    in (and a long name may be folded the same way). Such strings are written double-quoted,
+    where a line break is the escape ``\\n``; with no width limit nothing is folded.
+    """
+
+
+_BREAKS = frozenset("\n\r\x85\u2028\u2029")
+
+
+def _represent_str(dumper: yaml.SafeDumper, value: str) -> yaml.ScalarNode:
+    style = '"' if _BREAKS.intersection(value) else None
+    return dumper.represent_scalar("tag:yaml.org,2002:str", value, style=style)
+
+
+_OneLineDumper.add_representer(str, _represent_str)
+
+
 def flow(value: Any) -> str:
-    """One YAML value on one line (``{type: float, min: 0}``)."""
-    return str(yaml.safe_dump(value, default_flow_style=True, sort_keys=False, width=10_000))[
-        :-1
-    ].removesuffix("\n...")
+    """One YAML value on one line (``{type: float, min: 0}``), whatever strings it holds.
+
+    Every name from the data reaches params.yaml through here, comments included: the emitter
+    quotes what YAML would read as syntax (``: ``, ``#``, ``{``, ``<<``, ``null``...).
+    """
+    text = yaml.dump(
+        value,
+        Dumper=_OneLineDumper,
+        default_flow_style=True,
+        sort_keys=False,
+        width=sys.maxsize,
+    )
+    line = str(text).removesuffix("\n").removesuffix("\n...")
+    if "\n" in line:
+        raise RuntimeError(f"YAML value written over several lines: {line!r}")
+    return line
 
 
 def data_section(inferred: Inferred, source: str) -> list[str]:
@@ -46,7 +80,7 @@ def data_section(inferred: Inferred, source: str) -> list[str]:
     if inferred.left_out:
         lines.append("  # In the file but left out of the model (prepare drops them). To use one,")
         lines.append("  # declare it under columns with its type and remove it here:")
-        lines += [f"  #   {c.name}: {c.reason}" for c in inferred.left_out]
+        lines += [f"  #   {flow(c.name)}: {c.reason}" for c in inferred.left_out]
         lines.append(f"  drop_columns: {flow([c.name for c in inferred.left_out])}")
     return lines
 
@@ -55,7 +89,7 @@ def prepare_section(inferred: Inferred, null_target: str) -> list[str]:
     lines = ["prepare:", f"  test_size: {TEST_SIZE}", f"  seed: {SEED}"]
     if inferred.null_target_rows:
         lines.append(
-            f"  # {inferred.null_target_rows} row(s) of the data have no {inferred.target}:"
+            f"  # {inferred.null_target_rows} row(s) of the data have no {flow(inferred.target)}:"
             " 'drop' removes them, 'error' refuses the file."
         )
         lines.append(f"  null_target: {null_target}")
