@@ -27,7 +27,7 @@ from modelci.ci.predictions import compare_sides, to_scored
 from modelci.ci.report import build_report, render_markdown
 from modelci.ci.state import RepoState
 from modelci.config import load_params
-from modelci.pipeline.prediction_table import PREDICTIONS
+from modelci.prediction_table import PREDICTIONS
 
 REPO = Path(__file__).resolve().parents[1]
 

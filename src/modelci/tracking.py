@@ -17,8 +17,8 @@ from typing import TYPE_CHECKING, Any
 
 from modelci.config import ReleaseParams
 from modelci.errors import TrackingError
+from modelci.layout import StagePaths
 from modelci.lineage import lineage_tags
-from modelci.pipeline.paths import StagePaths
 
 if TYPE_CHECKING:
     import pandas as pd

@@ -13,10 +13,10 @@ from modelci.ci.predictions import changed_test_split, compare_sides, to_scored
 from modelci.ci.report import build_report, dumps_json, render_markdown, to_json
 from modelci.ci.slices import slice_rows
 from modelci.ci.state import RepoState
-from modelci.ci.stats import StatsError
 from modelci.config import GateParams, MetricRule, SliceRule
-from modelci.pipeline.metrics import Predictions
-from modelci.pipeline.prediction_table import to_frame
+from modelci.judge.metrics import Predictions
+from modelci.judge.stats import StatsError
+from modelci.prediction_table import to_frame
 
 pytestmark = pytest.mark.unit
 

@@ -44,8 +44,8 @@ def _rules(args: argparse.Namespace, params: Any, problems: list[str] | None = N
     """The gate section (GateParams): ``--gate-file``, else the params' ``gate:`` section. When
     ``params`` is None, the reading problem that names the params file (e.g. invalid YAML) is
     the message."""
-    from modelci.ci.gate import load_gate, parse_gate
     from modelci.errors import ConfigError
+    from modelci.judge.gate import load_gate, parse_gate
 
     if args.gate_file:
         return load_gate(Path(args.gate_file))
@@ -65,7 +65,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     from modelci.ci.report import build_report, dumps_json, render_markdown, to_json
     from modelci.ci.state import GitSource, StateError, WorkTreeSource, read_state
     from modelci.fileio import write_text
-    from modelci.pipeline.metrics import HIGHER_IS_BETTER
+    from modelci.judge.metrics import HIGHER_IS_BETTER
 
     root = Path.cwd()
     params_path = _relative(args.params)
@@ -134,7 +134,7 @@ def _comparison(
     ``worktree`` (the working tree, or a commit's DVC outputs)."""
     from modelci.ci.predictions import compare_predictions
     from modelci.ci.state import StateError
-    from modelci.pipeline.prediction_table import PREDICTIONS
+    from modelci.prediction_table import PREDICTIONS
 
     try:
         head_data = worktree.read(PREDICTIONS)
@@ -187,7 +187,6 @@ def _read_metrics(source: Any, paths: list[str], side: str) -> tuple[Any, str | 
 
 
 def cmd_gate(args: argparse.Namespace) -> int:
-    from modelci.ci.gate import failed_verdict, judge, task_changes, verdict_lines
     from modelci.ci.predictions import Comparison
     from modelci.ci.report import dumps_json
     from modelci.ci.state import (
@@ -203,6 +202,7 @@ def cmd_gate(args: argparse.Namespace) -> int:
     )
     from modelci.errors import ConfigError
     from modelci.fileio import write_text
+    from modelci.judge.gate import failed_verdict, judge, task_changes, verdict_lines
 
     root = Path.cwd()
     worktree = WorkTreeSource(root)

@@ -8,8 +8,8 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from typing import Any, Literal
 
-from modelci.ci.gate import MetricVerdict, Verdict, json_number
 from modelci.ci.state import RepoState, flatten
+from modelci.judge.gate import MetricVerdict, Verdict, json_number
 
 Change = Literal["added", "removed", "changed", "unchanged"]
 MetricChange = Literal["improved", "regressed", "unchanged", "new", "removed", "invalid"]

@@ -19,10 +19,10 @@ import numpy as np
 import pandas as pd
 
 from modelci.ci.state import MAX_FILE_BYTES, lock_out_md5
-from modelci.ci.stats import SUPPORTED, DeltaInterval, Scored, StatsError, compare
 from modelci.config import DataParams, GateParams
-from modelci.pipeline.metrics import Predictions
-from modelci.pipeline.prediction_table import PREDICTIONS, PROBA, to_frame
+from modelci.judge.metrics import Predictions
+from modelci.judge.stats import SUPPORTED, DeltaInterval, Scored, StatsError, compare
+from modelci.prediction_table import PREDICTIONS, PROBA, to_frame
 
 TEST_SPLIT = "data/prepared/test.parquet"
 LABELS = ("actual", "predicted")
@@ -64,7 +64,7 @@ def read_base(root: Path, commit: str, path: str = PREDICTIONS) -> bytes:
 
 
 def to_scored(frame: pd.DataFrame, classification: bool, positive_label: Any) -> Scored:
-    """A predictions table encoded for ``modelci.ci.stats``; StatsError when it is not one."""
+    """A predictions table encoded for ``modelci.judge.stats``; StatsError when it is not one."""
     missing = [name for name in LABELS if name not in frame.columns]
     if missing:
         raise StatsError(f"no column {missing[0]!r}")

@@ -24,7 +24,12 @@ from modelci.ci.diff import (
     diff_param_files,
     metric_rows,
 )
-from modelci.ci.gate import (
+from modelci.ci.plots import Plot
+from modelci.ci.predictions import Comparison
+from modelci.ci.slices import SliceRow, slice_rows
+from modelci.ci.state import METRICS, MODEL, RepoState, lock_out_md5
+from modelci.config import GateParams, MetricRule
+from modelci.judge.gate import (
     Verdict,
     as_gate,
     failed_verdict,
@@ -34,12 +39,7 @@ from modelci.ci.gate import (
     judge,
     task_changes,
 )
-from modelci.ci.plots import Plot
-from modelci.ci.predictions import Comparison
-from modelci.ci.slices import SliceRow, slice_rows
-from modelci.ci.state import METRICS, MODEL, RepoState, lock_out_md5
-from modelci.ci.stats import DeltaInterval
-from modelci.config import GateParams, MetricRule
+from modelci.judge.stats import DeltaInterval
 
 GITHUB_COMMENT_LIMIT = 65_536
 DEFAULT_MAX_CHARS = 60_000

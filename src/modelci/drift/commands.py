@@ -122,7 +122,7 @@ def cmd_drift(args: argparse.Namespace) -> int:
 
 def _jsonable(value: Any) -> Any:
     """Strict JSON: NaN and infinities as strings, tuples as lists."""
-    from modelci.ci.gate import json_number
+    from modelci.judge.gate import json_number
 
     if isinstance(value, dict):
         return {str(key): _jsonable(item) for key, item in value.items()}

@@ -72,7 +72,7 @@ def _build_arg(text: str) -> tuple[str, str]:
 def cmd_register(args: argparse.Namespace) -> int:
     from dataclasses import replace
 
-    from modelci.pipeline.paths import DEFAULT_PATHS
+    from modelci.layout import DEFAULT_PATHS
     from modelci.registry.register import register
 
     paths = replace(DEFAULT_PATHS, model=Path(args.model), test=Path(args.test))

@@ -2,7 +2,7 @@
 
 Both models are downloaded from the registry, verified against their registered sha256, loaded
 safely and scored on the *same* current test set (``data/prepared/test.parquet``), so a change
-of test data never favours either side. The gate is :func:`modelci.ci.gate.evaluate_gate`, the
+of test data never favours either side. The gate is :func:`modelci.judge.gate.evaluate_gate`, the
 same rules as the pull-request gate with the champion as the baseline, and the same paired
 intervals (``modelci.ci.predictions.compare_predicted``), so a ``significance`` or
 ``non_inferiority`` rule ("promote only if not significantly worse") means the same in both;
@@ -19,9 +19,9 @@ from pathlib import Path
 from typing import Any
 
 from modelci.config import ReleaseParams
+from modelci.judge.metrics import Predictions
+from modelci.layout import DEFAULT_PATHS
 from modelci.lineage import UNKNOWN, git_commit
-from modelci.pipeline.metrics import Predictions
-from modelci.pipeline.paths import DEFAULT_PATHS
 from modelci.registry.core import (
     EVAL_PREFIX,
     PASSED,
@@ -78,8 +78,8 @@ def score(params: ReleaseParams, data: bytes, source: str, test_path: Path) -> P
     import pandas as pd
 
     from modelci.errors import DataError
+    from modelci.judge import metrics as m
     from modelci.modelfile import load_model_bytes
-    from modelci.pipeline import metrics as m
 
     model = load_model_bytes(data, source, params.trusted_types)
     try:
@@ -115,9 +115,9 @@ def promote(
     expect_sha256: str | None = None,
     registry: Registry | None = None,
 ) -> Promotion:
-    from modelci.ci.gate import evaluate_gate, verdict_lines
     from modelci.ci.predictions import compare_predicted
-    from modelci.pipeline.metrics import compute_metrics
+    from modelci.judge.gate import evaluate_gate, verdict_lines
+    from modelci.judge.metrics import compute_metrics
 
     reg = registry or open_registry(params)
     challenger = challenger_version(reg, version)

@@ -23,8 +23,8 @@ from typing import Any
 from modelci.config import ReleaseParams
 from modelci.errors import ModelFileError
 from modelci.fileio import file_digest
+from modelci.layout import DEFAULT_PATHS, StagePaths
 from modelci.lineage import UNKNOWN, _git, git_commit, git_dirty
-from modelci.pipeline.paths import DEFAULT_PATHS, StagePaths
 from modelci.registry.core import (
     DVC_PREFIX,
     METRIC_PREFIX,

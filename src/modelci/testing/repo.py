@@ -24,7 +24,7 @@ from modelci.config import (
     read_yaml,
 )
 from modelci.errors import ConfigError
-from modelci.pipeline.paths import DEFAULT_PATHS
+from modelci.layout import DEFAULT_PATHS
 
 _MODELCI_TRAIN = re.compile(r"(^|\s)modelci\s+train(\s|$)")
 
@@ -49,7 +49,7 @@ class ModelRepo:
         return load_data_params(self.path("params"))
 
     def gate(self) -> dict[str, MetricRule]:
-        from modelci.ci.gate import load_gate_rules
+        from modelci.judge.gate import load_gate_rules
 
         return load_gate_rules(self.path("params"))
 

@@ -10,7 +10,7 @@ branch) and by the release (challenger vs champion). Rules, in order, for each g
   ``baseline - current`` (``higher_is_better``) or ``current - baseline`` (lower is better);
   a failure when it exceeds ``tolerance``; exactly ``tolerance`` passes (ties pass). That is
   ``mode: tolerance`` (the default). With the delta's interval (``intervals``, from
-  ``modelci.ci.stats``), ``mode: significance`` fails only when the whole interval lies on the
+  ``modelci.judge.stats``), ``mode: significance`` fails only when the whole interval lies on the
   worse side of 0, and ``mode: non_inferiority`` fails when the interval's worse end reaches
   ``-margin``; without an interval both fall back to the point value (``tolerance``, or
   ``margin``), and the notes say so;
@@ -30,7 +30,6 @@ from typing import Any, Literal
 
 from pydantic import ValidationError
 
-from modelci.ci.stats import DeltaInterval
 from modelci.config import (
     GateParams,
     MetricRule,
@@ -39,6 +38,7 @@ from modelci.config import (
     read_yaml,
 )
 from modelci.errors import ConfigError
+from modelci.judge.stats import DeltaInterval
 
 # Float noise (e.g. 0.80 - 0.78 = 0.020000000000000018) must not turn a tie into a failure.
 EPSILON = 1e-9

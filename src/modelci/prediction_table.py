@@ -12,7 +12,7 @@ from typing import Any
 
 import pandas as pd
 
-from modelci.pipeline.metrics import Predictions
+from modelci.judge.metrics import Predictions
 
 PROBA = "proba:"
 PREDICTIONS = "reports/predictions.parquet"
