@@ -14,7 +14,7 @@ from modelci.config import ConfigError, parse_params
 from modelci.deploy.errors import DeployError
 from modelci.deploy.smoke import request
 from modelci.deploy.targets.kubernetes import kubeconfig_file
-from modelci.registry.core import Version
+from modelci.model_version import Version
 from modelci.registry.register import RegistryError, dvc_lock_hashes, find_sha256, read_report
 from modelci.registry.release import ReleaseError, build_image, find_reviewed_report
 

@@ -24,7 +24,7 @@ def _params(args: argparse.Namespace) -> Any:
 
 
 def _emit(pairs: dict[str, str], summary: str | None = None) -> None:
-    from modelci.registry.deploy import write_outputs
+    from modelci.github import write_outputs
 
     write_outputs(pairs, summary)
 

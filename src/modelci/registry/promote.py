@@ -22,7 +22,9 @@ from modelci.config import ReleaseParams
 from modelci.judge.metrics import Predictions
 from modelci.layout import DEFAULT_PATHS
 from modelci.lineage import UNKNOWN, git_commit
-from modelci.registry.core import (
+from modelci.model_version import Version
+from modelci.registry.core import Registry, RegistryError, format_version, open_registry
+from modelci.tags import (
     EVAL_PREFIX,
     PASSED,
     REJECTED,
@@ -30,11 +32,6 @@ from modelci.registry.core import (
     TAG_GATE,
     TAG_GATE_AGAINST,
     TAG_GATE_DETAIL,
-    Registry,
-    RegistryError,
-    Version,
-    format_version,
-    open_registry,
 )
 
 

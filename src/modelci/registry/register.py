@@ -25,34 +25,30 @@ from modelci.errors import ModelFileError
 from modelci.fileio import file_digest
 from modelci.layout import DEFAULT_PATHS, StagePaths
 from modelci.lineage import UNKNOWN, _git, git_commit, git_dirty
-from modelci.registry.core import (
+from modelci.model_version import Version
+from modelci.registry.core import Registry, RegistryError, open_registry, sha256_hex
+from modelci.tags import (
     DVC_PREFIX,
     METRIC_PREFIX,
     TAG_COMMIT,
     TAG_COMMIT_TIME,
+    TAG_DIRTY,
+    TAG_MATCHES_LOCK,
+    TAG_PARAMS_DIGEST,
     TAG_PR_REPORT,
+    TAG_REGISTERED_AT,
+    TAG_REGISTERED_BY,
+    TAG_RUN_COMMIT,
+    TAG_RUN_DIRTY,
     TAG_SHA256,
-    Registry,
-    RegistryError,
-    Version,
-    open_registry,
-    sha256_hex,
+    data_md5_tag,
 )
 
 # Run tags copied onto the version so the registry alone tells where a version came from: content
 # hashes, true whenever the run logged these bytes (the commit tags are the register's own).
-RUN_LINEAGE_TAGS = (
-    "modelci.params_digest",
-    "modelci.data.train.md5",
-    "modelci.data.test.md5",
-)
+RUN_LINEAGE_TAGS = (TAG_PARAMS_DIGEST, data_md5_tag("train"), data_md5_tag("test"))
 # The run's commit tags, kept under these names: what the tree was when the run was logged.
-RUN_COMMIT_TAGS = {
-    "modelci.git_commit": "modelci.run.git_commit",
-    "modelci.git_dirty": "modelci.run.git_dirty",
-}
-TAG_DIRTY = "modelci.git_dirty"
-TAG_MATCHES_LOCK = "modelci.model_matches_dvc_lock"
+RUN_COMMIT_TAGS = {TAG_COMMIT: TAG_RUN_COMMIT, TAG_DIRTY: TAG_RUN_DIRTY}
 
 
 @dataclass(frozen=True)
@@ -243,8 +239,8 @@ def register(
         TAG_COMMIT: commit,
         TAG_COMMIT_TIME: commit_time(commit),
         TAG_SHA256: sha256,
-        "modelci.registered_by": os.environ.get("GITHUB_ACTOR") or _user(),
-        "modelci.registered_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        TAG_REGISTERED_BY: os.environ.get("GITHUB_ACTOR") or _user(),
+        TAG_REGISTERED_AT: time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         **commit_state(commit, paths.model, lock_hashes),
     }
     tags.update({k: run.data.tags[k] for k in RUN_LINEAGE_TAGS if k in run.data.tags})

@@ -18,17 +18,15 @@ import time
 from dataclasses import dataclass
 
 from modelci.config import ReleaseParams
-from modelci.registry.core import (
+from modelci.model_version import Version
+from modelci.registry.core import Registry, RegistryError, open_registry
+from modelci.tags import (
     FORCED,
     PASSED,
     ROLLED_BACK,
     TAG_GATE,
     TAG_GATE_DETAIL,
     TAG_GATE_FORCED_OVER,
-    Registry,
-    RegistryError,
-    Version,
-    open_registry,
 )
 
 
