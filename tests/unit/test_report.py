@@ -17,12 +17,12 @@ from modelci.ci.report import (
     MARKER,
     build_report,
     dumps_json,
-    escape,
     render_markdown,
     to_json,
 )
 from modelci.ci.state import PlotTable, RepoState
 from modelci.config import MetricRule
+from modelci.judge.markdown import escape
 
 pytestmark = pytest.mark.unit
 

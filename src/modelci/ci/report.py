@@ -8,7 +8,6 @@ with an "N more rows omitted" note until it fits.
 
 from __future__ import annotations
 
-import html
 import json
 import re
 from collections.abc import Mapping
@@ -39,32 +38,16 @@ from modelci.judge.gate import (
     judge,
     task_changes,
 )
+from modelci.judge.markdown import escape
 from modelci.judge.stats import DeltaInterval
 
 GITHUB_COMMENT_LIMIT = 65_536
 DEFAULT_MAX_CHARS = 60_000
 MIN_MAX_CHARS = 1_000
 MARKER = "<!-- modelci-report -->"
-CELL_LIMIT = 120
 TITLE_LIMIT = 256
 ROW_LIMITS = (500, 200, 100, 50, 25, 10, 5, 2, 0)
 REPORT_VERSION = 1
-
-_MD_SPECIAL = re.compile(r"([\\`*_\[\]|~$])")
-
-
-def escape(value: Any, limit: int = CELL_LIMIT) -> str:
-    """Untrusted text as inert Markdown: one line, bounded, no HTML, no formatting, no mentions."""
-    if isinstance(value, str):
-        text = value
-    else:
-        text = json.dumps(value, sort_keys=True, default=str, allow_nan=True)
-    text = "".join(char if char.isprintable() else " " for char in text)
-    if len(text) > limit:
-        text = text[: limit - 1] + "…"
-    text = _MD_SPECIAL.sub(r"\\\1", text)
-    text = html.escape(text, quote=False)
-    return text.replace("@", "@\u200b")
 
 
 @dataclass
