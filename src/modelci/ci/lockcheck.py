@@ -21,7 +21,6 @@ from typing import Any
 
 import yaml
 
-from modelci.ci.declared import Declared
 from modelci.ci.state import (
     LOCK,
     MODEL,
@@ -34,6 +33,7 @@ from modelci.ci.state import (
     lock_out_md5,
     read_declared,
 )
+from modelci.dvcfiles import Declared
 
 STALE_MESSAGE = "stale dvc.lock: run dvc repro and commit"
 TRACKED_OUTPUTS = ("dvc.lock", "metrics.json", "plots", "reports", "data/prepared/profile.json")

@@ -1,7 +1,7 @@
 """A repository state (metrics, params, lock, data profile, plot data) read without retraining.
 
 Which metrics, plots and params files a state has is what its own ``dvc.yaml`` declares
-(``modelci.ci.declared``); without one, modelci's defaults (``metrics.json``, ``plots/``).
+(``modelci.dvcfiles``); without one, modelci's defaults (``metrics.json``, ``plots/``).
 
 The base of a pull request is read from git with ``git show REF:./path`` (paths relative to the
 working directory, so a model repository may live in a subdirectory); the head is usually the
@@ -25,7 +25,7 @@ from typing import Any, Protocol
 
 import yaml
 
-from modelci.ci.declared import DVC_YAML, Declared, PlotDecl, defaults, parse_declared, vars_of
+from modelci.dvcfiles import DVC_YAML, Declared, PlotDecl, defaults, parse_declared, vars_of
 from modelci.errors import ModelCIError
 
 METRICS = "metrics.json"
