@@ -190,16 +190,17 @@ def cmd_gate(args: argparse.Namespace) -> int:
     from modelci.ci.predictions import Comparison
     from modelci.ci.report import dumps_json
     from modelci.ci.state import (
-        LOCK,
         SLICES,
         GitSource,
         RepoState,
         StateError,
         WorkTreeSource,
+        load_lock,
         load_yaml_mapping,
         read_declared,
         read_json_object,
     )
+    from modelci.dvcfiles import LOCK
     from modelci.errors import ConfigError
     from modelci.fileio import write_text
     from modelci.judge.gate import failed_verdict, judge, task_changes, verdict_lines
@@ -231,7 +232,7 @@ def cmd_gate(args: argparse.Namespace) -> int:
     changes: list[str] = []
     comparison = Comparison()
     try:  # the PR's own dvc.lock (check-lock reports it when unreadable): only for pairing
-        head_lock = _optional(worktree, LOCK, load_yaml_mapping)
+        head_lock = _optional(worktree, LOCK, load_lock)
     except StateError:
         head_lock = None
     if verdict is None and not args.no_base:
@@ -253,7 +254,7 @@ def cmd_gate(args: argparse.Namespace) -> int:
                     base.params = load_yaml_mapping(base_params, "base")
                     changes = task_changes(base.params, params)
             if baseline is not None and not changes and not args.metrics:
-                base.lock = _optional(source, LOCK, load_yaml_mapping)
+                base.lock = _optional(source, LOCK, load_lock)
                 comparison = _comparison(gate, root, base, params, head_lock, worktree)
         except StateError as error:
             verdict = failed_verdict(rules, f"unreadable base: {error}")

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from modelci.ci.predictions import read_base
-from modelci.ci.state import lock_out_md5
+from modelci.dvcfiles import lock_out_md5
 from modelci.judge.distance import ColumnShift, column_shift
 from modelci.judge.stats import StatsError
 

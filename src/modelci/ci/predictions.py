@@ -18,8 +18,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from modelci.ci.state import MAX_FILE_BYTES, lock_out_md5
+from modelci.ci.state import MAX_FILE_BYTES
 from modelci.config import DataParams, GateParams
+from modelci.dvcfiles import lock_out_md5
 from modelci.judge.metrics import Predictions
 from modelci.judge.stats import SUPPORTED, DeltaInterval, Scored, StatsError, compare
 from modelci.prediction_table import PREDICTIONS, PROBA, to_frame

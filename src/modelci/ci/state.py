@@ -25,12 +25,21 @@ from typing import Any, Protocol
 
 import yaml
 
-from modelci.dvcfiles import DVC_YAML, Declared, PlotDecl, defaults, parse_declared, vars_of
+from modelci.dvcfiles import (
+    DVC_YAML,
+    LOCK,
+    Declared,
+    DvcLock,
+    PlotDecl,
+    defaults,
+    parse_declared,
+    parse_lock,
+    vars_of,
+)
 from modelci.errors import ModelCIError
 
 METRICS = "metrics.json"
 PARAMS = "params.yaml"
-LOCK = "dvc.lock"
 PROFILE = "data/prepared/profile.json"
 SLICES = "reports/slices.json"
 MODEL = "models/model.skops"
@@ -195,7 +204,7 @@ class RepoState:
     commit: str | None = None
     metrics: dict[str, float] | None = None
     params: dict[str, Any] | None = None
-    lock: dict[str, Any] | None = None
+    lock: DvcLock | None = None
     profile: dict[str, Any] | None = None
     plots: dict[str, PlotTable] = field(default_factory=dict)
     # how each plot of ``plots`` is drawn, as dvc.yaml declares it (absent: by its known name)
@@ -252,6 +261,11 @@ def load_yaml_mapping(data: bytes, where: str) -> dict[str, Any]:
     if not isinstance(raw, dict):
         raise StateError(f"{where}: expected a mapping at the top level")
     return raw
+
+
+def load_lock(data: bytes, where: str) -> DvcLock:
+    """A state's ``dvc.lock``, typed (:mod:`modelci.dvcfiles`); StateError when not YAML."""
+    return parse_lock(load_yaml_mapping(data, where))
 
 
 def load_toml_mapping(data: bytes, where: str) -> dict[str, Any]:
@@ -412,7 +426,7 @@ def read_state(
             mapping = load(file, params_parser(file))
             if mapping is not None:
                 state.param_files[file] = _tracked(mapping, keys)
-    state.lock = load(LOCK, load_yaml_mapping)
+    state.lock = load(LOCK, load_lock)
     state.profile = load(PROFILE, _load_json_object)
     try:
         slices = source.read(SLICES)
@@ -493,20 +507,3 @@ def parse_plot(data: bytes, where: str, path: str) -> PlotTable:
         columns = tuple(dict.fromkeys(str(k) for row in rows for k in row))
         return sample_table(columns, ([str(row.get(c, "")) for c in columns] for row in rows))
     return parse_plot_csv(data, where, "\t" if path.endswith(".tsv") else ",")
-
-
-def lock_out_md5(lock: Mapping[str, Any] | None, path: str) -> str | None:
-    """The md5 ``dvc.lock`` records for an output path (e.g. the model file), if any."""
-    if not lock:
-        return None
-    stages = lock.get("stages")
-    if not isinstance(stages, Mapping):
-        return None
-    for stage in stages.values():
-        if not isinstance(stage, Mapping):
-            continue
-        for out in stage.get("outs") or []:
-            if isinstance(out, Mapping) and out.get("path") == path:
-                md5 = out.get("md5")
-                return str(md5) if md5 is not None else None
-    return None
