@@ -18,12 +18,14 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
 
+from modelci import layout
 from modelci.errors import ModelCIError
+from modelci.layout import DEFAULT_PATHS
 
-DVC_YAML = "dvc.yaml"
-DEFAULT_METRICS = ("metrics.json",)
-DEFAULT_PLOTS_DIR = "plots"
-PARAMS_FILE = "params.yaml"
+DVC_YAML = layout.DVC_YAML.as_posix()
+DEFAULT_METRICS = (DEFAULT_PATHS.metrics.as_posix(),)
+DEFAULT_PLOTS_DIR = DEFAULT_PATHS.plots.as_posix()
+PARAMS_FILE = layout.PARAMS.as_posix()
 # DVC plot templates -> how the report draws them.
 TEMPLATE_KINDS = {
     "linear": "curve",
@@ -253,7 +255,7 @@ def vars_of(raw: Mapping[str, Any], read_mapping: Any) -> dict[str, Any]:
 
 # dvc.lock ----------------------------------------------------------------------------------------
 
-LOCK = "dvc.lock"
+LOCK = layout.DVC_LOCK.as_posix()
 # The hash fields an entry may carry, in the order one is chosen: md5 for local files (every DVC
 # version), then what a remote output records (etag: S3/GS/Azure/HTTP, checksum: HDFS/WebHDFS).
 HASH_FIELDS = ("md5", "etag", "checksum")

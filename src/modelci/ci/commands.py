@@ -10,6 +10,8 @@ import argparse
 from pathlib import Path
 from typing import Any
 
+from modelci.layout import DEFAULT_PATHS
+
 DEFAULT_REPORT_DIR = ".modelci/report"
 DEFAULT_VERDICT = ".modelci/verdict.json"
 DEFAULT_LOCK_CHECK = ".modelci/lock-check.json"
@@ -412,7 +414,7 @@ def register(sub: Any) -> None:
     )
     check.add_argument(
         "--model",
-        default="models/model.skops",
+        default=DEFAULT_PATHS.model.as_posix(),
         metavar="FILE",
         help="model file whose sha256 is recorded (default: %(default)s)",
     )

@@ -19,8 +19,9 @@ from modelci.ci.predictions import read_base
 from modelci.dvcfiles import lock_out_md5
 from modelci.judge.distance import ColumnShift, column_shift
 from modelci.judge.stats import StatsError
+from modelci.layout import DEFAULT_PATHS
 
-TRAIN_SPLIT = "data/prepared/train.parquet"
+TRAIN_SPLIT = DEFAULT_PATHS.train.as_posix()
 NUMERIC_TYPES = ("int", "float")
 
 

@@ -30,9 +30,19 @@ from modelci.ci.state import (
     read_declared,
 )
 from modelci.dvcfiles import LOCK, Declared, DvcLock, lock_out_md5
+from modelci.layout import DEFAULT_PATHS, DVC_LOCK
 
 STALE_MESSAGE = "stale dvc.lock: run dvc repro and commit"
-TRACKED_OUTPUTS = ("dvc.lock", "metrics.json", "plots", "reports", "data/prepared/profile.json")
+TRACKED_OUTPUTS = tuple(
+    path.as_posix()
+    for path in (
+        DVC_LOCK,
+        DEFAULT_PATHS.metrics,
+        DEFAULT_PATHS.plots,
+        DEFAULT_PATHS.reports,
+        DEFAULT_PATHS.profile,
+    )
+)
 
 
 class StaleLockError(StateError):

@@ -23,9 +23,10 @@ from modelci.config import DataParams, GateParams
 from modelci.dvcfiles import lock_out_md5
 from modelci.judge.metrics import Predictions
 from modelci.judge.stats import SUPPORTED, DeltaInterval, Scored, StatsError, compare
+from modelci.layout import DEFAULT_PATHS
 from modelci.prediction_table import PREDICTIONS, PROBA, to_frame
 
-TEST_SPLIT = "data/prepared/test.parquet"
+TEST_SPLIT = DEFAULT_PATHS.test.as_posix()
 LABELS = ("actual", "predicted")
 
 

@@ -25,6 +25,7 @@ from typing import Any, Protocol
 
 import yaml
 
+from modelci import layout
 from modelci.dvcfiles import (
     DVC_YAML,
     LOCK,
@@ -37,12 +38,13 @@ from modelci.dvcfiles import (
     vars_of,
 )
 from modelci.errors import ModelCIError
+from modelci.layout import DEFAULT_PATHS
 
-METRICS = "metrics.json"
-PARAMS = "params.yaml"
-PROFILE = "data/prepared/profile.json"
-SLICES = "reports/slices.json"
-MODEL = "models/model.skops"
+METRICS = DEFAULT_PATHS.metrics.as_posix()
+PARAMS = layout.PARAMS.as_posix()
+PROFILE = DEFAULT_PATHS.profile.as_posix()
+SLICES = DEFAULT_PATHS.slices.as_posix()
+MODEL = DEFAULT_PATHS.model.as_posix()
 # Bounds on what is read from a (possibly hostile) pull request.
 MAX_FILE_BYTES = 64 * 1024 * 1024
 MAX_PLOT_ROWS = 200_000  # rows of a plot table kept for drawing (evenly spread, see below)

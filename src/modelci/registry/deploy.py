@@ -21,6 +21,7 @@ from modelci.deploy.errors import DeployError
 from modelci.deploy.smoke import example_rows, smoke_test
 from modelci.deploy.targets import Target, make_target
 from modelci.deploy.targets.kubernetes import kubeconfig_file
+from modelci.layout import DEFAULT_PATHS
 from modelci.registry.core import Registry, open_registry
 
 __all__ = ["DeployError", "DeployFailedError", "DeployResult", "deploy", "smoke_test"]
@@ -45,7 +46,7 @@ def deploy(
     target_name: str | None = None,
     image: str | None = None,
     smoke_url: str | None = None,
-    test_path: Path = Path("data/prepared/test.parquet"),
+    test_path: Path = DEFAULT_PATHS.test,
     smoke_attempts: int = 10,
     registry: Registry | None = None,
 ) -> DeployResult:
