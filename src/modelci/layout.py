@@ -28,3 +28,18 @@ class StagePaths:
 
 
 DEFAULT_PATHS = StagePaths()
+
+# The serving prediction log (modelci.serving.predlog) writes DIR/PREDICTION_LOG and rotates it
+# into PREDICTION_LOG.1 ... .N; the drift check (modelci.drift.inputs) reads them back.
+PREDICTION_LOG = "predictions.jsonl"
+
+
+def prediction_log_files(directory: Path) -> list[Path]:
+    """The prediction log files in ``directory``, oldest first."""
+    rotated = sorted(
+        directory.glob(f"{PREDICTION_LOG}.*"),
+        key=lambda p: int(p.suffix[1:]) if p.suffix[1:].isdigit() else 0,
+        reverse=True,
+    )
+    current = directory / PREDICTION_LOG
+    return [*rotated, *([current] if current.exists() else [])]
