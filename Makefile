@@ -31,10 +31,11 @@ repro: install ## run the pipeline end to end (dvc repro) and print the metrics
 	dvc repro
 	dvc metrics show
 
-lint: install ## ruff (PEP 8, pyflakes, imports, bugbear, bandit), black, mypy, actionlint, zizmor
+lint: install ## ruff (PEP 8, pyflakes, imports, bugbear, bandit), black, mypy, the layer contract (lint-imports), actionlint, zizmor
 	ruff check .
 	black --check --quiet .
 	mypy
+	lint-imports --no-cache
 	actionlint
 	zizmor --offline --quiet .github
 

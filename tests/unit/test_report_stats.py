@@ -9,12 +9,13 @@ import pandas as pd
 import pytest
 
 from modelci.ci.data_diff import shift_columns
-from modelci.ci.predictions import changed_test_split, compare_sides, to_scored
+from modelci.ci.predictions import changed_test_split
 from modelci.ci.report import build_report, dumps_json, render_markdown, to_json
 from modelci.ci.slices import slice_rows
 from modelci.ci.state import RepoState
 from modelci.config import GateParams, MetricRule, SliceRule
 from modelci.dvcfiles import DvcLock, parse_lock
+from modelci.judge.comparison import compare_sides, to_scored
 from modelci.judge.metrics import Predictions
 from modelci.judge.stats import StatsError
 from modelci.prediction_table import to_frame

@@ -189,7 +189,6 @@ def _read_metrics(source: Any, paths: list[str], side: str) -> tuple[Any, str | 
 
 
 def cmd_gate(args: argparse.Namespace) -> int:
-    from modelci.ci.predictions import Comparison
     from modelci.ci.report import dumps_json
     from modelci.ci.state import (
         SLICES,
@@ -205,6 +204,7 @@ def cmd_gate(args: argparse.Namespace) -> int:
     from modelci.dvcfiles import LOCK
     from modelci.errors import ConfigError
     from modelci.fileio import write_text
+    from modelci.judge.comparison import Comparison
     from modelci.judge.gate import failed_verdict, judge, task_changes, verdict_lines
 
     root = Path.cwd()

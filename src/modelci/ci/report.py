@@ -24,11 +24,11 @@ from modelci.ci.diff import (
     metric_rows,
 )
 from modelci.ci.plots import Plot
-from modelci.ci.predictions import Comparison
 from modelci.ci.slices import SliceRow, slice_rows
 from modelci.ci.state import METRICS, MODEL, RepoState
 from modelci.config import GateParams, MetricRule
 from modelci.dvcfiles import lock_out_md5
+from modelci.judge.comparison import Comparison
 from modelci.judge.gate import (
     Verdict,
     as_gate,

@@ -4,7 +4,7 @@ Both models are downloaded from the registry, verified against their registered 
 safely and scored on the *same* current test set (``data/prepared/test.parquet``), so a change
 of test data never favours either side. The gate is :func:`modelci.judge.gate.evaluate_gate`, the
 same rules as the pull-request gate with the champion as the baseline, and the same paired
-intervals (``modelci.ci.predictions.compare_predicted``), so a ``significance`` or
+intervals (``modelci.judge.comparison.compare_predicted``), so a ``significance`` or
 ``non_inferiority`` rule ("promote only if not significantly worse") means the same in both;
 with no champion the challenger is judged on the absolute bounds only. The verdict is tagged on
 the challenger (``modelci.gate`` = passed/rejected) and the aliases are then settled from the
@@ -112,7 +112,7 @@ def promote(
     expect_sha256: str | None = None,
     registry: Registry | None = None,
 ) -> Promotion:
-    from modelci.ci.predictions import compare_predicted
+    from modelci.judge.comparison import compare_predicted
     from modelci.judge.gate import evaluate_gate, verdict_lines
     from modelci.judge.metrics import compute_metrics
 
