@@ -410,8 +410,8 @@ def test_serve_fails_fast_when_the_tracking_server_is_unreachable(
     capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from modelci.cli import main
-    from modelci.serving.process import free_port
     from tests.conftest import REPO_ROOT
+    from tests.process_support import free_port
 
     monkeypatch.chdir(REPO_ROOT)
     monkeypatch.setenv("MLFLOW_TRACKING_URI", f"http://127.0.0.1:{free_port()}")
