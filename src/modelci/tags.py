@@ -33,6 +33,13 @@ TAG_GATE = "modelci.gate"  # passed | rejected | rolled_back | forced
 TAG_GATE_DETAIL = "modelci.gate.detail"
 TAG_GATE_FORCED_OVER = "modelci.gate.forced_over"  # what the gate said before a forced rollback
 TAG_GATE_AGAINST = "modelci.gate.against"
+# A rollback's record on each version it touched (who, why, when; where to and from).
+ROLLBACK_PREFIX = "modelci.rollback."
+TAG_ROLLBACK_BY = f"{ROLLBACK_PREFIX}by"
+TAG_ROLLBACK_REASON = f"{ROLLBACK_PREFIX}reason"
+TAG_ROLLBACK_AT = f"{ROLLBACK_PREFIX}at"
+TAG_ROLLBACK_TO = f"{ROLLBACK_PREFIX}to"
+TAG_ROLLBACK_FROM = f"{ROLLBACK_PREFIX}from"
 METRIC_PREFIX = "modelci.metric."
 EVAL_PREFIX = "modelci.eval."
 DVC_PREFIX = "modelci.dvc."

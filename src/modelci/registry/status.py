@@ -68,7 +68,7 @@ def describe(version: Version | None) -> dict[str, Any] | None:
         "dvc_lock": version.prefixed(DVC_PREFIX),
         "metrics": _floats(version.prefixed(METRIC_PREFIX)),
         "metrics_on_current_test_set": _floats(version.prefixed(EVAL_PREFIX)),
-        "rollback": version.prefixed("modelci.rollback."),
+        "rollback": version.prefixed(tags.ROLLBACK_PREFIX),
     }
 
 
