@@ -4,16 +4,18 @@ and what a command reads when it is given no path. An adopter's ``dvc.yaml`` may
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 PARAMS = Path("params.yaml")
 DVC_YAML = Path("dvc.yaml")
 DVC_LOCK = Path("dvc.lock")
 
 
-@dataclass(frozen=True)
-class StagePaths:
+class StagePaths(NamedTuple):
+    """The stages' paths; a NamedTuple, not a dataclass, so the CLI's --help (which reads the
+    defaults) does not import ``dataclasses`` and ``inspect``. Change one with ``_replace``."""
+
     train: Path = Path("data/prepared/train.parquet")
     test: Path = Path("data/prepared/test.parquet")
     profile: Path = Path("data/prepared/profile.json")

@@ -66,7 +66,7 @@ from pathlib import Path
 from modelci.config import load_params
 from modelci.pipeline import train
 from modelci.layout import DEFAULT_PATHS
-train.run(load_params(Path("weak-params.yaml")), replace(DEFAULT_PATHS, model=Path("weak.skops")))
+train.run(load_params(Path("weak-params.yaml")), DEFAULT_PATHS._replace(model=Path("weak.skops")))
 """
 
 

@@ -71,11 +71,10 @@ def _build_arg(text: str) -> tuple[str, str]:
 
 
 def cmd_register(args: argparse.Namespace) -> int:
-    from dataclasses import replace
 
     from modelci.registry.register import register
 
-    paths = replace(DEFAULT_PATHS, model=Path(args.model), test=Path(args.test))
+    paths = DEFAULT_PATHS._replace(model=Path(args.model), test=Path(args.test))
     report = Path(args.pr_report) if args.pr_report else None
     if report is not None and not report.exists() and args.pr_report_optional:
         report = None
