@@ -60,7 +60,7 @@ class OutDecl:
     cache: bool
 
 
-@dataclass
+@dataclass(frozen=True)
 class Declared:
     """The declarations of one ``dvc.yaml`` (or modelci's defaults when there is none)."""
 
@@ -170,7 +170,10 @@ def parse_declared(
     raw: Mapping[str, Any], variables: Mapping[str, Any], problems: list[str], where: str
 ) -> Declared:
     """The declarations of a parsed ``dvc.yaml``; unreadable entries are named in ``problems``."""
-    declared = Declared(found=True)
+    metrics: list[str] = []
+    plots: list[PlotDecl] = []
+    params_files: dict[str, tuple[str, ...] | None] = {}
+    outs: list[OutDecl] = []
 
     def resolve(path: str) -> str | None:
         try:
@@ -196,36 +199,33 @@ def parse_declared(
                 if resolved is None:
                     continue
                 cache = options.get("cache", True) is not False  # DVC caches all three by default
-                declared.outs.append(OutDecl(resolved, str(name), cache))
+                outs.append(OutDecl(resolved, str(name), cache))
                 if kind == "metrics":
-                    declared.metrics.append(resolved)
+                    metrics.append(resolved)
                 elif kind == "plots":
-                    declared.plots.append(
-                        _plot(resolved, options) if options else PlotDecl(resolved)
-                    )
+                    plots.append(_plot(resolved, options) if options else PlotDecl(resolved))
         params = stage.get("params") or []
         if not isinstance(params, list):
             problems.append(f"{where}: stage {name}: 'params' is not a list, skipped")
             params = []
         for entry in params:
             if isinstance(entry, str):
-                _track(declared.params, PARAMS_FILE, (entry,))
+                _track(params_files, PARAMS_FILE, (entry,))
             elif isinstance(entry, Mapping):
                 for file, keys in entry.items():
                     tracked = tuple(str(k) for k in keys) if isinstance(keys, list) else None
-                    _track(declared.params, str(file), tracked or None)
+                    _track(params_files, str(file), tracked or None)
     for path, _ in _entries(raw.get("metrics")):
         resolved = resolve(path)
         if resolved is not None:
-            declared.metrics.append(resolved)
+            metrics.append(resolved)
     for path, _ in _entries(raw.get("params")):
-        _track(declared.params, path, None)
+        _track(params_files, path, None)
     top = _top_level_plots(raw.get("plots"), resolve)
     # A top-level definition says how to draw a file a stage declares: it replaces the bare entry.
     defined = {plot.path for plot in top}
-    declared.plots = [p for p in declared.plots if p.path not in defined] + top
-    declared.metrics = list(dict.fromkeys(declared.metrics))
-    return declared
+    plots = [p for p in plots if p.path not in defined] + top
+    return Declared(True, list(dict.fromkeys(metrics)), plots, params_files, outs)
 
 
 def _track(
