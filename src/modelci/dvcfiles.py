@@ -348,7 +348,9 @@ def _lock_entries(items: Any) -> tuple[LockEntry, ...]:
 def parse_lock(raw: Any) -> DvcLock:
     """The typed lock of a parsed ``dvc.lock``; lenient like DVC's reader of an untrusted file:
     entries without a path, and stages that are not mappings, are skipped."""
-    stages = raw.get("stages") if isinstance(raw, Mapping) else None
+    if raw is not None and not isinstance(raw, Mapping):
+        return DvcLock(problems=(f"{LOCK}: expected a mapping at the top level",))
+    stages = raw.get("stages") if raw is not None else None
     if stages is not None and not isinstance(stages, Mapping):
         return DvcLock(problems=(f"{LOCK}: no 'stages' mapping",))
     parsed = {}
@@ -359,7 +361,7 @@ def parse_lock(raw: Any) -> DvcLock:
         params = body.get("params")
         parsed[str(name)] = LockStage(
             name=str(name),
-            cmd=tuple(str(c) for c in cmd) if isinstance(cmd, list) else cmd,
+            cmd=tuple(str(c) for c in cmd) if isinstance(cmd, list) else _text(cmd),
             deps=_lock_entries(body.get("deps")),
             outs=_lock_entries(body.get("outs")),
             params=params if isinstance(params, Mapping) else {},

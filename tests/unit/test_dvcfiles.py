@@ -122,6 +122,8 @@ def test_untrusted_shapes_are_skipped_not_raised() -> None:
     assert lock.out_digests() == {}
     assert parse_lock(None).stages == {}
     assert parse_lock({"stages": [1]}).problems == ("dvc.lock: no 'stages' mapping",)
+    assert parse_lock(["a list"]).problems == ("dvc.lock: expected a mapping at the top level",)
+    assert parse_lock({"stages": {"s": {"cmd": 3}}}).stages["s"].cmd == "3"
 
 
 def test_read_lock_absent_present_and_broken(tmp_path: Path) -> None:

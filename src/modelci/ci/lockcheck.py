@@ -97,9 +97,12 @@ def lock_changes(old: DvcLock | None, new: DvcLock | None) -> list[str]:
             continue
         if before.cmd != after.cmd:
             lines.append(f"stage {name}: cmd changed")
-        for kind in ("deps", "outs"):
-            was = {entry.path: entry.digest for entry in getattr(before, kind)}
-            now = {entry.path: entry.digest for entry in getattr(after, kind)}
+        for kind, old_entries, new_entries in (
+            ("deps", before.deps, after.deps),
+            ("outs", before.outs, after.outs),
+        ):
+            was = {entry.path: entry.digest for entry in old_entries}
+            now = {entry.path: entry.digest for entry in new_entries}
             for path in sorted(set(was) | set(now)):
                 if was.get(path) != now.get(path):
                     what = (
