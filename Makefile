@@ -35,7 +35,7 @@ lint: install ## ruff (PEP 8, pyflakes, imports, bugbear, bandit), black, mypy, 
 	ruff check .
 	black --check --quiet .
 	mypy
-	lint-imports --no-cache
+	lint-imports --no-cache --no-logo
 	actionlint
 	zizmor --offline --quiet .github
 
