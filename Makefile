@@ -31,10 +31,11 @@ repro: install ## run the pipeline end to end (dvc repro) and print the metrics
 	dvc repro
 	dvc metrics show
 
-lint: install ## ruff (PEP 8, pyflakes, imports, bugbear, bandit), black, mypy, actionlint, zizmor
+lint: install ## ruff (PEP 8, pyflakes, imports, bugbear, bandit), black, mypy, the layer contract (lint-imports), actionlint, zizmor
 	ruff check .
 	black --check --quiet .
 	mypy
+	lint-imports --no-cache --no-logo
 	actionlint
 	zizmor --offline --quiet .github
 
@@ -94,8 +95,9 @@ bench-gauges: install ## serving p50/throughput with and without the live input 
 bench-registry: install ## register, promote, status against mlflow server on PostgreSQL + S3
 	python benchmarks/bench_registry.py
 
-docs: install ## rewrite docs/cli.md from the CLI's parsers
+docs: install ## rewrite docs/cli.md from the CLI's parsers, and the layer table of docs/development.md
 	python -m tests.cli_reference
+	python -m tests.layers_reference
 
 dag: install ## show the pipeline graph
 	dvc dag

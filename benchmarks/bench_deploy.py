@@ -36,7 +36,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from report import median, table, write_section  # noqa: E402
 
 from modelci.fileio import file_digest  # noqa: E402
-from modelci.serving.process import ServerProcess, free_port  # noqa: E402
 from tests.container_support import (  # noqa: E402
     HOST_CA,
     base_image,
@@ -47,6 +46,7 @@ from tests.container_support import (  # noqa: E402
     podman_problem,
     wait_ready,
 )
+from tests.process_support import ServerProcess, free_port  # noqa: E402
 
 SKLEARN_ONLY = "dvc mlflow pandera matplotlib pyarrow dalex onnx onnxruntime skl2onnx"
 EVENT = {

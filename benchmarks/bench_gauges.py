@@ -26,6 +26,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests.process_support
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from report import median, table, write_section
 
@@ -134,7 +135,7 @@ def main() -> None:
     dvc = [str(BIN / "dvc"), "repro", "--quiet"]
     subprocess.run(dvc, cwd=REPO, env=env(), check=True)  # noqa: S603 - the venv's dvc
 
-    from modelci.serving.process import ServerProcess, free_port
+    from tests.process_support import ServerProcess, free_port
 
     serve = ["--model", "models/model.skops", "--log-sample-rate", "0"]
     variants = {

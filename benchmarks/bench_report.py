@@ -23,11 +23,11 @@ import pandas as pd
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from report import median, table, write_section
 
-from modelci.ci.predictions import compare_sides, to_scored
 from modelci.ci.report import build_report, render_markdown
 from modelci.ci.state import RepoState
 from modelci.config import load_params
-from modelci.pipeline.prediction_table import PREDICTIONS
+from modelci.judge.comparison import compare_sides, to_scored
+from modelci.prediction_table import PREDICTIONS
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -38,6 +38,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests.process_support
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from report import median, table, write_section
 
@@ -148,7 +149,7 @@ class Server:
 
 
 def start(server: Server, repo: Path, tracking: str) -> None:
-    from modelci.serving.process import ServerProcess, free_port
+    from tests.process_support import ServerProcess, free_port
 
     server.port = free_port()
     args = [*server.args, "--port", str(server.port)]

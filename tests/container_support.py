@@ -26,7 +26,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from modelci.serving.process import free_port, http_get
+from tests.process_support import free_port, http_get
 
 SUITE = "bookworm"
 MIRROR = "http://deb.debian.org/debian"

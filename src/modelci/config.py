@@ -24,8 +24,9 @@ from pydantic import (
 )
 
 from modelci.errors import ConfigError
+from modelci.layout import DEFAULT_PATHS, PARAMS
 
-DEFAULT_PARAMS = Path("params.yaml")
+DEFAULT_PARAMS = PARAMS
 
 Task = Literal["binary", "multiclass", "regression"]
 ColumnType = Literal["int", "float", "category", "bool"]
@@ -336,7 +337,7 @@ class MonitorParams(_Frozen):
     refused. Every key is optional; see docs/monitoring.md.
     """
 
-    reference: str = Field(default="data/prepared/train.parquet", min_length=1)
+    reference: str = Field(default=DEFAULT_PATHS.train.as_posix(), min_length=1)
     min_rows: int = Field(default=200, ge=1)
     psi: float = Field(default=0.2, gt=0.0)
     alpha: float = Field(default=0.01, gt=0.0, lt=1.0)

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from modelci.config import ReleaseParams
 from modelci.fileio import file_digest
+from modelci.tags import TAG_COMMIT, TAG_DIRTY, TAG_PARAMS_DIGEST, TAG_TRAIN_THREADS, data_md5_tag
 
 UNKNOWN = "unknown"
 
@@ -54,14 +55,14 @@ def lineage_tags(params: ReleaseParams, data_files: dict[str, Path]) -> dict[str
     commit = git_commit()
     tags = {
         "mlflow.source.git.commit": commit,
-        "modelci.git_commit": commit,
-        "modelci.git_dirty": str(git_dirty()).lower(),
-        "modelci.params_digest": params_digest(params),
+        TAG_COMMIT: commit,
+        TAG_DIRTY: str(git_dirty()).lower(),
+        TAG_PARAMS_DIGEST: params_digest(params),
     }
     if params.train is not None:
         # The model's bytes depend on it (modelci.threads); recorded next to the commit.
-        tags["modelci.train.n_threads"] = str(params.train.n_threads)
+        tags[TAG_TRAIN_THREADS] = str(params.train.n_threads)
     for name, path in data_files.items():
         if path.is_file():
-            tags[f"modelci.data.{name}.md5"] = file_digest(path, "md5")
+            tags[data_md5_tag(name)] = file_digest(path, "md5")
     return tags

@@ -27,9 +27,8 @@ from pathlib import Path
 from typing import Any, Literal
 
 from modelci.errors import ModelCIError, ModelFileError
+from modelci.tags import TAG_COMMIT, TAG_SHA256
 
-MODEL_SHA_TAG = "modelci.model_sha256"
-GIT_COMMIT_TAG = "modelci.git_commit"
 MODEL_FILE_ARTIFACT = "model_file/model.skops"
 
 SourceKind = Literal["file", "registry", "run"]
@@ -172,8 +171,8 @@ def resolve(uri: str | ModelRef, tracking_uri: str | None = None) -> ModelRef:
         ref,
         version=str(version.version),
         run_id=str(version.run_id),
-        expected_sha256=tags.get(MODEL_SHA_TAG),
-        git_commit=tags.get(GIT_COMMIT_TAG),
+        expected_sha256=tags.get(TAG_SHA256),
+        git_commit=tags.get(TAG_COMMIT),
     )
 
 
@@ -204,11 +203,11 @@ def _download(ref: ModelRef, tracking_uri: str | None) -> tuple[bytes, ModelInfo
     except Exception as error:
         raise ModelSourceError(f"{ref.uri}: cannot read run {ref.run_id}: {error}") from None
     run_tags = dict(run.data.tags or {})
-    expected = ref.expected_sha256 or run_tags.get(MODEL_SHA_TAG)
+    expected = ref.expected_sha256 or run_tags.get(TAG_SHA256)
     if not expected:
         raise ModelFileError(
             f"{ref.uri}: neither the model version nor run {ref.run_id} has the tag "
-            f"{MODEL_SHA_TAG}; refusing to load an unverifiable model"
+            f"{TAG_SHA256}; refusing to load an unverifiable model"
         )
     with tempfile.TemporaryDirectory(prefix="modelci-model-") as tmp:
         try:
@@ -228,7 +227,7 @@ def _download(ref: ModelRef, tracking_uri: str | None) -> tuple[bytes, ModelInfo
         version=ref.version,
         alias=ref.alias,
         run_id=ref.run_id,
-        git_commit=ref.git_commit or run_tags.get(GIT_COMMIT_TAG),
+        git_commit=ref.git_commit or run_tags.get(TAG_COMMIT),
         metrics={key: float(value) for key, value in (run.data.metrics or {}).items()},
     )
     return data, info

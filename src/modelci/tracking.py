@@ -17,15 +17,15 @@ from typing import TYPE_CHECKING, Any
 
 from modelci.config import ReleaseParams
 from modelci.errors import TrackingError
+from modelci.layout import StagePaths
 from modelci.lineage import lineage_tags
-from modelci.pipeline.paths import StagePaths
+from modelci.tags import TAG_SHA256
 
 if TYPE_CHECKING:
     import pandas as pd
 
 DEFAULT_DB = Path("mlflow.db")
 PROBE_TIMEOUT_S = 3.0
-MODEL_SHA_TAG = "modelci.model_sha256"
 MODEL_FILE_ARTIFACT_DIR = "model_file"
 
 
@@ -127,7 +127,7 @@ def log_run(
         warnings.simplefilter("ignore", UserWarning)  # MLflow's hint about integer columns
         signature = infer_signature(example, model.predict(example))
     tags = lineage_tags(params, {"train": paths.train, "test": paths.test})
-    tags[MODEL_SHA_TAG] = sha256
+    tags[TAG_SHA256] = sha256
     try:
         with mlflow.start_run(
             run_name=f"{params.tracking.model_name}-{sha256[:8]}", tags=tags
@@ -164,7 +164,7 @@ def find_run(sha256: str) -> str | None:
     import mlflow
 
     runs = mlflow.search_runs(
-        filter_string=f"tags.`{MODEL_SHA_TAG}` = '{sha256}'",
+        filter_string=f"tags.`{TAG_SHA256}` = '{sha256}'",
         order_by=["attributes.start_time DESC"],
         max_results=1,
         output_format="list",

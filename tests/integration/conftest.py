@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from modelci.fileio import file_digest
-from modelci.serving.process import ServerProcess, free_port
 from tests.conftest import REPO_ROOT, VENV_BIN, run, tool_env
+from tests.process_support import ServerProcess, free_port
 
 MODELCI = str(VENV_BIN / "modelci")
 

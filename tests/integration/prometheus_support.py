@@ -8,7 +8,7 @@ from pathlib import Path
 
 import yaml
 
-from modelci.serving.process import ServerProcess, free_port
+from tests.process_support import ServerProcess, free_port
 
 
 def prometheus_binary() -> str | None:

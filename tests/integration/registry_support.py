@@ -28,8 +28,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from modelci.serving.process import free_port
 from tests.conftest import VENV_BIN, tool_env
+from tests.process_support import free_port
 
 READY_TIMEOUT_S = 90.0
 PG_READY_TIMEOUT_S = 30.0

@@ -17,9 +17,9 @@ import pandas as pd
 import pytest
 import yaml
 
-from modelci.serving.process import ServerProcess, free_port
 from tests.adoption_support import Adopter, assert_pytest_passed, dalex_table, init_repository
 from tests.conftest import REPO_ROOT, run, uv_binary
+from tests.process_support import ServerProcess, free_port
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 

@@ -25,9 +25,9 @@ from typing import Any
 import pytest
 import yaml
 
-from modelci.serving.process import ServerProcess, free_port
 from tests.conftest import REPO_ROOT, VENV_BIN, tool_env
 from tests.integration.prometheus_support import prometheus_binary, start_prometheus
+from tests.process_support import ServerProcess, free_port
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 

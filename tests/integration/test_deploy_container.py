@@ -15,11 +15,12 @@ from modelci.config import ContainerTargetParams
 from modelci.deploy.errors import DeployError
 from modelci.deploy.smoke import smoke_test
 from modelci.deploy.targets.container import ContainerHost
-from modelci.registry.core import TAG_SHA256, Version
-from modelci.serving.process import free_port, http_get
+from modelci.model_version import Version
+from modelci.tags import TAG_SHA256
 from tests.container_support import podman, podman_env
 from tests.integration.conftest import ServingImage
 from tests.integration.test_serving_image import _rows
+from tests.process_support import free_port, http_get
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 

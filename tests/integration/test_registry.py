@@ -25,7 +25,7 @@ import yaml
 
 from modelci.config import MetricRule, Params, load_params
 from modelci.errors import ModelFileError, TrackingError
-from modelci.pipeline import metrics as metrics_module
+from modelci.judge import metrics as metrics_module
 from modelci.registry import promote as promote_module
 from modelci.registry.core import Registry, RegistryError, open_registry
 from modelci.registry.deploy import DeployFailedError, deploy
@@ -65,8 +65,8 @@ from dataclasses import replace
 from pathlib import Path
 from modelci.config import load_params
 from modelci.pipeline import train
-from modelci.pipeline.paths import DEFAULT_PATHS
-train.run(load_params(Path("weak-params.yaml")), replace(DEFAULT_PATHS, model=Path("weak.skops")))
+from modelci.layout import DEFAULT_PATHS
+train.run(load_params(Path("weak-params.yaml")), DEFAULT_PATHS._replace(model=Path("weak.skops")))
 """
 
 

@@ -14,8 +14,8 @@ from modelci.config import ConfigError, parse_params
 from modelci.deploy.errors import DeployError
 from modelci.deploy.smoke import request
 from modelci.deploy.targets.kubernetes import kubeconfig_file
-from modelci.registry.core import Version
-from modelci.registry.register import RegistryError, dvc_lock_hashes, find_sha256, read_report
+from modelci.model_version import Version
+from modelci.registry.register import RegistryError, find_sha256, read_report
 from modelci.registry.release import ReleaseError, build_image, find_reviewed_report
 
 pytestmark = pytest.mark.unit
@@ -51,19 +51,6 @@ def test_read_report_errors_and_pr_number(tmp_path: Path) -> None:
     report.write_text(json.dumps({"model": {"sha256": SHA}}))
     (tmp_path / "metadata.json").write_text(json.dumps({"pr_number": 12, "head_sha": "b" * 40}))
     assert read_report(report) == (SHA, "PR #12")
-
-
-def test_dvc_lock_hashes(tmp_path: Path) -> None:
-    lock = tmp_path / "dvc.lock"
-    assert dvc_lock_hashes(lock) == {}
-    lock.write_text(
-        "schema: '2.0'\nstages:\n  train:\n    cmd: x\n    outs:\n"
-        "    - path: models/model.skops\n      md5: abc\n      size: 3\n"
-    )
-    assert dvc_lock_hashes(lock) == {"models/model.skops": "abc"}
-    lock.write_text("stages: [unclosed")
-    with pytest.raises(RegistryError, match="cannot read"):
-        dvc_lock_hashes(lock)
 
 
 def test_version_order_is_commit_time_then_number() -> None:

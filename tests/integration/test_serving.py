@@ -15,9 +15,9 @@ from typing import Any
 import pytest
 
 from modelci.serving.predlog import read_inputs, read_log
-from modelci.serving.process import ServerProcess, http_get
 from tests.conftest import tool_env
 from tests.integration.conftest import serve_fails, start_serve
+from tests.process_support import ServerProcess, http_get
 
 pytestmark = pytest.mark.integration
 

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from modelci.serving.process import ServerProcess, free_port, http_get
 from tests.conftest import VENV_BIN, tool_env
+from tests.process_support import ServerProcess, free_port, http_get
 from tests.unit.test_serving_deploy import dockerfile_stages, healthcheck_command
 
 pytestmark = pytest.mark.integration

@@ -16,12 +16,13 @@ import pytest
 from modelci.config import load_service_params
 from modelci.deploy.errors import DeployError
 from modelci.deploy.smoke import smoke_test
+from modelci.model_version import Version
 from modelci.modelfile import load_model
-from modelci.registry.core import TAG_SHA256, Version
-from modelci.serving.process import free_port, http_get
 from modelci.serving.runtime import PROBA_TOLERANCE
+from modelci.tags import TAG_SHA256
 from tests.container_support import podman, running
 from tests.integration.conftest import ServingImage
+from tests.process_support import free_port, http_get
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 

@@ -17,8 +17,8 @@ from typing import Any
 
 import pytest
 
-from modelci.serving.process import ServerProcess, http_get
 from tests.integration.conftest import serve_fails, start_serve
+from tests.process_support import ServerProcess, http_get
 
 pytestmark = pytest.mark.integration
 

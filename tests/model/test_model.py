@@ -44,7 +44,7 @@ def test_labels_from_probabilities_equal_predict(
 ) -> None:
     """Evaluate runs the model once and takes labels from the probabilities: they must be the
     labels the model's own ``predict`` gives (serving calls ``predict``)."""
-    from modelci.pipeline import metrics as m
+    from modelci.judge import metrics as m
 
     if not modelci_data.is_classification:
         pytest.skip("a regressor has no probabilities to take labels from")

@@ -15,7 +15,7 @@ from modelci.cli import main
 from modelci.config import CanaryParams, SloParams
 from modelci.monitor import canary
 from modelci.monitor.canary import CanaryError, Prometheus, ServerNumbers, evaluate
-from modelci.serving.process import free_port
+from tests.process_support import free_port
 
 pytestmark = pytest.mark.unit
 

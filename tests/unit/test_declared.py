@@ -8,7 +8,6 @@ from pathlib import Path
 import pytest
 import yaml
 
-from modelci.ci.declared import Declared, PlotDecl, parse_declared, vars_of
 from modelci.ci.state import (
     WorkTreeSource,
     merge_metrics,
@@ -17,6 +16,7 @@ from modelci.ci.state import (
     read_declared,
     read_state,
 )
+from modelci.dvcfiles import Declared, PlotDecl, parse_declared, vars_of
 from tests.conftest import REPO_ROOT
 
 pytestmark = pytest.mark.unit

@@ -19,7 +19,8 @@ from modelci.deploy.names import DESCRIPTIONS
 from modelci.deploy.targets.aws_lambda import AwsLambda
 from modelci.deploy.targets.cloudrun import CloudRun, service_manifest
 from modelci.deploy.targets.container import ContainerHost
-from modelci.registry.core import TAG_SHA256, Version
+from modelci.model_version import Version
+from modelci.tags import TAG_SHA256
 from tests.unit.standins import StandIns, install
 
 pytestmark = pytest.mark.unit

@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from modelci.drift.distance import (
+from modelci.judge.distance import (
     SMOOTHING,
     UNSEEN,
     ColumnShift,

@@ -8,7 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from modelci.ci.gate import (
+from modelci.config import MetricRule
+from modelci.errors import ConfigError
+from modelci.judge.gate import (
     Verdict,
     evaluate_gate,
     failed_verdict,
@@ -16,8 +18,6 @@ from modelci.ci.gate import (
     parse_gate_rules,
     verdict_lines,
 )
-from modelci.config import MetricRule
-from modelci.errors import ConfigError
 
 pytestmark = pytest.mark.unit
 
@@ -215,7 +215,7 @@ def test_gate_rule_errors_name_file_and_key(tmp_path: Path) -> None:
 
 
 def test_a_changed_task_or_target_is_not_compared_and_fails_unless_allowed() -> None:
-    from modelci.ci.gate import judge, task_changes
+    from modelci.judge.gate import judge, task_changes
 
     base = {"data": {"task": "binary", "target": "survived"}}
     head = {"data": {"task": "multiclass", "target": "class"}}

@@ -7,10 +7,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from modelci.ci.gate import evaluate_gate, judge_slices, load_gate, parse_gate
-from modelci.ci.stats import DeltaInterval, Scored, compare
 from modelci.config import MetricRule, SliceRule
 from modelci.errors import ConfigError
+from modelci.judge.gate import evaluate_gate, judge_slices, load_gate, parse_gate
+from modelci.judge.stats import DeltaInterval, Scored, compare
 
 pytestmark = pytest.mark.unit
 
@@ -195,7 +195,7 @@ def test_slice_rules_fail_without_slices_and_join_the_verdict() -> None:
 
 
 def test_gate_lines_show_the_interval_and_each_slice_rule() -> None:
-    from modelci.ci.gate import verdict_lines
+    from modelci.judge.gate import verdict_lines
 
     rule = SliceRule(column="gender", metric="accuracy", min=0.8)
     verdict = evaluate_gate(

@@ -10,7 +10,7 @@ import pytest
 
 from modelci.config import DataParams
 from modelci.errors import ConfigError
-from modelci.pipeline.metrics import (
+from modelci.judge.metrics import (
     HIGHER_IS_BETTER,
     Predictions,
     compute_metrics,

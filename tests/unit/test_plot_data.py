@@ -13,7 +13,7 @@ from scipy.spatial import cKDTree
 from sklearn.metrics import roc_curve
 
 from modelci.config import DataParams
-from modelci.pipeline.metrics import Predictions, compute_metrics
+from modelci.judge.metrics import Predictions, compute_metrics
 from modelci.pipeline.plot_data import (
     MAX_CURVE_POINTS,
     MAX_SCATTER_ROWS,

@@ -17,12 +17,13 @@ from modelci.ci.report import (
     MARKER,
     build_report,
     dumps_json,
-    escape,
     render_markdown,
     to_json,
 )
 from modelci.ci.state import PlotTable, RepoState
 from modelci.config import MetricRule
+from modelci.dvcfiles import DvcLock, parse_lock
+from modelci.judge.markdown import escape
 
 pytestmark = pytest.mark.unit
 
@@ -34,22 +35,24 @@ RULES = {
 DIRECTIONS = {"accuracy": True, "log_loss": False, "recall": True}
 
 
-def lock(model_md5: str = "a" * 32, data_md5: str = "b" * 32) -> dict[str, object]:
-    return {
-        "schema": "2.0",
-        "stages": {
-            "prepare": {
-                "cmd": "modelci prepare",
-                "deps": [{"path": "data/raw.csv", "md5": data_md5}],
-                "outs": [{"path": "data/prepared/train.parquet", "md5": data_md5[::-1]}],
+def lock(model_md5: str = "a" * 32, data_md5: str = "b" * 32) -> DvcLock:
+    return parse_lock(
+        {
+            "schema": "2.0",
+            "stages": {
+                "prepare": {
+                    "cmd": "modelci prepare",
+                    "deps": [{"path": "data/raw.csv", "md5": data_md5}],
+                    "outs": [{"path": "data/prepared/train.parquet", "md5": data_md5[::-1]}],
+                },
+                "train": {
+                    "cmd": "modelci train",
+                    "deps": [{"path": "data/prepared/train.parquet", "md5": data_md5[::-1]}],
+                    "outs": [{"path": "models/model.skops", "md5": model_md5}],
+                },
             },
-            "train": {
-                "cmd": "modelci train",
-                "deps": [{"path": "data/prepared/train.parquet", "md5": data_md5[::-1]}],
-                "outs": [{"path": "models/model.skops", "md5": model_md5}],
-            },
-        },
-    }
+        }
+    )
 
 
 def state(label: str, **changes: object) -> RepoState:

@@ -14,11 +14,11 @@ from modelci.ci.state import (
     StateError,
     WorkTreeSource,
     flatten,
-    lock_out_md5,
     parse_metrics,
     parse_plot_csv,
     read_state,
 )
+from modelci.dvcfiles import lock_out_md5, parse_lock
 
 pytestmark = pytest.mark.unit
 
@@ -131,9 +131,10 @@ def test_lock_out_md5_and_lock_changes() -> None:
             "extra": {"cmd": "y"},
         }
     }
-    assert lock_out_md5(old, "models/model.skops") == "m1"
+    old_lock, new_lock = parse_lock(old), parse_lock(new)
+    assert lock_out_md5(old_lock, "models/model.skops") == "m1"
     assert lock_out_md5(None, "models/model.skops") is None
-    assert lock_changes(old, new) == [
+    assert lock_changes(old_lock, new_lock) == [
         "stage extra: not in the committed dvc.lock",
         "stage old: no longer in dvc.lock",
         "stage train: cmd changed",
@@ -142,8 +143,8 @@ def test_lock_out_md5_and_lock_changes() -> None:
         "stage train: out models/model.skops changed",
         "stage train: param params.yaml.train.seed changed",
     ]
-    assert lock_changes(new, new) == []
-    assert lock_changes({"stages": [1]}, new) == ["dvc.lock: no 'stages' mapping"]
+    assert lock_changes(new_lock, new_lock) == []
+    assert lock_changes(parse_lock({"stages": [1]}), new_lock) == ["dvc.lock: no 'stages' mapping"]
 
 
 def test_oversized_files_are_problems_not_crashes(

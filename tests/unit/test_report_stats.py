@@ -9,14 +9,16 @@ import pandas as pd
 import pytest
 
 from modelci.ci.data_diff import shift_columns
-from modelci.ci.predictions import changed_test_split, compare_sides, to_scored
+from modelci.ci.predictions import changed_test_split
 from modelci.ci.report import build_report, dumps_json, render_markdown, to_json
 from modelci.ci.slices import slice_rows
 from modelci.ci.state import RepoState
-from modelci.ci.stats import StatsError
 from modelci.config import GateParams, MetricRule, SliceRule
-from modelci.pipeline.metrics import Predictions
-from modelci.pipeline.prediction_table import to_frame
+from modelci.dvcfiles import DvcLock, parse_lock
+from modelci.judge.comparison import compare_sides, to_scored
+from modelci.judge.metrics import Predictions
+from modelci.judge.stats import StatsError
+from modelci.prediction_table import to_frame
 
 pytestmark = pytest.mark.unit
 
@@ -82,9 +84,9 @@ def test_compare_sides_pairs_same_rows_and_notes_unsupported_metrics() -> None:
 
 
 def test_test_split_change_is_read_from_both_locks() -> None:
-    def lock(md5: str) -> dict[str, object]:
+    def lock(md5: str) -> DvcLock:
         outs = [{"path": "data/prepared/test.parquet", "md5": md5}]
-        return {"stages": {"prepare": {"outs": outs}}}
+        return parse_lock({"stages": {"prepare": {"outs": outs}}})
 
     assert changed_test_split(lock("a"), lock("b"))
     assert not changed_test_split(lock("a"), lock("a"))

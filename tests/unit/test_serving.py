@@ -14,12 +14,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from modelci import model_source
+from modelci.layout import prediction_log_files
 from modelci.model_source import ModelInfo, ModelSourceError
 from modelci.serving import defaults
 from modelci.serving.app import ServedModel, ServingApp, Settings
 from modelci.serving.openapi import openapi_document
 from modelci.serving.payload import batch_from_body, batch_from_invocation
-from modelci.serving.predlog import PredictionLog, log_files, read_log
+from modelci.serving.predlog import PredictionLog, read_log
 from modelci.serving.runtime import Prediction
 from modelci.serving.schema import Batch, FieldSpec, InputError, InputSchema, RawBatch
 
@@ -181,7 +182,7 @@ def test_prediction_log_samples_rotates_and_reads_back(tmp_path: Path) -> None:
     for _ in range(20):
         log.submit({"model_version": "3"}, columns, _prediction(5), "req-1")
     log.close()
-    files = log_files(tmp_path)
+    files = prediction_log_files(tmp_path)
     assert [f.name for f in files] == [
         "predictions.jsonl.2",
         "predictions.jsonl.1",
@@ -409,8 +410,8 @@ def test_serve_fails_fast_when_the_tracking_server_is_unreachable(
     capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from modelci.cli import main
-    from modelci.serving.process import free_port
     from tests.conftest import REPO_ROOT
+    from tests.process_support import free_port
 
     monkeypatch.chdir(REPO_ROOT)
     monkeypatch.setenv("MLFLOW_TRACKING_URI", f"http://127.0.0.1:{free_port()}")

@@ -1,4 +1,4 @@
-"""modelci.ci.stats: intervals of a metric's delta, against known answers and scipy."""
+"""modelci.judge.stats: intervals of a metric's delta, against known answers and scipy."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ import pytest
 from scipy import stats as sps
 from sklearn import metrics as skm
 
-from modelci.ci import stats
-from modelci.ci.stats import Scored, StatsError, compare, point
+from modelci.judge import stats
+from modelci.judge.stats import Scored, StatsError, compare, point
 
 
 def _binary(rng: np.random.Generator, actual: np.ndarray, skill: float) -> Scored:

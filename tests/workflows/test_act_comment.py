@@ -24,7 +24,7 @@ from pathlib import Path
 
 import pytest
 
-from modelci.ci.report import escape
+from modelci.judge.markdown import escape
 from tests.workflows import harness
 from tests.workflows.conftest import REPO_SLUG, ModelRepo, workflow_run_event
 from tests.workflows.fake_github import BOT, FakeGitHub

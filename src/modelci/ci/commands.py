@@ -10,6 +10,8 @@ import argparse
 from pathlib import Path
 from typing import Any
 
+from modelci.layout import DEFAULT_PATHS
+
 DEFAULT_REPORT_DIR = ".modelci/report"
 DEFAULT_VERDICT = ".modelci/verdict.json"
 DEFAULT_LOCK_CHECK = ".modelci/lock-check.json"
@@ -44,8 +46,8 @@ def _rules(args: argparse.Namespace, params: Any, problems: list[str] | None = N
     """The gate section (GateParams): ``--gate-file``, else the params' ``gate:`` section. When
     ``params`` is None, the reading problem that names the params file (e.g. invalid YAML) is
     the message."""
-    from modelci.ci.gate import load_gate, parse_gate
     from modelci.errors import ConfigError
+    from modelci.judge.gate import load_gate, parse_gate
 
     if args.gate_file:
         return load_gate(Path(args.gate_file))
@@ -65,7 +67,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     from modelci.ci.report import build_report, dumps_json, render_markdown, to_json
     from modelci.ci.state import GitSource, StateError, WorkTreeSource, read_state
     from modelci.fileio import write_text
-    from modelci.pipeline.metrics import HIGHER_IS_BETTER
+    from modelci.judge.metrics import HIGHER_IS_BETTER
 
     root = Path.cwd()
     params_path = _relative(args.params)
@@ -134,7 +136,7 @@ def _comparison(
     ``worktree`` (the working tree, or a commit's DVC outputs)."""
     from modelci.ci.predictions import compare_predictions
     from modelci.ci.state import StateError
-    from modelci.pipeline.prediction_table import PREDICTIONS
+    from modelci.prediction_table import PREDICTIONS
 
     try:
         head_data = worktree.read(PREDICTIONS)
@@ -187,22 +189,23 @@ def _read_metrics(source: Any, paths: list[str], side: str) -> tuple[Any, str | 
 
 
 def cmd_gate(args: argparse.Namespace) -> int:
-    from modelci.ci.gate import failed_verdict, judge, task_changes, verdict_lines
-    from modelci.ci.predictions import Comparison
     from modelci.ci.report import dumps_json
     from modelci.ci.state import (
-        LOCK,
         SLICES,
         GitSource,
         RepoState,
         StateError,
         WorkTreeSource,
+        load_lock,
         load_yaml_mapping,
         read_declared,
         read_json_object,
     )
+    from modelci.dvcfiles import LOCK
     from modelci.errors import ConfigError
     from modelci.fileio import write_text
+    from modelci.judge.comparison import Comparison
+    from modelci.judge.gate import failed_verdict, judge, task_changes, verdict_lines
 
     root = Path.cwd()
     worktree = WorkTreeSource(root)
@@ -231,7 +234,7 @@ def cmd_gate(args: argparse.Namespace) -> int:
     changes: list[str] = []
     comparison = Comparison()
     try:  # the PR's own dvc.lock (check-lock reports it when unreadable): only for pairing
-        head_lock = _optional(worktree, LOCK, load_yaml_mapping)
+        head_lock = _optional(worktree, LOCK, load_lock)
     except StateError:
         head_lock = None
     if verdict is None and not args.no_base:
@@ -253,7 +256,7 @@ def cmd_gate(args: argparse.Namespace) -> int:
                     base.params = load_yaml_mapping(base_params, "base")
                     changes = task_changes(base.params, params)
             if baseline is not None and not changes and not args.metrics:
-                base.lock = _optional(source, LOCK, load_yaml_mapping)
+                base.lock = _optional(source, LOCK, load_lock)
                 comparison = _comparison(gate, root, base, params, head_lock, worktree)
         except StateError as error:
             verdict = failed_verdict(rules, f"unreadable base: {error}")
@@ -411,7 +414,7 @@ def register(sub: Any) -> None:
     )
     check.add_argument(
         "--model",
-        default="models/model.skops",
+        default=DEFAULT_PATHS.model.as_posix(),
         metavar="FILE",
         help="model file whose sha256 is recorded (default: %(default)s)",
     )

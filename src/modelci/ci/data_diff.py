@@ -3,7 +3,7 @@
 Run only when ``dvc.lock`` records a different training split on the two sides. The base's split
 is read from the DVC cache or remote (as the base's predictions are), the PR's from the working
 tree (or, for ``--head REF``, from the cache too); each column declared in ``data.columns`` is
-compared with ``modelci.drift.distance`` (PSI, a two-sample test, null rates, new and removed
+compared with ``modelci.judge.distance`` (PSI, a two-sample test, null rates, new and removed
 categories).
 """
 
@@ -16,11 +16,12 @@ from pathlib import Path
 from typing import Any
 
 from modelci.ci.predictions import read_base
-from modelci.ci.state import lock_out_md5
-from modelci.ci.stats import StatsError
-from modelci.drift.distance import ColumnShift, column_shift
+from modelci.dvcfiles import lock_out_md5
+from modelci.judge.distance import ColumnShift, column_shift
+from modelci.judge.stats import StatsError
+from modelci.layout import DEFAULT_PATHS
 
-TRAIN_SPLIT = "data/prepared/train.parquet"
+TRAIN_SPLIT = DEFAULT_PATHS.train.as_posix()
 NUMERIC_TYPES = ("int", "float")
 
 

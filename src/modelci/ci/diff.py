@@ -8,8 +8,8 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from typing import Any, Literal
 
-from modelci.ci.gate import MetricVerdict, Verdict, json_number
 from modelci.ci.state import RepoState, flatten
+from modelci.judge.gate import MetricVerdict, Verdict, json_number
 
 Change = Literal["added", "removed", "changed", "unchanged"]
 MetricChange = Literal["improved", "regressed", "unchanged", "new", "removed", "invalid"]
@@ -159,24 +159,6 @@ def _compare(group: str, old: Mapping[str, Any], new: Mapping[str, Any]) -> list
     return changes
 
 
-def lock_hashes(lock: Mapping[str, Any] | None) -> dict[tuple[str, str], str]:
-    """``(stage, "dep"|"out" + path) -> hash`` from a ``dvc.lock`` (md5, or whatever it records)."""
-    result: dict[tuple[str, str], str] = {}
-    stages = (lock or {}).get("stages")
-    if not isinstance(stages, Mapping):
-        return result
-    for stage, body in stages.items():
-        if not isinstance(body, Mapping):
-            continue
-        for kind in ("deps", "outs"):
-            for entry in body.get(kind) or []:
-                if not isinstance(entry, Mapping) or "path" not in entry:
-                    continue
-                digest = entry.get("md5") or entry.get("etag") or entry.get("checksum")
-                result[(str(stage), f"{kind[:-1]} {entry['path']}")] = str(digest)
-    return result
-
-
 def data_changes(base: RepoState, head: RepoState) -> dict[str, list[ValueChange]]:
     """Row counts per split, column types, and changed ``dvc.lock`` content hashes per stage."""
     rows = []
@@ -190,15 +172,16 @@ def data_changes(base: RepoState, head: RepoState) -> dict[str, list[ValueChange
             change = "removed"
         rows.append(ValueChange("rows", str(split), old, new, change))
     hashes = []
-    old_hashes, new_hashes = lock_hashes(base.lock), lock_hashes(head.lock)
+    old_hashes = base.lock.entry_digests() if base.lock else {}
+    new_hashes = head.lock.entry_digests() if head.lock else {}
     for key in sorted(set(old_hashes) | set(new_hashes)):
         old_hash, new_hash = old_hashes.get(key), new_hashes.get(key)
-        if old_hash == new_hash:
+        if key in old_hashes and key in new_hashes and old_hash == new_hash:
             continue
         hash_change: Change = "changed"
-        if old_hash is None:
+        if key not in old_hashes:
             hash_change = "added"
-        elif new_hash is None:
+        elif key not in new_hashes:
             hash_change = "removed"
         hashes.append(ValueChange(key[0], key[1], old_hash, new_hash, hash_change))
     return {

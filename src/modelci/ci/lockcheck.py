@@ -14,29 +14,35 @@ listing them.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
-from modelci.ci.declared import Declared
 from modelci.ci.state import (
-    LOCK,
     MODEL,
     GitSource,
     StateError,
     WorkTreeSource,
     flatten,
     git,
+    load_lock,
     load_yaml_mapping,
-    lock_out_md5,
     read_declared,
 )
+from modelci.dvcfiles import LOCK, Declared, DvcLock, lock_out_md5
+from modelci.layout import DEFAULT_PATHS, DVC_LOCK
 
 STALE_MESSAGE = "stale dvc.lock: run dvc repro and commit"
-TRACKED_OUTPUTS = ("dvc.lock", "metrics.json", "plots", "reports", "data/prepared/profile.json")
+TRACKED_OUTPUTS = tuple(
+    path.as_posix()
+    for path in (
+        DVC_LOCK,
+        DEFAULT_PATHS.metrics,
+        DEFAULT_PATHS.plots,
+        DEFAULT_PATHS.reports,
+        DEFAULT_PATHS.profile,
+    )
+)
 
 
 class StaleLockError(StateError):
@@ -75,33 +81,28 @@ class LockCheck:
         return data
 
 
-def _entries(stage: Mapping[str, Any], kind: str) -> dict[str, Any]:
-    result = {}
-    for entry in stage.get(kind) or []:
-        if isinstance(entry, Mapping) and "path" in entry:
-            result[str(entry["path"])] = entry.get("md5") or entry.get("etag")
-    return result
-
-
-def lock_changes(old: Mapping[str, Any] | None, new: Mapping[str, Any] | None) -> list[str]:
-    """Human lines naming each stage and what in it differs between two ``dvc.lock`` mappings."""
-    old_stages = (old or {}).get("stages") or {}
-    new_stages = (new or {}).get("stages") or {}
-    if not isinstance(old_stages, Mapping) or not isinstance(new_stages, Mapping):
-        return ["dvc.lock: no 'stages' mapping"]
+def lock_changes(old: DvcLock | None, new: DvcLock | None) -> list[str]:
+    """Human lines naming each stage and what in it differs between two ``dvc.lock`` files."""
+    old, new = old or DvcLock(), new or DvcLock()
+    if old.problems or new.problems:
+        return [*old.problems, *new.problems]
     lines = []
-    for name in sorted(set(old_stages) | set(new_stages)):
-        before, after = old_stages.get(name), new_stages.get(name)
-        if not isinstance(before, Mapping):
+    for name in sorted(set(old.stages) | set(new.stages)):
+        before, after = old.stages.get(name), new.stages.get(name)
+        if before is None:
             lines.append(f"stage {name}: not in the committed dvc.lock")
             continue
-        if not isinstance(after, Mapping):
+        if after is None:
             lines.append(f"stage {name}: no longer in dvc.lock")
             continue
-        if before.get("cmd") != after.get("cmd"):
+        if before.cmd != after.cmd:
             lines.append(f"stage {name}: cmd changed")
-        for kind in ("deps", "outs"):
-            was, now = _entries(before, kind), _entries(after, kind)
+        for kind, old_entries, new_entries in (
+            ("deps", before.deps, after.deps),
+            ("outs", before.outs, after.outs),
+        ):
+            was = {entry.path: entry.digest for entry in old_entries}
+            now = {entry.path: entry.digest for entry in new_entries}
             for path in sorted(set(was) | set(now)):
                 if was.get(path) != now.get(path):
                     what = (
@@ -110,22 +111,11 @@ def lock_changes(old: Mapping[str, Any] | None, new: Mapping[str, Any] | None) -
                         else ("added" if path in now else "removed")
                     )
                     lines.append(f"stage {name}: {kind[:-1]} {path} {what}")
-        was_params = flatten(before.get("params") or {})
-        now_params = flatten(after.get("params") or {})
+        was_params, now_params = flatten(before.params), flatten(after.params)
         for key in sorted(set(was_params) | set(now_params)):
             if was_params.get(key) != now_params.get(key):
                 lines.append(f"stage {name}: param {key} changed")
     return lines
-
-
-def _load_lock(data: bytes | None, where: str) -> dict[str, Any] | None:
-    if data is None:
-        return None
-    try:
-        raw = yaml.safe_load(data.decode("utf-8"))
-    except (UnicodeDecodeError, yaml.YAMLError) as error:
-        raise StateError(f"{where}: not valid YAML: {str(error).splitlines()[0]}") from None
-    return raw if isinstance(raw, dict) else {}
 
 
 def _ls_files(root: Path, paths: list[str]) -> list[str]:
@@ -181,9 +171,10 @@ def check_lock(root: Path, model_path: str = MODEL) -> LockCheck:
     if result.git_tracked_outputs:
         result.errors.append(git_tracked_message(result.git_tracked_outputs))
 
-    old_lock = _load_lock(committed.read(LOCK), f"HEAD: {LOCK}")
+    committed_lock = committed.read(LOCK)
+    old_lock = load_lock(committed_lock, f"HEAD: {LOCK}") if committed_lock is not None else None
     lock_file = root / LOCK
-    new_lock = _load_lock(lock_file.read_bytes() if lock_file.is_file() else None, LOCK)
+    new_lock = load_lock(lock_file.read_bytes(), LOCK) if lock_file.is_file() else None
     if new_lock is None:
         raise StateError(f"{LOCK}: not found in {root}: run dvc repro first")
     if old_lock is None:

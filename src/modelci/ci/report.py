@@ -8,7 +8,6 @@ with an "N more rows omitted" note until it fits.
 
 from __future__ import annotations
 
-import html
 import json
 import re
 from collections.abc import Mapping
@@ -24,7 +23,13 @@ from modelci.ci.diff import (
     diff_param_files,
     metric_rows,
 )
-from modelci.ci.gate import (
+from modelci.ci.plots import Plot
+from modelci.ci.slices import SliceRow, slice_rows
+from modelci.ci.state import METRICS, MODEL, RepoState
+from modelci.config import GateParams, MetricRule
+from modelci.dvcfiles import lock_out_md5
+from modelci.judge.comparison import Comparison
+from modelci.judge.gate import (
     Verdict,
     as_gate,
     failed_verdict,
@@ -34,37 +39,16 @@ from modelci.ci.gate import (
     judge,
     task_changes,
 )
-from modelci.ci.plots import Plot
-from modelci.ci.predictions import Comparison
-from modelci.ci.slices import SliceRow, slice_rows
-from modelci.ci.state import METRICS, MODEL, RepoState, lock_out_md5
-from modelci.ci.stats import DeltaInterval
-from modelci.config import GateParams, MetricRule
+from modelci.judge.markdown import escape
+from modelci.judge.stats import DeltaInterval
 
 GITHUB_COMMENT_LIMIT = 65_536
 DEFAULT_MAX_CHARS = 60_000
 MIN_MAX_CHARS = 1_000
 MARKER = "<!-- modelci-report -->"
-CELL_LIMIT = 120
 TITLE_LIMIT = 256
 ROW_LIMITS = (500, 200, 100, 50, 25, 10, 5, 2, 0)
 REPORT_VERSION = 1
-
-_MD_SPECIAL = re.compile(r"([\\`*_\[\]|~$])")
-
-
-def escape(value: Any, limit: int = CELL_LIMIT) -> str:
-    """Untrusted text as inert Markdown: one line, bounded, no HTML, no formatting, no mentions."""
-    if isinstance(value, str):
-        text = value
-    else:
-        text = json.dumps(value, sort_keys=True, default=str, allow_nan=True)
-    text = "".join(char if char.isprintable() else " " for char in text)
-    if len(text) > limit:
-        text = text[: limit - 1] + "…"
-    text = _MD_SPECIAL.sub(r"\\\1", text)
-    text = html.escape(text, quote=False)
-    return text.replace("@", "@\u200b")
 
 
 @dataclass

@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from modelci.ci.gate import json_number
+from modelci.judge.gate import json_number
 
 
 @dataclass(frozen=True)

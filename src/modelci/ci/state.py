@@ -1,7 +1,7 @@
 """A repository state (metrics, params, lock, data profile, plot data) read without retraining.
 
 Which metrics, plots and params files a state has is what its own ``dvc.yaml`` declares
-(``modelci.ci.declared``); without one, modelci's defaults (``metrics.json``, ``plots/``).
+(``modelci.dvcfiles``); without one, modelci's defaults (``metrics.json``, ``plots/``).
 
 The base of a pull request is read from git with ``git show REF:./path`` (paths relative to the
 working directory, so a model repository may live in a subdirectory); the head is usually the
@@ -25,15 +25,26 @@ from typing import Any, Protocol
 
 import yaml
 
-from modelci.ci.declared import DVC_YAML, Declared, PlotDecl, defaults, parse_declared, vars_of
+from modelci import layout
+from modelci.dvcfiles import (
+    DVC_YAML,
+    LOCK,
+    Declared,
+    DvcLock,
+    PlotDecl,
+    defaults,
+    parse_declared,
+    parse_lock,
+    vars_of,
+)
 from modelci.errors import ModelCIError
+from modelci.layout import DEFAULT_PATHS
 
-METRICS = "metrics.json"
-PARAMS = "params.yaml"
-LOCK = "dvc.lock"
-PROFILE = "data/prepared/profile.json"
-SLICES = "reports/slices.json"
-MODEL = "models/model.skops"
+METRICS = DEFAULT_PATHS.metrics.as_posix()
+PARAMS = layout.PARAMS.as_posix()
+PROFILE = DEFAULT_PATHS.profile.as_posix()
+SLICES = DEFAULT_PATHS.slices.as_posix()
+MODEL = DEFAULT_PATHS.model.as_posix()
 # Bounds on what is read from a (possibly hostile) pull request.
 MAX_FILE_BYTES = 64 * 1024 * 1024
 MAX_PLOT_ROWS = 200_000  # rows of a plot table kept for drawing (evenly spread, see below)
@@ -195,7 +206,7 @@ class RepoState:
     commit: str | None = None
     metrics: dict[str, float] | None = None
     params: dict[str, Any] | None = None
-    lock: dict[str, Any] | None = None
+    lock: DvcLock | None = None
     profile: dict[str, Any] | None = None
     plots: dict[str, PlotTable] = field(default_factory=dict)
     # how each plot of ``plots`` is drawn, as dvc.yaml declares it (absent: by its known name)
@@ -252,6 +263,11 @@ def load_yaml_mapping(data: bytes, where: str) -> dict[str, Any]:
     if not isinstance(raw, dict):
         raise StateError(f"{where}: expected a mapping at the top level")
     return raw
+
+
+def load_lock(data: bytes, where: str) -> DvcLock:
+    """A state's ``dvc.lock``, typed (:mod:`modelci.dvcfiles`); StateError when not YAML."""
+    return parse_lock(load_yaml_mapping(data, where))
 
 
 def load_toml_mapping(data: bytes, where: str) -> dict[str, Any]:
@@ -412,7 +428,7 @@ def read_state(
             mapping = load(file, params_parser(file))
             if mapping is not None:
                 state.param_files[file] = _tracked(mapping, keys)
-    state.lock = load(LOCK, load_yaml_mapping)
+    state.lock = load(LOCK, load_lock)
     state.profile = load(PROFILE, _load_json_object)
     try:
         slices = source.read(SLICES)
@@ -493,20 +509,3 @@ def parse_plot(data: bytes, where: str, path: str) -> PlotTable:
         columns = tuple(dict.fromkeys(str(k) for row in rows for k in row))
         return sample_table(columns, ([str(row.get(c, "")) for c in columns] for row in rows))
     return parse_plot_csv(data, where, "\t" if path.endswith(".tsv") else ",")
-
-
-def lock_out_md5(lock: Mapping[str, Any] | None, path: str) -> str | None:
-    """The md5 ``dvc.lock`` records for an output path (e.g. the model file), if any."""
-    if not lock:
-        return None
-    stages = lock.get("stages")
-    if not isinstance(stages, Mapping):
-        return None
-    for stage in stages.values():
-        if not isinstance(stage, Mapping):
-            continue
-        for out in stage.get("outs") or []:
-            if isinstance(out, Mapping) and out.get("path") == path:
-                md5 = out.get("md5")
-                return str(md5) if md5 is not None else None
-    return None

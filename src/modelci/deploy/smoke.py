@@ -12,7 +12,7 @@ from typing import Any
 
 from modelci.config import ReleaseParams
 from modelci.deploy.errors import DeployError
-from modelci.registry.core import Version
+from modelci.model_version import Version
 
 SmokeCheck = Callable[[str], list[str]]
 """Runs the smoke test against a base URL: its notes, or DeployError."""

@@ -1,5 +1,5 @@
 """Drift between a reference sample (the training data) and a current one (production inputs).
 
-``distance`` holds the pure distribution primitives (PSI, KS, chi-square per column) that the
-production drift check and the pull request's data diff share.
+The pure distribution primitives (PSI, KS, chi-square per column) that the production drift check
+and the pull request's data diff share are in ``modelci.judge.distance``.
 """

@@ -12,6 +12,8 @@ import json
 from pathlib import Path
 from typing import Any
 
+from modelci.layout import DEFAULT_PATHS
+
 DRIFT_EXIT = 3
 DEFAULT_OUT = ".modelci/drift"
 
@@ -122,7 +124,7 @@ def cmd_drift(args: argparse.Namespace) -> int:
 
 def _jsonable(value: Any) -> Any:
     """Strict JSON: NaN and infinities as strings, tuples as lists."""
-    from modelci.ci.gate import json_number
+    from modelci.judge.gate import json_number
 
     if isinstance(value, dict):
         return {str(key): _jsonable(item) for key, item in value.items()}
@@ -161,13 +163,13 @@ def register(sub: Any) -> None:
     )
     drift.add_argument(
         "--model",
-        default="models/model.skops",
+        default=DEFAULT_PATHS.model.as_posix(),
         metavar="FILE",
         help="model whose predictions are compared (default: %(default)s; skipped if absent)",
     )
     drift.add_argument(
         "--metrics",
-        default="metrics.json",
+        default=DEFAULT_PATHS.metrics.as_posix(),
         metavar="FILE",
         help="the model's test-set metrics, the baseline for --labels (default: %(default)s)",
     )

@@ -15,8 +15,8 @@ import numpy as np
 import pandas as pd
 
 from modelci.config import DataParams, FeatureThreshold, MonitorParams
-from modelci.drift.distance import ColumnShift, Kind, column_shift
 from modelci.errors import DataError
+from modelci.judge.distance import ColumnShift, Kind, column_shift
 
 
 def adjust_p_values(p_values: list[float], method: str) -> list[float]:

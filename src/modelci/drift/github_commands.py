@@ -26,7 +26,7 @@ BOT_EMAIL = "41898282+github-actions[bot]@users.noreply.github.com"
 
 
 def _outputs(pairs: dict[str, str]) -> None:
-    from modelci.registry.deploy import write_outputs
+    from modelci.github import write_outputs
 
     write_outputs(pairs)
 

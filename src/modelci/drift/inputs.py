@@ -14,6 +14,7 @@ from pathlib import Path
 import pandas as pd
 
 from modelci.errors import DataError
+from modelci.layout import prediction_log_files
 
 SUFFIXES = (".csv", ".parquet", ".jsonl")
 REQUEST_ID = "request_id"
@@ -65,15 +66,13 @@ def _read_file(path: Path) -> pd.DataFrame:
 
 def window_files(path: Path) -> list[Path]:
     """The files a window at ``path`` is read from (see the module docstring)."""
-    from modelci.serving.predlog import log_files
-
     if not path.exists():
         raise DataError(f"{path}: no such file or directory")
     if path.is_file():
         if path.suffix not in SUFFIXES:
             raise DataError(f"{path}: unsupported format (expected {', '.join(SUFFIXES)})")
         return [path]
-    files = log_files(path) or sorted(p for p in path.iterdir() if p.suffix in SUFFIXES)
+    files = prediction_log_files(path) or sorted(p for p in path.iterdir() if p.suffix in SUFFIXES)
     if not files:
         raise DataError(f"{path}: no prediction log and no {', '.join(SUFFIXES)} files in it")
     return files

@@ -1,8 +1,8 @@
 """The model's outputs on a window, and its realized performance once ground truth arrives.
 
 Labels are joined to the window by the request id the server logs and returns (``request_id``);
-the realized metrics are the pipeline's own (``modelci.pipeline.metrics``), judged by the gate's
-rules (``modelci.ci.gate``) with the model's test-set metrics as the baseline, so "degraded in
+the realized metrics are the pipeline's own (``modelci.judge.metrics``), judged by the gate's
+rules (``modelci.judge.gate``) with the model's test-set metrics as the baseline, so "degraded in
 production" means what "regressed in a pull request" means.
 """
 
@@ -14,11 +14,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from modelci.ci.gate import Verdict, evaluate_gate
 from modelci.config import DataParams, MetricRule
-from modelci.drift.distance import Kind
 from modelci.drift.inputs import REQUEST_ID
 from modelci.errors import DataError
+from modelci.judge.distance import Kind
+from modelci.judge.gate import Verdict, evaluate_gate
 
 
 def model_frame(frame: pd.DataFrame, data: DataParams) -> pd.DataFrame:
@@ -38,7 +38,7 @@ def model_outputs(model: Any, frame: pd.DataFrame, data: DataParams) -> tuple[pd
     """What prediction drift compares: the positive class's probability for a binary
     classifier with ``predict_proba`` (numeric), the label for other classifiers
     (categorical), the predicted value for a regressor (numeric)."""
-    from modelci.pipeline.metrics import positive_label
+    from modelci.judge.metrics import positive_label
 
     features = model_frame(frame, data)
     classes = list(getattr(model, "classes_", []))
@@ -100,7 +100,7 @@ def realized_performance(
     min_rows: int,
 ) -> Realized:
     """The model's metrics on the labelled rows, judged by the gate against its test metrics."""
-    from modelci.pipeline import metrics as m
+    from modelci.judge import metrics as m
 
     if len(joined) < min_rows:
         raise DataError(

@@ -9,11 +9,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from modelci.ci.gate import fmt, verdict_lines
-from modelci.ci.report import escape
 from modelci.drift.engine import DriftResult, FeatureDrift, as_category
 from modelci.drift.realized import Realized
 from modelci.fileio import write_bytes
+from modelci.judge.gate import fmt, verdict_lines
+from modelci.judge.markdown import escape
 
 MAX_PLOTS = 24
 MAX_BARS = 20

@@ -47,8 +47,8 @@ def _canary_params(args: argparse.Namespace) -> Any:
 def cmd_canary(args: argparse.Namespace) -> int:
     from modelci.config import SloParams, load_section, load_service_params
     from modelci.fileio import write_json, write_text
+    from modelci.github import write_outputs
     from modelci.monitor.canary import Prometheus, Verdict, run, summary_markdown
-    from modelci.registry.deploy import write_outputs
 
     slo = load_section(Path(args.params), "slo", SloParams)
     canary = _canary_params(args)

@@ -9,12 +9,12 @@ import pandas as pd
 
 from modelci.config import Params
 from modelci.fileio import file_digest, write_atomic, write_json, write_text
+from modelci.judge import metrics as m
+from modelci.layout import DEFAULT_PATHS, StagePaths
 from modelci.modelfile import load_model
-from modelci.pipeline import metrics as m
 from modelci.pipeline import model_card
-from modelci.pipeline.paths import DEFAULT_PATHS, StagePaths
 from modelci.pipeline.plot_data import plot_tables
-from modelci.pipeline.prediction_table import to_frame
+from modelci.prediction_table import to_frame
 from modelci.threads import fixed_threads
 
 

@@ -6,7 +6,7 @@ with, gets a manifest saying why; serving then uses scikit-learn, as it would ha
 from __future__ import annotations
 
 from modelci.config import Params
-from modelci.pipeline.paths import DEFAULT_PATHS, StagePaths
+from modelci.layout import DEFAULT_PATHS, StagePaths
 
 
 def run(params: Params, paths: StagePaths = DEFAULT_PATHS) -> str:

@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 
 from modelci.config import DataParams
-from modelci.pipeline.metrics import ROUND, Predictions, positive_label
+from modelci.judge.metrics import ROUND, Predictions, positive_label
 
 MAX_CURVE_POINTS = 250
 MAX_SCATTER_ROWS = 2000

@@ -12,7 +12,7 @@ from modelci.data.schema import validate
 from modelci.data.sources import read_table
 from modelci.errors import DataError
 from modelci.fileio import file_digest, write_atomic, write_json
-from modelci.pipeline.paths import DEFAULT_PATHS, StagePaths
+from modelci.layout import DEFAULT_PATHS, StagePaths
 
 
 def split(

@@ -12,7 +12,7 @@ import pandas as pd
 
 from modelci.config import DataParams, Params, TrainParams
 from modelci.errors import ConfigError
-from modelci.pipeline.paths import DEFAULT_PATHS, StagePaths
+from modelci.layout import DEFAULT_PATHS, StagePaths
 from modelci.threads import fixed_threads
 
 

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from modelci.deploy.names import DESCRIPTIONS as TARGET_HELP
+from modelci.layout import DEFAULT_PATHS
 
 
 def _params(args: argparse.Namespace) -> Any:
@@ -24,7 +25,7 @@ def _params(args: argparse.Namespace) -> Any:
 
 
 def _emit(pairs: dict[str, str], summary: str | None = None) -> None:
-    from modelci.registry.deploy import write_outputs
+    from modelci.github import write_outputs
 
     write_outputs(pairs, summary)
 
@@ -70,12 +71,10 @@ def _build_arg(text: str) -> tuple[str, str]:
 
 
 def cmd_register(args: argparse.Namespace) -> int:
-    from dataclasses import replace
 
-    from modelci.pipeline.paths import DEFAULT_PATHS
     from modelci.registry.register import register
 
-    paths = replace(DEFAULT_PATHS, model=Path(args.model), test=Path(args.test))
+    paths = DEFAULT_PATHS._replace(model=Path(args.model), test=Path(args.test))
     report = Path(args.pr_report) if args.pr_report else None
     if report is not None and not report.exists() and args.pr_report_optional:
         report = None
@@ -308,10 +307,12 @@ def register(sub: Any) -> None:
         "model sha256, PR report). Registering the same commit and file again returns the "
         "existing version; another file for a registered commit is refused.",
     )
-    p.add_argument("--model", default="models/model.skops", help="model file (%(default)s)")
+    p.add_argument(
+        "--model", default=DEFAULT_PATHS.model.as_posix(), help="model file (%(default)s)"
+    )
     p.add_argument(
         "--test",
-        default="data/prepared/test.parquet",
+        default=DEFAULT_PATHS.test.as_posix(),
         help="test set whose rows give the logged model's signature, when no MLflow run logged "
         "the model yet (%(default)s)",
     )
@@ -352,7 +353,7 @@ def register(sub: Any) -> None:
     )
     p.add_argument(
         "--test",
-        default="data/prepared/test.parquet",
+        default=DEFAULT_PATHS.test.as_posix(),
         help="current test set both models are scored on (%(default)s)",
     )
     p.add_argument(
@@ -440,7 +441,7 @@ def register(sub: Any) -> None:
     )
     p.add_argument(
         "--test",
-        default="data/prepared/test.parquet",
+        default=DEFAULT_PATHS.test.as_posix(),
         help="test set whose rows the smoke test sends (%(default)s)",
     )
     p.add_argument("--json", default="", metavar="FILE", help="write the result as JSON")

@@ -24,66 +24,17 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from modelci.errors import ModelCIError, TrackingError
+from modelci.model_version import Version
+from modelci.tags import ELIGIBLE, TAG_SHA256
 
 T = TypeVar("T")
 
-# Version tags (besides the run's lineage tags, which are copied onto the version).
-TAG_COMMIT = "modelci.git_commit"
-TAG_COMMIT_TIME = "modelci.commit_time"
-TAG_SHA256 = "modelci.model_sha256"
-TAG_GATE = "modelci.gate"  # passed | rejected | rolled_back | forced
-TAG_GATE_DETAIL = "modelci.gate.detail"
-TAG_GATE_FORCED_OVER = "modelci.gate.forced_over"  # what the gate said before a forced rollback
-TAG_GATE_AGAINST = "modelci.gate.against"
-TAG_PR_REPORT = "modelci.pr_report"
-METRIC_PREFIX = "modelci.metric."
-EVAL_PREFIX = "modelci.eval."
-DVC_PREFIX = "modelci.dvc."
-PASSED, REJECTED, ROLLED_BACK, FORCED = "passed", "rejected", "rolled_back", "forced"
-ELIGIBLE = (PASSED, FORCED)  # gate values the champion rule may pick
 MODEL_FILE = "model_file/model.skops"
 SETTLE_ROUNDS = 10
 
 
 class RegistryError(ModelCIError):
     """A registry request that cannot be satisfied: unknown version, no champion, a conflict."""
-
-
-@dataclass(frozen=True)
-class Version:
-    """One registered model version, as read from the registry."""
-
-    name: str
-    version: int
-    run_id: str
-    tags: dict[str, str]
-    aliases: tuple[str, ...] = ()
-    created_ms: int = 0
-    source: str = ""
-
-    @property
-    def commit(self) -> str:
-        return self.tags.get(TAG_COMMIT, "unknown")
-
-    @property
-    def sha256(self) -> str:
-        return self.tags.get(TAG_SHA256, "")
-
-    @property
-    def gate(self) -> str:
-        return self.tags.get(TAG_GATE, "")
-
-    @property
-    def order(self) -> tuple[int, int]:
-        """Newer sorts later: commit time first, registration order to break ties."""
-        try:
-            when = int(self.tags.get(TAG_COMMIT_TIME, "0"))
-        except ValueError:
-            when = 0
-        return (when, self.version)
-
-    def prefixed(self, prefix: str) -> dict[str, str]:
-        return {k.removeprefix(prefix): v for k, v in self.tags.items() if k.startswith(prefix)}
 
 
 @dataclass

@@ -12,7 +12,6 @@ to ``@previous`` with the reason recorded, and the command fails.
 
 from __future__ import annotations
 
-import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -22,6 +21,7 @@ from modelci.deploy.errors import DeployError
 from modelci.deploy.smoke import example_rows, smoke_test
 from modelci.deploy.targets import Target, make_target
 from modelci.deploy.targets.kubernetes import kubeconfig_file
+from modelci.layout import DEFAULT_PATHS
 from modelci.registry.core import Registry, open_registry
 
 __all__ = ["DeployError", "DeployFailedError", "DeployResult", "deploy", "smoke_test"]
@@ -46,7 +46,7 @@ def deploy(
     target_name: str | None = None,
     image: str | None = None,
     smoke_url: str | None = None,
-    test_path: Path = Path("data/prepared/test.parquet"),
+    test_path: Path = DEFAULT_PATHS.test,
     smoke_attempts: int = 10,
     registry: Registry | None = None,
 ) -> DeployResult:
@@ -135,20 +135,3 @@ def summary_markdown(result: DeployResult) -> str:
     lines.append(f"- Model version: {result.version}")
     lines += [f"- {note}" for note in result.notes]
     return "\n".join(lines) + "\n"
-
-
-def write_outputs(pairs: dict[str, str], summary: str | None = None) -> None:
-    """Append ``key=value`` to ``$GITHUB_OUTPUT`` and Markdown to ``$GITHUB_STEP_SUMMARY``."""
-    out = os.environ.get("GITHUB_OUTPUT")
-    if out:
-        with open(out, "a", encoding="utf-8") as handle:
-            for key, value in pairs.items():
-                handle.write(f"{key}={_one_line(value)}\n")
-    step = os.environ.get("GITHUB_STEP_SUMMARY")
-    if step and summary:
-        with open(step, "a", encoding="utf-8") as handle:
-            handle.write(summary + "\n")
-
-
-def _one_line(value: str) -> str:
-    return " ".join(value.split())

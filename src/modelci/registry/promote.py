@@ -2,9 +2,9 @@
 
 Both models are downloaded from the registry, verified against their registered sha256, loaded
 safely and scored on the *same* current test set (``data/prepared/test.parquet``), so a change
-of test data never favours either side. The gate is :func:`modelci.ci.gate.evaluate_gate`, the
+of test data never favours either side. The gate is :func:`modelci.judge.gate.evaluate_gate`, the
 same rules as the pull-request gate with the champion as the baseline, and the same paired
-intervals (``modelci.ci.predictions.compare_predicted``), so a ``significance`` or
+intervals (``modelci.judge.comparison.compare_predicted``), so a ``significance`` or
 ``non_inferiority`` rule ("promote only if not significantly worse") means the same in both;
 with no champion the challenger is judged on the absolute bounds only. The verdict is tagged on
 the challenger (``modelci.gate`` = passed/rejected) and the aliases are then settled from the
@@ -19,10 +19,12 @@ from pathlib import Path
 from typing import Any
 
 from modelci.config import ReleaseParams
+from modelci.judge.metrics import Predictions
+from modelci.layout import DEFAULT_PATHS
 from modelci.lineage import UNKNOWN, git_commit
-from modelci.pipeline.metrics import Predictions
-from modelci.pipeline.paths import DEFAULT_PATHS
-from modelci.registry.core import (
+from modelci.model_version import Version
+from modelci.registry.core import Registry, RegistryError, format_version, open_registry
+from modelci.tags import (
     EVAL_PREFIX,
     PASSED,
     REJECTED,
@@ -30,11 +32,6 @@ from modelci.registry.core import (
     TAG_GATE,
     TAG_GATE_AGAINST,
     TAG_GATE_DETAIL,
-    Registry,
-    RegistryError,
-    Version,
-    format_version,
-    open_registry,
 )
 
 
@@ -78,8 +75,8 @@ def score(params: ReleaseParams, data: bytes, source: str, test_path: Path) -> P
     import pandas as pd
 
     from modelci.errors import DataError
+    from modelci.judge import metrics as m
     from modelci.modelfile import load_model_bytes
-    from modelci.pipeline import metrics as m
 
     model = load_model_bytes(data, source, params.trusted_types)
     try:
@@ -115,9 +112,9 @@ def promote(
     expect_sha256: str | None = None,
     registry: Registry | None = None,
 ) -> Promotion:
-    from modelci.ci.gate import evaluate_gate, verdict_lines
-    from modelci.ci.predictions import compare_predicted
-    from modelci.pipeline.metrics import compute_metrics
+    from modelci.judge.comparison import compare_predicted
+    from modelci.judge.gate import evaluate_gate, verdict_lines
+    from modelci.judge.metrics import compute_metrics
 
     reg = registry or open_registry(params)
     challenger = challenger_version(reg, version)

@@ -21,38 +21,35 @@ from pathlib import Path
 from typing import Any
 
 from modelci.config import ReleaseParams
+from modelci.dvcfiles import LOCK, DvcLock, lock_out_md5, read_lock
 from modelci.errors import ModelFileError
 from modelci.fileio import file_digest
+from modelci.layout import DEFAULT_PATHS, StagePaths
 from modelci.lineage import UNKNOWN, _git, git_commit, git_dirty
-from modelci.pipeline.paths import DEFAULT_PATHS, StagePaths
-from modelci.registry.core import (
+from modelci.model_version import Version
+from modelci.registry.core import Registry, RegistryError, open_registry, sha256_hex
+from modelci.tags import (
     DVC_PREFIX,
     METRIC_PREFIX,
     TAG_COMMIT,
     TAG_COMMIT_TIME,
+    TAG_DIRTY,
+    TAG_MATCHES_LOCK,
+    TAG_PARAMS_DIGEST,
     TAG_PR_REPORT,
+    TAG_REGISTERED_AT,
+    TAG_REGISTERED_BY,
+    TAG_RUN_COMMIT,
+    TAG_RUN_DIRTY,
     TAG_SHA256,
-    Registry,
-    RegistryError,
-    Version,
-    open_registry,
-    sha256_hex,
+    data_md5_tag,
 )
 
 # Run tags copied onto the version so the registry alone tells where a version came from: content
 # hashes, true whenever the run logged these bytes (the commit tags are the register's own).
-RUN_LINEAGE_TAGS = (
-    "modelci.params_digest",
-    "modelci.data.train.md5",
-    "modelci.data.test.md5",
-)
+RUN_LINEAGE_TAGS = (TAG_PARAMS_DIGEST, data_md5_tag("train"), data_md5_tag("test"))
 # The run's commit tags, kept under these names: what the tree was when the run was logged.
-RUN_COMMIT_TAGS = {
-    "modelci.git_commit": "modelci.run.git_commit",
-    "modelci.git_dirty": "modelci.run.git_dirty",
-}
-TAG_DIRTY = "modelci.git_dirty"
-TAG_MATCHES_LOCK = "modelci.model_matches_dvc_lock"
+RUN_COMMIT_TAGS = {TAG_COMMIT: TAG_RUN_COMMIT, TAG_DIRTY: TAG_RUN_DIRTY}
 
 
 @dataclass(frozen=True)
@@ -69,31 +66,12 @@ def commit_time(commit: str) -> str:
     return _git("show", "-s", "--format=%ct", commit) or "0"
 
 
-def dvc_lock_hashes(lock: Path = Path("dvc.lock")) -> dict[str, str]:
-    """``path -> md5`` of every stage output recorded in ``dvc.lock`` (empty when absent)."""
-    import yaml
-
-    try:
-        raw = yaml.safe_load(lock.read_text(encoding="utf-8")) or {}
-    except FileNotFoundError:
-        return {}
-    except (OSError, yaml.YAMLError) as error:
-        raise RegistryError(f"{lock}: cannot read: {error}".splitlines()[0]) from None
-    hashes: dict[str, str] = {}
-    stages = raw.get("stages", {}) if isinstance(raw, dict) else {}
-    for stage in stages.values() if isinstance(stages, dict) else ():
-        for out in stage.get("outs", []) if isinstance(stage, dict) else ():
-            if isinstance(out, dict) and "path" in out and "md5" in out:
-                hashes[str(out["path"])] = str(out["md5"])
-    return hashes
-
-
-def commit_state(commit: str, model: Path, lock_hashes: dict[str, str]) -> dict[str, str]:
+def commit_state(commit: str, model: Path, lock: DvcLock | None) -> dict[str, str]:
     """The registered commit's real state: tracked files changed since it (``git_dirty``), and
     whether the model file is the one ``dvc.lock`` records for it (DVC outputs are invisible
     to git; absent when the lock does not list the file)."""
     state = {TAG_DIRTY: "unknown" if commit == UNKNOWN else str(git_dirty()).lower()}
-    locked = lock_hashes.get(model.as_posix())
+    locked = lock_out_md5(lock, model.as_posix())
     if locked is not None:
         state[TAG_MATCHES_LOCK] = str(file_digest(model, "md5") == locked).lower()
     return state
@@ -238,14 +216,15 @@ def register(
             "logging the ONNX export", reg.client.log_artifacts, run_id, str(paths.onnx), "onnx"
         )
     run = reg.call("reading the source run", reg.client.get_run, run_id)
-    lock_hashes = dvc_lock_hashes()
+    lock = read_lock(Path(LOCK))
+    lock_hashes = lock.out_digests() if lock is not None else {}
     tags = {
         TAG_COMMIT: commit,
         TAG_COMMIT_TIME: commit_time(commit),
         TAG_SHA256: sha256,
-        "modelci.registered_by": os.environ.get("GITHUB_ACTOR") or _user(),
-        "modelci.registered_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        **commit_state(commit, paths.model, lock_hashes),
+        TAG_REGISTERED_BY: os.environ.get("GITHUB_ACTOR") or _user(),
+        TAG_REGISTERED_AT: time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        **commit_state(commit, paths.model, lock),
     }
     tags.update({k: run.data.tags[k] for k in RUN_LINEAGE_TAGS if k in run.data.tags})
     tags.update({new: run.data.tags[k] for k, new in RUN_COMMIT_TAGS.items() if k in run.data.tags})

@@ -20,7 +20,8 @@ from typing import Any
 
 from modelci.errors import ModelCIError
 from modelci.fileio import write_json, write_text
-from modelci.registry.core import Registry, Version
+from modelci.model_version import Version
+from modelci.registry.core import Registry
 from modelci.registry.status import describe
 
 IMAGE_RE = re.compile(r"^[a-z0-9][a-z0-9._/:-]{0,250}$")

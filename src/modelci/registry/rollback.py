@@ -18,17 +18,20 @@ import time
 from dataclasses import dataclass
 
 from modelci.config import ReleaseParams
-from modelci.registry.core import (
+from modelci.model_version import Version
+from modelci.registry.core import Registry, RegistryError, open_registry
+from modelci.tags import (
     FORCED,
     PASSED,
     ROLLED_BACK,
     TAG_GATE,
     TAG_GATE_DETAIL,
     TAG_GATE_FORCED_OVER,
-    Registry,
-    RegistryError,
-    Version,
-    open_registry,
+    TAG_ROLLBACK_AT,
+    TAG_ROLLBACK_BY,
+    TAG_ROLLBACK_FROM,
+    TAG_ROLLBACK_REASON,
+    TAG_ROLLBACK_TO,
 )
 
 
@@ -88,9 +91,9 @@ def rollback(
         reg.model_bytes(target)  # refuse a tampered target before it is deployed
     when = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     record = {
-        "modelci.rollback.by": who,
-        "modelci.rollback.reason": why[:500],
-        "modelci.rollback.at": when,
+        TAG_ROLLBACK_BY: who,
+        TAG_ROLLBACK_REASON: why[:500],
+        TAG_ROLLBACK_AT: when,
     }
     cutoff = target.order if target is not None else (-1, -1)
     for version in reg.eligible():
@@ -100,7 +103,7 @@ def rollback(
                 {
                     TAG_GATE: ROLLED_BACK,
                     **record,
-                    "modelci.rollback.to": str(target.version) if target else "none",
+                    TAG_ROLLBACK_TO: str(target.version) if target else "none",
                 },
             )
     if current.gate != ROLLED_BACK and (target is None or current.order > cutoff):
@@ -112,7 +115,7 @@ def rollback(
                 TAG_GATE: target_gate,
                 **record,
                 **override,
-                "modelci.rollback.from": str(current.version),
+                TAG_ROLLBACK_FROM: str(current.version),
             },
         )
     champion, previous = reg.settle()

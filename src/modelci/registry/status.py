@@ -8,33 +8,32 @@ from __future__ import annotations
 
 from typing import Any
 
+from modelci import tags
 from modelci.config import ReleaseParams
-from modelci.registry.core import (
+from modelci.model_version import Version
+from modelci.registry.core import Registry, newest_first, open_registry
+from modelci.tags import (
     DVC_PREFIX,
     EVAL_PREFIX,
     METRIC_PREFIX,
     TAG_GATE_DETAIL,
     TAG_GATE_FORCED_OVER,
-    Registry,
-    Version,
-    newest_first,
-    open_registry,
 )
 
 LINEAGE_KEYS = (
-    "modelci.git_commit",
-    "modelci.git_dirty",
-    "modelci.model_matches_dvc_lock",
-    "modelci.run.git_commit",
-    "modelci.run.git_dirty",
-    "modelci.commit_time",
-    "modelci.params_digest",
-    "modelci.data.train.md5",
-    "modelci.data.test.md5",
-    "modelci.model_sha256",
-    "modelci.pr_report",
-    "modelci.registered_by",
-    "modelci.registered_at",
+    tags.TAG_COMMIT,
+    tags.TAG_DIRTY,
+    tags.TAG_MATCHES_LOCK,
+    tags.TAG_RUN_COMMIT,
+    tags.TAG_RUN_DIRTY,
+    tags.TAG_COMMIT_TIME,
+    tags.TAG_PARAMS_DIGEST,
+    tags.data_md5_tag("train"),
+    tags.data_md5_tag("test"),
+    tags.TAG_SHA256,
+    tags.TAG_PR_REPORT,
+    tags.TAG_REGISTERED_BY,
+    tags.TAG_REGISTERED_AT,
 )
 
 
@@ -69,7 +68,7 @@ def describe(version: Version | None) -> dict[str, Any] | None:
         "dvc_lock": version.prefixed(DVC_PREFIX),
         "metrics": _floats(version.prefixed(METRIC_PREFIX)),
         "metrics_on_current_test_set": _floats(version.prefixed(EVAL_PREFIX)),
-        "rollback": version.prefixed("modelci.rollback."),
+        "rollback": version.prefixed(tags.ROLLBACK_PREFIX),
     }
 
 

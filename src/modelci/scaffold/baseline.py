@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 
 from modelci.config import DataParams, PrepareParams
-from modelci.pipeline import metrics as m
+from modelci.judge import metrics as m
 from modelci.pipeline.prepare import split
 
 # The gated metrics per task: (name, tolerance against the base branch).

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from modelci.serving.server import ServeConfig
 
+from modelci.layout import DEFAULT_PATHS
 from modelci.serving import defaults
 
 ENV_PREFIX = "MODELCI_"
@@ -123,8 +124,8 @@ def serve_config(args: argparse.Namespace) -> ServeConfig:
         tracking_uri = default_uri()
         probe(tracking_uri)
     metrics_file = Path(args.metrics_file) if args.metrics_file else None
-    if metrics_file is None and ref.kind == "file" and Path("metrics.json").is_file():
-        metrics_file = Path("metrics.json")
+    if metrics_file is None and ref.kind == "file" and DEFAULT_PATHS.metrics.is_file():
+        metrics_file = DEFAULT_PATHS.metrics
     for name in ("max_body_bytes", "max_rows", "log_max_bytes", "max_connections"):
         if getattr(args, name) < 1:
             raise ConfigError(f"--{name.replace('_', '-')} must be at least 1")

@@ -24,7 +24,8 @@ from typing import Any
 
 import numpy as np
 
-LOG_NAME = "predictions.jsonl"
+from modelci.layout import PREDICTION_LOG, prediction_log_files
+
 _STOP = object()
 
 
@@ -40,7 +41,7 @@ class PredictionLog:
         if not 0.0 <= sample_rate <= 1.0:
             raise ValueError("sample_rate must be between 0 and 1")
         self.directory = directory
-        self.path = directory / LOG_NAME
+        self.path = directory / PREDICTION_LOG
         self.sample_rate = sample_rate
         self.max_bytes = max_bytes
         self.backups = backups
@@ -97,9 +98,11 @@ class PredictionLog:
 
     def _rotate(self) -> None:
         for index in range(self.backups, 0, -1):
-            source = self.path if index == 1 else self.path.with_name(f"{LOG_NAME}.{index - 1}")
+            source = (
+                self.path if index == 1 else self.path.with_name(f"{PREDICTION_LOG}.{index - 1}")
+            )
             if source.exists():
-                source.replace(self.path.with_name(f"{LOG_NAME}.{index}"))
+                source.replace(self.path.with_name(f"{PREDICTION_LOG}.{index}"))
         if self.backups == 0:
             self.path.unlink(missing_ok=True)
 
@@ -133,20 +136,9 @@ def _plain(values: np.ndarray) -> list[Any]:
     return list(values.tolist())
 
 
-def log_files(directory: Path) -> list[Path]:
-    """The log files in ``directory``, oldest first."""
-    rotated = sorted(
-        directory.glob(f"{LOG_NAME}.*"),
-        key=lambda p: int(p.suffix[1:]) if p.suffix[1:].isdigit() else 0,
-        reverse=True,
-    )
-    current = directory / LOG_NAME
-    return [*rotated, *([current] if current.exists() else [])]
-
-
 def read_log(directory: Path) -> Iterator[dict[str, Any]]:
     """Every logged row, oldest first; a torn last line (a crash mid-write) is skipped."""
-    for path in log_files(directory):
+    for path in prediction_log_files(directory):
         with path.open(encoding="utf-8") as handle:
             for line in handle:
                 try:

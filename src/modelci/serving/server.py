@@ -14,6 +14,7 @@ from types import FrameType
 from typing import Any
 
 from modelci import model_source
+from modelci.layout import PARAMS
 from modelci.serving import defaults, workers
 from modelci.serving.app import ServedModel, ServingApp, Settings
 from modelci.serving.exported import find_export
@@ -34,7 +35,7 @@ DRAIN_IDLE_GRACE = 0.5
 @dataclass(frozen=True)
 class ServeConfig:
     model_uri: str
-    params_path: Path = Path("params.yaml")
+    params_path: Path = PARAMS
     runtime: Runtime = "auto"
     host: str = "127.0.0.1"
     port: int = 8080

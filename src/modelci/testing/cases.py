@@ -21,7 +21,7 @@ from modelci.config import (
     Row,
 )
 from modelci.errors import ConfigError
-from modelci.pipeline.metrics import positive_label
+from modelci.judge.metrics import positive_label
 
 
 def frame(rows: Iterable[Row], defaults: Row, data: DataParams) -> pd.DataFrame:

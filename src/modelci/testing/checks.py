@@ -31,7 +31,7 @@ def fail_with(failures: list[str], what: str) -> None:
 
 
 def recomputed_metrics(model: Any, test: pd.DataFrame, data: DataParams) -> dict[str, float]:
-    from modelci.pipeline import metrics as m
+    from modelci.judge import metrics as m
 
     pred = m.predict(model, test[data.features], test[data.target])
     return m.compute_metrics(pred, data)
@@ -104,7 +104,7 @@ class ModelChecks:
         modelci_gate: dict[str, MetricRule],
     ) -> None:
         """The gate's absolute bounds, on metrics recomputed from the model and the test split."""
-        from modelci.ci.gate import evaluate_gate
+        from modelci.judge.gate import evaluate_gate
 
         if not modelci_gate:
             pytest.skip("the params file declares no gate.metrics thresholds")

@@ -24,7 +24,7 @@ from modelci.config import (
     read_yaml,
 )
 from modelci.errors import ConfigError
-from modelci.pipeline.paths import DEFAULT_PATHS
+from modelci.layout import DEFAULT_PATHS, DVC_YAML, PARAMS
 
 _MODELCI_TRAIN = re.compile(r"(^|\s)modelci\s+train(\s|$)")
 
@@ -33,12 +33,12 @@ _MODELCI_TRAIN = re.compile(r"(^|\s)modelci\s+train(\s|$)")
 class ModelRepo:
     root: Path
     # Where modelci's own stages write (pipeline.paths), unless the repository says otherwise.
-    params: Path = Path("params.yaml")
+    params: Path = PARAMS
     model: Path = DEFAULT_PATHS.model
     train_split: Path = DEFAULT_PATHS.train
     test_split: Path = DEFAULT_PATHS.test
     metrics: Path = DEFAULT_PATHS.metrics
-    pipeline: Path = Path("dvc.yaml")
+    pipeline: Path = DVC_YAML
 
     def path(self, name: str) -> Path:
         """The absolute path of one of the fields above (``"model"``, ``"test_split"`` ...)."""
@@ -49,7 +49,7 @@ class ModelRepo:
         return load_data_params(self.path("params"))
 
     def gate(self) -> dict[str, MetricRule]:
-        from modelci.ci.gate import load_gate_rules
+        from modelci.judge.gate import load_gate_rules
 
         return load_gate_rules(self.path("params"))
 

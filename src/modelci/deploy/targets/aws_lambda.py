@@ -12,7 +12,7 @@ from modelci.deploy.run import run, tool
 from modelci.deploy.smoke import SmokeCheck
 from modelci.deploy.targets.base import Verified, verify_url
 from modelci.deploy.targets.cloudrun import image_digest
-from modelci.registry.core import Version
+from modelci.model_version import Version
 
 
 class AwsLambda:

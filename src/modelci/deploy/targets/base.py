@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from modelci.deploy.smoke import SmokeCheck
-from modelci.registry.core import Version
+from modelci.model_version import Version
 
 
 @dataclass

@@ -19,7 +19,7 @@ from modelci.deploy.run import run, tool
 from modelci.deploy.smoke import SmokeCheck
 from modelci.deploy.targets.base import Verified, verify_url
 from modelci.fileio import write_text
-from modelci.registry.core import Version
+from modelci.model_version import Version
 
 DIGEST_LENGTH = len("sha256:") + 64
 

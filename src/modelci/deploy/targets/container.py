@@ -18,7 +18,8 @@ from modelci.deploy.engine import Engine
 from modelci.deploy.errors import DeployError
 from modelci.deploy.smoke import SmokeCheck, request
 from modelci.deploy.targets.base import Verified
-from modelci.registry.core import Version
+from modelci.model_version import Version
+from modelci.tags import TAG_SHA256
 
 SLOTS = ("blue", "green")
 Stage = Literal["idle", "started", "switched", "done"]
@@ -59,7 +60,7 @@ class ContainerHost:
         args += ["--restart", "unless-stopped", "--label", f"modelci.slot={slot}"]
         args += ["--label", f"modelci.model_version={version.version}"]
         if version.sha256:
-            args += ["--label", f"modelci.model_sha256={version.sha256}"]
+            args += ["--label", f"{TAG_SHA256}={version.sha256}"]
         if self.params.network == "host":
             args += ["--network", "host", "--env", f"PORT={port}"]
         else:

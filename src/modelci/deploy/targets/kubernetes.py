@@ -13,7 +13,7 @@ from modelci.deploy.errors import DeployError
 from modelci.deploy.run import run, tool
 from modelci.deploy.smoke import SmokeCheck
 from modelci.deploy.targets.base import Verified, verify_url
-from modelci.registry.core import Version
+from modelci.model_version import Version
 
 
 class Kubernetes:

@@ -12,10 +12,11 @@ from typing import Any
 
 import pandas as pd
 
-from modelci.pipeline.metrics import Predictions
+from modelci.judge.metrics import Predictions
+from modelci.layout import DEFAULT_PATHS
 
 PROBA = "proba:"
-PREDICTIONS = "reports/predictions.parquet"
+PREDICTIONS = DEFAULT_PATHS.predictions.as_posix()
 
 
 def to_frame(pred: Predictions) -> pd.DataFrame:

@@ -1,4 +1,4 @@
-"""Start and stop a local HTTP server process by PID (tests and the serving benchmark).
+"""Start and stop a local HTTP server process by PID (the tests and the serving benchmarks).
 
 The server listens on 127.0.0.1 on a free port; :meth:`ServerProcess.wait_ready` polls a URL in a
 bounded loop and fails early with the server's output if the process exits.
@@ -50,7 +50,7 @@ class ServerProcess:
         self._log = tempfile.NamedTemporaryFile(  # noqa: SIM115 - closed in stop()
             prefix="modelci-server-", suffix=".log", delete=False
         )
-        self.process = subprocess.Popen(  # noqa: S603 - argument list, no shell
+        self.process = subprocess.Popen(
             self.args,
             cwd=cwd,
             env=env,
