@@ -43,7 +43,7 @@ from modelci.serving.predlog import PredictionLog
 from modelci.serving.requestid import request_id
 from modelci.serving.runtime import Prediction, Predictor
 from modelci.serving.schema import Batch, InputError, InputSchema, RawBatch, short
-from modelci.serving.workers import METRICS_DIR_ENV, in_worker
+from modelci.serving.workers import METRICS_DIR_ENV, in_worker, restarted_worker
 
 Scope = dict[str, Any]
 Message = dict[str, Any]
@@ -185,6 +185,11 @@ class _Metrics:
             registry=self.registry,
             multiprocess_mode="livesum",
         )
+        self.worker_restarts = Counter(
+            "modelci_worker_restarts",
+            "Worker processes started in place of one that died",
+            registry=self.registry,
+        )
         self.log_dropped = Gauge(
             "modelci_prediction_log_dropped",
             "Prediction log entries dropped because the writer fell behind",
@@ -250,6 +255,8 @@ class ServingApp:
         self.on_admin_reload = on_admin_reload
         self.draining = False
         self.metrics = _Metrics(os.environ.get(METRICS_DIR_ENV) if in_worker() else None)
+        if restarted_worker():
+            self.metrics.worker_restarts.inc()
         self.input_monitor = InputMonitor(
             served.schema.fields, served.predictor.classes, self.metrics.registry,
             ready=lambda: not self.draining,
