@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import http.client
 import json
+import os
 import re
 import signal
 import socket
@@ -227,3 +228,54 @@ def test_a_drain_under_keep_alive_load_fails_no_request(pipeline_repo: Path) -> 
         assert server.process.wait(BOUND) == 0
     finally:
         server.cleanup()
+
+
+def _children(pid: int) -> set[int]:
+    return set(map(int, Path(f"/proc/{pid}/task/{pid}/children").read_text().split()))
+
+
+@pytest.mark.slow
+def test_a_killed_worker_is_replaced_while_the_other_serves(pipeline_repo: Path) -> None:
+    """SIGKILL one of two workers under load: the other keeps serving (and /ready stays 200),
+    the parent forks a replacement, counts it, and every request sent after that succeeds."""
+    server = start_serve(pipeline_repo, "--model", "models/model.skops", "--workers", "2")
+    port = server.port
+    body = json.dumps(ROW).encode()
+    results: list[tuple[float, str]] = []  # (when sent, outcome)
+    stop = threading.Event()
+
+    def client() -> None:
+        while not stop.is_set():
+            sent = time.monotonic()
+            try:
+                status, _, _ = _post(port, "/predict", body)
+                results.append((sent, str(status)))
+            except (OSError, http.client.HTTPException) as error:
+                results.append((sent, repr(error)))
+
+    threads = [threading.Thread(target=client, daemon=True) for _ in range(3)]
+    try:
+        workers = _children(server.pid)
+        assert len(workers) == 2
+        for thread in threads:
+            thread.start()
+        assert _until(lambda: len(results) >= 30)
+        victim = min(workers)
+        os.kill(victim, signal.SIGKILL)
+        assert _until(lambda: victim not in _children(server.pid))  # reaped by the parent
+        # before the replacement (1 s back-off): the survivor answers, readiness included
+        assert http_get(port, "/ready")[0] == 200
+        assert _until(lambda: len(_children(server.pid) - {victim}) == 2)
+        replaced_at = time.monotonic()
+        assert _until(lambda: "started in place of a dead one" in server.output())
+        assert _until(lambda: sum(_metric(port, "modelci_worker_restarts_total")) == 1)
+        assert _until(lambda: sum(1 for sent, _ in results if sent > replaced_at + 0.5) >= 100)
+    finally:
+        stop.set()
+        for thread in threads:
+            thread.join(BOUND)
+        code = server.stop()
+        server.cleanup()
+    after = [outcome for sent, outcome in results if sent > replaced_at]
+    assert after == ["200"] * len(after), sorted(set(after))
+    assert code == 0

@@ -3,6 +3,7 @@ bodies, request ids, and a 100,000-row batch."""
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import numpy as np
@@ -12,7 +13,12 @@ from hypothesis import strategies as st
 
 from modelci.serving import colcheck
 from modelci.serving.fields import MISSING
-from modelci.serving.payload import batch_from_csv, batch_from_invocation
+from modelci.serving.payload import (
+    batch_from_body,
+    batch_from_csv,
+    batch_from_invocation,
+    bound_json_structure,
+)
 from modelci.serving.requestid import MAX_LENGTH, request_id
 from modelci.serving.schema import MAX_PROBLEMS, FieldSpec, InputError, InputSchema, RawBatch
 
@@ -171,6 +177,65 @@ def test_bad_csv_is_a_client_error(body: bytes, status: int, text: str) -> None:
         CSV_SCHEMA.validate(batch_from_csv(body, CSV_SCHEMA, 10))
     assert caught.value.status == status
     assert text in caught.value.message or any(text in p["problem"] for p in caught.value.problems)
+
+
+def test_csv_parsing_stops_at_the_first_row_over_the_limit() -> None:
+    header = b"color,size,count,flag\n"
+    rows = header + b"\n" * 50 + b"red,1,1,true\n" * 10 + b"\r\n" * 50
+    assert batch_from_csv(rows, CSV_SCHEMA, 10).rows == 10  # blank lines are not rows
+    # an eleventh row, then a line that would be malformed: refused before it is ever parsed
+    with pytest.raises(InputError) as caught:
+        batch_from_csv(rows + b"red,1,1,true\n" + b'"unclosed\n', CSV_SCHEMA, 10)
+    assert caught.value.status == 413
+    assert caught.value.message == (
+        "too many rows: at least 11 > the limit of 10 (parsing stopped there)"
+    )
+
+
+def _records(rows: int) -> bytes:
+    return json.dumps([ROW] * rows).encode()
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        _records(1000),
+        json.dumps({"dataframe_records": [ROW] * 1000, "params": {"a": [1, 2]}}).encode(),
+        json.dumps(
+            {"dataframe_split": {"columns": list(ROW), "data": [list(ROW.values())] * 1000}}
+        ).encode(),
+        json.dumps({"inputs": {key: [value] * 1000 for key, value in ROW.items()}}).encode(),
+        # text values full of commas and brackets do not count
+        json.dumps([{**ROW, "text": ",[{" * 100} for _ in range(1000)]).encode(),
+    ],
+)
+def test_json_bodies_of_max_rows_rows_pass_the_structure_bound(body: bytes) -> None:
+    bound_json_structure(body, len(SPECS), 1000)
+
+
+@pytest.mark.parametrize(
+    ("body", "count"),
+    [
+        (b"[" + b"[]," * 20_000 + b"[]]", 40_002),
+        (b"[" + b"{}," * 20_000 + b"{}]", 40_002),
+        (b'{"inputs":{"size":[' + b"1," * 20_000 + b"1]}}", 20_003),
+        (_records(2000), 2000 * (len(ROW) + 1)),
+    ],
+)
+def test_json_bodies_with_more_structure_than_max_rows_rows_are_refused(
+    body: bytes, count: int
+) -> None:
+    limit = 1001 * (len(SPECS) + 1) + 4096
+    with pytest.raises(InputError) as caught:
+        bound_json_structure(body, len(SPECS), 1000)
+    assert caught.value.status == 413
+    assert caught.value.message == (
+        f"too many JSON values: {count} commas, arrays and objects > {limit}, the most that "
+        f"the limit of 1000 rows of {len(SPECS)} columns needs"
+    )
+    if body.startswith(b'[{"'):  # parsed, the exact row count still names the rows
+        with pytest.raises(InputError, match="too many rows: 2000 > the limit of 1000"):
+            batch_from_body(json.loads(body), SCHEMA, 1000)
 
 
 def test_request_ids_are_honoured_when_sane_and_generated_otherwise() -> None:

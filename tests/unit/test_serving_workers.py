@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from modelci.serving import workers
 from modelci.serving.workers import cpu_quota
 
 pytestmark = pytest.mark.unit
@@ -66,3 +67,16 @@ def test_worker_sockets_are_tcp_and_share_the_reserved_port() -> None:
         finally:
             first.close()
             second.close()
+
+
+def test_dead_workers_are_restarted_with_a_back_off_until_the_limit() -> None:
+    restarts = workers._Restarts()
+    delays = [
+        restarts.schedule(index % 2, now=float(index)) for index in range(workers.MAX_RESTARTS)
+    ]
+    assert delays == [1.0, 2.0, 4.0, 8.0, 16.0]
+    assert restarts.timeout(now=4.0) == 0.0  # the first was due at 1.0
+    assert restarts.pop_due(now=4.0) == [0, 1]  # due at 1.0 and 3.0
+    assert restarts.schedule(0, now=5.0) is None  # a sixth within the window: a crash loop
+    # once the window has passed, a death is a fresh start again
+    assert restarts.schedule(0, now=4.0 + workers.RESTART_WINDOW) == 1.0

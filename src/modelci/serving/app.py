@@ -22,6 +22,7 @@ import signal
 import sys
 import time
 from collections.abc import Awaitable, Callable
+from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -32,12 +33,17 @@ from modelci import __version__
 from modelci.model_source import ModelInfo
 from modelci.serving import defaults
 from modelci.serving.input_monitor import InputMonitor
-from modelci.serving.payload import batch_from_body, batch_from_csv, batch_from_invocation
+from modelci.serving.payload import (
+    batch_from_body,
+    batch_from_csv,
+    batch_from_invocation,
+    bound_json_structure,
+)
 from modelci.serving.predlog import PredictionLog
 from modelci.serving.requestid import request_id
 from modelci.serving.runtime import Prediction, Predictor
 from modelci.serving.schema import Batch, InputError, InputSchema, RawBatch, short
-from modelci.serving.workers import METRICS_DIR_ENV, in_worker
+from modelci.serving.workers import METRICS_DIR_ENV, in_worker, restarted_worker
 
 Scope = dict[str, Any]
 Message = dict[str, Any]
@@ -94,6 +100,11 @@ class Settings:
     # Batches above this many rows run in a worker thread so /health keeps answering meanwhile;
     # smaller ones run inline, which is faster than a thread hop.
     inline_rows: int = 64
+    # Bodies over large_body_bytes are large: each needs one of large_body_slots parse slots
+    # (waiting at most large_body_wait seconds for one, else 503) and is parsed in a thread.
+    large_body_bytes: int = defaults.LARGE_BODY_BYTES
+    large_body_slots: int = defaults.LARGE_BODY_SLOTS
+    large_body_wait: float = defaults.LARGE_BODY_WAIT
     admin_token: str | None = None
     poll_seconds: float = 0.0
 
@@ -168,6 +179,17 @@ class _Metrics:
         self.reloads = Counter(
             "modelci_model_reloads", "Model reload attempts", ("outcome",), registry=self.registry
         )
+        self.large_bodies = Gauge(
+            "modelci_large_bodies_active",
+            "Requests holding a parse slot for a large body",
+            registry=self.registry,
+            multiprocess_mode="livesum",
+        )
+        self.worker_restarts = Counter(
+            "modelci_worker_restarts",
+            "Worker processes started in place of one that died",
+            registry=self.registry,
+        )
         self.log_dropped = Gauge(
             "modelci_prediction_log_dropped",
             "Prediction log entries dropped because the writer fell behind",
@@ -233,12 +255,15 @@ class ServingApp:
         self.on_admin_reload = on_admin_reload
         self.draining = False
         self.metrics = _Metrics(os.environ.get(METRICS_DIR_ENV) if in_worker() else None)
+        if restarted_worker():
+            self.metrics.worker_restarts.inc()
         self.input_monitor = InputMonitor(
             served.schema.fields, served.predictor.classes, self.metrics.registry,
             ready=lambda: not self.draining,
         )  # fmt: skip
         self._serving(served)
         self._reload_lock: asyncio.Lock | None = None
+        self._large_slots: asyncio.Semaphore | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
         self._openapi: tuple[InputSchema, bytes] | None = None
         self._routes: dict[str, dict[str, Callable[..., Awaitable[tuple[int, str | None]]]]] = {
@@ -283,7 +308,8 @@ class ServingApp:
                 status, code = await route[method](scope, receive, send)
         finally:
             self.metrics.inflight.dec()
-        self.metrics.requests.labels(label, method if route else "other", str(status)).inc()
+        method_label = method if route is not None and method in route else "other"
+        self.metrics.requests.labels(label, method_label, str(status)).inc()
         if code is not None:
             self.metrics.errors.labels(label, str(status), code).inc()
         self.metrics.latency.labels(label).observe(time.perf_counter() - started)
@@ -439,11 +465,24 @@ class ServingApp:
             415, "UNSUPPORTED_MEDIA_TYPE", f"expected Content-Type {expected}, got {shown}"
         )
 
-    async def _read_body(self, scope: Scope, receive: Receive) -> bytes:
+    async def _read_body(self, scope: Scope, receive: Receive, stack: AsyncExitStack) -> bytes:
+        """The whole body, at most ``max_body_bytes`` (413 beyond: from ``Content-Length``
+        before reading, else while reading). A body over ``large_body_bytes`` first takes a
+        parse slot, held in ``stack`` until the request is done, so at most
+        ``large_body_slots`` large bodies are in memory at once."""
         limit = self.settings.max_body_bytes
+        large = self.settings.large_body_bytes
         declared = _header(scope, b"content-length")
-        if declared is not None and declared.isdigit() and int(declared) > limit:
-            raise InputError(413, "PAYLOAD_TOO_LARGE", f"body over the limit of {limit} bytes")
+        expected = int(declared) if declared is not None and declared.isdigit() else 0
+        if expected > limit:
+            raise InputError(
+                413,
+                "PAYLOAD_TOO_LARGE",
+                f"body of {expected} bytes over the limit of {limit} bytes",
+            )
+        slotted = expected > large
+        if slotted:
+            await self._parse_slot(stack)
         chunks: list[bytes] = []
         size = 0
         while True:
@@ -454,36 +493,54 @@ class ServingApp:
             size += len(chunk)
             if size > limit:
                 raise InputError(413, "PAYLOAD_TOO_LARGE", f"body over the limit of {limit} bytes")
+            if size > large and not slotted:
+                await self._parse_slot(stack)
+                slotted = True
             chunks.append(chunk)
             if not message.get("more_body", False):
                 break
         body = b"".join(chunks)
-        if not body.strip():
+        del chunks
+        if not body or body.isspace():  # (strip() would copy a large body)
             raise InputError(400, "BAD_REQUEST", "empty body: expected JSON or CSV")
         return body
 
-    @staticmethod
-    def _parse_json(body: bytes) -> Any:
-        try:
-            return loads(body)
-        except (ValueError, RecursionError) as error:
-            raise InputError(
-                400, "BAD_REQUEST", f"malformed JSON: {short(str(error), 120)}"
-            ) from None
+    async def _parse_slot(self, stack: AsyncExitStack) -> None:
+        """Take one of the large-body parse slots, waiting at most ``large_body_wait``."""
+        slots = self._large_slots
+        if slots is None:
+            slots = self._large_slots = asyncio.Semaphore(self.settings.large_body_slots)
+        wait = self.settings.large_body_wait
+        if slots.locked():
+            if wait <= 0:
+                raise _BusyError(self.settings.large_body_slots)
+            try:
+                await asyncio.wait_for(slots.acquire(), wait)
+            except TimeoutError:
+                raise _BusyError(self.settings.large_body_slots) from None
+        else:
+            await slots.acquire()
+        self.metrics.large_bodies.inc()
+        stack.callback(self.metrics.large_bodies.dec)
+        stack.callback(slots.release)
 
-    async def _raw_batch(
-        self, scope: Scope, receive: Receive, schema: InputSchema, invocation: bool
-    ) -> RawBatch:
-        """The body as a RawBatch: JSON on both endpoints, CSV on /invocations (as MLflow)."""
+    def _parser(
+        self, scope: Scope, schema: InputSchema, invocation: bool
+    ) -> Callable[[bytes], RawBatch]:
+        """The function turning this request's body into a RawBatch: JSON on both endpoints,
+        CSV on /invocations (as MLflow); 415 for another content type, before reading."""
         media = self._media_type(scope)
         rows = self.settings.max_rows
         if media == b"application/json":
-            payload = self._parse_json(await self._read_body(scope, receive))
-            if invocation:
-                return batch_from_invocation(payload, schema, rows)
-            return batch_from_body(payload, schema, rows)
+            to_batch = batch_from_invocation if invocation else batch_from_body
+
+            def from_json(body: bytes) -> RawBatch:
+                bound_json_structure(body, len(schema.fields), rows)
+                return to_batch(_parse_json(body), schema, rows)
+
+            return from_json
         if invocation and media == b"text/csv":
-            return batch_from_csv(await self._read_body(scope, receive), schema, rows)
+            return lambda body: batch_from_csv(body, schema, rows)
         raise self._unsupported(
             scope, "application/json or text/csv" if invocation else "application/json"
         )
@@ -508,15 +565,28 @@ class ServingApp:
         """Read the body, predict on the model being served now, answer with ``to_payload``."""
         served = self.served
         try:
-            raw = await self._raw_batch(scope, receive, served.schema, invocation)
-            if raw.rows > self.settings.inline_rows:
-                # validation and prediction of a large batch off the event loop
-                batch, prediction = await asyncio.to_thread(_score, served, raw)
-            else:
-                batch, prediction = _score(served, raw)
+            async with AsyncExitStack() as stack:
+                parse = self._parser(scope, served.schema, invocation)
+                body = await self._read_body(scope, receive, stack)
+                if len(body) > self.settings.large_body_bytes:
+                    # parsing, validation and prediction of a large body off the event loop
+                    batch, prediction = await asyncio.to_thread(_parse_score, served, parse, body)
+                else:
+                    raw = parse(body)
+                    del body
+                    if raw.rows > self.settings.inline_rows:
+                        batch, prediction = await asyncio.to_thread(_score, served, raw)
+                    else:
+                        batch, prediction = _score(served, raw)
         except InputError as error:
             self.input_monitor.reject(error)
             return await self._error(send, error)
+        except _BusyError as busy:
+            await self._send(
+                send, 503, dumps(busy.body()),
+                headers=[(b"retry-after", b"1"), (b"connection", b"close")],
+            )  # fmt: skip
+            return 503, busy.code
         except _ClientGoneError:
             return 499, "CLIENT_CLOSED_REQUEST"
         except _ModelFailureError as failure:
@@ -631,6 +701,19 @@ class ServingApp:
         return await self._json(send, 200, {"reloaded": True, "model": fresh.info.to_dict()})
 
 
+def _parse_json(body: bytes) -> Any:
+    try:
+        return loads(body)
+    except (ValueError, RecursionError) as error:
+        raise InputError(400, "BAD_REQUEST", f"malformed JSON: {short(str(error), 120)}") from None
+
+
+def _parse_score(
+    served: ServedModel, parse: Callable[[bytes], RawBatch], body: bytes
+) -> tuple[Batch, Prediction]:
+    return _score(served, parse(body))
+
+
 def _score(served: ServedModel, raw: RawBatch) -> tuple[Batch, Prediction]:
     batch = served.schema.validate(raw)
     try:
@@ -656,6 +739,22 @@ def _invocations_payload(served: ServedModel, prediction: Prediction) -> dict[st
 
 class _ClientGoneError(Exception):
     pass
+
+
+class _BusyError(Exception):
+    """Every large-body parse slot stayed taken: 503, try again."""
+
+    code = "BUSY"
+
+    def __init__(self, slots: int) -> None:
+        super().__init__(slots)
+        self.slots = slots
+
+    def body(self) -> dict[str, Any]:
+        return {
+            "error_code": self.code,
+            "message": f"all {self.slots} parse slots for large bodies are taken; retry shortly",
+        }
 
 
 class _ModelFailureError(Exception):

@@ -59,6 +59,18 @@ def register(sub: Any) -> None:
         help="larger bodies get 413 (MODELCI_MAX_BODY_BYTES)")  # fmt: skip
     add("--max-rows", type=int, default=_env("MAX_ROWS", str(defaults.MAX_ROWS)),
         help="more rows per request get 413 (MODELCI_MAX_ROWS)")  # fmt: skip
+    add("--large-body-bytes", type=int,
+        default=_env("LARGE_BODY_BYTES", str(defaults.LARGE_BODY_BYTES)),
+        help="bodies over this size are parsed in a thread and need a parse slot "
+        "(MODELCI_LARGE_BODY_BYTES)")  # fmt: skip
+    add("--large-body-slots", type=int,
+        default=_env("LARGE_BODY_SLOTS", str(defaults.LARGE_BODY_SLOTS)),
+        help="large bodies read and parsed at once, per worker "
+        "(MODELCI_LARGE_BODY_SLOTS)")  # fmt: skip
+    add("--large-body-wait", type=float,
+        default=_env("LARGE_BODY_WAIT", str(defaults.LARGE_BODY_WAIT)),
+        help="seconds a large body waits for a slot before a 503 with Retry-After "
+        "(MODELCI_LARGE_BODY_WAIT)")  # fmt: skip
     add("--prediction-log", default=_env("PREDICTION_LOG", None), metavar="DIR",
         help="log sampled predictions here as JSON Lines (MODELCI_PREDICTION_LOG)")  # fmt: skip
     add("--log-sample-rate", type=float, default=_env("LOG_SAMPLE_RATE", "0.1"),
@@ -126,12 +138,15 @@ def serve_config(args: argparse.Namespace) -> ServeConfig:
     metrics_file = Path(args.metrics_file) if args.metrics_file else None
     if metrics_file is None and ref.kind == "file" and DEFAULT_PATHS.metrics.is_file():
         metrics_file = DEFAULT_PATHS.metrics
-    for name in ("max_body_bytes", "max_rows", "log_max_bytes", "max_connections"):
+    for name in ("max_body_bytes", "max_rows", "log_max_bytes", "max_connections",
+                 "large_body_bytes", "large_body_slots"):  # fmt: skip
         if getattr(args, name) < 1:
             raise ConfigError(f"--{name.replace('_', '-')} must be at least 1")
     for name in ("header_timeout", "body_timeout", "keepalive_timeout"):
         if not getattr(args, name) > 0:
             raise ConfigError(f"--{name.replace('_', '-')} must be more than 0 seconds")
+    if not args.large_body_wait >= 0:
+        raise ConfigError("--large-body-wait must be 0 seconds or more")
     if args.workers < 0:
         raise ConfigError("--workers must be 0 (one per available CPU) or more")
     if not 0.0 <= args.log_sample_rate <= 1.0:
@@ -139,6 +154,9 @@ def serve_config(args: argparse.Namespace) -> ServeConfig:
     settings = Settings(
         max_body_bytes=args.max_body_bytes,
         max_rows=args.max_rows,
+        large_body_bytes=args.large_body_bytes,
+        large_body_slots=args.large_body_slots,
+        large_body_wait=args.large_body_wait,
         admin_token=os.environ.get("MODELCI_ADMIN_TOKEN") or None,
         poll_seconds=args.poll_seconds,
     )

@@ -14,12 +14,52 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 from typing import Any
 
 from modelci.serving.fields import InputError, short, type_name
 from modelci.serving.schema import InputSchema, RawBatch
 
 INVOCATION_FORMATS = ("dataframe_split", "dataframe_records", "inputs", "instances")
+
+
+# Besides its rows, a body may hold this many structural items: MLflow's wrapper, "params",
+# dataframe_split's column list.
+_STRUCTURE_SLACK = 4096
+# A JSON string (with its escapes): replaced by "" before counting the structure outside strings.
+_JSON_STRING = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"')
+
+
+def json_structure(body: bytes) -> int:
+    """The body's commas, arrays and objects (inside strings too): a bound on the Python
+    objects a JSON parser builds from it, counted at C speed without building any."""
+    return body.count(b",") + body.count(b"[") + body.count(b"{")
+
+
+def bound_json_structure(body: bytes, columns: int, max_rows: int) -> None:
+    """Refuse (413) a JSON body with more structure than ``max_rows`` rows of ``columns``
+    values can need, before it is parsed.
+
+    Every accepted form spends at most ``columns + 1`` commas, arrays and objects per row (a
+    record: its object, ``columns - 1`` commas and the comma after it; a ``dataframe_split``
+    row likewise with an array; a column: one comma per value). Parsing builds about one Python
+    object per such item, so this bounds the memory a body costs before a single object is
+    built: 63 MB of ``[[],[],...]`` would be 21 million lists (2 GB). Commas inside strings
+    are counted only by the cheap first count; a body over the bound is counted again with its
+    strings blanked out, so text values never cause a refusal."""
+    limit = (max_rows + 1) * (columns + 1) + _STRUCTURE_SLACK
+    count = json_structure(body)
+    if count <= limit:
+        return
+    if b'"' in body:  # (without strings, the first count is already exact)
+        count = json_structure(_JSON_STRING.sub(b'""', body))
+    if count > limit:
+        raise InputError(
+            413,
+            "PAYLOAD_TOO_LARGE",
+            f"too many JSON values: {count} commas, arrays and objects > {limit}, the most "
+            f"that the limit of {max_rows} rows of {columns} columns needs",
+        )
 
 
 def _bounded(count: int, max_rows: int) -> None:
@@ -120,18 +160,32 @@ def _columnar(key: str, value: dict[str, Any], schema: InputSchema, max_rows: in
 def batch_from_csv(body: bytes, schema: InputSchema, max_rows: int) -> RawBatch:
     """``text/csv``: a header row naming the columns, then one line per row. An empty field is
     null; numbers are parsed for numeric columns (``int`` when whole, like JSON), ``true`` and
-    ``false`` (any case) for boolean ones; other columns keep the text."""
+    ``false`` (any case) for boolean ones; other columns keep the text.
+
+    The body is decoded and parsed as a stream, and parsing stops at the first row over
+    ``max_rows``: a body of millions of tiny lines costs no more than ``max_rows + 1`` rows."""
+    text = io.TextIOWrapper(io.BytesIO(body), encoding="utf-8-sig", newline="")
+    rows: list[list[str]] = []
     try:
-        text = body.decode("utf-8-sig")
+        lines = csv.reader(text, strict=True)
+        header = next(lines, None)
+        for line in lines:
+            if not line:
+                continue
+            if len(rows) == max_rows:
+                raise InputError(
+                    413,
+                    "PAYLOAD_TOO_LARGE",
+                    f"too many rows: at least {max_rows + 1} > the limit of {max_rows} "
+                    "(parsing stopped there)",
+                )
+            rows.append(line)
     except UnicodeDecodeError as error:
         raise InputError(400, "BAD_REQUEST", f"CSV is not UTF-8: {error.reason}") from None
-    try:
-        lines = list(csv.reader(io.StringIO(text), strict=True))
     except csv.Error as error:
         raise InputError(400, "BAD_REQUEST", f"malformed CSV: {short(str(error), 120)}") from None
-    if not lines or not lines[0]:
+    if not header:
         raise InputError(400, "BAD_REQUEST", "CSV: expected a header row naming the columns")
-    header, rows = lines[0], [line for line in lines[1:] if line]
     _bounded(len(rows), max_rows)
     width = len(header)
     for index, row in enumerate(rows):

@@ -9,8 +9,13 @@ address hash (5 to 3 and 34 to 30 for 8 and 64 clients).
 
 The parent then only relays signals: SIGTERM/SIGINT drain every worker, SIGHUP reloads every
 worker, and SIGUSR1 from a worker (sent after ``POST /admin/reload`` succeeded there) reloads all
-the others. A worker that exits while the server is not stopping stops the others (exit 1): a
-model that fails to load fails the whole server at once instead of leaving it half up.
+the others. A worker that exits while the server is not stopping (an OOM kill, a crash in a
+native runtime) is replaced by a fresh fork of the parent, which holds the verified model, after
+a back-off (1 s, doubling to 16 s); the others keep serving meanwhile (each worker has its own
+socket, so the kernel sends new connections only to live ones). More than
+:data:`MAX_RESTARTS` restarts within :data:`RESTART_WINDOW` seconds is a crash loop: the parent
+then stops every worker and exits 1, saying why. Each replacement counts itself in
+``modelci_worker_restarts_total``.
 
 Metrics are shared through prometheus_client's multiprocess mode: every worker writes its
 samples to files in one directory, and ``/metrics`` on any worker sums them.
@@ -26,10 +31,16 @@ import signal
 import socket
 import sys
 import tempfile
+import time
 from collections.abc import Callable
 from pathlib import Path
 
 PARENT_ENV = "MODELCI_WORKER_PARENT"
+RESTARTED_ENV = "MODELCI_WORKER_RESTARTED"  # set in a worker that replaces a dead one
+MAX_RESTARTS = 5
+RESTART_WINDOW = 60.0  # seconds
+FIRST_BACKOFF = 1.0  # seconds, doubled for each restart in the window
+MAX_BACKOFF = 16.0
 METRICS_DIR_ENV = "PROMETHEUS_MULTIPROC_DIR"
 _RELAYED = {signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGUSR1, signal.SIGCHLD}
 
@@ -83,6 +94,11 @@ def in_worker() -> bool:
     return os.environ.get(PARENT_ENV) == str(os.getppid())
 
 
+def restarted_worker() -> bool:
+    """True in a worker that replaced a dead one."""
+    return in_worker() and os.environ.get(RESTARTED_ENV) == "1"
+
+
 def reload_siblings() -> None:
     """Ask the parent to reload every other worker (after this one reloaded)."""
     if in_worker():
@@ -95,27 +111,35 @@ def _say(text: str) -> None:
 
 def run_workers(count: int, host: str, port: int, worker: Callable[[socket.socket], int]) -> int:
     """Fork ``count`` workers, each running ``worker`` on its own listening socket on ``port``
-    (which the caller has reserved), and relay signals until all have exited."""
+    (which the caller has reserved); relay signals and replace dead workers until all have
+    exited."""
     metrics_dir = Path(tempfile.mkdtemp(prefix="modelci-metrics-"))
     os.environ[METRICS_DIR_ENV] = str(metrics_dir)
     os.environ[PARENT_ENV] = str(os.getpid())
     signal.pthread_sigmask(signal.SIG_BLOCK, _RELAYED)
     children: dict[int, int] = {}
+
+    def spawn(index: int, restarted: bool) -> int:
+        pid = os.fork()
+        if pid == 0:  # the worker
+            signal.pthread_sigmask(signal.SIG_UNBLOCK, _RELAYED)
+            if restarted:
+                os.environ[RESTARTED_ENV] = "1"
+            code = 1
+            try:
+                code = worker(listening_socket(host, port))
+            except Exception as error:  # a worker's last word; the parent reports the exit
+                _say(f"worker {os.getpid()} failed: {type(error).__name__}: {error}")
+            finally:
+                os._exit(code)
+        children[pid] = index
+        return pid
+
     try:
         for index in range(count):
-            pid = os.fork()
-            if pid == 0:  # the worker
-                signal.pthread_sigmask(signal.SIG_UNBLOCK, _RELAYED)
-                code = 1
-                try:
-                    code = worker(listening_socket(host, port))
-                except Exception as error:  # a worker's last word; the parent reports the exit
-                    _say(f"worker {os.getpid()} failed: {type(error).__name__}: {error}")
-                finally:
-                    os._exit(code)
-            children[pid] = index
+            spawn(index, restarted=False)
         _say(f"{count} workers (pids {', '.join(map(str, children))})")
-        return _relay(children, metrics_dir)
+        return _relay(children, metrics_dir, spawn)
     finally:
         for pid in children:
             with contextlib.suppress(ProcessLookupError):
@@ -123,23 +147,68 @@ def run_workers(count: int, host: str, port: int, worker: Callable[[socket.socke
         shutil.rmtree(metrics_dir, ignore_errors=True)
 
 
-def _relay(children: dict[int, int], metrics_dir: Path) -> int:
+class _Restarts:
+    """When dead workers are due to be replaced, and whether they died too often to try."""
+
+    def __init__(self) -> None:
+        self.recent: list[float] = []  # when each restart in the window was scheduled
+        self.due: list[tuple[float, int]] = []  # (monotonic time, worker index)
+
+    def schedule(self, index: int, now: float) -> float | None:
+        """The back-off before replacing worker ``index``, or None past the limit."""
+        self.recent = [t for t in self.recent if now - t < RESTART_WINDOW]
+        if len(self.recent) >= MAX_RESTARTS:
+            return None
+        delay = min(FIRST_BACKOFF * 2.0 ** len(self.recent), MAX_BACKOFF)
+        self.recent.append(now)
+        self.due.append((now + delay, index))
+        return delay
+
+    def timeout(self, now: float) -> float | None:
+        """Seconds until the next restart is due (None: none pending)."""
+        if not self.due:
+            return None
+        first: float = min(t for t, _ in self.due)
+        return max(0.0, first - now)
+
+    def pop_due(self, now: float) -> list[int]:
+        ready = [index for t, index in self.due if t <= now]
+        self.due = [(t, index) for t, index in self.due if t > now]
+        return ready
+
+
+def _relay(children: dict[int, int], metrics_dir: Path, spawn: Callable[[int, bool], int]) -> int:
     from prometheus_client import multiprocess
 
     stopping = False
     worst = 0
-    while children:
-        info = signal.sigwaitinfo(_RELAYED)
+    restarts = _Restarts()
+    while children or (restarts.due and not stopping):
+        wait = restarts.timeout(time.monotonic()) if not stopping else None
+        info = signal.sigwaitinfo(_RELAYED) if wait is None else signal.sigtimedwait(_RELAYED, wait)
+        if info is None:  # a restart is due
+            for index in restarts.pop_due(time.monotonic()):
+                pid = spawn(index, True)
+                _say(f"worker {pid} started in place of a dead one")
+            continue
         number = info.si_signo
         if number == signal.SIGCHLD:
-            for pid, code in _reaped(children):
+            for pid, code, index in _reaped(children):
                 multiprocess.mark_process_dead(pid, str(metrics_dir))  # type: ignore[no-untyped-call]
-                worst = max(worst, int(code != 0))
-                if not stopping:
-                    _say(f"worker {pid} exited with {code}; stopping the others")
+                if stopping:
+                    worst = max(worst, int(code != 0))
+                    continue
+                delay = restarts.schedule(index, time.monotonic())
+                if delay is None:
+                    _say(
+                        f"worker {pid} exited with {code}: {MAX_RESTARTS} workers restarted "
+                        f"within {RESTART_WINDOW:.0f} s already; stopping the others"
+                    )
                     stopping = True
-                    worst = max(worst, 1)
+                    worst = 1
                     _send_all(children, signal.SIGTERM)
+                else:
+                    _say(f"worker {pid} exited with {code}; replacing it in {delay:g} s")
         elif number in (signal.SIGTERM, signal.SIGINT):
             stopping = True
             _send_all(children, number)
@@ -150,7 +219,8 @@ def _relay(children: dict[int, int], metrics_dir: Path) -> int:
     return worst
 
 
-def _reaped(children: dict[int, int]) -> list[tuple[int, int]]:
+def _reaped(children: dict[int, int]) -> list[tuple[int, int, int]]:
+    """The children that exited: pid, exit code (negative: the signal) and worker index."""
     done = []
     while children:
         try:
@@ -159,8 +229,9 @@ def _reaped(children: dict[int, int]) -> list[tuple[int, int]]:
             break
         if pid == 0:
             break
-        if children.pop(pid, None) is not None:
-            done.append((pid, os.waitstatus_to_exitcode(status)))
+        index = children.pop(pid, None)
+        if index is not None:
+            done.append((pid, os.waitstatus_to_exitcode(status), index))
     return done
 
 
