@@ -18,8 +18,8 @@ from pathlib import Path
 
 import pytest
 
-from modelci.serving.process import ServerProcess, http_get
 from tests.integration.conftest import start_serve
+from tests.process_support import ServerProcess, http_get
 
 pytestmark = pytest.mark.integration
 
