@@ -19,14 +19,18 @@ for. Stdlib only (it runs with the host's python3, before the project's environm
   environment of the checkout under test (``$MODELCI_TEST_VENV``) instead of installing, or,
   when ``$MODELCI_REAL_UV`` names a uv, runs it (an adopter's repository installs for real).
 - ``setup-cml``: records its inputs and puts ``cml`` on PATH: a stand-in for CML 0.20.6 that
-  behaves like it where it matters (see ``cml``): it talks to the test's GitHub API stand-in
-  (``fake_github``, at ``$MODELCI_GITHUB_API_URL``), and with ``--publish`` uploads and
-  re-serialises as ``cml_markdown`` describes. ``cml`` runs with the test environment's Python
-  (it needs markdown-it-py); everything else here is stdlib only.
+  behaves like it where it matters (see ``cml``): without ``--repo`` or ``CML_REPO`` it reads the
+  git remote and fails outside a checkout; it talks to the API of the ``--repo`` host (or, under
+  act, to the test's ``fake_github`` at ``$MODELCI_GITHUB_API_URL``); ``asset publish`` POSTs the
+  file to ``--url``; with ``--publish`` it uploads and re-serialises as ``cml_markdown``
+  describes. ``tests/workflows/test_cml_conformance.py`` holds it to the real CML. ``cml`` runs
+  with the test environment's Python (it needs markdown-it-py); everything else here is stdlib
+  only.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -34,6 +38,7 @@ import re
 import shutil
 import subprocess
 import sys
+import urllib.parse
 from pathlib import Path
 from typing import Any
 
@@ -200,6 +205,37 @@ def _parse_cml(args: list[str]) -> dict[str, Any]:
     return options
 
 
+def _repo_url(options: dict[str, Any]) -> str | None:
+    """The repository URL as CML 0.20.6 finds it (src/cml.js:129): ``--repo``, ``CML_REPO``
+    (bin/cml.js:36-49), else the git remote of the working folder; None when that fails, as
+    ``git config --get remote.origin.url`` does outside a checkout."""
+    repo = options.get("repo") or os.environ.get("CML_REPO")
+    if repo:
+        return str(repo).rstrip("/").removesuffix(".git")
+    done = subprocess.run(
+        ["git", "config", "--get", "remote.origin.url"], capture_output=True, text=True, check=False
+    )
+    return done.stdout.strip().rstrip("/").removesuffix(".git") if done.returncode == 0 else None
+
+
+def _in_checkout() -> bool:
+    done = subprocess.run(
+        ["git", "rev-parse", "--is-inside-work-tree"], capture_output=True, text=True, check=False
+    )
+    return done.returncode == 0
+
+
+def _api_url(repo: str) -> str:
+    """CML's octokit base URL (src/drivers/github.js:75-80): api.github.com for github.com, else
+    ``https://HOST/api/v3``; GITHUB_API_URL is ignored. Under act, ``MODELCI_GITHUB_API_URL``
+    routes the calls to the test's API stand-in instead."""
+    routed = os.environ.get("MODELCI_GITHUB_API_URL")
+    if routed:
+        return routed
+    host = urllib.parse.urlsplit(repo).netloc
+    return "https://api.github.com" if host == "github.com" else f"https://{host}/api/v3"
+
+
 def _upload(data: bytes, target: str, path: Path | None, base: Path) -> dict[str, Any]:
     return {
         "target": target[:200],
@@ -243,19 +279,54 @@ def _publish_body(body: str, base: Path, published: list[dict[str, Any]]) -> str
     return reserialise(body)
 
 
-def _api(method: str, path: str, body: Any = None) -> Any:
-    """A call to the GitHub API the test serves (MODELCI_GITHUB_API_URL), with REPO_TOKEN."""
+def _post_asset(url: str, path: Path) -> str:
+    """``cml asset publish FILE --url URL`` (src/utils.js:77-98): POST the bytes, print the URL
+    the endpoint answers, with ``cml=png`` and a cache-bypass parameter (src/cml.js:349-356)."""
+    import urllib.request
+    import uuid
+
+    data = path.read_bytes()
+    mime = "image/png" if data.startswith(b"\x89PNG\r\n\x1a\n") else "application/octet-stream"
+    request = urllib.request.Request(  # noqa: S310 - a test's endpoint
+        url,
+        method="POST",
+        data=data,
+        headers={
+            "Content-Type": mime,
+            "Content-Disposition": f'inline; filename="{path.name}"',
+        },
+    )
+    with urllib.request.urlopen(request, timeout=30) as response:  # noqa: S310
+        uri = response.read().decode()
+    joiner = "&" if "?" in uri else "?"
+    return f"{uri}{joiner}cml={mime.split('/')[1]}&cache-bypass={uuid.uuid4()}"
+
+
+def _api(base: str, method: str, path: str, body: Any = None) -> Any:
+    """A call to the GitHub API at ``base``, with REPO_TOKEN or GITHUB_TOKEN (src/cml.js:57-67)."""
     import urllib.request
 
     token = os.environ.get("REPO_TOKEN") or os.environ.get("GITHUB_TOKEN", "")
     request = urllib.request.Request(  # noqa: S310 - the test's 127.0.0.1 server
-        os.environ["MODELCI_GITHUB_API_URL"] + path,
+        base + path,
         method=method,
         data=None if body is None else json.dumps(body).encode(),
         headers={"Authorization": f"token {token}", "Content-Type": "application/json"},
     )
     with urllib.request.urlopen(request, timeout=30) as response:  # noqa: S310
         return json.loads(response.read() or b"null")
+
+
+def _telemetry_user(api: str) -> None:
+    """CML's telemetry payload, built even with ITERATIVE_DO_NOT_TRACK (bin/cml.js:75-98): on a
+    GitHub runner (GITHUB_SERVER_URL set) it reads ``GET /users/$GITHUB_ACTOR`` and ignores any
+    failure (src/analytics.js:84-137); nothing is sent with ITERATIVE_DO_NOT_TRACK set."""
+    import urllib.error
+
+    actor = os.environ.get("GITHUB_ACTOR")
+    if os.environ.get("GITHUB_SERVER_URL") and not os.environ.get("CODESPACES") and actor:
+        with contextlib.suppress(urllib.error.URLError, OSError, ValueError):
+            _api(api, "GET", f"/users/{urllib.parse.quote(actor)}")
 
 
 def _watermark_title(label: str) -> str:
@@ -276,13 +347,29 @@ def cml(args: list[str]) -> int:
     import urllib.error
 
     options = _parse_cml(args)
+    repo = _repo_url(options)
+    checkout = _in_checkout()
+    if repo is None:
+        record("cml", args=args, done="failed", error="no git remote", in_checkout=checkout)
+        message = "Command failed: git config --get remote.origin.url"
+        print(json.dumps({"level": "error", "message": message}), file=sys.stderr)
+        return 1
+    _telemetry_user(_api_url(repo))
     source = Path(options["files"][0]).resolve()
     published: list[dict[str, Any]] = []
     if options["command"] == "asset":
         upload = _upload(source.read_bytes(), options["files"][0], source, Path.cwd())
         published.append(upload)
-        record("cml", args=args, done="published", published=published, cwd=os.getcwd())
-        print(_asset_url(upload))
+        url = _post_asset(options.get("url") or "https://asset.cml.dev", source)
+        record(
+            "cml",
+            args=args,
+            done="published",
+            published=published,
+            cwd=os.getcwd(),
+            in_checkout=checkout,
+        )
+        print(url)
         return 0
     body = source.read_text(encoding="utf-8")
     title = _watermark_title(options.get("watermark-title", ""))
@@ -293,9 +380,9 @@ def cml(args: list[str]) -> int:
     target = options.get("target", "")
     if not target.startswith("pr/"):
         raise SystemExit(f"cml stub: only --target pr/N is supported, not {target!r}")
-    # OWNER/NAME from the --repo URL, as CML's ownerRepo() reads it
-    repo = "/".join(options.get("repo", "").rstrip("/").split("/")[-2:])
-    prefix = f"/repos/{repo}/issues"
+    # OWNER/NAME from the repository URL, as CML's ownerRepo() reads it (github.js:39-51)
+    api = _api_url(repo)
+    prefix = f"/repos/{'/'.join(urllib.parse.urlsplit(repo).path.split('/')[1:3])}/issues"
     marker = re.compile(rf'!\[\]\({re.escape(WATERMARK_URL)}#[0-9a-fA-F]+ "{re.escape(title)}"\)')
     done, error = "created", None
     try:
@@ -303,14 +390,14 @@ def cml(args: list[str]) -> int:
         if options["action"] == "update":
             existing = [
                 c
-                for c in _api("GET", f"{prefix}/{target[3:]}/comments")
+                for c in _api(api, "GET", f"{prefix}/{target[3:]}/comments")
                 if marker.search(c["body"])
             ]
         if existing:
-            comment = _api("PATCH", f"{prefix}/comments/{existing[-1]['id']}", {"body": body})
+            comment = _api(api, "PATCH", f"{prefix}/comments/{existing[-1]['id']}", {"body": body})
             done = "updated"
         else:
-            comment = _api("POST", f"{prefix}/{target[3:]}/comments", {"body": body})
+            comment = _api(api, "POST", f"{prefix}/{target[3:]}/comments", {"body": body})
     except urllib.error.HTTPError as failure:
         done, error, comment = "failed", f"HTTP {failure.code}", {}
     record(
@@ -320,12 +407,13 @@ def cml(args: list[str]) -> int:
         error=error,
         comment_id=comment.get("id"),
         target=target,
-        repo=options.get("repo"),
+        repo=repo,
         publish=options["publish"],
         published=published,
         has_token=bool(os.environ.get("REPO_TOKEN") or os.environ.get("GITHUB_TOKEN")),
         do_not_track=os.environ.get("ITERATIVE_DO_NOT_TRACK"),
         cwd=os.getcwd(),
+        in_checkout=checkout,
     )
     if error:
         print(f"cml stub: {error} from the GitHub API", file=sys.stderr)
