@@ -12,7 +12,8 @@ for hostile archives). Comments and every request are written under ``<root>/git
 change, so ``harness.comments`` and ``requests`` read them. ``POST /assets`` is an image endpoint
 (what ``cml asset publish --url`` posts to): it records the upload and answers the asset's URL.
 Given an ``ssl.SSLContext`` it serves https, and also under ``/api/v3`` (GitHub Enterprise
-Server's API path, where CML sends the calls for any host but github.com).
+Server's API path, where CML sends the calls for any host but github.com). Set as a client's
+``HTTPS_PROXY``, it records each ``CONNECT`` (a connection to another host) and refuses it.
 """
 
 from __future__ import annotations
@@ -152,6 +153,11 @@ def _handler(state: State) -> type[BaseHTTPRequestHandler]:
             if user is None:
                 return self._send(401, {"message": "Bad credentials"})
             parts = path[len(base) :].strip("/").split("/") if path.startswith(base) else []
+            if method == "GET" and path.startswith("/users/") and path.count("/") == 2:
+                login = urllib.parse.unquote(path[len("/users/") :])
+                return self._send(
+                    200, {"login": login, "id": 1 + sum(map(ord, login)), "name": None}
+                )
             with state.lock:
                 if parts[:2] == ["actions", "runs"] and parts[3:] == ["artifacts"]:
                     return self._artifacts(parts[2], query)
@@ -331,6 +337,11 @@ def _handler(state: State) -> type[BaseHTTPRequestHandler]:
         def _storage(self) -> str:
             # "another host" for the redirect: the same server by its other loopback name.
             return f"http://localhost:{self.server.server_address[1]}"
+
+        def do_CONNECT(self) -> None:
+            state.log({"method": "CONNECT", "path": self.path})
+            self._send(403, {"message": "no host but the API is reachable"})
+            self.close_connection = True
 
         def do_POST(self) -> None:
             self._handle("POST")

@@ -668,7 +668,7 @@ def test_cml_update_is_what_fails_on_a_copied_watermark(
         check=False,
     )
     assert done.returncode == 1
-    assert "HTTP 403" in done.stderr
+    assert "Resource not accessible by integration" in done.stderr
 
 
 TABLE_REPORT = (

@@ -317,16 +317,37 @@ def _api(base: str, method: str, path: str, body: Any = None) -> Any:
         return json.loads(response.read() or b"null")
 
 
-def _telemetry_user(api: str) -> None:
+def _telemetry_user(api: str) -> bool:
     """CML's telemetry payload, built even with ITERATIVE_DO_NOT_TRACK (bin/cml.js:75-98): on a
-    GitHub runner (GITHUB_SERVER_URL set) it reads ``GET /users/$GITHUB_ACTOR`` and ignores any
-    failure (src/analytics.js:84-137); nothing is sent with ITERATIVE_DO_NOT_TRACK set."""
+    GitHub runner (GITHUB_SERVER_URL set) it reads ``GET /users/$GITHUB_ACTOR``, ignoring any
+    failure (src/analytics.js:84-137). True when a user id could be made from it."""
     import urllib.error
 
     actor = os.environ.get("GITHUB_ACTOR")
-    if os.environ.get("GITHUB_SERVER_URL") and not os.environ.get("CODESPACES") and actor:
-        with contextlib.suppress(urllib.error.URLError, OSError, ValueError):
-            _api(api, "GET", f"/users/{urllib.parse.quote(actor)}")
+    if not os.environ.get("GITHUB_SERVER_URL") or os.environ.get("CODESPACES") or not actor:
+        return False
+    try:
+        return isinstance(_api(api, "GET", f"/users/{urllib.parse.quote(actor)}"), dict)
+    except (urllib.error.URLError, OSError, ValueError):
+        return False
+
+
+def _telemetry_send(has_user: bool) -> None:
+    """After the command, CML POSTs the event to its telemetry host through the environment's
+    proxy, unless ITERATIVE_DO_NOT_TRACK is set or it has no user id (src/analytics.js:187-228)."""
+    import urllib.request
+
+    if os.environ.get("ITERATIVE_DO_NOT_TRACK") or not has_user:
+        return
+    if os.environ.get("GITHUB_REPOSITORY", "").startswith("iterative/"):
+        return
+    endpoint = os.environ.get(
+        "ITERATIVE_ANALYTICS_ENDPOINT",
+        "https://telemetry.cml.dev/api/v1/s2s/event?ip_policy=strict",
+    )
+    request = urllib.request.Request(endpoint, method="POST", data=b"{}")  # noqa: S310
+    with contextlib.suppress(OSError, ValueError):
+        urllib.request.urlopen(request, timeout=5).close()  # noqa: S310
 
 
 def _watermark_title(label: str) -> str:
@@ -337,7 +358,24 @@ def _watermark_title(label: str) -> str:
 
 
 def cml(args: list[str]) -> int:
-    """CML 0.20.6's ``comment create|update`` and ``asset publish``, against the test's API.
+    """CML 0.20.6's ``comment create|update`` and ``asset publish``: the repository is found (or
+    not) first, then the telemetry user is read, the command runs, and telemetry is sent."""
+    options = _parse_cml(args)
+    repo = _repo_url(options)
+    if repo is None:
+        record("cml", args=args, done="failed", error="no git remote", in_checkout=_in_checkout())
+        message = "Command failed: git config --get remote.origin.url"
+        print(json.dumps({"level": "error", "message": message}), file=sys.stderr)
+        return 1
+    has_user = _telemetry_user(_api_url(repo))
+    try:
+        return _command(args, options, repo)
+    finally:
+        _telemetry_send(has_user)
+
+
+def _command(args: list[str], options: dict[str, Any], repo: str) -> int:
+    """The command itself, against the API of ``repo``'s host.
 
     As the real one: ``update`` lists the pull request's comments once, without pagination (the
     first 30), takes the last one holding the watermark whoever wrote it and PATCHes it (GitHub
@@ -346,15 +384,7 @@ def cml(args: list[str]) -> int:
     """
     import urllib.error
 
-    options = _parse_cml(args)
-    repo = _repo_url(options)
     checkout = _in_checkout()
-    if repo is None:
-        record("cml", args=args, done="failed", error="no git remote", in_checkout=checkout)
-        message = "Command failed: git config --get remote.origin.url"
-        print(json.dumps({"level": "error", "message": message}), file=sys.stderr)
-        return 1
-    _telemetry_user(_api_url(repo))
     source = Path(options["files"][0]).resolve()
     published: list[dict[str, Any]] = []
     if options["command"] == "asset":
@@ -399,7 +429,12 @@ def cml(args: list[str]) -> int:
         else:
             comment = _api(api, "POST", f"{prefix}/{target[3:]}/comments", {"body": body})
     except urllib.error.HTTPError as failure:
-        done, error, comment = "failed", f"HTTP {failure.code}", {}
+        # octokit's RequestError carries the API's message (@octokit/request toErrorMessage)
+        try:
+            message = str(json.loads(failure.read() or b"{}").get("message"))
+        except (ValueError, AttributeError):
+            message = f"HTTP {failure.code}"
+        done, error, comment = "failed", message, {}
     record(
         "cml",
         args=args,
@@ -416,7 +451,7 @@ def cml(args: list[str]) -> int:
         in_checkout=checkout,
     )
     if error:
-        print(f"cml stub: {error} from the GitHub API", file=sys.stderr)
+        print(json.dumps({"level": "error", "message": error}), file=sys.stderr)
         return 1
     print(comment["html_url"])
     return 0
