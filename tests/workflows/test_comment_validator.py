@@ -829,3 +829,16 @@ def test_bare_links_github_would_make_are_split(text: str) -> None:
     assert out.replace(mc.ZWSP, "") == text  # renders the same
     for linked in ("://", "www.", "WWW.", "#1", "#4"):
         assert linked not in out
+
+
+@pytest.mark.parametrize(
+    ("line", "shown"),
+    [
+        ('{"level":"error","message":"Command failed: git config","stack":"Error: ..."}',
+         "Command failed: git config"),
+        ("plain text", "plain text"),
+        ('["not", "an", "entry"]', '["not", "an", "entry"]'),
+    ],
+)  # fmt: skip
+def test_cml_errors_are_shown_by_their_message(line: str, shown: str) -> None:
+    assert mc._cml_message(line) == shown

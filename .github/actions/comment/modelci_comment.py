@@ -608,9 +608,19 @@ def run_cml(args: list[str], cwd: Path, repo_url: str) -> str:
         raise ValidationError(f"cml {' '.join(args[:2])} did not finish in 300 s") from None
     if done.returncode != 0:
         lines = (done.stderr or done.stdout).strip().splitlines()
-        last = f": {lines[-1][:300]}" if lines else ""
+        last = f": {_cml_message(lines[-1])[:300]}" if lines else ""
         raise ValidationError(f"cml {' '.join(args[:2])} exited {done.returncode}{last}")
     return done.stdout
+
+
+def _cml_message(line: str) -> str:
+    """The message of CML's error, a JSON log line with its stack (bin/cml.js:180), or the line."""
+    try:
+        entry = json.loads(line)
+    except (ValueError, RecursionError):
+        return line
+    message = entry.get("message") if isinstance(entry, dict) else None
+    return message if isinstance(message, str) else line
 
 
 def publish_plots(directory: Path, text: str, upload_url: str, repo_url: str) -> str:
