@@ -40,7 +40,7 @@ from tests.conftest import REPO_ROOT
 from tests.workflows.fake_github import ASSET_BASE, BOT, FakeGitHub
 from tests.workflows.harness import FAKE_GITHUB_TOKEN, STUBS
 
-pytestmark = pytest.mark.workflows
+pytestmark = [pytest.mark.workflows, pytest.mark.slow]
 
 SCRIPT = REPO_ROOT / ".github" / "actions" / "comment" / "modelci_comment.py"
 HOST_PYTHON = str(Path(sys.base_prefix) / "bin" / "python3")
