@@ -230,10 +230,10 @@ def others_untouched(world: World) -> None:
 
 
 def over_60_comments(world: World) -> None:
-    for i in range(65):
+    for i in range(120):
         world.github.add_comment(7, "alice", f"review comment {i}")
-    world.post("first")  # comment 66: on the third page of 30
-    for i in range(65, 70):
+    world.post("first")  # comment 121: on page 5 of 30, page 2 of 100
+    for i in range(120, 125):
         world.github.add_comment(7, "alice", f"review comment {i}")
     world.post("second")
 
@@ -382,12 +382,12 @@ def test_a_pr_with_more_than_60_comments_keeps_one_modelci_comment(
     assert outcome.exits == (0, 0), outcome.stderr
     (ours,) = _ours(outcome)
     assert "modelci report second" in ours["body"]
-    assert len([c for c in outcome.raw_comments if c["user"] == "alice"]) == 70
-    # the first one (comment 66, on page 3) was found through every page and deleted
+    assert len([c for c in outcome.raw_comments if c["user"] == "alice"]) == 125
+    # the first one (comment 121) was found on the second page of 100 and deleted
     deleted = [r for r in outcome.raw_requests if r["method"] == "DELETE"]
     assert len(deleted) == 1
-    pages = {r["query"] for r in outcome.raw_requests if r["path"].endswith("/7/comments")}
-    assert "per_page=100&page=1" in pages
+    pages = [r["query"] for r in outcome.raw_requests if r["path"].endswith("/7/comments")]
+    assert pages.count("per_page=100&page=2") == 2
     _only_the_api(outcome)
 
 
