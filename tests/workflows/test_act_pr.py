@@ -195,8 +195,8 @@ def test_comment_is_created_with_the_diff_and_the_plots(pr7: PullRequest7) -> No
     assert create["repo"] == "https://github.com/modelci/example-model"
     # By default nothing is uploaded (no `cml asset publish`), and no image is left pointing at
     # a plot that was not: the images are dropped, with a one-line note.
-    assert pr7.cml_calls() == [create]
-    assert create["published"] == []
+    assert all(call["args"][:2] == ["comment", "create"] for call in pr7.cml_calls())
+    assert all(call["published"] == [] for call in pr7.cml_calls())
     assert "](plots/" not in comment["body"]
     assert "PNG upload is off" in comment["body"]
     (setup,) = harness.read_calls(pr7.stub_root, "setup-cml")[:1]
