@@ -9,13 +9,19 @@ create, edit) are kept for the monitor and retrain workflows, in ``issues.json``
 An artifact is ``<root>/artifacts/runs/<run>/<name>`` (a folder, zipped on request, as
 ``conftest.keep_artifact`` files it) or ``<root>/artifacts/runs/<run>/<name>.zip`` (served as is,
 for hostile archives). Comments and every request are written under ``<root>/github/`` after each
-change, so ``harness.comments`` and ``requests`` read them.
+change, so ``harness.comments`` and ``requests`` read them. ``POST /assets`` is an image endpoint
+(what ``cml asset publish --url`` posts to): it records the upload and answers the asset's URL.
+Given an ``ssl.SSLContext`` it serves https, and also under ``/api/v3`` (GitHub Enterprise
+Server's API path, where CML sends the calls for any host but github.com). Set as a client's
+``HTTPS_PROXY``, it records each ``CONNECT`` (a connection to another host) and refuses it.
 """
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
+import ssl
 import threading
 import urllib.parse
 import zipfile
@@ -31,6 +37,8 @@ BOT = "github-actions[bot]"
 USERS = {FAKE_GITHUB_TOKEN: BOT, "alice-token": "alice", "mallory-token": "mallory"}
 DEFAULT_PER_PAGE = 30
 MAX_BODY = 1_000_000
+# Where ``POST /assets`` says an uploaded image is served (a name that resolves nowhere).
+ASSET_BASE = "https://assets.modelci.invalid"
 
 
 def zip_folder(folder: Path) -> bytes:
@@ -100,7 +108,28 @@ def _handler(state: State) -> type[BaseHTTPRequestHandler]:
             return USERS.get(token) if scheme.lower() in ("bearer", "token") else None
 
         def _url(self) -> str:
-            return f"http://127.0.0.1:{self.server.server_address[1]}"
+            scheme = "https" if isinstance(self.connection, ssl.SSLSocket) else "http"
+            return f"{scheme}://127.0.0.1:{self.server.server_address[1]}"
+
+        def _asset(self) -> None:
+            length = min(int(self.headers.get("Content-Length", "0")), MAX_BODY)
+            data = self.rfile.read(length)
+            digest = hashlib.sha256(data).hexdigest()
+            state.log(
+                {
+                    "method": "POST",
+                    "path": "/assets",
+                    "sha256": digest,
+                    "content_type": self.headers.get("Content-Type"),
+                    "has_token": "Authorization" in self.headers,
+                }
+            )
+            body = f"{ASSET_BASE}/{digest}".encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "text/plain")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
 
         def _comment_json(self, comment: dict[str, Any]) -> dict[str, Any]:
             url = f"https://github.com/{state.repo}/pull/{comment['pr']}"
@@ -114,13 +143,21 @@ def _handler(state: State) -> type[BaseHTTPRequestHandler]:
         def _handle(self, method: str) -> None:
             parsed = urllib.parse.urlsplit(self.path)
             path, query = parsed.path, urllib.parse.parse_qs(parsed.query)
+            path = path.removeprefix("/api/v3") if path.startswith("/api/v3/") else path
             if path.startswith("/storage/"):  # pre-signed: no token needed
                 return self._artifact(path, has_token="Authorization" in self.headers)
+            if method == "POST" and path == "/assets":
+                return self._asset()
             user = self._user()
             state.log({"method": method, "path": path, "query": parsed.query, "user": user})
             if user is None:
                 return self._send(401, {"message": "Bad credentials"})
             parts = path[len(base) :].strip("/").split("/") if path.startswith(base) else []
+            if method == "GET" and path.startswith("/users/") and path.count("/") == 2:
+                login = urllib.parse.unquote(path[len("/users/") :])
+                return self._send(
+                    200, {"login": login, "id": 1 + sum(map(ord, login)), "name": None}
+                )
             with state.lock:
                 if parts[:2] == ["actions", "runs"] and parts[3:] == ["artifacts"]:
                     return self._artifacts(parts[2], query)
@@ -301,6 +338,11 @@ def _handler(state: State) -> type[BaseHTTPRequestHandler]:
             # "another host" for the redirect: the same server by its other loopback name.
             return f"http://localhost:{self.server.server_address[1]}"
 
+        def do_CONNECT(self) -> None:
+            state.log({"method": "CONNECT", "path": self.path})
+            self._send(403, {"message": "no host but the API is reachable"})
+            self.close_connection = True
+
         def do_POST(self) -> None:
             self._handle("POST")
 
@@ -319,14 +361,17 @@ def _handler(state: State) -> type[BaseHTTPRequestHandler]:
 class FakeGitHub:
     """``with FakeGitHub(stub_root, repo) as github:`` serves on ``github.url`` until the end."""
 
-    def __init__(self, root: Path, repo: str) -> None:
+    def __init__(self, root: Path, repo: str, tls: ssl.SSLContext | None = None) -> None:
         self.state = State(root=root, repo=repo)
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(self.state))
+        if tls is not None:
+            self._server.socket = tls.wrap_socket(self._server.socket, server_side=True)
+        self._scheme = "http" if tls is None else "https"
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self._server.server_address[1]}"
+        return f"{self._scheme}://127.0.0.1:{self._server.server_address[1]}"
 
     def add_comment(self, number: int, user: str, body: str) -> dict[str, Any]:
         with self.state.lock:

@@ -10,6 +10,10 @@ test (no pull-request run needed) and the GitHub API served by ``fake_github`` o
   PATCH it (403, no report); it is never touched and the job is green;
 - pull request #4's artifact is a zip whose entry climbs out with ``x/../../``: refused in one
   line before anything is written, and CML is never installed.
+
+As on GitHub, the comment job checks nothing out and its post step runs in a folder that is not a
+git checkout, where CML without ``--repo`` fails (the stand-in reads the git remote as CML does):
+every ``cml`` call names the repository, and by default nothing is uploaded.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+import yaml
 
 from modelci.judge.markdown import escape
 from tests.workflows import harness
@@ -160,3 +165,32 @@ def test_a_climbing_zip_entry_is_refused_before_anything_is_written(runs: Runs) 
     # CML was never installed, let alone called, for that run.
     assert run.step_result("comment", "setup-cml") in (None, "skipped")
     assert not [c for c in harness.read_calls(runs.stub_root, "cml") if "4004" in c["cwd"]]
+
+
+def test_the_comment_job_checks_nothing_out() -> None:
+    workflow = yaml.safe_load((harness.GITHUB_DIR / "workflows" / "comment.yml").read_text("utf-8"))
+    action = yaml.safe_load(
+        (harness.GITHUB_DIR / "actions" / "comment" / "action.yml").read_text("utf-8")
+    )
+    steps = [*workflow["jobs"]["comment"]["steps"], *action["runs"]["steps"]]
+    assert [s["uses"] for s in steps if "checkout" in str(s.get("uses", ""))] == []
+
+
+def test_the_post_step_runs_outside_a_git_checkout_and_names_the_repository(runs: Runs) -> None:
+    calls = harness.read_calls(runs.stub_root, "cml")
+    assert len(calls) == 3  # one comment create per run of PRs #5 (twice) and #6
+    for call in calls:
+        assert call["args"][:2] == ["comment", "create"]
+        assert call["args"][-2:] == ["--repo", f"https://github.com/{REPO_SLUG}"]
+        # recorded by the stand-in when it ran: `git rev-parse --is-inside-work-tree` failed
+        assert call["in_checkout"] is False, call["cwd"]
+
+
+def test_by_default_nothing_is_uploaded_and_no_image_points_at_a_missing_file(
+    runs: Runs,
+) -> None:
+    assert [r for r in harness.requests(runs.stub_root) if r["path"] == "/assets"] == []
+    assert all(call["published"] == [] for call in harness.read_calls(runs.stub_root, "cml"))
+    (ours,) = [c for c in _on(runs, 5) if c["user"] == BOT]
+    assert "plots/roc.png" not in str(ours["body"])
+    assert "PNG upload is off" in str(ours["body"])

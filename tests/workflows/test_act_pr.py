@@ -193,19 +193,12 @@ def test_comment_is_created_with_the_diff_and_the_plots(pr7: PullRequest7) -> No
     assert "--no-publish" in create["args"]  # CML posts the body as written
     assert create["do_not_track"] == "1"  # and sends no telemetry
     assert create["repo"] == "https://github.com/modelci/example-model"
-    # Only the validated plots were uploaded, one `cml asset publish` each, before the comment.
-    calls = pr7.cml_calls()
-    uploads = calls[: calls.index(create)]
-    assert all(c["args"][:2] == ["asset", "publish"] for c in uploads)
-    published = [p for c in uploads for p in c["published"]]
-    assert sorted(Path(p["target"]).name for p in published) == [
-        "confusion.png",
-        "precision_recall.png",
-        "roc.png",
-    ]
-    assert all(p["inside"] and p["png"] for p in published), published
-    for entry in published:
-        assert f"https://asset.invalid/{entry['sha256']}" in comment["body"]
+    # By default nothing is uploaded (no `cml asset publish`), and no image is left pointing at
+    # a plot that was not: the images are dropped, with a one-line note.
+    assert all(call["args"][:2] == ["comment", "create"] for call in pr7.cml_calls())
+    assert all(call["published"] == [] for call in pr7.cml_calls())
+    assert "](plots/" not in comment["body"]
+    assert "PNG upload is off" in comment["body"]
     (setup,) = harness.read_calls(pr7.stub_root, "setup-cml")[:1]
     assert setup["vega"] == "false"
 

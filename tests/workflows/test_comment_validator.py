@@ -25,7 +25,7 @@ from typing import Any, ClassVar
 import pytest
 
 from tests.conftest import REPO_ROOT
-from tests.workflows.fake_github import BOT, FakeGitHub
+from tests.workflows.fake_github import ASSET_BASE, BOT, FakeGitHub
 from tests.workflows.harness import FAKE_GITHUB_TOKEN, STUBS
 
 pytestmark = pytest.mark.workflows
@@ -298,6 +298,36 @@ def test_hostile_zip_entries_are_refused_before_anything_is_written(
     tmp_path: Path, entry: zipfile.ZipInfo | str, message: str
 ) -> None:
     refused(tmp_path, message, extra=((entry, PNG),))
+
+
+@pytest.mark.parametrize(
+    ("raw", "shown"),
+    [
+        (b"plots/roc\n.png", r"'plots/roc\n.png'"),
+        (b"report\n.md", r"'report\n.md'"),
+        (b"plots/a\tb.png", r"'plots/a\tb.png'"),
+        # zipfile cuts this one at the NUL: its ZipInfo.filename is 'report.md'
+        (b"report.md\x00.sh", r"'report.md\x00.sh'"),
+        (b"plots/\x00", r"'plots/\x00'"),
+    ],
+    ids=["newline-png", "newline-md", "tab", "nul-after-a-real-name", "nul-only"],
+)
+def test_control_characters_in_raw_entry_names_are_refused_naming_the_entry(
+    tmp_path: Path, raw: bytes, shown: str
+) -> None:
+    """The name is read as the central directory holds it (NUL included), not as ``zipfile``
+    cuts it; the message shows it escaped."""
+    placeholder = b"Q" * len(raw)
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        archive.writestr("metadata.json", json.dumps({"pr_number": 7, "head_sha": HEAD}))
+        archive.writestr(placeholder.decode(), PNG)
+    data = buffer.getvalue()
+    assert data.count(placeholder) == 2  # the local header and the central directory
+    with pytest.raises(mc.ValidationError) as refusal:
+        mc.validate(data.replace(placeholder, raw), tmp_path / "out", event())
+    assert str(refusal.value) == f"artifact entry {shown} has a control character in its name"
+    assert not (tmp_path / "out").exists()
 
 
 def test_an_oversized_member_is_refused(tmp_path: Path) -> None:
@@ -576,12 +606,13 @@ def cml_on_path(tmp_path: Path, github: FakeGitHub, monkeypatch: pytest.MonkeyPa
     return root
 
 
+REPO_URL = f"https://github.com/{REPO}"
+
+
 def _posted(tmp_path: Path, github: FakeGitHub, number: int = 7) -> int:
     _, comment = mc.validate(artifact(), tmp_path / "out", event())
     api = mc.GitHub(FAKE_GITHUB_TOKEN, github.url)
-    return int(
-        mc.post(comment.parent, number, REPO, "https://github.com", WATERMARK, "https://a.x", api)
-    )
+    return int(mc.post(comment.parent, number, REPO_URL, WATERMARK, None, api))
 
 
 def _copied_watermark() -> str:
@@ -637,24 +668,115 @@ def test_cml_update_is_what_fails_on_a_copied_watermark(
         check=False,
     )
     assert done.returncode == 1
-    assert "HTTP 403" in done.stderr
+    assert "Resource not accessible by integration" in done.stderr
 
 
-def test_only_the_validated_plots_are_uploaded_and_the_body_is_posted_as_written(
+TABLE_REPORT = (
+    "| model | name |\n|---|---|\n| a | titanic\\|v2 \\~x\\~ |\n\n![ROC](plots/roc.png)\n"
+)
+
+
+def test_with_upload_on_only_the_validated_plots_are_uploaded_and_the_body_is_as_written(
     tmp_path: Path, github: FakeGitHub, cml_on_path: Path
 ) -> None:
-    report = "| model | name |\n|---|---|\n| a | titanic\\|v2 \\~x\\~ |\n\n![ROC](plots/roc.png)\n"
-    _, comment = mc.validate(artifact(report=report), tmp_path / "out", event())
+    _, comment = mc.validate(artifact(report=TABLE_REPORT), tmp_path / "out", event())
     api = mc.GitHub(FAKE_GITHUB_TOKEN, github.url)
-    mc.post(comment.parent, 7, REPO, "https://github.com", WATERMARK, "https://a.x", api)
+    mc.post(comment.parent, 7, REPO_URL, WATERMARK, f"{github.url}/assets", api)
     calls = [json.loads(line) for line in (cml_on_path / "calls.jsonl").read_text().splitlines()]
     uploads = [p for c in calls for p in c["published"]]
     assert [(Path(u["path"]).name, u["inside"], u["png"]) for u in uploads] == [
         ("roc.png", True, True)
     ]
+    assert [r["sha256"] for r in requests_of(github) if r["path"] == "/assets"] == [
+        uploads[0]["sha256"]
+    ]
     (posted,) = [c for c in github.state.comments if c["user"] == BOT]
     assert "| a | titanic\\|v2 \\~x\\~ |" in posted["body"]
-    assert f"![ROC](https://asset.invalid/{uploads[0]['sha256']}" in posted["body"]
+    assert f"![ROC]({ASSET_BASE}/{uploads[0]['sha256']}?cml=png&" in posted["body"]
+
+
+def test_by_default_nothing_is_uploaded_and_the_plot_images_are_dropped(
+    tmp_path: Path, github: FakeGitHub, cml_on_path: Path
+) -> None:
+    _, comment = mc.validate(artifact(report=TABLE_REPORT), tmp_path / "out", event())
+    assert "![ROC](plots/roc.png)" in comment.read_text("utf-8")
+    api = mc.GitHub(FAKE_GITHUB_TOKEN, github.url)
+    mc.post(comment.parent, 7, REPO_URL, WATERMARK, None, api)
+    calls = [json.loads(line) for line in (cml_on_path / "calls.jsonl").read_text().splitlines()]
+    assert [c["args"][:2] for c in calls] == [["comment", "create"]]
+    assert "--no-publish" in calls[0]["args"]
+    assert [r for r in requests_of(github) if r["path"] == "/assets"] == []
+    (posted,) = [c for c in github.state.comments if c["user"] == BOT]
+    assert "plots/roc.png" not in posted["body"]
+    assert "![ROC]" not in posted["body"]
+    assert "PNG upload is off" in posted["body"]
+    assert "| a | titanic\\|v2 \\~x\\~ |" in posted["body"]
+
+
+def test_a_report_without_plot_images_gets_no_upload_note() -> None:
+    assert mc.drop_plot_images("## report\n\nno plots\n") == "## report\n\nno plots\n"
+
+
+@pytest.mark.parametrize(
+    ("value", "target"),
+    [
+        ("", None),
+        ("  ", None),
+        ("cml", "https://asset.cml.dev"),
+        ("https://images.acme.example/upload", "https://images.acme.example/upload"),
+    ],
+)
+def test_upload_plots_is_off_unless_asked(value: str, target: str | None) -> None:
+    assert mc.upload_target(value) == target
+
+
+@pytest.mark.parametrize("value", ["yes", "true", "http://images.acme.example", "asset.cml.dev"])
+def test_an_unclear_upload_plots_value_is_refused(value: str) -> None:
+    with pytest.raises(mc.ValidationError, match="upload-plots must be empty"):
+        mc.upload_target(value)
+
+
+def test_every_cml_call_names_the_repository_outside_a_checkout(
+    tmp_path: Path, github: FakeGitHub, cml_on_path: Path
+) -> None:
+    """The folder is no git checkout: CML without --repo would read the git remote and fail."""
+    _, comment = mc.validate(artifact(report=TABLE_REPORT), tmp_path / "out", event())
+    api = mc.GitHub(FAKE_GITHUB_TOKEN, github.url)
+    mc.post(comment.parent, 7, REPO_URL, WATERMARK, f"{github.url}/assets", api)
+    calls = [json.loads(line) for line in (cml_on_path / "calls.jsonl").read_text().splitlines()]
+    assert [c["args"][:2] for c in calls] == [["asset", "publish"], ["comment", "create"]]
+    for call in calls:
+        assert call["args"][-2:] == ["--repo", REPO_URL]
+        assert call["in_checkout"] is False
+
+
+def test_the_stand_in_fails_like_cml_without_a_repository_outside_a_checkout(
+    tmp_path: Path, cml_on_path: Path
+) -> None:
+    (tmp_path / "c.md").write_text("report", encoding="utf-8")
+    done = subprocess.run(
+        ["cml", "comment", "create", "c.md", "--target", "pr/7"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 1
+    assert "Command failed: git config --get remote.origin.url" in done.stderr
+
+
+@pytest.mark.parametrize(
+    ("server", "repository", "message"),
+    [
+        ("", REPO, "invalid server URL"),
+        ("http://github.example", REPO, "invalid server URL"),
+        ("https://github.com", "acme/model/x", "invalid repository"),
+    ],
+)
+def test_the_repository_url_is_checked(server: str, repository: str, message: str) -> None:
+    with pytest.raises(mc.ValidationError, match=message):
+        mc.cml_repo_url(server, repository)
 
 
 @pytest.mark.parametrize("isolated", [True, False], ids=["python3 -I", "plain python3"])
@@ -707,3 +829,16 @@ def test_bare_links_github_would_make_are_split(text: str) -> None:
     assert out.replace(mc.ZWSP, "") == text  # renders the same
     for linked in ("://", "www.", "WWW.", "#1", "#4"):
         assert linked not in out
+
+
+@pytest.mark.parametrize(
+    ("line", "shown"),
+    [
+        ('{"level":"error","message":"Command failed: git config","stack":"Error: ..."}',
+         "Command failed: git config"),
+        ("plain text", "plain text"),
+        ('["not", "an", "entry"]', '["not", "an", "entry"]'),
+    ],
+)  # fmt: skip
+def test_cml_errors_are_shown_by_their_message(line: str, shown: str) -> None:
+    assert mc._cml_message(line) == shown

@@ -9,8 +9,9 @@ everything in it is untrusted input:
 - the artifact is fetched through the GitHub API by this script (never by an unzipping action,
   whose extraction a crafted entry name such as ``x/../../f`` can escape) and read with
   ``zipfile`` in memory; every entry is checked before anything is written: no absolute name, no
-  ``..``, backslash or drive letter, no symlink or special-file mode bits, no duplicate, bounded
-  size and count;
+  ``..``, backslash, drive letter or control character (NUL and newline included, checked on the
+  raw name: ``zipfile`` cuts a name at its first NUL), no symlink or special-file mode bits, no
+  duplicate, bounded size and count;
 - the pull-request number in ``metadata.json`` must be an integer equal to a pull request of the
   run that triggered this workflow (from GitHub's own event payload, or for pull requests from
   forks, whose runs list none, from the API by head repository, branch and commit);
@@ -19,16 +20,21 @@ everything in it is untrusted input:
   HTML is limited to a few attribute-free formatting tags, @mentions do not notify, and the text is
   cut to fit GitHub's comment limit (before any scan, and every scan is linear).
 
-``post`` then uploads the validated plots with ``cml asset publish`` and posts the comment with
-``cml comment create --no-publish``: CML posts the body as written (with ``--publish`` it would
-parse and re-serialise it, dropping escapes such as ``\\|``, and upload every local path a link
-points to). Then this identity's older modelci comments on the pull request are deleted, so exactly
-one remains whatever the pull request's history; no other user's comment is edited.
+``post`` posts the comment with ``cml comment create --no-publish``: CML posts the body as written
+(with ``--publish`` it would parse and re-serialise it, dropping escapes such as ``\\|``, and
+upload every local path a link points to). By default nothing is uploaded and no host but the
+GitHub API is contacted: the plot images are dropped from the comment (the report carries its
+charts inline). With ``--upload-plots cml`` (CML's public host) or an image endpoint's URL, each
+validated plot is uploaded with ``cml asset publish`` and its image kept. Every CML call is given
+``--repo``: without it CML reads ``git config --get remote.origin.url`` and fails outside a
+checkout (the comment job has none). Then this identity's older modelci comments on the pull
+request are deleted, so exactly one remains whatever the pull request's history; no other user's
+comment is edited.
 
 Usage:
   ``modelci_comment.py validate --artifact-name NAME --out DIR [--event FILE] [--max-bytes N]``
   (or ``--zip FILE`` instead of fetching), then
-  ``modelci_comment.py post --dir DIR --pr N --watermark TITLE --publish-url URL``.
+  ``modelci_comment.py post --dir DIR --pr N --watermark TITLE [--upload-plots cml|URL]``.
 ``validate`` writes ``DIR/comment.md`` and ``DIR/plots/*.png`` and, to ``$GITHUB_OUTPUT``,
 ``pr-number`` and ``comment``. Each exits 1 with one ``error:`` line when it refuses or fails.
 """
@@ -75,10 +81,18 @@ REPOSITORY = re.compile(r"[A-Za-z0-9-]{1,39}/[A-Za-z0-9_.-]{1,100}")
 ASSET_URL = re.compile(r"https://[A-Za-z0-9.-]+(?::\d+)?/[A-Za-z0-9._~:/?#@!$&'*+,;=%-]{1,500}")
 COMMENT_URL_ID = re.compile(r"#issuecomment-(\d{1,20})\b")
 ZWSP = "\u200b"
+# `--upload-plots cml`: CML's own public asset host (its default --url, src/utils.js:78).
+CML_ASSET_HOST = "https://asset.cml.dev"
+UPLOAD_OFF_NOTE = (
+    "\n\n_Plot images are not shown: PNG upload is off (the comment action's `upload-plots`"
+    " input); they are in the run's report artifact._\n"
+)
 # Raw HTML allowed through: formatting tags without attributes (nothing that loads a resource).
 SAFE_TAGS = "details|summary|br|sub|sup|b|i|em|strong|code|pre|kbd|p|hr|ul|ol|li"
 _TAG_OR_LT = re.compile(rf"(</?(?:{SAFE_TAGS})\s*/?>)|<", re.IGNORECASE)
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
+# In an entry name no control character is allowed, newline and tab included (C1 controls too).
+_NAME_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 _PLOT_IMAGE = re.compile(r"!\[([^\[\]\n]{0,300})\]\((plots/[A-Za-z0-9][A-Za-z0-9_.-]{0,80}\.png)\)")
 _PLACEHOLDER = re.compile(r"\x00(\d+)\x00")
 _MENTION = re.compile(r"@(?=[A-Za-z0-9])")
@@ -300,7 +314,13 @@ def fetch_artifact(api: GitHub, trigger: Trigger, name: str, max_bytes: int) -> 
 
 
 def _entry_problem(info: zipfile.ZipInfo) -> str | None:
-    """Why an archive entry is refused, or None."""
+    """Why an archive entry is refused, or None.
+
+    ``info.orig_filename`` is the name as the central directory holds it: ``info.filename`` is
+    cut at the first NUL (``zipfile.ZipInfo``), so a NUL is only visible in the former.
+    """
+    if _NAME_CONTROL.search(info.orig_filename):
+        return "a control character in its name"
     name = info.filename
     if not name or name.startswith("/") or _DRIVE.match(name):
         return "an absolute name"
@@ -308,8 +328,6 @@ def _entry_problem(info: zipfile.ZipInfo) -> str | None:
         return "a backslash in its name"
     if ".." in name:
         return "'..' in its name"
-    if _CONTROL.search(name) or "\x00" in name:
-        return "a control character in its name"
     if info.flag_bits & 0x1:
         return "encryption"
     mode = info.external_attr >> 16
@@ -337,7 +355,7 @@ def read_archive(data: bytes, max_bytes: int, max_files: int = MAX_FILES) -> dic
         files = []
         declared = 0
         for info in entries:
-            shown = repr(info.filename[:120])
+            shown = repr(info.orig_filename[:120])
             problem = _entry_problem(info)
             if problem is not None:
                 raise ValidationError(f"artifact entry {shown} has {problem}")
@@ -546,32 +564,73 @@ def watermark_pattern(label: str) -> re.Pattern[str]:
     return re.compile(rf'!\[\]\({url}#[0-9a-fA-F]+ "{re.escape(title)}"\)')
 
 
-def run_cml(args: list[str], cwd: Path) -> str:
-    """Run ``cml ARGS`` (telemetry off); returns its output, or raises with its last line."""
+def upload_target(value: str) -> str | None:
+    """Where ``--upload-plots VALUE`` sends the plot PNGs: None (off, the default), CML's public
+    host for ``cml``, or the image endpoint whose URL is given."""
+    value = value.strip()
+    if not value:
+        return None
+    if value == "cml":
+        return CML_ASSET_HOST
+    if _allowed_url(value):
+        return value
+    raise ValidationError(
+        f"upload-plots must be empty (no upload), 'cml' or an https URL, not {value[:80]!r}"
+    )
+
+
+def cml_repo_url(server_url: str, repository: str) -> str:
+    """``--repo`` for every CML call: CML reads the git remote without it (src/cml.js:129)."""
+    if not REPOSITORY.fullmatch(repository):
+        raise ValidationError(f"invalid repository {repository!r:.80} (GITHUB_REPOSITORY)")
+    if not _allowed_url(server_url):
+        raise ValidationError(f"invalid server URL {server_url!r:.80} (GITHUB_SERVER_URL)")
+    return f"{server_url.rstrip('/')}/{repository}"
+
+
+def run_cml(args: list[str], cwd: Path, repo_url: str) -> str:
+    """Run ``cml ARGS --repo REPO_URL`` (telemetry off); returns its output, or raises with its
+    last line."""
     cml = shutil.which("cml")
     if cml is None:
         raise ValidationError("cml is not on PATH (iterative/setup-cml installs it)")
     env = {**os.environ, "ITERATIVE_DO_NOT_TRACK": "1"}
     try:
         done = subprocess.run(  # noqa: S603 - fixed argument list
-            [cml, *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=300
+            [cml, *args, "--repo", repo_url],
+            cwd=cwd,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=300,
         )
     except subprocess.TimeoutExpired:
         raise ValidationError(f"cml {' '.join(args[:2])} did not finish in 300 s") from None
     if done.returncode != 0:
         lines = (done.stderr or done.stdout).strip().splitlines()
-        last = f": {lines[-1][:300]}" if lines else ""
+        last = f": {_cml_message(lines[-1])[:300]}" if lines else ""
         raise ValidationError(f"cml {' '.join(args[:2])} exited {done.returncode}{last}")
     return done.stdout
 
 
-def publish_plots(directory: Path, text: str, publish_url: str) -> str:
+def _cml_message(line: str) -> str:
+    """The message of CML's error, a JSON log line with its stack (bin/cml.js:180), or the line."""
+    try:
+        entry = json.loads(line)
+    except (ValueError, RecursionError):
+        return line
+    message = entry.get("message") if isinstance(entry, dict) else None
+    return message if isinstance(message, str) else line
+
+
+def publish_plots(directory: Path, text: str, upload_url: str, repo_url: str) -> str:
     """Upload each validated plot with ``cml asset publish`` and put its URL in ``text``."""
     for plot in sorted((directory / "plots").glob("*.png")):
         relative = f"plots/{plot.name}"
         if f"]({relative})" not in text:
             continue
-        lines = run_cml(["asset", "publish", relative, "--url", publish_url], directory).split()
+        args = ["asset", "publish", relative, "--url", upload_url]
+        lines = run_cml(args, directory, repo_url).split()
         url = lines[-1] if lines else ""
         if not ASSET_URL.fullmatch(url):
             raise ValidationError(f"cml asset publish returned no usable URL: {url[:100]!r}")
@@ -579,41 +638,38 @@ def publish_plots(directory: Path, text: str, publish_url: str) -> str:
     return text
 
 
+def drop_plot_images(text: str) -> str:
+    """``text`` without its ``![alt](plots/NAME.png)`` images (nothing is uploaded, so they would
+    point at nothing), and a one-line note saying why when there was any."""
+    kept, dropped = _PLOT_IMAGE.subn("", text)
+    return kept.rstrip("\n") + UPLOAD_OFF_NOTE if dropped else text
+
+
 def post(
     directory: Path,
     number: int,
-    repository: str,
-    server_url: str,
+    repo_url: str,
     watermark: str,
-    publish_url: str,
+    upload_url: str | None,
     api: GitHub,
 ) -> int:
     """Post ``directory/comment.md`` on pull request ``number``; returns the new comment's id.
 
-    The comment is created (never an edit: CML's ``update`` reads only the first 30 comments and
-    edits the last one holding the watermark whoever wrote it), then every older comment holding
-    the watermark that the same identity wrote is deleted.
+    ``upload_url`` None uploads nothing (the plot images are dropped). The comment is created
+    (never an edit: CML's ``update`` reads only the first 30 comments and edits the last one
+    holding the watermark whoever wrote it), then every older comment holding the watermark that
+    the same identity wrote is deleted, found through every page of the pull request's comments.
     """
-    if not REPOSITORY.fullmatch(repository):
-        raise ValidationError(f"invalid repository {repository!r:.80}")
-    text = publish_plots(directory, (directory / "comment.md").read_text("utf-8"), publish_url)
+    repository = "/".join(repo_url.split("/")[-2:])
+    text = (directory / "comment.md").read_text("utf-8")
+    if upload_url is None:
+        text = drop_plot_images(text)
+    else:
+        text = publish_plots(directory, text, upload_url, repo_url)
     posted = directory / "posted.md"
     posted.write_text(text, encoding="utf-8")
-    output = run_cml(
-        [
-            "comment",
-            "create",
-            posted.name,
-            "--no-publish",
-            "--target",
-            f"pr/{number}",
-            "--watermark-title",
-            watermark,
-            "--repo",
-            f"{server_url.rstrip('/')}/{repository}",
-        ],
-        directory,
-    )
+    args = ["comment", "create", posted.name, "--no-publish", "--target", f"pr/{number}"]
+    output = run_cml([*args, "--watermark-title", watermark], directory, repo_url)
     found = COMMENT_URL_ID.search(output)
     if found is None:
         raise ValidationError(f"cml comment create printed no comment URL: {output[-200:]!r}")
@@ -671,7 +727,12 @@ def _parser() -> argparse.ArgumentParser:
     send.add_argument("--dir", type=Path, required=True, help="what validate wrote")
     send.add_argument("--pr", type=_positive, required=True, help="the validated PR number")
     send.add_argument("--watermark", required=True, help="cml --watermark-title")
-    send.add_argument("--publish-url", required=True, help="image host (cml asset publish)")
+    send.add_argument(
+        "--upload-plots",
+        default="",
+        help="upload the plot PNGs: 'cml' (CML's public host) or an image endpoint's URL;"
+        " empty (the default) uploads nothing",
+    )
     send.add_argument("--repo", default=os.environ.get("GITHUB_REPOSITORY", ""))
     send.add_argument("--server-url", default=os.environ.get("GITHUB_SERVER_URL", ""))
     return parser
@@ -703,9 +764,9 @@ def _post_command(args: argparse.Namespace) -> int:
     api = _api_from_env()
     if api is None:
         raise ValidationError("no GITHUB_TOKEN to post with")
-    comment_id = post(
-        args.dir, args.pr, args.repo, args.server_url, args.watermark, args.publish_url, api
-    )
+    repo_url = cml_repo_url(args.server_url, args.repo)
+    upload_url = upload_target(args.upload_plots)
+    comment_id = post(args.dir, args.pr, repo_url, args.watermark, upload_url, api)
     print(f"posted comment {comment_id} on pull request #{args.pr}")
     return 0
 

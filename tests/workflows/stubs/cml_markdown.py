@@ -8,7 +8,8 @@ uploaded if that file exists. Then the tree is written back as Markdown. remark 
 CommonMark only, so the round trip drops what matters only to GitHub's renderer: measured with
 ``remark@13`` from npm on this machine, ``\\|``, ``\\~`` and ``\\$`` lose their backslash and the
 character references ``&#124;``, ``&#126;``, ``&#36;`` are decoded, outside code and HTML blocks
-(which it keeps as written). ``reserialise`` applies those measured changes, not all of remark.
+(which it keeps as written), and blocks are separated by one blank line. ``reserialise`` applies
+those measured changes, not all of remark.
 """
 
 from __future__ import annotations
@@ -82,4 +83,11 @@ def reserialise(text: str) -> str:
             position = span.end()
         pieces.append(_LOST.sub(lambda m: _GITHUB_ONLY[m.group(0)], line[position:]))
         lines[number] = "".join(pieces)
-    return "\n".join(lines)
+    # remark writes one blank line between blocks and ends the text with one newline
+    # (held to the real CML by test_cml_conformance.py)
+    kept = [
+        line
+        for number, line in enumerate(lines)
+        if number in keep or line.strip() or (number > 0 and lines[number - 1].strip())
+    ]
+    return "\n".join(kept).strip("\n") + "\n"

@@ -19,14 +19,18 @@ for. Stdlib only (it runs with the host's python3, before the project's environm
   environment of the checkout under test (``$MODELCI_TEST_VENV``) instead of installing, or,
   when ``$MODELCI_REAL_UV`` names a uv, runs it (an adopter's repository installs for real).
 - ``setup-cml``: records its inputs and puts ``cml`` on PATH: a stand-in for CML 0.20.6 that
-  behaves like it where it matters (see ``cml``): it talks to the test's GitHub API stand-in
-  (``fake_github``, at ``$MODELCI_GITHUB_API_URL``), and with ``--publish`` uploads and
-  re-serialises as ``cml_markdown`` describes. ``cml`` runs with the test environment's Python
-  (it needs markdown-it-py); everything else here is stdlib only.
+  behaves like it where it matters (see ``cml``): without ``--repo`` or ``CML_REPO`` it reads the
+  git remote and fails outside a checkout; it talks to the API of the ``--repo`` host (or, under
+  act, to the test's ``fake_github`` at ``$MODELCI_GITHUB_API_URL``); ``asset publish`` POSTs the
+  file to ``--url``; with ``--publish`` it uploads and re-serialises as ``cml_markdown``
+  describes. ``tests/workflows/test_cml_conformance.py`` holds it to the real CML. ``cml`` runs
+  with the test environment's Python (it needs markdown-it-py); everything else here is stdlib
+  only.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -34,6 +38,7 @@ import re
 import shutil
 import subprocess
 import sys
+import urllib.parse
 from pathlib import Path
 from typing import Any
 
@@ -200,6 +205,37 @@ def _parse_cml(args: list[str]) -> dict[str, Any]:
     return options
 
 
+def _repo_url(options: dict[str, Any]) -> str | None:
+    """The repository URL as CML 0.20.6 finds it (src/cml.js:129): ``--repo``, ``CML_REPO``
+    (bin/cml.js:36-49), else the git remote of the working folder; None when that fails, as
+    ``git config --get remote.origin.url`` does outside a checkout."""
+    repo = options.get("repo") or os.environ.get("CML_REPO")
+    if repo:
+        return str(repo).rstrip("/").removesuffix(".git")
+    done = subprocess.run(
+        ["git", "config", "--get", "remote.origin.url"], capture_output=True, text=True, check=False
+    )
+    return done.stdout.strip().rstrip("/").removesuffix(".git") if done.returncode == 0 else None
+
+
+def _in_checkout() -> bool:
+    done = subprocess.run(
+        ["git", "rev-parse", "--is-inside-work-tree"], capture_output=True, text=True, check=False
+    )
+    return done.returncode == 0
+
+
+def _api_url(repo: str) -> str:
+    """CML's octokit base URL (src/drivers/github.js:75-80): api.github.com for github.com, else
+    ``https://HOST/api/v3``; GITHUB_API_URL is ignored. Under act, ``MODELCI_GITHUB_API_URL``
+    routes the calls to the test's API stand-in instead."""
+    routed = os.environ.get("MODELCI_GITHUB_API_URL")
+    if routed:
+        return routed
+    host = urllib.parse.urlsplit(repo).netloc
+    return "https://api.github.com" if host == "github.com" else f"https://{host}/api/v3"
+
+
 def _upload(data: bytes, target: str, path: Path | None, base: Path) -> dict[str, Any]:
     return {
         "target": target[:200],
@@ -243,19 +279,75 @@ def _publish_body(body: str, base: Path, published: list[dict[str, Any]]) -> str
     return reserialise(body)
 
 
-def _api(method: str, path: str, body: Any = None) -> Any:
-    """A call to the GitHub API the test serves (MODELCI_GITHUB_API_URL), with REPO_TOKEN."""
+def _post_asset(url: str, path: Path) -> str:
+    """``cml asset publish FILE --url URL`` (src/utils.js:77-98): POST the bytes, print the URL
+    the endpoint answers, with ``cml=png`` and a cache-bypass parameter (src/cml.js:349-356)."""
+    import urllib.request
+    import uuid
+
+    data = path.read_bytes()
+    mime = "image/png" if data.startswith(b"\x89PNG\r\n\x1a\n") else "application/octet-stream"
+    request = urllib.request.Request(  # noqa: S310 - a test's endpoint
+        url,
+        method="POST",
+        data=data,
+        headers={
+            "Content-Type": mime,
+            "Content-Disposition": f'inline; filename="{path.name}"',
+        },
+    )
+    with urllib.request.urlopen(request, timeout=30) as response:  # noqa: S310
+        uri = response.read().decode()
+    joiner = "&" if "?" in uri else "?"
+    return f"{uri}{joiner}cml={mime.split('/')[1]}&cache-bypass={uuid.uuid4()}"
+
+
+def _api(base: str, method: str, path: str, body: Any = None) -> Any:
+    """A call to the GitHub API at ``base``, with REPO_TOKEN or GITHUB_TOKEN (src/cml.js:57-67)."""
     import urllib.request
 
     token = os.environ.get("REPO_TOKEN") or os.environ.get("GITHUB_TOKEN", "")
     request = urllib.request.Request(  # noqa: S310 - the test's 127.0.0.1 server
-        os.environ["MODELCI_GITHUB_API_URL"] + path,
+        base + path,
         method=method,
         data=None if body is None else json.dumps(body).encode(),
         headers={"Authorization": f"token {token}", "Content-Type": "application/json"},
     )
     with urllib.request.urlopen(request, timeout=30) as response:  # noqa: S310
         return json.loads(response.read() or b"null")
+
+
+def _telemetry_user(api: str) -> bool:
+    """CML's telemetry payload, built even with ITERATIVE_DO_NOT_TRACK (bin/cml.js:75-98): on a
+    GitHub runner (GITHUB_SERVER_URL set) it reads ``GET /users/$GITHUB_ACTOR``, ignoring any
+    failure (src/analytics.js:84-137). True when a user id could be made from it."""
+    import urllib.error
+
+    actor = os.environ.get("GITHUB_ACTOR")
+    if not os.environ.get("GITHUB_SERVER_URL") or os.environ.get("CODESPACES") or not actor:
+        return False
+    try:
+        return isinstance(_api(api, "GET", f"/users/{urllib.parse.quote(actor)}"), dict)
+    except (urllib.error.URLError, OSError, ValueError):
+        return False
+
+
+def _telemetry_send(has_user: bool) -> None:
+    """After the command, CML POSTs the event to its telemetry host through the environment's
+    proxy, unless ITERATIVE_DO_NOT_TRACK is set or it has no user id (src/analytics.js:187-228)."""
+    import urllib.request
+
+    if os.environ.get("ITERATIVE_DO_NOT_TRACK") or not has_user:
+        return
+    if os.environ.get("GITHUB_REPOSITORY", "").startswith("iterative/"):
+        return
+    endpoint = os.environ.get(
+        "ITERATIVE_ANALYTICS_ENDPOINT",
+        "https://telemetry.cml.dev/api/v1/s2s/event?ip_policy=strict",
+    )
+    request = urllib.request.Request(endpoint, method="POST", data=b"{}")  # noqa: S310
+    with contextlib.suppress(OSError, ValueError):
+        urllib.request.urlopen(request, timeout=5).close()  # noqa: S310
 
 
 def _watermark_title(label: str) -> str:
@@ -266,7 +358,24 @@ def _watermark_title(label: str) -> str:
 
 
 def cml(args: list[str]) -> int:
-    """CML 0.20.6's ``comment create|update`` and ``asset publish``, against the test's API.
+    """CML 0.20.6's ``comment create|update`` and ``asset publish``: the repository is found (or
+    not) first, then the telemetry user is read, the command runs, and telemetry is sent."""
+    options = _parse_cml(args)
+    repo = _repo_url(options)
+    if repo is None:
+        record("cml", args=args, done="failed", error="no git remote", in_checkout=_in_checkout())
+        message = "Command failed: git config --get remote.origin.url"
+        print(json.dumps({"level": "error", "message": message}), file=sys.stderr)
+        return 1
+    has_user = _telemetry_user(_api_url(repo))
+    try:
+        return _command(args, options, repo)
+    finally:
+        _telemetry_send(has_user)
+
+
+def _command(args: list[str], options: dict[str, Any], repo: str) -> int:
+    """The command itself, against the API of ``repo``'s host.
 
     As the real one: ``update`` lists the pull request's comments once, without pagination (the
     first 30), takes the last one holding the watermark whoever wrote it and PATCHes it (GitHub
@@ -275,14 +384,22 @@ def cml(args: list[str]) -> int:
     """
     import urllib.error
 
-    options = _parse_cml(args)
+    checkout = _in_checkout()
     source = Path(options["files"][0]).resolve()
     published: list[dict[str, Any]] = []
     if options["command"] == "asset":
         upload = _upload(source.read_bytes(), options["files"][0], source, Path.cwd())
         published.append(upload)
-        record("cml", args=args, done="published", published=published, cwd=os.getcwd())
-        print(_asset_url(upload))
+        url = _post_asset(options.get("url") or "https://asset.cml.dev", source)
+        record(
+            "cml",
+            args=args,
+            done="published",
+            published=published,
+            cwd=os.getcwd(),
+            in_checkout=checkout,
+        )
+        print(url)
         return 0
     body = source.read_text(encoding="utf-8")
     title = _watermark_title(options.get("watermark-title", ""))
@@ -293,9 +410,9 @@ def cml(args: list[str]) -> int:
     target = options.get("target", "")
     if not target.startswith("pr/"):
         raise SystemExit(f"cml stub: only --target pr/N is supported, not {target!r}")
-    # OWNER/NAME from the --repo URL, as CML's ownerRepo() reads it
-    repo = "/".join(options.get("repo", "").rstrip("/").split("/")[-2:])
-    prefix = f"/repos/{repo}/issues"
+    # OWNER/NAME from the repository URL, as CML's ownerRepo() reads it (github.js:39-51)
+    api = _api_url(repo)
+    prefix = f"/repos/{'/'.join(urllib.parse.urlsplit(repo).path.split('/')[1:3])}/issues"
     marker = re.compile(rf'!\[\]\({re.escape(WATERMARK_URL)}#[0-9a-fA-F]+ "{re.escape(title)}"\)')
     done, error = "created", None
     try:
@@ -303,16 +420,21 @@ def cml(args: list[str]) -> int:
         if options["action"] == "update":
             existing = [
                 c
-                for c in _api("GET", f"{prefix}/{target[3:]}/comments")
+                for c in _api(api, "GET", f"{prefix}/{target[3:]}/comments")
                 if marker.search(c["body"])
             ]
         if existing:
-            comment = _api("PATCH", f"{prefix}/comments/{existing[-1]['id']}", {"body": body})
+            comment = _api(api, "PATCH", f"{prefix}/comments/{existing[-1]['id']}", {"body": body})
             done = "updated"
         else:
-            comment = _api("POST", f"{prefix}/{target[3:]}/comments", {"body": body})
+            comment = _api(api, "POST", f"{prefix}/{target[3:]}/comments", {"body": body})
     except urllib.error.HTTPError as failure:
-        done, error, comment = "failed", f"HTTP {failure.code}", {}
+        # octokit's RequestError carries the API's message (@octokit/request toErrorMessage)
+        try:
+            message = str(json.loads(failure.read() or b"{}").get("message"))
+        except (ValueError, AttributeError):
+            message = f"HTTP {failure.code}"
+        done, error, comment = "failed", message, {}
     record(
         "cml",
         args=args,
@@ -320,15 +442,16 @@ def cml(args: list[str]) -> int:
         error=error,
         comment_id=comment.get("id"),
         target=target,
-        repo=options.get("repo"),
+        repo=repo,
         publish=options["publish"],
         published=published,
         has_token=bool(os.environ.get("REPO_TOKEN") or os.environ.get("GITHUB_TOKEN")),
         do_not_track=os.environ.get("ITERATIVE_DO_NOT_TRACK"),
         cwd=os.getcwd(),
+        in_checkout=checkout,
     )
     if error:
-        print(f"cml stub: {error} from the GitHub API", file=sys.stderr)
+        print(json.dumps({"level": "error", "message": error}), file=sys.stderr)
         return 1
     print(comment["html_url"])
     return 0
