@@ -269,7 +269,7 @@ def _inline(
         levels = mermaid.QUANTILE_LEVELS
         chart = mermaid.xychart(
             f"{title}: sorted",
-            ("Share of test rows below (%)", levels[0], levels[-1]),
+            ("Share of test rows below (percent)", levels[0], levels[-1]),
             (ylabel, *mermaid.value_range(lines)),
             lines,
         )
