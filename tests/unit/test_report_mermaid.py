@@ -214,7 +214,7 @@ def test_confusion_table_rows_actual_columns_predicted_cells_base_to_pr() -> Non
         matrices=(("base", ((5, 1), (2, 7))), ("PR", ((6, 0), (1, 8)))),
     )
     markdown = _report_markdown([plot])
-    assert "_Counts base → PR; the diagonal (bold) is right._" in markdown
+    assert "_Counts base → PR; the diagonal (bold) counts the right predictions._" in markdown
     assert "| actual ↓ predicted → | cat | dog\\|x |" in markdown
     assert "| **cat** | **5 → 6** | 1 → 0 |" in markdown
     assert "| **dog\\|x** | 2 → 1 | **7 → 8** |" in markdown

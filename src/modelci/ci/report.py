@@ -423,10 +423,10 @@ def _shift_lines(report: Report, limit: int) -> list[str]:
     ]
 
 
-# Mermaid draws no legend; its default theme's first line colour is faint, hence the references.
+# Mermaid 10's xychart draws no legend (modelci.ci.mermaid): the captions name the lines.
 PLOT_LEGEND = (
-    "_Charts are Mermaid, drawn by GitHub: each caption names the lines in order (the chart has no"
-    " legend; the first is a faint reference line)._"
+    "_Charts are Mermaid, drawn by GitHub from the numbers in this comment (nothing uploaded);"
+    " they have no legend, so each caption names the lines in order._"
 )
 # a confusion matrix with more classes than this is left to the PNG (``--plots png``)
 TABLE_CLASSES = 12
@@ -447,7 +447,8 @@ def _confusion_lines(plot: Plot) -> list[str]:
             row.append(f"**{cell}**" if i == j else cell)
         cells.append(row)
     what = f"Counts {' → '.join(sides)}" if len(sides) > 1 else f"{''.join(sides)} counts"
-    return [f"_{what}; the diagonal (bold) is right._", "", *_table(header, cells, len(cells), "")]
+    note = f"_{what}; the diagonal (bold) counts the right predictions._"
+    return [note, "", *_table(header, cells, len(cells), "")]
 
 
 def _plot_lines(report: Report, limit: int) -> list[str]:
