@@ -13,7 +13,7 @@ export UV_PYTHON_DOWNLOADS := never
 # where PYTHONDONTWRITEBYTECODE is set.
 export UV_COMPILE_BYTECODE := 1
 
-.PHONY: help install system-deps repro test lint format pytest bench bench-pipeline bench-serving bench-workflows bench-adoption bench-report bench-gauges bench-deploy bench-registry bench-drift docs dag clean serve
+.PHONY: help install system-deps mermaid repro test lint format pytest bench bench-pipeline bench-serving bench-workflows bench-adoption bench-report bench-gauges bench-deploy bench-registry bench-drift docs dag clean serve
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
@@ -46,13 +46,16 @@ format: install ## apply ruff's fixes and black
 pytest: install ## the test suite only
 	pytest
 
-# Real services the tests start on 127.0.0.1 (PostgreSQL, Prometheus, podman, wrk), from Debian's
-# packages. Installed when this runs as root with apt (a fresh CI machine); elsewhere the tests
-# that need a missing one skip and name it.
-SYSTEM_PACKAGES := podman runc catatonit debootstrap uidmap postgresql prometheus wrk openssl
+# Real services the tests start on 127.0.0.1 (PostgreSQL, Prometheus, podman, wrk) and the browser
+# the Mermaid render test drives (chromium), from Debian's packages; Debian's nodejs and npm too
+# when no npm is on PATH (a NodeSource nodejs already ships npm, and Debian's npm conflicts with
+# it). Installed when this runs as root with apt (a fresh CI machine); elsewhere the tests that
+# need a missing one skip and name it.
+SYSTEM_PACKAGES := podman runc catatonit debootstrap uidmap postgresql prometheus wrk chromium openssl
 system-deps: ## install the services the tests use (Debian packages; needs root)
 	@if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
 	  missing=$$(for p in $(SYSTEM_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
+	  command -v npm >/dev/null || missing="$$missing nodejs npm"; \
 	  if [ -n "$$missing" ]; then \
 	    echo "installing: $$missing"; \
 	    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null \
@@ -60,7 +63,21 @@ system-deps: ## install the services the tests use (Debian packages; needs root)
 	  fi; \
 	else echo "system-deps: not root with apt; tests needing $(SYSTEM_PACKAGES) skip if absent"; fi
 
-test: lint system-deps pytest ## lint, then the whole test suite (what CI runs)
+# The Mermaid renderer of GitHub's major version (tests/tools/mermaid pins it), for the test that
+# renders a report's charts offline with Debian's chromium. Puppeteer never downloads a browser:
+# install scripts are off and the skip variables set. Without npm it says so and the test skips.
+MERMAID := $(TOOLS)/mermaid
+MERMAID_PINS := tests/tools/mermaid/package.json tests/tools/mermaid/package-lock.json
+$(MERMAID)/.installed: $(MERMAID_PINS)
+	@if command -v npm >/dev/null; then \
+	  rm -rf $(MERMAID) && mkdir -p $(MERMAID) && cp $(MERMAID_PINS) $(MERMAID)/ && \
+	  cd $(MERMAID) && PUPPETEER_SKIP_DOWNLOAD=1 PUPPETEER_SKIP_CHROMIUM_DOWNLOAD=1 \
+	    npm ci --ignore-scripts --no-audit --no-fund --loglevel=error && touch .installed; \
+	else echo "mermaid: npm not found; the Mermaid render test skips"; fi
+
+mermaid: $(MERMAID)/.installed ## install mermaid-cli into .tools/mermaid (npm ci of the pinned lockfile)
+
+test: lint system-deps mermaid pytest ## lint, then the whole test suite (what CI runs)
 
 bench: bench-pipeline bench-serving bench-workflows bench-adoption bench-report bench-gauges bench-deploy bench-registry bench-drift ## every benchmark; writes docs/benchmarks.md
 

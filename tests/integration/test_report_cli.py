@@ -158,11 +158,28 @@ def test_report_end_to_end_improvement(repo: Path) -> None:
     assert report["base"]["ref"] == "main"
     assert report["title"] == title
     assert report["markdown"]["chars"] == len(markdown)
+    # by default the plots travel inside the Markdown: nothing to upload
+    assert markdown.count("```mermaid\nxychart-beta\n") == 2
+    assert '    x-axis "False positive rate" 0 --> 1' in markdown
+    assert "| **1** | 6 → 6 | **40 → 40** |" in markdown  # confusion: rows actual, base → PR
+    assert "](plots/" not in markdown
+    assert not (out / "plots").exists()
+    assert [(p["name"], p["file"]) for p in report["plots"]] == [
+        ("roc", ""),
+        ("precision_recall", ""),
+        ("confusion", ""),
+    ]
+
+    done = modelci(repo, "report", "--base", "main", "--plots", "both")
+    assert done.returncode == 0, done.stderr
+    markdown = (out / "report.md").read_text()
+    assert markdown.count("```mermaid\n") == 2
     for name in ("roc", "precision_recall", "confusion"):
         assert f"(plots/{name}.png)" in markdown
         width, height = assert_valid_png(out / "plots" / f"{name}.png")
         assert width >= 400
         assert height >= 300
+    report = json.loads((out / "report.json").read_text())
     assert sorted(p["file"] for p in report["plots"]) == [
         "plots/confusion.png",
         "plots/precision_recall.png",
@@ -178,8 +195,9 @@ def test_report_between_two_refs_and_stale_plots_removed(repo: Path) -> None:
     write_state(repo, {"accuracy": 0.70, "log_loss": 0.45}, model=b"v3")
     commit(repo, "worse model")
     run(["git", "checkout", "-q", "main"], repo)  # the working tree is the base again
-    done = modelci(repo, "report", "--base", "main", "--head", "feature")
+    done = modelci(repo, "report", "--base", "main", "--head", "feature", "--plots", "png")
     assert done.returncode == 0, done.stderr  # the report is built; the gate is its own check
+    assert "```mermaid" not in (repo / ".modelci/report/report.md").read_text()
     assert "gate FAILED: accuracy" in done.stdout
     report = json.loads((repo / ".modelci/report/report.json").read_text())
     assert report["head"]["ref"] == "feature"
@@ -424,9 +442,9 @@ def test_real_pipeline_report_gate_and_lock(pipeline_repo: Path, tmp_path: Path)
     assert {row["name"] for row in report["metrics"]} >= {"accuracy", "roc_auc", "log_loss"}
     assert all(row["base"] is not None for row in report["metrics"])
     assert report["model"]["changed"] is True
-    for plot in report["plots"]:
-        assert_valid_png(repo / ".modelci/report" / plot["file"])
-    assert len(report["plots"]) == 3
+    assert [plot["name"] for plot in report["plots"]] == ["roc", "precision_recall", "confusion"]
+    assert all(plot["chart"].startswith("```mermaid\n") for plot in report["plots"][:2])
+    assert len(report["plots"][2]["matrices"]) == 2  # base and PR
 
     gate = modelci(repo, "gate")
     verdict = json.loads((repo / ".modelci/verdict.json").read_text())

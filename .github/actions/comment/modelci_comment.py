@@ -18,7 +18,9 @@ everything in it is untrusted input:
 - plots are kept only if their name is plain and their bytes are a PNG of bounded size;
 - the Markdown is defused: no link syntax survives except the plot images re-inserted here, raw
   HTML is limited to a few attribute-free formatting tags, @mentions do not notify, and the text is
-  cut to fit GitHub's comment limit (before any scan, and every scan is linear).
+  cut to fit GitHub's comment limit (before any scan, and every scan is linear);
+- a ``mermaid`` block is kept only if each of its lines matches a whitelist of the charts the
+  report writes (``mermaid_blocks``); any other is removed with a note.
 
 ``post`` posts the comment with ``cml comment create --no-publish``: CML posts the body as written
 (with ``--publish`` it would parse and re-serialise it, dropping escapes such as ``\\|``, and
@@ -452,6 +454,81 @@ def strip_html_comments(text: str) -> str:
     return "".join(parts)
 
 
+# ``mermaid`` blocks: exactly the charts the report writes (src/modelci/ci/mermaid.py), line by
+# line: a title, two numeric axes, at most MERMAID_SERIES lines of at most 101 numbers. Nothing
+# else Mermaid parses survives (click, links, HTML labels, %%{init}%% or front-matter config).
+_CHART_TEXT = r'"[A-Za-z0-9 .,:()+-]{1,60}"'
+_CHART_NUMBER = r"-?[0-9]{1,12}(?:\.[0-9]{1,3})?"
+_CHART_AXIS = rf"{_CHART_TEXT} {_CHART_NUMBER} --> {_CHART_NUMBER}"
+_CHART_HEAD = (
+    re.compile("xychart-beta"),
+    re.compile(rf"    title {_CHART_TEXT}"),
+    re.compile(rf"    x-axis {_CHART_AXIS}"),
+    re.compile(rf"    y-axis {_CHART_AXIS}"),
+)
+_CHART_SERIES = re.compile(rf"    line \[{_CHART_NUMBER}(?:, {_CHART_NUMBER}){{1,100}}\]")
+MERMAID_SERIES = 4
+MERMAID_REMOVED = "_A Mermaid block was removed: it is not a chart that modelci's report writes._"
+# what may come before a fence on its line: indentation, block quotes, list markers
+_FENCE_PREFIX = " \t>*+-0123456789.)"
+
+
+def _fence(line: str) -> str | None:
+    """The rest of ``line`` after its fence (``` or ~~~, any length, after any container
+    prefix), or None when the line opens or closes no fenced block. String operations only: a
+    regex with a repeated fence would backtrack quadratically on a line of backticks."""
+    rest = line.lstrip(_FENCE_PREFIX)
+    for char in "`~":
+        if rest.startswith(char * 3):
+            return rest.lstrip(char)
+    return None
+
+
+def _closes(line: str) -> bool:
+    """Whether ``line`` is a bare fence (one that can close a block)."""
+    rest = _fence(line)
+    return rest is not None and not rest.strip()
+
+
+def _is_chart(body: list[str]) -> bool:
+    heads, series = body[: len(_CHART_HEAD)], body[len(_CHART_HEAD) :]
+    return (
+        len(heads) == len(_CHART_HEAD)
+        and 1 <= len(series) <= MERMAID_SERIES
+        and all(rule.fullmatch(line) for rule, line in zip(_CHART_HEAD, heads, strict=True))
+        and all(_CHART_SERIES.fullmatch(line) for line in series)
+    )
+
+
+def mermaid_blocks(text: str) -> str:
+    """``text`` where each fenced block whose info string names ``mermaid`` (any case, fence,
+    indentation or container) is kept only if it is exactly a report chart: a ```` ```mermaid ````
+    line, the chart's lines (each matching the whitelist), a ```` ``` ```` line. Any other such
+    block is replaced, from its opening line to the next fence line (or the end), by a note.
+    One pass over the lines."""
+    lines = text.split("\n")
+    kept: list[str] = []
+    position = 0
+    while position < len(lines):
+        line = lines[position]
+        rest = _fence(line)
+        if rest is None or "mermaid" not in rest.lower():
+            kept.append(line)
+            position += 1
+            continue
+        end = position + 1
+        while end < len(lines) and not _closes(lines[end]):
+            end += 1
+        body = lines[position + 1 : end]
+        closed = end < len(lines) and lines[end] == "```"
+        if line == "```mermaid" and closed and _is_chart(body):
+            kept += lines[position : end + 1]
+        else:
+            kept.append(MERMAID_REMOVED)
+        position = end + 1
+    return "\n".join(kept)
+
+
 def defuse(text: str) -> str:
     """Markdown that renders the same but forms no link, image, definition, HTML or mention.
 
@@ -487,7 +564,7 @@ def sanitize_markdown(text: str, plots: set[str], limit: int = MAX_COMMENT_CHARS
         images.append(f"![{defuse(alt)}]({target})")
         return f"\x00{len(images) - 1}\x00"
 
-    text = strip_html_comments(clean_text(text.encode("utf-8")))
+    text = mermaid_blocks(strip_html_comments(clean_text(text.encode("utf-8"))))
     text = _PLOT_IMAGE.sub(keep, text)
     text = defuse(text)
     text = _PLACEHOLDER.sub(lambda match: images[int(match.group(1))], text)

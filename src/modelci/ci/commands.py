@@ -62,7 +62,7 @@ def _rules(args: argparse.Namespace, params: Any, problems: list[str] | None = N
 
 def cmd_report(args: argparse.Namespace) -> int:
     from modelci.ci.data_diff import data_shift
-    from modelci.ci.plots import render_plots
+    from modelci.ci.plots import PLOT_FORMATS, render_plots
     from modelci.ci.predictions import DvcOutputs
     from modelci.ci.report import build_report, dumps_json, render_markdown, to_json
     from modelci.ci.state import GitSource, StateError, WorkTreeSource, read_state
@@ -107,7 +107,8 @@ def cmd_report(args: argparse.Namespace) -> int:
     if plot_dir.is_dir():
         for old in plot_dir.glob("*.png"):
             old.unlink()
-    report.plots, plot_warnings = render_plots(base, head, plot_dir)
+    formats = PLOT_FORMATS if args.plots == "both" else (args.plots,)
+    report.plots, plot_warnings = render_plots(base, head, plot_dir, formats)
     report.warnings.extend(plot_warnings)
     markdown, truncated = render_markdown(report, args.max_chars)
     info = {
@@ -120,7 +121,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     write_text(out / "report.json", dumps_json(to_json(report, info)) + "\n")
     print(
         f"report: {out / 'report.md'} ({len(markdown)} chars{', truncated' if truncated else ''}),"
-        f" {out / 'report.json'}, {len(report.plots)} plots in {plot_dir}"
+        f" {out / 'report.json'}, {len(report.plots)} plots ({args.plots})"
     )
     print(f"report: base {base.label} -> PR {head.label}")
     sha = report.model.get("sha256")
@@ -362,6 +363,14 @@ def register(sub: Any) -> None:
         default=60_000,
         metavar="N",
         help="upper bound on the Markdown size (default: %(default)s)",
+    )
+    report.add_argument(
+        "--plots",
+        choices=("mermaid", "png", "both"),
+        default="mermaid",
+        help="how plots are carried: mermaid charts and tables inside report.md (nothing to "
+        "upload), PNG images in DIR/plots/ that the comment must upload to an image host, or "
+        "both (default: %(default)s)",
     )
     _add_allow_task_change(report)
     report.set_defaults(handler=cmd_report)

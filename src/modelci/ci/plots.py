@@ -1,14 +1,24 @@
-"""Base-vs-PR plots rendered locally to PNG with matplotlib's Agg backend (no browser, no CDN).
+"""Base-vs-PR plots: Mermaid charts and Markdown tables for the comment, PNGs on request.
 
 Classification: ROC and precision-recall curves of base and PR overlaid, confusion matrices side
-by side. Regression: predicted-vs-actual and residuals, base and PR overlaid. Input tables come
-from the pull request, so they are treated as untrusted: bounded, parsed as numbers, and labels
-are escaped for matplotlib's mathtext.
+by side. Regression: predicted-vs-actual and residuals, base and PR overlaid. Two forms, chosen by
+``modelci report --plots``:
+
+- ``mermaid`` (the default): curves and residuals as Mermaid ``xychart-beta`` charts
+  (``modelci.ci.mermaid``) and the confusion matrix as a table, all inside the Markdown, so the
+  comment carries its plots without uploading anything;
+- ``png``: images drawn locally with matplotlib's Agg backend (no browser, no CDN), which the
+  comment job uploads to an image host only when told to.
+
+Input tables come from the pull request, so they are treated as untrusted: bounded, parsed as
+numbers, and labels are escaped for matplotlib's mathtext or cut to a safe character set.
 """
 
 from __future__ import annotations
 
+import math
 from collections import Counter
+from collections.abc import Collection
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -21,12 +31,21 @@ COUNT_COLUMN = "count"
 DPI = 100
 
 
+# (who, rows of counts: actual x predicted, in the order of ``Plot.labels``)
+Matrix = tuple[str, tuple[tuple[int, ...], ...]]
+PLOT_FORMATS = ("mermaid", "png")
+
+
 @dataclass(frozen=True)
 class Plot:
     name: str
-    file: str  # relative to the report directory: plots/NAME.png
+    file: str  # relative to the report directory: plots/NAME.png; "" when no PNG was drawn
     title: str
     note: str = ""
+    chart: str = ""  # a fenced Mermaid block (modelci.ci.mermaid); "" when none
+    caption: str = ""  # the chart's lines in order, and the curves' areas
+    labels: tuple[str, ...] = ()  # a confusion matrix's classes
+    matrices: tuple[Matrix, ...] = ()  # a confusion matrix's counts per side
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -150,17 +169,26 @@ def plot_specs(base: RepoState, head: RepoState) -> tuple[dict[str, Spec], list[
     return specs, unknown
 
 
-def render_plots(base: RepoState, head: RepoState, out_dir: Path) -> tuple[list[Plot], list[str]]:
-    """Write ``out_dir/NAME.png`` for each plot table of either state that can be drawn.
+def render_plots(
+    base: RepoState,
+    head: RepoState,
+    out_dir: Path,
+    formats: Collection[str] = ("png",),
+) -> tuple[list[Plot], list[str]]:
+    """Each plot table of either state that can be drawn, in the ``formats`` asked for
+    (:data:`PLOT_FORMATS`): ``out_dir/NAME.png`` for "png", a chart or table in the Markdown for
+    "mermaid".
 
-    Returns the plots written and warnings for tables that could not be rendered.
+    Returns the plots and warnings for tables that could not be rendered.
     """
-    import matplotlib
+    plt: Any = None
+    if "png" in formats:
+        import matplotlib
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
 
-    out_dir.mkdir(parents=True, exist_ok=True)
+        out_dir.mkdir(parents=True, exist_ok=True)
     plots: list[Plot] = []
     warnings: list[str] = []
     sides = (("base", base), ("PR", head))
@@ -177,24 +205,100 @@ def render_plots(base: RepoState, head: RepoState, out_dir: Path) -> tuple[list[
         if kind == "curve" and x in AREA_CURVES and _task(head) == "multiclass":
             title = f"{title} (micro-average, one-vs-rest)"
         try:
-            if kind == "confusion":
+            inline = (
+                _inline(present, kind, x, y, title, xlabel, ylabel) if "mermaid" in formats else {}
+            )
+            if kind == "confusion" and plt is not None:
                 figure = confusion_figure(plt, present, x, y, title)
-            else:
+            elif plt is not None:
                 figure = _xy_figure(plt, present, kind, x, y, title, xlabel, ylabel)
         except PlotDataError as error:
             warnings.append(f"plot {name}: not rendered: {error}")
             continue
-        file = out_dir / f"{name}.png"
-        try:
-            figure.savefig(file, dpi=DPI, metadata={"Software": None})
-        finally:
-            plt.close(figure)
-        plots.append(Plot(name, f"plots/{name}.png", title, note))
+        file = ""
+        if plt is not None:
+            try:
+                figure.savefig(out_dir / f"{name}.png", dpi=DPI, metadata={"Software": None})
+            finally:
+                plt.close(figure)
+            file = f"plots/{name}.png"
+        plots.append(Plot(name, file, title, note, **inline))
     warnings.extend(
         f"plot {name}: no renderer (declare its x, y and template in dvc.yaml), skipped"
         for name in unknown
     )
     return plots, warnings
+
+
+def _finite(xs: list[float], ys: list[float]) -> tuple[list[float], list[float]]:
+    """The points whose coordinates are both finite numbers (a chart cannot write nan)."""
+    pairs = [(a, b) for a, b in zip(xs, ys, strict=True) if math.isfinite(a + b)]
+    return [a for a, _ in pairs], [b for _, b in pairs]
+
+
+def _inline(
+    present: list[tuple[str, PlotTable]],
+    kind: str,
+    x: str,
+    y: str,
+    title: str,
+    xlabel: str,
+    ylabel: str,
+) -> dict[str, Any]:
+    """The fields of a :class:`Plot` that the Markdown shows: a chart and its caption, or the
+    confusion matrices; none for a scatter plot other than residuals (only a PNG draws it)."""
+    from modelci.ci import mermaid
+
+    if kind == "confusion":
+        labels, matrices = confusion_matrices(present, x, y)
+        return {"labels": tuple(labels), "matrices": matrices}
+    if kind == "scatter" and y != "residual":
+        return {}
+    sides = [(who, *_finite(*numeric_xy(table, x, y))) for who, table in present]
+    sides = [side for side in sides if side[1]]
+    if not sides:
+        raise PlotDataError(f"no finite values in {x!r}/{y!r}")
+    names: list[str] = []
+    lines: list[Any] = []
+    if kind == "scatter":  # residuals: sorted, as quantiles, against a perfect model's zero
+        names.append("zero (a perfect model)")
+        lines.append([0.0] * len(mermaid.QUANTILE_LEVELS))
+        for who, _, residuals in sides:
+            names.append(who)
+            lines.append(mermaid.residual_quantiles(residuals))
+        levels = mermaid.QUANTILE_LEVELS
+        chart = mermaid.xychart(
+            f"{title}: sorted",
+            ("Share of test rows below (percent)", levels[0], levels[-1]),
+            (ylabel, *mermaid.value_range(lines)),
+            lines,
+        )
+        caption = (
+            f"Lines in order: {', '.join(names)}. Each line gives the residual below which that "
+            f"share of the test rows lies ({levels[0]} % to {levels[-1]} %); flatter and closer "
+            "to zero is better."
+        )
+        return {"chart": chart, "caption": caption}
+    unit = x in AREA_CURVES  # ROC and precision-recall live in the unit square
+    x_range = (0.0, 1.0) if unit else mermaid.value_range([xs for _, xs, _ in sides])
+    y_range = (0.0, 1.0) if unit else mermaid.value_range([ys for _, _, ys in sides])
+    at = mermaid.grid(*x_range)
+    if x == "fpr":
+        names.append("chance")
+        lines.append(at)
+    elif x == "recall":  # no skill: the precision of predicting every row positive
+        _, xs, ys = sides[-1]
+        names.append("no skill")
+        lines.append([min(b for a, b in zip(xs, ys, strict=True) if a == max(xs))] * len(at))
+    for who, xs, ys in sides:
+        names.append(who)
+        lines.append(mermaid.upper_envelope(xs, ys, at))
+    caption = f"Lines in order: {', '.join(names)}"
+    if unit:
+        areas = ", ".join(f"{who} {curve_area(xs, ys):.3f}" for who, xs, ys in sides)
+        caption += f". Area under the curve: {areas}"
+    chart = mermaid.xychart(title, (xlabel, *x_range), (ylabel, *y_range), lines)
+    return {"chart": chart, "caption": caption + "."}
 
 
 # x columns of the curves whose legend carries the area under them (ROC AUC, PR AUC)
@@ -262,19 +366,28 @@ def _xy_figure(
     return figure
 
 
-def confusion_figure(
-    plt: Any, present: list[tuple[str, PlotTable]], actual: str, predicted: str, title: str
-) -> Any:
+def confusion_matrices(
+    present: list[tuple[str, PlotTable]], actual: str, predicted: str
+) -> tuple[list[str], tuple[Matrix, ...]]:
+    """The classes of either side, sorted, and each side's counts (rows actual, columns
+    predicted)."""
     counts = [(who, confusion_counts(table, actual, predicted)) for who, table in present]
     labels = sorted({label for _, c in counts for pair in c for label in pair})
     if len(labels) > MAX_CONFUSION_LABELS:
         raise PlotDataError(f"{len(labels)} classes, more than {MAX_CONFUSION_LABELS}")
-    index = {label: position for position, label in enumerate(labels)}
-    figure, axes = plt.subplots(1, len(counts), figsize=(5.2 * len(counts), 4.6), squeeze=False)
-    for axis, (who, count) in zip(axes[0], counts, strict=True):
-        matrix = [[0] * len(labels) for _ in labels]
-        for (truth, guess), number in count.items():
-            matrix[index[truth]][index[guess]] = number
+    matrices = tuple(
+        (who, tuple(tuple(count[(truth, guess)] for guess in labels) for truth in labels))
+        for who, count in counts
+    )
+    return labels, matrices
+
+
+def confusion_figure(
+    plt: Any, present: list[tuple[str, PlotTable]], actual: str, predicted: str, title: str
+) -> Any:
+    labels, matrices = confusion_matrices(present, actual, predicted)
+    figure, axes = plt.subplots(1, len(matrices), figsize=(5.2 * len(matrices), 4.6), squeeze=False)
+    for axis, (who, matrix) in zip(axes[0], matrices, strict=True):
         axis.imshow(matrix, cmap="Blues")
         if len(labels) <= 12:
             peak = max((max(row) for row in matrix), default=0)
@@ -287,7 +400,7 @@ def confusion_figure(
         axis.set_yticks(range(len(labels)), ticks)
         axis.set_xlabel("Predicted")
         axis.set_ylabel("Actual")
-        axis.set_title(f"{who} ({sum(count.values())} rows)")
+        axis.set_title(f"{who} ({sum(map(sum, matrix))} rows)")
     figure.suptitle(f"{title}: base vs PR")
     figure.tight_layout()
     return figure

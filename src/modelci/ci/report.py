@@ -407,16 +407,50 @@ def _shift_lines(report: Report, limit: int) -> list[str]:
     ]
 
 
+# Mermaid 10's xychart draws no legend (modelci.ci.mermaid): the captions name the lines.
+PLOT_LEGEND = (
+    "_Charts are Mermaid, drawn by GitHub from the numbers in this comment (nothing uploaded);"
+    " they have no legend, so each caption names the lines in order._"
+)
+# a confusion matrix with more classes than this is left to the PNG (``--plots png``)
+TABLE_CLASSES = 12
+
+
+def _confusion_lines(plot: Plot) -> list[str]:
+    """Both sides' confusion matrices as one table: rows actual, columns predicted."""
+    labels = plot.labels
+    if len(labels) > TABLE_CLASSES:
+        return [f"_{len(labels)} classes: too many for a table (`--plots png` draws them)._"]
+    sides = dict(plot.matrices)
+    header = ["actual ↓ predicted →", *(escape(label, 30) for label in labels)]
+    cells = []
+    for i, label in enumerate(labels):
+        row = [f"**{escape(label, 30)}**"]
+        for j in range(len(labels)):
+            cell = " → ".join(str(matrix[i][j]) for matrix in sides.values())
+            row.append(f"**{cell}**" if i == j else cell)
+        cells.append(row)
+    what = f"Counts {' → '.join(sides)}" if len(sides) > 1 else f"{''.join(sides)} counts"
+    note = f"_{what}; the diagonal (bold) counts the right predictions._"
+    return [note, "", *_table(header, cells, len(cells), "")]
+
+
 def _plot_lines(report: Report, limit: int) -> list[str]:
     if not report.plots:
         return ["No plots.", ""]
-    lines = []
+    lines = [PLOT_LEGEND, ""] if any(plot.chart for plot in report.plots) else []
     for plot in report.plots[: max(limit, 1)]:
         note = f" ({escape(plot.note, 80)})" if plot.note else ""
         lines.append(f"**{escape(plot.title, 60)}**{note}")
         lines.append("")
-        lines.append(f"![{escape(plot.title, 60)}]({plot.file})")
-        lines.append("")
+        if plot.chart:
+            lines += [plot.chart, "", f"_{escape(plot.caption, 400)}_", ""]
+        if plot.matrices:
+            lines += [*_confusion_lines(plot), ""]
+        if plot.file:
+            lines += [f"![{escape(plot.title, 60)}]({plot.file})", ""]
+        if not (plot.chart or plot.matrices or plot.file):
+            lines += ["_A scatter plot: not drawn in the comment (`--plots png` draws it)._", ""]
     return lines
 
 
