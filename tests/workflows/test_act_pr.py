@@ -120,14 +120,13 @@ def test_improving_pr_passes_every_job(pr7: PullRequest7) -> None:
     assert run.returncode == 0, run.explain()
 
 
-def test_improving_pr_uploads_the_report_with_plots_and_metadata(
+def test_improving_pr_uploads_the_report_and_metadata(
     pr7: PullRequest7, model_repo: ModelRepo
 ) -> None:
     upload = harness.read_calls(pr7.stub_root, "upload-artifact")[0]
     assert {"report.md", "report.json", "metadata.json", "verdict.json"} <= set(upload["files"])
-    assert {f"plots/{n}.png" for n in ("roc", "precision_recall", "confusion")} <= set(
-        upload["files"]
-    )
+    # The default report carries its plots as Mermaid in report.md: no PNG is uploaded with it.
+    assert not [name for name in upload["files"] if name.endswith(".png")], upload["files"]
     kept = pr7.stub_root / "artifacts" / "runs" / "1001" / "modelci-report"
     metadata = json.loads((kept / "metadata.json").read_text(encoding="utf-8"))
     assert metadata["pr_number"] == 7
@@ -198,7 +197,9 @@ def test_comment_is_created_with_the_diff_and_the_plots(pr7: PullRequest7) -> No
     assert all(call["args"][:2] == ["comment", "create"] for call in pr7.cml_calls())
     assert all(call["published"] == [] for call in pr7.cml_calls())
     assert "](plots/" not in comment["body"]
-    assert "PNG upload is off" in comment["body"]
+    # The plots travel as Mermaid charts the validator kept, and the confusion matrix as a table.
+    assert comment["body"].count("```mermaid\nxychart-beta") >= 2, comment["body"][-3000:]
+    assert "PNG upload is off" not in comment["body"]
     (setup,) = harness.read_calls(pr7.stub_root, "setup-cml")[:1]
     assert setup["vega"] == "false"
 
