@@ -11,12 +11,12 @@ import pytest
 from sklearn.metrics import roc_curve
 
 from modelci.ci import mermaid
-from modelci.ci.declared import PlotDecl
 from modelci.ci.plots import Plot, render_plots
 from modelci.ci.report import build_report, render_markdown
 from modelci.ci.state import PlotTable, RepoState, parse_plot_csv
 from modelci.config import DataParams, MetricRule
-from modelci.pipeline.metrics import Predictions
+from modelci.dvcfiles import PlotDecl
+from modelci.judge.metrics import Predictions
 from modelci.pipeline.plot_data import plot_tables
 
 pytestmark = pytest.mark.unit

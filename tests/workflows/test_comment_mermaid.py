@@ -10,9 +10,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from modelci.ci.declared import PlotDecl
 from modelci.ci.plots import render_plots
 from modelci.ci.state import PlotTable, RepoState
+from modelci.dvcfiles import PlotDecl
 from tests.workflows.test_comment_validator import comment_of, mc
 
 pytestmark = pytest.mark.workflows
@@ -131,3 +131,12 @@ def test_the_scan_is_linear(text: str) -> None:
     result = mc.mermaid_blocks(text)
     assert time.perf_counter() - started < 5
     assert "xychart" not in result
+
+
+def test_a_cut_never_leaves_half_a_chart() -> None:
+    text = "### Plots\n\n" + CHART + "\n\ntail\n"
+    for limit in range(120, len(text) + 120, 17):
+        cut = mc.truncate(text + "x" * 200, limit)
+        fences = [line for line in cut.splitlines() if line.startswith("```")]
+        assert len(fences) % 2 == 0, (limit, cut)
+        assert len(cut) <= limit

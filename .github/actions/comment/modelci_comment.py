@@ -571,6 +571,9 @@ def sanitize_markdown(text: str, plots: set[str], limit: int = MAX_COMMENT_CHARS
     return truncate(text, limit)
 
 
+_FENCE_LINE = re.compile(r"^ {0,3}(?:```|~~~)", re.MULTILINE)
+
+
 def truncate(text: str, limit: int) -> str:
     if len(text) <= limit:
         return text
@@ -578,6 +581,9 @@ def truncate(text: str, limit: int) -> str:
     cut = text[: max(0, limit - len(note))]
     if "\n" in cut:
         cut = cut[: cut.rindex("\n")]
+    fences = [match.start() for match in _FENCE_LINE.finditer(cut)]
+    if len(fences) % 2:  # the cut fell inside a fenced block (a chart): drop the whole block
+        cut = cut[: fences[-1]].rstrip("\n")
     return cut + note
 
 
