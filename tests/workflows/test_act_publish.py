@@ -123,6 +123,9 @@ def test_a_tag_on_a_commit_not_on_the_default_branch_is_refused(
     act, stub_root, sha = run_publish(modelci_src, tmp_path, on_main=False)
     assert act.result("build") == "failure", act.explain()
     assert act.result("pypi") != "success"
-    assert f"commit {sha} is not on main" in act.output("build")
+    log = "".join(
+        str(entry.get("msg", "")) for entry in act.entries if entry.get("jobID") == "build"
+    )
+    assert f"::error::tag v{__version__}: commit {sha} is not on main" in log
     assert harness.read_calls(stub_root, "pypi-publish") == []
     assert not (stub_root / "pypi").exists()
