@@ -94,8 +94,9 @@ bench-gauges: install ## serving p50/throughput with and without the live input 
 bench-registry: install ## register, promote, status against mlflow server on PostgreSQL + S3
 	python benchmarks/bench_registry.py
 
-docs: install ## rewrite docs/cli.md from the CLI's parsers
+docs: install ## rewrite docs/cli.md from the CLI's parsers, docs/security.md's pin table from .github/action-pins.tsv
 	python -m tests.cli_reference
+	python -m tests.pin_table
 
 dag: install ## show the pipeline graph
 	dvc dag
