@@ -112,9 +112,10 @@ bench-gauges: install ## serving p50/throughput with and without the live input 
 bench-registry: install ## register, promote, status against mlflow server on PostgreSQL + S3
 	python benchmarks/bench_registry.py
 
-docs: install ## rewrite docs/cli.md from the CLI's parsers, and the layer table of docs/development.md
+docs: install ## rewrite docs/cli.md from the CLI's parsers, the layer table of docs/development.md, docs/security.md's pin table
 	python -m tests.cli_reference
 	python -m tests.layers_reference
+	python -m tests.pin_table
 
 dag: install ## show the pipeline graph
 	dvc dag

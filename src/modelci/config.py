@@ -290,12 +290,43 @@ class CloudRunParams(_Frozen):
     manifest: str = Field(default=".modelci/deploy/cloudrun-service.yaml", min_length=1)
 
 
+# A DNS-1123 label, Kubernetes' rule for container names (and the stricter of its rules for a
+# Deployment's name, which also becomes part of its pods' names and hostnames).
+_DNS_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?")
+# FunctionName of Lambda's UpdateFunctionCode (AWS API reference), without the `:qualifier` part:
+# the alias is its own key. A bare name is at most 64 characters, an ARN at most 140.
+_LAMBDA_FUNCTION = re.compile(
+    r"(arn:(aws[a-zA-Z-]*)?:lambda:)?([a-z]{2}((-gov)|(-iso([a-z]?)))?-[a-z]+-\d{1}:)?"
+    r"(\d{12}:)?(function:)?(?P<name>[a-zA-Z0-9_-]{1,64})"
+)
+
+
+def _k8s_name(value: str) -> str:
+    if not _DNS_LABEL.fullmatch(value):
+        raise ValueError(
+            f"{value!r} is not a Kubernetes name (a DNS-1123 label: at most 63 lowercase "
+            "letters, digits and '-', starting and ending with a letter or digit)"
+        )
+    return value
+
+
 class LambdaParams(_Frozen):
     """``lambda``: ``aws lambda update-function-code --publish`` and an alias shift."""
 
     function: str = ""
     alias: str = Field(default="live", pattern=r"^[A-Za-z][A-Za-z0-9_-]{0,127}$")
     region: str = ""
+
+    @field_validator("function")
+    @classmethod
+    def _function_name(cls, value: str) -> str:
+        if value and (len(value) > 140 or not _LAMBDA_FUNCTION.fullmatch(value)):
+            raise ValueError(
+                f"{value!r} is not a Lambda function name or ARN (a name is 1-64 letters, "
+                "digits, '-' and '_'; an ARN arn:aws:lambda:REGION:ACCOUNT:function:NAME, at "
+                "most 140 characters; no ':alias', which is the alias key)"
+            )
+        return value
 
 
 class RegistryParams(_Frozen):
@@ -305,11 +336,13 @@ class RegistryParams(_Frozen):
     previous_alias: str = Field(default="previous", pattern=_ALIAS)
     deploy_target: DeployTarget = "none"
     k8s_manifests: str = Field(default="deploy/k8s", min_length=1)
-    k8s_deployment: str = Field(default="modelci-serve", min_length=1)
-    k8s_container: str = Field(default="serve", min_length=1)
+    k8s_deployment: str = "modelci-serve"
+    k8s_container: str = "serve"
     container: ContainerTargetParams = Field(default_factory=ContainerTargetParams)
     cloudrun: CloudRunParams = Field(default_factory=CloudRunParams)
     aws_lambda: LambdaParams = Field(default_factory=LambdaParams)
+
+    _names = field_validator("k8s_deployment", "k8s_container")(_k8s_name)
 
     @model_validator(mode="after")
     def _distinct(self) -> RegistryParams:

@@ -230,3 +230,38 @@ def test_a_schema_wide_error_names_the_data_section(tmp_path: Path) -> None:
     )
     with pytest.raises(ConfigError, match=r"params\.yaml: data: target 'y' is not one of"):
         load_data_params(path)
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "expected"),
+    [
+        ("k8s_deployment", "Model_Serve", "registry.k8s_deployment: 'Model_Serve' is not a Kub"),
+        ("k8s_deployment", "serve;rm -rf /", "registry.k8s_deployment: 'serve;rm -rf /' is not"),
+        ("k8s_container", "x" * 64, "registry.k8s_container: 'xxxx"),
+        ("k8s_container", "-serve", "DNS-1123 label"),
+        ("aws_lambda", {"function": "fn:live"}, "registry.aws_lambda.function: 'fn:live' is not"),
+        ("aws_lambda", {"function": "f" * 65}, "is not a Lambda function name or ARN"),
+        ("aws_lambda", {"function": "my.fn"}, "is not a Lambda function name or ARN"),
+        ("aws_lambda", {"function": "--region=x"}, "is not a Lambda function name or ARN"),
+    ],
+)
+def test_deploy_names_follow_their_platform_s_naming_rules(
+    raw: dict[str, Any], key: str, value: Any, expected: str
+) -> None:
+    raw.setdefault("registry", {})[key] = value
+    assert expected in str(error_for(raw))
+
+
+@pytest.mark.parametrize(
+    "function",
+    [
+        "",
+        "titanic-serve",
+        "f_1",
+        "123456789012:function:f",
+        "arn:aws:lambda:eu-west-1:123456789012:function:f",
+    ],
+)
+def test_lambda_function_names_and_arns_are_accepted(raw: dict[str, Any], function: str) -> None:
+    raw.setdefault("registry", {})["aws_lambda"] = {"function": function}
+    parse_params(raw, "params.yaml")

@@ -11,6 +11,7 @@ from __future__ import annotations
 import io
 import json
 import threading
+import tracemalloc
 import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -48,6 +49,7 @@ class Api:
     runs: list[dict[str, Any]] = field(default_factory=list)
     seen: list[str] = field(default_factory=list)
     url: str = ""
+    archive: bytes | None = None  # the artifact every run has, instead of a good report
 
 
 def _zip(run_id: int) -> bytes:
@@ -77,7 +79,7 @@ def api() -> Iterator[Api]:
                 run_id = path.split("/")[-2]
                 body = {"artifacts": [{"archive_download_url": f"{state.url}/zip/{run_id}"}]}
             elif path.startswith("/zip/"):
-                data = _zip(int(path.split("/")[-1]))
+                data = state.archive or _zip(int(path.split("/")[-1]))
                 self.send_response(200)
                 self.send_header("Content-Length", str(len(data)))
                 self.end_headers()
@@ -197,3 +199,51 @@ def test_a_found_report_is_written_and_summarised(
     summary = (tmp_path / "summary.md").read_text(encoding="utf-8")
     assert "run 71 of `pr.yml`" in summary
     assert "check is off" not in summary
+
+
+def _bomb(method: int, pad: int) -> bytes:
+    """A report artifact whose report.json is padded with ``pad`` zero bytes, with ``method``."""
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", compression=method) as archive:
+        archive.writestr("report.json", b"{}" + b" " * pad)
+        archive.writestr("metadata.json", json.dumps({"pr_number": 7, "head_sha": HEAD}))
+    return buffer.getvalue()
+
+
+@pytest.mark.parametrize(
+    ("method", "pad", "reason"),
+    [
+        # 20 MB of spaces in a few hundred bytes: bzip2 is refused before anything is read
+        (zipfile.ZIP_BZIP2, 20_000_000, "compression method 12"),
+        (zipfile.ZIP_LZMA, 20_000_000, "compression method 14"),
+        # deflated: the header's honest size is over the cap; 900 KB of spaces is under the cap
+        # but expands about a thousand times
+        (zipfile.ZIP_DEFLATED, 20_000_000, "20000002 bytes, more than 1048576"),
+        (zipfile.ZIP_DEFLATED, 900_000, "expands more than 100 times"),
+    ],
+)
+def test_a_compressed_bomb_is_refused_without_being_expanded(
+    api: Api, method: int, pad: int, reason: str
+) -> None:
+    api.runs = [run(11)]
+    api.archive = _bomb(method, pad)
+    assert len(api.archive) < 40_000
+    tracemalloc.start()
+    try:
+        with pytest.raises(ReleaseError, match=f"report artifact of run 11 refused: .*{reason}"):
+            find(api)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 4_000_000
+
+
+def test_a_lying_size_header_reads_no_more_than_it_claims(api: Api) -> None:
+    """The central directory says 2 bytes; zipfile stops there and the CRC refuses the rest."""
+    data = bytearray(_bomb(zipfile.ZIP_DEFLATED, 50_000))
+    central = data.rfind(b"PK\x01\x02", 0, data.rfind(b"report.json"))
+    data[central + 24 : central + 28] = (2).to_bytes(4, "little")
+    api.runs = [run(11)]
+    api.archive = bytes(data)
+    with pytest.raises(ReleaseError, match="not a readable zip"):
+        find(api)

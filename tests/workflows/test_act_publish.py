@@ -25,16 +25,21 @@ pytestmark = [pytest.mark.workflows, pytest.mark.slow]
 SLUG = "modelci/modelci"
 
 
-@pytest.fixture(scope="module")
-def published(
-    modelci_src: Path, tmp_path_factory: pytest.TempPathFactory
+def run_publish(
+    modelci_src: Path, work: Path, *, on_main: bool
 ) -> tuple[harness.ActRun, Path, str]:
-    work = tmp_path_factory.mktemp("publish")
+    """Tag ``v<version>`` in a clone of this checkout and run publish.yml on the tag's push.
+
+    The clone's ``origin/main`` is its HEAD; with ``on_main=False`` the tag is on a commit made
+    after it, on no branch of origin (what anyone who can push a tag could release)."""
     repo = work / "modelci"
     run(["git", "clone", "-q", str(REPO_ROOT), str(repo)], work)
     run(
         ["git", "remote", "set-url", "origin", REMOTE_URL.replace("example-model", "modelci")], repo
     )
+    run(["git", "update-ref", "refs/remotes/origin/main", "HEAD"], repo)
+    if not on_main:
+        run(["git", "commit", "-q", "--allow-empty", "-m", "not reviewed"], repo)
     tag = f"v{__version__}"
     run(["git", "tag", tag], repo)
     sha = run(["git", "rev-parse", "HEAD"], repo).stdout.strip()
@@ -48,7 +53,12 @@ def published(
     event = {
         "ref": f"refs/tags/{tag}",
         "after": sha,
-        "repository": {"full_name": SLUG, "name": "modelci", "owner": {"login": "modelci"}},
+        "repository": {
+            "full_name": SLUG,
+            "name": "modelci",
+            "owner": {"login": "modelci"},
+            "default_branch": "main",
+        },
     }
     act = harness.run_act(
         repo,
@@ -60,6 +70,13 @@ def published(
         secrets={"GITHUB_TOKEN": harness.FAKE_GITHUB_TOKEN},
     )
     return act, stub_root, sha
+
+
+@pytest.fixture(scope="module")
+def published(
+    modelci_src: Path, tmp_path_factory: pytest.TempPathFactory
+) -> tuple[harness.ActRun, Path, str]:
+    return run_publish(modelci_src, tmp_path_factory.mktemp("publish"), on_main=True)
 
 
 def test_a_release_tag_builds_and_publishes(published: tuple[harness.ActRun, Path, str]) -> None:
@@ -90,3 +107,25 @@ def test_the_wheel_is_stamped_with_the_tagged_commit(
     with zipfile.ZipFile(wheel) as archive:
         stamp = json.loads(archive.read("modelci/scaffold/release.json"))
     assert stamp == {"repository": SLUG, "commit": sha}
+
+
+def test_the_release_build_restores_no_cache(published: tuple[harness.ActRun, Path, str]) -> None:
+    """A tag's run can read caches the default branch saved; the release restores none."""
+    _, stub_root, _ = published
+    assert [call["inputs"] for call in harness.read_calls(stub_root, "setup-uv")] == [
+        {"STUB_ENABLE_CACHE": "false", "STUB_CACHE_DEPENDENCY_GLOB": "./uv.lock"}
+    ]
+
+
+def test_a_tag_on_a_commit_not_on_the_default_branch_is_refused(
+    modelci_src: Path, tmp_path: Path
+) -> None:
+    act, stub_root, sha = run_publish(modelci_src, tmp_path, on_main=False)
+    assert act.result("build") == "failure", act.explain()
+    assert act.result("pypi") != "success"
+    log = "".join(
+        str(entry.get("msg", "")) for entry in act.entries if entry.get("jobID") == "build"
+    )
+    assert f"::error::tag v{__version__}: commit {sha} is not on main" in log
+    assert harness.read_calls(stub_root, "pypi-publish") == []
+    assert not (stub_root / "pypi").exists()

@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 import yaml
 
+from tests import pin_table as pin_docs
 from tests.conftest import REPO_ROOT, tool_env
 from tests.workflows import harness
 
@@ -218,6 +219,15 @@ def test_every_pin_is_the_recorded_release_commit_and_every_row_is_used() -> Non
     assert used - table == set(), "pins not in .github/action-pins.tsv (verify, then add them)"
     assert table - used == set(), "rows of .github/action-pins.tsv no workflow uses"
     assert len({action for action, _, _ in table}) == len(table), "one pin per action"
+
+
+def test_the_pin_table_in_security_md_is_generated_from_the_pins() -> None:
+    """docs/security.md shows exactly the rows of .github/action-pins.tsv (`make docs`)."""
+    page = pin_docs.PAGE.read_text(encoding="utf-8")
+    expected = pin_docs.page_with_table(page, PIN_TABLE.read_text(encoding="utf-8"))
+    assert page == expected, "docs/security.md's pin table is out of date: run `make docs`"
+    rendered = pin_docs.render(PIN_TABLE.read_text(encoding="utf-8"))
+    assert len(rendered.splitlines()) == 2 + len(pin_table())
 
 
 def test_the_pin_check_catches_an_unreleased_commit(tmp_path: Path) -> None:

@@ -6,6 +6,11 @@ app is built once per execution environment, from the same ``MODELCI_*`` variabl
 ``modelci serve`` (model, params, sha256, limits), on the first event; every event then runs on
 one event loop kept for the environment's lifetime. Responses whose content type is not text or
 JSON go back base64-encoded, as API Gateway expects.
+
+Header values and v2's raw query string arrive as JSON strings, which may hold any character:
+they are encoded as UTF-8, the bytes a client sending them most likely sent (and what
+``modelci serve`` would hand the app). A header name that is not a visible-ASCII token cannot
+come from a valid HTTP request: the event is answered 400 without reaching the app.
 """
 
 from __future__ import annotations
@@ -13,6 +18,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import base64
+import json
+import re
 from typing import Any
 from urllib.parse import urlencode
 
@@ -20,6 +27,12 @@ Event = dict[str, Any]
 _TEXT = ("text/", "application/json", "application/problem+json", "application/xml")
 
 _state: dict[str, Any] = {}
+# RFC 9110's token: the characters a header name may hold
+_TOKEN = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
+
+
+class BadEventError(ValueError):
+    """An event no valid HTTP request maps to; answered 400 with this message."""
 
 
 def _app() -> Any:
@@ -44,7 +57,10 @@ def _headers(event: Event) -> list[tuple[bytes, bytes]]:
         pairs = list((event.get("headers") or {}).items())
     if event.get("cookies"):  # HTTP API v2 moves Cookie headers here
         pairs.append(("cookie", "; ".join(event["cookies"])))
-    return [(k.lower().encode("latin-1"), str(v).encode("latin-1")) for k, v in pairs]
+    for name, _ in pairs:
+        if not _TOKEN.fullmatch(str(name)):
+            raise BadEventError(f"header name {str(name)[:40]!r} is not an HTTP token")
+    return [(str(k).lower().encode("ascii"), str(v).encode("utf-8")) for k, v in pairs]
 
 
 def scope_of(event: Event) -> dict[str, Any]:
@@ -54,7 +70,7 @@ def scope_of(event: Event) -> dict[str, Any]:
         http = context.get("http") or {}
         method = http.get("method", "GET")
         path = event.get("rawPath") or "/"
-        query = (event.get("rawQueryString") or "").encode("latin-1")
+        query = (event.get("rawQueryString") or "").encode("utf-8")
         client = http.get("sourceIp", "")
     else:  # REST API (payload format 1.0)
         method = event.get("httpMethod", "GET")
@@ -65,7 +81,7 @@ def scope_of(event: Event) -> dict[str, Any]:
         query = urlencode(items).encode("latin-1")
         client = (context.get("identity") or {}).get("sourceIp", "")
     headers = _headers(event)
-    host = next((v.decode("latin-1") for k, v in headers if k == b"host"), "lambda")
+    host = next((v.decode("utf-8") for k, v in headers if k == b"host"), "lambda")
     return {
         "type": "http",
         "asgi": {"version": "3.0", "spec_version": "2.3"},
@@ -147,6 +163,12 @@ def response_of(
 
 def handler(event: Event, context: Any) -> dict[str, Any]:
     """The Lambda entry point."""
+    try:
+        scope_of(event)
+    except BadEventError as error:
+        problem = {"error_code": "BAD_REQUEST", "message": str(error)}
+        kind = [(b"content-type", b"application/json")]
+        return response_of(event, 400, kind, json.dumps(problem).encode())
     app = _app()
     status, headers, body = _state["loop"].run_until_complete(call(app, event))
     return response_of(event, status, headers, body)

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 MAX_WINDOW_BYTES = 2_000_000_000
+WINDOW_DEADLINE_S = 900.0
 BOT_EMAIL = "41898282+github-actions[bot]@users.noreply.github.com"
 
 
@@ -66,8 +67,19 @@ def window_name(source: str) -> str:
     return name if name and not name.startswith(".") else "window.jsonl"
 
 
-def fetch_window(source: str, out_dir: Path, max_bytes: int = MAX_WINDOW_BYTES) -> Path:
-    """Copy the window at ``source`` into ``out_dir`` (atomically); returns the file written."""
+def fetch_window(
+    source: str,
+    out_dir: Path,
+    max_bytes: int = MAX_WINDOW_BYTES,
+    deadline: float = WINDOW_DEADLINE_S,
+) -> Path:
+    """Copy the window at ``source`` into ``out_dir`` (atomically); returns the file written.
+
+    An http(s) URL is fetched by ``modelci.drift.fetch.download`` (https, same-origin redirects,
+    public addresses, one deadline, streamed under ``max_bytes``)."""
+    import urllib.parse
+    from urllib.request import url2pathname
+
     from modelci.errors import DataError
     from modelci.fileio import write_atomic
 
@@ -83,25 +95,19 @@ def fetch_window(source: str, out_dir: Path, max_bytes: int = MAX_WINDOW_BYTES) 
         raise DataError(f"--source: expected an http(s):// or file:// URL or dvc:PATH: {source!r}")
 
     def download(tmp: Path) -> None:
-        # imported here: this module is loaded by every `modelci` command (urllib.request, with
-        # the email package it pulls in, costs ~7 ms of `modelci --help`)
-        import urllib.error
-        import urllib.request
+        # imported here: this module is loaded by every `modelci` command
+        from modelci.drift.fetch import download
 
-        try:
-            with (
-                urllib.request.urlopen(source, timeout=120) as response,  # noqa: S310
-                tmp.open("wb") as handle,
-            ):
-                total = 0
-                while chunk := response.read(1 << 20):
-                    total += len(chunk)
-                    if total > max_bytes:
-                        raise DataError(f"{source}: window larger than {max_bytes} bytes")
-                    handle.write(chunk)
-        except (urllib.error.URLError, OSError) as error:
-            raise DataError(f"{source}: cannot fetch the window: {error}") from None
+        download(source, tmp, max_bytes, deadline)
 
+    if source.startswith("file://"):
+        path = Path(url2pathname(urllib.parse.urlsplit(source).path))
+        if not path.is_file():
+            raise DataError(f"{source}: cannot fetch the window: {path} is not a file")
+        if path.stat().st_size > max_bytes:
+            raise DataError(f"{source}: window larger than {max_bytes} bytes")
+        write_atomic(out, lambda tmp: _copy(path, tmp))
+        return out
     write_atomic(out, download)
     return out
 

@@ -262,11 +262,11 @@ def find_reviewed_report(
     request was merged as ``commit`` or no such run has a report artifact. Only a run of the named
     workflow file (``.github/workflows/<workflow>``), triggered by ``pull_request``, concluded
     ``success``, at the merged pull request's head commit counts. The artifact is untrusted data:
-    its size is bounded, only ``report.json`` and ``metadata.json`` are read, and its PR number
-    and head commit must match the pull request's.
+    its size is bounded, only ``report.json`` and ``metadata.json`` are read, under
+    ``modelci.safezip``'s bounds (an archive that breaks them raises ``ReleaseError``), and its PR
+    number and head commit must match the pull request's.
     """
-    import io
-    import zipfile
+    from modelci.safezip import ZipRefused, read_members
 
     valid_repo = re.match(r"^[A-Za-z0-9-]+/[A-Za-z0-9_.-]+$", repo) and not repo.endswith(
         ("/.", "/..")
@@ -306,11 +306,13 @@ def find_reviewed_report(
                 continue
             archive = _api_get(url, token, accept="application/octet-stream")
             try:
-                with zipfile.ZipFile(io.BytesIO(archive)) as zf:
-                    names = set(zf.namelist())
-                    report = json.loads(zf.read("report.json")) if "report.json" in names else {}
-                    meta = json.loads(zf.read("metadata.json")) if "metadata.json" in names else {}
-            except (zipfile.BadZipFile, ValueError, KeyError, RecursionError):
+                files = read_members(archive, ("report.json", "metadata.json"))
+            except ZipRefused as error:
+                raise ReleaseError(f"report artifact of run {run_id} refused: {error}") from None
+            try:
+                report = json.loads(files.get("report.json", b"{}"))
+                meta = json.loads(files.get("metadata.json", b"{}"))
+            except (ValueError, RecursionError):
                 continue
             from modelci.registry.register import find_sha256
 
