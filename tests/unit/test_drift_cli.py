@@ -343,7 +343,8 @@ def test_open_pr_with_an_app_token_opens_the_pr_as_the_app(
     assert outputs["ci"] == "app"
     assert outputs["head-sha"] == _remote_head(remote)
     assert pull["body"].startswith("## the report\n")
-    assert "GitHub App's token" in pull["body"] and "GitHub App's token" in summary
+    assert "GitHub App's token" in pull["body"]
+    assert "GitHub App's token" in summary
     # GitHub runs the PR's workflows; nothing is dispatched when the App opened the PR.
     assert started_runs(tmp_path / "gh") == [StartedRun("pull_request", "modelci/retrain", 1)]
 
@@ -387,7 +388,8 @@ def test_open_pr_with_neither_says_no_ci_runs_in_the_body_and_summary(
     assert outputs["ci"] == "none"
     for text in (pull["body"], summary):
         assert "**No CI runs on this pull request.**" in text
-        assert "MODELCI_APP_CLIENT_ID" in text and "ci-workflow" in text
+        assert "MODELCI_APP_CLIENT_ID" in text
+        assert "ci-workflow" in text
     assert "::warning::open-pr: no CI runs on pull request #1" in capsys.readouterr().out
     assert started_runs(tmp_path / "gh") == []
 
