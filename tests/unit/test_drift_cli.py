@@ -280,3 +280,135 @@ def test_fetch_window_pulls_a_dvc_tracked_file_from_the_remote(
     assert "fetch-window dvc:production/none.csv: dvc pull --force failed" in (
         capsys.readouterr().err
     )
+
+
+@pytest.fixture
+def retrain_checkout(tmp_path: Path) -> tuple[Path, Path]:
+    """A checkout of main with one changed file, whose origin is a local bare repository."""
+    from tests.conftest import run
+
+    remote, repo = tmp_path / "remote.git", tmp_path / "repo"
+    run(["git", "init", "-q", "--bare", "-b", "main", str(remote)], tmp_path)
+    run(["git", "init", "-q", "-b", "main", str(repo)], tmp_path)
+    (repo / "data.csv").write_text("a\n1\n", encoding="utf-8")
+    run(["git", "add", "-A"], repo)
+    run(["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "base"], repo)
+    run(["git", "remote", "add", "origin", str(remote)], repo)
+    run(["git", "push", "-q", "origin", "main"], repo)
+    (repo / "data.csv").write_text("a\n1\n2\n", encoding="utf-8")
+    (tmp_path / "report.md").write_text("## the report\n", encoding="utf-8")
+    return repo, remote
+
+
+def _open_pr(
+    repo: Path, fake: FakeGitHub, monkeypatch: pytest.MonkeyPatch, *extra: str
+) -> tuple[int, dict[str, str], str]:
+    """``modelci open-pr`` in ``repo``; returns its exit code, step outputs and summary."""
+    outputs, summary = repo.parent / "outputs", repo.parent / "summary.md"
+    monkeypatch.chdir(repo)
+    monkeypatch.setenv("MODELCI_GITHUB_API_URL", fake.url)
+    monkeypatch.setenv("GITHUB_TOKEN", FAKE_GITHUB_TOKEN)
+    monkeypatch.setenv("GITHUB_OUTPUT", str(outputs))
+    monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(summary))
+    for name in ("GIT_AUTHOR_NAME", "GIT_COMMITTER_NAME"):
+        monkeypatch.setenv(name, "t")
+    for name in ("GIT_AUTHOR_EMAIL", "GIT_COMMITTER_EMAIL"):
+        monkeypatch.setenv(name, "t@t")
+    code = main(
+        ["open-pr", "--repo", "o/r", "--branch", "modelci/retrain", "--title", "Retrain",
+         "--body-file", str(repo.parent / "report.md"), *extra]
+    )  # fmt: skip
+    pairs = dict(line.split("=", 1) for line in outputs.read_text("utf-8").splitlines())
+    return code, pairs, summary.read_text("utf-8") if summary.exists() else ""
+
+
+def _remote_head(remote: Path) -> str:
+    from tests.conftest import run
+
+    return run(["git", "rev-parse", "modelci/retrain"], remote).stdout.strip()
+
+
+def test_open_pr_with_an_app_token_opens_the_pr_as_the_app(
+    retrain_checkout: tuple[Path, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tests.workflows.fake_github import APP_BOT, APP_TOKEN, StartedRun, started_runs
+
+    repo, remote = retrain_checkout
+    monkeypatch.setenv("MODELCI_APP_TOKEN", APP_TOKEN)
+    with FakeGitHub(tmp_path / "gh", "o/r") as fake:
+        code, outputs, summary = _open_pr(repo, fake, monkeypatch, "--ci-workflow", "pr.yml")
+        (pull,) = fake.state.pulls
+    assert code == 0
+    assert (pull["user"], pull["opened_with"]) == (APP_BOT, "installation")
+    assert outputs["ci"] == "app"
+    assert outputs["head-sha"] == _remote_head(remote)
+    assert pull["body"].startswith("## the report\n")
+    assert "GitHub App's token" in pull["body"]
+    assert "GitHub App's token" in summary
+    # GitHub runs the PR's workflows; nothing is dispatched when the App opened the PR.
+    assert started_runs(tmp_path / "gh") == [StartedRun("pull_request", "modelci/retrain", 1)]
+
+
+def test_open_pr_dispatches_the_ci_workflow_on_the_branch(
+    retrain_checkout: tuple[Path, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tests.workflows.fake_github import BOT, StartedRun, started_runs
+
+    repo, remote = retrain_checkout
+    monkeypatch.delenv("MODELCI_APP_TOKEN", raising=False)
+    with FakeGitHub(tmp_path / "gh", "o/r") as fake:
+        code, outputs, summary = _open_pr(repo, fake, monkeypatch, "--ci-workflow", "pr.yml")
+        (pull,) = fake.state.pulls
+    assert code == 0
+    assert (pull["user"], pull["opened_with"]) == (BOT, "workflow")
+    head = _remote_head(remote)
+    assert (outputs["ci"], outputs["head-sha"]) == ("dispatch", head)
+    assert f"`pr.yml` was started with `workflow_dispatch` on commit `{head[:12]}`" in pull["body"]
+    assert "workflow_dispatch" in summary
+    # The PR opened with GITHUB_TOKEN starts nothing; the dispatch starts pr.yml for PR #1.
+    assert started_runs(tmp_path / "gh") == [
+        StartedRun("workflow_dispatch", "modelci/retrain", None, "pr.yml", {"pr-number": "1"})
+    ]
+
+
+def test_open_pr_with_neither_says_no_ci_runs_in_the_body_and_summary(
+    retrain_checkout: tuple[Path, Path],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from tests.workflows.fake_github import started_runs
+
+    repo, _ = retrain_checkout
+    monkeypatch.delenv("MODELCI_APP_TOKEN", raising=False)
+    with FakeGitHub(tmp_path / "gh", "o/r") as fake:
+        code, outputs, summary = _open_pr(repo, fake, monkeypatch)
+        (pull,) = fake.state.pulls
+    assert code == 0
+    assert outputs["ci"] == "none"
+    for text in (pull["body"], summary):
+        assert "**No CI runs on this pull request.**" in text
+        assert "MODELCI_APP_CLIENT_ID" in text
+        assert "ci-workflow" in text
+    assert "::warning::open-pr: no CI runs on pull request #1" in capsys.readouterr().out
+    assert started_runs(tmp_path / "gh") == []
+
+
+def test_open_pr_refuses_a_ci_workflow_that_is_not_a_file_name(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code = main(
+        ["open-pr", "--repo", "o/r", "--branch", "b", "--title", "t", "--body-file",
+         str(tmp_path / "report.md"), "--ci-workflow", "../evil.yml"]
+    )  # fmt: skip
+    assert code == 1
+    assert "--ci-workflow: expected a workflow file name such as pr.yml" in capsys.readouterr().err
+
+
+def test_a_refused_dispatch_names_the_permission_and_the_trigger(tmp_path: Path) -> None:
+    from modelci.drift.retrain_ci import dispatch
+
+    with FakeGitHub(tmp_path, "other/repo") as fake:  # it serves another repository: 404
+        github = GitHub(fake.url, "o/r", FAKE_GITHUB_TOKEN)
+        with pytest.raises(GitHubError, match=r"HTTP 404.*needs `actions: write`.*pr-number"):
+            dispatch(github, "pr.yml", "modelci/retrain", 3)

@@ -122,8 +122,16 @@ def test_the_successful_run_of_the_named_workflow_at_the_head_is_found(api: Api)
     }
     (listing,) = [s for s in api.seen if "/runs?" in s]
     assert listing.startswith(f"/repos/{REPO}/actions/workflows/pr.yml/runs?head_sha={HEAD}")
-    assert "event=pull_request" in listing
     assert "status=success" in listing
+
+
+def test_a_dispatched_run_at_the_head_is_found(api: Api) -> None:
+    """retrain.yml starts the PR workflow with workflow_dispatch on its PR's head (a PR opened
+    with GITHUB_TOKEN starts no pull_request run): that run is the reviewed one."""
+    api.runs = [run(12, event="workflow_dispatch")]
+    found = find(api)
+    assert found is not None
+    assert (found["run_id"], found["pr_number"]) == (12, 7)
 
 
 @pytest.mark.parametrize(

@@ -14,6 +14,12 @@ change, so ``harness.comments`` and ``requests`` read them. ``POST /assets`` is 
 Given an ``ssl.SSLContext`` it serves https, and also under ``/api/v3`` (GitHub Enterprise
 Server's API path, where CML sends the calls for any host but github.com). Set as a client's
 ``HTTPS_PROXY``, it records each ``CONNECT`` (a connection to another host) and refuses it.
+
+Which workflow runs GitHub would start follows GitHub's rule for the workflow's own token: a pull
+request records the kind of token that opened it (``token_kind``), a ``workflow_dispatch`` through
+the API is recorded in ``dispatches.json``, and ``started_runs`` lists the runs a real GitHub starts
+from them: none for a pull request opened with ``GITHUB_TOKEN``, a ``pull_request`` run for one
+opened by an App installation (or a user), a ``workflow_dispatch`` run for each dispatch.
 """
 
 from __future__ import annotations
@@ -34,7 +40,15 @@ from typing import Any
 from tests.workflows.harness import FAKE_GITHUB_TOKEN
 
 BOT = "github-actions[bot]"
-USERS = {FAKE_GITHUB_TOKEN: BOT, "alice-token": "alice", "mallory-token": "mallory"}
+# An installation token of the adopter's GitHub App (what actions/create-github-app-token makes).
+APP_TOKEN = "ghs_fake_app_installation_token"  # noqa: S105 - not a secret
+APP_BOT = "modelci-retrain[bot]"
+USERS = {
+    FAKE_GITHUB_TOKEN: BOT,
+    APP_TOKEN: APP_BOT,
+    "alice-token": "alice",
+    "mallory-token": "mallory",
+}
 DEFAULT_PER_PAGE = 30
 MAX_BODY = 1_000_000
 # Where ``POST /assets`` says an uploaded image is served (a name that resolves nowhere).
@@ -163,6 +177,8 @@ def _handler(state: State) -> type[BaseHTTPRequestHandler]:
                     return self._artifacts(parts[2], query)
                 if parts[:1] == ["pulls"]:
                     return self._pulls(method, parts[1:], user, query)
+                if parts[:2] == ["actions", "workflows"] and parts[3:] == ["dispatches"]:
+                    return self._dispatch(method, parts[2], user)
                 if parts[:1] == ["issues"] and len(parts) <= 2 and parts[1:2] != ["comments"]:
                     return self._issues(method, parts[1:], user, query)
                 if parts[:1] == ["issues"] and parts[2:] == ["comments"] and parts[1].isdigit():
@@ -239,6 +255,7 @@ def _handler(state: State) -> type[BaseHTTPRequestHandler]:
                 if not all(isinstance(body.get(k), str) for k in ("title", "head", "base")):
                     return self._send(422, {"message": "title, head and base are required"})
                 fields = {k: body.get(k, "") for k in ("title", "body", "head", "base")}
+                fields["opened_with"] = token_kind(self._token())
                 pull = self._numbered("pull", user, fields)
                 state.save()
                 return self._send(201, pull)
@@ -249,6 +266,23 @@ def _handler(state: State) -> type[BaseHTTPRequestHandler]:
                 self._edit(found[0], ("title", "body", "state"))
                 return self._send(200, found[0])
             return self._send(405, {"message": "Method Not Allowed"})
+
+        def _token(self) -> str:
+            return self.headers.get("Authorization", "").partition(" ")[2]
+
+        def _dispatch(self, method: str, workflow: str, user: str) -> None:
+            """POST .../actions/workflows/{file}/dispatches: 204, recorded for ``started_runs``."""
+            body = self._body()
+            inputs = body.get("inputs", {})
+            if method != "POST":
+                return self._send(405, {"message": "Method Not Allowed"})
+            if not isinstance(body.get("ref"), str) or not isinstance(inputs, dict):
+                return self._send(422, {"message": "ref is required; inputs is an object"})
+            if not all(isinstance(value, str) for value in inputs.values()):
+                return self._send(422, {"message": "inputs values must be strings"})
+            entry = {"workflow": workflow, "ref": body["ref"], "inputs": inputs, "user": user}
+            record_dispatch(state.root, entry | {"token": token_kind(self._token())})
+            return self._send(204)
 
         def _artifacts(self, run: str, query: dict[str, list[str]]) -> None:
             folder = state.root / "artifacts" / "runs" / run
@@ -356,6 +390,50 @@ def _handler(state: State) -> type[BaseHTTPRequestHandler]:
             pass
 
     return Handler
+
+
+def token_kind(token: str) -> str:
+    """``workflow`` for the run's GITHUB_TOKEN, ``installation`` for an App's, else ``user``."""
+    if token == FAKE_GITHUB_TOKEN:
+        return "workflow"
+    return "installation" if token == APP_TOKEN else "user"
+
+
+def record_dispatch(root: Path, entry: dict[str, Any]) -> None:
+    path = root / "github" / "dispatches.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    done = json.loads(path.read_text("utf-8")) if path.is_file() else []
+    path.write_text(json.dumps([*done, entry], indent=2), "utf-8")
+
+
+@dataclass(frozen=True)
+class StartedRun:
+    """A workflow run GitHub starts: ``pull_request`` (every such workflow) or a dispatch."""
+
+    event: str
+    ref: str
+    pr_number: int | None = None
+    workflow: str | None = None
+    inputs: dict[str, str] = field(default_factory=dict)
+
+
+def started_runs(root: Path) -> list[StartedRun]:
+    """The runs a real GitHub starts for the pull requests and dispatches recorded under ``root``:
+    events caused by the workflow's ``GITHUB_TOKEN`` start none, except ``workflow_dispatch``."""
+    folder = root / "github"
+    pulls_file, dispatches_file = folder / "pulls.json", folder / "dispatches.json"
+    pulls = json.loads(pulls_file.read_text("utf-8")) if pulls_file.is_file() else []
+    dispatches = json.loads(dispatches_file.read_text("utf-8")) if dispatches_file.is_file() else []
+    runs = [
+        StartedRun("pull_request", pull["head"], pr_number=pull["number"])
+        for pull in pulls
+        if pull.get("opened_with", "user") != "workflow"
+    ]
+    runs += [
+        StartedRun("workflow_dispatch", d["ref"], workflow=d["workflow"], inputs=d["inputs"])
+        for d in dispatches
+    ]
+    return runs
 
 
 class FakeGitHub:

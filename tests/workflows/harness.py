@@ -57,6 +57,7 @@ STUB_FOR = {
     "actions/setup-python": "setup-python",
     "astral-sh/setup-uv": "setup-uv",
     "iterative/setup-cml": "setup-cml",
+    "actions/create-github-app-token": "create-github-app-token",
 }
 NATIVE = {"actions/checkout"}
 USES = re.compile(r"uses:\s*([A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+)(/[^@\s]*)?@([^\s#]+)")

@@ -6,6 +6,13 @@ issue, a held-out sample of the training distribution closes it. A second reposi
 ``data.source`` is a CSV file and whose params set ``monitor.retrain: true`` gets one run on a
 labelled shifted window: the issue is opened, the retrain workflow appends the labelled window,
 reproduces the pipeline, pushes a branch and opens a pull request whose body is the modelci report.
+
+The retraining pull request's CI follows GitHub's rule (``fake_github.started_runs``): events of
+the workflow's ``GITHUB_TOKEN`` start no workflow, so the caller's ``ci-workflow: pr.yml`` is
+dispatched on the branch, and that dispatched run of ``pr.yml`` is run here on the pushed head
+commit. Two more retrain runs (a caller of retrain.yml alone): with a GitHub App's secrets the App's
+token opens the PR (GitHub starts its ``pull_request`` run); with neither, no run is started and
+the PR body and the job summary say so.
 """
 
 from __future__ import annotations
@@ -21,10 +28,10 @@ import pytest
 
 from tests.conftest import run
 from tests.workflows import harness
-from tests.workflows.conftest import REPO_SLUG, ModelRepo
-from tests.workflows.fake_github import BOT, FakeGitHub
+from tests.workflows.conftest import REPO_SLUG, ModelRepo, keep_artifact
+from tests.workflows.fake_github import APP_BOT, BOT, FakeGitHub, StartedRun, started_runs
+from tests.workflows.harness import ACT_REF, OWNER_REPO, REMOTE_URL
 from tests.workflows.harness import FAKE_GITHUB_TOKEN as TOKEN
-from tests.workflows.harness import REMOTE_URL
 
 pytestmark = [pytest.mark.workflows, pytest.mark.slow]
 
@@ -70,15 +77,22 @@ def dispatch(window: Path, labels: Path | None = None) -> dict[str, Any]:
     return {"inputs": inputs, "ref": "refs/heads/main", "repository": repository}
 
 
-def _run(repo: Path, event: dict[str, Any], env: harness.ActEnv, work: Path) -> harness.ActRun:
+def _run(
+    repo: Path,
+    event: dict[str, Any],
+    env: harness.ActEnv,
+    work: Path,
+    caller: str = CALLER,
+    secrets: dict[str, str] | None = None,
+) -> harness.ActRun:
     return harness.run_act(
         repo,
         "workflow_dispatch",
         event,
-        repo / ".github" / "workflows" / CALLER,
+        repo / ".github" / "workflows" / caller,
         env,
         work=work,
-        secrets={"GITHUB_TOKEN": TOKEN},
+        secrets={"GITHUB_TOKEN": TOKEN, **(secrets or {})},
     )
 
 
@@ -163,6 +177,25 @@ class Retrained:
     remote: Path
     rows_before: int
     added: int
+    started: list[StartedRun]
+    head: str
+    ci: harness.ActRun | None  # the run of pr.yml GitHub starts on the retraining head, if any
+
+
+def _ci_on_the_head(
+    started: StartedRun, remote: Path, env: harness.ActEnv, work: Path
+) -> harness.ActRun:
+    """Run ``pr.yml`` as GitHub starts it from ``started`` (a dispatch), on the branch's head."""
+    repo = work / "head"
+    run(["git", "clone", "-q", "--branch", started.ref, str(remote), str(repo)], work)
+    run(["git", "remote", "set-url", "origin", REMOTE_URL], repo)
+    repository = {"full_name": REPO_SLUG, "name": "example-model", "default_branch": "main"}
+    event = {"inputs": started.inputs, "ref": f"refs/heads/{started.ref}", "repository": repository}
+    assert started.workflow is not None
+    return harness.run_act(
+        repo, "workflow_dispatch", event, repo / ".github" / "workflows" / started.workflow,
+        env, work=work / "act-ci",
+    )  # fmt: skip
 
 
 def _csv_source_repo(model_repo: ModelRepo, root: Path) -> Path:
@@ -201,7 +234,13 @@ def retrained(
     with FakeGitHub(stub_root, REPO_SLUG) as github:
         env = harness.ActEnv(stub_root=stub_root, modelci_src=modelci_src, github_api=github.url)
         act_run = _run(repo, dispatch(window, labels), env, work / "act")
-    return Retrained(act_run, stub_root, remote, rows_before, len(test))
+        started = started_runs(stub_root)
+        head = run(["git", "rev-parse", "modelci/retrain"], remote).stdout.strip()
+        dispatched = [s for s in started if s.event == "workflow_dispatch"]
+        ci = _ci_on_the_head(dispatched[0], remote, env, work) if dispatched else None
+        if ci is not None:
+            keep_artifact(stub_root, 2001)
+    return Retrained(act_run, stub_root, remote, rows_before, len(test), started, head, ci)
 
 
 def test_retraining_opens_a_pull_request_whose_body_is_the_modelci_report(
@@ -236,3 +275,124 @@ def test_the_retraining_branch_holds_the_appended_window_and_its_dvc_lock(
         ["git", "diff", "--name-only", "main", "modelci/retrain"], retrained.remote
     ).stdout.split()
     assert {"data/raw.csv", "dvc.lock", "metrics.json"} <= set(changed)
+
+
+CI_JOBS = ("lint", "test", "model", "all-green")
+
+
+def test_the_retraining_pr_gets_its_ci_on_the_head_commit(retrained: Retrained) -> None:
+    """The PR was opened with GITHUB_TOKEN, which starts no pull_request run: the monitor's
+    caller names ci-workflow: pr.yml, so pr.yml is dispatched on the branch, and that run checks
+    the pushed head commit, records the PR's number and passes the required all-green check."""
+    (pull,) = json.loads((retrained.stub_root / "github" / "pulls.json").read_text("utf-8"))
+    assert pull["opened_with"] == "workflow"
+    number = {"pr-number": str(pull["number"])}  # issues and PRs share numbers: not always 1
+    assert retrained.started == [
+        StartedRun("workflow_dispatch", "modelci/retrain", None, "pr.yml", number)
+    ]
+    assert f"started with `workflow_dispatch` on commit `{retrained.head[:12]}`" in pull["body"]
+    ci = retrained.ci
+    assert ci is not None
+    assert {job: ci.result(job) for job in CI_JOBS} == dict.fromkeys(
+        CI_JOBS, "success"
+    ), ci.explain()
+    kept = retrained.stub_root / "artifacts" / "runs" / "2001" / "modelci-report"
+    metadata = json.loads((kept / "metadata.json").read_text(encoding="utf-8"))
+    assert (metadata["head_sha"], metadata["pr_number"]) == (retrained.head, pull["number"])
+
+
+def _retrain_caller() -> str:
+    """A caller of retrain.yml alone (no monitor check first), passing the App's secrets."""
+    uses = f"{OWNER_REPO}/.github/workflows/retrain.yml@{ACT_REF}"
+    return f"""name: retrain-now
+on:
+  workflow_dispatch:
+    inputs:
+      window: {{type: string, default: ""}}
+      labels: {{type: string, default: ""}}
+permissions: {{}}
+jobs:
+  retrain:
+    permissions:
+      contents: write
+      pull-requests: write
+      actions: write
+    uses: {uses}
+    with:
+      window: ${{{{ inputs.window }}}}
+      labels: ${{{{ inputs.labels }}}}
+    secrets:
+      MODELCI_APP_CLIENT_ID: ${{{{ secrets.MODELCI_APP_CLIENT_ID }}}}
+      MODELCI_APP_PRIVATE_KEY: ${{{{ secrets.MODELCI_APP_PRIVATE_KEY }}}}
+"""
+
+
+@dataclass
+class Direct:
+    run: harness.ActRun
+    stub_root: Path
+    pull: dict[str, Any]
+    started: list[StartedRun]
+    head: str
+
+
+def _retrain_directly(
+    model_repo: ModelRepo, modelci_src: Path, work: Path, secrets: dict[str, str]
+) -> Direct:
+    repo = _csv_source_repo(model_repo, work)
+    (repo / ".github" / "workflows" / "retrain-now.yml").write_text(_retrain_caller(), "utf-8")
+    run(["git", "add", "-A"], repo)
+    run(["git", "commit", "-q", "-m", "a caller of retrain.yml"], repo)
+    remote = work / "remote.git"
+    run(["git", "clone", "-q", "--bare", str(repo), str(remote)], work)
+    run(["git", "config", f"url.{remote.as_uri()}.pushInsteadOf", REMOTE_URL], repo)
+    stub_root = work / "stubs"
+    shutil.copytree(repo / ".dvc" / "cache", stub_root / "cache" / "dvc-Linux-warm" / "cache")
+    with FakeGitHub(stub_root, REPO_SLUG) as github:
+        env = harness.ActEnv(stub_root=stub_root, modelci_src=modelci_src, github_api=github.url)
+        act_run = _run(repo, {"inputs": {}}, env, work / "act", "retrain-now.yml", secrets)
+    pulls = json.loads((stub_root / "github" / "pulls.json").read_text("utf-8"))
+    head = run(["git", "rev-parse", "modelci/retrain"], remote).stdout.strip()
+    return Direct(act_run, stub_root, pulls[0], started_runs(stub_root), head)
+
+
+@pytest.fixture(scope="module")
+def by_app(
+    model_repo: ModelRepo, modelci_src: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Direct:
+    secrets = {"MODELCI_APP_CLIENT_ID": "Iv23liFAKE", "MODELCI_APP_PRIVATE_KEY": "fake-pem"}
+    return _retrain_directly(model_repo, modelci_src, tmp_path_factory.mktemp("app"), secrets)
+
+
+@pytest.fixture(scope="module")
+def by_nothing(
+    model_repo: ModelRepo, modelci_src: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Direct:
+    return _retrain_directly(model_repo, modelci_src, tmp_path_factory.mktemp("none"), {})
+
+
+def test_with_an_app_its_token_opens_the_pr_so_github_runs_the_pr_workflows(by_app: Direct) -> None:
+    assert by_app.run.result("retrain") == "success", by_app.run.explain()
+    (call,) = harness.read_calls(by_app.stub_root, "create-github-app-token")
+    assert (call["client_id"], call["contents"], call["pull_requests"]) == (
+        "Iv23liFAKE",
+        "write",
+        "write",
+    )
+    assert (by_app.pull["user"], by_app.pull["opened_with"]) == (APP_BOT, "installation")
+    assert by_app.started == [StartedRun("pull_request", "modelci/retrain", by_app.pull["number"])]
+    assert f"workflows run on commit `{by_app.head[:12]}`" in by_app.pull["body"]
+    # The token is masked in what the steps print (act's JSON log keeps the add-mask argument).
+    assert "ghs_fake_app_installation_token" not in by_app.run.output()
+
+
+def test_with_neither_no_ci_is_claimed_and_the_pr_and_summary_say_so(by_nothing: Direct) -> None:
+    run_ = by_nothing.run
+    assert run_.result("retrain") == "success", run_.explain()
+    assert harness.read_calls(by_nothing.stub_root, "create-github-app-token") == []
+    assert by_nothing.pull["opened_with"] == "workflow"
+    assert by_nothing.started == []  # GitHub would start no workflow for this PR
+    warning = "**No CI runs on this pull request.**"
+    assert warning in by_nothing.pull["body"]
+    assert any(warning in text for text in run_.summaries()), run_.summaries()
+    assert "CI:**" not in by_nothing.pull["body"]

@@ -246,6 +246,23 @@ def test_fork_lookup_still_requires_the_number_to_match(tmp_path: Path, fake_api
         mc.validate(artifact(), tmp_path / "out", event(None), api=api)
 
 
+def test_a_dispatched_run_is_matched_to_its_pull_request_through_the_api(
+    tmp_path: Path, fake_api: str
+) -> None:
+    """retrain.yml dispatches the PR workflow on its branch: the run lists no PR, and the number
+    the artifact claims must be an open PR of this repository whose head is the run's commit."""
+    ours = {"full_name": "acme/model", "owner": {"login": "acme"}}
+    dispatched = event(None, kind="workflow_dispatch", head_branch="modelci/retrain")
+    dispatched["workflow_run"]["head_repository"] = ours
+    _Pulls.pulls = [{"number": 7, "head": {"sha": HEAD, "repo": {"full_name": "acme/model"}}}]
+    api = mc.GitHub("t0ken", fake_api)
+    assert mc.validate(artifact(), tmp_path / "out", dispatched, api=api)[0] == 7
+    assert _Pulls.seen[0].startswith("/repos/acme/model/pulls?state=open&per_page=100&head=acme")
+    _Pulls.pulls = [{"number": 7, "head": {"sha": OTHER, "repo": {"full_name": "acme/model"}}}]
+    with pytest.raises(mc.ValidationError, match="belongs to none"):
+        mc.validate(artifact(), tmp_path / "out2", dispatched, api=api)
+
+
 def test_api_url_must_be_https() -> None:
     with pytest.raises(mc.ValidationError, match="non-https"):
         mc.GitHub("t", "http://evil.example")

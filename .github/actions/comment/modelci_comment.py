@@ -136,11 +136,14 @@ def _is_int(value: Any) -> bool:
 
 
 def read_trigger(event: Any) -> Trigger:
-    """The triggering run's identity; refuses events that are not a pull request's workflow_run."""
+    """The triggering run's identity; refuses events that are not a pull request's workflow_run
+    (a pull_request run, or a workflow_dispatch run on a pull request's head)."""
     run = _get(event, "workflow_run")
     if not isinstance(run, dict):
         raise ValidationError("the event is not a workflow_run event")
-    if run.get("event") != "pull_request":
+    # workflow_dispatch: the run retrain.yml starts for its PR (its own token's events start no
+    # pull_request run); it lists no PR, so expected_pr_numbers looks the PR up by head and sha.
+    if run.get("event") not in ("pull_request", "workflow_dispatch"):
         raise ValidationError(
             f"the triggering run was started by {run.get('event')!r}, not by a pull request"
         )

@@ -4,7 +4,8 @@
   DVC-tracked path (``dvc:PATH``, pulled from the repository's DVC remote);
 - ``monitor-issue``: the one issue per model, from ``drift.json`` (``github.sync_issue``);
 - ``refresh-data``: append a labelled window to ``data.source`` (a CSV or Parquet file);
-- ``open-pr``: commit the working tree to a branch, push it, open or update the pull request.
+- ``open-pr``: commit the working tree to a branch, push it, open or update the pull request, and
+  see that it gets CI (``retrain_ci``).
 
 Each writes ``key=value`` step outputs to ``$GITHUB_OUTPUT`` when it is set.
 """
@@ -26,10 +27,10 @@ WINDOW_DEADLINE_S = 900.0
 BOT_EMAIL = "41898282+github-actions[bot]@users.noreply.github.com"
 
 
-def _outputs(pairs: dict[str, str]) -> None:
+def _outputs(pairs: dict[str, str], summary: str | None = None) -> None:
     from modelci.github import write_outputs
 
-    write_outputs(pairs)
+    write_outputs(pairs, summary)
 
 
 def _tool(name: str) -> str:
@@ -215,24 +216,37 @@ def _auth_config(token: str) -> list[str]:
 
 
 def cmd_open_pr(args: argparse.Namespace) -> int:
+    from modelci.drift import retrain_ci
     from modelci.drift.github import GitHub, api_url, open_or_update_pr
 
-    token = os.environ.get("GITHUB_TOKEN", "")
-    github = GitHub(api_url(), args.repo, token)
+    github_token = os.environ.get("GITHUB_TOKEN", "")
+    ci = retrain_ci.plan(os.environ.get("MODELCI_APP_TOKEN", ""), github_token, args.ci_workflow)
+    # The same token pushes and opens the pull request: GitHub starts the PR's workflows only
+    # when neither event comes from GITHUB_TOKEN.
+    github = GitHub(api_url(), args.repo, ci.token)
     body = Path(args.body_file).read_text(encoding="utf-8")
     _run(["git", "checkout", "-B", args.branch], "open-pr")
     _run(["git", "add", "-A", "--", *args.paths], "open-pr")
     if not _run(["git", "diff", "--cached", "--name-only"], "open-pr").strip():
         print("open-pr: nothing changed: no pull request")
-        _outputs({"action": "none", "number": ""})
+        _outputs({"action": "none", "number": "", "ci": "none", "head-sha": ""})
         return 0
     # The bot's identity unless the environment sets one (GIT_AUTHOR_*/GIT_COMMITTER_* win).
     bot = ["-c", "user.name=github-actions[bot]", "-c", f"user.email={BOT_EMAIL}"]
     _run(["git", *bot, "commit", "-q", "-m", args.title], "open-pr")
-    _run(["git", *_auth_config(token), "push", "--force", "origin", args.branch], "open-pr")
+    head = _run(["git", "rev-parse", "HEAD"], "open-pr").strip()
+    _run(["git", *_auth_config(ci.token), "push", "--force", "origin", args.branch], "open-pr")
+    body = retrain_ci.with_note(body, ci, head)
     action, number = open_or_update_pr(github, args.branch, args.base, args.title, body)
     print(f"open-pr: {action} pull request #{number} from {args.branch} into {args.base}")
-    _outputs({"action": action, "number": str(number)})
+    if ci.mode == "dispatch":
+        dispatcher = GitHub(api_url(), args.repo, github_token)
+        retrain_ci.dispatch(dispatcher, ci.workflow, args.branch, number)
+        print(f"open-pr: dispatched {ci.workflow} on {args.branch} ({head[:12]})")
+    elif ci.mode == "none":
+        print(f"::warning::open-pr: no CI runs on pull request #{number} (see {retrain_ci.SETUP})")
+    summary = f"### Retraining pull request #{number}\n\n{retrain_ci.note(ci, head)}\n"
+    _outputs({"action": action, "number": str(number), "ci": ci.mode, "head-sha": head}, summary)
     return 0
 
 
@@ -287,8 +301,10 @@ def register(sub: Any) -> None:
     pr = sub.add_parser(
         "open-pr",
         help="commit PATHS to a branch, push it and open (or update) a pull request",
-        description="Commit the given paths on --branch, push it to origin with $GITHUB_TOKEN, "
-        "and open a pull request into --base whose body is --body-file (or update its body).",
+        description="Commit the given paths on --branch, push it to origin and open a pull "
+        "request into --base whose body is --body-file (or update its body). A GitHub App token "
+        "in $MODELCI_APP_TOKEN pushes and opens it, so GitHub runs its CI; else $GITHUB_TOKEN "
+        "does, and --ci-workflow is dispatched on the branch (docs/monitoring.md).",
     )
     pr.add_argument("--repo", required=True, metavar="OWNER/NAME", help="the repository")
     pr.add_argument("--branch", required=True, help="the branch to commit to and push")
@@ -296,6 +312,14 @@ def register(sub: Any) -> None:
     pr.add_argument("--title", required=True, help="the pull request's title")
     pr.add_argument(
         "--body-file", required=True, metavar="FILE", help="the pull request's body (Markdown)"
+    )
+    pr.add_argument(
+        "--ci-workflow",
+        default="",
+        metavar="FILE",
+        help="pull-request workflow (e.g. pr.yml) to start with workflow_dispatch on the branch "
+        "when no App token ($MODELCI_APP_TOKEN) opens the PR; without either, the PR body and "
+        "the job summary say that no CI runs on it",
     )
     pr.add_argument(
         "paths", nargs="*", default=["."], metavar="PATH", help="what to commit (default: all)"

@@ -233,10 +233,13 @@ def _json(data: bytes, what: str) -> Any:
 
 
 WORKFLOW_FILE_RE = re.compile(r"^[A-Za-z0-9_.-]{1,100}\.ya?ml$")
+# A pull request's own run, or the workflow_dispatch run retrain.yml starts on its head (GitHub
+# starts no pull_request run for a PR opened with GITHUB_TOKEN); only writers can dispatch.
+REVIEWED_EVENTS = ("pull_request", "workflow_dispatch")
 
 
 def _reviewed_run(run: Any, workflow: str, head: str) -> int | None:
-    """The id of ``run`` if it is a successful pull_request run of ``workflow`` at ``head``.
+    """The id of ``run`` if it is a successful pull-request run of ``workflow`` at ``head``.
 
     The API is asked for exactly these runs; each is checked again here, since a pull request can
     add a workflow file of its own (whose runs GitHub lists too) and a run can end in any state.
@@ -245,7 +248,7 @@ def _reviewed_run(run: Any, workflow: str, head: str) -> int | None:
         return None
     run_id = run.get("id")
     matches = (
-        run.get("event") == "pull_request"
+        run.get("event") in REVIEWED_EVENTS
         and run.get("conclusion") == "success"
         and run.get("head_sha") == head
         and run.get("path") == f".github/workflows/{workflow}"
@@ -260,7 +263,8 @@ def find_reviewed_report(
 
     Returns ``{"pr_number", "head_sha", "model": {"sha256"}, "run_id"}`` or None when no pull
     request was merged as ``commit`` or no such run has a report artifact. Only a run of the named
-    workflow file (``.github/workflows/<workflow>``), triggered by ``pull_request``, concluded
+    workflow file (``.github/workflows/<workflow>``), triggered by ``pull_request`` (or by the
+    ``workflow_dispatch`` that retrain.yml makes on its pull request's head), concluded
     ``success``, at the merged pull request's head commit counts. The artifact is untrusted data:
     its size is bounded, only ``report.json`` and ``metadata.json`` are read, under
     ``modelci.safezip``'s bounds (an archive that breaks them raises ``ReleaseError``), and its PR
@@ -288,7 +292,7 @@ def find_reviewed_report(
     number, head = pr.get("number"), (pr.get("head") or {}).get("sha")
     if not isinstance(number, int) or not isinstance(head, str):
         return None
-    query = f"head_sha={head}&event=pull_request&status=success&per_page=20"
+    query = f"head_sha={head}&status=success&per_page=20"
     runs = _json(
         _api_get(f"{base}/actions/workflows/{workflow}/runs?{query}", token), "workflow runs"
     )

@@ -26,6 +26,9 @@ for. Stdlib only (it runs with the host's python3, before the project's environm
   describes. ``tests/workflows/test_cml_conformance.py`` holds it to the real CML. ``cml`` runs
   with the test environment's Python (it needs markdown-it-py); everything else here is stdlib
   only.
+- ``create-github-app-token``: fails without a client id and a private key, as the real action
+  does; records the client id and the permissions asked for (never the key) and outputs
+  ``APP_TOKEN``, the token ``fake_github`` knows as an App installation's.
 """
 
 from __future__ import annotations
@@ -43,6 +46,7 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(os.environ.get("MODELCI_STUB_ROOT", "/nonexistent-stub-root"))
+APP_TOKEN = "ghs_fake_app_installation_token"  # noqa: S105 - fake_github.APP_TOKEN
 
 
 def record(stub: str, **data: Any) -> None:
@@ -457,6 +461,22 @@ def _command(args: list[str], options: dict[str, Any], repo: str) -> int:
     return 0
 
 
+def create_github_app_token() -> int:
+    client_id, key = os.environ.get("STUB_CLIENT_ID", ""), os.environ.get("STUB_PRIVATE_KEY", "")
+    if not client_id or not key:
+        print("create-github-app-token stub: client-id and private-key are required")
+        return 1
+    record(
+        "create-github-app-token",
+        client_id=client_id,
+        contents=os.environ.get("STUB_CONTENTS", ""),
+        pull_requests=os.environ.get("STUB_PULL_REQUESTS", ""),
+    )
+    print(f"::add-mask::{APP_TOKEN}")
+    output(token=APP_TOKEN)
+    return 0
+
+
 COMMANDS = {
     "cache": cache,
     "upload-artifact": upload_artifact,
@@ -465,6 +485,7 @@ COMMANDS = {
     "setup-python": setup_python,
     "setup-uv": setup_uv,
     "setup-cml": setup_cml,
+    "create-github-app-token": create_github_app_token,
 }
 
 
