@@ -13,7 +13,7 @@ export UV_PYTHON_DOWNLOADS := never
 # where PYTHONDONTWRITEBYTECODE is set.
 export UV_COMPILE_BYTECODE := 1
 
-.PHONY: help install system-deps repro test lint format pytest bench bench-pipeline bench-serving bench-workflows bench-adoption bench-report bench-gauges bench-deploy bench-registry bench-drift docs dag clean serve
+.PHONY: help install system-deps openapi repro test lint format pytest bench bench-pipeline bench-serving bench-workflows bench-adoption bench-report bench-gauges bench-deploy bench-registry bench-drift docs dag clean serve
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
@@ -59,7 +59,18 @@ system-deps: ## install the services the tests use (Debian packages; needs root)
 	  fi; \
 	else echo "system-deps: not root with apt; tests needing $(SYSTEM_PACKAGES) skip if absent"; fi
 
-test: lint system-deps pytest ## lint, then the whole test suite (what CI runs)
+# GitHub's official OpenAPI description (npm @octokit/openapi, pinned by the committed lock file),
+# which the tests' fake GitHub API is held to; the spec itself is never committed.
+OPENAPI := $(TOOLS)/openapi
+$(OPENAPI)/.installed: tests/workflows/openapi/package.json tests/workflows/openapi/package-lock.json
+	mkdir -p $(OPENAPI)
+	cp tests/workflows/openapi/package.json tests/workflows/openapi/package-lock.json $(OPENAPI)/
+	cd $(OPENAPI) && npm ci --ignore-scripts --no-audit --no-fund --loglevel=error
+	@touch $@
+
+openapi: $(OPENAPI)/.installed ## install GitHub's OpenAPI description into .tools/openapi (npm)
+
+test: lint system-deps openapi pytest ## lint, then the whole test suite (what CI runs)
 
 bench: bench-pipeline bench-serving bench-workflows bench-adoption bench-report bench-gauges bench-deploy bench-registry bench-drift ## every benchmark; writes docs/benchmarks.md
 
