@@ -48,7 +48,7 @@ pytest: install ## the test suite only
 # Real services the tests start on 127.0.0.1 (PostgreSQL, Prometheus, podman, wrk), from Debian's
 # packages. Installed when this runs as root with apt (a fresh CI machine); elsewhere the tests
 # that need a missing one skip and name it.
-SYSTEM_PACKAGES := podman runc catatonit debootstrap uidmap postgresql prometheus wrk
+SYSTEM_PACKAGES := podman runc catatonit debootstrap uidmap postgresql prometheus wrk gh
 system-deps: ## install the services the tests use (Debian packages; needs root)
 	@if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
 	  missing=$$(for p in $(SYSTEM_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \

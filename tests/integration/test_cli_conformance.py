@@ -1,15 +1,17 @@
-"""The deploy targets' ``kubectl`` and ``gcloud`` calls, replayed with the real CLIs.
+"""The deploy targets' ``kubectl`` and ``gcloud`` calls and the release's ``gh`` calls, replayed
+with the real CLIs.
 
 The unit tests (``tests/unit/test_deploy_targets.py``) and the release workflow under act
-(``tests/workflows/stubs/release-bin/kubectl``) drive these targets through recording stand-ins
+(``tests/workflows/stubs/release-bin/kubectl`` and ``gh``) drive these through recording stand-ins
 that accept any argument. Here every command a target issues is run with the real CLI against an
 endpoint on 127.0.0.1 that refuses connections: a flag or subcommand the CLI does not know, a
 kustomization it cannot build, or (gcloud) a Service manifest that does not parse into Cloud Run's
 API message fails before any connection is tried, so the test tells those apart from the refused
-connection every valid command ends with. Neither CLI is on PyPI, npm or in a Debian release new
-enough here (Debian's ``kubernetes-client`` is kubectl 1.20, whose kustomize predates the
-overlays' ``labels:``; ``gcloud`` comes only from Google's own apt repository): each test runs
-where the CLI is installed and skips, naming it, elsewhere.
+connection every valid command ends with. ``gh`` is Debian's (``make system-deps``), and the REST
+path it asks for is checked against GitHub's OpenAPI description. Neither kubectl nor gcloud is
+on PyPI, npm or in a Debian release new enough here (Debian's ``kubernetes-client`` is kubectl
+1.20, whose kustomize predates the overlays' ``labels:``; ``gcloud`` comes only from Google's own
+apt repository): those tests run where the CLI is installed and skip, naming it, elsewhere.
 """
 
 from __future__ import annotations
@@ -28,8 +30,10 @@ import pytest
 
 from modelci.config import CloudRunParams
 from modelci.deploy.targets import cloudrun, kubernetes
+from modelci.registry import release
 from modelci.registry.core import TAG_SHA256, Version
 from tests.conftest import REPO_ROOT
+from tests.workflows import openapi_check
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -143,3 +147,44 @@ def test_the_cloudrun_targets_gcloud_calls_are_accepted_by_gcloud(
         assert "europe-west1-127.0.0.1" in stderr, f"{argv}: {stderr[-400:]}"  # it got to send
         assert "Failed to parse" not in stderr
         assert "unrecognized arguments" not in stderr
+
+
+def test_the_releases_gh_calls_are_accepted_by_gh(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """``publish_release`` with Debian's gh against a GitHub host on 127.0.0.1:9: ``release view``
+    finds no release (as the stand-in answers), then ``create`` (and, when the release exists,
+    ``upload``) get as far as the network with every flag accepted."""
+    if shutil.which("gh") is None:
+        pytest.skip("gh is not installed (Debian's gh: make system-deps)")
+    for key, value in {
+        "GH_CONFIG_DIR": str(tmp_path / "gh-config"),
+        "GH_HOST": REFUSED,
+        "GH_REPO": f"{REFUSED}/acme/model",
+        "GH_ENTERPRISE_TOKEN": "not-a-token",
+        "GH_PROMPT_DISABLED": "1",
+        "GH_NO_UPDATE_NOTIFIER": "1",
+    }.items():
+        monkeypatch.setenv(key, value)
+    notes, card = tmp_path / "notes.md", tmp_path / "card.md"
+    notes.write_text("notes", encoding="utf-8")
+    card.write_text("card", encoding="utf-8")
+    with pytest.raises(release.ReleaseError, match="gh release create failed") as created:
+        release.publish_release("model-v7", "model v7", notes, [card], "a" * 40)
+    assert "connection refused" in str(created.value)
+    path = str(created.value).split("/api/v3", 1)[1].split('"')[0]
+    assert path == "/repos/acme/model/releases/tags/model-v7"
+    if openapi_check.available():
+        assert openapi_check.spec().operation("GET", path) is not None
+
+    real_run = subprocess.run
+
+    def release_exists(argv: list[str], **kwargs: Any) -> Any:
+        if argv[1:3] == ["release", "view"]:
+            return subprocess.CompletedProcess(argv, 0, "", "")
+        return real_run(argv, **kwargs)
+
+    monkeypatch.setattr(release.subprocess, "run", release_exists)
+    with pytest.raises(release.ReleaseError, match="gh release upload failed") as uploaded:
+        release.publish_release("model-v7", "model v7", notes, [card], "a" * 40)
+    assert "connection refused" in str(uploaded.value)
