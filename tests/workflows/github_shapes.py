@@ -108,3 +108,26 @@ def authenticated_user(login: str) -> dict[str, Any]:
     shaped = _example("private-user-response-with-public-and-private-profile-information")
     shaped.update({k: v for k, v in user(login).items() if k in shaped})
     return shaped
+
+
+def pull_of_commit(repo: str, number: int, head_sha: str, merge_commit_sha: str) -> dict[str, Any]:
+    """A ``pull-request-simple`` (what ``GET /repos/{o}/{r}/commits/{sha}/pulls`` lists)."""
+    shaped = spec().example(EXAMPLES + "pull-request-simple-items")[0]
+    shaped.update(
+        number=number,
+        merge_commit_sha=merge_commit_sha,
+        requested_teams=[],  # the description's own example lacks a team's required "type"
+        url=f"{API}/repos/{repo}/pulls/{number}",
+    )
+    shaped["head"]["sha"] = head_sha
+    return shaped
+
+
+def workflow_run(
+    run_id: int, event: str, conclusion: str, head_sha: str, path: str
+) -> dict[str, Any]:
+    """A ``workflow-run`` with what the release's lookup checks."""
+    shaped = _example("workflow-run")
+    shaped.update(id=run_id, event=event, conclusion=conclusion, head_sha=head_sha, path=path)
+    shaped["status"] = "completed"
+    return shaped
