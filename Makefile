@@ -45,8 +45,8 @@ format: install ## apply ruff's fixes and black
 pytest: install ## the test suite only
 	pytest
 
-# Real services the tests start on 127.0.0.1 (PostgreSQL, Prometheus, podman, wrk), from Debian's
-# packages. Installed when this runs as root with apt (a fresh CI machine); elsewhere the tests
+# Real services the tests start on 127.0.0.1 (PostgreSQL, Prometheus, podman, wrk) and real CLIs
+# the stand-ins are held to (gh), from Debian's packages. Installed when this runs as root with apt (a fresh CI machine); elsewhere the tests
 # that need a missing one skip and name it.
 SYSTEM_PACKAGES := podman runc catatonit debootstrap uidmap postgresql prometheus wrk gh
 system-deps: ## install the services the tests use (Debian packages; needs root)
