@@ -13,7 +13,7 @@ export UV_PYTHON_DOWNLOADS := never
 # where PYTHONDONTWRITEBYTECODE is set.
 export UV_COMPILE_BYTECODE := 1
 
-.PHONY: help install system-deps mermaid repro test lint format pytest bench bench-pipeline bench-serving bench-workflows bench-adoption bench-report bench-gauges bench-deploy bench-registry bench-drift docs dag clean serve
+.PHONY: help install system-deps mermaid openapi repro test lint format pytest bench bench-pipeline bench-serving bench-workflows bench-adoption bench-report bench-gauges bench-deploy bench-registry bench-drift docs dag clean serve
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
@@ -46,12 +46,13 @@ format: install ## apply ruff's fixes and black
 pytest: install ## the test suite only
 	pytest
 
-# Real services the tests start on 127.0.0.1 (PostgreSQL, Prometheus, podman, wrk) and the browser
-# the Mermaid render test drives (chromium), from Debian's packages; Debian's nodejs and npm too
-# when no npm is on PATH (a NodeSource nodejs already ships npm, and Debian's npm conflicts with
-# it). Installed when this runs as root with apt (a fresh CI machine); elsewhere the tests that
-# need a missing one skip and name it.
-SYSTEM_PACKAGES := podman runc catatonit debootstrap uidmap postgresql prometheus wrk chromium openssl
+# Real services the tests start on 127.0.0.1 (PostgreSQL, Prometheus, podman, wrk), the browser
+# the Mermaid render test drives (chromium) and real CLIs the stand-ins are held to (gh, openssl
+# for the tests' certificates), from Debian's packages; Debian's nodejs and npm too when no npm is
+# on PATH (a NodeSource nodejs already ships npm, and Debian's npm conflicts with it). Installed
+# when this runs as root with apt (a fresh CI machine); elsewhere the tests that need a missing
+# one skip and name it.
+SYSTEM_PACKAGES := podman runc catatonit debootstrap uidmap postgresql prometheus wrk chromium openssl gh
 system-deps: ## install the services the tests use (Debian packages; needs root)
 	@if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
 	  missing=$$(for p in $(SYSTEM_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
@@ -77,7 +78,20 @@ $(MERMAID)/.installed: $(MERMAID_PINS)
 
 mermaid: $(MERMAID)/.installed ## install mermaid-cli into .tools/mermaid (npm ci of the pinned lockfile)
 
-test: lint system-deps mermaid pytest ## lint, then the whole test suite (what CI runs)
+ ## lint, then the whole test suite (what CI runs)
+
+# GitHub's official OpenAPI description (npm @octokit/openapi, pinned by the committed lock file),
+# which the tests' fake GitHub API is held to; the spec itself is never committed.
+OPENAPI := $(TOOLS)/openapi
+$(OPENAPI)/.installed: tests/workflows/openapi/package.json tests/workflows/openapi/package-lock.json
+	mkdir -p $(OPENAPI)
+	cp tests/workflows/openapi/package.json tests/workflows/openapi/package-lock.json $(OPENAPI)/
+	cd $(OPENAPI) && npm ci --ignore-scripts --no-audit --no-fund --loglevel=error
+	@touch $@
+
+openapi: $(OPENAPI)/.installed ## install GitHub's OpenAPI description into .tools/openapi (npm)
+
+test: lint system-deps mermaid openapi pytest ## lint, then the whole test suite (what CI runs)
 
 bench: bench-pipeline bench-serving bench-workflows bench-adoption bench-report bench-gauges bench-deploy bench-registry bench-drift ## every benchmark; writes docs/benchmarks.md
 

@@ -1,6 +1,9 @@
 """The release workflow's surroundings under act: a fake GitHub API and deployed endpoint on
 127.0.0.1, the session's real ``mlflow server`` (PostgreSQL + S3), and the push event. Shared by
-the release tests of this repository's model and of an ``init``-generated repository."""
+the release tests of this repository's model and of an ``init``-generated repository.
+
+Every ``/repos/...`` request and its answer are checked against GitHub's OpenAPI description
+(``openapi_check``, as ``fake_github`` is); a violation fails the module's tests at teardown."""
 
 from __future__ import annotations
 
@@ -8,6 +11,7 @@ import io
 import json
 import os
 import threading
+import urllib.parse
 import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -17,7 +21,8 @@ from typing import Any
 import pytest
 
 from tests.integration.registry_support import Backend, MlflowServer
-from tests.workflows import harness
+from tests.workflows import github_shapes as shapes
+from tests.workflows import harness, openapi_check
 from tests.workflows.harness import REPO_SLUG
 
 RELEASE_BIN = harness.STUBS / "release-bin"
@@ -31,20 +36,40 @@ class Fake:
     healthy: bool = True
     sha256: str = ""  # what the deployed endpoint's /model reports
     reports: dict[str, str] = field(default_factory=dict)  # merge commit -> reviewed sha256
+    violations: list[str] = field(default_factory=list)
 
 
 def _handler(fake: Fake) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
-        def _send(self, code: int, body: Any, raw: bytes | None = None) -> None:
+        operation: openapi_check.Operation | None = None
+
+        def _send(
+            self,
+            code: int,
+            body: Any,
+            raw: bytes | None = None,
+            headers: dict[str, str] | None = None,
+        ) -> None:
             data = raw if raw is not None else json.dumps(body).encode()
+            if self.operation is not None:
+                problems = openapi_check.spec().check_response(self.operation, code, data)
+                fake.violations += [f"the fake's response: {p}" for p in problems]
             self.send_response(code)
+            for key, value in (headers or {}).items():
+                self.send_header(key, value)
             self.send_header("Content-Length", str(len(data)))
             self.end_headers()
             self.wfile.write(data)
 
         def do_GET(self) -> None:
-            path = self.path.split("?")[0]
+            path, _, query = self.path.partition("?")
             base = f"/repos/{REPO_SLUG}"
+            if path.startswith("/repos/"):
+                checked = openapi_check.spec().check_request(
+                    "GET", path, urllib.parse.parse_qs(query), None
+                )
+                fake.violations += [f"the request: {p}" for p in checked.problems]
+                self.operation = checked.operation
             if path == "/ready":
                 self._send(200 if fake.healthy else 503, {"ready": fake.healthy})
             elif path == "/model":
@@ -54,22 +79,19 @@ def _handler(fake: Fake) -> type[BaseHTTPRequestHandler]:
                 if commit not in fake.reports:
                     self._send(200, [])
                 else:
-                    pr = {"number": 7, "merge_commit_sha": commit, "head": {"sha": HEAD}}
-                    self._send(200, [pr])
+                    self._send(200, [shapes.pull_of_commit(REPO_SLUG, 7, HEAD, commit)])
             elif path == f"{base}/actions/workflows/pr.yml/runs":
-                run = {
-                    "id": 1001,
-                    "event": "pull_request",
-                    "conclusion": "success",
-                    "head_sha": HEAD,
-                    "path": ".github/workflows/pr.yml",
-                }
-                self._send(200, {"workflow_runs": [run]})
+                run = shapes.workflow_run(
+                    1001, "pull_request", "success", HEAD, ".github/workflows/pr.yml"
+                )
+                self._send(200, {"total_count": 1, "workflow_runs": [run]})
             elif path == f"{base}/actions/runs/1001/artifacts":
                 host = f"http://127.0.0.1:{self.server.server_address[1]}"
-                self._send(
-                    200, {"artifacts": [{"archive_download_url": f"{host}/zip", "expired": False}]}
-                )
+                artifact = shapes.artifact(REPO_SLUG, 11, "modelci-report", 1000, host)
+                self._send(200, {"total_count": 1, "artifacts": [artifact]})
+            elif path == f"{base}/actions/artifacts/11/zip":
+                host = f"http://127.0.0.1:{self.server.server_address[1]}"
+                self._send(302, None, b"", {"Location": f"{host}/zip"})
             elif path == "/zip":
                 self._send(200, None, self._zip())
             else:
@@ -97,6 +119,8 @@ def _handler(fake: Fake) -> type[BaseHTTPRequestHandler]:
 
 @pytest.fixture(scope="module")
 def fake() -> Iterator[tuple[Fake, str]]:
+    if not openapi_check.available():
+        pytest.skip("GitHub's OpenAPI description is not installed: run `make openapi`")
     state = Fake()
     httpd = ThreadingHTTPServer(("127.0.0.1", 0), _handler(state))
     thread = threading.Thread(target=httpd.serve_forever, daemon=True)
@@ -106,6 +130,7 @@ def fake() -> Iterator[tuple[Fake, str]]:
     finally:
         httpd.shutdown()
         httpd.server_close()
+    assert not state.violations, "\n".join(state.violations[:10])
 
 
 @pytest.fixture(scope="module")
