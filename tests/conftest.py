@@ -12,6 +12,8 @@ from typing import TYPE_CHECKING
 
 import pytest
 
+from tests.tiers import tier_problem
+
 if TYPE_CHECKING:
     from tests.integration.registry_support import Backend
 
@@ -109,6 +111,22 @@ def mlflow_backend(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Backend
         yield backend
     finally:
         backend.stop()
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Stop the run, before any test starts, when a test sits in the wrong tier (tests/tiers.py)."""
+    tests = REPO_ROOT / "tests"
+    problems = []
+    for item in items:
+        path = item.path
+        if not path.is_relative_to(tests):
+            continue
+        markers = (marker.name for marker in item.iter_markers())
+        problem = tier_problem(path.relative_to(tests), markers, getattr(item, "fixturenames", ()))
+        if problem is not None:
+            problems.append(f"{item.nodeid}: {problem}")
+    if problems:
+        raise pytest.UsageError("tests in the wrong tier:\n" + "\n".join(problems))
 
 
 def pytest_collection_finish(session: pytest.Session) -> None:
