@@ -13,7 +13,7 @@ export UV_PYTHON_DOWNLOADS := never
 # where PYTHONDONTWRITEBYTECODE is set.
 export UV_COMPILE_BYTECODE := 1
 
-.PHONY: help install system-deps repro test lint format pytest bench bench-pipeline bench-serving bench-workflows bench-adoption bench-report bench-gauges bench-deploy bench-registry bench-drift docs dag clean serve
+.PHONY: help install system-deps repro test check lint format pytest bench bench-pipeline bench-serving bench-workflows bench-adoption bench-report bench-gauges bench-deploy bench-registry bench-drift docs dag clean serve
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
@@ -42,8 +42,16 @@ format: install ## apply ruff's fixes and black
 	ruff check --fix .
 	black .
 
-pytest: install ## the test suite only
-	pytest
+# XDIST=N runs pytest in N worker processes (pytest-xdist): the tests that share a module fixture
+# or the serving image stay on one worker, the slow ones start first (docs/testing.md).
+XDIST ?=
+XDIST_ARGS := $(if $(XDIST),-n $(XDIST) --dist loadgroup --no-loadscope-reorder,)
+
+pytest: install ## the test suite only (XDIST=2: in two processes)
+	pytest $(XDIST_ARGS)
+
+check: lint ## the fast loop: lint, then the unit and data tiers (no dvc repro, server or container)
+	pytest -q -m "unit or data" $(XDIST_ARGS) tests/unit tests/data
 
 # Real services the tests start on 127.0.0.1 (PostgreSQL, Prometheus, podman, wrk), from Debian's
 # packages. Installed when this runs as root with apt (a fresh CI machine); elsewhere the tests

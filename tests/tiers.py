@@ -8,7 +8,7 @@ would silently move a test in or out of ``pytest -m "unit or data"``.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from pathlib import PurePath
 
 # One marker per folder, spelled as the folder.
@@ -26,6 +26,24 @@ SLOW_FIXTURES = frozenset(
         "model_repo",  # the workflows' model repository, reproduced on three branches
     }
 )
+
+
+# Session fixtures two xdist workers must not build at once, and the group of their users, which
+# ``--dist loadgroup`` runs on one worker: the serving image (one podman storage, one image tag,
+# one debootstrapped base).
+SERIAL_FIXTURES = {"serving_image": "podman"}
+
+
+def xdist_group(nodeid: str, scopes: Mapping[str, str]) -> str | None:
+    """The xdist group of a test, given the scope of each fixture it uses: the tests of one group
+    run on one worker. A test using a module (or class) fixture stays with its module, so the
+    fixture (an act run, a server) is made once, not once per worker; the rest are free."""
+    for fixture, group in SERIAL_FIXTURES.items():
+        if fixture in scopes:
+            return group
+    if any(scope in ("module", "class", "package") for scope in scopes.values()):
+        return nodeid.split("::")[0]
+    return None
 
 
 def tier_problem(path: PurePath, markers: Iterable[str], fixtures: Iterable[str]) -> str | None:

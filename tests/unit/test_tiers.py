@@ -7,7 +7,7 @@ from pathlib import PurePath
 
 import pytest
 
-from tests.tiers import tier_problem
+from tests.tiers import tier_problem, xdist_group
 
 pytestmark = pytest.mark.unit
 
@@ -46,3 +46,10 @@ def test_a_test_in_the_wrong_tier_is_named(
     problem = tier_problem(PurePath(path), markers, fixtures)
     assert problem is not None
     assert message in problem
+
+
+def test_xdist_groups_keep_shared_fixtures_on_one_worker() -> None:
+    nodeid = "tests/workflows/test_act_pr.py::test_comment[x]"
+    assert xdist_group(nodeid, {"tmp_path": "function", "pipeline_repo": "session"}) is None
+    assert xdist_group(nodeid, {"pr_run": "module"}) == "tests/workflows/test_act_pr.py"
+    assert xdist_group(nodeid, {"serving_image": "session", "server": "module"}) == "podman"
