@@ -152,11 +152,17 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 
 def _fixture_scopes(item: pytest.Item) -> dict[str, str]:
-    """The scope of each fixture the test uses (its closure), by name."""
+    """The scope of each fixture the test uses (its closure), by name. A session fixture defined
+    in a test module counts as a module fixture: only that module's tests can use it."""
     info = getattr(item, "_fixtureinfo", None)
     if info is None:
         return {}
-    return {name: defs[-1].scope for name, defs in info.name2fixturedefs.items() if defs}
+    scopes = {}
+    for name, defs in info.name2fixturedefs.items():
+        if defs:
+            scope, where = defs[-1].scope, defs[-1].baseid
+            scopes[name] = "module" if scope == "session" and where.endswith(".py") else scope
+    return scopes
 
 
 def pytest_collection_finish(session: pytest.Session) -> None:
