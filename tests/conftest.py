@@ -130,7 +130,8 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     """Stop the run, before any test starts, when a test sits in the wrong tier (tests/tiers.py);
     under ``--dist loadgroup``, keep the tests that share an expensive fixture on one worker."""
     tests = REPO_ROOT / "tests"
-    if config.getoption("dist", "no") == "loadgroup":
+    # An xdist worker collects; it sees --dist loadgroup as this flag (its own dist is "no").
+    if getattr(config.option, "loadgroup", False):
         for item in items:
             group = xdist_group(item.nodeid, _fixture_scopes(item))
             if group is not None:
