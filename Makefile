@@ -43,16 +43,16 @@ format: install ## apply ruff's fixes and black
 	black .
 
 # XDIST=N runs pytest in N worker processes (pytest-xdist): the tests that share a module fixture
-# or the serving image stay on one worker, the slow ones start first (docs/testing.md). XDIST=0:
-# one process. `make check` runs in two unless told otherwise.
+# or the serving image stay on one worker, the slow ones start first (docs/testing.md). Off by
+# default: on the shared 2-core machine the workers' own start-up cost more than they saved.
 XDIST ?=
 xdist_args = -n $(1) --dist loadgroup --no-loadscope-reorder
 
 pytest: install ## the test suite only (XDIST=2: in two processes)
 	pytest $(if $(XDIST),$(call xdist_args,$(XDIST)))
 
-check: lint ## lint, then the unit and data tiers in 2 processes: no dvc repro, server or container
-	pytest -q -m "unit or data" $(call xdist_args,$(or $(XDIST),2)) tests/unit tests/data
+check: lint ## lint, then the unit and data tiers: no dvc repro, server or container (XDIST=2 too)
+	pytest -q -m "unit or data" $(if $(XDIST),$(call xdist_args,$(XDIST))) tests/unit tests/data
 
 # Real services the tests start on 127.0.0.1 (PostgreSQL, Prometheus, podman, wrk), from Debian's
 # packages. Installed when this runs as root with apt (a fresh CI machine); elsewhere the tests
