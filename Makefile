@@ -13,7 +13,7 @@ export UV_PYTHON_DOWNLOADS := never
 # where PYTHONDONTWRITEBYTECODE is set.
 export UV_COMPILE_BYTECODE := 1
 
-.PHONY: help install system-deps mermaid openapi repro test lint format pytest bench bench-pipeline bench-serving bench-workflows bench-adoption bench-report bench-gauges bench-deploy bench-registry bench-drift docs dag clean serve
+.PHONY: help install system-deps mermaid openapi repro test check lint format pytest bench bench-pipeline bench-serving bench-workflows bench-adoption bench-report bench-gauges bench-deploy bench-registry bench-drift docs dag clean serve
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
@@ -43,8 +43,17 @@ format: install ## apply ruff's fixes and black
 	ruff check --fix .
 	black .
 
-pytest: install ## the test suite only
-	pytest
+# XDIST=N runs pytest in N worker processes (pytest-xdist): the tests that share a module fixture
+# or the serving image stay on one worker, the slow ones start first (docs/testing.md). Off by
+# default: on the shared 2-core machine the workers' own start-up cost more than they saved.
+XDIST ?=
+xdist_args = -n $(1) --dist loadgroup --no-loadscope-reorder
+
+pytest: install ## the test suite only (XDIST=2: in two processes)
+	pytest $(if $(XDIST),$(call xdist_args,$(XDIST)))
+
+check: lint ## lint, then the unit and data tiers: no dvc repro, server or container (XDIST=2 too)
+	pytest -q -m "unit or data" $(if $(XDIST),$(call xdist_args,$(XDIST))) tests/unit tests/data
 
 # Real services the tests start on 127.0.0.1 (PostgreSQL, Prometheus, podman, wrk), the browser
 # the Mermaid render test drives (chromium) and real CLIs the stand-ins are held to (gh, openssl

@@ -12,6 +12,9 @@ from typing import TYPE_CHECKING
 
 import pytest
 
+from tests.shared import built_once, xdist_worker
+from tests.tiers import tier_problem, xdist_group
+
 if TYPE_CHECKING:
     from tests.integration.registry_support import Backend
 
@@ -72,10 +75,18 @@ def make_model_repo(target: Path) -> Path:
 
 @pytest.fixture(scope="session")
 def pipeline_repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A repository copy where ``dvc repro`` has run once on the default data (read-only use)."""
-    repo = make_model_repo(tmp_path_factory.mktemp("pipeline") / "repo")
-    run(["dvc", "repro", "--quiet"], repo)
-    return repo
+    """A repository copy where ``dvc repro`` has run once on the default data (read-only use).
+
+    Reproduced once per run; under xdist each worker gets its own copy of that one (tests run
+    dvc in it, and DVC locks the repository while it runs)."""
+
+    def build(root: Path) -> None:
+        run(["dvc", "repro", "--quiet"], make_model_repo(root / "repo"))
+
+    repo = built_once(tmp_path_factory, "pipeline", build) / "repo"
+    if xdist_worker() is None:
+        return repo
+    return Path(shutil.copytree(repo, tmp_path_factory.mktemp("pipeline") / "repo", symlinks=True))
 
 
 def uv_binary() -> str:
@@ -89,9 +100,12 @@ def uv_binary() -> str:
 
 @pytest.fixture(scope="session")
 def modelci_dists(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    """The wheel and sdist built from this checkout, once per session: what adopters install."""
-    out = tmp_path_factory.mktemp("dist")
-    run([uv_binary(), "build", "--quiet", "--out-dir", str(out)], REPO_ROOT)
+    """The wheel and sdist built from this checkout, once per run: what adopters install."""
+
+    def build(out: Path) -> None:
+        run([uv_binary(), "build", "--quiet", "--out-dir", str(out)], REPO_ROOT)
+
+    out = built_once(tmp_path_factory, "dist", build)
     return {"wheel": next(out.glob("*.whl")), "sdist": next(out.glob("*.tar.gz"))}
 
 
@@ -109,6 +123,47 @@ def mlflow_backend(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Backend
         yield backend
     finally:
         backend.stop()
+
+
+@pytest.hookimpl(tryfirst=True)  # before xdist reads the xdist_group marks
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Stop the run, before any test starts, when a test sits in the wrong tier (tests/tiers.py);
+    under ``--dist loadgroup``, keep the tests that share an expensive fixture on one worker."""
+    tests = REPO_ROOT / "tests"
+    # An xdist worker collects; it sees --dist loadgroup as this flag (its own dist is "no").
+    if getattr(config.option, "loadgroup", False):
+        for item in items:
+            group = xdist_group(item.nodeid, _fixture_scopes(item))
+            if group is not None:
+                item.add_marker(pytest.mark.xdist_group(group))
+        # The slow tests first (with --no-loadscope-reorder, xdist hands groups out in this
+        # order): a long act run started last would leave the other worker idle.
+        items.sort(key=lambda item: item.get_closest_marker("slow") is None)
+    problems = []
+    for item in items:
+        path = item.path
+        if not path.is_relative_to(tests):
+            continue
+        markers = (marker.name for marker in item.iter_markers())
+        problem = tier_problem(path.relative_to(tests), markers, getattr(item, "fixturenames", ()))
+        if problem is not None:
+            problems.append(f"{item.nodeid}: {problem}")
+    if problems:
+        raise pytest.UsageError("tests in the wrong tier:\n" + "\n".join(problems))
+
+
+def _fixture_scopes(item: pytest.Item) -> dict[str, str]:
+    """The scope of each fixture the test uses (its closure), by name. A session fixture defined
+    in a test module counts as a module fixture: only that module's tests can use it."""
+    info = getattr(item, "_fixtureinfo", None)
+    if info is None:
+        return {}
+    scopes = {}
+    for name, defs in info.name2fixturedefs.items():
+        if defs:
+            scope, where = defs[-1].scope, defs[-1].baseid
+            scopes[name] = "module" if scope == "session" and where.endswith(".py") else scope
+    return scopes
 
 
 def pytest_collection_finish(session: pytest.Session) -> None:

@@ -26,6 +26,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from filelock import FileLock
+
 from tests.process_support import free_port, http_get
 
 SUITE = "bookworm"
@@ -164,8 +166,10 @@ def prefetch_base_image() -> None:
 
 
 def base_image() -> str:
-    """The local python 3.11 base image (made, imported or found), by tag; one maker at a time."""
-    with _BASE_LOCK:
+    """The local python 3.11 base image (made, imported or found), by tag; one maker at a time,
+    among this process's threads and among xdist workers (each prefetches it)."""
+    cache_dir().mkdir(parents=True, exist_ok=True)
+    with _BASE_LOCK, FileLock(cache_dir() / "make.lock"):
         return _base_image()
 
 

@@ -1,5 +1,6 @@
 """The model's bytes do not depend on the machine: the same data, params and seed give the same
-sha256 whatever the thread settings and the cores the process may run on (issue 14)."""
+sha256 whatever the thread settings and the cores the process may run on (issue 14), and its ONNX
+export is the same whatever the process's hash seed."""
 
 from __future__ import annotations
 
@@ -74,3 +75,39 @@ def test_two_threads_give_the_same_bytes_on_one_core(pipeline_repo: Path) -> Non
     one_core = fit_sha256(pipeline_repo, ONE_CORE, None, n_threads=2)
     every_core = fit_sha256(pipeline_repo, EVERY_CORE, None, n_threads=2)
     assert one_core == every_core
+
+
+CONVERT = """
+import hashlib, sys
+import pandas as pd
+from sklearn.compose import ColumnTransformer
+from sklearn.linear_model import LogisticRegression
+from sklearn.pipeline import Pipeline
+from sklearn.preprocessing import OneHotEncoder
+from modelci.serving.runtime import convert_to_onnx
+from modelci.serving.schema import FieldSpec, InputSchema
+
+schema = InputSchema(
+    [FieldSpec("x", "float"), FieldSpec("color", "category", categories=("a", "b"))]
+)
+frame = pd.DataFrame({"x": [0.0, 1.0, 2.0, 3.0], "color": ["a", "b", "a", "b"]})
+features = ColumnTransformer([("num", "passthrough", ["x"]), ("cat", OneHotEncoder(), ["color"])])
+model = Pipeline([("f", features), ("m", LogisticRegression())]).fit(frame, [0, 0, 1, 1])
+print(hashlib.sha256(convert_to_onnx(model, schema)).hexdigest())
+"""
+
+
+def test_the_onnx_bytes_do_not_depend_on_the_hash_seed() -> None:
+    """skl2onnx gathers the opsets of a model in a set: unsorted, their order (and the file's
+    bytes, hence the DVC output's hash) changed with PYTHONHASHSEED from one process to the next."""
+    digests = {
+        subprocess.run(
+            [sys.executable, "-c", CONVERT],
+            env={**os.environ, "PYTHONHASHSEED": seed},
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+        for seed in ("0", "1", "2", "3")
+    }
+    assert len(digests) == 1, digests

@@ -90,46 +90,6 @@ def test_a_model_that_does_not_convert_gets_a_manifest_saying_why(tmp_path: Path
     assert why_not.startswith("build-time export: ")
 
 
-CONVERT = """
-import hashlib, sys
-import pandas as pd
-from sklearn.compose import ColumnTransformer
-from sklearn.linear_model import LogisticRegression
-from sklearn.pipeline import Pipeline
-from sklearn.preprocessing import OneHotEncoder
-from modelci.serving.runtime import convert_to_onnx
-from modelci.serving.schema import FieldSpec, InputSchema
-
-schema = InputSchema(
-    [FieldSpec("x", "float"), FieldSpec("color", "category", categories=("a", "b"))]
-)
-frame = pd.DataFrame({"x": [0.0, 1.0, 2.0, 3.0], "color": ["a", "b", "a", "b"]})
-features = ColumnTransformer([("num", "passthrough", ["x"]), ("cat", OneHotEncoder(), ["color"])])
-model = Pipeline([("f", features), ("m", LogisticRegression())]).fit(frame, [0, 0, 1, 1])
-print(hashlib.sha256(convert_to_onnx(model, schema)).hexdigest())
-"""
-
-
-def test_the_onnx_bytes_do_not_depend_on_the_hash_seed() -> None:
-    """skl2onnx gathers the opsets of a model in a set: unsorted, their order (and the file's
-    bytes, hence the DVC output's hash) changed with PYTHONHASHSEED from one process to the next."""
-    import os
-    import subprocess
-    import sys
-
-    digests = {
-        subprocess.run(
-            [sys.executable, "-c", CONVERT],
-            env={**os.environ, "PYTHONHASHSEED": seed},
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout.strip()
-        for seed in ("0", "1", "2", "3")
-    }
-    assert len(digests) == 1, digests
-
-
 def test_without_onnxruntime_an_export_falls_back_to_scikit_learn(
     tmp_path: Path, model: object, monkeypatch: pytest.MonkeyPatch
 ) -> None:

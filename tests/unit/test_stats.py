@@ -10,6 +10,8 @@ from sklearn import metrics as skm
 from modelci.judge import stats
 from modelci.judge.stats import Scored, StatsError, compare, point
 
+pytestmark = pytest.mark.unit
+
 
 def _binary(rng: np.random.Generator, actual: np.ndarray, skill: float) -> Scored:
     """A noisy scorer of ``actual``: higher ``skill`` separates the classes more."""

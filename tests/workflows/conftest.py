@@ -6,14 +6,17 @@ needs it), so each act run only checks out, restores the warm DVC cache and runs
 
 from __future__ import annotations
 
+import json
 import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import pytest
 
 from tests.conftest import REPO_ROOT, make_model_repo, run
+from tests.shared import built_once
 from tests.workflows import harness
 from tests.workflows.harness import API_REPO, REMOTE_URL, REPO_SLUG
 from tests.workflows.release_support import fake, server  # noqa: F401 - fixtures for release tests
@@ -24,6 +27,7 @@ from tests.workflows.release_support import fake, server  # noqa: F401 - fixture
 IMPROVE = ("    max_leaf_nodes: 15", "    max_leaf_nodes: 31")
 REGRESS = ("    learning_rate: 0.05", "    learning_rate: 0.001")
 STALE = ("    l2_regularization: 1.0", "    l2_regularization: 0.5")
+SHAS = "shas.json"  # the branches' commits, next to the repository built once per run
 SMOKE_TEST = '''"""A small real test, so the model repository's test job has something to run."""
 
 from pathlib import Path
@@ -120,12 +124,18 @@ def build_model_repo(root: Path, pipeline: Path | None = None) -> ModelRepo:
     run(["git", "checkout", "-q", "main"], origin)
     warm = root / "warm-cache"
     shutil.copytree(origin / ".dvc" / "cache", warm)
+    (root / SHAS).write_text(json.dumps(shas), encoding="utf-8")
     return ModelRepo(origin=origin, shas=shas, warm_cache=warm)
 
 
 @pytest.fixture(scope="session")
 def model_repo(pipeline_repo: Path, tmp_path_factory: pytest.TempPathFactory) -> ModelRepo:
-    return build_model_repo(tmp_path_factory.mktemp("model-repo"), pipeline_repo)
+    """Built once per run (two more ``dvc repro``), shared read-only by every xdist worker: the
+    tests clone ``origin`` and copy the warm cache."""
+    build = partial(build_model_repo, pipeline=pipeline_repo)
+    root = built_once(tmp_path_factory, "model-repo", build)
+    shas = json.loads((root / SHAS).read_text(encoding="utf-8"))
+    return ModelRepo(origin=root / "origin", shas=shas, warm_cache=root / "warm-cache")
 
 
 def pull_request_event(
