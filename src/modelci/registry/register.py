@@ -271,3 +271,13 @@ def _user() -> str:
         return getpass.getuser()
     except (KeyError, OSError):
         return "unknown"
+
+
+def summary_markdown(done: Registered) -> str:
+    """The job summary of ``modelci registry register``."""
+    v = done.version
+    word = "registered" if done.created else "already registered"
+    return (
+        f"## Registered\n\n- {word} version {v.version} of commit `{v.commit}`\n"
+        f"- model sha256 `{v.sha256}`\n- PR report: {v.tags.get(TAG_PR_REPORT, 'none')}\n"
+    )
