@@ -60,7 +60,7 @@ def _copy(source: Path, target: Path) -> None:
 
 def window_name(source: str) -> str:
     """The file name a fetched window keeps: the last part of its URL or DVC path, whose suffix
-    tells ``modelci drift`` the format."""
+    tells ``modelci monitor drift`` the format."""
     import urllib.parse
 
     path = urllib.parse.urlsplit(source.removeprefix("dvc:")).path

@@ -1,4 +1,4 @@
-"""``modelci register``: one registry version per (git commit, model file), never a duplicate.
+"""``modelci registry register``: one version per (git commit, model file), never a duplicate.
 
 The version carries the lineage of the bytes it stands for: git commit and commit time, the data
 hashes in ``dvc.lock``, the params digest, the metrics, the model file's sha256 and the PR report

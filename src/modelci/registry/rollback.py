@@ -1,4 +1,5 @@
-"""``modelci rollback``: put ``@champion`` back on the previous champion, or on a given version.
+"""``modelci registry rollback``: put ``@champion`` back on the previous champion, or on a given
+version.
 
 The versions newer than the target that were eligible are tagged ``rolled_back`` (so the tag
 rule no longer picks them), the target is tagged ``passed``, who/why/when go into tags on both
