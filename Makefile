@@ -126,7 +126,7 @@ bench-report: install ## PR report with/without its statistics: default data, 10
 bench-adoption: install ## modelci init to a green repro + pytest; adopter footprint; --help time
 	python benchmarks/bench_adoption.py
 
-bench-drift: install ## modelci drift time and peak memory for 10^4, 10^5, 10^6 rows (after repro)
+bench-drift: install ## modelci monitor drift time and peak memory for 10^4, 10^5, 10^6 rows (after repro)
 	python benchmarks/bench_drift.py
 
 bench-gauges: install ## serving p50/throughput with and without the live input gauges (QUICK=1 for a dry run)

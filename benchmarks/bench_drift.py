@@ -1,10 +1,10 @@
-"""``modelci drift`` wall time and peak memory for 10^4, 10^5 and 10^6 rows on the default schema.
+"""``modelci monitor drift`` wall time and peak memory for 10^4, 10^5 and 10^6 rows, default schema.
 
 Reference and current windows of N rows each are bootstrapped from this repository's training
 split (data/prepared/train.parquet, so ``dvc repro`` first), the current one with its ages
 shifted so that drift is found and every code path (plots, prediction drift) runs. Each size
-runs ``modelci drift`` in a fresh process (imports included, as a workflow step pays them); the
-peak resident memory is that process's ``ru_maxrss``.
+runs ``modelci monitor drift`` in a fresh process (imports included, as a workflow step pays
+them); the peak resident memory is that process's ``ru_maxrss``.
 """
 
 from __future__ import annotations
@@ -48,7 +48,7 @@ def windows(rows: int, folder: Path) -> tuple[Path, Path]:
 
 
 def run_once(ref: Path, cur: Path, out: Path) -> tuple[float, float, float, int]:
-    args = ["drift", "--reference", str(ref), "--current", str(cur), "--out", str(out)]
+    args = ["monitor", "drift", "--reference", str(ref), "--current", str(cur), "--out", str(out)]
     started = time.perf_counter()
     done = subprocess.run(  # noqa: S603 - this interpreter, fixed arguments
         [sys.executable, "-c", CHILD, *args], cwd=ROOT, capture_output=True, text=True, check=False
@@ -56,7 +56,9 @@ def run_once(ref: Path, cur: Path, out: Path) -> tuple[float, float, float, int]
     seconds = time.perf_counter() - started
     info = json.loads(done.stderr.strip().splitlines()[-1])
     if info["code"] not in (0, 3):
-        raise SystemExit(f"modelci drift exited {info['code']}:\n{done.stdout}\n{done.stderr}")
+        raise SystemExit(
+            f"modelci monitor drift exited {info['code']}:\n{done.stdout}\n{done.stderr}"
+        )
     return seconds, info["cpu"], info["maxrss_kb"] / 1024, info["code"]
 
 
@@ -75,7 +77,8 @@ def main() -> None:
             rows_out.append((f"{rows:,}", f"{seconds:.2f}", f"{cpu:.2f}", f"{memory:.0f}", verdict))
             print(f"{rows:>9} rows: {seconds:.2f} s wall, {cpu:.2f} s CPU, {memory:.0f} MiB")
     body = (
-        "`modelci drift` on N reference rows against N current rows of the default schema (7 "
+        "`modelci monitor drift` on N reference rows against N current rows of the default schema "
+        "(7 "
         "features: KS + PSI on 3 numeric, chi-square + PSI on 4 categorical; the model's "
         "predictions on at most `monitor.prediction_rows` (100,000) rows per side; 8 PNG plots), "
         "in a fresh process each time (imports "
@@ -87,7 +90,7 @@ def main() -> None:
     command = "python benchmarks/bench_drift.py" + (
         f" --repeats {args.repeats}" if args.repeats != 3 else ""
     )
-    write_section("drift", "Drift check (`modelci drift`)", body, command)
+    write_section("drift", "Drift check (`modelci monitor drift`)", body, command)
 
 
 if __name__ == "__main__":

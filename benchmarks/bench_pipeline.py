@@ -7,7 +7,7 @@ Runs in fresh local clones of the committed repository.
   time, and the import overhead of each stage's libraries.
 - scale: at each of ``--sizes`` rows of the default schema (synthetic rows: Titanic rows drawn
   with replacement, numeric columns jittered, so the features keep their signal), each stage,
-  the full `dvc repro --force`, `modelci report`, and the bytes of every file the pipeline
+  the full `dvc repro --force`, `modelci pr report`, and the bytes of every file the pipeline
   commits to git, with the thread setting used.
 
     python benchmarks/bench_pipeline.py [--repeat N] [--sizes 10000,100000,1000000]
@@ -135,7 +135,7 @@ def scale_run(parent: Path, rows: int) -> ScaleResult:
     full = timed(["dvc", "repro", "--force"], repo)
     git(["add", "params.yaml", *pipeline_git_outputs(repo, [])[1]], repo)
     git(["commit", "-q", "-m", f"{rows} rows"], repo)
-    report = median([timed(["modelci", "report", "--base", "HEAD"], repo) for _ in range(3)])
+    report = median([timed(["modelci", "pr", "report", "--base", "HEAD"], repo) for _ in range(3)])
     committed, largest, largest_size = committed_bytes(repo)
     threads = load_params(repo / "params.yaml").train.n_threads
     shutil.rmtree(repo)
@@ -184,8 +184,8 @@ def scale(sizes: list[int]) -> None:
             "fare jittered), 25% held out. Stages: `dvc repro STAGE` one after the other (each "
             "includes about a second of DVC start-up; evaluate includes MLflow logging, and at "
             "the first size creating the MLflow store); full: `dvc repro --force`; report: "
-            "`modelci report --base HEAD` (median of 3) on the committed outputs; committed: "
-            "`dvc.lock` and every output `dvc.yaml` leaves to git (what `modelci check-lock` "
+            "`modelci pr report --base HEAD` (median of 3) on the committed outputs; committed: "
+            "`dvc.lock` and every output `dvc.yaml` leaves to git (what `modelci pr check-lock` "
             "compares). Threads: `train.n_threads` from params.yaml (OMP_NUM_THREADS in the "
             f"environment: {omp}). Seconds, one run per size. Load average (1 min) of the "
             f"machine before and after: {load_before:.1f} and {load_after:.1f} (other work "

@@ -28,7 +28,7 @@ from tests.conftest import make_model_repo, run, tool_env  # noqa: E402
 from tests.integration.registry_support import missing, start_backend  # noqa: E402
 
 MODELCI = str(Path(sys.executable).parent / "modelci")
-# ``modelci status`` with the REST reader off: every read goes through MlflowClient.
+# ``modelci registry status`` with the REST reader off: every read goes through MlflowClient.
 STATUS_VIA_CLIENT = (
     "import sys\n"
     "import modelci.registry.core as core\n"
@@ -38,7 +38,7 @@ STATUS_VIA_CLIENT = (
     "    self.rest = None\n"
     "core.Registry.__init__ = without_rest\n"
     "from modelci.cli import main\n"
-    "sys.exit(main(['status']))\n"
+    "sys.exit(main(['registry', 'status']))\n"
 )
 
 

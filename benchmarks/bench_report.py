@@ -94,7 +94,7 @@ def measure(name: str, base: pd.DataFrame, head: pd.DataFrame, repeat: int) -> l
 
 
 def cli_rows(repeat: int) -> list[list[object]]:
-    """The whole ``modelci report --base HEAD`` on this repository, and the part of it that the
+    """The whole ``modelci pr report --base HEAD`` on this repository, and the part of it that the
     statistics take (the base's predictions read through DVC, then the intervals)."""
     import subprocess
     import tempfile
@@ -129,7 +129,7 @@ def cli_rows(repeat: int) -> list[list[object]]:
     stats, comparison = best_of(repeat, statistics)
     assert comparison.intervals, comparison.notes  # noqa: S101 - the cache must hold the base
     return [
-        ["`modelci report --base HEAD` (whole command, plots included)", f"{cli:.2f} s"],
+        ["`modelci pr report --base HEAD` (whole command, plots included)", f"{cli:.2f} s"],
         ["of which the statistics: base predictions through DVC + 4 intervals", f"{stats:.2f} s"],
         ["share of the command", f"{stats / cli:.0%}"],
     ]

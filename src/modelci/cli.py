@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from modelci import __version__
+from modelci.options import add_params, add_verbose
 
 Handler = Callable[[argparse.Namespace], int]
 
@@ -62,10 +63,9 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    from modelci.config import load_params
     from modelci.pipeline import export
 
-    note = export.run(load_params(Path(args.params)))
+    note = export.run(_params(args))
     print(f"export: wrote models/onnx ({note})")
     return 0
 
@@ -79,15 +79,6 @@ def cmd_check_params(args: argparse.Namespace) -> int:
     return 0
 
 
-def _add_params_option(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--params",
-        default="params.yaml",
-        metavar="FILE",
-        help="parameters file (default: %(default)s)",
-    )
-
-
 COMMANDS: dict[str, tuple[Handler, str]] = {
     "prepare": (cmd_prepare, "validate the raw data and split it into train and test"),
     "train": (cmd_train, "fit the model pipeline and write models/model.skops"),
@@ -96,47 +87,133 @@ COMMANDS: dict[str, tuple[Handler, str]] = {
     "check-params": (cmd_check_params, "validate params.yaml and exit"),
 }
 
+# The command groups, by the moment they serve, and the light ``register(sub)`` functions
+# ("module:function") that add their commands. A group with no help text is a single command
+# (``serve``, ``init``) registered at the top level.
+GROUPS: dict[str, tuple[str, tuple[str, ...]]] = {
+    "pr": (
+        "the pull request: report, gate, check-lock",
+        ("modelci.ci.commands:register",),
+    ),
+    "registry": (
+        "the model registry: register, promote, rollback, status",
+        ("modelci.registry.commands:register",),
+    ),
+    "release": (
+        "the release on merge: reviewed, image, publish, deploy",
+        ("modelci.registry.commands:register_release",),
+    ),
+    "serve": ("", ("modelci.serving.commands:register",)),
+    "monitor": (
+        "production: drift, fetch-window, issue, refresh-data, open-pr, alert-rules, canary",
+        (
+            "modelci.drift.commands:register",
+            "modelci.drift.github_commands:register",
+            "modelci.monitor.commands:register",
+        ),
+    ),
+    "init": ("", ("modelci.scaffold.commands:register",)),
+}
+
+# The flat names of the previous release, kept for one release: they run the grouped command
+# after one deprecation line on stderr and are not listed in ``modelci --help``.
+ALIASES: dict[str, tuple[str, str]] = {
+    "report": ("pr", "report"),
+    "gate": ("pr", "gate"),
+    "check-lock": ("pr", "check-lock"),
+    "register": ("registry", "register"),
+    "promote": ("registry", "promote"),
+    "rollback": ("registry", "rollback"),
+    "status": ("registry", "status"),
+    "release-reviewed": ("release", "reviewed"),
+    "release-image": ("release", "image"),
+    "release-publish": ("release", "publish"),
+    "deploy": ("release", "deploy"),
+    "drift": ("monitor", "drift"),
+    "fetch-window": ("monitor", "fetch-window"),
+    "monitor-issue": ("monitor", "issue"),
+    "refresh-data": ("monitor", "refresh-data"),
+    "open-pr": ("monitor", "open-pr"),
+    "alert-rules": ("monitor", "alert-rules"),
+    "canary": ("monitor", "canary"),
+}
+
+
+def _register(target: str, sub: Any) -> None:
+    module, _, function = target.partition(":")
+    getattr(importlib.import_module(module), function)(sub)
+
+
+def _leaves(parser: argparse.ArgumentParser) -> list[argparse.ArgumentParser]:
+    """The parsers of every runnable command under ``parser`` (a group's commands, not it)."""
+    found = []
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for child in dict.fromkeys(action.choices.values()):
+                found += _leaves(child) or [child]
+    return found
+
 
 def build_parser(prog: str = "modelci") -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog=prog, description="CI/CD for machine-learning model repositories."
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
-    parser.add_argument(
-        "-v", "--verbose", action="store_true", help="print details and tracebacks on errors"
-    )
+    add_verbose(parser, default=False)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for name, (handler, help_text) in COMMANDS.items():
         command = sub.add_parser(name, help=help_text, description=help_text)
-        _add_params_option(command)
+        add_params(command)
         command.set_defaults(handler=handler)
-    for extension in EXTENSIONS:
-        importlib.import_module(extension).register(sub)
+    for name, (help_text, registers) in GROUPS.items():
+        target = sub
+        if help_text:
+            group = sub.add_parser(name, help=help_text, description=f"Commands for {help_text}.")
+            target = group.add_subparsers(
+                dest="subcommand", metavar="COMMAND", required=True, help="one of:"
+            )
+        for register in registers:
+            _register(register, target)
+    for leaf in _leaves(parser):
+        add_verbose(leaf)
     return parser
 
 
-# Modules that add command groups (report/gate, registry, serve, init) with a light
-# ``register(sub)``.
-EXTENSIONS: tuple[str, ...] = (
-    "modelci.ci.commands",
-    "modelci.registry.commands",
-    "modelci.serving.commands",
-    "modelci.scaffold.commands",
-    "modelci.drift.commands",
-    "modelci.monitor.commands",
-)
+def resolve_alias(argv: Sequence[str], prog: str = "modelci") -> tuple[list[str], str | None]:
+    """``argv`` with an old flat command name (``modelci report``) replaced by its group and
+    command (``modelci pr report``), and the deprecation line to print (None: no old name)."""
+    args = list(argv)
+    for index, word in enumerate(args):
+        if word == "--":
+            break
+        if word.startswith("-"):
+            continue  # the top-level options take no value: the first other word is the command
+        if word not in ALIASES:
+            break
+        new = ALIASES[word]
+        args[index : index + 1] = new
+        note = (
+            f"{prog}: '{prog} {word}' is deprecated and goes in the next release;"
+            f" use '{prog} {' '.join(new)}'"
+        )
+        return args, note
+    return args, None
 
 
 def main(argv: Sequence[str] | None = None, prog: str = "modelci") -> int:
     """Run one command; user errors print one line (details with --verbose) and exit non-zero."""
     from modelci.errors import ModelCIError
 
+    argv, deprecation = resolve_alias(sys.argv[1:] if argv is None else argv, prog)
+    if deprecation is not None:
+        print(deprecation, file=sys.stderr)
     parser = build_parser(prog)
     args = parser.parse_args(argv)
+    command = " ".join(filter(None, (args.command, getattr(args, "subcommand", None))))
     try:
         return int(args.handler(args))
     except ModelCIError as error:
-        print(f"{prog} {args.command}: error: {error}", file=sys.stderr)
+        print(f"{prog} {command}: error: {error}", file=sys.stderr)
         details = [line for line in error.details if line != str(error)]
         for line in details if args.verbose or len(details) <= 20 else details[:20]:
             print(f"  {line}", file=sys.stderr)
@@ -144,11 +221,11 @@ def main(argv: Sequence[str] | None = None, prog: str = "modelci") -> int:
             traceback.print_exc()
         return error.exit_code
     except KeyboardInterrupt:
-        print(f"{prog} {args.command}: interrupted", file=sys.stderr)
+        print(f"{prog} {command}: interrupted", file=sys.stderr)
         return 130
     except Exception as error:
         print(
-            f"{prog} {args.command}: unexpected error: {type(error).__name__}: {error}"
+            f"{prog} {command}: unexpected error: {type(error).__name__}: {error}"
             + ("" if args.verbose else " (run with --verbose for the traceback)"),
             file=sys.stderr,
         )

@@ -360,7 +360,7 @@ class FeatureThreshold(_Frozen):
 
 
 class MonitorParams(_Frozen):
-    """Production monitoring: when ``modelci drift`` calls a window of production data drifted.
+    """Production monitoring: when ``modelci monitor drift`` calls a production window drifted.
 
     A feature drifts when its PSI reaches ``psi`` (effect size) and, unless its type's test is
     ``none``, the test's p-value adjusted across features (``correction``) is below ``alpha``
@@ -390,7 +390,9 @@ class MonitorParams(_Frozen):
 
 class SloParams(_Frozen):
     """Service-level objectives of the served model, over the scored endpoints (/predict and
-    /invocations). The alert rules (``modelci alert-rules``) and the canary analysis read them."""
+    /invocations). The alert rules (``modelci monitor alert-rules``) and the canary analysis read
+    them.
+    """
 
     # Share of scored requests answered with a 5xx.
     max_error_ratio: float = Field(default=0.01, ge=0.0, le=1.0)

@@ -81,11 +81,11 @@ def test_adopter_installs_modelci_from_the_wheel_without_demo_data(hr_repo: Adop
 
 
 def test_drift_check_runs_with_the_default_monitor_thresholds(hr_repo: Adopter) -> None:
-    """`modelci drift` in a repository without a monitor: section: its held-out split (with the
-    nulls added above) against its training split does not drift, predictions included."""
+    """`modelci monitor drift` in a repository without a monitor: section: its held-out split (with
+    the nulls added above) against its training split does not drift, predictions included."""
     out = hr_repo.repo / ".modelci" / "drift"
     args = ("--current", "data/prepared/test.parquet", "--out", str(out))
-    done = hr_repo.run("modelci", "drift", *args, check=False)
+    done = hr_repo.run("modelci", "monitor", "drift", *args, check=False)
     assert done.returncode == 0, done.stdout + done.stderr
     result = json.loads((out / "drift.json").read_text())
     assert result["drift"] is False
@@ -103,7 +103,7 @@ def test_report_and_gate_against_the_base_branch(hr_repo: Adopter) -> None:
         run(["git", "add", "-A"], repo)
         run(["git", "commit", "-q", "-m", "deeper trees"], repo)
         out = repo / ".modelci" / "report"
-        hr_repo.run("modelci", "report", "--base", "main", "--out", str(out))
+        hr_repo.run("modelci", "pr", "report", "--base", "main", "--out", str(out))
         report = json.loads((out / "report.json").read_text())
         changed = {p["key"]: (p["base"], p["head"]) for p in report["params"]}
         assert changed == {"train.estimator_params.max_leaf_nodes": (15, 31)}
@@ -114,7 +114,7 @@ def test_report_and_gate_against_the_base_branch(hr_repo: Adopter) -> None:
         # the base's predictions came from the adopter's DVC cache: paired intervals (multiclass)
         assert report["statistics"]["paired"] is True
         assert set(report["statistics"]["intervals"]) >= {"balanced_accuracy", "f1_macro"}
-        gate = hr_repo.run("modelci", "gate", "--base", "main", check=False)
+        gate = hr_repo.run("modelci", "pr", "gate", "--base", "main", check=False)
         verdict = json.loads((repo / ".modelci" / "verdict.json").read_text())
         assert gate.returncode == (0 if verdict["passed"] else 1), gate.stdout + gate.stderr
         assert {m["name"] for m in verdict["metrics"]} >= {"balanced_accuracy", "f1_macro"}

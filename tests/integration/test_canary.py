@@ -3,8 +3,8 @@
 One Prometheus (127.0.0.1, 1 s scrapes, this repository's rules loaded) scrapes three servers of
 the pipeline's model: the champion, a healthy challenger, and a faulty challenger started through
 ``tests/integration/faulty_serve.py`` (errors, slow responses, shifted predictions). While a
-client sends the same rows to all three, two ``modelci canary`` runs decide at once: the faulty
-challenger is rolled back with the deciding numbers recorded, the healthy one is promoted.
+client sends the same rows to all three, two ``modelci monitor canary`` runs decide at once: the
+faulty challenger is rolled back with the deciding numbers recorded, the healthy one is promoted.
 """
 
 from __future__ import annotations

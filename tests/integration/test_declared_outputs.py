@@ -121,13 +121,13 @@ def own_stage_repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def test_report_gate_and_lock_read_the_declared_files(own_stage_repo: Path) -> None:
     repo = own_stage_repo
-    run(["modelci", "check-lock"], repo)
+    run(["modelci", "pr", "check-lock"], repo)
     (repo / "mytrain.yaml").write_text("lr: 0.5\n")
     params = {**PARAMS, "mytrain": {"C": 0.2}}
     (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     try:
         run(["dvc", "repro"], repo)
-        run(["modelci", "report", "--base", "HEAD", "--out", "report"], repo)
+        run(["modelci", "pr", "report", "--base", "HEAD", "--out", "report"], repo)
         report = json.loads((repo / "report/report.json").read_text())
         changed = {c["key"]: (c["base"], c["head"]) for c in report["params"]}
         assert changed == {"mytrain.C": (1.0, 0.2), "mytrain.yaml:lr": (1.0, 0.5)}
@@ -147,13 +147,13 @@ def test_report_gate_and_lock_read_the_declared_files(own_stage_repo: Path) -> N
         assert "mytrain.yaml:lr" in markdown
         assert "Hit rate by threshold" in markdown
 
-        gate = run(["modelci", "gate", "--base", "HEAD"], repo)
+        gate = run(["modelci", "pr", "gate", "--base", "HEAD"], repo)
         assert "PASS    accuracy: " in gate.stdout
         verdict = json.loads((repo / ".modelci/verdict.json").read_text())
         assert verdict["metrics_file"] == "results/scores.json"
         assert verdict["metrics"][0]["baseline"] is not None
 
-        stale = run(["modelci", "check-lock"], repo, check=False)
+        stale = run(["modelci", "pr", "check-lock"], repo, check=False)
         assert stale.returncode == 1
         assert "changed by dvc repro: results/scores.json" in stale.stderr
     finally:
@@ -167,14 +167,14 @@ def test_gate_fails_when_the_task_changed(own_stage_repo: Path) -> None:
     params["data"]["task"] = "multiclass"
     (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     try:
-        done = run(["modelci", "gate", "--base", "HEAD"], repo, check=False)
+        done = run(["modelci", "pr", "gate", "--base", "HEAD"], repo, check=False)
         assert done.returncode == 1
         assert "gate FAILED: data.task changed from 'binary' to 'multiclass'" in done.stdout
-        allowed = run(["modelci", "gate", "--base", "HEAD", "--allow-task-change"], repo)
+        allowed = run(["modelci", "pr", "gate", "--base", "HEAD", "--allow-task-change"], repo)
         assert "data.task changed from 'binary' to 'multiclass': allowed" in allowed.stdout
         assert "(new, no baseline;" in allowed.stdout
 
-        run(["modelci", "report", "--base", "HEAD", "--out", "report"], repo)
+        run(["modelci", "pr", "report", "--base", "HEAD", "--out", "report"], repo)
         markdown = (repo / "report/report.md").read_text()
         assert "modelci report: gate FAILED: data.task changed" in markdown
         assert "The task or target changed" in markdown
@@ -210,10 +210,10 @@ def test_check_lock_refuses_dvc_outputs_committed_to_git(tmp_path: Path) -> None
     run(["dvc", "repro"], repo)
     run(["git", "add", "-A"], repo)
     run(["git", "commit", "-q", "-m", "second run"], repo)
-    done = run(["modelci", "check-lock"], repo, check=False)
+    done = run(["modelci", "pr", "check-lock"], repo, check=False)
     assert done.returncode == 1
     assert done.stderr.startswith(
-        "modelci check-lock: error: DVC outputs tracked by git: data/prepared/test.parquet, "
+        "modelci pr check-lock: error: DVC outputs tracked by git: data/prepared/test.parquet, "
         "data/prepared/train.parquet, models/model.skops"
     )
     assert "  tracked by git: models/model.skops" in done.stderr
@@ -232,7 +232,7 @@ def test_check_lock_refuses_dvc_outputs_committed_to_git(tmp_path: Path) -> None
     run(["dvc", "repro", "--quiet", "--force"], repo)
     run(["git", "add", "-A"], repo)
     run(["git", "commit", "-q", "-m", "untrack outputs"], repo)
-    clean = run(["modelci", "check-lock"], repo, check=False)
+    clean = run(["modelci", "pr", "check-lock"], repo, check=False)
     assert "tracked by git" not in clean.stderr, textwrap.shorten(clean.stderr, 400)
 
 
@@ -251,9 +251,11 @@ def test_serve_register_and_promote_need_only_the_schema(own_stage_repo: Path) -
         server.cleanup()
 
     store = {"MLFLOW_TRACKING_URI": f"sqlite:///{repo / 'mlflow.db'}"}
-    registered = run(["modelci", "register", "--test", "data/test.parquet"], repo, **store)
+    registered = run(
+        ["modelci", "registry", "register", "--test", "data/test.parquet"], repo, **store
+    )
     assert "register: registered version 1" in registered.stdout
-    promoted = run(["modelci", "promote", "--test", "data/test.parquet"], repo, **store)
+    promoted = run(["modelci", "registry", "promote", "--test", "data/test.parquet"], repo, **store)
     assert "promote: version 1 is @champion" in promoted.stdout
     champion = start_serve(repo, **store)  # models:/modelci-model@champion, the defaults
     try:

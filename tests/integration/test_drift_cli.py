@@ -1,5 +1,5 @@
-"""``modelci drift``, ``fetch-window`` and ``refresh-data`` on a reproduced pipeline (the session's
-``pipeline_repo``), and their error paths."""
+"""``modelci monitor drift``, ``fetch-window`` and ``refresh-data`` on a reproduced pipeline (the
+session's ``pipeline_repo``), and their error paths."""
 
 from __future__ import annotations
 
@@ -21,6 +21,7 @@ pytestmark = pytest.mark.integration
 def drift(repo: Path, out: Path, *extra: str) -> int:
     return main(
         [
+            "monitor",
             "drift",
             "--params",
             str(repo / "params.yaml"),
@@ -164,7 +165,7 @@ def test_invalid_monitor_section_names_file_and_key(
     params = tmp_path / "params.yaml"
     text = (pipeline_repo / "params.yaml").read_text(encoding="utf-8")
     params.write_text(text + "\nmonitor:\n  min_rows: 0\n", encoding="utf-8")
-    code = main(["drift", "--params", str(params), "--current", str(windows["heldout"])])
+    code = main(["monitor", "drift", "--params", str(params), "--current", str(windows["heldout"])])
     assert code == 2
     assert f"{params}: monitor.min_rows: Input should be greater than or equal to 1" in (
         capsys.readouterr().err
@@ -175,13 +176,15 @@ def test_fetch_window_copies_a_file_url_and_refuses_other_schemes(
     windows: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     url = windows["heldout"].as_uri()
-    assert main(["fetch-window", "--source", url, "--out", str(tmp_path / "w")]) == 0
+    assert main(["monitor", "fetch-window", "--source", url, "--out", str(tmp_path / "w")]) == 0
     fetched = tmp_path / "w" / "heldout.csv"
     assert fetched.read_bytes() == windows["heldout"].read_bytes()
-    assert main(["fetch-window", "--source", "ftp://x/y.csv", "--out", str(tmp_path)]) == 1
+    assert (
+        main(["monitor", "fetch-window", "--source", "ftp://x/y.csv", "--out", str(tmp_path)]) == 1
+    )
     assert "expected an http(s):// or file:// URL or dvc:PATH" in capsys.readouterr().err
     missing = (tmp_path / "gone.csv").as_uri()
-    assert main(["fetch-window", "--source", missing, "--out", str(tmp_path / "x")]) == 1
+    assert main(["monitor", "fetch-window", "--source", missing, "--out", str(tmp_path / "x")]) == 1
     assert "cannot fetch the window" in capsys.readouterr().err
     assert not (tmp_path / "x" / "gone.csv").exists()
 
@@ -189,7 +192,7 @@ def test_fetch_window_copies_a_file_url_and_refuses_other_schemes(
 def test_refresh_data_needs_a_file_source(
     pipeline_repo: Path, windows: dict[str, Path], capsys: pytest.CaptureFixture[str]
 ) -> None:
-    args = ["refresh-data", "--params", str(pipeline_repo / "params.yaml")]
+    args = ["monitor", "refresh-data", "--params", str(pipeline_repo / "params.yaml")]
     args += ["--window", str(windows["log"]), "--labels", str(windows["labels"])]
     assert main(args) == 2
     assert "data.source: 'data/titanic.source.yaml' is not a CSV or Parquet file" in (
@@ -212,7 +215,14 @@ def test_refresh_data_appends_the_labelled_rows(
         text.replace("data/titanic.source.yaml", "raw.csv"), encoding="utf-8"
     )
     monkeypatch.chdir(tmp_path)
-    args = ["refresh-data", "--window", str(windows["log"]), "--labels", str(windows["labels"])]
+    args = [
+        "monitor",
+        "refresh-data",
+        "--window",
+        str(windows["log"]),
+        "--labels",
+        str(windows["labels"]),
+    ]
     assert main(args) == 0
     after = pd.read_csv(tmp_path / "raw.csv")
     added = len(pd.read_csv(windows["labels"]))
@@ -242,10 +252,10 @@ def test_fetch_window_pulls_a_dvc_tracked_file_from_the_remote(
     (repo / "production" / "window.csv").unlink()
     shutil.rmtree(repo / ".dvc" / "cache")
     monkeypatch.chdir(repo)
-    args = ["fetch-window", "--source", "dvc:production/window.csv", "--out", "w"]
+    args = ["monitor", "fetch-window", "--source", "dvc:production/window.csv", "--out", "w"]
     assert main(args) == 0
     assert (repo / "w" / "window.csv").read_bytes() == windows["heldout"].read_bytes()
-    args = ["fetch-window", "--source", "dvc:production/none.csv", "--out", "w"]
+    args = ["monitor", "fetch-window", "--source", "dvc:production/none.csv", "--out", "w"]
     assert main(args) == 1
     assert "fetch-window dvc:production/none.csv: dvc pull --force failed" in (
         capsys.readouterr().err
@@ -273,7 +283,7 @@ def retrain_checkout(tmp_path: Path) -> tuple[Path, Path]:
 def _open_pr(
     repo: Path, fake: FakeGitHub, monkeypatch: pytest.MonkeyPatch, *extra: str
 ) -> tuple[int, dict[str, str], str]:
-    """``modelci open-pr`` in ``repo``; returns its exit code, step outputs and summary."""
+    """``modelci monitor open-pr`` in ``repo``; returns its exit code, step outputs and summary."""
     outputs, summary = repo.parent / "outputs", repo.parent / "summary.md"
     monkeypatch.chdir(repo)
     monkeypatch.setenv("MODELCI_GITHUB_API_URL", fake.url)
@@ -285,7 +295,7 @@ def _open_pr(
     for name in ("GIT_AUTHOR_EMAIL", "GIT_COMMITTER_EMAIL"):
         monkeypatch.setenv(name, "t@t")
     code = main(
-        ["open-pr", "--repo", "o/r", "--branch", "modelci/retrain", "--title", "Retrain",
+        ["monitor", "open-pr", "--repo", "o/r", "--branch", "modelci/retrain", "--title", "Retrain",
          "--body-file", str(repo.parent / "report.md"), *extra]
     )  # fmt: skip
     pairs = dict(line.split("=", 1) for line in outputs.read_text("utf-8").splitlines())
@@ -368,7 +378,7 @@ def test_open_pr_refuses_a_ci_workflow_that_is_not_a_file_name(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     code = main(
-        ["open-pr", "--repo", "o/r", "--branch", "b", "--title", "t", "--body-file",
+        ["monitor", "open-pr", "--repo", "o/r", "--branch", "b", "--title", "t", "--body-file",
          str(tmp_path / "report.md"), "--ci-workflow", "../evil.yml"]
     )  # fmt: skip
     assert code == 1

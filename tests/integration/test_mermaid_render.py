@@ -53,7 +53,7 @@ def comment(pipeline_repo: Path, tmp_path_factory: pytest.TempPathFactory) -> st
     params["train"]["estimator_params"]["max_iter"] = 3
     (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     run(["dvc", "repro", "--quiet"], repo)
-    run(["modelci", "report", "--base", "HEAD"], repo)
+    run(["modelci", "pr", "report", "--base", "HEAD"], repo)
     report = (repo / ".modelci/report/report.md").read_text(encoding="utf-8")
     return str(mc.sanitize_markdown(report, set()))
 

@@ -117,8 +117,9 @@ def registered(params: Params, repo: Path, which: str = "real") -> int:
 
 
 def cli(repo: Path, server: MlflowServer, command: str, *args: str, check: bool = True) -> Any:
-    """``modelci COMMAND --params params.test.yaml ARGS`` (the test's own model name)."""
-    argv = ["modelci", command, "--params", "params.test.yaml", *args]
+    """``modelci COMMAND --params params.test.yaml ARGS`` (the test's own model name); COMMAND
+    as the user types it (``registry status``)."""
+    argv = ["modelci", *command.split(), "--params", "params.test.yaml", *args]
     return run(argv, repo, check=check, MLFLOW_TRACKING_URI=server.uri)
 
 
@@ -170,7 +171,7 @@ def test_register_twice_gives_one_version_with_lineage(env: Params, repo: Path) 
     metrics = json.loads((repo / "metrics.json").read_text())
     assert float(tags["modelci.metric.accuracy"]) == pytest.approx(metrics["accuracy"])
     # the CLI agrees: same version, "already registered"
-    done = cli(repo, _SERVER[0], "register")
+    done = cli(repo, _SERVER[0], "registry register")
     assert f"already registered version {first.version.version}" in done.stdout
 
 
@@ -181,7 +182,7 @@ def test_register_refuses_bytes_that_differ_from_the_report(env: Params, repo: P
     report.write_text(json.dumps({"model_sha256": hashlib.sha256(b"reviewed").hexdigest()}))
     with pytest.raises(ModelFileError, match="does not match the registered"):
         register(env, pr_report=report)
-    done = cli(repo, _SERVER[0], "register", "--pr-report", str(report), check=False)
+    done = cli(repo, _SERVER[0], "registry register", "--pr-report", str(report), check=False)
     assert done.returncode == 1
     assert "refusing to load" in done.stderr
     reg = open_registry(env)
@@ -248,7 +249,7 @@ def test_gate_worse_challenger_is_registered_not_promoted(env: Params, repo: Pat
     assert version.gate == "rejected"
     assert "regressed" in version.tags["modelci.gate.detail"]
     # the CLI prints why and exits 0 (or 1 with --strict)
-    done = cli(repo, _SERVER[0], "promote", "--version", str(v2), "--strict", check=False)
+    done = cli(repo, _SERVER[0], "registry promote", "--version", str(v2), "--strict", check=False)
     assert done.returncode == 1
     assert "NOT promoted" in done.stdout
     assert "regressed by" in done.stdout
@@ -349,11 +350,11 @@ def test_promote_rollback_promote_with_status(env: Params, repo: Path) -> None:
     assert (state["champion"]["version"], state["previous"]["version"]) == (v3, v1)
 
     # by hand, through the CLI: rollback --to a version, then status
-    cli(repo, _SERVER[0], "rollback", "--to", str(v2), "--reason", "roll forward")
-    text = cli(repo, _SERVER[0], "status").stdout
+    cli(repo, _SERVER[0], "registry rollback", "--to", str(v2), "--reason", "roll forward")
+    text = cli(repo, _SERVER[0], "registry status").stdout
     assert f"@champion: version {v2}" in text
     assert f"@previous: version {v1}" in text
-    as_json = json.loads(cli(repo, _SERVER[0], "status", "--json").stdout)
+    as_json = json.loads(cli(repo, _SERVER[0], "registry status", "--json").stdout)
     assert as_json["champion"]["version"] == v2
     assert {v["version"]: v["aliases"] for v in as_json["versions"]} == {
         v3: [],
@@ -378,9 +379,9 @@ def test_rollback_errors(env: Params, repo: Path) -> None:
         rollback(env, to=v1)
     with pytest.raises(RegistryError, match="has no version 99"):
         rollback(env, to=99)
-    done = cli(repo, _SERVER[0], "rollback", check=False)
+    done = cli(repo, _SERVER[0], "registry rollback", check=False)
     assert done.returncode == 1
-    assert "modelci rollback: error:" in done.stderr
+    assert "modelci registry rollback: error:" in done.stderr
 
 
 # -- races ----------------------------------------------------------------------------------
@@ -392,7 +393,7 @@ def test_concurrent_promotions_converge_on_the_newest_commit(env: Params, repo: 
     new_commit(repo, "raced registration")
     registering = [
         subprocess.Popen(
-            ["modelci", "register", "--params", "params.test.yaml"],
+            ["modelci", "registry", "register", "--params", "params.test.yaml"],
             cwd=repo,
             env=tool_env(MLFLOW_TRACKING_URI=_SERVER[0].uri),
             stdout=subprocess.PIPE,
@@ -411,7 +412,7 @@ def test_concurrent_promotions_converge_on_the_newest_commit(env: Params, repo: 
     # every version promoted at once, newest first to maximise stale writes
     promoting = [
         subprocess.Popen(
-            ["modelci", "promote", "--params", "params.test.yaml", "--version", str(v)],
+            ["modelci", "registry", "promote", "--params", "params.test.yaml", "--version", str(v)],
             cwd=repo,
             env=tool_env(MLFLOW_TRACKING_URI=_SERVER[0].uri),
             stdout=subprocess.PIPE,
@@ -474,7 +475,7 @@ def check_tampering_refused(
         promote(env, v2)
     assert loads == []
     assert aliases(env) == (v1, None)
-    done = cli(repo, server, "promote", "--version", str(v2), check=False)
+    done = cli(repo, server, "registry promote", "--version", str(v2), check=False)
     assert done.returncode == 1
     assert "refusing to load it" in done.stderr
     # a tampered champion is not deployed either
@@ -572,7 +573,7 @@ def test_first_release_failing_its_smoke_test_leaves_no_champion(
         deploy(env, target_name="registry", smoke_url=url, smoke_attempts=1)
     assert aliases(env) == (None, None)
     assert open_registry(env).get(v1).gate == "rolled_back"
-    done = cli(repo, _SERVER[0], "deploy", "--target", "registry", check=False)
+    done = cli(repo, _SERVER[0], "release deploy", "--target", "registry", check=False)
     assert done.returncode == 1
     assert "has no @champion: nothing to deploy" in done.stderr
 
@@ -596,7 +597,7 @@ def test_server_stopped_mid_promotion_then_rerun(
     try:
         with pytest.raises(TrackingError, match=r"MLflow registry at http://127\.0\.0\.1"):
             promote(env, v2)
-        done = cli(repo, server, "status", check=False)
+        done = cli(repo, server, "registry status", check=False)
         assert done.returncode == 1
         assert "unreachable" in done.stderr
     finally:
@@ -605,7 +606,7 @@ def test_server_stopped_mid_promotion_then_rerun(
         monkeypatch.chdir(repo)
         monkeypatch.setenv("MLFLOW_TRACKING_URI", server.uri)
     assert aliases(env) == (v1, None)  # unchanged
-    rerun = cli(repo, server, "promote", "--version", str(v2))
+    rerun = cli(repo, server, "registry promote", "--version", str(v2))
     assert f"version {v2} is @champion" in rerun.stdout
     assert aliases(env) == (v2, v1)
 
@@ -665,20 +666,22 @@ def test_rollback_to_a_rejected_version_needs_force_and_stays_visible(
     assert aliases(params) == (v3, v1)
     with pytest.raises(RegistryError, match="--force needs a --reason"):
         rollback(params, to=v2, force=True)
-    refused = cli(repo, server, "rollback", "--to", str(v2), check=False)
+    refused = cli(repo, server, "registry rollback", "--to", str(v2), check=False)
     assert refused.returncode == 1
     assert "refusing to make it the champion" in refused.stderr
     assert aliases(params) == (v3, v1)
 
-    forced = cli(repo, server, "rollback", "--to", str(v2), "--force", "--reason", "incident 7")
+    forced = cli(
+        repo, server, "registry rollback", "--to", str(v2), "--force", "--reason", "incident 7"
+    )
     assert "FORCED" in forced.stdout
     assert aliases(params) == (v2, v1)
     state = status(params)
     assert state["champion"]["gate"] == "forced (over: rejected)"
     assert "regressed" in state["champion"]["gate_detail"]
     assert {v["version"]: v["gate"] for v in state["versions"]}[v2] == "forced (over: rejected)"
-    assert f"@champion: version {v2}" in cli(repo, server, "status").stdout
-    assert "gate forced (over: rejected)" in cli(repo, server, "status").stdout
+    assert f"@champion: version {v2}" in cli(repo, server, "registry status").stdout
+    assert "gate forced (over: rejected)" in cli(repo, server, "registry status").stdout
 
 
 # -- status: read-only, no MLflow import, no side effect ---------------------------------------
@@ -686,7 +689,7 @@ def test_rollback_to_a_rejected_version_needs_force_and_stays_visible(
 _STATUS_PROBE = """
 import sys
 from modelci.cli import main
-code = main(["status", "--params", "params.test.yaml", "--json"])
+code = main(["registry", "status", "--params", "params.test.yaml", "--json"])
 print("mlflow imported" if "mlflow" in sys.modules else "mlflow not imported", file=sys.stderr)
 sys.exit(code)
 """
@@ -705,7 +708,9 @@ def test_status_reads_the_rest_api_and_writes_nothing(
     assert "mlflow not imported" in done.stderr
     assert sorted(p.name for p in work.iterdir()) == ["params.test.yaml"]
     # no tracking URI and no mlflow.db: a clear error, and no sqlite store made by reading
-    missing = run(["modelci", "status", "--params", "params.test.yaml"], work, check=False)
+    missing = run(
+        ["modelci", "registry", "status", "--params", "params.test.yaml"], work, check=False
+    )
     assert missing.returncode == 1
     assert "no MLflow registry to read" in missing.stderr
     assert "MLFLOW_TRACKING_URI" in missing.stderr

@@ -1,4 +1,4 @@
-"""`modelci report`, `modelci gate` and `modelci check-lock` end to end in temporary git repos.
+"""`modelci pr report`, `pr gate` and `pr check-lock` end to end in temporary git repos.
 
 Most cases use a small hand-written model repository (metrics, params, dvc.lock, data profile and
 plot data committed with git, a fake model file) so they run in seconds; one slow case runs the
@@ -134,7 +134,7 @@ def test_report_end_to_end_improvement(repo: Path) -> None:
     write_state(repo, improved, learning_rate=0.1, train_rows=1100, model=b"v2", shift=0.1)
     commit(repo, "better model")
     title = "Tune lr `$(touch pwned)` ${{ github.token }} <b>@team</b>"
-    done = modelci(repo, "report", "--base", "main", "--title", title)
+    done = modelci(repo, "pr", "report", "--base", "main", "--title", title)
     assert done.returncode == 0, done.stderr
     assert "gate passed (2 metrics checked)" in done.stdout
     out = repo / ".modelci/report"
@@ -195,7 +195,7 @@ def test_report_between_two_refs_and_stale_plots_removed(repo: Path) -> None:
     write_state(repo, {"accuracy": 0.70, "log_loss": 0.45}, model=b"v3")
     commit(repo, "worse model")
     run(["git", "checkout", "-q", "main"], repo)  # the working tree is the base again
-    done = modelci(repo, "report", "--base", "main", "--head", "feature", "--plots", "png")
+    done = modelci(repo, "pr", "report", "--base", "main", "--head", "feature", "--plots", "png")
     assert done.returncode == 0, done.stderr  # the report is built; the gate is its own check
     assert "```mermaid" not in (repo / ".modelci/report/report.md").read_text()
     assert "gate FAILED: accuracy" in done.stdout
@@ -208,20 +208,20 @@ def test_report_between_two_refs_and_stale_plots_removed(repo: Path) -> None:
 
 
 def test_report_errors(repo: Path) -> None:
-    done = modelci(repo, "report", "--base", "no-such-branch")
+    done = modelci(repo, "pr", "report", "--base", "no-such-branch")
     assert done.returncode == 1
     assert "cannot read base 'no-such-branch': unknown git ref" in done.stderr
-    done = modelci(repo, "report", "--base", "main", "--max-chars", "10")
+    done = modelci(repo, "pr", "report", "--base", "main", "--max-chars", "10")
     assert done.returncode == 2
     assert "--max-chars: must be between 1000 and 65536" in done.stderr
-    done = modelci(repo, "report", "--base", "main", "--gate-file", "nope.yaml")
+    done = modelci(repo, "pr", "report", "--base", "main", "--gate-file", "nope.yaml")
     assert done.returncode == 2
     assert "nope.yaml: gate file not found" in done.stderr
 
 
 def test_gate_passes_against_head_after_repro(repo: Path) -> None:
     write_state(repo, {"accuracy": 0.79, "log_loss": 0.46})
-    done = modelci(repo, "gate")
+    done = modelci(repo, "pr", "gate")
     assert done.returncode == 0, done.stdout + done.stderr
     lines = done.stdout.splitlines()
     assert lines[0].startswith("PASS    accuracy: 0.7900 (base 0.8000, delta -0.0100;")
@@ -234,7 +234,7 @@ def test_gate_passes_against_head_after_repro(repo: Path) -> None:
 
 def test_gate_fails_on_regression_beyond_tolerance(repo: Path) -> None:
     write_state(repo, {"accuracy": 0.77, "log_loss": 0.45})
-    done = modelci(repo, "gate", "--base", "main", "--out", "out/verdict.json")
+    done = modelci(repo, "pr", "gate", "--base", "main", "--out", "out/verdict.json")
     assert done.returncode == 1
     assert done.stdout.splitlines()[0].startswith("FAIL    accuracy: 0.7700")
     assert "gate FAILED: accuracy: regressed by 0.0300 against the baseline 0.8000" in done.stdout
@@ -247,32 +247,32 @@ def test_gate_fails_on_regression_beyond_tolerance(repo: Path) -> None:
 
 def test_gate_failure_paths(repo: Path) -> None:
     (repo / "metrics.json").unlink()
-    done = modelci(repo, "gate")
+    done = modelci(repo, "pr", "gate")
     assert done.returncode == 1
     assert "gate FAILED: metrics.json: metrics file not found (run dvc repro first)" in done.stdout
     assert json.loads((repo / ".modelci/verdict.json").read_text())["passed"] is False
 
     (repo / "metrics.json").write_text('{"accuracy": NaN, "log_loss": 0.4}')
-    done = modelci(repo, "gate")
+    done = modelci(repo, "pr", "gate")
     assert done.returncode == 1
     assert "accuracy: value is NaN" in done.stdout
 
     (repo / "metrics.json").write_text('{"log_loss": 0.4}')
-    done = modelci(repo, "gate")
+    done = modelci(repo, "pr", "gate")
     assert done.returncode == 1
     assert "accuracy: required metric is missing from the metrics file" in done.stdout
 
     (repo / "metrics.json").write_text("{not json")
-    done = modelci(repo, "gate")
+    done = modelci(repo, "pr", "gate")
     assert done.returncode == 1
     assert "metrics.json: cannot read metrics: metrics.json: not valid JSON" in done.stdout
 
     write_state(repo)
-    done = modelci(repo, "gate", "--base", "v9.9")
+    done = modelci(repo, "pr", "gate", "--base", "v9.9")
     assert done.returncode == 1
     assert "gate FAILED: unreadable base: cannot read base 'v9.9': unknown git ref" in done.stdout
 
-    done = modelci(repo, "gate", "--params", "missing.yaml")
+    done = modelci(repo, "pr", "gate", "--params", "missing.yaml")
     assert done.returncode == 2
     assert "missing.yaml: parameters file not found (or pass --gate-file)" in done.stderr
 
@@ -281,7 +281,7 @@ def test_gate_unreadable_base_metrics_and_no_baseline(repo: Path) -> None:
     (repo / "metrics.json").write_text("[1, 2]")
     commit(repo, "broken metrics")
     write_state(repo)
-    done = modelci(repo, "gate")
+    done = modelci(repo, "pr", "gate")
     assert done.returncode == 1
     assert "unreadable base: base HEAD" in done.stdout
     assert "metrics.json: expected a JSON object" in done.stdout
@@ -289,13 +289,13 @@ def test_gate_unreadable_base_metrics_and_no_baseline(repo: Path) -> None:
     (repo / "metrics.json").unlink()
     commit(repo, "no metrics at base")
     write_state(repo, {"accuracy": 0.5, "log_loss": 0.4})
-    done = modelci(repo, "gate")
+    done = modelci(repo, "pr", "gate")
     assert done.returncode == 1
     assert done.stdout.splitlines()[0].startswith("note: no metrics.json at HEAD")
     assert "FAIL    accuracy: 0.5000 (new, no baseline;" in done.stdout
 
     write_state(repo, {"accuracy": 0.9, "log_loss": 0.4})
-    done = modelci(repo, "gate", "--no-base")
+    done = modelci(repo, "pr", "gate", "--no-base")
     assert done.returncode == 0
     assert "note: --no-base: every metric judged on absolute bounds only" in done.stdout
     assert "new: no baseline, judged on absolute bounds only" in done.stdout
@@ -313,7 +313,7 @@ def test_gate_with_gate_file_outside_git(tmp_path: Path) -> None:
 
 
 def test_check_lock_clean_and_stale(repo: Path) -> None:
-    done = modelci(repo, "check-lock")
+    done = modelci(repo, "pr", "check-lock")
     assert done.returncode == 0, done.stderr
     sha = hashlib.sha256(b"model-v1").hexdigest()
     assert f"model: models/model.skops sha256 {sha}" in done.stdout
@@ -321,9 +321,9 @@ def test_check_lock_clean_and_stale(repo: Path) -> None:
 
     # what `dvc repro` would do after a param change that was committed without re-running
     write_state(repo, {"accuracy": 0.81, "log_loss": 0.44}, learning_rate=0.2, model=b"model-v2")
-    done = modelci(repo, "check-lock")
+    done = modelci(repo, "pr", "check-lock")
     assert done.returncode == 1
-    assert "modelci check-lock: error: stale dvc.lock: run dvc repro and commit" in done.stderr
+    assert "modelci pr check-lock: error: stale dvc.lock: run dvc repro and commit" in done.stderr
     assert "changed by dvc repro: dvc.lock" in done.stderr
     assert "changed by dvc repro: metrics.json" in done.stderr
     assert "stage train: out models/model.skops changed" in done.stderr
@@ -338,24 +338,24 @@ def test_check_lock_clean_and_stale(repo: Path) -> None:
 
 def test_check_lock_untracked_output_model_mismatch_and_missing(repo: Path) -> None:
     (repo / "plots/new.csv").write_text("a\n1\n")
-    done = modelci(repo, "check-lock")
+    done = modelci(repo, "pr", "check-lock")
     assert done.returncode == 1
     assert "changed by dvc repro: plots/new.csv" in done.stderr
     (repo / "plots/new.csv").unlink()
 
     (repo / "models/model.skops").write_bytes(b"tampered")
-    done = modelci(repo, "check-lock")
+    done = modelci(repo, "pr", "check-lock")
     assert done.returncode == 1
     assert "models/model.skops (md5 " in done.stderr
     assert "does not match dvc.lock" in done.stderr
 
     (repo / "models/model.skops").unlink()
-    done = modelci(repo, "check-lock")
+    done = modelci(repo, "pr", "check-lock")
     assert done.returncode == 1
     assert "models/model.skops: model file not found: run dvc repro (or dvc pull)" in done.stderr
 
     (repo / "dvc.lock").unlink()
-    done = modelci(repo, "check-lock")
+    done = modelci(repo, "pr", "check-lock")
     assert done.returncode == 1
     assert "dvc.lock: not found" in done.stderr
 
@@ -365,13 +365,13 @@ def test_check_lock_refuses_a_dvc_added_file_committed_to_git(repo: Path) -> Non
     (repo / "data/houses.csv").write_text("size,price\n1,2\n")
     (repo / "data/houses.csv.dvc").write_text("outs:\n- md5: abc\n  path: houses.csv\n")
     commit(repo, "data in git by mistake")
-    done = modelci(repo, "check-lock")
+    done = modelci(repo, "pr", "check-lock")
     assert done.returncode == 1
     assert "error: DVC outputs tracked by git: data/houses.csv: DVC caches them" in done.stderr
     run(["git", "rm", "-q", "--cached", "data/houses.csv"], repo)
     (repo / "data/.gitignore").write_text("/houses.csv\n")
     commit(repo, "untracked")
-    assert modelci(repo, "check-lock").returncode == 0
+    assert modelci(repo, "pr", "check-lock").returncode == 0
 
 
 def test_check_lock_uncommitted_lock(tmp_path: Path) -> None:
@@ -390,11 +390,11 @@ def test_commands_in_process(
     repo: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     monkeypatch.chdir(repo)
-    assert main(["gate", "--out", "v.json"]) == 0
+    assert main(["pr", "gate", "--out", "v.json"]) == 0
     assert "gate passed" in capsys.readouterr().out
-    assert main(["report", "--base", "HEAD", "--max-chars", "1000"]) == 0
+    assert main(["pr", "report", "--base", "HEAD", "--max-chars", "1000"]) == 0
     assert len((repo / ".modelci/report/report.md").read_text()) <= 1000
-    assert main(["check-lock"]) == 0
+    assert main(["pr", "check-lock"]) == 0
 
 
 def test_gate_and_report_params_errors(
@@ -402,18 +402,18 @@ def test_gate_and_report_params_errors(
 ) -> None:
     monkeypatch.chdir(repo)
     (repo / "params.yaml").write_text("gate: [unclosed\n")
-    assert main(["gate"]) == 2
+    assert main(["pr", "gate"]) == 2
     assert "params.yaml: not valid YAML" in capsys.readouterr().err
     (repo / "params.yaml").write_text("gate:\n  metrics:\n    accuracy: {minimum: 0.7}\n")
-    assert main(["gate"]) == 2
+    assert main(["pr", "gate"]) == 2
     assert "params.yaml: gate.metrics.accuracy.minimum: unknown key" in capsys.readouterr().err
     (repo / "params.yaml").write_text("gate: [unclosed\n")
-    assert main(["report", "--base", "HEAD"]) == 2
+    assert main(["pr", "report", "--base", "HEAD"]) == 2
     err = capsys.readouterr().err
     assert "working tree: params.yaml: not valid YAML" in err
     assert "not found" not in err
     (repo / "params.yaml").unlink()
-    assert main(["report", "--base", "HEAD"]) == 2
+    assert main(["pr", "report", "--base", "HEAD"]) == 2
     err = capsys.readouterr().err
     assert "params.yaml: parameters file not found (or pass --gate-file)" in err
 
@@ -424,18 +424,18 @@ def test_real_pipeline_report_gate_and_lock(pipeline_repo: Path, tmp_path: Path)
     shutil.copytree(pipeline_repo, repo, symlinks=True)
     (repo / ".gitignore").write_text((repo / ".gitignore").read_text() + "\n.modelci/\n")
     commit(repo, "baseline outputs")
-    assert modelci(repo, "check-lock").returncode == 0
+    assert modelci(repo, "pr", "check-lock").returncode == 0
     params = yaml.safe_load((repo / "params.yaml").read_text())
     params["train"]["estimator_params"]["max_iter"] = 20
     (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     run(["dvc", "repro", "--quiet"], repo)
 
-    stale = modelci(repo, "check-lock")
+    stale = modelci(repo, "pr", "check-lock")
     assert stale.returncode == 1
     assert "stale dvc.lock: run dvc repro and commit" in stale.stderr
     assert "stage train: param params.yaml.train.estimator_params.max_iter changed" in stale.stderr
 
-    done = modelci(repo, "report", "--base", "HEAD")
+    done = modelci(repo, "pr", "report", "--base", "HEAD")
     assert done.returncode == 0, done.stderr
     report = json.loads((repo / ".modelci/report/report.json").read_text())
     assert [p["key"] for p in report["params"]] == ["train.estimator_params.max_iter"]
@@ -446,7 +446,7 @@ def test_real_pipeline_report_gate_and_lock(pipeline_repo: Path, tmp_path: Path)
     assert all(plot["chart"].startswith("```mermaid\n") for plot in report["plots"][:2])
     assert len(report["plots"][2]["matrices"]) == 2  # base and PR
 
-    gate = modelci(repo, "gate")
+    gate = modelci(repo, "pr", "gate")
     verdict = json.loads((repo / ".modelci/verdict.json").read_text())
     assert gate.returncode == (0 if verdict["passed"] else 1)
     assert verdict["passed"] == report["gate"]["passed"]  # report and gate agree
@@ -471,10 +471,10 @@ def test_real_pipeline_report_gate_and_lock(pipeline_repo: Path, tmp_path: Path)
 
     # without the base's predictions in the cache (and no remote): point comparisons, said so
     shutil.rmtree(repo / ".dvc/cache")
-    assert modelci(repo, "report", "--base", "HEAD").returncode == 0
+    assert modelci(repo, "pr", "report", "--base", "HEAD").returncode == 0
     fallback = json.loads((repo / ".modelci/report/report.json").read_text())["statistics"]
     assert fallback["intervals"] == {}
     assert "not in the DVC cache or remote" in fallback["notes"][0]
     assert "point comparisons only" in fallback["notes"][0]
     commit(repo, "fewer iterations")
-    assert modelci(repo, "check-lock").returncode == 0
+    assert modelci(repo, "pr", "check-lock").returncode == 0

@@ -41,7 +41,7 @@ def run_promtool(*args: str, cwd: Path = MONITORING) -> subprocess.CompletedProc
 def test_the_committed_rules_are_what_the_params_produce(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    assert main(["alert-rules", "--params", str(REPO_ROOT / "params.yaml"), "--out",
+    assert main(["monitor", "alert-rules", "--params", str(REPO_ROOT / "params.yaml"), "--out",
                  str(MONITORING), "--check"]) == 0  # fmt: skip
     assert "up to date" in capsys.readouterr().out
 
@@ -55,12 +55,15 @@ def test_stale_rules_are_refused_by_check(
         (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
         (tmp_path / name).write_text(text, encoding="utf-8")
     before = (tmp_path / RULES_FILE).read_text(encoding="utf-8")
-    assert main(["alert-rules", "--params", str(params), "--out", str(tmp_path), "--check"]) != 0
+    assert (
+        main(["monitor", "alert-rules", "--params", str(params), "--out", str(tmp_path), "--check"])
+        != 0
+    )
     error = capsys.readouterr().err
     assert RULES_FILE in error
     assert "out of date" in error
     assert (tmp_path / RULES_FILE).read_text(encoding="utf-8") == before  # nothing written
-    assert main(["alert-rules", "--params", str(params), "--out", str(tmp_path)]) == 0
+    assert main(["monitor", "alert-rules", "--params", str(params), "--out", str(tmp_path)]) == 0
     assert "> 0.2" in (tmp_path / RULES_FILE).read_text(encoding="utf-8")
 
 

@@ -195,7 +195,7 @@ def test_an_unreachable_prometheus_fails_the_command_and_writes_nothing(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     out = tmp_path / "out"
-    code = main(["canary", "--params", str(_params(tmp_path)), "--prometheus",
+    code = main(["monitor", "canary", "--params", str(_params(tmp_path)), "--prometheus",
                  f"http://127.0.0.1:{free_port()}", "--out", str(out)])  # fmt: skip
     assert code == CanaryError.exit_code  # not 1: no verdict was reached
     assert "cannot query Prometheus" in capsys.readouterr().err
@@ -205,7 +205,7 @@ def test_an_unreachable_prometheus_fails_the_command_and_writes_nothing(
 def test_command_line_overrides_are_validated_with_the_section(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    code = main(["canary", "--params", str(_params(tmp_path)), "--prometheus", "http://x",
+    code = main(["monitor", "canary", "--params", str(_params(tmp_path)), "--prometheus", "http://x",
                  "--challenger", "canary"])  # fmt: skip
     assert code != 0
     error = capsys.readouterr().err
@@ -234,8 +234,8 @@ def test_apply_rolls_the_registry_back_with_the_reason(
     params = _params(tmp_path, "data: {source: x.csv, target: y, task: binary, columns: "
                      "{x: {type: float}, y: {type: int}}}\n")  # fmt: skip
     out = tmp_path / "out"
-    code = main(["canary", "--params", str(params), "--prometheus", "http://x", "--apply",
-                 "--out", str(out)])  # fmt: skip
+    code = main(["monitor", "canary", "--params", str(params), "--prometheus", "http://x",
+                 "--apply", "--out", str(out)])  # fmt: skip
     assert code == 1
     assert calls == [f"canary: {bad.reason}"]
     assert json.loads((out / "canary.json").read_text("utf-8"))["rolled_back_to"] == 3

@@ -7,14 +7,18 @@ import argparse
 import pytest
 
 from modelci.cli import build_parser
+from tests.cli_reference import choices
 
 pytestmark = pytest.mark.unit
 
 
 def _subcommands() -> dict[str, argparse.ArgumentParser]:
-    parser = build_parser()
-    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
-    return dict(sub.choices)
+    """Every runnable command (``pr report``) and every group (``pr``), by full name."""
+    found = {}
+    for name, (parser, _) in choices(build_parser()).items():
+        found[name] = parser
+        found.update({f"{name} {child}": leaf for child, (leaf, _) in choices(parser).items()})
+    return found
 
 
 def _options(parser: argparse.ArgumentParser) -> list[argparse.Action]:
@@ -40,9 +44,10 @@ def test_deploy_target_empty_means_the_params_and_a_typo_is_refused(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     parser = build_parser()
-    assert parser.parse_args(["deploy", "--target", ""]).target == ""  # release.yml's unset input
-    assert parser.parse_args(["deploy", "--target", "registry"]).target == "registry"
+    deploy = ["release", "deploy", "--target"]
+    assert parser.parse_args([*deploy, ""]).target == ""  # release.yml's unset input
+    assert parser.parse_args([*deploy, "registry"]).target == "registry"
     with pytest.raises(SystemExit) as exit_info:
-        parser.parse_args(["deploy", "--target", "kubernets"])
+        parser.parse_args([*deploy, "kubernets"])
     assert exit_info.value.code == 2
     assert "invalid choice: 'kubernets' (choose from none, registry" in capsys.readouterr().err

@@ -215,12 +215,12 @@ def test_deploy_help_describes_every_target(
 ) -> None:
     monkeypatch.setenv("COLUMNS", "2000")  # no line breaks inside the descriptions
     with pytest.raises(SystemExit):
-        main(["deploy", "--help"])
+        main(["release", "deploy", "--help"])
     text = " ".join(capsys.readouterr().out.split())
     for name, description in DESCRIPTIONS.items():
         assert f"{name}: {description}" in text
     with pytest.raises(SystemExit) as bad:
-        main(["deploy", "--target", "heroku"])
+        main(["release", "deploy", "--target", "heroku"])
     assert bad.value.code == 2
 
 

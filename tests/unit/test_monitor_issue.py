@@ -1,6 +1,6 @@
 """The monitor's issue commands without a pipeline: a missing drift report, and one issue per
-model kept in sync on a stand-in GitHub. (``modelci drift`` on a reproduced pipeline is tested in
-``tests/integration/test_drift_cli.py``.)"""
+model kept in sync on a stand-in GitHub. (``modelci monitor drift`` on a reproduced pipeline is
+tested in ``tests/integration/test_drift_cli.py``.)"""
 
 from __future__ import annotations
 
@@ -20,7 +20,16 @@ def test_monitor_issue_without_drift_json_fails_clearly(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     code = main(
-        ["monitor-issue", "--drift", str(tmp_path / "drift.json"), "--repo", "o/r", "--model", "m"]
+        [
+            "monitor",
+            "issue",
+            "--drift",
+            str(tmp_path / "drift.json"),
+            "--repo",
+            "o/r",
+            "--model",
+            "m",
+        ]
     )
     assert code == 1
     assert "not found: the drift check failed before writing its report" in capsys.readouterr().err

@@ -107,10 +107,10 @@ def test_smoke_url_must_be_http() -> None:
 
 def test_cli_argument_errors(capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit):
-        main(["promote", "--version", "0"])
+        main(["registry", "promote", "--version", "0"])
     assert "versions start at 1" in capsys.readouterr().err
     with pytest.raises(SystemExit):
-        main(["register", "--expect-sha256", "xyz"])
+        main(["registry", "register", "--expect-sha256", "xyz"])
     assert "64-character hex sha256" in capsys.readouterr().err
 
 
@@ -124,7 +124,7 @@ def test_release_image_skips_targets_without_an_image(
     monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(summary))
     monkeypatch.delenv("GITHUB_OUTPUT", raising=False)
     params = str(REPO_ROOT / "params.yaml")
-    args = ["release-image", "--params", params, "--image", "ghcr.io/o/r", "--tag", "model-v1"]
+    args = ["release", "image", "--params", params, "--image", "ghcr.io/o/r", "--tag", "model-v1"]
     assert main([*args, "--target", "registry"]) == 0
     assert "needs no image" in capsys.readouterr().out
     assert main([*args, "--target", "kubernetes"]) == 0

@@ -1,4 +1,4 @@
-"""``modelci release-reviewed``: only the successful run of the named pull-request workflow at the
+"""``modelci release reviewed``: only the successful run of the named pull-request workflow at the
 merged head counts, and a missing report fails unless the opt-out is given (and reported).
 
 The GitHub API is a small server on 127.0.0.1 that lists whatever runs a test gives it, for any
@@ -173,7 +173,16 @@ def _cli(api: Api, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, *extra: str)
     monkeypatch.setenv("MODELCI_GITHUB_API_URL", api.url)
     monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(tmp_path / "summary.md"))
     monkeypatch.delenv("GITHUB_OUTPUT", raising=False)
-    argv = ["release-reviewed", "--repo", REPO, "--commit", MERGE, "--out", str(tmp_path / "out")]
+    argv = [
+        "release",
+        "reviewed",
+        "--repo",
+        REPO,
+        "--commit",
+        MERGE,
+        "--out",
+        str(tmp_path / "out"),
+    ]
     return main([*argv, *extra])
 
 

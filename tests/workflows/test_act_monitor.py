@@ -258,7 +258,7 @@ def test_retraining_opens_a_pull_request_whose_body_is_the_modelci_report(
     (pull,) = pulls
     assert (pull["head"], pull["base"], pull["user"]) == ("modelci/retrain", "main", BOT)
     body = pull["body"]
-    # The normal modelci report (`modelci report --base HEAD`): its marker, headline, metrics.
+    # The normal modelci report (`modelci pr report --base HEAD`): its marker, headline, metrics.
     assert body.startswith("<!-- modelci-report -->\n## ")
     assert "modelci report: gate" in body.split("\n")[1]
     assert "### Metrics" in body

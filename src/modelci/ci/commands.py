@@ -1,4 +1,4 @@
-"""``modelci report``, ``modelci gate`` and ``modelci check-lock``.
+"""``modelci pr report``, ``modelci pr gate`` and ``modelci pr check-lock``.
 
 ``register(sub)`` only builds argparse parsers; each handler imports what it needs (matplotlib for
 the plots, the pipeline's metric directions) when it runs, so ``modelci --help`` stays fast.
@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from modelci.layout import DEFAULT_PATHS
+from modelci.options import add_params
 
 DEFAULT_REPORT_DIR = ".modelci/report"
 DEFAULT_VERDICT = ".modelci/verdict.json"
@@ -331,7 +332,7 @@ def _add_allow_task_change(parser: argparse.ArgumentParser) -> None:
 
 
 def register(sub: Any) -> None:
-    """Add the report, gate and check-lock commands to the ``modelci`` parser."""
+    """Add the report, gate and check-lock commands to the ``modelci pr`` group."""
     report = sub.add_parser(
         "report",
         help="compare metrics, params, data and plots with a base git ref (Markdown + JSON)",
@@ -345,12 +346,7 @@ def register(sub: Any) -> None:
     report.add_argument(
         "--out", default=DEFAULT_REPORT_DIR, metavar="DIR", help="output dir (default: %(default)s)"
     )
-    report.add_argument(
-        "--params",
-        default="params.yaml",
-        metavar="FILE",
-        help="params file, relative to the repository (default: %(default)s)",
-    )
+    add_params(report, "relative to the repository")
     report.add_argument(
         "--gate-file",
         metavar="FILE",
@@ -399,12 +395,7 @@ def register(sub: Any) -> None:
         help="current metrics, and the same path at --base (default: the metrics files dvc.yaml "
         "declares, else metrics.json)",
     )
-    gate.add_argument(
-        "--params",
-        default="params.yaml",
-        metavar="FILE",
-        help="params file whose gate: section holds the rules (default: %(default)s)",
-    )
+    add_params(gate, "its gate: section holds the rules")
     gate.add_argument("--gate-file", metavar="FILE", help="gate rules file instead of --params")
     _add_allow_task_change(gate)
     gate.add_argument(

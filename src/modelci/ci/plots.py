@@ -2,7 +2,7 @@
 
 Classification: ROC and precision-recall curves of base and PR overlaid, confusion matrices side
 by side. Regression: predicted-vs-actual and residuals, base and PR overlaid. Two forms, chosen by
-``modelci report --plots``:
+``modelci pr report --plots``:
 
 - ``mermaid`` (the default): curves and residuals as Mermaid ``xychart-beta`` charts
   (``modelci.ci.mermaid``) and the confusion matrix as a table, all inside the Markdown, so the

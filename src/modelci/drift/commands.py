@@ -1,4 +1,4 @@
-"""``modelci drift``, ``modelci fetch-window``, ``modelci monitor-issue`` and ``modelci open-pr``.
+"""``modelci monitor drift``; the other monitor commands are in ``github_commands``.
 
 ``register(sub)`` only builds parsers; the handlers import pandas, scipy and matplotlib when they
 run. ``drift`` exits 0 (no drift), ``DRIFT_EXIT`` (drift or degraded performance), or 1/2 on an
@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from modelci.layout import DEFAULT_PATHS
+from modelci.options import add_params
 
 DRIFT_EXIT = 3
 DEFAULT_OUT = ".modelci/drift"
@@ -136,7 +137,7 @@ def _jsonable(value: Any) -> Any:
 
 
 def register(sub: Any) -> None:
-    """Add the monitoring commands to the ``modelci`` parser."""
+    """Add ``drift`` to the ``modelci monitor`` group."""
     drift = sub.add_parser(
         "drift",
         help="compare a window of production data with the training data (exit 3 on drift)",
@@ -174,10 +175,5 @@ def register(sub: Any) -> None:
         help="the model's test-set metrics, the baseline for --labels (default: %(default)s)",
     )
     drift.add_argument("--no-plots", action="store_true", help="do not write the PNG plots")
-    drift.add_argument(
-        "--params", default="params.yaml", metavar="FILE", help="parameters file (%(default)s)"
-    )
+    add_params(drift, "its data:, gate: and monitor: sections")
     drift.set_defaults(handler=cmd_drift)
-    from modelci.drift import github_commands
-
-    github_commands.register(sub)

@@ -2,7 +2,7 @@
 
 - ``fetch-window``: the current window of production data from a URL (http, https, file) or a
   DVC-tracked path (``dvc:PATH``, pulled from the repository's DVC remote);
-- ``monitor-issue``: the one issue per model, from ``drift.json`` (``github.sync_issue``);
+- ``issue``: the one issue per model, from ``drift.json`` (``github.sync_issue``);
 - ``refresh-data``: append a labelled window to ``data.source`` (a CSV or Parquet file);
 - ``open-pr``: commit the working tree to a branch, push it, open or update the pull request, and
   see that it gets CI (``retrain_ci``).
@@ -21,6 +21,8 @@ import subprocess  # nosec B404: git and dvc with fixed argument lists
 import sys
 from pathlib import Path
 from typing import Any
+
+from modelci.options import add_params
 
 MAX_WINDOW_BYTES = 2_000_000_000
 WINDOW_DEADLINE_S = 900.0
@@ -60,7 +62,7 @@ def _copy(source: Path, target: Path) -> None:
 
 def window_name(source: str) -> str:
     """The file name a fetched window keeps: the last part of its URL or DVC path, whose suffix
-    tells ``modelci drift`` the format."""
+    tells ``modelci monitor drift`` the format."""
     import urllib.parse
 
     path = urllib.parse.urlsplit(source.removeprefix("dvc:")).path
@@ -251,6 +253,7 @@ def cmd_open_pr(args: argparse.Namespace) -> int:
 
 
 def register(sub: Any) -> None:
+    """Add fetch-window, issue, refresh-data and open-pr to the ``modelci monitor`` group."""
     fetch = sub.add_parser(
         "fetch-window",
         help="fetch the current window of production data (URL or dvc:PATH)",
@@ -264,7 +267,7 @@ def register(sub: Any) -> None:
     fetch.set_defaults(handler=cmd_fetch_window)
 
     issue = sub.add_parser(
-        "monitor-issue",
+        "issue",
         help="open, update or close the model's monitoring issue from drift.json",
         description="Keep one GitHub issue per model: opened when drift.json reports drift or "
         "degraded performance, its body replaced on later drifted runs, closed when a run is "
@@ -275,9 +278,7 @@ def register(sub: Any) -> None:
     issue.add_argument(
         "--model", metavar="NAME", help="the model's name (default: tracking.model_name)"
     )
-    issue.add_argument(
-        "--params", default="params.yaml", metavar="FILE", help="parameters file (%(default)s)"
-    )
+    add_params(issue, "its tracking: section")
     issue.add_argument("--run-url", metavar="URL", help="link to this run, shown in the issue")
     issue.set_defaults(handler=cmd_monitor_issue)
 
@@ -293,9 +294,7 @@ def register(sub: Any) -> None:
     refresh.add_argument(
         "--labels", required=True, metavar="FILE", help="ground truth by request_id"
     )
-    refresh.add_argument(
-        "--params", default="params.yaml", metavar="FILE", help="parameters file (%(default)s)"
-    )
+    add_params(refresh, "its data: section")
     refresh.set_defaults(handler=cmd_refresh_data)
 
     pr = sub.add_parser(

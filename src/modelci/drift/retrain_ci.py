@@ -2,7 +2,7 @@
 
 On GitHub, a push or a pull request made with the workflow's own ``GITHUB_TOKEN`` starts no
 workflow run (only ``workflow_dispatch`` and ``repository_dispatch`` are exempt). So
-``modelci open-pr`` chooses one of three ways, in this order:
+``modelci monitor open-pr`` chooses one of three ways, in this order:
 
 - ``app``: a GitHub App installation token (``MODELCI_APP_TOKEN``, from
   actions/create-github-app-token) pushes the branch and opens the pull request; GitHub then

@@ -1,6 +1,7 @@
 """Distribution distances between a reference sample and a current sample, vectorised.
 
-Shared by the production drift check (``modelci drift``) and the pull request's data diff. Every
+Shared by the production drift check (``modelci monitor drift``) and the pull request's data
+diff. Every
 function is pure: arrays in, numbers out; missing values (NaN/None) never enter a distance, they
 are reported as null rates instead.
 

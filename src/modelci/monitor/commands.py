@@ -1,11 +1,13 @@
-"""``modelci alert-rules`` and ``modelci canary``: argparse only here; the work is imported when a
-command runs."""
+"""``modelci monitor alert-rules`` and ``modelci monitor canary``: argparse only here; the work is
+imported when a command runs."""
 
 from __future__ import annotations
 
 import argparse
 from pathlib import Path
 from typing import Any
+
+from modelci.options import add_params
 
 
 def cmd_alert_rules(args: argparse.Namespace) -> int:
@@ -87,6 +89,7 @@ def _positive(text: str) -> float:
 
 
 def register(sub: Any) -> None:
+    """Add alert-rules and canary to the ``modelci monitor`` group."""
     p = sub.add_parser(
         "alert-rules",
         help="write deploy/monitoring (alert rules, PrometheusRule, ServiceMonitor, dashboard)",
@@ -94,9 +97,7 @@ def register(sub: Any) -> None:
         "groups as a Prometheus-operator PrometheusRule, a ServiceMonitor and a Grafana dashboard "
         "with the SLO lines, from params.yaml's slo: section.",
     )
-    p.add_argument(
-        "--params", default="params.yaml", metavar="FILE", help="its slo: section (%(default)s)"
-    )
+    add_params(p, "its slo: section")
     p.add_argument("--out", default="deploy/monitoring", metavar="DIR", help="(%(default)s)")
     p.add_argument("--check", action="store_true", help="write nothing; fail if out of date")
     p.set_defaults(handler=cmd_alert_rules)
@@ -109,12 +110,7 @@ def register(sub: Any) -> None:
         "canary:). Exits 0 to promote, 1 to roll back (3: no verdict, Prometheus unreachable); "
         "writes canary.json and canary.md.",
     )
-    p.add_argument(
-        "--params",
-        default="params.yaml",
-        metavar="FILE",
-        help="its slo: and canary: sections (%(default)s)",
-    )
+    add_params(p, "its slo: and canary: sections")
     p.add_argument("--prometheus", required=True, metavar="URL", help="Prometheus base URL")
     p.add_argument(
         "--champion",

@@ -117,7 +117,7 @@ def dashboard(slo: SloParams) -> dict[str, Any]:
 def service_monitor(name: str = "modelci-serve") -> dict[str, Any]:
     """Scrape the Service labelled ``app.kubernetes.io/name: NAME`` on its ``http`` port; the job
     label is that name (which the rules' ``up{job=~".*modelci.*"}`` matches) and a pod's
-    ``track`` label (stable / canary) is copied onto its series for ``modelci canary``."""
+    ``track`` label (stable / canary) is copied onto its series for ``modelci monitor canary``."""
     return {
         "apiVersion": "monitoring.coreos.com/v1",
         "kind": "ServiceMonitor",

@@ -1,4 +1,5 @@
-"""Registry and release commands: register, promote, rollback, status, deploy, release-*.
+"""``modelci registry`` (register, promote, rollback, status) and ``modelci release``
+(reviewed, image, publish, deploy).
 
 Light on purpose: argparse only at import time; a handler imports MLflow only to write (reads
 from a server use its REST API). Every command reads ``MLFLOW_TRACKING_URI`` (default:
@@ -16,6 +17,7 @@ from typing import Any
 
 from modelci.deploy.names import DESCRIPTIONS as TARGET_HELP
 from modelci.layout import DEFAULT_PATHS
+from modelci.options import add_params
 
 
 def _params(args: argparse.Namespace) -> Any:
@@ -71,8 +73,7 @@ def _build_arg(text: str) -> tuple[str, str]:
 
 
 def cmd_register(args: argparse.Namespace) -> int:
-
-    from modelci.registry.register import register
+    from modelci.registry.register import register, summary_markdown
 
     paths = DEFAULT_PATHS._replace(model=Path(args.model), test=Path(args.test))
     report = Path(args.pr_report) if args.pr_report else None
@@ -84,8 +85,7 @@ def cmd_register(args: argparse.Namespace) -> int:
     print(f"register: {word} version {v.version} (commit {v.commit[:12]}, sha256 {v.sha256[:12]})")
     _emit(
         {"version": str(v.version), "sha256": v.sha256, "created": str(done.created).lower()},
-        f"## Registered\n\n- {word} version {v.version} of commit `{v.commit}`\n"
-        f"- model sha256 `{v.sha256}`\n- PR report: {v.tags.get('modelci.pr_report', 'none')}\n",
+        summary_markdown(done),
     )
     return 0
 
@@ -125,7 +125,7 @@ def cmd_promote(args: argparse.Namespace) -> int:
 
 
 def cmd_rollback(args: argparse.Namespace) -> int:
-    from modelci.registry.rollback import rollback
+    from modelci.registry.rollback import rollback, summary_markdown
 
     params = _params(args)
     done = rollback(params, args.to, args.reason, args.actor, force=args.force)
@@ -138,8 +138,7 @@ def cmd_rollback(args: argparse.Namespace) -> int:
     )
     _emit(
         {"champion": str(to or ""), "from": str(done.from_version.version)},
-        f"## Rollback\n\n- @{alias}: version {done.from_version.version} -> {to}\n"
-        f"- by {done.actor}\n- reason: {done.reason}\n",
+        summary_markdown(done, alias),
     )
     return 0
 
@@ -189,7 +188,12 @@ def cmd_deploy(args: argparse.Namespace) -> int:
 
 def cmd_release_reviewed(args: argparse.Namespace) -> int:
     from modelci.fileio import write_json
-    from modelci.registry.release import ReleaseError, find_reviewed_report
+    from modelci.registry.release import (
+        ReleaseError,
+        find_reviewed_report,
+        missing_report_message,
+        reviewed_summary,
+    )
 
     api = os.environ.get("MODELCI_GITHUB_API_URL") or os.environ.get(
         "GITHUB_API_URL", "https://api.github.com"
@@ -197,38 +201,25 @@ def cmd_release_reviewed(args: argparse.Namespace) -> int:
     token = os.environ.get("GH_TOKEN", "")
     found = find_reviewed_report(api, args.repo, args.commit, token, args.artifact, args.workflow)
     required = args.require == "true"
-    opted_out = (
-        ""
-        if required
-        else "\n- **The reviewed-model check is off** (`require-report: false`): a merge without"
-        f" a successful `{args.workflow}` run's report releases the model reproduced here.\n"
-    )
+    summary = reviewed_summary(found, args.workflow, args.commit, required)
     if found is None:
-        message = (
-            f"no report of a successful {args.workflow} pull_request run at the head of the pull"
-            f" request merged as {args.commit[:12]}"
-        )
+        message = missing_report_message(args.workflow, args.commit)
+        _emit({"found": "false", "sha256": ""}, summary)
         if required:
-            _emit({"found": "false", "sha256": ""}, f"## Reviewed model\n\n- refused: {message}\n")
             raise ReleaseError(f"{message} (set require-report: false to release without one)")
         print(f"release-reviewed: {message}: the reproduced model is used")
-        _emit({"found": "false", "sha256": ""}, f"## Reviewed model\n\n- {message}\n{opted_out}")
         return 0
     out = Path(args.out)
     write_json(out / "report.json", found)
     sha = found["model"]["sha256"]
     print(f"release-reviewed: PR #{found['pr_number']} reviewed model sha256 {sha}")
-    _emit(
-        {"found": "true", "sha256": sha, "pr_number": str(found["pr_number"])},
-        f"## Reviewed model\n\n- PR #{found['pr_number']} (run {found['run_id']} of"
-        f" `{args.workflow}`), model sha256 `{sha}`\n{opted_out}",
-    )
+    _emit({"found": "true", "sha256": sha, "pr_number": str(found["pr_number"])}, summary)
     return 0
 
 
 def cmd_release_image(args: argparse.Namespace) -> int:
     from modelci.deploy.names import IMAGE_TARGETS
-    from modelci.registry.release import build_image
+    from modelci.registry.release import build_image, section_summary
 
     target = args.target or _params(args).registry.deploy_target
     skipped = None
@@ -238,18 +229,25 @@ def cmd_release_image(args: argparse.Namespace) -> int:
         skipped = f"{args.file} not found: no image was built"
     if skipped is not None:
         print(f"release-image: {skipped}")
-        _emit({"image": "", "digest": ""}, f"## Image\n\n- {skipped}\n")
+        _emit({"image": "", "digest": ""}, section_summary("Image", skipped))
         return 0
     build_args = dict(args.build_arg)
     ref = build_image(args.image, args.tag, Path(args.context), Path(args.file), build_args)
     print(f"release-image: pushed {ref}")
-    _emit({"image": ref, "digest": ref.split("@", 1)[1]}, f"## Image\n\n- pushed `{ref}`\n")
+    _emit(
+        {"image": ref, "digest": ref.split("@", 1)[1]}, section_summary("Image", f"pushed `{ref}`")
+    )
     return 0
 
 
 def cmd_release_publish(args: argparse.Namespace) -> int:
     from modelci.registry.core import open_registry
-    from modelci.registry.release import publish_release, release_tag, write_release
+    from modelci.registry.release import (
+        publish_release,
+        release_tag,
+        section_summary,
+        write_release,
+    )
 
     params = _params(args)
     reg = open_registry(params)
@@ -267,17 +265,8 @@ def cmd_release_publish(args: argparse.Namespace) -> int:
         tag, f"{reg.name} {tag}", out / "notes.md", files, args.target or version.commit
     )
     print(f"release-publish: {message}")
-    _emit({"tag": tag}, f"## Release\n\n- {message}\n")
+    _emit({"tag": tag}, section_summary("Release", message))
     return 0
-
-
-def _common(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--params",
-        default="params.yaml",
-        metavar="FILE",
-        help="parameters file: tracking.model_name and the registry section (%(default)s)",
-    )
 
 
 REGISTRY_URI = "The registry is $MLFLOW_TRACKING_URI (a server; without it, ./mlflow.db)."
@@ -292,12 +281,12 @@ def _command(
     parser: argparse.ArgumentParser = sub.add_parser(
         name, help=summary, description=f"{summary[0].upper()}{summary[1:]}. {description}{where}"
     )
-    _common(parser)
+    add_params(parser, "tracking.model_name and the registry section")
     return parser
 
 
 def register(sub: Any) -> None:
-    """Add the registry and release commands to the ``modelci`` parser."""
+    """Add register, promote, rollback and status to the ``modelci registry`` group."""
     p = _command(
         sub,
         "register",
@@ -405,6 +394,78 @@ def register(sub: Any) -> None:
     p.add_argument("--limit", type=int, default=10, help="versions listed (%(default)s)")
     p.set_defaults(handler=cmd_status)
 
+
+def register_release(sub: Any) -> None:
+    """Add reviewed, image, publish and deploy to the ``modelci release`` group, in the order
+    the release workflow runs them."""
+    p = _command(
+        sub,
+        "reviewed",
+        "find the merged PR's report and its model sha256",
+        "Asks the GitHub API ($GITHUB_API_URL, token $GH_TOKEN) for the pull request merged as "
+        "--commit and the report artifact of its successful pull-request run, and writes it "
+        "to --out/report.json: the model sha256 the release must match.",
+        registry=False,
+    )
+    p.add_argument("--repo", required=True, help="OWNER/NAME")
+    p.add_argument("--commit", required=True, help="the merge commit (40 hex digits)")
+    p.add_argument("--artifact", default="modelci-report", help="report artifact name")
+    p.add_argument("--out", default=".modelci/reviewed", help="where report.json is written")
+    p.add_argument(
+        "--workflow",
+        default="pr.yml",
+        help="file name of the pull-request workflow whose run reviewed the model (%(default)s)",
+    )
+    p.add_argument(
+        "--require",
+        choices=("true", "false"),
+        default="true",
+        help="fail when no report is found (%(default)s; false is reported in the summary)",
+    )
+    p.set_defaults(handler=cmd_release_reviewed)
+
+    p = _command(
+        sub,
+        "image",
+        "docker buildx build --push; prints the digest",
+        "Builds and pushes the serving image when the deploy target needs one (or --always), "
+        "and writes image and digest to $GITHUB_OUTPUT.",
+        registry=False,
+    )
+    p.add_argument("--image", required=True, help="e.g. ghcr.io/OWNER/REPO")
+    p.add_argument("--tag", required=True, help="image tag, e.g. model-v3")
+    p.add_argument("--context", default=".", help="build context (%(default)s)")
+    p.add_argument("--file", default="Dockerfile", help="Dockerfile (%(default)s)")
+    p.add_argument(
+        "--build-arg",
+        type=_build_arg,
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="a build argument (repeatable)",
+    )
+    p.add_argument("--target", default="", help="deploy target (default registry.deploy_target)")
+    p.add_argument("--always", action="store_true", help="build whatever the target")
+    p.set_defaults(handler=cmd_release_image)
+
+    p = _command(
+        sub,
+        "publish",
+        "tag model-v<version> with card, metrics, lineage",
+        "Writes the release notes, model card, metrics and lineage of a version to --out and "
+        "publishes them as a GitHub release (gh release create) unless --no-publish.",
+    )
+    p.add_argument(
+        "--version", type=_version_arg, required=True, help="registry version to release"
+    )
+    p.add_argument("--out", default="release", help="directory for the notes and files")
+    p.add_argument("--image", default="", help="deployed image reference, recorded in the release")
+    p.add_argument("--deploy-target", default="", help="recorded in the release")
+    p.add_argument("--smoke", default="", help="smoke test result, recorded in the release")
+    p.add_argument("--target", default="", help="commit to tag (default: the version's)")
+    p.add_argument("--no-publish", action="store_true", help="write the files only")
+    p.set_defaults(handler=cmd_release_publish)
+
     p = _command(
         sub,
         "deploy",
@@ -446,71 +507,3 @@ def register(sub: Any) -> None:
     )
     p.add_argument("--json", default="", metavar="FILE", help="write the result as JSON")
     p.set_defaults(handler=cmd_deploy)
-
-    p = _command(
-        sub,
-        "release-image",
-        "docker buildx build --push; prints the digest",
-        "Builds and pushes the serving image when the deploy target needs one (or --always), "
-        "and writes image and digest to $GITHUB_OUTPUT.",
-        registry=False,
-    )
-    p.add_argument("--image", required=True, help="e.g. ghcr.io/OWNER/REPO")
-    p.add_argument("--tag", required=True, help="image tag, e.g. model-v3")
-    p.add_argument("--context", default=".", help="build context (%(default)s)")
-    p.add_argument("--file", default="Dockerfile", help="Dockerfile (%(default)s)")
-    p.add_argument(
-        "--build-arg",
-        type=_build_arg,
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="a build argument (repeatable)",
-    )
-    p.add_argument("--target", default="", help="deploy target (default registry.deploy_target)")
-    p.add_argument("--always", action="store_true", help="build whatever the target")
-    p.set_defaults(handler=cmd_release_image)
-
-    p = _command(
-        sub,
-        "release-reviewed",
-        "find the merged PR's report and its model sha256",
-        "Asks the GitHub API ($GITHUB_API_URL, token $GH_TOKEN) for the pull request merged as "
-        "--commit and the report artifact of its successful pull-request run, and writes it "
-        "to --out/report.json: the model sha256 the release must match.",
-        registry=False,
-    )
-    p.add_argument("--repo", required=True, help="OWNER/NAME")
-    p.add_argument("--commit", required=True, help="the merge commit (40 hex digits)")
-    p.add_argument("--artifact", default="modelci-report", help="report artifact name")
-    p.add_argument("--out", default=".modelci/reviewed", help="where report.json is written")
-    p.add_argument(
-        "--workflow",
-        default="pr.yml",
-        help="file name of the pull-request workflow whose run reviewed the model (%(default)s)",
-    )
-    p.add_argument(
-        "--require",
-        choices=("true", "false"),
-        default="true",
-        help="fail when no report is found (%(default)s; false is reported in the summary)",
-    )
-    p.set_defaults(handler=cmd_release_reviewed)
-
-    p = _command(
-        sub,
-        "release-publish",
-        "tag model-v<version> with card, metrics, lineage",
-        "Writes the release notes, model card, metrics and lineage of a version to --out and "
-        "publishes them as a GitHub release (gh release create) unless --no-publish.",
-    )
-    p.add_argument(
-        "--version", type=_version_arg, required=True, help="registry version to release"
-    )
-    p.add_argument("--out", default="release", help="directory for the notes and files")
-    p.add_argument("--image", default="", help="deployed image reference, recorded in the release")
-    p.add_argument("--deploy-target", default="", help="recorded in the release")
-    p.add_argument("--smoke", default="", help="smoke test result, recorded in the release")
-    p.add_argument("--target", default="", help="commit to tag (default: the version's)")
-    p.add_argument("--no-publish", action="store_true", help="write the files only")
-    p.set_defaults(handler=cmd_release_publish)

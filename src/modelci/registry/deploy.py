@@ -1,4 +1,4 @@
-"""``modelci deploy``: ship the champion to a pluggable target, smoke-test it, roll back on failure.
+"""``modelci release deploy``: ship the champion to a target, smoke-test it, roll back on failure.
 
 The targets (``registry.deploy_target`` in params.yaml, or ``--target``) live in
 :mod:`modelci.deploy.targets`, each behind the same interface: ``deploy`` stages the new version,

@@ -1,4 +1,5 @@
-"""``modelci promote``: challenger vs champion on the current test set, then move ``@champion``.
+"""``modelci registry promote``: challenger vs champion on the current test set, then move
+``@champion``.
 
 Both models are downloaded from the registry, verified against their registered sha256, loaded
 safely and scored on the *same* current test set (``data/prepared/test.parquet``), so a change
@@ -100,7 +101,7 @@ def challenger_version(reg: Registry, version: int | None) -> Version:
     if not found:
         raise RegistryError(
             f"no version of {reg.name!r} is registered for commit {commit[:12]}; run "
-            "`modelci register` first or pass --version"
+            "`modelci registry register` first or pass --version"
         )
     return found[0]
 

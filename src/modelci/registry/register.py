@@ -1,4 +1,4 @@
-"""``modelci register``: one registry version per (git commit, model file), never a duplicate.
+"""``modelci registry register``: one version per (git commit, model file), never a duplicate.
 
 The version carries the lineage of the bytes it stands for: git commit and commit time, the data
 hashes in ``dvc.lock``, the params digest, the metrics, the model file's sha256 and the PR report
@@ -271,3 +271,13 @@ def _user() -> str:
         return getpass.getuser()
     except (KeyError, OSError):
         return "unknown"
+
+
+def summary_markdown(done: Registered) -> str:
+    """The job summary of ``modelci registry register``."""
+    v = done.version
+    word = "registered" if done.created else "already registered"
+    return (
+        f"## Registered\n\n- {word} version {v.version} of commit `{v.commit}`\n"
+        f"- model sha256 `{v.sha256}`\n- PR report: {v.tags.get(TAG_PR_REPORT, 'none')}\n"
+    )

@@ -335,3 +335,37 @@ def find_reviewed_report(
                 "model": {"sha256": sha},
             }
     return None
+
+
+def missing_report_message(workflow: str, commit: str) -> str:
+    """What ``modelci release reviewed`` says when no reviewed report is found."""
+    return (
+        f"no report of a successful {workflow} pull_request run at the head of the pull"
+        f" request merged as {commit[:12]}"
+    )
+
+
+def reviewed_summary(
+    found: dict[str, Any] | None, workflow: str, commit: str, required: bool
+) -> str:
+    """The job summary of ``modelci release reviewed``: the reviewed model found, or why not
+    (``found`` None), and whether the check was turned off (``require-report: false``)."""
+    opted_out = (
+        ""
+        if required
+        else "\n- **The reviewed-model check is off** (`require-report: false`): a merge without"
+        f" a successful `{workflow}` run's report releases the model reproduced here.\n"
+    )
+    if found is None:
+        refused = "refused: " if required else ""
+        message = missing_report_message(workflow, commit)
+        return f"## Reviewed model\n\n- {refused}{message}\n{opted_out}"
+    return (
+        f"## Reviewed model\n\n- PR #{found['pr_number']} (run {found['run_id']} of"
+        f" `{workflow}`), model sha256 `{found['model']['sha256']}`\n{opted_out}"
+    )
+
+
+def section_summary(title: str, line: str) -> str:
+    """A one-item job summary section (``## Image``, ``## Release``)."""
+    return f"## {title}\n\n- {line}\n"

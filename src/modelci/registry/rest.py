@@ -1,6 +1,7 @@
 """Read the MLflow Model Registry of a tracking server through its REST API, with the stdlib.
 
-Importing MLflow takes seconds (most of ``modelci status``'s former 11-14 s); the three reads the
+Importing MLflow takes seconds (most of ``modelci registry status``'s former 11-14 s); the three
+reads the
 registry commands make (search versions, get a version, resolve an alias) are three GET endpoints
 of the documented REST API (``/api/2.0/mlflow/...``), so a read-only command never imports it.
 Credentials follow MLflow's own variables: ``MLFLOW_TRACKING_TOKEN`` (bearer) or

@@ -1,4 +1,5 @@
-"""``modelci rollback``: put ``@champion`` back on the previous champion, or on a given version.
+"""``modelci registry rollback``: put ``@champion`` back on the previous champion, or on a given
+version.
 
 The versions newer than the target that were eligible are tagged ``rolled_back`` (so the tag
 rule no longer picks them), the target is tagged ``passed``, who/why/when go into tags on both
@@ -151,3 +152,12 @@ def _target_gate(target: Version, force: bool, reason: str) -> tuple[str, dict[s
             f"version {target.version}: {said}; --force needs a --reason, recorded on the version"
         )
     return FORCED, {TAG_GATE_FORCED_OVER: target.gate or "not evaluated"}
+
+
+def summary_markdown(done: Rollback, alias: str) -> str:
+    """The job summary of ``modelci registry rollback``."""
+    to = done.to_version.version if done.to_version else None
+    return (
+        f"## Rollback\n\n- @{alias}: version {done.from_version.version} -> {to}\n"
+        f"- by {done.actor}\n- reason: {done.reason}\n"
+    )

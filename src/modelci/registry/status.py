@@ -1,4 +1,4 @@
-"""``modelci status``: which version is champion, where it came from, and how it scored.
+"""``modelci registry status``: which version is champion, where it came from, and how it scored.
 
 Read-only: against a server it reads the REST API (no MLflow import, well under 2 s); it never
 creates a store (no default ``mlflow.db`` appears in the working directory).

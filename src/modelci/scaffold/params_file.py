@@ -140,7 +140,8 @@ def render(
         gate_section(rules, baseline),
         ["tracking:", f"  experiment: {flow(model_name)}", f"  model_name: {flow(model_name)}"],
         [
-            "# Release: the registry aliases `modelci promote` moves, and where `modelci deploy`",
+            "# Release: the registry aliases `modelci registry promote` moves, and where "
+            "`modelci release deploy`",
             "# ships the champion (none | registry | kubernetes | container | cloudrun | lambda).",
             "registry:",
             "  champion_alias: champion",

@@ -11,6 +11,7 @@ if TYPE_CHECKING:
     from modelci.serving.server import ServeConfig
 
 from modelci.layout import DEFAULT_PATHS
+from modelci.options import DEFAULT_PARAMS, add_params
 from modelci.serving import defaults
 
 ENV_PREFIX = "MODELCI_"
@@ -39,8 +40,8 @@ def register(sub: Any) -> None:
         help="models:/NAME@ALIAS, models:/NAME/VERSION, runs:/RUN_ID or a .skops path "
         "(MODELCI_MODEL_URI; default models:/<tracking.model_name>@<registry.champion_alias>)",
     )
-    add("--params", default=_env("PARAMS", "params.yaml"), metavar="FILE",
-        help="parameters file with the input schema (data.columns) (MODELCI_PARAMS)")  # fmt: skip
+    add_params(parser, "the input schema (data.columns)",
+               os.environ.get(ENV_PREFIX + "PARAMS", DEFAULT_PARAMS), "MODELCI_PARAMS")  # fmt: skip
     add("--host", default=_env("HOST", "127.0.0.1"), help="bind address (MODELCI_HOST)")
     add("--port", type=int, default=_env("PORT", os.environ.get("PORT") or "8080"),
         help="port (MODELCI_PORT, else PORT as Cloud Run and the image set it)")  # fmt: skip

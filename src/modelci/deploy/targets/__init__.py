@@ -1,4 +1,4 @@
-"""The deploy targets by name (``registry.deploy_target``, ``modelci deploy --target``)."""
+"""The deploy targets by name (``registry.deploy_target``, ``modelci release deploy --target``)."""
 
 from __future__ import annotations
 
