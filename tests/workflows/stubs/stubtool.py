@@ -331,7 +331,7 @@ def _telemetry_user(api: str) -> bool:
     if not os.environ.get("GITHUB_SERVER_URL") or os.environ.get("CODESPACES") or not actor:
         return False
     try:
-        return isinstance(_api(api, "GET", f"/users/{urllib.parse.quote(actor)}"), dict)
+        return isinstance(_api(api, "GET", f"/users/{urllib.parse.quote(actor, safe='')}"), dict)
     except (urllib.error.URLError, OSError, ValueError):
         return False
 
