@@ -112,9 +112,8 @@ def test_the_wheel_is_stamped_with_the_tagged_commit(
 def test_the_release_build_restores_no_cache(published: tuple[harness.ActRun, Path, str]) -> None:
     """A tag's run can read caches the default branch saved; the release restores none."""
     _, stub_root, _ = published
-    assert [call["inputs"] for call in harness.read_calls(stub_root, "setup-uv")] == [
-        {"STUB_ENABLE_CACHE": "false", "STUB_CACHE_DEPENDENCY_GLOB": "./uv.lock"}
-    ]
+    (call,) = harness.read_calls(stub_root, "setup-uv")
+    assert call["inputs"]["STUB_ENABLE_CACHE"] == "false", call["inputs"]
 
 
 def test_a_tag_on_a_commit_not_on_the_default_branch_is_refused(
