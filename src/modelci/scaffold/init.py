@@ -230,8 +230,11 @@ def make_plan(options: Options) -> Plan:
     kept, _ = drop_null_target(frame, params.data, params.prepare)
     usable = validate(kept, params.data, str(options.data))
     scores = baseline.dummy_scores(usable, params.data, params.prepare)
-    rules = baseline.gate_rules(inferred.task, scores)
-    text = params_file.render(inferred, data_path, options.null_target, rules, scores, name)
+    chance = baseline.chance_scores(usable, params.data, params.prepare)
+    rules = baseline.gate_rules(inferred.task, scores, chance)
+    text = params_file.render(
+        inferred, data_path, options.null_target, rules, scores, name, chance=chance
+    )
     _validated(text)
 
     repository, commit = _workflow_pin(options)
