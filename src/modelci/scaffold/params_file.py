@@ -55,6 +55,7 @@ def flow(value: Any) -> str:
         Dumper=_OneLineDumper,
         default_flow_style=True,
         sort_keys=False,
+        allow_unicode=True,
         width=sys.maxsize,
     )
     line = str(text).removesuffix("\n").removesuffix("\n...")
@@ -71,12 +72,15 @@ def data_section(inferred: Inferred, source: str) -> list[str]:
         f"  task: {inferred.task}            # binary | multiclass | regression",
         f"  # Refuse a much smaller file than the {inferred.rows} rows init saw.",
         f"  min_rows: {max(1, inferred.rows // 2)}",
-        "  # Inferred from the data: numeric ranges are the observed ones (widen them if",
-        "  # production data may go further: serving refuses values outside them), categories",
-        "  # the values seen.",
+        "  # Inferred from the data, the reason beside each: numeric ranges are the observed ones",
+        "  # (widen them if production data may go further: serving refuses values outside them),",
+        "  # categories the values seen.",
         "  columns:",
     ]
-    lines += [f"    {flow(c.name)}: {flow(c.spec())}" for c in inferred.columns]
+    lines += [
+        f"    {flow(c.name)}: {flow(c.spec())}" + (f"  # {c.reason}" if c.reason else "")
+        for c in inferred.columns
+    ]
     if inferred.left_out:
         lines.append("  # In the file but left out of the model (prepare drops them). To use one,")
         lines.append("  # declare it under columns with its type and remove it here:")
