@@ -141,8 +141,10 @@ def _refuse_taken_name(options: Options, project: str, module: str) -> None:
 
 
 def default_requirement() -> str:
-    """The modelci this init runs, pinned, with the serving extra (``modelci serve``)."""
-    return f"modelci[serve]=={__version__}"
+    """The modelci this init runs, pinned, with the serving and ONNX extras: ``modelci serve``,
+    and the export stage's ONNX model that serving scores with (without it every ``dvc repro``
+    says the export was skipped, and serving falls back to scikit-learn)."""
+    return f"modelci[serve,onnx]=={__version__}"
 
 
 def _workflow_pin(options: Options) -> tuple[str, str]:
@@ -403,7 +405,7 @@ def _lock(pyproject: bytes, options: Options) -> bytes:
     if options.modelci is None:
         hint = (
             f" (the default dependency {default_requirement()} must be published on your "
-            "package index; for an unreleased build pass --modelci 'modelci[serve] @ "
+            "package index; for an unreleased build pass --modelci 'modelci[serve,onnx] @ "
             f"file:///ABSOLUTE/PATH/modelci-{__version__}-py3-none-any.whl')"
         )
     raise ScaffoldError(
