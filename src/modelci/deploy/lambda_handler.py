@@ -23,6 +23,8 @@ import re
 from typing import Any
 from urllib.parse import urlencode
 
+from modelci.errors import ModelCIError
+
 Event = dict[str, Any]
 _TEXT = ("text/", "application/json", "application/problem+json", "application/xml")
 
@@ -31,7 +33,7 @@ _state: dict[str, Any] = {}
 _TOKEN = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
 
 
-class BadEventError(ValueError):
+class BadEventError(ModelCIError, ValueError):
     """An event no valid HTTP request maps to; answered 400 with this message."""
 
 

@@ -30,6 +30,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
 
 from modelci import __version__
+from modelci.errors import ModelCIError
 from modelci.model_source import ModelInfo
 from modelci.serving import defaults
 from modelci.serving.input_monitor import InputMonitor
@@ -109,8 +110,8 @@ class Settings:
     poll_seconds: float = 0.0
 
 
-class ReloadError(Exception):
-    pass
+class ReloadError(ModelCIError):
+    """A reload the admin asked for cannot run; the message is the answer's reason."""
 
 
 class _Metrics:

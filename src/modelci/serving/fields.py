@@ -12,6 +12,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from modelci.errors import ModelCIError
+
 FieldType = Literal["int", "float", "category", "bool"]
 INT64 = 2**63 - 1
 _SHOWN = 40
@@ -29,7 +31,7 @@ class _Missing:
 MISSING: Any = _Missing()
 
 
-class InputError(Exception):
+class InputError(ModelCIError):
     """A request the client must fix: an HTTP status, a message, the first problems found and
     how many there are in all."""
 
