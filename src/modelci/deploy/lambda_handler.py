@@ -40,12 +40,14 @@ class BadEventError(ModelCIError, ValueError):
 def _app() -> Any:
     """The serving app of this execution environment, built on first use."""
     if "app" not in _state:
-        from modelci.serving.commands import register, serve_config
+        from modelci.serving.commands import configure_logs, register, serve_config
         from modelci.serving.server import build_app
 
         parser = argparse.ArgumentParser(prog="modelci")
         register(parser.add_subparsers())
-        _state["app"] = build_app(serve_config(parser.parse_args(["serve"])))
+        args = parser.parse_args(["serve"])
+        configure_logs(args)
+        _state["app"] = build_app(serve_config(args))
         _state["loop"] = asyncio.new_event_loop()
     return _state["app"]
 

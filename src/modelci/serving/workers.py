@@ -24,16 +24,18 @@ samples to files in one directory, and ``/metrics`` on any worker sums them.
 from __future__ import annotations
 
 import contextlib
+import logging
 import math
 import os
 import shutil
 import signal
 import socket
-import sys
 import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
+
+log = logging.getLogger(__name__)
 
 PARENT_ENV = "MODELCI_WORKER_PARENT"
 RESTARTED_ENV = "MODELCI_WORKER_RESTARTED"  # set in a worker that replaces a dead one
@@ -106,7 +108,7 @@ def reload_siblings() -> None:
 
 
 def _say(text: str) -> None:
-    print(f"modelci serve: {text}", file=sys.stderr, flush=True)
+    log.info("%s", text)
 
 
 def run_workers(count: int, host: str, port: int, worker: Callable[[socket.socket], int]) -> int:
