@@ -52,6 +52,22 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(entry, default=str)
 
 
+class _StderrHandler(logging.StreamHandler[TextIO]):
+    """Writes to whatever ``sys.stderr`` is when a record arrives (a redirect, a test's capture),
+    as logging's last-resort handler does."""
+
+    def __init__(self) -> None:
+        super().__init__()
+
+    @property
+    def stream(self) -> TextIO:
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value: TextIO) -> None:
+        """Set by StreamHandler.__init__; the stream is always the current stderr."""
+
+
 def log_format(requested: str | None = None) -> LogFormat:
     """``requested``, else ``MODELCI_LOG_FORMAT``, else text; ValueError on another name."""
     name = requested or os.environ.get(FORMAT_ENV) or "text"
@@ -65,7 +81,7 @@ def configure(
 ) -> logging.Handler:
     """Send the records of :data:`LOGGERS` at ``level`` and above to ``stream`` (stderr) in
     ``fmt``; called again, it replaces its handler instead of adding one."""
-    handler = logging.StreamHandler(stream if stream is not None else sys.stderr)
+    handler = _StderrHandler() if stream is None else logging.StreamHandler(stream)
     handler.setFormatter(JsonFormatter() if log_format(fmt) == "json" else TextFormatter(prog))
     handler.set_name("modelci")
     for name in LOGGERS:

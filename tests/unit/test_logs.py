@@ -8,7 +8,6 @@ import ast
 import io
 import json
 import logging
-from collections.abc import Iterator
 
 import pytest
 
@@ -20,19 +19,8 @@ pytestmark = pytest.mark.unit
 
 
 @pytest.fixture(autouse=True)
-def _restore_loggers() -> Iterator[None]:
-    """configure() changes process-wide loggers: put them back for the other tests."""
-    saved = {
-        name: (list(logging.getLogger(name).handlers), logging.getLogger(name).level,
-               logging.getLogger(name).propagate)
-        for name in logs.LOGGERS
-    }  # fmt: skip
-    yield
-    for name, (handlers, level, propagate) in saved.items():
-        logger = logging.getLogger(name)
-        logger.handlers[:] = handlers
-        logger.setLevel(level)
-        logger.propagate = propagate
+def _restore_loggers(server_logs: None) -> None:
+    """configure() changes process-wide loggers: ``server_logs`` puts them back."""
 
 
 def test_text_lines_read_as_before() -> None:
