@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from modelci.cli import main
     from modelci.config import (
+        Column,
         ColumnSpec,
         DataParams,
         GateParams,
@@ -40,6 +41,7 @@ _PUBLIC = {
     "Params": "modelci.config",
     "DataParams": "modelci.config",
     "ColumnSpec": "modelci.config",
+    "Column": "modelci.config",
     "GateParams": "modelci.config",
     "load_params": "modelci.config",
     "load_data_params": "modelci.config",
@@ -52,6 +54,7 @@ _PUBLIC = {
 }
 
 __all__ = [
+    "Column",
     "ColumnSpec",
     "ConfigError",
     "DataError",

@@ -30,6 +30,8 @@ DEFAULT_PARAMS = PARAMS
 
 Task = Literal["binary", "multiclass", "regression"]
 ColumnType = Literal["int", "float", "category", "bool"]
+# The range of an int column's values: what the model is fed (int64).
+INT64 = 2**63 - 1
 NonNegativeInt = Annotated[int, Field(ge=0)]
 
 
@@ -62,6 +64,50 @@ class ColumnSpec(_Frozen):
     @property
     def is_numeric(self) -> bool:
         return self.type in ("int", "float")
+
+    def json_schema(self) -> dict[str, Any]:
+        """The JSON Schema of one value of the column (the serving schema and the OpenAPI
+        document's rows): an ``enum`` of the categories, else the JSON type with the bounds
+        (an int column is bounded to 64 bits, what the model is fed)."""
+        if self.type == "category" and self.categories is not None:
+            return {"enum": [*self.categories, *([None] if self.nullable else [])]}
+        json_type = {"int": "integer", "float": "number", "bool": "boolean", "category": "string"}
+        base = json_type[self.type]
+        schema: dict[str, Any] = {"type": [base, "null"] if self.nullable else base}
+        if self.min is not None:
+            schema["minimum"] = self.min
+        if self.max is not None:
+            schema["maximum"] = self.max
+        if self.type == "int":
+            schema.setdefault("minimum", -INT64)
+            schema.setdefault("maximum", INT64)
+        return schema
+
+    def named(self, name: str) -> Column:
+        return Column(name, **dict(self))
+
+
+class Column(ColumnSpec):
+    """A declared column with its name: the one column model that data validation, the serving
+    schema and the OpenAPI document are derived from (``DataParams.inputs()``)."""
+
+    name: str
+
+    def __init__(self, name: str, type: ColumnType, **declared: Any) -> None:
+        """``Column("size", "float", min=0)``: the name and type positional, as they read."""
+        super().__init__(**{"name": name, "type": type, **declared})
+
+    def declaration(self) -> dict[str, Any]:
+        """The column as ``/schema`` describes it: its name, type and nullability, then the
+        bounds and categories it declares."""
+        return {
+            "name": self.name,
+            "type": self.type,
+            "nullable": self.nullable,
+            **({"min": self.min} if self.min is not None else {}),
+            **({"max": self.max} if self.max is not None else {}),
+            **({"categories": list(self.categories)} if self.categories else {}),
+        }
 
 
 class DataParams(_Frozen):
@@ -103,6 +149,10 @@ class DataParams(_Frozen):
     @property
     def features(self) -> list[str]:
         return [name for name in self.columns if name != self.target]
+
+    def inputs(self) -> tuple[Column, ...]:
+        """The model's input columns (the features), named, in the declared order."""
+        return tuple(self.columns[name].named(name) for name in self.features)
 
     @property
     def is_classification(self) -> bool:
