@@ -14,10 +14,10 @@ import re
 from pathlib import Path
 
 import pandas as pd
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
-from modelci.config import format_validation_error, read_yaml
-from modelci.errors import ConfigError, DataError
+from modelci.config import read_yaml, validated
+from modelci.errors import DataError
 
 DESCRIPTOR_SUFFIXES = (".yaml", ".yml")
 CSV_SUFFIXES = (".csv",)
@@ -37,12 +37,7 @@ class PackagedDataset(BaseModel):
 
 
 def load_descriptor(path: Path) -> PackagedDataset:
-    raw = read_yaml(path, "dataset descriptor")
-    try:
-        return PackagedDataset.model_validate(raw)
-    except ValidationError as error:
-        lines = format_validation_error(str(path), error)
-        raise ConfigError(lines[0], details=lines) from None
+    return validated(PackagedDataset, read_yaml(path, "dataset descriptor"), str(path))
 
 
 def locate_packaged_file(dataset: PackagedDataset) -> Path:

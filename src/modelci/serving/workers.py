@@ -25,18 +25,20 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import logging
 import math
 import os
 import shutil
 import signal
 import socket
-import sys
 import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
 
 from modelci.errors import ModelCIError
+
+log = logging.getLogger(__name__)
 
 PARENT_ENV = "MODELCI_WORKER_PARENT"
 RESTARTED_ENV = "MODELCI_WORKER_RESTARTED"  # set in a worker that replaces a dead one
@@ -146,7 +148,7 @@ def reload_siblings() -> None:
 
 
 def _say(text: str) -> None:
-    print(f"modelci serve: {text}", file=sys.stderr, flush=True)
+    log.info("%s", text)
 
 
 def run_workers(count: int, host: str, port: int, worker: Callable[[socket.socket], int]) -> int:
