@@ -20,7 +20,7 @@ import posixpath
 import re
 import subprocess
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -172,14 +172,21 @@ def _pyproject_name(folder: Path) -> str | None:
 def load_project(root: Path, folder: str) -> Project | None:
     """The project in ``root/folder`` (None: no ``dvc.yaml``, or one that is not a project)."""
     directory = root / folder
-    raw = _read_yaml(directory / layout.DVC_YAML)
-    if not isinstance(raw, Mapping) or not _is_project(raw):
-        return None
 
-    def read_mapping(file: str) -> Any:
+    def read_mapping(file: str) -> Mapping[str, Any]:
         value = _read_yaml(directory / file)
         return value if isinstance(value, Mapping) else {}
 
+    return build_project(root, folder, _read_yaml(directory / layout.DVC_YAML), read_mapping)
+
+
+def build_project(
+    root: Path, folder: str, raw: Any, read_mapping: Callable[[str], Mapping[str, Any]]
+) -> Project | None:
+    """The project of a parsed ``dvc.yaml`` in ``folder``; ``read_mapping(file)`` reads a YAML
+    file of the folder (``params.yaml``, ``vars`` files). None: not a project."""
+    if not isinstance(raw, Mapping) or not _is_project(raw):
+        return None
     params = read_mapping(layout.PARAMS.as_posix())
     variables = vars_of(raw, read_mapping)
     stages = raw.get("stages")
@@ -189,7 +196,7 @@ def load_project(root: Path, folder: str) -> Project | None:
         if isinstance(body, Mapping) and "foreach" not in body and "matrix" not in body
     )
     # A nested project shares the root's pyproject.toml: only a folder's own one names it.
-    name = _pyproject_name(directory) or (
+    name = _pyproject_name(root / folder) or (
         root.resolve().name if folder == ROOT else posixpath.basename(folder)
     )
     tracking = params.get("tracking")
@@ -237,6 +244,12 @@ def discover(root: Path) -> list[Project]:
     return projects
 
 
+def overlaps(one: str, other: str) -> bool:
+    """Whether two paths are the same or one is inside the other (DVC refuses overlapping
+    outputs)."""
+    return one == other or one.startswith(f"{other}/") or other.startswith(f"{one}/")
+
+
 def covers(declared: str, path: str) -> bool:
     """Whether a change to ``path`` is a change to the declared dependency ``declared``: the
     same file, a file inside a declared folder, or the ``.dvc`` pointer of either (or of a
@@ -255,8 +268,10 @@ __all__ = [
     "Project",
     "ProjectError",
     "Stage",
+    "build_project",
     "covers",
     "discover",
     "join",
     "load_project",
+    "overlaps",
 ]
