@@ -88,7 +88,7 @@ def test_projects_are_found_with_names_and_registered_models(three: Path) -> Non
 
 def test_a_params_change_affects_that_project_only(three: Path) -> None:
     assert affected(three, "models/fraud/params.yaml") == {
-        "models/fraud": "models/fraud/params.yaml changed (params of prepare, params of train)"
+        "models/fraud": "models/fraud/params.yaml changed (params of prepare, train)"
     }
 
 

@@ -62,13 +62,26 @@ def changed_files(root: Path, base: str, head: str) -> list[str]:
     return [f for f in done.stdout.decode("utf-8").split("\0") if f]
 
 
+def _how(declarations: list[str]) -> str:
+    """``["params of prepare", "params of train", "dep of train"]`` as
+    ``"params of prepare, train; dep of train"``."""
+    kinds: dict[str, list[str]] = {}
+    for declared in declarations:
+        kind, _, stage = declared.partition(" of ")
+        kinds.setdefault(kind, []).append(stage)
+    return "; ".join(
+        f"{kind} of {', '.join(dict.fromkeys(stages))}" if any(stages) else kind
+        for kind, stages in kinds.items()
+    )
+
+
 def _reason(matches: dict[str, list[str]]) -> str:
     parts = []
     for path, how in matches.items():
         if how == [_ENVIRONMENT]:
             parts.append(f"{path} changed: {_ENVIRONMENT}")
         else:
-            parts.append(f"{path} changed ({', '.join(dict.fromkeys(how))})")
+            parts.append(f"{path} changed ({_how(how)})")
     more = len(parts) - _SHOWN
     return "; ".join(parts[:_SHOWN]) + (f"; and {more} more" if more > 0 else "")
 

@@ -364,6 +364,21 @@ def _refuse_clash(root: Path, new: Project) -> None:
                 raise ScaffoldError(f"--add {folder}: {clash} overlaps {out}, an output of {where}")
 
 
+def nested_pipeline(folder: str) -> str:
+    """The root ``dvc.yaml`` template as a project in ``folder`` has it (``models/fraud``)."""
+    template = _templates()["dvc.yaml"]
+    rewritten = (_ROOT_PYPROJECT, _OWN_CODE_NOTE)
+    if not all(text in template for text in rewritten) or not _OWN_CODE.search(template):
+        raise RuntimeError("the dvc.yaml template changed: update --add's rewrite of it")
+    up = "/".join([".."] * len(folder.split("/")))
+    pipeline = (
+        _OWN_CODE.sub("", template)
+        .replace(_ROOT_PYPROJECT, f"      - {up}/pyproject.toml:\n")
+        .replace(_OWN_CODE_NOTE, f"(a package shared by projects: {up}/src/<package>)")
+    )
+    return render(pipeline, {}, f"{folder}/dvc.yaml")
+
+
 def add_plan(options: Options, frame: pd.DataFrame, inferred: Inferred) -> Plan:
     """The files of one more project in ``options.add``: its dvc.yaml (paths relative to its
     folder, where DVC runs a nested dvc.yaml's stages), params.yaml, .gitignore, tests and data.
@@ -385,17 +400,7 @@ def add_plan(options: Options, frame: pd.DataFrame, inferred: Inferred) -> Plan:
     data_path = f"data/{options.data.name}"
     text = _params_text(options, frame, inferred, data_path, registered)
     templates = _templates()
-    pipeline = templates["dvc.yaml"]
-    rewritten = (_ROOT_PYPROJECT, _OWN_CODE_NOTE)
-    if not all(text in pipeline for text in rewritten) or not _OWN_CODE.search(pipeline):
-        raise RuntimeError("the dvc.yaml template changed: update --add's rewrite of it")
-    up = "/".join([".."] * len(folder.split("/")))
-    pipeline = (
-        _OWN_CODE.sub("", pipeline)
-        .replace(_ROOT_PYPROJECT, f"      - {up}/pyproject.toml:\n")
-        .replace(_OWN_CODE_NOTE, f"(a package shared by projects: {up}/src/<package>)")
-    )
-    pipeline = render(pipeline, {}, f"{folder}/dvc.yaml")
+    pipeline = nested_pipeline(folder)
     params = yaml.safe_load(text)
     project = build_project(
         root, folder, yaml.safe_load(pipeline), lambda f: params if f == "params.yaml" else {}
