@@ -140,7 +140,9 @@ def main() -> None:
         ]
     )
     print(body)
-    invocation = f"python benchmarks/bench_projects.py --projects {args.projects}"
+    invocation = (
+        f"python benchmarks/bench_projects.py --projects {args.projects} --repeat {args.repeat}"
+    )
     write_section(
         "projects", "Several projects: `modelci affected` vs `dvc status`", body, invocation
     )

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import importlib.metadata
+import re
 from pathlib import Path
 
 import pandas as pd
@@ -71,10 +72,22 @@ def _read_packaged(descriptor: Path) -> pd.DataFrame:
     return _read_file(path)
 
 
+def _refuse_duplicate_header(path: Path) -> None:
+    """pandas renames a repeated column ``x`` to ``x.1``: a silent new column. Refuse it."""
+    header = [str(name) for name in pd.read_csv(path, header=None, nrows=1, dtype=str).iloc[0]]
+    repeated = sorted({name for name in header if header.count(name) > 1})
+    if repeated:
+        names = ", ".join(f"{name!r} ({header.count(name)} times)" for name in repeated)
+        raise DataError(f"{path}: the header repeats column(s) {names}: give each a unique name")
+
+
 def _read_file(path: Path) -> pd.DataFrame:
     suffix = path.suffix.lower()
     if suffix in CSV_SUFFIXES:
-        return pd.read_csv(path)
+        frame = pd.read_csv(path)
+        if any(isinstance(c, str) and re.search(r"\.\d+$", c) for c in frame.columns):
+            _refuse_duplicate_header(path)
+        return frame
     if suffix in PARQUET_SUFFIXES:
         return pd.read_parquet(path)
     raise DataError(

@@ -31,6 +31,7 @@ from modelci.data.schema import validate
 from modelci.errors import ConfigError, ModelCIError
 from modelci.pipeline.prepare import drop_null_target
 from modelci.scaffold import baseline, params_file
+from modelci.scaffold.estimators import KNOWN_ESTIMATORS
 from modelci.scaffold.infer import Inferred, infer
 
 if TYPE_CHECKING:
@@ -68,6 +69,7 @@ class Options:
     lock: bool = True
     git: bool = True
     name: str | None = None
+    estimator: str | None = None
     # --add FOLDER: a project added in FOLDER (relative to ``directory``, an existing repository)
     add: str | None = None
 
@@ -146,8 +148,42 @@ def _refuse_taken_name(options: Options, project: str, module: str) -> None:
 
 
 def default_requirement() -> str:
-    """The modelci this init runs, pinned, with the serving extra (``modelci serve``)."""
-    return f"modelci[serve]=={__version__}"
+    """The modelci this init runs, pinned, with the serving and ONNX extras: ``modelci serve``,
+    and the export stage's ONNX model that serving scores with (without it every ``dvc repro``
+    says the export was skipped, and serving falls back to scikit-learn)."""
+    return f"modelci[serve,onnx]=={__version__}"
+
+
+def requirement(options: Options) -> str:
+    """The project's modelci dependency: ``--modelci`` or the default, plus the extra the
+    chosen estimator's library comes with (``boosting`` for XGBoost and LightGBM)."""
+    from packaging.requirements import InvalidRequirement, Requirement
+
+    spec = options.modelci or default_requirement()
+    extra = KNOWN_ESTIMATORS[options.estimator].extra if options.estimator else None
+    if extra is None:
+        return spec
+    try:
+        parsed = Requirement(spec)
+    except InvalidRequirement as error:
+        raise ScaffoldError(f"--modelci: {spec!r} is not a requirement: {error}") from None
+    parsed.extras.add(extra)
+    return str(parsed)
+
+
+def _check_estimator(options: Options, task: str) -> None:
+    """The estimator init was asked for exists in its table and fits the task."""
+    if options.estimator is None:
+        return
+    known = KNOWN_ESTIMATORS.get(options.estimator)
+    if known is None:
+        raise ScaffoldError(
+            f"--estimator: {options.estimator!r} is not one init knows; choose one of "
+            f"{', '.join(KNOWN_ESTIMATORS)} (or edit train.estimator afterwards)"
+        )
+    if known.classifier != (task != "regression"):
+        kind = "a classifier" if known.classifier else "a regressor"
+        raise ScaffoldError(f"--estimator: {options.estimator} is {kind} but the task is {task!r}")
 
 
 def _workflow_pin(options: Options) -> tuple[str, str]:
@@ -237,7 +273,7 @@ def make_plan(options: Options) -> Plan:
     values = {
         "name": name,
         "module": module,
-        "modelci_requirement": options.modelci or default_requirement(),
+        "modelci_requirement": requirement(options),
         "modelci_version": __version__,
         "repository": repository,
         "commit": commit,
@@ -266,13 +302,33 @@ def _params_text(
 ) -> str:
     """params.yaml as init writes it: the inferred schema checked against the data as prepare
     will see it, and the gate measured on a dummy baseline."""
-    draft = params_file.render(inferred, data_path, options.null_target, {}, {}, name)
+    _check_estimator(options, inferred.task)
+    draft = params_file.render(
+        inferred, data_path, options.null_target, {}, {}, name, options.estimator
+    )
     params = _validated(draft)
+    target = params.data.columns[params.data.target]
+    if (options.estimator or "").startswith("xgboost.") and target.type == "category":
+        raise ScaffoldError(
+            f"--estimator: {options.estimator} needs integer class labels 0..n-1, but "
+            f"{options.target!r} holds text labels; use lightgbm.LGBMClassifier"
+        )
+    # What prepare will do with the data, so the inferred schema is checked against it here.
     kept, _ = drop_null_target(frame, params.data, params.prepare)
     usable = validate(kept, params.data, str(options.data))
     scores = baseline.dummy_scores(usable, params.data, params.prepare)
-    rules = baseline.gate_rules(inferred.task, scores)
-    text = params_file.render(inferred, data_path, options.null_target, rules, scores, name)
+    chance = baseline.chance_scores(usable, params.data, params.prepare)
+    rules = baseline.gate_rules(inferred.task, scores, chance)
+    text = params_file.render(
+        inferred,
+        data_path,
+        options.null_target,
+        rules,
+        scores,
+        name,
+        options.estimator,
+        chance=chance,
+    )
     _validated(text)
     return text
 
@@ -379,6 +435,28 @@ def nested_pipeline(folder: str) -> str:
     return render(pipeline, {}, f"{folder}/dvc.yaml")
 
 
+def _refuse_missing_extra(options: Options, root: Path) -> None:
+    """--add shares the root's environment: an estimator whose library comes with an extra of
+    modelci needs that extra in the root pyproject.toml already (init --add does not edit it)."""
+    from packaging.requirements import InvalidRequirement, Requirement
+
+    extra = KNOWN_ESTIMATORS[options.estimator].extra if options.estimator else None
+    if extra is None:
+        return
+    try:
+        with (root / "pyproject.toml").open("rb") as handle:
+            dependencies = tomllib.load(handle).get("project", {}).get("dependencies", [])
+        found = [Requirement(d) for d in dependencies]
+    except (tomllib.TOMLDecodeError, InvalidRequirement, TypeError) as error:
+        raise ScaffoldError(f"--add: {root / 'pyproject.toml'}: cannot read: {error}") from None
+    if not any(_normal(r.name) == "modelci" and extra in r.extras for r in found):
+        raise ScaffoldError(
+            f"--estimator {options.estimator} needs modelci's {extra!r} extra, which the shared "
+            f"{root / 'pyproject.toml'} does not install: add it to the modelci dependency there "
+            "and run `uv lock` first"
+        )
+
+
 def add_plan(options: Options, frame: pd.DataFrame, inferred: Inferred) -> Plan:
     """The files of one more project in ``options.add``: its dvc.yaml (paths relative to its
     folder, where DVC runs a nested dvc.yaml's stages), params.yaml, .gitignore, tests and data.
@@ -396,6 +474,7 @@ def add_plan(options: Options, frame: pd.DataFrame, inferred: Inferred) -> Plan:
         )
     if (root / folder / layout.DVC_YAML).exists():
         raise ScaffoldError(f"--add {folder}: {folder}/dvc.yaml exists already")
+    _refuse_missing_extra(options, root)
     registered, module = package_name(Path(posixpath.basename(folder)), options.name)
     data_path = f"data/{options.data.name}"
     text = _params_text(options, frame, inferred, data_path, registered)
@@ -572,7 +651,7 @@ def _lock(pyproject: bytes, options: Options) -> bytes:
     if options.modelci is None:
         hint = (
             f" (the default dependency {default_requirement()} must be published on your "
-            "package index; for an unreleased build pass --modelci 'modelci[serve] @ "
+            "package index; for an unreleased build pass --modelci 'modelci[serve,onnx] @ "
             f"file:///ABSOLUTE/PATH/modelci-{__version__}-py3-none-any.whl')"
         )
     raise ScaffoldError(

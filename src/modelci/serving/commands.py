@@ -107,9 +107,20 @@ def register(sub: Any) -> None:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
+    from modelci.model_source import ModelSourceError
     from modelci.serving.server import serve
 
-    return serve(serve_config(args))
+    config = serve_config(args)
+    try:
+        return serve(config)
+    except ModelSourceError as error:
+        if args.model or not DEFAULT_PATHS.model.is_file():
+            raise
+        # The champion exists only after a release; a new repository has the pipeline's file.
+        raise ModelSourceError(
+            f"{error} (nothing released yet? serve the pipeline's model: "
+            f"modelci serve --model {DEFAULT_PATHS.model})"
+        ) from None
 
 
 def serve_config(args: argparse.Namespace) -> ServeConfig:

@@ -213,7 +213,8 @@ def _run_one(config: ServeConfig, sock: Any = None, served: ServedModel | None =
     print(
         f"modelci serve: {served.info.uri} (version {served.info.version}, sha256 "
         f"{served.info.sha256[:12]}, runtime {served.predictor.runtime}) on "
-        f"http://{config.host}:{config.port} (pid {os.getpid()})",
+        f"http://{config.host}:{config.port if sock is None else sock.getsockname()[1]} "
+        f"(pid {os.getpid()})",
         file=sys.stderr,
         flush=True,
     )
@@ -223,7 +224,9 @@ def _run_one(config: ServeConfig, sock: Any = None, served: ServedModel | None =
 
 def serve(config: ServeConfig) -> int:
     if config.workers <= 1:
-        return _run_one(config)
+        # Bound here, not by uvicorn: a taken port is one clear error before anything is printed.
+        with workers.exclusive_socket(config.host, config.port) as sock:
+            return _run_one(config, sock)
     # Loaded once, before forking: a bad model fails here with its own message, and the workers
     # share the loaded model's memory pages. Nothing loaded runs threads yet (threadpool limits
     # and ONNX Runtime's single-threaded session), so forking it is safe.
