@@ -1,5 +1,5 @@
-"""``modelci pr report``, ``gate``, ``check-lock``, and for several models ``merge-reports`` and
-``gate-all``.
+"""``modelci pr report``, ``gate``, ``check-lock``, ``repro``, and for several models
+``merge-reports`` and ``gate-all``.
 
 ``register(sub)`` only builds argparse parsers; each handler imports what it needs (matplotlib for
 the plots, the pipeline's metric directions) when it runs, so ``modelci --help`` stays fast.
@@ -375,6 +375,13 @@ def _add_plan(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def cmd_repro(args: argparse.Namespace) -> int:
+    from modelci.ci.repro import repro
+
+    dvc_args = [a for a in args.dvc_args if a != "--"]
+    return repro(Path.cwd(), dvc_args, Path(args.out), args.push_durations, print)
+
+
 def _add_allow_task_change(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--allow-task-change",
@@ -507,6 +514,29 @@ def register(sub: Any) -> None:
     )
     _add_plan(gate_all)
     gate_all.set_defaults(handler=cmd_gate_all)
+
+    run = sub.add_parser(
+        "repro",
+        help="dvc repro, recording per stage: ran, restored from the run-cache (time saved), "
+        "unchanged",
+        description="Run dvc repro (arguments after -- are passed to it) and write which stages "
+        "ran, were restored from DVC's run-cache (with the minutes their recorded duration "
+        "saved) or were unchanged. Exits with dvc's exit code.",
+    )
+    run.add_argument(
+        "--out",
+        default=".modelci/report/stages.json",
+        metavar="FILE",
+        help="machine-readable stages (default: %(default)s)",
+    )
+    run.add_argument(
+        "--push-durations",
+        action="store_true",
+        help="also record the durations of the stages that ran in the default DVC remote, for "
+        "later runs that restore them (default: the local DVC cache only)",
+    )
+    run.add_argument("dvc_args", nargs=argparse.REMAINDER, help="arguments for dvc repro")
+    run.set_defaults(handler=cmd_repro)
 
 
 __all__ = ["register"]
