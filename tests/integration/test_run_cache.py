@@ -69,7 +69,7 @@ def test_a_reverted_param_is_restored_and_saves_the_recorded_time(tmp_path: Path
     shutil.rmtree(repo / ".dvc" / "cache")
     (repo / "params.yaml").write_text("lr: 0.1\n", encoding="utf-8")
     run([*dvc, "pull", "--run-cache", "--allow-missing"], repo)
-    done = modelci(repo, "--", "--pull", **env)
+    done = modelci(repo, **env)  # with a default remote, repro runs dvc repro --pull
     restored = stages(repo)["train"]
     assert restored["status"] == "restored", done.stdout
     assert runs.read_text(encoding="utf-8").count("ran") == 2  # the command did not run

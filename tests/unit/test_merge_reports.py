@@ -212,3 +212,16 @@ def test_merge_reports_cli(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -
     assert (out / "report.md").read_text(encoding="utf-8").startswith(m.MARKER)
     assert (out / "summary.md").is_file()
     assert "1 models, 1 affected" in capsys.readouterr().out
+
+
+def test_matrix_outputs(tmp_path: Path) -> None:
+    path = write_plan(tmp_path, plan(("fraud", True), ("churn", False), ("x", True)))
+    output = tmp_path / "github_output"
+    assert main(["pr", "matrix", "--plan", str(path), "--github-output", str(output)]) == 0
+    lines = output.read_text(encoding="utf-8").splitlines()
+    assert json.loads(lines[0].removeprefix("matrix=")) == {
+        "include": [{"path": "models/fraud", "name": "fraud"}, {"path": "models/x", "name": "x"}]
+    }
+    assert lines[1] == "count=2"
+    none = write_plan(tmp_path, plan(("docs", False)))
+    assert m.matrix_outputs(none) == 'matrix={"include":[]}\ncount=0\n'

@@ -382,6 +382,17 @@ def cmd_repro(args: argparse.Namespace) -> int:
     return repro(Path.cwd(), dvc_args, Path(args.out), args.push_durations, print)
 
 
+def cmd_matrix(args: argparse.Namespace) -> int:
+    from modelci.ci.merge import matrix_outputs
+
+    text = matrix_outputs(Path(args.plan))
+    print(text, end="")
+    if args.github_output:
+        with Path(args.github_output).open("a", encoding="utf-8") as handle:
+            handle.write(text)
+    return 0
+
+
 def _add_allow_task_change(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--allow-task-change",
@@ -514,6 +525,18 @@ def register(sub: Any) -> None:
     )
     _add_plan(gate_all)
     gate_all.set_defaults(handler=cmd_gate_all)
+
+    matrix = sub.add_parser(
+        "matrix",
+        help="several models: the plan's affected projects as GitHub Actions outputs",
+        description='Print (and append to --github-output) matrix={"include": [...]} and '
+        "count=N from a modelci affected plan.",
+    )
+    matrix.add_argument("--plan", required=True, metavar="FILE", help="modelci affected's JSON")
+    matrix.add_argument(
+        "--github-output", metavar="FILE", help="also append the lines here ($GITHUB_OUTPUT)"
+    )
+    matrix.set_defaults(handler=cmd_matrix)
 
     run = sub.add_parser(
         "repro",

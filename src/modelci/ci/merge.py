@@ -124,6 +124,15 @@ def load_plan(path: Path) -> list[PlannedProject]:
     return planned
 
 
+def matrix_outputs(path: Path) -> str:
+    """The plan's GitHub Actions outputs: ``matrix`` (the affected projects' ``include`` list,
+    read from the projects so it always agrees with them) and ``count``, one line each."""
+    plan = load_plan(path)
+    include = [{"path": p.path or ".", "name": p.name} for p in plan if p.affected]
+    matrix = json.dumps({"include": include}, separators=(",", ":"))
+    return f"matrix={matrix}\ncount={len(include)}\n"
+
+
 def _json(path: Path) -> Any:
     try:
         return json.loads(path.read_text(encoding="utf-8"))

@@ -212,10 +212,13 @@ def run_repro(
 def repro(
     root: Path, args: Sequence[str], out: Path, push_durations: bool, echo: Callable[[str], None]
 ) -> int:
-    """``dvc repro``, then ``out`` (stages.json): each stage's status and time saved."""
+    """``dvc repro`` (with ``--pull`` when a default remote is configured), then ``out``
+    (stages.json): each stage's status and time saved."""
+    remote = default_remote(root)
+    if remote is not None and "--pull" not in args:
+        args = [*args, "--pull"]  # a restored stage's outputs may be only in the remote
     code, stages = run_repro(args, root, echo)
     local = FolderStore(root / LOCAL_CACHE / Path(*LEDGER))
-    remote = default_remote(root)
     lock = read_lock(root / "dvc.lock")
     read_from: list[Store] = [local] + ([remote] if remote is not None else [])
     write_to: list[Store] = [local] + ([remote] if remote is not None and push_durations else [])
