@@ -225,3 +225,19 @@ def test_matrix_outputs(tmp_path: Path) -> None:
     assert lines[1] == "count=2"
     none = write_plan(tmp_path, plan(("docs", False)))
     assert m.matrix_outputs(none) == 'matrix={"include":[]}\ncount=0\n'
+
+
+def test_restored_stages_say_the_time_they_saved(tmp_path: Path) -> None:
+    stages = [
+        {"name": "prepare", "status": "unchanged"},
+        {"name": "train", "status": "restored", "saved_seconds": 540.0},
+        {"name": "export", "status": "restored", "saved_seconds": None},
+    ]
+    report_folder(tmp_path / "reports", "fraud", stages=stages)
+    text = merged(tmp_path, plan(("fraud", True))).comment
+    assert "| **fraud** | restored from cache, 9.0 min saved |" in text
+    assert "- `prepare`: unchanged" in text
+    assert "- `train`: restored from cache, 9.0 minutes saved" in text
+    assert "- `export`: restored from cache, time saved unknown" in text
+    only_unchanged = m.ModelResult(stages=[{"name": "train", "status": "unchanged"}])
+    assert m.status_text(only_unchanged) == "unchanged (outputs from the cache)"
