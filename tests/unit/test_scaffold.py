@@ -382,3 +382,52 @@ def test_name_chooses_the_project_and_package_apart_from_the_folder(
     args += ["--workflows-ref", SHA, "--name", "churn", "--dry-run"]
     assert main(args) == 0
     assert "create src/churn/__init__.py" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("estimator", ["xgboost.XGBClassifier", "lightgbm.LGBMClassifier"])
+def test_init_estimator_writes_its_params_and_the_boosting_extra(
+    tmp_path: Path, data_file: Path, estimator: str
+) -> None:
+    plan = make_plan(options(tmp_path, data_file, estimator=estimator))
+    params = parse_params(yaml.safe_load(plan.files["params.yaml"]))
+    assert params.train.estimator == estimator
+    assert params.train.estimator_params["n_estimators"] == 200
+    assert params.train.scale_numeric is False
+    assert '"modelci[boosting,serve]==' in plan.files["pyproject.toml"].decode()
+
+
+def test_init_estimator_adds_the_extra_to_a_given_modelci(tmp_path: Path, data_file: Path) -> None:
+    spec = "modelci[serve] @ file:///abs/modelci-0.2.0-py3-none-any.whl"
+    plan = make_plan(options(tmp_path, data_file, estimator="xgboost.XGBClassifier", modelci=spec))
+    pyproject = plan.files["pyproject.toml"].decode()
+    assert '"modelci[boosting,serve] @ file:///abs/modelci-0.2.0-py3-none-any.whl"' in pyproject
+
+
+def test_init_estimator_default_is_unchanged(tmp_path: Path, data_file: Path) -> None:
+    plan = make_plan(options(tmp_path, data_file))
+    params = parse_params(yaml.safe_load(plan.files["params.yaml"]))
+    assert params.train.estimator == "sklearn.ensemble.HistGradientBoostingClassifier"
+    assert params.train.scale_numeric is True
+
+
+@pytest.mark.parametrize(
+    ("estimator", "message"),
+    [
+        ("xgboost.XGBRegressor", "xgboost.XGBRegressor is a regressor but the task is 'binary'"),
+        ("sklearn.svm.SVC", "'sklearn.svm.SVC' is not one init knows"),
+    ],
+)
+def test_init_estimator_refusals(
+    tmp_path: Path, data_file: Path, estimator: str, message: str
+) -> None:
+    with pytest.raises(ScaffoldError, match=message):
+        make_plan(options(tmp_path, data_file, estimator=estimator))
+
+
+def test_init_xgboost_classifier_refuses_text_labels(tmp_path: Path) -> None:
+    path = tmp_path / "labels.csv"
+    frame = customers()
+    frame["churned"] = np.where(frame["churned"] == 1, "yes", "no")
+    frame.to_csv(path, index=False)
+    with pytest.raises(ScaffoldError, match="needs integer class labels"):
+        make_plan(options(tmp_path, path, estimator="xgboost.XGBClassifier"))

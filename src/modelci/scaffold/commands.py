@@ -6,6 +6,8 @@ import argparse
 from pathlib import Path
 from typing import Any
 
+from modelci.scaffold.estimators import KNOWN_ESTIMATORS
+
 
 def cmd_init(args: argparse.Namespace) -> int:
     from modelci.scaffold.init import Options, describe, make_plan, write
@@ -23,6 +25,7 @@ def cmd_init(args: argparse.Namespace) -> int:
         lock=not args.no_lock,
         git=not args.no_git,
         name=args.name,
+        estimator=args.estimator,
     )
     plan = make_plan(options)
     lines = describe(plan, options)
@@ -65,6 +68,14 @@ def register(sub: Any) -> None:
         "--task",
         choices=("binary", "multiclass", "regression"),
         help="override the task inferred from the target",
+    )
+    parser.add_argument(
+        "--estimator",
+        choices=list(KNOWN_ESTIMATORS),
+        metavar="CLASS",
+        help="train.estimator, with starting params (default: scikit-learn's "
+        "HistGradientBoosting for the task); xgboost.* and lightgbm.* add the boosting extra to "
+        f"the modelci dependency. One of: {', '.join(KNOWN_ESTIMATORS)}",
     )
     parser.add_argument(
         "--modelci",

@@ -11,6 +11,7 @@ from typing import Any
 
 import yaml
 
+from modelci.scaffold.estimators import KNOWN_ESTIMATORS
 from modelci.scaffold.infer import Inferred
 
 ESTIMATORS = {
@@ -18,7 +19,6 @@ ESTIMATORS = {
     "multiclass": "sklearn.ensemble.HistGradientBoostingClassifier",
     "regression": "sklearn.ensemble.HistGradientBoostingRegressor",
 }
-ESTIMATOR_PARAMS = "{learning_rate: 0.05, max_iter: 200, max_leaf_nodes: 15}"
 TEST_SIZE = 0.25
 SEED = 42
 
@@ -116,8 +116,12 @@ def render(
     rules: dict[str, dict[str, Any]],
     baseline: dict[str, float],
     model_name: str,
+    estimator: str | None = None,
 ) -> str:
-    """The whole file."""
+    """The whole file; ``estimator``: one of :data:`KNOWN_ESTIMATORS` (default: scikit-learn's
+    histogram gradient boosting for the task)."""
+    name = estimator or ESTIMATORS[inferred.task]
+    chosen = KNOWN_ESTIMATORS[name]
     sections = [
         [
             "# One section per stage; dvc.yaml lists, for each stage, only the keys it reads.",
@@ -128,9 +132,17 @@ def render(
         prepare_section(inferred, null_target),
         [
             "train:",
-            f"  estimator: {ESTIMATORS[inferred.task]}",
-            f"  estimator_params: {ESTIMATOR_PARAMS}",
+            f"  estimator: {name}",
+            f"  estimator_params: {chosen.params}",
             f"  seed: {SEED}",
+            *(
+                []
+                if chosen.scale_numeric
+                else [
+                    "  # Trees need no scaling; unscaled inputs keep the ONNX export exact.",
+                    "  scale_numeric: false",
+                ]
+            ),
         ],
         [
             "evaluate:",
