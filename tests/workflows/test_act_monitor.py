@@ -369,9 +369,7 @@ def _retrain_directly(
 
 
 @pytest.fixture(scope="module")
-def by_app(
-    csv_source: Path, modelci_src: Path, tmp_path_factory: pytest.TempPathFactory
-) -> Direct:
+def by_app(csv_source: Path, modelci_src: Path, tmp_path_factory: pytest.TempPathFactory) -> Direct:
     secrets = {"MODELCI_APP_CLIENT_ID": "Iv23liFAKE", "MODELCI_APP_PRIVATE_KEY": "fake-pem"}
     return _retrain_directly(csv_source, modelci_src, tmp_path_factory.mktemp("app"), secrets)
 
