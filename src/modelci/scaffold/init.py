@@ -9,6 +9,7 @@ files only. A failure at any step leaves the target folder as it was (see ``writ
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import posixpath
@@ -35,6 +36,8 @@ from modelci.scaffold.estimators import KNOWN_ESTIMATORS
 from modelci.scaffold.infer import Inferred, infer
 
 if TYPE_CHECKING:
+    from collections.abc import Mapping
+
     import pandas as pd
 
     from modelci.projects import Project
@@ -122,14 +125,22 @@ def owner_of(project: str, module: str) -> str | None:
     """
     if module in sys.stdlib_module_names:
         return "the standard library"
-    from importlib import metadata
-
-    installed = [d.name for d in metadata.distributions() if d.name]
+    installed, importers_of = _installed()
     for distribution in [*installed, *_dev_tools()]:
         if _normal(distribution) in (_normal(project), _normal(module)):
             return str(distribution)
-    importers = metadata.packages_distributions().get(module)
+    importers = importers_of.get(module)
     return importers[0] if importers else None
+
+
+@functools.cache
+def _installed() -> tuple[tuple[str, ...], Mapping[str, list[str]]]:
+    """The installed distributions' names and who provides each import name, read once per
+    process: the scan parses every distribution's metadata (about a second on a full venv)."""
+    from importlib import metadata
+
+    names = tuple(d.name for d in metadata.distributions() if d.name)
+    return names, metadata.packages_distributions()
 
 
 def _refuse_taken_name(options: Options, project: str, module: str) -> None:
