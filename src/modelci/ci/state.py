@@ -15,8 +15,6 @@ import csv
 import io
 import json
 import math
-import shutil
-import subprocess  # nosec B404: runs git with fixed argument lists, never a shell
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
@@ -26,6 +24,7 @@ from typing import Any, Protocol
 import yaml
 
 from modelci import layout
+from modelci._proc import Completed, run
 from modelci.dvcfiles import (
     DVC_YAML,
     LOCK,
@@ -67,25 +66,11 @@ class Source(Protocol):
         """Names of the files directly under ``path`` (empty when it does not exist)."""
 
 
-def _git_executable() -> str:
-    git = shutil.which("git")
-    if git is None:
-        raise StateError("git is not installed or not on PATH")
-    return git
-
-
-def git(args: list[str], cwd: Path, check: bool = True) -> subprocess.CompletedProcess[bytes]:
+def git(args: list[str], cwd: Path, check: bool = True) -> Completed:
     """Run git with a fixed argument list in ``cwd``; raise StateError on failure if ``check``."""
-    try:
-        done = subprocess.run(  # noqa: S603 - fixed argument list, no shell
-            [_git_executable(), *args], cwd=cwd, capture_output=True, timeout=60, check=False
-        )
-    except (OSError, subprocess.TimeoutExpired) as error:
-        raise StateError(f"git {' '.join(args)}: {error}") from None
-    if check and done.returncode != 0:
-        message = done.stderr.decode("utf-8", "replace").strip().splitlines()
-        raise StateError(f"git {' '.join(args)}: {message[0] if message else 'failed'}")
-    return done
+    return run(
+        ["git", *args], f"git {' '.join(args)}", error=StateError, cwd=cwd, timeout=60, check=check
+    )
 
 
 def resolve_ref(ref: str, cwd: Path) -> str:
