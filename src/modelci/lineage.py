@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import hashlib
 import json
-import shutil
-import subprocess  # nosec B404: runs git with fixed arguments
 from pathlib import Path
 
+from modelci import _proc
 from modelci.config import ReleaseParams
 from modelci.fileio import file_digest
 from modelci.tags import TAG_COMMIT, TAG_DIRTY, TAG_PARAMS_DIGEST, TAG_TRAIN_THREADS, data_md5_tag
@@ -16,16 +15,12 @@ UNKNOWN = "unknown"
 
 
 def _git(*args: str) -> str | None:
-    git = shutil.which("git")
-    if git is None:
-        return None
+    """git's output, or None where git is missing, fails or hangs (the lineage says unknown)."""
     try:
-        done = subprocess.run(  # noqa: S603 - fixed argument list, no shell
-            [git, *args], capture_output=True, text=True, timeout=10, check=False
-        )
-    except (OSError, subprocess.TimeoutExpired):
+        done = _proc.run(["git", *args], timeout=10, check=False)
+    except _proc.ProcError:
         return None
-    return done.stdout.strip() if done.returncode == 0 else None
+    return done.text.strip() if done.ok else None
 
 
 def git_commit() -> str:

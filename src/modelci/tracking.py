@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import logging
 import os
-import urllib.error
-import urllib.request
 import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -37,12 +35,15 @@ def probe(uri: str, timeout: float = PROBE_TIMEOUT_S) -> None:
     """Raise TrackingError unless an HTTP tracking server answers its health check."""
     if not uri.startswith(("http://", "https://")):
         return
+    from modelci import _http
+
     url = uri.rstrip("/") + "/health"
     try:
-        with urllib.request.urlopen(url, timeout=timeout) as response:  # noqa: S310 - http(s) only
-            response.read(64)
-    except (urllib.error.URLError, OSError, TimeoutError) as error:
-        reason = getattr(error, "reason", error)
+        answer = _http.request("GET", url, timeout=timeout, max_bytes=65536)
+        reason = "" if answer.ok else f"HTTP {answer.status}"
+    except _http.HttpError as error:
+        reason = str(error).rsplit(": ", 1)[-1]
+    if reason:
         raise TrackingError(
             f"MLflow tracking server {uri} is unreachable ({reason}); start it, fix "
             "MLFLOW_TRACKING_URI, or unset it to use the local sqlite store"

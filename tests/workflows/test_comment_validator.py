@@ -859,3 +859,39 @@ def test_bare_links_github_would_make_are_split(text: str) -> None:
 )  # fmt: skip
 def test_cml_errors_are_shown_by_their_message(line: str, shown: str) -> None:
     assert mc._cml_message(line) == shown
+
+
+@pytest.mark.parametrize(
+    ("redirect_to", "kept"),
+    [
+        (lambda server, other: "/final", True),  # same origin
+        (lambda server, other: server.url("/final", host="localhost"), False),  # another host
+        (lambda server, other: other.url("/final"), False),  # another port
+    ],
+    ids=["same-origin", "other-host", "other-port"],
+)
+def test_the_validators_client_sends_the_token_where_modelcis_http_module_does(
+    redirect_to: Any, kept: bool
+) -> None:
+    """The validator runs isolated with its own stdlib client; on redirects it must send the
+    Authorization header exactly where the shared ``modelci._http`` does (its origin only)."""
+    from modelci.github_api import GitHub as SharedGitHub
+    from tests.http_support import Answer, Loopback, redirect
+
+    seen = {}
+    with Loopback({"/final": Answer()}) as other:
+        routes = {"/start": redirect(lambda s: redirect_to(s, other)), "/final": Answer()}
+        with Loopback(routes) as server:
+            for name, fetch in (
+                ("validator", lambda: mc.GitHub(FAKE_GITHUB_TOKEN, server.url("")).request(
+                    "GET", server.url("/start"))),
+                ("shared", lambda: SharedGitHub(server.url(""), "o/r", FAKE_GITHUB_TOKEN).download(
+                    server.url("/start"), 100)),
+            ):  # fmt: skip
+                assert fetch() == b"ok"
+                seen[name] = [(s.path, s.authorization) for s in server.seen + other.seen]
+                server.seen.clear()
+                other.seen.clear()
+    assert seen["validator"] == seen["shared"]
+    token = f"Bearer {FAKE_GITHUB_TOKEN}"
+    assert seen["shared"] == [("/start", token), ("/final", token if kept else None)]

@@ -186,15 +186,22 @@ def read_trigger(event: Any) -> Trigger:
 # -- the GitHub REST API ----------------------------------------------------------------------
 
 
+def _origin(url: str) -> tuple[str, str, int | None]:
+    """(scheme, host, port), as ``modelci._http.origin`` has it (a test holds them equal)."""
+    parts = urllib.parse.urlsplit(url)
+    default = {"http": 80, "https": 443}.get(parts.scheme)
+    return parts.scheme, (parts.hostname or "").lower(), parts.port or default
+
+
 class _DropAuthOnHostChange(urllib.request.HTTPRedirectHandler):
-    """Artifact downloads redirect to pre-signed storage URLs: never send the token there."""
+    """Artifact downloads redirect to pre-signed storage URLs: the token goes to the API's
+    origin only (the rule of ``modelci._http``, which this script cannot import)."""
 
     def redirect_request(
         self, req: Any, fp: Any, code: int, msg: str, headers: Any, newurl: str
     ) -> Any:
         new = super().redirect_request(req, fp, code, msg, headers, newurl)
-        moved = urllib.parse.urlsplit(newurl).netloc != urllib.parse.urlsplit(req.full_url).netloc
-        if new is not None and moved:
+        if new is not None and _origin(newurl) != _origin(req.full_url):
             new.remove_header("Authorization")
         return new
 
