@@ -30,27 +30,21 @@ from bench_serving import BIN, REPO, env, write_bodies
 from report import median, table, write_section
 
 
-def per_row_observe(metrics: Any, prediction: Any, classifier: bool) -> None:
-    """The per-row metrics of the serving path before they became per-batch (the reference)."""
+def per_row_observe(metrics: Any, prediction: Any) -> None:
+    """The per-row metrics of the serving path (a classifier's) before they became per-batch,
+    kept as the reference."""
     metrics.rows.inc(len(prediction.labels))
-    if classifier:
-        for label in prediction.labels.tolist():
-            metrics.labels.labels(str(label)).inc()
+    for label in prediction.labels.tolist():
+        metrics.labels.labels(str(label)).inc()
     for score in prediction.scores.tolist():
         metrics.scores.observe(score)
-
-
-def clock(step: Callable[[], Any]) -> tuple[float, Any]:
-    began = time.perf_counter()
-    out = step()
-    return time.perf_counter() - began, out
 
 
 def stages(repo: Path, body: bytes, repeat: int, work: Path) -> dict[str, list[float]]:
     """Seconds per step over ``repeat`` rounds, the steps interleaved within each round."""
     from prometheus_client import values
 
-    from modelci.serving.app import _Metrics, _invocations_payload, _parse_json, dumps
+    from modelci.serving.app import _invocations_payload, _Metrics, _parse_json, dumps
     from modelci.serving.input_monitor import InputMonitor
     from modelci.serving.payload import batch_from_invocation, bound_json_structure
     from modelci.serving.predlog import PredictionLog
@@ -60,47 +54,47 @@ def stages(repo: Path, body: bytes, repeat: int, work: Path) -> dict[str, list[f
         ServeConfig(model_uri=str(repo / "models/model.skops"), params_path=repo / "params.yaml")
     )
     schema, predictor = served.schema, served.predictor
-    classifier = predictor.classes is not None
+    if predictor.classes is None:
+        raise SystemExit(
+            "bench-serving-stages: the pipeline's model is expected to be a classifier"
+        )
     one = _Metrics()
     monitor = InputMonitor(schema.fields, predictor.classes, one.registry)
     log = PredictionLog(work / "log", sample_rate=1.0, queue_size=repeat + 1)
     # Multiprocess mode swaps prometheus_client's value class for the whole process: last.
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(work / "metrics")
-    (work / "metrics").mkdir()
+    (work / "metrics").mkdir(parents=True)
     single_value = values.ValueClass
     many = _Metrics(str(work / "metrics"))
     values.ValueClass = single_value
     out: dict[str, list[float]] = {}
 
-    def timed(name: str, step: Callable[[], Any]) -> Any:
-        seconds, result = clock(step)
-        out.setdefault(name, []).append(seconds)
+    def timed(name: str, step: Callable[..., Any], *args: Any) -> Any:
+        began = time.perf_counter()
+        result = step(*args)
+        out.setdefault(name, []).append(time.perf_counter() - began)
         return result
+
+    def parse(body: bytes) -> Any:
+        bound_json_structure(body, len(schema.fields), rows)
+        return _parse_json(body)
 
     rows = 10**9
     for _ in range(repeat):
-        payload = timed(
-            "JSON parse",
-            lambda: (bound_json_structure(body, len(schema.fields), rows), _parse_json(body))[1],
-        )
-        raw = timed("columns", lambda: batch_from_invocation(payload, schema, rows))  # noqa: B023
-        batch = timed("validation", lambda: schema.validate(raw))  # noqa: B023
-        prediction = timed(f"model call ({predictor.runtime})", lambda: predictor.predict(batch))  # noqa: B023
-        timed("response body", lambda: dumps(_invocations_payload(served, prediction)))  # noqa: B023
+        payload = timed("JSON parse", parse, body)
+        raw = timed("columns", batch_from_invocation, payload, schema, rows)
+        batch = timed("validation", schema.validate, raw)
+        prediction = timed(f"model call ({predictor.runtime})", predictor.predict, batch)
+        timed("response body", lambda p: dumps(_invocations_payload(served, p)), prediction)
         for label, metrics in (("1 process", one), ("multiprocess", many)):
-            timed(
-                f"metrics, {label}, per row (before)",
-                lambda: per_row_observe(metrics, prediction, classifier),  # noqa: B023
-            )
-            timed(
-                f"metrics, {label}, per batch",
-                lambda: metrics.observe_prediction(prediction, classifier),  # noqa: B023
-            )
-        timed("input monitor", lambda: monitor.observe(batch, prediction.scores, prediction.labels))  # noqa: B023
-        timed("prediction log hand-off", lambda: log.submit({}, batch, prediction, "bench"))  # noqa: B023
+            timed(f"metrics, {label}, per row (before)", per_row_observe, metrics, prediction)
+            timed(f"metrics, {label}, per batch", metrics.observe_prediction, prediction, True)
+        timed("input monitor", monitor.observe, batch, prediction.scores, prediction.labels)
+        timed("prediction log hand-off", log.submit, {}, batch, prediction, "bench")
         timed(
             "prediction log JSON lines (writer thread)",
-            lambda: log._lines((0.0, {}, batch, prediction, "bench")),  # noqa: B023
+            log._lines,
+            (0.0, {}, batch, prediction, "bench"),
         )
     log.close()
     return out
@@ -128,7 +122,6 @@ def main() -> None:
         results = {
             size: stages(repo, bodies[size].read_bytes(), repeat, work / f"run-{size}")
             for size in args.rows
-            if not (work / f"run-{size}").mkdir()
         }
     load = os.getloadavg()[0]
     names = list(results[args.rows[0]])
