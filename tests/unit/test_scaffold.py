@@ -169,7 +169,7 @@ def test_plan_renders_every_file_and_a_valid_params(tmp_path: Path, data_file: P
     assert params.data.source == "data/customers.csv"
     assert set(params.gate.metrics) == {"balanced_accuracy", "roc_auc", "log_loss"}
     pyproject = plan.files["pyproject.toml"].decode()
-    assert '"modelci[serve]==' in pyproject
+    assert '"modelci[serve,onnx]==' in pyproject
     callers = {
         "pr.yml": "ci.yml",
         "pr-comment.yml": "comment.yml",
@@ -393,7 +393,7 @@ def test_init_estimator_writes_its_params_and_the_boosting_extra(
     assert params.train.estimator == estimator
     assert params.train.estimator_params["n_estimators"] == 200
     assert params.train.scale_numeric is False
-    assert '"modelci[boosting,serve]==' in plan.files["pyproject.toml"].decode()
+    assert '"modelci[boosting,onnx,serve]==' in plan.files["pyproject.toml"].decode()
 
 
 def test_init_estimator_adds_the_extra_to_a_given_modelci(tmp_path: Path, data_file: Path) -> None:
@@ -431,3 +431,29 @@ def test_init_xgboost_classifier_refuses_text_labels(tmp_path: Path) -> None:
     frame.to_csv(path, index=False)
     with pytest.raises(ScaffoldError, match="needs integer class labels"):
         make_plan(options(tmp_path, path, estimator="xgboost.XGBClassifier"))
+
+
+def test_docs_and_generated_readme_list_what_init_writes(tmp_path: Path) -> None:
+    """docs/adopting.md's table and the generated README name every stage, caller and file."""
+    data = tmp_path / "customers.csv"
+    customers().to_csv(data, index=False)
+    plan = make_plan(options(tmp_path, data))
+    stages = list(yaml.safe_load(plan.files["dvc.yaml"])["stages"])
+    adopting = (REPO_ROOT / "docs" / "adopting.md").read_text(encoding="utf-8")
+    table = {line.split("|")[1]: line for line in adopting.splitlines() if line.startswith("| `")}
+    dvc_row = next(row for cells, row in table.items() if "`dvc.yaml`" in cells)
+    words = {2: "two", 3: "three", 4: "four", 5: "five"}
+    assert f"the {words[len(stages)]} stages" in dvc_row
+    assert all(f"`{stage}`" in dvc_row or f"`modelci {stage}`" in dvc_row for stage in stages)
+    readme = plan.files["README.md"].decode()
+    assert f"the pipeline: {', '.join(stages)}" in readme
+    assert "modelci serve --model models/model.skops" in readme
+    callers = sorted(Path(p).name for p in plan.files if p.startswith(".github/workflows/"))
+    caller_row = next(row for cells, row in table.items() if "`.github/workflows/" in cells)
+    assert f"the {words[len(callers)]} thin callers" in caller_row
+    assert all(f"`{name}`" in caller_row or f"/{name}`" in caller_row for name in callers)
+    cells = " ".join(table)
+    for path in plan.files:
+        if path.startswith(("src/", "tests/", "data/", ".github/workflows/")):
+            continue
+        assert f"`{path}`" in cells or f"`{Path(path).name}`" in cells, f"{path} not in the table"

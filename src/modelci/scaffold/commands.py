@@ -80,8 +80,8 @@ def register(sub: Any) -> None:
     parser.add_argument(
         "--modelci",
         metavar="SPEC",
-        help="the dependency line for modelci (default: this version, modelci[serve]==X.Y.Z); "
-        "e.g. 'modelci[serve] @ file:///abs/modelci-0.2.0-py3-none-any.whl'",
+        help="the dependency line for modelci (default: this version, modelci[serve,onnx]==X.Y.Z); "
+        "e.g. 'modelci[serve,onnx] @ file:///abs/modelci-0.2.0-py3-none-any.whl'",
     )
     parser.add_argument(
         "--null-target",

@@ -143,8 +143,10 @@ def _refuse_taken_name(options: Options, project: str, module: str) -> None:
 
 
 def default_requirement() -> str:
-    """The modelci this init runs, pinned, with the serving extra (``modelci serve``)."""
-    return f"modelci[serve]=={__version__}"
+    """The modelci this init runs, pinned, with the serving and ONNX extras: ``modelci serve``,
+    and the export stage's ONNX model that serving scores with (without it every ``dvc repro``
+    says the export was skipped, and serving falls back to scikit-learn)."""
+    return f"modelci[serve,onnx]=={__version__}"
 
 
 def requirement(options: Options) -> str:
@@ -273,9 +275,17 @@ def make_plan(options: Options) -> Plan:
     kept, _ = drop_null_target(frame, params.data, params.prepare)
     usable = validate(kept, params.data, str(options.data))
     scores = baseline.dummy_scores(usable, params.data, params.prepare)
-    rules = baseline.gate_rules(inferred.task, scores)
+    chance = baseline.chance_scores(usable, params.data, params.prepare)
+    rules = baseline.gate_rules(inferred.task, scores, chance)
     text = params_file.render(
-        inferred, data_path, options.null_target, rules, scores, name, options.estimator
+        inferred,
+        data_path,
+        options.null_target,
+        rules,
+        scores,
+        name,
+        options.estimator,
+        chance=chance,
     )
     _validated(text)
 
@@ -445,7 +455,7 @@ def _lock(pyproject: bytes, options: Options) -> bytes:
     if options.modelci is None:
         hint = (
             f" (the default dependency {default_requirement()} must be published on your "
-            "package index; for an unreleased build pass --modelci 'modelci[serve] @ "
+            "package index; for an unreleased build pass --modelci 'modelci[serve,onnx] @ "
             f"file:///ABSOLUTE/PATH/modelci-{__version__}-py3-none-any.whl')"
         )
     raise ScaffoldError(
