@@ -13,7 +13,7 @@ export UV_PYTHON_DOWNLOADS := never
 # where PYTHONDONTWRITEBYTECODE is set.
 export UV_COMPILE_BYTECODE := 1
 
-.PHONY: help install system-deps mermaid openapi repro test check lint format pytest bench bench-pipeline bench-serving bench-serving-stages bench-workflows bench-adoption bench-report bench-gauges bench-deploy bench-registry bench-drift docs dag clean serve
+.PHONY: help install system-deps mermaid openapi repro test check lint format pytest bench bench-pipeline bench-serving bench-serving-stages bench-workflows bench-adoption bench-report bench-gauges bench-deploy bench-registry bench-drift bench-projects docs dag clean serve
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
@@ -103,7 +103,7 @@ openapi: $(OPENAPI)/.installed ## install GitHub's OpenAPI description into .too
 
 test: lint system-deps mermaid openapi pytest ## lint, then the whole test suite (what CI runs)
 
-bench: bench-pipeline bench-serving bench-serving-stages bench-workflows bench-adoption bench-report bench-gauges bench-deploy bench-registry bench-drift ## every benchmark; writes docs/benchmarks.md
+bench: bench-pipeline bench-serving bench-serving-stages bench-workflows bench-adoption bench-report bench-gauges bench-deploy bench-registry bench-drift bench-projects ## every benchmark; writes docs/benchmarks.md
 
 bench-pipeline: install ## full/no-op dvc repro, modelci --help, per-stage imports
 	python benchmarks/bench_pipeline.py
@@ -129,6 +129,9 @@ bench-report: install ## PR report with/without its statistics: default data, 10
 
 bench-adoption: install ## modelci init to a green repro + pytest; adopter footprint; --help time
 	python benchmarks/bench_adoption.py
+
+bench-projects: install ## modelci affected vs dvc status on a repository of 200 projects
+	python benchmarks/bench_projects.py
 
 bench-drift: install ## modelci monitor drift time and peak memory for 10^4, 10^5, 10^6 rows (after repro)
 	python benchmarks/bench_drift.py

@@ -113,6 +113,8 @@ GROUPS: dict[str, tuple[str, tuple[str, ...]]] = {
         ),
     ),
     "init": ("", ("modelci.scaffold.commands:register",)),
+    # Several models in one repository: `modelci projects` and `modelci affected`.
+    "projects": ("", ("modelci.ci.project_commands:register",)),
 }
 
 # The flat names of the previous release, kept for one release: they run the grouped command

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -384,6 +386,62 @@ def test_name_chooses_the_project_and_package_apart_from_the_folder(
     assert "create src/churn/__init__.py" in capsys.readouterr().out
 
 
+@pytest.fixture
+def repository(tmp_path: Path, data_file: Path) -> Path:
+    """An existing repository, as plain files: the root project of init's plan (no git: the
+    plan alone is checked here; tests/integration/test_projects.py runs the real thing)."""
+    root = tmp_path / "repo"
+    for path, content in make_plan(options(tmp_path, data_file)).files.items():
+        (root / path).parent.mkdir(parents=True, exist_ok=True)
+        (root / path).write_bytes(content)
+    return root
+
+
+def test_add_plans_a_nested_project_inside_its_folder_only(
+    tmp_path: Path, data_file: Path, repository: Path
+) -> None:
+    plan = make_plan(options(tmp_path, data_file, add="models/churn", git=False))
+    assert sorted(plan.files) == [
+        "models/churn/.gitignore",
+        "models/churn/data/customers.csv",
+        "models/churn/dvc.yaml",
+        "models/churn/params.yaml",
+        "models/churn/tests/test_churn_model.py",
+    ]
+    pipeline = yaml.safe_load(plan.files["models/churn/dvc.yaml"])
+    train = pipeline["stages"]["train"]
+    assert train["deps"] == ["data/prepared/train.parquet"]  # no package of its own
+    assert {"../../pyproject.toml": ["project.dependencies"]} in train["params"]
+    params = yaml.safe_load(plan.files["models/churn/params.yaml"])
+    # relative to the folder, as DVC runs the nested dvc.yaml's stages
+    assert params["data"]["source"] == "data/customers.csv"
+    assert params["tracking"]["model_name"] == "churn"
+    assert "/data/customers.csv" in plan.files["models/churn/.gitignore"].decode()
+
+
+@pytest.mark.parametrize(
+    ("folder", "message"),
+    [
+        ("..", "is not a folder inside"),
+        ("/abs/x", "is not a folder inside"),
+        (".", "is not a folder inside"),
+        ("models/.hidden", "hidden folders"),
+        ("plots/roc", "plots/roc overlaps plots, an output of the project in ."),
+    ],
+)
+def test_add_refuses_a_folder_it_cannot_use(
+    tmp_path: Path, data_file: Path, repository: Path, folder: str, message: str
+) -> None:
+    with pytest.raises(ScaffoldError, match=re.escape(message)):
+        make_plan(options(tmp_path, data_file, add=folder, git=False))
+
+
+def test_add_needs_the_shared_pyproject(tmp_path: Path, data_file: Path) -> None:
+    (tmp_path / "repo").mkdir()
+    with pytest.raises(ScaffoldError, match=r"has no pyproject\.toml for the projects to share"):
+        make_plan(options(tmp_path, data_file, add="models/churn", git=False))
+
+
 @pytest.mark.parametrize("estimator", ["xgboost.XGBClassifier", "lightgbm.LGBMClassifier"])
 def test_init_estimator_writes_its_params_and_the_boosting_extra(
     tmp_path: Path, data_file: Path, estimator: str
@@ -457,3 +515,11 @@ def test_docs_and_generated_readme_list_what_init_writes(tmp_path: Path) -> None
         if path.startswith(("src/", "tests/", "data/", ".github/workflows/")):
             continue
         assert f"`{path}`" in cells or f"`{Path(path).name}`" in cells, f"{path} not in the table"
+
+
+def test_add_refuses_an_estimator_whose_extra_the_shared_environment_lacks(
+    tmp_path: Path, data_file: Path, repository: Path
+) -> None:
+    asked = options(tmp_path, data_file, add="models/churn", git=False)
+    with pytest.raises(ScaffoldError, match=r"needs modelci's 'boosting' extra, which the shared"):
+        make_plan(replace(asked, estimator="lightgbm.LGBMClassifier"))

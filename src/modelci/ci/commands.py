@@ -1,4 +1,5 @@
-"""``modelci pr report``, ``modelci pr gate`` and ``modelci pr check-lock``.
+"""``modelci pr report``, ``gate``, ``check-lock``, ``repro``, and for several models
+``merge-reports`` and ``gate-all``.
 
 ``register(sub)`` only builds argparse parsers; each handler imports what it needs (matplotlib for
 the plots, the pipeline's metric directions) when it runs, so ``modelci --help`` stays fast.
@@ -320,6 +321,76 @@ def cmd_check_lock(args: argparse.Namespace) -> int:
     return 0
 
 
+def _plan_results(args: argparse.Namespace) -> tuple[Any, Any]:
+    from modelci.ci.merge import load_plan, read_results
+
+    plan = load_plan(Path(args.plan))
+    return plan, read_results(plan, Path(args.reports), args.prefix)
+
+
+def cmd_merge_reports(args: argparse.Namespace) -> int:
+    from modelci.ci.merge import merge_reports
+    from modelci.fileio import write_text
+
+    plan, results = _plan_results(args)
+    merged = merge_reports(plan, results, *([args.max_chars] if args.max_chars else []))
+    out = Path(args.out)
+    write_text(out / "report.md", merged.comment)
+    write_text(out / "summary.md", merged.summary)
+    ran = sum(1 for project in plan if project.affected)
+    print(
+        f"merge-reports: {out / 'report.md'} ({len(merged.comment)} chars), {out / 'summary.md'}"
+        f" ({len(merged.summary)} chars): {len(plan)} models, {ran} affected"
+    )
+    if merged.omitted:
+        print(f"merge-reports: left to the job summary: {', '.join(merged.omitted)}")
+    return 0
+
+
+def cmd_gate_all(args: argparse.Namespace) -> int:
+    from modelci.ci.merge import gate_lines
+
+    plan, results = _plan_results(args)
+    lines, passed = gate_lines(plan, results)
+    print("\n".join(lines))
+    return 0 if passed else 1
+
+
+def _add_plan(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--plan", required=True, metavar="FILE", help="the JSON plan modelci affected printed"
+    )
+    parser.add_argument(
+        "--reports",
+        required=True,
+        metavar="DIR",
+        help="folder holding one report folder per affected model, named PREFIX + its name",
+    )
+    parser.add_argument(
+        "--prefix",
+        default="modelci-report-",
+        help="name of each report folder before the model's name (default: %(default)s)",
+    )
+
+
+def cmd_repro(args: argparse.Namespace) -> int:
+    from modelci.ci.repro import repro
+
+    dvc_args = [a for a in args.dvc_args if a != "--"]
+    return repro(Path.cwd(), dvc_args, Path(args.out), args.push_durations, print)
+
+
+def cmd_matrix(args: argparse.Namespace) -> int:
+    from modelci.ci.merge import matrix_outputs
+
+    text = matrix_outputs(Path(args.plan))
+    print(text, end="")
+    if args.github_output:
+        with Path(args.github_output).open("a", encoding="utf-8") as handle:
+            handle.write(text)
+    return 0
+
+
 def _add_allow_task_change(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--allow-task-change",
@@ -423,6 +494,70 @@ def register(sub: Any) -> None:
         help="machine-readable result (default: %(default)s)",
     )
     check.set_defaults(handler=cmd_check_lock)
+
+    merged = sub.add_parser(
+        "merge-reports",
+        help="several models: one comment (summary table + a section per model) from their reports",
+        description="Merge the report folders of the plan's affected models into one comment: a "
+        "summary table of every model and one collapsible section per model that ran, within the "
+        "comment's size; what does not fit is named and left to the job summary (summary.md).",
+    )
+    _add_plan(merged)
+    merged.add_argument(
+        "--out", default=".modelci/merged", metavar="DIR", help="output dir (default: %(default)s)"
+    )
+    merged.add_argument(
+        "--max-chars",
+        type=_max_chars,
+        metavar="N",
+        help="bound on the comment once the comment job has defused it (default: 59400, what "
+        "the comment job keeps less its footer)",
+    )
+    merged.set_defaults(handler=cmd_merge_reports)
+
+    gate_all = sub.add_parser(
+        "gate-all",
+        help="several models: fail when any affected model's gate failed (one line per model)",
+        description="Read every affected model's verdict.json; exit 1 when any failed or is "
+        "missing, 0 otherwise (also when no model is affected).",
+    )
+    _add_plan(gate_all)
+    gate_all.set_defaults(handler=cmd_gate_all)
+
+    matrix = sub.add_parser(
+        "matrix",
+        help="several models: the plan's affected projects as GitHub Actions outputs",
+        description='Print (and append to --github-output) matrix={"include": [...]} and '
+        "count=N from a modelci affected plan.",
+    )
+    matrix.add_argument("--plan", required=True, metavar="FILE", help="modelci affected's JSON")
+    matrix.add_argument(
+        "--github-output", metavar="FILE", help="also append the lines here ($GITHUB_OUTPUT)"
+    )
+    matrix.set_defaults(handler=cmd_matrix)
+
+    run = sub.add_parser(
+        "repro",
+        help="dvc repro, recording per stage: ran, restored from the run-cache (time saved), "
+        "unchanged",
+        description="Run dvc repro (arguments after -- are passed to it) and write which stages "
+        "ran, were restored from DVC's run-cache (with the minutes their recorded duration "
+        "saved) or were unchanged. Exits with dvc's exit code.",
+    )
+    run.add_argument(
+        "--out",
+        default=".modelci/report/stages.json",
+        metavar="FILE",
+        help="machine-readable stages (default: %(default)s)",
+    )
+    run.add_argument(
+        "--push-durations",
+        action="store_true",
+        help="also record the durations of the stages that ran in the default DVC remote, for "
+        "later runs that restore them (default: the local DVC cache only)",
+    )
+    run.add_argument("dvc_args", nargs=argparse.REMAINDER, help="arguments for dvc repro")
+    run.set_defaults(handler=cmd_repro)
 
 
 __all__ = ["register"]

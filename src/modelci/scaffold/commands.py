@@ -10,10 +10,14 @@ from modelci.scaffold.estimators import KNOWN_ESTIMATORS
 
 
 def cmd_init(args: argparse.Namespace) -> int:
-    from modelci.scaffold.init import Options, describe, make_plan, write
+    from modelci.scaffold.init import Options, ScaffoldError, describe, make_plan, write
 
+    if args.directory is None and args.add is None:
+        raise ScaffoldError(
+            "DIRECTORY is required (it may be left out with --add: the current one)"
+        )
     options = Options(
-        directory=Path(args.directory).resolve(),
+        directory=Path(args.directory or ".").resolve(),
         data=Path(args.data).resolve(),
         target=args.target,
         task=args.task,
@@ -26,6 +30,7 @@ def cmd_init(args: argparse.Namespace) -> int:
         git=not args.no_git,
         name=args.name,
         estimator=args.estimator,
+        add=args.add,
     )
     plan = make_plan(options)
     lines = describe(plan, options)
@@ -34,6 +39,11 @@ def cmd_init(args: argparse.Namespace) -> int:
         return 0
     notes = write(plan, options)
     ready = f"init: {options.directory} is ready: cd there, then `uv run dvc repro`"
+    if options.add is not None:
+        ready = (
+            f"init: the project {options.add} is ready: `uv run dvc repro {options.add}/dvc.yaml`"
+            f", then `uv run pytest {options.add}/tests`"
+        )
     print("\n".join([*lines, *notes, ready]))
     return 0
 
@@ -53,14 +63,25 @@ def register(sub: Any) -> None:
     )
     parser.add_argument(
         "directory",
+        nargs="?",
         metavar="DIRECTORY",
-        help="the new repository (created if missing; may be an existing repository)",
+        help="the new repository (created if missing; may be an existing repository); with "
+        "--add, the existing repository (default: the current folder)",
+    )
+    parser.add_argument(
+        "--add",
+        metavar="FOLDER",
+        help="add one more model project in FOLDER (e.g. models/fraud) of an existing git "
+        "repository: its own dvc.yaml, params.yaml, tests and data, sharing the root "
+        "pyproject.toml and uv.lock; refused when its name, registered model name or outputs "
+        "clash with another project's",
     )
     parser.add_argument(
         "--name",
         metavar="NAME",
         help="the project and package name (default: from DIRECTORY's name); a name that a "
-        "dependency or the standard library uses is refused",
+        "dependency or the standard library uses is refused; with --add, the registered model "
+        "name (default: FOLDER's name)",
     )
     parser.add_argument("--data", required=True, metavar="FILE", help=".csv or .parquet file")
     parser.add_argument("--target", required=True, metavar="COLUMN", help="the column to predict")

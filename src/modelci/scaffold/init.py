@@ -9,8 +9,10 @@ files only. A failure at any step leaves the target folder as it was (see ``writ
 
 from __future__ import annotations
 
+import functools
 import json
 import os
+import posixpath
 import re
 import shutil
 import subprocess
@@ -24,7 +26,7 @@ from typing import TYPE_CHECKING, Literal
 
 import yaml
 
-from modelci import __version__
+from modelci import __version__, layout
 from modelci.config import Params, Task, parse_params
 from modelci.data.schema import validate
 from modelci.errors import ConfigError, ModelCIError
@@ -34,7 +36,11 @@ from modelci.scaffold.estimators import KNOWN_ESTIMATORS
 from modelci.scaffold.infer import Inferred, infer
 
 if TYPE_CHECKING:
+    from collections.abc import Mapping
+
     import pandas as pd
+
+    from modelci.projects import Project
 
 NullTarget = Literal["error", "drop"]
 _SHA = re.compile(r"^[0-9a-f]{40}$")
@@ -67,6 +73,8 @@ class Options:
     git: bool = True
     name: str | None = None
     estimator: str | None = None
+    # --add FOLDER: a project added in FOLDER (relative to ``directory``, an existing repository)
+    add: str | None = None
 
 
 @dataclass
@@ -117,14 +125,22 @@ def owner_of(project: str, module: str) -> str | None:
     """
     if module in sys.stdlib_module_names:
         return "the standard library"
-    from importlib import metadata
-
-    installed = [d.name for d in metadata.distributions() if d.name]
+    installed, importers_of = _installed()
     for distribution in [*installed, *_dev_tools()]:
         if _normal(distribution) in (_normal(project), _normal(module)):
             return str(distribution)
-    importers = metadata.packages_distributions().get(module)
+    importers = importers_of.get(module)
     return importers[0] if importers else None
+
+
+@functools.cache
+def _installed() -> tuple[tuple[str, ...], Mapping[str, list[str]]]:
+    """The installed distributions' names and who provides each import name, read once per
+    process: the scan parses every distribution's metadata (about a second on a full venv)."""
+    from importlib import metadata
+
+    names = tuple(d.name for d in metadata.distributions() if d.name)
+    return names, metadata.packages_distributions()
 
 
 def _refuse_taken_name(options: Options, project: str, module: str) -> None:
@@ -257,9 +273,46 @@ def make_plan(options: Options) -> Plan:
             f"{options.target!r}: pass --null-target drop to drop them (written to params.yaml "
             "as prepare.null_target: drop)"
         )
+    if options.add is not None:
+        return add_plan(options, frame, inferred)
     name, module = package_name(options.directory, options.name)
     _refuse_taken_name(options, name, module)
     data_path = f"data/{options.data.name}"
+    text = _params_text(options, frame, inferred, data_path, name)
+
+    repository, commit = _workflow_pin(options)
+    values = {
+        "name": name,
+        "module": module,
+        "modelci_requirement": requirement(options),
+        "modelci_version": __version__,
+        "repository": repository,
+        "commit": commit,
+        "release_tag": f"v{__version__}",
+        "data_path": data_path,
+        "data_ignore": f"/{data_path}",
+    }
+    plan = Plan(inferred=inferred, data_path=data_path)
+    for path, template in _templates().items():
+        path = path.replace("__module__", module)
+        plan.files[path] = render(template, values, path).encode("utf-8")
+    plan.files["params.yaml"] = text.encode("utf-8")
+    _place_data(plan, options)
+    return plan
+
+
+def _place_data(plan: Plan, options: Options) -> None:
+    """The data file copied to ``plan.data_path`` (unless it is there), and the collisions."""
+    if options.data.resolve() != (options.directory / plan.data_path).resolve():
+        plan.files[plan.data_path] = options.data.read_bytes()
+    plan.collisions = sorted(p for p in plan.files if (options.directory / p).exists())
+
+
+def _params_text(
+    options: Options, frame: pd.DataFrame, inferred: Inferred, data_path: str, name: str
+) -> str:
+    """params.yaml as init writes it: the inferred schema checked against the data as prepare
+    will see it, and the gate measured on a dummy baseline."""
     _check_estimator(options, inferred.task)
     draft = params_file.render(
         inferred, data_path, options.null_target, {}, {}, name, options.estimator
@@ -288,27 +341,176 @@ def make_plan(options: Options) -> Plan:
         chance=chance,
     )
     _validated(text)
+    return text
 
-    repository, commit = _workflow_pin(options)
-    values = {
-        "name": name,
-        "module": module,
-        "modelci_requirement": requirement(options),
-        "modelci_version": __version__,
-        "repository": repository,
-        "commit": commit,
-        "release_tag": f"v{__version__}",
-        "data_path": data_path,
-        "data_ignore": f"/{data_path}",
+
+# --add: one more project in an existing repository -----------------------------------------------
+
+# What a nested project's dvc.yaml changes in the root template: the shared pyproject.toml is
+# reached from the folder, and there is no package of its own (src/ belongs to the root's
+# pyproject.toml: shared code is declared as a dep of the stages that use it).
+_ROOT_PYPROJECT = "      - pyproject.toml:\n"
+_OWN_CODE = re.compile(r"^ *- src/<<module>>.*\n", re.MULTILINE)
+_OWN_CODE_NOTE = "(train does: src/<<module>>)"
+_PROJECT_TEST = '''\
+"""Model tests of the project in <<folder>>, from modelci's pytest plugin (``modelci.testing``).
+
+The root project's checks, on this folder's params.yaml and pipeline outputs. The plugin's
+fixtures are per session: test one project per pytest run, e.g. from the repository root
+``uv run pytest <<folder>>/tests``.
+"""
+
+from pathlib import Path
+
+import pytest
+
+from modelci.testing import ModelChecks
+
+
+@pytest.fixture(scope="session")
+def modelci_root() -> Path:
+    """This project's folder, whichever folder pytest starts from."""
+    return Path(__file__).resolve().parents[1]
+
+
+class TestModel(ModelChecks):
+    """Every generic check of modelci; add this project's own tests below."""
+'''
+# As the root template's .gitignore: DVC's own per-folder entries disappear when a later stage
+# of a first `dvc repro` fails, so the project lists its outputs (and local stores) itself.
+_PROJECT_IGNORE = """\
+# DVC outputs of this project's dvc.yaml: in the DVC cache, never in git
+/data/prepared/train.parquet
+/data/prepared/test.parquet
+/models/model.skops
+<<data_ignore>>
+# MLflow's local store and modelci's PR outputs, written where the stages run
+mlflow.db
+mlruns/
+mlartifacts/
+.modelci/
+"""
+
+
+def _project_folder(options: Options) -> str:
+    """``--add``'s folder as a normalised POSIX path inside the repository."""
+    raw = options.add or ""
+    folder = posixpath.normpath(raw.replace("\\", "/")) if raw else ""
+    if not folder or folder == "." or posixpath.isabs(folder) or folder.split("/")[0] == "..":
+        raise ScaffoldError(
+            f"--add: {raw!r} is not a folder inside {options.directory} (e.g. models/fraud)"
+        )
+    if any(part.startswith(".") for part in folder.split("/")):
+        raise ScaffoldError(f"--add: {raw!r}: hidden folders are not searched for projects")
+    return folder
+
+
+def _refuse_clash(root: Path, new: Project) -> None:
+    """Refuse a project whose name, registered model name or outputs another project has."""
+    from modelci.projects import ProjectError, discover, overlaps
+
+    try:
+        projects = discover(root)
+    except ProjectError as error:
+        raise ScaffoldError(f"--add: the repository's projects clash already: {error}") from None
+    folder = new.path
+    for project in projects:
+        where = f"the project in {project.path}"
+        if project.name == new.name:
+            raise ScaffoldError(
+                f"--add {folder}: {where} is named {new.name!r} already: use another folder name"
+            )
+        if project.registered_model == new.registered_model:
+            raise ScaffoldError(
+                f"--add {folder}: {where} registers the model {new.registered_model!r} "
+                "already: pass --name <another name>"
+            )
+        for out in project.outputs:
+            clash = next((o for o in (folder, *new.outputs) if overlaps(out, o)), None)
+            if clash is not None:
+                raise ScaffoldError(f"--add {folder}: {clash} overlaps {out}, an output of {where}")
+
+
+def nested_pipeline(folder: str) -> str:
+    """The root ``dvc.yaml`` template as a project in ``folder`` has it (``models/fraud``)."""
+    template = _templates()["dvc.yaml"]
+    rewritten = (_ROOT_PYPROJECT, _OWN_CODE_NOTE)
+    if not all(text in template for text in rewritten) or not _OWN_CODE.search(template):
+        raise RuntimeError("the dvc.yaml template changed: update --add's rewrite of it")
+    up = "/".join([".."] * len(folder.split("/")))
+    pipeline = (
+        _OWN_CODE.sub("", template)
+        .replace(_ROOT_PYPROJECT, f"      - {up}/pyproject.toml:\n")
+        .replace(_OWN_CODE_NOTE, f"(a package shared by projects: {up}/src/<package>)")
+    )
+    return render(pipeline, {}, f"{folder}/dvc.yaml")
+
+
+def _refuse_missing_extra(options: Options, root: Path) -> None:
+    """--add shares the root's environment: an estimator whose library comes with an extra of
+    modelci needs that extra in the root pyproject.toml already (init --add does not edit it)."""
+    from packaging.requirements import InvalidRequirement, Requirement
+
+    extra = KNOWN_ESTIMATORS[options.estimator].extra if options.estimator else None
+    if extra is None:
+        return
+    try:
+        with (root / "pyproject.toml").open("rb") as handle:
+            dependencies = tomllib.load(handle).get("project", {}).get("dependencies", [])
+        found = [Requirement(d) for d in dependencies]
+    except (tomllib.TOMLDecodeError, InvalidRequirement, TypeError) as error:
+        raise ScaffoldError(f"--add: {root / 'pyproject.toml'}: cannot read: {error}") from None
+    if not any(_normal(r.name) == "modelci" and extra in r.extras for r in found):
+        raise ScaffoldError(
+            f"--estimator {options.estimator} needs modelci's {extra!r} extra, which the shared "
+            f"{root / 'pyproject.toml'} does not install: add it to the modelci dependency there "
+            "and run `uv lock` first"
+        )
+
+
+def add_plan(options: Options, frame: pd.DataFrame, inferred: Inferred) -> Plan:
+    """The files of one more project in ``options.add``: its dvc.yaml (paths relative to its
+    folder, where DVC runs a nested dvc.yaml's stages), params.yaml, .gitignore, tests and data.
+    Nothing outside the folder, but modelci's plot template when ``.dvc/plots`` lacks it."""
+    from modelci.projects import build_project
+
+    root = options.directory
+    folder = _project_folder(options)
+    if options.git and not (root / ".git").exists():
+        raise ScaffoldError(f"--add: {root} is not a git repository: run `git init` there first")
+    if not (root / "pyproject.toml").is_file():
+        raise ScaffoldError(
+            f"--add: {root} has no pyproject.toml for the projects to share: "
+            f"run `modelci init {root}` first, then --add"
+        )
+    if (root / folder / layout.DVC_YAML).exists():
+        raise ScaffoldError(f"--add {folder}: {folder}/dvc.yaml exists already")
+    _refuse_missing_extra(options, root)
+    registered, module = package_name(Path(posixpath.basename(folder)), options.name)
+    data_path = f"data/{options.data.name}"
+    text = _params_text(options, frame, inferred, data_path, registered)
+    templates = _templates()
+    pipeline = nested_pipeline(folder)
+    params = yaml.safe_load(text)
+    project = build_project(
+        root, folder, yaml.safe_load(pipeline), lambda f: params if f == "params.yaml" else {}
+    )
+    if project is None:
+        raise RuntimeError("--add rendered a dvc.yaml that is not a project")
+    _refuse_clash(root, project)
+    values = {"folder": folder, "data_ignore": f"/{data_path}"}
+    files = {
+        "dvc.yaml": pipeline,
+        "params.yaml": text,
+        ".gitignore": render(_PROJECT_IGNORE, values, f"{folder}/.gitignore"),
+        f"tests/test_{module}_model.py": render(_PROJECT_TEST, values, f"{folder}/tests"),
     }
-    plan = Plan(inferred=inferred, data_path=data_path)
-    for path, template in _templates().items():
-        path = path.replace("__module__", module)
-        plan.files[path] = render(template, values, path).encode("utf-8")
-    plan.files["params.yaml"] = text.encode("utf-8")
-    if options.data.resolve() != (options.directory / data_path).resolve():
-        plan.files[data_path] = options.data.read_bytes()
-    plan.collisions = sorted(p for p in plan.files if (options.directory / p).exists())
+    plan = Plan(inferred=inferred, data_path=f"{folder}/{data_path}")
+    plan.files = {f"{folder}/{path}": content.encode("utf-8") for path, content in files.items()}
+    for path, content in templates.items():
+        if path.startswith(".dvc/") and not (root / path).exists():
+            plan.files[path] = content.encode("utf-8")
+    _place_data(plan, options)
     return plan
 
 
@@ -371,6 +573,11 @@ def _refuse_dirty(root: Path) -> None:
         )
 
 
+def _data_ignore(plan: Plan) -> str:
+    """The .gitignore that ``dvc add`` writes next to the data file."""
+    return posixpath.join(posixpath.dirname(plan.data_path), ".gitignore")
+
+
 def _own_files(plan: Plan, options: Options, dvc_initialised: bool) -> list[str]:
     """What init stages: the files it wrote, the .dvc pointer, and DVC's own files.
 
@@ -379,8 +586,8 @@ def _own_files(plan: Plan, options: Options, dvc_initialised: bool) -> list[str]
     """
     root = options.directory
     own = [p for p in plan.files if p != plan.data_path]
-    own += [f"{plan.data_path}.dvc", "data/.gitignore"]
-    if options.lock:
+    own += [f"{plan.data_path}.dvc", _data_ignore(plan)]
+    if options.lock and options.add is None:
         own.append("uv.lock")
     if dvc_initialised:
         own += [".dvc/config", ".dvc/.gitignore"]
@@ -480,9 +687,11 @@ def write(plan: Plan, options: Options) -> list[str]:
     root = options.directory
     if options.git and (root / ".git").exists():
         _refuse_dirty(root)
-    lock = _lock(plan.files["pyproject.toml"], options) if options.lock else None
+    # --add shares the repository's pyproject.toml and uv.lock: nothing to lock.
+    new_lock = options.lock and options.add is None
+    lock = _lock(plan.files["pyproject.toml"], options) if new_lock else None
     undo = _Undo(root)
-    for path in ("", *plan.files, "uv.lock", f"{plan.data_path}.dvc", "data/.gitignore"):
+    for path in ("", *plan.files, "uv.lock", f"{plan.data_path}.dvc", _data_ignore(plan)):
         undo.keep(path)
     for path in (".git", ".git/index", ".dvc", ".dvc/config"):
         undo.keep(path)
@@ -516,11 +725,8 @@ def _install(plan: Plan, options: Options, lock: bytes | None) -> list[str]:
     if not options.git:
         return []
     _run(["git", "add", "--", *_own_files(plan, options, dvc_initialised)], root, "git add")
-    _run(
-        ["git", "commit", "-q", "-m", f"modelci init (modelci {__version__})"],
-        root,
-        "git commit",
-    )
+    command = "modelci init" if options.add is None else f"modelci init --add {options.add}"
+    _run(["git", "commit", "-q", "-m", f"{command} (modelci {__version__})"], root, "git commit")
     untracked = _git_lines(["ls-files", "--others", "--exclude-standard"], root)
     if not untracked:
         return []

@@ -120,7 +120,13 @@ def upload_artifact() -> int:
 
 
 def download_artifact() -> int:
-    name = os.environ["STUB_NAME"]
+    name, pattern = os.environ["STUB_NAME"], os.environ.get("STUB_PATTERN", "")
+    if pattern and not name:
+        found = sorted(p for p in (ROOT / "artifacts").glob(pattern) if p.is_dir())
+        record("download-artifact", pattern=pattern, found=[p.name for p in found])
+        for source in found:
+            copy_tree(source, Path(os.environ["STUB_PATH"]) / source.name)
+        return 0
     source = ROOT / "artifacts" / name
     record("download-artifact", name=name, found=source.is_dir())
     if not source.is_dir():
