@@ -26,6 +26,7 @@ from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
 
@@ -223,12 +224,37 @@ class _Metrics:
         self.model_info.labels(*self._served_labels).set(1)
 
     def observe_prediction(self, prediction: Prediction, classifier: bool) -> None:
-        self.rows.inc(len(prediction.labels))
+        """Count a batch with one increment per distinct label and per score bucket, not per
+        row (one increment per row took 21 ms for 10,000 rows, 40 ms in multiprocess mode, where
+        each is a locked write to a shared file; see docs/benchmarks.md)."""
+        rows = len(prediction.labels)
+        if not rows:
+            return
+        self.rows.inc(rows)
         if classifier:
-            for label in prediction.labels.tolist():
-                self.labels.labels(str(label)).inc()
-        for score in prediction.scores.tolist():
-            self.scores.observe(score)
+            distinct, counts = np.unique(prediction.labels, return_counts=True)
+            for label, count in zip(distinct.tolist(), counts.tolist(), strict=True):
+                self.labels.labels(str(label)).inc(count)
+        _observe_many(self.scores, prediction.scores)
+
+
+def _observe_many(histogram: Histogram, amounts: np.ndarray) -> None:
+    """``histogram.observe`` of every amount, as one update per bucket and one of the sum.
+
+    prometheus_client (0.26) has no batch observe; this updates the same value objects its
+    ``observe`` does (``_sum`` and the non-cumulative ``_buckets``, one per upper bound, +Inf
+    last), so the exposition is the same, in one process and in multiprocess mode, where each
+    value is a slot in the worker's file. The bucket is the first bound >= the amount (``le``),
+    which ``searchsorted(side="left")`` gives; NaN sorts past +Inf and, as in ``observe``,
+    lands in no bucket. The sum adds the batch's total at once, so it may differ from
+    one-at-a-time addition in the last bits of a float."""
+    bounds = np.asarray(histogram._upper_bounds, dtype="float64")
+    values = np.asarray(amounts, dtype="float64")
+    per_bucket = np.bincount(np.searchsorted(bounds, values), minlength=len(bounds) + 1)
+    histogram._sum.inc(float(values.sum()))
+    for bucket, count in zip(histogram._buckets, per_bucket[: len(bounds)].tolist(), strict=True):
+        if count:
+            bucket.inc(count)
 
 
 def _header(scope: Scope, name: bytes) -> bytes | None:
