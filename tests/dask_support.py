@@ -33,13 +33,20 @@ def dask_cli() -> str | None:
 class Cluster:
     """A scheduler and ``workers`` workers; ``address`` is ``tcp://127.0.0.1:PORT``."""
 
-    def __init__(self, workers: int = 2, memory_limit: str = "1GB", threads: int = 1) -> None:
+    def __init__(
+        self,
+        workers: int = 2,
+        memory_limit: str = "1GB",
+        threads: int = 1,
+        env: dict[str, str] | None = None,
+    ) -> None:
         cli = dask_cli()
         if cli is None:
             raise RuntimeError("the dask CLI is not installed (the `dask` extra)")
         self._cli = cli
         self._dir = Path(tempfile.mkdtemp(prefix="modelci-dask-"))
         self.memory_limit = memory_limit
+        self.env = {**os.environ, **(env or {})}
         self.threads = threads
         self.port = free_port()
         self.dashboard_port = free_port()
@@ -66,14 +73,13 @@ class Cluster:
 
     def _start(self, name: str, args: list[str]) -> subprocess.Popen[bytes]:
         log = (self._dir / f"{name}.log").open("wb")
-        env = {**os.environ, "DASK_DISTRIBUTED__WORKER__DAEMON": "False"}
         return subprocess.Popen(
             [self._cli, *args],
             stdout=log,
             stderr=subprocess.STDOUT,
             start_new_session=True,
             cwd=self._dir,
-            env=env,
+            env=self.env,
         )
 
     def add_worker(self, name: str) -> None:
