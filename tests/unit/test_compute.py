@@ -5,6 +5,7 @@ cluster runs in tests/integration/test_dask_engine.py)."""
 from __future__ import annotations
 
 import copy
+import itertools
 from pathlib import Path
 from typing import Any
 
@@ -58,16 +59,16 @@ def test_scheduler_addresses_accepted(raw: dict[str, Any], address: str) -> None
     ],
 )
 def test_bad_compute_is_named(raw: dict[str, Any], compute: dict[str, Any], message: str) -> None:
-    with pytest.raises(ConfigError, match="^params.yaml: " + message.replace("(", r"\(")):
+    with pytest.raises(ConfigError, match=r"^params.yaml: " + message.replace("(", r"\(")):
         parse_params(dask_params(raw, **compute), "params.yaml")
 
 
 def test_split_key_must_be_a_column_and_needs_dask(raw: dict[str, Any]) -> None:
     raw["prepare"]["split_key"] = "nope"
-    with pytest.raises(ConfigError, match="prepare.split_key: 'nope' is neither a declared"):
+    with pytest.raises(ConfigError, match=r"prepare.split_key: 'nope' is neither a declared"):
         parse_params(dask_params(copy.deepcopy(raw)))
     raw["prepare"]["split_key"] = "age"
-    with pytest.raises(ConfigError, match="prepare.split_key: applies to compute.engine dask"):
+    with pytest.raises(ConfigError, match=r"prepare.split_key: applies to compute.engine dask"):
         parse_params(raw)
 
 
@@ -95,7 +96,7 @@ def test_a_dask_estimator_is_refused_on_the_local_engine(raw: dict[str, Any]) ->
     local = params.model_copy(
         update={"compute": params.compute.model_copy(update={"engine": "local"})}
     )
-    with pytest.raises(ConfigError, match="trains on a Dask cluster; set compute.engine: dask"):
+    with pytest.raises(ConfigError, match=r"trains on a Dask cluster; set compute.engine: dask"):
         cluster.check_estimator(local)
 
 
@@ -139,7 +140,7 @@ def table(rows: int = 2000) -> pd.DataFrame:
 
 def pieces(frame: pd.DataFrame, parts: int) -> list[pd.DataFrame]:
     bounds = np.linspace(0, len(frame), parts + 1).astype(int)
-    return [frame.iloc[start:end] for start, end in zip(bounds[:-1], bounds[1:], strict=True)]
+    return [frame.iloc[start:end] for start, end in itertools.pairwise(bounds)]
 
 
 def split_in(frame: pd.DataFrame, parts: int, prepare: PrepareParams) -> pd.Series:
@@ -186,10 +187,10 @@ def test_sources_list_folders_and_globs(tmp_path: Path, monkeypatch: pytest.Monk
     (tmp_path / "raw" / "_SUCCESS").write_text("")
     assert list_files("raw") == ["raw/a.parquet", "raw/b.parquet"]
     assert list_files("raw/b*.parquet") == ["raw/b.parquet"]
-    with pytest.raises(DataError, match="^nothing: data.source not found$"):
+    with pytest.raises(DataError, match=r"^nothing: data.source not found$"):
         list_files("nothing")
     (tmp_path / "raw" / "c.csv").write_text("n\n1\n")
-    with pytest.raises(DataError, match="mixes Parquet and CSV"):
+    with pytest.raises(DataError, match=r"mixes Parquet and CSV"):
         list_files("raw")
     with pytest.raises(DataError, match=r"no \.parquet or \.csv files found"):
         list_files("raw/*.json")
@@ -205,5 +206,5 @@ def test_the_record_pins_content_and_notices_a_change(
     assert [sorted(entry) for entry in record["files"]] == [["md5", "path", "size"]]
     check_unchanged(record)
     write(path, table(11))
-    with pytest.raises(DataError, match="1 file.s. changed while prepare read them, first raw/a"):
+    with pytest.raises(DataError, match=r"1 file.s. changed while prepare read them, first raw/a"):
         check_unchanged(record)
