@@ -229,8 +229,8 @@ def run(params: Params, paths: StagePaths = DEFAULT_PATHS) -> str:
         model, record = fit(pd.read_parquet(paths.train), params.data, params.train), None
     data = dump_model(model)
     if record is not None:
-        # The booster's types must be listed in train.trusted_types, or evaluate and serving
-        # would refuse the file: say so now, before any file is written.
+        # The file must load with the trusted types evaluate and serving use (the defaults plus
+        # train.trusted_types): a refusal fails here, before any file is written.
         load_model_bytes(data, str(paths.model), params.trusted_types)
     write_bytes(paths.model, data)
     if record is not None:
