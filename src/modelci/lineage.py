@@ -9,7 +9,14 @@ from pathlib import Path
 from modelci import _proc
 from modelci.config import ReleaseParams
 from modelci.fileio import file_digest
-from modelci.tags import TAG_COMMIT, TAG_DIRTY, TAG_PARAMS_DIGEST, TAG_TRAIN_THREADS, data_md5_tag
+from modelci.tags import (
+    TAG_COMMIT,
+    TAG_COMPUTE_PREFIX,
+    TAG_DIRTY,
+    TAG_PARAMS_DIGEST,
+    TAG_TRAIN_THREADS,
+    data_md5_tag,
+)
 
 UNKNOWN = "unknown"
 
@@ -42,6 +49,15 @@ def params_digest(params: ReleaseParams) -> str:
     }
     canonical = json.dumps(shaping, sort_keys=True)
     return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def compute_tags(record: Path) -> dict[str, str]:
+    """``modelci.compute.*`` tags from the train stage's compute record (engine dask): the number
+    of workers and partitions the model's bytes depend on."""
+    if not record.is_file():
+        return {}
+    found = json.loads(record.read_text(encoding="utf-8"))
+    return {f"{TAG_COMPUTE_PREFIX}{key}": str(value) for key, value in sorted(found.items())}
 
 
 def lineage_tags(params: ReleaseParams, data_files: dict[str, Path]) -> dict[str, str]:

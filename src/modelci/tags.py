@@ -12,6 +12,7 @@ TAG_COMMIT = "modelci.git_commit"
 TAG_DIRTY = "modelci.git_dirty"
 TAG_PARAMS_DIGEST = "modelci.params_digest"
 TAG_TRAIN_THREADS = "modelci.train.n_threads"
+TAG_COMPUTE_PREFIX = "modelci.compute."  # engine, workers, partitions (compute.engine dask)
 TAG_SHA256 = "modelci.model_sha256"
 DATA_PREFIX = "modelci.data."
 

@@ -13,10 +13,10 @@ import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from modelci.config import ReleaseParams
+from modelci.config import Params, ReleaseParams
 from modelci.errors import TrackingError
 from modelci.layout import StagePaths
-from modelci.lineage import lineage_tags
+from modelci.lineage import compute_tags, lineage_tags
 from modelci.tags import TAG_SHA256
 
 if TYPE_CHECKING:
@@ -137,6 +137,8 @@ def log_run(
         warnings.simplefilter("ignore", UserWarning)  # MLflow's hint about integer columns
         signature = infer_signature(example, model.predict(example))
     tags = lineage_tags(params, {"train": paths.train, "test": paths.test})
+    if isinstance(params, Params) and params.compute.engine == "dask":
+        tags.update(compute_tags(paths.compute))
     tags[TAG_SHA256] = sha256
     try:
         with mlflow.start_run(

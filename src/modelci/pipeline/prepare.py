@@ -79,6 +79,10 @@ def drop_null_target(
 
 
 def run(params: Params, paths: StagePaths = DEFAULT_PATHS) -> dict[str, Any]:
+    if params.compute.engine == "dask":
+        from modelci.pipeline import cluster
+
+        return cluster.prepare(params, paths)
     source = Path(params.data.source)
     raw, null_target_rows = drop_null_target(read_table(source), params.data, params.prepare)
     frame = validate(raw, params.data, str(source))
