@@ -654,6 +654,7 @@ class ServingApp:
                 "status": "ready",
                 "model_version": served.info.version,
                 "model_sha256": served.info.sha256,
+                "onnx_sha256": served.info.onnx_sha256,
                 "runtime": served.predictor.runtime,
             },
         )

@@ -54,6 +54,10 @@ def register(sub: Any) -> None:
     )
     add("--sha256", default=_env("MODEL_SHA256", None), metavar="HEX",
         help="refuse a model whose sha256 differs (MODELCI_MODEL_SHA256)")  # fmt: skip
+    add("--onnx-sha256", default=_env("ONNX_SHA256", None), metavar="HEX",
+        help="the build-time ONNX export's sha256: with the model pinned, the export is "
+        "served only when pinned too; a mismatch is refused at start "
+        "(MODELCI_ONNX_SHA256)")  # fmt: skip
     add("--metrics-file", default=_env("METRICS_FILE", None), metavar="FILE",
         help="metrics /model shows for a local file (default: ./metrics.json)")  # fmt: skip
     add("--max-body-bytes", type=int, default=_env("MAX_BODY_BYTES", str(defaults.MAX_BODY_BYTES)),
@@ -169,6 +173,7 @@ def serve_config(args: argparse.Namespace) -> ServeConfig:
         port=args.port,
         tracking_uri=tracking_uri,
         expected_sha256=args.sha256,
+        expected_onnx_sha256=args.onnx_sha256,
         metrics_file=metrics_file,
         settings=settings,
         prediction_log=Path(args.prediction_log) if args.prediction_log else None,

@@ -41,6 +41,7 @@ class ServeConfig:
     port: int = 8080
     tracking_uri: str | None = None
     expected_sha256: str | None = None
+    expected_onnx_sha256: str | None = None
     metrics_file: Path | None = None
     settings: Settings = field(default_factory=Settings)
     prediction_log: Path | None = None
@@ -60,7 +61,12 @@ class ServeConfig:
 def load_served(config: ServeConfig) -> ServedModel:
     """Resolve and verify the model; serve its build-time ONNX export when one matches it (no
     scikit-learn import, no conversion), else load it and pick the runtime; one warm-up
-    prediction either way."""
+    prediction either way.
+
+    The export's manifest vouches for nothing (whoever edits ``model.onnx`` can rewrite it), so
+    when the model's bytes are pinned (``--sha256``, or always from a registry or run) the export
+    is served only when its own sha256 is pinned too (``--onnx-sha256`` or the version's tag),
+    and one that differs from its pin stops the start."""
     from modelci.config import load_service_params
 
     params = load_service_params(config.params_path)
@@ -69,10 +75,20 @@ def load_served(config: ServeConfig) -> ServedModel:
     if config.metrics_file is not None and not info.metrics:
         info = replace(info, metrics=model_source.read_metrics(config.metrics_file))
     predictor: Predictor | None = None
+    onnx_pin = config.expected_onnx_sha256 or info.pinned_onnx_sha256
+    model_pinned = bool(config.expected_sha256) or info.kind != "file"
     if config.runtime != "sklearn":
-        export, why_not = find_export(
-            info.kind, info.uri, info.run_id, info.sha256, config.tracking_uri
-        )
+        if model_pinned and not onnx_pin:
+            export, why_not = None, "the build-time export is not pinned (--onnx-sha256)"
+        else:
+            export, why_not = find_export(
+                info.kind, info.uri, info.run_id, info.sha256, config.tracking_uri
+            )
+        if export is not None and onnx_pin and export.sha256 != onnx_pin:
+            raise model_source.ModelSourceError(
+                f"{info.uri}: the build-time ONNX export has sha256 {export.sha256}, not the "
+                f"pinned {onnx_pin}; the export was modified or replaced, refusing to start"
+            )
         if export is not None:
             try:
                 predictor = OnnxPredictor(export.onnx, export.classes, schema)
@@ -96,6 +112,9 @@ def load_served(config: ServeConfig) -> ServedModel:
         if config.runtime != "sklearn" and predictor.runtime == "onnx":
             note += f"; converted at start-up: {why_not}"
     predictor.predict(schema.columns_from_records(schema.example_rows(1)))  # warm-up
+    info = replace(
+        info, onnx_sha256=predictor.sha256 if isinstance(predictor, OnnxPredictor) else None
+    )
     return ServedModel(info=info, schema=schema, predictor=predictor, runtime_note=note)
 
 
