@@ -921,3 +921,13 @@ def _understated(data: bytes, name: str, size: int) -> bytes:
         if out[start + 46 : start + 46 + length] == name.encode():
             struct.pack_into("<I", out, start + 24, size)
     return bytes(out)
+
+
+def test_the_validator_defuses_links_as_modelci_judge_markdown_does() -> None:
+    """One set of link rules: the validator's standard-library copy and
+    ``modelci.judge.markdown.defuse_links`` give the same text on every category of issue 19.6."""
+    from modelci.judge.markdown import defuse_links
+    from tests.unit.test_markdown_defuse import HOSTILE
+
+    for text in HOSTILE.values():
+        assert mc.defuse(text) == defuse_links(text), text
