@@ -107,6 +107,10 @@ def register(sub: Any) -> None:
     add("--max-connections", type=int,
         default=_env("MAX_CONNECTIONS", str(defaults.MAX_CONNECTIONS)),
         help="per worker; beyond it requests get 503 (MODELCI_MAX_CONNECTIONS)")  # fmt: skip
+    add("--max-client-connections", type=int,
+        default=_env("MAX_CLIENT_CONNECTIONS", str(defaults.MAX_CLIENT_CONNECTIONS)),
+        help="per worker and client address, beyond it 503 at once; 0 = no cap (behind a "
+        "reverse proxy, see docs/serving.md) (MODELCI_MAX_CLIENT_CONNECTIONS)")  # fmt: skip
     parser.set_defaults(handler=cmd_serve)
 
 
@@ -152,6 +156,8 @@ def serve_config(args: argparse.Namespace) -> ServeConfig:
             raise ConfigError(f"--{name.replace('_', '-')} must be more than 0 seconds")
     if not args.large_body_wait >= 0:
         raise ConfigError("--large-body-wait must be 0 seconds or more")
+    if args.max_client_connections < 0:
+        raise ConfigError("--max-client-connections must be 0 (no cap) or more")
     if args.workers < 0:
         raise ConfigError("--workers must be 0 (one per available CPU) or more")
     if not 0.0 <= args.log_sample_rate <= 1.0:
@@ -187,4 +193,5 @@ def serve_config(args: argparse.Namespace) -> ServeConfig:
         body_timeout=args.body_timeout,
         keepalive_timeout=args.keepalive_timeout,
         max_connections=args.max_connections,
+        max_client_connections=args.max_client_connections,
     )

@@ -56,6 +56,7 @@ class ServeConfig:
     body_timeout: float = defaults.BODY_TIMEOUT
     keepalive_timeout: float = defaults.KEEPALIVE_TIMEOUT
     max_connections: int = defaults.MAX_CONNECTIONS
+    max_client_connections: int = defaults.MAX_CLIENT_CONNECTIONS
 
 
 def load_served(config: ServeConfig) -> ServedModel:
@@ -204,7 +205,7 @@ def _run_one(config: ServeConfig, sock: Any = None, served: ServedModel | None =
     import uvicorn
     from prometheus_client import disable_created_metrics
 
-    from modelci.serving.connections import ReadTimeouts, timed_protocol
+    from modelci.serving.connections import ClientSlots, ReadTimeouts, timed_protocol
 
     disable_created_metrics()  # type: ignore[no-untyped-call] # no *_created series: half the /metrics size, nothing lost
     app = build_app(config, served)
@@ -212,6 +213,7 @@ def _run_one(config: ServeConfig, sock: Any = None, served: ServedModel | None =
     protocol = timed_protocol(
         ReadTimeouts(config.header_timeout, config.body_timeout),
         lambda reason: app.metrics.connections_closed.labels(reason).inc(),
+        ClientSlots(config.max_client_connections),
     )
     uv_config = uvicorn.Config(
         app,
