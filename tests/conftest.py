@@ -73,6 +73,24 @@ def make_model_repo(target: Path) -> Path:
     return target
 
 
+@pytest.fixture
+def server_logs() -> Iterator[None]:
+    """The server's log records on this test's stderr, as ``modelci serve`` configures them;
+    the process-wide loggers are put back afterwards."""
+    import logging
+
+    from modelci import logs
+
+    loggers = [logging.getLogger(name) for name in logs.LOGGERS]
+    saved = [(list(logger.handlers), logger.level, logger.propagate) for logger in loggers]
+    logs.configure("modelci serve", "text")
+    yield
+    for logger, (handlers, level, propagate) in zip(loggers, saved, strict=True):
+        logger.handlers[:] = handlers
+        logger.setLevel(level)
+        logger.propagate = propagate
+
+
 @pytest.fixture(scope="session")
 def pipeline_repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A repository copy where ``dvc repro`` has run once on the default data (read-only use).

@@ -64,7 +64,9 @@ class ServerProcess:
         return self.process.pid
 
     def output(self) -> str:
-        self._log.flush()
+        """Everything the server wrote so far (all of it once stopped)."""
+        if not self._log.closed:
+            self._log.flush()
         return Path(self._log.name).read_text(encoding="utf-8", errors="replace")
 
     def wait_ready(self, path: str = "/ready", timeout: float = 120.0) -> None:

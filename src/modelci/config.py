@@ -30,6 +30,8 @@ DEFAULT_PARAMS = PARAMS
 
 Task = Literal["binary", "multiclass", "regression"]
 ColumnType = Literal["int", "float", "category", "bool"]
+# The range of an int column's values: what the model is fed (int64).
+INT64 = 2**63 - 1
 NonNegativeInt = Annotated[int, Field(ge=0)]
 
 
@@ -62,6 +64,50 @@ class ColumnSpec(_Frozen):
     @property
     def is_numeric(self) -> bool:
         return self.type in ("int", "float")
+
+    def json_schema(self) -> dict[str, Any]:
+        """The JSON Schema of one value of the column (the serving schema and the OpenAPI
+        document's rows): an ``enum`` of the categories, else the JSON type with the bounds
+        (an int column is bounded to 64 bits, what the model is fed)."""
+        if self.type == "category" and self.categories is not None:
+            return {"enum": [*self.categories, *([None] if self.nullable else [])]}
+        json_type = {"int": "integer", "float": "number", "bool": "boolean", "category": "string"}
+        base = json_type[self.type]
+        schema: dict[str, Any] = {"type": [base, "null"] if self.nullable else base}
+        if self.min is not None:
+            schema["minimum"] = self.min
+        if self.max is not None:
+            schema["maximum"] = self.max
+        if self.type == "int":
+            schema.setdefault("minimum", -INT64)
+            schema.setdefault("maximum", INT64)
+        return schema
+
+    def named(self, name: str) -> Column:
+        return Column(name, **dict(self))
+
+
+class Column(ColumnSpec):
+    """A declared column with its name: the one column model that data validation, the serving
+    schema and the OpenAPI document are derived from (``DataParams.inputs()``)."""
+
+    name: str
+
+    def __init__(self, name: str, type: ColumnType, **declared: Any) -> None:
+        """``Column("size", "float", min=0)``: the name and type positional, as they read."""
+        super().__init__(**{"name": name, "type": type, **declared})
+
+    def declaration(self) -> dict[str, Any]:
+        """The column as ``/schema`` describes it: its name, type and nullability, then the
+        bounds and categories it declares."""
+        return {
+            "name": self.name,
+            "type": self.type,
+            "nullable": self.nullable,
+            **({"min": self.min} if self.min is not None else {}),
+            **({"max": self.max} if self.max is not None else {}),
+            **({"categories": list(self.categories)} if self.categories else {}),
+        }
 
 
 class DataParams(_Frozen):
@@ -103,6 +149,10 @@ class DataParams(_Frozen):
     @property
     def features(self) -> list[str]:
         return [name for name in self.columns if name != self.target]
+
+    def inputs(self) -> tuple[Column, ...]:
+        """The model's input columns (the features), named, in the declared order."""
+        return tuple(self.columns[name].named(name) for name in self.features)
 
     @property
     def is_classification(self) -> bool:
@@ -631,6 +681,15 @@ class Params(_Frozen):
         return self
 
 
+class TrustedTypes(BaseModel):
+    """``train.trusted_types`` alone, read whatever the rest of ``train:`` holds (it may be the
+    user's own stage's section)."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore", strict=False)
+
+    trusted_types: tuple[str, ...] = ()
+
+
 class ServiceParams(_Frozen):
     """What serving and the registry read: the schema plus optional sections with defaults.
 
@@ -669,29 +728,35 @@ def checked_model_tests(tests: ModelTestsParams, data: DataParams, source: str) 
     return tests
 
 
-def _location(loc: tuple[int | str, ...]) -> str:
-    return ".".join(str(part) for part in loc) or "<top level>"
+def format_validation_error(source: str, error: ValidationError, key: str = "") -> list[str]:
+    """One readable line per problem: ``params.yaml: train.seed: Input should be ...``.
 
-
-def format_validation_error(source: str, error: ValidationError) -> list[str]:
-    """One readable line per problem: ``params.yaml: train.seed: Input should be ...``."""
+    ``key`` is where the validated mapping sits in the file (``data`` for the data section), so
+    every line names the dotted key from the top of the file.
+    """
     lines = []
     for item in error.errors():
         message = item["msg"].removeprefix("Value error, ")
         if item["type"] == "extra_forbidden":
             message = "unknown key"
-        lines.append(f"{source}: {_location(item['loc'])}: {message}")
+        where = ".".join(str(part) for part in (key, *item["loc"]) if part != "")
+        lines.append(f"{source}: {where or '<top level>'}: {message}")
     return lines
 
 
-def parse_params(raw: Any, source: str = str(DEFAULT_PARAMS)) -> Params:
-    """Validate an already-parsed mapping; ``source`` names it in error messages."""
-    if not isinstance(raw, dict):
-        raise ConfigError(f"{source}: expected a mapping of sections, got {type(raw).__name__}")
+ModelT = TypeVar("ModelT", bound=BaseModel)
+
+
+def validated(model: type[ModelT], raw: Any, source: str, key: str = "") -> ModelT:
+    """``raw`` validated as ``model``: the one error path of every params loader.
+
+    The ConfigError's line names the file and the dotted key of the first problem, with
+    ``(and N more)`` when there are several; ``details`` holds one line per problem.
+    """
     try:
-        return Params.model_validate(raw)
+        return model.model_validate(raw)
     except ValidationError as error:
-        lines = format_validation_error(source, error)
+        lines = format_validation_error(source, error, key)
         more = f" (and {len(lines) - 1} more)" if len(lines) > 1 else ""
         raise ConfigError(lines[0] + more, details=lines) from None
 
@@ -712,15 +777,30 @@ def read_yaml(path: Path, what: str = "parameters file") -> Any:
         raise ConfigError(f"{path}{line}: invalid YAML: {error}".splitlines()[0]) from None
 
 
+def sections(raw: Any, source: str) -> dict[str, Any]:
+    """A parsed params file's top level, which must be a mapping of sections."""
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{source}: expected a mapping of sections, got {type(raw).__name__}")
+    return raw
+
+
+def read_sections(path: Path) -> dict[str, Any]:
+    """The one reader of a params file: its sections, every problem a one-line ConfigError."""
+    return sections(read_yaml(path), str(path))
+
+
+def parse_params(raw: Any, source: str = str(DEFAULT_PARAMS)) -> Params:
+    """Validate an already-parsed mapping; ``source`` names it in error messages."""
+    return validated(Params, sections(raw, source), source)
+
+
 def load_params(path: Path = DEFAULT_PARAMS) -> Params:
     """Read and validate ``params.yaml``."""
     return parse_params(read_yaml(path), str(path))
 
 
 def _sections_with_data(path: Path) -> dict[str, Any]:
-    raw = read_yaml(path)
-    if not isinstance(raw, dict):
-        raise ConfigError(f"{path}: expected a mapping of sections, got {type(raw).__name__}")
+    raw = read_sections(path)
     if "data" not in raw:
         raise ConfigError(f"{path}: data: section missing (the schema of the model's columns)")
     return raw
@@ -730,30 +810,13 @@ def load_service_params(path: Path = DEFAULT_PARAMS) -> ServiceParams:
     """Read the schema and the optional sections serving and the registry use (see
     ``ServiceParams``); errors name the file and the dotted key."""
     raw = _sections_with_data(path)
-    sections = {name: raw[name] for name in SERVICE_SECTIONS if name in raw}
+    chosen = {name: raw[name] for name in SERVICE_SECTIONS if name in raw}
     train = raw.get("train")
     if isinstance(train, dict):
-        sections["trusted_types"] = train.get("trusted_types") or ()
+        chosen["trusted_types"] = validated(TrustedTypes, train, str(path), "train").trusted_types
         with contextlib.suppress(ValidationError):  # else not modelci's: only trusted_types
-            sections["train"] = TrainParams.model_validate(train)
-    try:
-        return ServiceParams.model_validate(sections)
-    except ValidationError as error:
-        lines = [
-            line.replace(f"{path}: trusted_types", f"{path}: train.trusted_types", 1)
-            for line in format_validation_error(str(path), error)
-        ]
-        more = f" (and {len(lines) - 1} more)" if len(lines) > 1 else ""
-        raise ConfigError(lines[0] + more, details=lines) from None
-
-
-def _in_section(line: str, source: str, section: str) -> str:
-    """A line of a section's own validation, keyed from the top: ``params.yaml: data.target``."""
-    head = f"{source}: "
-    rest = line.removeprefix(head)
-    if rest.startswith("<top level>"):
-        return head + section + rest.removeprefix("<top level>")
-    return f"{head}{section}.{rest}"
+            chosen["train"] = TrainParams.model_validate(train)
+    return validated(ServiceParams, chosen, str(path))
 
 
 def load_data_params(path: Path = DEFAULT_PARAMS) -> DataParams:
@@ -762,36 +825,14 @@ def load_data_params(path: Path = DEFAULT_PARAMS) -> DataParams:
     Serving, the registry and the model tests need the schema alone, so they work in a repository
     whose other sections belong to the user's own stages.
     """
-    raw = _sections_with_data(path)
-    try:
-        return DataParams.model_validate(raw["data"])
-    except ValidationError as error:
-        lines = [
-            _in_section(line, str(path), "data")
-            for line in format_validation_error(str(path), error)
-        ]
-        more = f" (and {len(lines) - 1} more)" if len(lines) > 1 else ""
-        raise ConfigError(lines[0] + more, details=lines) from None
+    return validated(DataParams, _sections_with_data(path)["data"], str(path), "data")
 
 
-SectionT = TypeVar("SectionT", bound=BaseModel)
-
-
-def load_section(path: Path, name: str, model: type[SectionT]) -> SectionT:
+def load_section(path: Path, name: str, model: type[ModelT]) -> ModelT:
     """Read and validate one optional section, with its defaults when the file does not have it.
 
     For tools that need a section or two of a ``params.yaml`` whose other sections may belong to
     the user's own stages (the pytest plugin reads ``gate:`` and ``model_tests:`` this way).
     """
-    raw = read_yaml(path)
-    if not isinstance(raw, dict):
-        raise ConfigError(f"{path}: expected a mapping of sections, got {type(raw).__name__}")
-    section = raw.get(name)
-    try:
-        return model.model_validate({} if section is None else section)
-    except ValidationError as error:
-        lines = [
-            _in_section(line, str(path), name) for line in format_validation_error(str(path), error)
-        ]
-        more = f" (and {len(lines) - 1} more)" if len(lines) > 1 else ""
-        raise ConfigError(lines[0] + more, details=lines) from None
+    section = read_sections(path).get(name)
+    return validated(model, {} if section is None else section, str(path), name)

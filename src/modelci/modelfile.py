@@ -35,6 +35,17 @@ DEFAULT_TRUSTED_TYPES: tuple[str, ...] = (
     "sklearn._loss.link.IdentityLink",
     "sklearn._loss.link.LogitLink",
     "sklearn._loss.link.MultinomialLogit",
+    # XGBoost and LightGBM (the boosting extra): exactly what skops reports as untrusted in
+    # their fitted scikit-learn API estimators. A Booster's state is the library's own model
+    # format (XGBoost's UBJSON bytes, LightGBM's model text), parsed by the library, never
+    # unpickled; the OrderedDict is LightGBM's parameter map.
+    "xgboost.core.Booster",
+    "xgboost.sklearn.XGBClassifier",
+    "xgboost.sklearn.XGBRegressor",
+    "lightgbm.basic.Booster",
+    "lightgbm.sklearn.LGBMClassifier",
+    "lightgbm.sklearn.LGBMRegressor",
+    "collections.OrderedDict",
 )
 _EPOCH = (1980, 1, 1, 0, 0, 0)
 _SCHEMA = "schema.json"

@@ -95,11 +95,20 @@ def _flat_params(params: ReleaseParams) -> dict[str, Any]:
     return {key: value for key, value in flat.items() if value is not None}
 
 
-def pip_requirements() -> list[str]:
-    """Pinned requirements of the logged model, given explicitly so logging stays fast."""
-    from importlib.metadata import version
+def pip_requirements(model: Any = None) -> list[str]:
+    """Pinned requirements of the logged model, given explicitly so logging stays fast: the
+    scikit-learn stack, plus the distribution of XGBoost or LightGBM when the model holds one of
+    their estimators (``xgboost-cpu`` when that is what provides the ``xgboost`` module)."""
+    from importlib.metadata import packages_distributions, version
 
-    return [f"{name}=={version(name)}" for name in ("scikit-learn", "skops", "pandas", "numpy")]
+    names = ["scikit-learn", "skops", "pandas", "numpy"]
+    nested = model.get_params(deep=True).values() if hasattr(model, "get_params") else ()
+    modules = {type(item).__module__.split(".", 1)[0] for item in [model, *nested]}
+    used = sorted(modules & {"xgboost", "lightgbm"})
+    if used:
+        providers = packages_distributions()
+        names += [providers.get(module, [module])[0] for module in used]
+    return [f"{name}=={version(name)}" for name in names]
 
 
 def log_run(
@@ -150,7 +159,7 @@ def log_run(
                     skops_trusted_types=trusted_types(params.trusted_types),
                     signature=signature,
                     input_example=example,
-                    pip_requirements=pip_requirements(),
+                    pip_requirements=pip_requirements(model),
                 )
             return str(run.info.run_id)
     except Exception as error:  # MlflowException and transport errors alike

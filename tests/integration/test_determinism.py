@@ -85,10 +85,11 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder
 from modelci.serving.runtime import convert_to_onnx
-from modelci.serving.schema import FieldSpec, InputSchema
+from modelci.config import Column
+from modelci.serving.schema import InputSchema
 
 schema = InputSchema(
-    [FieldSpec("x", "float"), FieldSpec("color", "category", categories=("a", "b"))]
+    [Column("x", "float"), Column("color", "category", categories=("a", "b"))]
 )
 frame = pd.DataFrame({"x": [0.0, 1.0, 2.0, 3.0], "color": ["a", "b", "a", "b"]})
 features = ColumnTransformer([("num", "passthrough", ["x"]), ("cat", OneHotEncoder(), ["color"])])

@@ -493,6 +493,29 @@ def test_sigterm_drains_an_in_flight_request(pipeline_repo: Path) -> None:
         server.cleanup()
 
 
+def test_json_log_lines_and_the_access_log(pipeline_repo: Path) -> None:
+    """--log-format json: the server's records are JSON lines; --access-log adds one per request
+    with its fields."""
+    server = start_serve(
+        pipeline_repo, "--model", "models/model.skops", "--log-format", "json", "--access-log"
+    )
+    try:
+        assert post_json(server.port, "/predict", ROW)[0] == 200
+        assert server.stop() == 0, server.output()
+        output = server.output()
+        entries = [json.loads(line) for line in output.splitlines() if line.startswith("{")]
+        assert "modelci serve:" not in output  # no text line left
+        started = [e for e in entries if e["logger"] == "modelci.serving.server"]
+        assert "models/model.skops (version" in started[0]["message"], output
+        assert any(e["message"] == "draining in-flight requests" for e in started), output
+        access = [e for e in entries if e["logger"] == "uvicorn.access"]
+        assert {"method": "POST", "path": "/predict", "status": 200}.items() <= next(
+            e for e in access if e["path"] == "/predict"
+        ).items()
+    finally:
+        server.cleanup()
+
+
 def test_drain_period_turns_ready_off_but_keeps_serving(pipeline_repo: Path) -> None:
     server = start_serve(pipeline_repo, "--model", "models/model.skops", "--drain-seconds", "6")
     try:

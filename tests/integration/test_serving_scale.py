@@ -19,7 +19,8 @@ from typing import Any
 import numpy as np
 import pytest
 
-from tests.integration.conftest import start_serve
+from tests.conftest import run
+from tests.integration.conftest import MODELCI, start_serve
 from tests.process_support import ServerProcess, http_get
 
 pytestmark = pytest.mark.integration
@@ -313,3 +314,47 @@ def test_one_address_cannot_take_every_connection(pipeline_repo: Path) -> None:
             client.close()
         assert server.stop() == 0, server.output()
         server.cleanup()
+
+
+@pytest.mark.parametrize("count", ["1", "2"])
+def test_a_served_port_cannot_be_shared_by_a_second_server(
+    workers: ServerProcess, pipeline_repo: Path, count: str
+) -> None:
+    """Two workers share their port through SO_REUSEPORT; another server (one worker or many)
+    trying the same port fails at start with one line, and the first keeps every request."""
+    done = run(
+        [MODELCI, "serve", "--model", "models/model.skops", "--port", str(workers.port)],
+        pipeline_repo,
+        check=False,
+        timeout=120,
+        MODELCI_WORKERS=count,
+    )
+    assert done.returncode != 0
+    lines = done.stderr.strip().splitlines()
+    assert lines == [
+        f"modelci serve: error: http://127.0.0.1:{workers.port}: address already in use "
+        "(Address already in use): another process or modelci server listens there; stop it "
+        "or pick another --port"
+    ], done.stderr
+    # The first server still answers every request: nobody else took a share of its port.
+    body = json.dumps([ROW]).encode()
+    assert [_post(workers.port, "/predict", body)[0] for _ in range(20)] == [200] * 20
+
+
+def test_a_port_held_by_another_process_is_refused(pipeline_repo: Path) -> None:
+    """A plain listener (not modelci) on the port: a multi-worker server must not join it."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as held:
+        held.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)  # even one that allows it
+        held.bind(("127.0.0.1", 0))
+        held.listen(1)
+        port = held.getsockname()[1]
+        done = run(
+            [MODELCI, "serve", "--model", "models/model.skops", "--port", str(port)],
+            pipeline_repo,
+            check=False,
+            timeout=120,
+            MODELCI_WORKERS="2",
+        )
+    assert done.returncode != 0
+    assert "address already in use" in done.stderr
+    assert "Traceback" not in done.stderr

@@ -2,14 +2,24 @@
 
 from __future__ import annotations
 
+import ast
 import copy
+import re
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
 
-from modelci.config import load_data_params, load_params, load_service_params, parse_params
+from modelci.config import (
+    CanaryParams,
+    TrustedTypes,
+    load_data_params,
+    load_params,
+    load_section,
+    load_service_params,
+    parse_params,
+)
 from modelci.errors import ConfigError
 from tests.conftest import REPO_ROOT
 
@@ -265,3 +275,44 @@ def test_deploy_names_follow_their_platform_s_naming_rules(
 def test_lambda_function_names_and_arns_are_accepted(raw: dict[str, Any], function: str) -> None:
     raw.setdefault("registry", {})["aws_lambda"] = {"function": function}
     parse_params(raw, "params.yaml")
+
+
+def _calls(name: str) -> list[str]:
+    """The package modules that call ``name`` (as a function or a method)."""
+    found = []
+    for path in sorted((REPO_ROOT / "src/modelci").rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Call) and ast.unparse(node.func).rsplit(".", 1)[-1] == name:
+                found.append(path.relative_to(REPO_ROOT / "src").as_posix())
+                break
+    return found
+
+
+def test_params_files_have_one_error_path() -> None:
+    """Every params section is validated through ``config.validated`` (the file and the dotted
+    key in one line); no loader catches pydantic's errors on its own."""
+    assert _calls("format_validation_error") == ["modelci/config.py"]
+    assert _calls("model_validate") == ["modelci/config.py"]
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("data: {}\ncanary: {bake_seconds: -1}\n", "canary.bake_seconds: "),
+        ("data: {}\ncanary: []\n", "canary: "),
+    ],
+)
+def test_a_section_s_errors_name_its_key(tmp_path: Path, text: str, message: str) -> None:
+    path = tmp_path / "p.yaml"
+    path.write_text(text)
+    with pytest.raises(ConfigError, match=f"^{re.escape(f'{path}: {message}')}"):
+        load_section(path, "canary", CanaryParams)
+
+
+def test_trusted_types_are_read_alone(tmp_path: Path) -> None:
+    path = tmp_path / "p.yaml"
+    path.write_text("data: {}\ntrain: {trusted_types: [a.B], own_key: 1}\n")
+    assert load_section(path, "train", TrustedTypes).trusted_types == ("a.B",)
+    path.write_text("data: {}\ntrain: {trusted_types: 3}\n")
+    with pytest.raises(ConfigError, match=f"^{re.escape(str(path))}: train.trusted_types: "):
+        load_section(path, "train", TrustedTypes)

@@ -8,15 +8,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from modelci.ci.state import (
-    WorkTreeSource,
-    merge_metrics,
-    parse_plot,
-    plot_names,
-    read_declared,
-    read_state,
-)
+from modelci.ci.state import parse_plot, plot_names, read_state
 from modelci.dvcfiles import Declared, PlotDecl, parse_declared, vars_of
+from modelci.statefiles import WorkTreeSource, merge_metrics, read_declared
 from tests.conftest import REPO_ROOT
 
 pytestmark = pytest.mark.unit
@@ -119,7 +113,7 @@ def test_plot_files_json_and_tsv() -> None:
     assert table.rows == (("1", "2"), ("3", "4"))
     assert table.row_count == 2
     assert parse_plot(b"x\ty\n1\t2\n", "p.tsv", "p.tsv").rows == (("1", "2"),)
-    from modelci.ci.state import StateError
+    from modelci.statefiles import StateError
 
     with pytest.raises(StateError, match="not valid JSON"):
         parse_plot(b"{nope", "p.json", "p.json")

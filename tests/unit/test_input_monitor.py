@@ -15,20 +15,21 @@ import numpy as np
 import pytest
 from prometheus_client import CollectorRegistry
 
+from modelci.config import Column
 from modelci.model_source import ModelInfo
 from modelci.serving.app import ServedModel, ServingApp
 from modelci.serving.input_monitor import PROBLEM_KINDS, InputMonitor, problem_kind
 from modelci.serving.runtime import Prediction
-from modelci.serving.schema import FieldSpec, InputError, InputSchema
+from modelci.serving.schema import InputError, InputSchema
 
 pytestmark = pytest.mark.unit
 
 COLORS = ("red", "blue", "green")
 FIELDS = (
-    FieldSpec("color", "category", nullable=True, categories=COLORS),
-    FieldSpec("size", "float", nullable=True),
-    FieldSpec("flag", "bool"),
-    FieldSpec("note", "category"),
+    Column("color", "category", nullable=True, categories=COLORS),
+    Column("size", "float", nullable=True),
+    Column("flag", "bool"),
+    Column("note", "category"),
 )
 SCHEMA = InputSchema(FIELDS)
 
@@ -245,9 +246,9 @@ MULTIPROCESS_WORKER = textwrap.dedent("""
     import numpy as np
     from prometheus_client import CollectorRegistry
     from modelci.serving.input_monitor import InputMonitor
-    from modelci.serving.schema import FieldSpec
+    from modelci.config import Column
 
-    monitor = InputMonitor([FieldSpec("size", "float")], None, CollectorRegistry())
+    monitor = InputMonitor([Column("size", "float")], None, CollectorRegistry())
     size = float(sys.argv[1])
     monitor.observe({"size": [size] * 10}, np.zeros(10), np.zeros(10))
     monitor.flush()

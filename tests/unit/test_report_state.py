@@ -10,15 +10,9 @@ from pathlib import Path
 import pytest
 
 from modelci.ci.lockcheck import lock_changes
-from modelci.ci.state import (
-    StateError,
-    WorkTreeSource,
-    flatten,
-    parse_metrics,
-    parse_plot_csv,
-    read_state,
-)
+from modelci.ci.state import parse_plot_csv, read_state
 from modelci.dvcfiles import lock_out_md5, parse_lock
+from modelci.statefiles import StateError, WorkTreeSource, flatten, parse_metrics
 
 pytestmark = pytest.mark.unit
 
@@ -150,7 +144,7 @@ def test_lock_out_md5_and_lock_changes() -> None:
 def test_oversized_files_are_problems_not_crashes(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr("modelci.ci.state.MAX_FILE_BYTES", 10)
+    monkeypatch.setattr("modelci.statefiles.MAX_FILE_BYTES", 10)
     (tmp_path / "metrics.json").write_text('{"accuracy": 0.123456789}')
     state = read_state(WorkTreeSource(tmp_path))
     assert state.metrics is None

@@ -169,7 +169,7 @@ def test_plan_renders_every_file_and_a_valid_params(tmp_path: Path, data_file: P
     assert params.data.source == "data/customers.csv"
     assert set(params.gate.metrics) == {"balanced_accuracy", "roc_auc", "log_loss"}
     pyproject = plan.files["pyproject.toml"].decode()
-    assert '"modelci[serve]==' in pyproject
+    assert '"modelci[serve,onnx]==' in pyproject
     callers = {
         "pr.yml": "ci.yml",
         "pr-comment.yml": "comment.yml",
@@ -382,3 +382,78 @@ def test_name_chooses_the_project_and_package_apart_from_the_folder(
     args += ["--workflows-ref", SHA, "--name", "churn", "--dry-run"]
     assert main(args) == 0
     assert "create src/churn/__init__.py" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("estimator", ["xgboost.XGBClassifier", "lightgbm.LGBMClassifier"])
+def test_init_estimator_writes_its_params_and_the_boosting_extra(
+    tmp_path: Path, data_file: Path, estimator: str
+) -> None:
+    plan = make_plan(options(tmp_path, data_file, estimator=estimator))
+    params = parse_params(yaml.safe_load(plan.files["params.yaml"]))
+    assert params.train.estimator == estimator
+    assert params.train.estimator_params["n_estimators"] == 200
+    assert params.train.scale_numeric is False
+    assert '"modelci[boosting,onnx,serve]==' in plan.files["pyproject.toml"].decode()
+
+
+def test_init_estimator_adds_the_extra_to_a_given_modelci(tmp_path: Path, data_file: Path) -> None:
+    spec = "modelci[serve] @ file:///abs/modelci-0.2.0-py3-none-any.whl"
+    plan = make_plan(options(tmp_path, data_file, estimator="xgboost.XGBClassifier", modelci=spec))
+    pyproject = plan.files["pyproject.toml"].decode()
+    assert '"modelci[boosting,serve] @ file:///abs/modelci-0.2.0-py3-none-any.whl"' in pyproject
+
+
+def test_init_estimator_default_is_unchanged(tmp_path: Path, data_file: Path) -> None:
+    plan = make_plan(options(tmp_path, data_file))
+    params = parse_params(yaml.safe_load(plan.files["params.yaml"]))
+    assert params.train.estimator == "sklearn.ensemble.HistGradientBoostingClassifier"
+    assert params.train.scale_numeric is True
+
+
+@pytest.mark.parametrize(
+    ("estimator", "message"),
+    [
+        ("xgboost.XGBRegressor", "xgboost.XGBRegressor is a regressor but the task is 'binary'"),
+        ("sklearn.svm.SVC", "'sklearn.svm.SVC' is not one init knows"),
+    ],
+)
+def test_init_estimator_refusals(
+    tmp_path: Path, data_file: Path, estimator: str, message: str
+) -> None:
+    with pytest.raises(ScaffoldError, match=message):
+        make_plan(options(tmp_path, data_file, estimator=estimator))
+
+
+def test_init_xgboost_classifier_refuses_text_labels(tmp_path: Path) -> None:
+    path = tmp_path / "labels.csv"
+    frame = customers()
+    frame["churned"] = np.where(frame["churned"] == 1, "yes", "no")
+    frame.to_csv(path, index=False)
+    with pytest.raises(ScaffoldError, match="needs integer class labels"):
+        make_plan(options(tmp_path, path, estimator="xgboost.XGBClassifier"))
+
+
+def test_docs_and_generated_readme_list_what_init_writes(tmp_path: Path) -> None:
+    """docs/adopting.md's table and the generated README name every stage, caller and file."""
+    data = tmp_path / "customers.csv"
+    customers().to_csv(data, index=False)
+    plan = make_plan(options(tmp_path, data))
+    stages = list(yaml.safe_load(plan.files["dvc.yaml"])["stages"])
+    adopting = (REPO_ROOT / "docs" / "adopting.md").read_text(encoding="utf-8")
+    table = {line.split("|")[1]: line for line in adopting.splitlines() if line.startswith("| `")}
+    dvc_row = next(row for cells, row in table.items() if "`dvc.yaml`" in cells)
+    words = {2: "two", 3: "three", 4: "four", 5: "five"}
+    assert f"the {words[len(stages)]} stages" in dvc_row
+    assert all(f"`{stage}`" in dvc_row or f"`modelci {stage}`" in dvc_row for stage in stages)
+    readme = plan.files["README.md"].decode()
+    assert f"the pipeline: {', '.join(stages)}" in readme
+    assert "modelci serve --model models/model.skops" in readme
+    callers = sorted(Path(p).name for p in plan.files if p.startswith(".github/workflows/"))
+    caller_row = next(row for cells, row in table.items() if "`.github/workflows/" in cells)
+    assert f"the {words[len(callers)]} thin callers" in caller_row
+    assert all(f"`{name}`" in caller_row or f"/{name}`" in caller_row for name in callers)
+    cells = " ".join(table)
+    for path in plan.files:
+        if path.startswith(("src/", "tests/", "data/", ".github/workflows/")):
+            continue
+        assert f"`{path}`" in cells or f"`{Path(path).name}`" in cells, f"{path} not in the table"

@@ -14,6 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from modelci import model_source
+from modelci.config import Column
 from modelci.layout import prediction_log_files
 from modelci.model_source import ModelInfo, ModelSourceError
 from modelci.serving import defaults
@@ -22,17 +23,17 @@ from modelci.serving.openapi import openapi_document
 from modelci.serving.payload import batch_from_body, batch_from_invocation
 from modelci.serving.predlog import PredictionLog, read_log
 from modelci.serving.runtime import Prediction
-from modelci.serving.schema import Batch, FieldSpec, InputError, InputSchema, RawBatch
+from modelci.serving.schema import Batch, InputError, InputSchema, RawBatch
 
 pytestmark = pytest.mark.unit
 
 TOKEN = "t"  # noqa: S105 - a test value
 SCHEMA = InputSchema(
     [
-        FieldSpec("color", "category", categories=("red", "blue")),
-        FieldSpec("size", "float", min=0, max=10),
-        FieldSpec("count", "int", nullable=True),
-        FieldSpec("flag", "bool"),
+        Column("color", "category", categories=("red", "blue")),
+        Column("size", "float", min=0, max=10),
+        Column("count", "int", nullable=True),
+        Column("flag", "bool"),
     ]
 )
 ROW = {"color": "red", "size": 1.5, "count": 2, "flag": True}
@@ -313,6 +314,7 @@ def test_app_predicts_with_the_stub() -> None:
     }
 
 
+@pytest.mark.usefixtures("server_logs")
 def test_a_failure_inside_the_model_is_a_500_without_details(
     capsys: pytest.CaptureFixture[str],
 ) -> None:

@@ -11,8 +11,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from modelci.config import Column
 from modelci.serving import colcheck
-from modelci.serving.fields import MISSING
+from modelci.serving.fields import MISSING, checker
 from modelci.serving.payload import (
     batch_from_body,
     batch_from_csv,
@@ -20,20 +21,20 @@ from modelci.serving.payload import (
     bound_json_structure,
 )
 from modelci.serving.requestid import MAX_LENGTH, request_id
-from modelci.serving.schema import MAX_PROBLEMS, FieldSpec, InputError, InputSchema, RawBatch
+from modelci.serving.schema import MAX_PROBLEMS, InputError, InputSchema, RawBatch
 
 pytestmark = pytest.mark.unit
 
 SPECS = [
-    FieldSpec("color", "category", categories=("red", "blue")),
-    FieldSpec("code", "category", nullable=True, categories=(1, 2, True)),
-    FieldSpec("text", "category", nullable=True),
-    FieldSpec("size", "float", min=0, max=10),
-    FieldSpec("weight", "float", nullable=True),
-    FieldSpec("count", "int", nullable=True, min=-5),
-    FieldSpec("big", "int"),
-    FieldSpec("flag", "bool"),
-    FieldSpec("maybe", "bool", nullable=True),
+    Column("color", "category", categories=("red", "blue")),
+    Column("code", "category", nullable=True, categories=(1, 2, True)),
+    Column("text", "category", nullable=True),
+    Column("size", "float", min=0, max=10),
+    Column("weight", "float", nullable=True),
+    Column("count", "int", nullable=True, min=-5),
+    Column("big", "int"),
+    Column("flag", "bool"),
+    Column("maybe", "bool", nullable=True),
 ]
 SCHEMA = InputSchema(SPECS)
 ROW = {
@@ -60,8 +61,8 @@ ODD_VALUES = st.one_of(
 )
 
 
-def _reference(spec: FieldSpec, values: list[Any]) -> tuple[np.ndarray, list[int]]:
-    return colcheck.checked_values(spec, spec.checker(), values)
+def _reference(spec: Column, values: list[Any]) -> tuple[np.ndarray, list[int]]:
+    return colcheck.checked_values(spec, checker(spec), values)
 
 
 def _same_arrays(left: np.ndarray, right: np.ndarray) -> bool:
@@ -75,7 +76,7 @@ def _same_arrays(left: np.ndarray, right: np.ndarray) -> bool:
 @settings(max_examples=400, deadline=None)
 @given(spec=st.sampled_from(SPECS), values=st.lists(ODD_VALUES, min_size=1, max_size=40))
 def test_vectorised_checks_agree_with_the_per_value_checker(
-    spec: FieldSpec, values: list[Any]
+    spec: Column, values: list[Any]
 ) -> None:
     expected, expected_bad = _reference(spec, values)
     array, bad = colcheck.check_column(spec, values)
@@ -83,7 +84,7 @@ def test_vectorised_checks_agree_with_the_per_value_checker(
     if not bad:
         assert _same_arrays(array, expected), (array, expected)
     for row in bad:  # every row found bad has a message from the reference checker
-        assert colcheck.problem_text(spec.checker(), values[row]) != "invalid value"
+        assert colcheck.problem_text(checker(spec), values[row]) != "invalid value"
 
 
 def _problems(rows: list[Any]) -> tuple[list[dict[str, Any]], int, str]:
@@ -140,10 +141,10 @@ def test_100000_rows_validate_to_arrays() -> None:
 
 CSV_SCHEMA = InputSchema(
     [
-        FieldSpec("color", "category", nullable=True, categories=("red", "blue")),
-        FieldSpec("size", "float", min=0),
-        FieldSpec("count", "int"),
-        FieldSpec("flag", "bool"),
+        Column("color", "category", nullable=True, categories=("red", "blue")),
+        Column("size", "float", min=0),
+        Column("count", "int"),
+        Column("flag", "bool"),
     ]
 )
 
@@ -249,3 +250,28 @@ def test_raw_batch_from_irregular_records_counts_every_structural_problem() -> N
     raw = RawBatch.from_records([1] * 30, SCHEMA)
     assert raw.problem_count == 30
     assert len(raw.problems) == MAX_PROBLEMS
+
+
+def test_one_column_model_behind_validation_schema_and_openapi() -> None:
+    """The declared column (``data.columns``) is the serving schema's column and the OpenAPI
+    document's row: no second model of a column to drift from it."""
+    from modelci.config import ColumnSpec, load_data_params
+    from modelci.serving.openapi import openapi_document
+    from tests.conftest import REPO_ROOT
+
+    data = load_data_params(REPO_ROOT / "params.yaml")
+    schema = InputSchema.from_params(data)
+    assert [column.name for column in schema.fields] == data.features
+    for column in schema.fields:
+        declared = data.columns[column.name]
+        assert isinstance(column, ColumnSpec)
+        assert column.model_dump(exclude={"name"}) == declared.model_dump()
+    row = openapi_document(schema, 10)["components"]["schemas"]["Row"]
+    assert row["properties"] == {name: data.columns[name].json_schema() for name in data.features}
+    assert schema.describe()[0] == {"name": data.features[0], **schema.fields[0].declaration()}
+
+
+def test_a_column_is_checked_as_params_declare_it() -> None:
+    """Column refuses what ``data.columns`` refuses (one set of rules)."""
+    with pytest.raises(ValueError, match="categories apply to columns of type 'category' only"):
+        Column("size", "float", categories=("a",))

@@ -9,15 +9,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from modelci.config import Column
 from modelci.serving.exported import MANIFEST, ONNX_FILE, read_export, write_export
 from modelci.serving.runtime import OnnxPredictor
-from modelci.serving.schema import FieldSpec, InputSchema
+from modelci.serving.schema import InputSchema
 
 pytestmark = pytest.mark.unit
 
-SCHEMA = InputSchema(
-    [FieldSpec("x", "float"), FieldSpec("color", "category", categories=("a", "b"))]
-)
+SCHEMA = InputSchema([Column("x", "float"), Column("color", "category", categories=("a", "b"))])
 
 
 @pytest.fixture(scope="module")

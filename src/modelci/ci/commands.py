@@ -66,9 +66,10 @@ def cmd_report(args: argparse.Namespace) -> int:
     from modelci.ci.plots import PLOT_FORMATS, render_plots
     from modelci.ci.predictions import DvcOutputs
     from modelci.ci.report import build_report, dumps_json, render_markdown, to_json
-    from modelci.ci.state import GitSource, StateError, WorkTreeSource, read_state
+    from modelci.ci.state import GitSource, read_state
     from modelci.fileio import write_text
     from modelci.judge.metrics import HIGHER_IS_BETTER
+    from modelci.statefiles import StateError, WorkTreeSource
 
     root = Path.cwd()
     params_path = _relative(args.params)
@@ -137,8 +138,8 @@ def _comparison(
     """The intervals of the gated metrics (``modelci.ci.predictions``); the PR's predictions from
     ``worktree`` (the working tree, or a commit's DVC outputs)."""
     from modelci.ci.predictions import compare_predictions
-    from modelci.ci.state import StateError
     from modelci.prediction_table import PREDICTIONS
+    from modelci.statefiles import StateError
 
     try:
         head_data = worktree.read(PREDICTIONS)
@@ -167,7 +168,7 @@ def _read_metrics(source: Any, paths: list[str], side: str) -> tuple[Any, str | 
 
     On the PR side a missing file is a problem; on the base side it only means new metrics.
     """
-    from modelci.ci.state import StateError, merge_metrics, parse_metrics
+    from modelci.statefiles import StateError, merge_metrics, parse_metrics
 
     files: dict[str, Any] = {}
     missing = []
@@ -192,22 +193,19 @@ def _read_metrics(source: Any, paths: list[str], side: str) -> tuple[Any, str | 
 
 def cmd_gate(args: argparse.Namespace) -> int:
     from modelci.ci.report import dumps_json
-    from modelci.ci.state import (
-        SLICES,
-        GitSource,
-        RepoState,
-        StateError,
-        WorkTreeSource,
-        load_lock,
-        load_yaml_mapping,
-        read_declared,
-        read_json_object,
-    )
+    from modelci.ci.state import SLICES, GitSource, RepoState, load_lock
     from modelci.dvcfiles import LOCK
     from modelci.errors import ConfigError
     from modelci.fileio import write_text
     from modelci.judge.comparison import Comparison
     from modelci.judge.gate import failed_verdict, judge, task_changes, verdict_lines
+    from modelci.statefiles import (
+        StateError,
+        WorkTreeSource,
+        load_yaml_mapping,
+        read_declared,
+        read_json_object,
+    )
 
     root = Path.cwd()
     worktree = WorkTreeSource(root)
@@ -301,8 +299,8 @@ def cmd_check_lock(args: argparse.Namespace) -> int:
         git_tracked_message,
     )
     from modelci.ci.report import dumps_json
-    from modelci.ci.state import StateError
     from modelci.fileio import write_text
+    from modelci.statefiles import StateError
 
     result = check_lock(Path.cwd(), args.model)
     write_text(Path(args.out), dumps_json(result.to_dict()) + "\n")

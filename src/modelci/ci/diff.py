@@ -8,8 +8,9 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from typing import Any, Literal
 
-from modelci.ci.state import RepoState, flatten
+from modelci.ci.state import RepoState
 from modelci.judge.gate import MetricVerdict, Verdict, json_number
+from modelci.statefiles import flatten
 
 Change = Literal["added", "removed", "changed", "unchanged"]
 MetricChange = Literal["improved", "regressed", "unchanged", "new", "removed", "invalid"]

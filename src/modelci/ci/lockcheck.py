@@ -18,19 +18,10 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from modelci.ci.state import (
-    MODEL,
-    GitSource,
-    StateError,
-    WorkTreeSource,
-    flatten,
-    git,
-    load_lock,
-    load_yaml_mapping,
-    read_declared,
-)
+from modelci.ci.state import MODEL, GitSource, git, load_lock
 from modelci.dvcfiles import LOCK, Declared, DvcLock, lock_out_md5
 from modelci.layout import DEFAULT_PATHS, DVC_LOCK
+from modelci.statefiles import StateError, WorkTreeSource, flatten, load_yaml_mapping, read_declared
 
 STALE_MESSAGE = "stale dvc.lock: run dvc repro and commit"
 TRACKED_OUTPUTS = tuple(

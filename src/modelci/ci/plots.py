@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from modelci.ci.state import PlotTable, RepoState
+from modelci.errors import ModelCIError
 
 MAX_SCATTER_POINTS = 5000
 MAX_CONFUSION_LABELS = 30
@@ -51,7 +52,7 @@ class Plot:
         return asdict(self)
 
 
-class PlotDataError(ValueError):
+class PlotDataError(ModelCIError, ValueError):
     """A plot table lacks the expected columns or holds non-numeric values."""
 
 

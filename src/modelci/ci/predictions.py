@@ -17,13 +17,13 @@ from typing import Any
 
 import pandas as pd
 
-from modelci.ci.state import MAX_FILE_BYTES
 from modelci.config import GateParams
 from modelci.dvcfiles import lock_out_md5
 from modelci.judge.comparison import Comparison, compare_sides, to_scored
 from modelci.judge.stats import Scored, StatsError
 from modelci.layout import DEFAULT_PATHS
 from modelci.prediction_table import PREDICTIONS
+from modelci.statefiles import MAX_FILE_BYTES
 
 TEST_SPLIT = DEFAULT_PATHS.test.as_posix()
 

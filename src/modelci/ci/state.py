@@ -14,57 +14,44 @@ from __future__ import annotations
 import csv
 import io
 import json
-import math
 import shutil
 import subprocess  # nosec B404: runs git with fixed argument lists, never a shell
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path, PurePosixPath
-from typing import Any, Protocol
-
-import yaml
+from typing import Any
 
 from modelci import layout
 from modelci.dvcfiles import (
-    DVC_YAML,
     LOCK,
     Declared,
     DvcLock,
     PlotDecl,
     defaults,
-    parse_declared,
     parse_lock,
-    vars_of,
 )
-from modelci.errors import ModelCIError
 from modelci.layout import DEFAULT_PATHS
+from modelci.statefiles import (
+    MAX_FILE_BYTES,
+    Source,
+    StateError,
+    WorkTreeSource,
+    _load_json_object,
+    flatten,
+    load_yaml_mapping,
+    merge_metrics,
+    parse_metrics,
+    read_declared,
+)
 
 METRICS = DEFAULT_PATHS.metrics.as_posix()
 PARAMS = layout.PARAMS.as_posix()
 PROFILE = DEFAULT_PATHS.profile.as_posix()
 SLICES = DEFAULT_PATHS.slices.as_posix()
 MODEL = DEFAULT_PATHS.model.as_posix()
-# Bounds on what is read from a (possibly hostile) pull request.
-MAX_FILE_BYTES = 64 * 1024 * 1024
 MAX_PLOT_ROWS = 200_000  # rows of a plot table kept for drawing (evenly spread, see below)
 MAX_DISTINCT_ROWS = 10_000  # distinct lines counted exactly (a confusion table has few)
-
-
-class StateError(ModelCIError):
-    """A repository state cannot be read: unknown ref, not a git repository, unreadable file."""
-
-
-class Source(Protocol):
-    """Where a state's files come from."""
-
-    label: str
-
-    def read(self, path: str) -> bytes | None:
-        """The file's bytes, or None when it does not exist in this state."""
-
-    def list_dir(self, path: str) -> list[str]:
-        """Names of the files directly under ``path`` (empty when it does not exist)."""
 
 
 def _git_executable() -> str:
@@ -139,32 +126,6 @@ class GitSource:
         return sorted(Path(name).name for name in names if name)
 
 
-@dataclass
-class WorkTreeSource:
-    """Files in the working tree under ``root``."""
-
-    root: Path
-    label: str = "working tree"
-    commit: str = ""
-
-    def read(self, path: str) -> bytes | None:
-        file = self.root / path
-        if not file.is_file():
-            return None
-        if file.stat().st_size > MAX_FILE_BYTES:
-            raise StateError(f"{self.label}: {path}: larger than {MAX_FILE_BYTES} bytes")
-        try:
-            return file.read_bytes()
-        except OSError as error:
-            raise StateError(f"{self.label}: cannot read {path}: {error.strerror}") from None
-
-    def list_dir(self, path: str) -> list[str]:
-        folder = self.root / path
-        if not folder.is_dir():
-            return []
-        return sorted(item.name for item in folder.iterdir() if item.is_file())
-
-
 @dataclass(frozen=True)
 class PlotTable:
     """One plot data file: its columns and rows as strings (parsed by the renderer).
@@ -223,48 +184,6 @@ class RepoState:
         return {"label": self.label, "ref": self.ref, "commit": self.commit}
 
 
-def parse_metrics(data: bytes, where: str) -> dict[str, float]:
-    """``metrics.json``: a flat (or nested, flattened with dots) mapping of names to numbers.
-
-    Non-numeric values are rejected; NaN and infinities are kept (the gate fails on them).
-    """
-    if where.endswith((".yaml", ".yml")):  # DVC metrics files may be YAML
-        raw = load_yaml_mapping(data, where)
-    else:
-        raw = _load_json_object(data, where, "a JSON object of metric names to numbers")
-    result: dict[str, float] = {}
-    for key, value in flatten(raw).items():
-        if isinstance(value, bool) or not isinstance(value, int | float | type(None)):
-            raise StateError(f"{where}: metric {key!r} is not a number: {value!r}"[:300])
-        result[key] = math.nan if value is None else float(value)
-    return result
-
-
-def flatten(mapping: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
-    """Nested mappings as dotted keys; lists and scalars are leaves."""
-    flat: dict[str, Any] = {}
-    for key, value in mapping.items():
-        name = f"{prefix}{key}"
-        if isinstance(value, Mapping) and value:
-            flat.update(flatten(value, f"{name}."))
-        else:
-            flat[name] = value
-    return flat
-
-
-def load_yaml_mapping(data: bytes, where: str) -> dict[str, Any]:
-    """A YAML document that must be a mapping (empty counts as ``{}``); StateError otherwise."""
-    try:
-        raw = yaml.safe_load(data.decode("utf-8"))
-    except (UnicodeDecodeError, yaml.YAMLError) as error:
-        raise StateError(f"{where}: not valid YAML: {str(error).splitlines()[0]}") from None
-    if raw is None:
-        return {}
-    if not isinstance(raw, dict):
-        raise StateError(f"{where}: expected a mapping at the top level")
-    return raw
-
-
 def load_lock(data: bytes, where: str) -> DvcLock:
     """A state's ``dvc.lock``, typed (:mod:`modelci.dvcfiles`); StateError when not YAML."""
     return parse_lock(load_yaml_mapping(data, where))
@@ -287,21 +206,6 @@ def params_parser(path: str) -> Callable[[bytes, str], dict[str, Any]]:
     if path.endswith(".json"):
         return _load_json_object
     return load_yaml_mapping
-
-
-def read_json_object(data: bytes, where: str) -> dict[str, Any]:
-    """A JSON document that must be an object; StateError naming ``where`` otherwise."""
-    return _load_json_object(data, where)
-
-
-def _load_json_object(data: bytes, where: str, expected: str = "a JSON object") -> dict[str, Any]:
-    try:
-        raw = json.loads(data.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError) as error:
-        raise StateError(f"{where}: not valid JSON: {error}") from None
-    if not isinstance(raw, dict):
-        raise StateError(f"{where}: expected {expected}")
-    return raw
 
 
 def parse_plot_csv(data: bytes, where: str, delimiter: str = ",") -> PlotTable:
@@ -338,29 +242,6 @@ def sample_table(header: tuple[str, ...], reader: Iterable[list[str]]) -> PlotTa
                 distinct = None
     counted = tuple(distinct.items()) if distinct is not None else None
     return PlotTable(header, tuple(sample), total, counted)
-
-
-def read_declared(source: Source, problems: list[str]) -> Declared:
-    """What the state's ``dvc.yaml`` declares (modelci's defaults when it has none)."""
-    where = f"{source.label}: {DVC_YAML}"
-    try:
-        data = source.read(DVC_YAML)
-        if data is None:
-            return defaults()
-        raw = load_yaml_mapping(data, where)
-    except StateError as error:
-        problems.append(f"{error} (read with modelci's default paths)")
-        return defaults()
-
-    def read_mapping(path: str) -> dict[str, Any]:
-        try:
-            blob = source.read(path)
-            return load_yaml_mapping(blob, f"{source.label}: {path}") if blob is not None else {}
-        except StateError as error:
-            problems.append(str(error))
-            return {}
-
-    return parse_declared(raw, vars_of(raw, read_mapping), problems, where)
 
 
 def _tracked(mapping: Mapping[str, Any], keys: tuple[str, ...] | None) -> dict[str, Any]:
@@ -471,28 +352,6 @@ def read_state(
         else:
             state.problems.append(f"{model_path}: not found in {source.label}")
     return state
-
-
-def merge_metrics(
-    files: Mapping[str, dict[str, float] | None], problems: list[str]
-) -> dict[str, float] | None:
-    """The metrics of every declared file as one mapping (None when no file could be read).
-
-    Names stay as written; a name two files share keeps the first file's value and is also
-    listed as ``FILE:NAME`` for the later ones (named in ``problems``).
-    """
-    merged: dict[str, float] | None = None
-    for path, metrics in files.items():
-        if metrics is None:
-            continue
-        merged = merged if merged is not None else {}
-        for name, value in metrics.items():
-            if name in merged:
-                problems.append(f"{path}: metric {name!r} also in another metrics file")
-                merged[f"{path}:{name}"] = value
-            else:
-                merged[name] = value
-    return merged
 
 
 def parse_plot(data: bytes, where: str, path: str) -> PlotTable:

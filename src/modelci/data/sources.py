@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import hashlib
 import importlib.metadata
+import re
 from pathlib import Path
 
 import pandas as pd
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
-from modelci.config import format_validation_error, read_yaml
-from modelci.errors import ConfigError, DataError
+from modelci.config import read_yaml, validated
+from modelci.errors import DataError
 
 DESCRIPTOR_SUFFIXES = (".yaml", ".yml")
 CSV_SUFFIXES = (".csv",)
@@ -36,12 +37,7 @@ class PackagedDataset(BaseModel):
 
 
 def load_descriptor(path: Path) -> PackagedDataset:
-    raw = read_yaml(path, "dataset descriptor")
-    try:
-        return PackagedDataset.model_validate(raw)
-    except ValidationError as error:
-        lines = format_validation_error(str(path), error)
-        raise ConfigError(lines[0], details=lines) from None
+    return validated(PackagedDataset, read_yaml(path, "dataset descriptor"), str(path))
 
 
 def locate_packaged_file(dataset: PackagedDataset) -> Path:
@@ -71,10 +67,22 @@ def _read_packaged(descriptor: Path) -> pd.DataFrame:
     return _read_file(path)
 
 
+def _refuse_duplicate_header(path: Path) -> None:
+    """pandas renames a repeated column ``x`` to ``x.1``: a silent new column. Refuse it."""
+    header = [str(name) for name in pd.read_csv(path, header=None, nrows=1, dtype=str).iloc[0]]
+    repeated = sorted({name for name in header if header.count(name) > 1})
+    if repeated:
+        names = ", ".join(f"{name!r} ({header.count(name)} times)" for name in repeated)
+        raise DataError(f"{path}: the header repeats column(s) {names}: give each a unique name")
+
+
 def _read_file(path: Path) -> pd.DataFrame:
     suffix = path.suffix.lower()
     if suffix in CSV_SUFFIXES:
-        return pd.read_csv(path)
+        frame = pd.read_csv(path)
+        if any(isinstance(c, str) and re.search(r"\.\d+$", c) for c in frame.columns):
+            _refuse_duplicate_header(path)
+        return frame
     if suffix in PARQUET_SUFFIXES:
         return pd.read_parquet(path)
     raise DataError(

@@ -23,6 +23,8 @@ import re
 from typing import Any
 from urllib.parse import urlencode
 
+from modelci.errors import ModelCIError
+
 Event = dict[str, Any]
 _TEXT = ("text/", "application/json", "application/problem+json", "application/xml")
 
@@ -31,19 +33,21 @@ _state: dict[str, Any] = {}
 _TOKEN = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
 
 
-class BadEventError(ValueError):
+class BadEventError(ModelCIError, ValueError):
     """An event no valid HTTP request maps to; answered 400 with this message."""
 
 
 def _app() -> Any:
     """The serving app of this execution environment, built on first use."""
     if "app" not in _state:
-        from modelci.serving.commands import register, serve_config
+        from modelci.serving.commands import configure_logs, register, serve_config
         from modelci.serving.server import build_app
 
         parser = argparse.ArgumentParser(prog="modelci")
         register(parser.add_subparsers())
-        _state["app"] = build_app(serve_config(parser.parse_args(["serve"])))
+        args = parser.parse_args(["serve"])
+        configure_logs(args)
+        _state["app"] = build_app(serve_config(args))
         _state["loop"] = asyncio.new_event_loop()
     return _state["app"]
 

@@ -28,14 +28,12 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import ValidationError
-
 from modelci.config import (
     GateParams,
     MetricRule,
     SliceRule,
-    format_validation_error,
     read_yaml,
+    validated,
 )
 from modelci.errors import ConfigError
 from modelci.judge.stats import DeltaInterval
@@ -478,22 +476,13 @@ def parse_gate(raw: Any, source: str) -> GateParams:
         raw = {}
     if not isinstance(raw, dict):
         raise ConfigError(f"{source}: expected a mapping, got {type(raw).__name__}")
-    prefix = ""
+    key = ""
     section = raw
     if "gate" in raw:
-        section, prefix = raw["gate"] or {}, "gate."
+        section, key = raw["gate"] or {}, "gate"
     elif raw and not {"metrics", "slices", "bootstrap"} & set(raw):
         section = {}  # a params file without a gate section
-    try:
-        gate = GateParams.model_validate(section)
-    except ValidationError as error:
-        lines = [
-            line.replace(f"{source}: ", f"{source}: {prefix}", 1)
-            for line in format_validation_error(source, error)
-        ]
-        more = f" (and {len(lines) - 1} more)" if len(lines) > 1 else ""
-        raise ConfigError(lines[0] + more, details=lines) from None
-    return gate
+    return validated(GateParams, section, source, key)
 
 
 def load_gate_rules(path: Path) -> dict[str, MetricRule]:

@@ -27,6 +27,8 @@ from typing import Any, Literal
 import numpy as np
 from numpy.typing import NDArray
 
+from modelci.errors import ModelCIError
+
 Floats = NDArray[np.float64]
 Ints = NDArray[np.int64]
 
@@ -49,7 +51,7 @@ SUPPORTED = COUNT_METRICS + SCORE_METRICS
 Method = Literal["paired bootstrap", "unpaired bootstrap", "paired normal", "unpaired normal"]
 
 
-class StatsError(ValueError):
+class StatsError(ModelCIError, ValueError):
     """The two sides cannot be compared (shapes differ, a metric is unsupported...)."""
 
 

@@ -23,10 +23,7 @@ def cmd_alert_rules(args: argparse.Namespace) -> int:
 
 def _canary_params(args: argparse.Namespace) -> Any:
     """The ``canary:`` section with the command line's overrides, validated together."""
-    from pydantic import ValidationError
-
-    from modelci.config import CanaryParams, format_validation_error, load_section
-    from modelci.errors import ConfigError
+    from modelci.config import CanaryParams, load_section, validated
 
     canary = load_section(Path(args.params), "canary", CanaryParams)
     overrides = {
@@ -39,11 +36,9 @@ def _canary_params(args: argparse.Namespace) -> Any:
         )
         if value is not None
     }
-    try:
-        return CanaryParams.model_validate({**canary.model_dump(), **overrides})
-    except ValidationError as error:
-        lines = format_validation_error(f"{args.params} + command line", error)
-        raise ConfigError(lines[0], details=lines) from None
+    return validated(
+        CanaryParams, {**canary.model_dump(), **overrides}, f"{args.params} + command line"
+    )
 
 
 def cmd_canary(args: argparse.Namespace) -> int:

@@ -113,14 +113,21 @@ def make_estimator(data: DataParams, train: TrainParams) -> Any:
     """
     from sklearn.utils._param_validation import InvalidParameterError
 
+    from modelci.pipeline import boosting
+
     if train.estimator is None:
         raise ConfigError("params.yaml: train.estimator: not set")
     cls = import_estimator(train.estimator)
     kwargs = dict(train.estimator_params)
-    accepted = inspect.signature(cls).parameters
+    library = boosting.library(cls)
+    # XGBoost's classes take **kwargs: the parameters they accept are their get_params() names.
+    accepted = set(cls().get_params()) if library else set(inspect.signature(cls).parameters)
     if "random_state" in accepted:
         kwargs.setdefault("random_state", train.seed)
-    if "n_jobs" in accepted and train.n_threads > 1:
+    if library:
+        for key, value in boosting.defaults(library, train.n_threads).items():
+            kwargs.setdefault(key, value)
+    elif "n_jobs" in accepted and train.n_threads > 1:
         # scikit-learn's default (None) is one job already; passing n_jobs=1 makes some
         # estimators warn that it has no effect (LogisticRegression since 1.8).
         kwargs.setdefault("n_jobs", train.n_threads)
@@ -129,6 +136,11 @@ def make_estimator(data: DataParams, train: TrainParams) -> Any:
     except TypeError as error:
         raise ConfigError(f"params.yaml: train.estimator_params: {error}") from None
     _check_task(estimator, data, "train.estimator", train.estimator)
+    if library:
+        # Their classes inherit scikit-learn's _validate_params but declare no constraints.
+        _check_labels(data, train.estimator, library)
+        boosting.check_params(estimator, library, _class_count(data))
+        return estimator
     validate_params = getattr(estimator, "_validate_params", None)
     if callable(validate_params):
         try:
@@ -136,6 +148,31 @@ def make_estimator(data: DataParams, train: TrainParams) -> Any:
         except InvalidParameterError as error:
             raise ConfigError(f"params.yaml: train.estimator_params: {error}") from None
     return estimator
+
+
+def _class_count(data: DataParams) -> int | None:
+    """The number of classes the task has (3 for multiclass without declared categories)."""
+    if not data.is_classification:
+        return None
+    categories = data.columns[data.target].categories
+    return 2 if data.task == "binary" else len(categories) if categories else 3
+
+
+def _check_labels(data: DataParams, estimator: str, library: str) -> None:
+    """XGBoost's classifiers take class labels 0..n-1 only (LightGBM's encode any labels)."""
+    spec = data.columns[data.target]
+    labels = spec.categories or ("",)
+    if (
+        library == "xgboost"
+        and data.is_classification
+        and spec.type == "category"
+        and not all(isinstance(value, int) for value in labels)
+    ):
+        raise ConfigError(
+            f"params.yaml: train.estimator: {estimator} needs integer class labels "
+            f"0..n-1, but data.target {data.target!r} is a category column; encode it as "
+            "int or use lightgbm.LGBMClassifier"
+        )
 
 
 def build_pipeline(data: DataParams, train: TrainParams) -> Any:

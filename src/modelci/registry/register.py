@@ -124,7 +124,7 @@ def read_report(path: Path) -> tuple[str | None, str]:
 
 def local_metrics(paths: StagePaths) -> dict[str, float]:
     """The metrics of the metrics files ``dvc.yaml`` declares (merged), else ``paths.metrics``."""
-    from modelci.ci.state import WorkTreeSource, merge_metrics, parse_metrics, read_declared
+    from modelci.statefiles import WorkTreeSource, merge_metrics, parse_metrics, read_declared
 
     source = WorkTreeSource(Path.cwd())
     declared = read_declared(source, [])
@@ -151,8 +151,8 @@ def _ensure_run(params: ReleaseParams, paths: StagePaths, data: bytes, sha256: s
         return run_id
     import pandas as pd
 
-    from modelci.ci.state import StateError
     from modelci.modelfile import load_model_bytes
+    from modelci.statefiles import StateError
 
     try:
         scores = local_metrics(paths)

@@ -6,6 +6,8 @@ import argparse
 from pathlib import Path
 from typing import Any
 
+from modelci.scaffold.estimators import KNOWN_ESTIMATORS
+
 
 def cmd_init(args: argparse.Namespace) -> int:
     from modelci.scaffold.init import Options, describe, make_plan, write
@@ -23,6 +25,7 @@ def cmd_init(args: argparse.Namespace) -> int:
         lock=not args.no_lock,
         git=not args.no_git,
         name=args.name,
+        estimator=args.estimator,
     )
     plan = make_plan(options)
     lines = describe(plan, options)
@@ -67,10 +70,18 @@ def register(sub: Any) -> None:
         help="override the task inferred from the target",
     )
     parser.add_argument(
+        "--estimator",
+        choices=list(KNOWN_ESTIMATORS),
+        metavar="CLASS",
+        help="train.estimator, with starting params (default: scikit-learn's "
+        "HistGradientBoosting for the task); xgboost.* and lightgbm.* add the boosting extra to "
+        f"the modelci dependency. One of: {', '.join(KNOWN_ESTIMATORS)}",
+    )
+    parser.add_argument(
         "--modelci",
         metavar="SPEC",
-        help="the dependency line for modelci (default: this version, modelci[serve]==X.Y.Z); "
-        "e.g. 'modelci[serve] @ file:///abs/modelci-0.2.0-py3-none-any.whl'",
+        help="the dependency line for modelci (default: this version, modelci[serve,onnx]==X.Y.Z); "
+        "e.g. 'modelci[serve,onnx] @ file:///abs/modelci-0.2.0-py3-none-any.whl'",
     )
     parser.add_argument(
         "--null-target",

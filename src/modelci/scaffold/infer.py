@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import pandas as pd
@@ -21,6 +21,16 @@ MAX_CATEGORIES = 50
 MAX_CLASSES = 20
 MAX_SLICE_VALUES = 10
 MAX_SLICES = 2
+# Below this many rows with a target, a 25% test split has under 10 rows: no gate or statistic
+# can tell a model from chance on it.
+MIN_ROWS = 40
+# Text whose values average more words than this is prose (comments, notes), not a category:
+# a new sentence in production would be an unknown category, refused by serving.
+MAX_CATEGORY_WORDS = 3
+_DATE_PART = re.compile(r"\d+|[A-Za-z]{3,}")
+_MONTHS = re.compile(
+    r"\b(?:jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec)[a-z]*\b", re.IGNORECASE
+)
 _ID_NAME = re.compile(r"(^|_)(id|uuid|key)$|id$", re.IGNORECASE)
 
 
@@ -34,6 +44,7 @@ class Column:
     min: float | int | None = None
     max: float | int | None = None
     categories: tuple[Any, ...] | None = None
+    reason: str = field(default="", compare=False)
 
     def spec(self) -> dict[str, Any]:
         out: dict[str, Any] = {"type": self.type}
@@ -75,8 +86,13 @@ def _is_whole(values: pd.Series) -> bool:
 
 
 def _looks_like_dates(values: pd.Series) -> bool:
+    """Dates and times: three parts or more (``2024-01-31``, ``31 Jan 2024``, ``10:30:00``), or
+    a month's name. ``1/2`` (a fraction) and ``3:1`` (a ratio) have two parts: not dates."""
     sample = values.astype(str).head(200)
     if not sample.str.contains(r"\d", regex=True).all():
+        return False
+    parts = sample.map(lambda v: len(_DATE_PART.findall(v)))
+    if not ((parts >= 3) | sample.str.contains(_MONTHS)).all():
         return False
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -84,15 +100,27 @@ def _looks_like_dates(values: pd.Series) -> bool:
     return bool(parsed.notna().mean() >= 0.95)
 
 
+def _words_per_value(values: pd.Series) -> float:
+    return float(values.map(lambda v: len(str(v).split())).mean())
+
+
+def _range_reason(kind: str, rows: int) -> str:
+    what = "whole numbers" if kind == "int" else "numbers"
+    return f"{what}, the range observed in {rows} rows"
+
+
 def infer_column(name: str, series: pd.Series, *, is_target: bool = False) -> Column | LeftOut:
     """Declare one column from its values, or say why it is left out."""
     values = series.dropna()
     nullable = bool(series.isna().any()) and not is_target
     unique = int(values.nunique())
+    nulls = f", {int(series.isna().sum())} null" if nullable else ""
     if values.empty:
         return LeftOut(name, "every value is null")
+    if unique == 1 and not is_target:
+        return LeftOut(name, f"a constant: one value in {len(values)} rows, nothing to learn from")
     if pd.api.types.is_bool_dtype(series.dtype):
-        return Column(name, "bool", nullable)
+        return Column(name, "bool", nullable, reason=f"true/false{nulls}")
     if pd.api.types.is_numeric_dtype(series.dtype):
         if not is_target and unique == len(series) and _is_whole(values):
             if _ID_NAME.search(name):
@@ -101,13 +129,32 @@ def infer_column(name: str, series: pd.Series, *, is_target: bool = False) -> Co
                 return LeftOut(name, "a row number (unique and increasing)")
         kind = "int" if _is_whole(values) else "float"
         return Column(
-            name, kind, nullable, _number(values.min(), kind), _number(values.max(), kind)
+            name,
+            kind,
+            nullable,
+            _number(values.min(), kind),
+            _number(values.max(), kind),
+            reason=_range_reason(kind, len(series)) + nulls,
         )
     text = values.astype(str)
     if not is_target and _looks_like_dates(text):
         return LeftOut(name, "a date or time (derive numeric features from it in your own code)")
+    words = _words_per_value(text)
+    if not is_target and words > MAX_CATEGORY_WORDS:
+        # Free text: a new sentence in production would be an unknown category.
+        return LeftOut(
+            name,
+            f"free text ({words:.1f} words per value on average): a new sentence would be an "
+            "unknown category (encode it in your own code)",
+        )
     if unique <= MAX_CATEGORIES:
-        return Column(name, "category", nullable, categories=tuple(sorted(text.unique())))
+        return Column(
+            name,
+            "category",
+            nullable,
+            categories=tuple(sorted(text.unique())),
+            reason=f"{unique} distinct values in {len(series)} rows{nulls}",
+        )
     if not is_target and unique >= 0.9 * len(values):
         what = "an identifier" if _ID_NAME.search(name) else "free text or an identifier"
         return LeftOut(name, f"{what} ({unique} distinct values in {len(values)} rows)")
@@ -166,9 +213,17 @@ def pick_slices(columns: list[Column], target: str) -> list[str]:
 def infer(frame: pd.DataFrame, target: str, task: Task | None = None) -> Inferred:
     """The whole inference: target and task first, then every other column."""
     if target not in frame.columns:
-        raise ConfigError(
-            f"--target {target!r} is not a column of the data (columns: {list(frame.columns)})"
-        )
+        names = [str(c) for c in frame.columns]
+        shown = ", ".join(repr(n[:40]) for n in names[:20]) + (", ..." if len(names) > 20 else "")
+        hint = ""
+        for sep in (";", "\t", "|"):
+            if len(names) == 1 and sep in names[0]:
+                hint = (
+                    f"; the header holds {sep!r}: the file looks {sep!r}-separated, and modelci "
+                    "reads comma-separated CSV (convert it, e.g. pandas.read_csv(path, "
+                    f"sep={sep!r}).to_csv(new_path, index=False))"
+                )
+        raise ConfigError(f"--target {target!r} is not a column of the data ({shown}){hint}")
     chosen = task or infer_task(frame[target])
     target_series = frame[target]
     _check_task(chosen, target_series)
@@ -181,7 +236,15 @@ def infer(frame: pd.DataFrame, target: str, task: Task | None = None) -> Inferre
         )
     if chosen != "regression" and declared.type == "int":
         levels = sorted(int(v) for v in target_series.dropna().unique())
-        declared = Column(target, "int", False, levels[0], levels[-1])
+        declared = Column(
+            target, "int", False, levels[0], levels[-1], reason=f"{len(levels)} classes"
+        )
+    labelled = int(target_series.notna().sum())
+    if labelled < MIN_ROWS:
+        raise ConfigError(
+            f"the data has {labelled} row(s) with a {target!r} value; init needs at least "
+            f"{MIN_ROWS}: a test split of fewer than 10 rows cannot tell a model from chance"
+        )
     columns: list[Column] = []
     left_out: list[LeftOut] = []
     for name in frame.columns:

@@ -30,6 +30,7 @@ from modelci.data.schema import validate
 from modelci.errors import ConfigError, ModelCIError
 from modelci.pipeline.prepare import drop_null_target
 from modelci.scaffold import baseline, params_file
+from modelci.scaffold.estimators import KNOWN_ESTIMATORS
 from modelci.scaffold.infer import Inferred, infer
 
 if TYPE_CHECKING:
@@ -65,6 +66,7 @@ class Options:
     lock: bool = True
     git: bool = True
     name: str | None = None
+    estimator: str | None = None
 
 
 @dataclass
@@ -141,8 +143,42 @@ def _refuse_taken_name(options: Options, project: str, module: str) -> None:
 
 
 def default_requirement() -> str:
-    """The modelci this init runs, pinned, with the serving extra (``modelci serve``)."""
-    return f"modelci[serve]=={__version__}"
+    """The modelci this init runs, pinned, with the serving and ONNX extras: ``modelci serve``,
+    and the export stage's ONNX model that serving scores with (without it every ``dvc repro``
+    says the export was skipped, and serving falls back to scikit-learn)."""
+    return f"modelci[serve,onnx]=={__version__}"
+
+
+def requirement(options: Options) -> str:
+    """The project's modelci dependency: ``--modelci`` or the default, plus the extra the
+    chosen estimator's library comes with (``boosting`` for XGBoost and LightGBM)."""
+    from packaging.requirements import InvalidRequirement, Requirement
+
+    spec = options.modelci or default_requirement()
+    extra = KNOWN_ESTIMATORS[options.estimator].extra if options.estimator else None
+    if extra is None:
+        return spec
+    try:
+        parsed = Requirement(spec)
+    except InvalidRequirement as error:
+        raise ScaffoldError(f"--modelci: {spec!r} is not a requirement: {error}") from None
+    parsed.extras.add(extra)
+    return str(parsed)
+
+
+def _check_estimator(options: Options, task: str) -> None:
+    """The estimator init was asked for exists in its table and fits the task."""
+    if options.estimator is None:
+        return
+    known = KNOWN_ESTIMATORS.get(options.estimator)
+    if known is None:
+        raise ScaffoldError(
+            f"--estimator: {options.estimator!r} is not one init knows; choose one of "
+            f"{', '.join(KNOWN_ESTIMATORS)} (or edit train.estimator afterwards)"
+        )
+    if known.classifier != (task != "regression"):
+        kind = "a classifier" if known.classifier else "a regressor"
+        raise ScaffoldError(f"--estimator: {options.estimator} is {kind} but the task is {task!r}")
 
 
 def _workflow_pin(options: Options) -> tuple[str, str]:
@@ -224,21 +260,40 @@ def make_plan(options: Options) -> Plan:
     name, module = package_name(options.directory, options.name)
     _refuse_taken_name(options, name, module)
     data_path = f"data/{options.data.name}"
-    draft = params_file.render(inferred, data_path, options.null_target, {}, {}, name)
+    _check_estimator(options, inferred.task)
+    draft = params_file.render(
+        inferred, data_path, options.null_target, {}, {}, name, options.estimator
+    )
     params = _validated(draft)
+    target = params.data.columns[params.data.target]
+    if (options.estimator or "").startswith("xgboost.") and target.type == "category":
+        raise ScaffoldError(
+            f"--estimator: {options.estimator} needs integer class labels 0..n-1, but "
+            f"{options.target!r} holds text labels; use lightgbm.LGBMClassifier"
+        )
     # What prepare will do with the data, so the inferred schema is checked against it here.
     kept, _ = drop_null_target(frame, params.data, params.prepare)
     usable = validate(kept, params.data, str(options.data))
     scores = baseline.dummy_scores(usable, params.data, params.prepare)
-    rules = baseline.gate_rules(inferred.task, scores)
-    text = params_file.render(inferred, data_path, options.null_target, rules, scores, name)
+    chance = baseline.chance_scores(usable, params.data, params.prepare)
+    rules = baseline.gate_rules(inferred.task, scores, chance)
+    text = params_file.render(
+        inferred,
+        data_path,
+        options.null_target,
+        rules,
+        scores,
+        name,
+        options.estimator,
+        chance=chance,
+    )
     _validated(text)
 
     repository, commit = _workflow_pin(options)
     values = {
         "name": name,
         "module": module,
-        "modelci_requirement": options.modelci or default_requirement(),
+        "modelci_requirement": requirement(options),
         "modelci_version": __version__,
         "repository": repository,
         "commit": commit,
@@ -400,7 +455,7 @@ def _lock(pyproject: bytes, options: Options) -> bytes:
     if options.modelci is None:
         hint = (
             f" (the default dependency {default_requirement()} must be published on your "
-            "package index; for an unreleased build pass --modelci 'modelci[serve] @ "
+            "package index; for an unreleased build pass --modelci 'modelci[serve,onnx] @ "
             f"file:///ABSOLUTE/PATH/modelci-{__version__}-py3-none-any.whl')"
         )
     raise ScaffoldError(

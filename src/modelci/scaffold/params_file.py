@@ -11,6 +11,7 @@ from typing import Any
 
 import yaml
 
+from modelci.scaffold.estimators import KNOWN_ESTIMATORS
 from modelci.scaffold.infer import Inferred
 
 ESTIMATORS = {
@@ -18,7 +19,6 @@ ESTIMATORS = {
     "multiclass": "sklearn.ensemble.HistGradientBoostingClassifier",
     "regression": "sklearn.ensemble.HistGradientBoostingRegressor",
 }
-ESTIMATOR_PARAMS = "{learning_rate: 0.05, max_iter: 200, max_leaf_nodes: 15}"
 TEST_SIZE = 0.25
 SEED = 42
 
@@ -55,6 +55,7 @@ def flow(value: Any) -> str:
         Dumper=_OneLineDumper,
         default_flow_style=True,
         sort_keys=False,
+        allow_unicode=True,
         width=sys.maxsize,
     )
     line = str(text).removesuffix("\n").removesuffix("\n...")
@@ -71,12 +72,15 @@ def data_section(inferred: Inferred, source: str) -> list[str]:
         f"  task: {inferred.task}            # binary | multiclass | regression",
         f"  # Refuse a much smaller file than the {inferred.rows} rows init saw.",
         f"  min_rows: {max(1, inferred.rows // 2)}",
-        "  # Inferred from the data: numeric ranges are the observed ones (widen them if",
-        "  # production data may go further: serving refuses values outside them), categories",
-        "  # the values seen.",
+        "  # Inferred from the data, the reason beside each: numeric ranges are the observed ones",
+        "  # (widen them if production data may go further: serving refuses values outside them),",
+        "  # categories the values seen.",
         "  columns:",
     ]
-    lines += [f"    {flow(c.name)}: {flow(c.spec())}" for c in inferred.columns]
+    lines += [
+        f"    {flow(c.name)}: {flow(c.spec())}" + (f"  # {c.reason}" if c.reason else "")
+        for c in inferred.columns
+    ]
     if inferred.left_out:
         lines.append("  # In the file but left out of the model (prepare drops them). To use one,")
         lines.append("  # declare it under columns with its type and remove it here:")
@@ -96,15 +100,29 @@ def prepare_section(inferred: Inferred, null_target: str) -> list[str]:
     return lines
 
 
-def gate_section(rules: dict[str, dict[str, Any]], baseline: dict[str, float]) -> list[str]:
+def gate_section(
+    rules: dict[str, dict[str, Any]],
+    baseline: dict[str, float],
+    chance: dict[str, float] | None = None,
+) -> list[str]:
+    lucky = {k: v for k, v in (chance or {}).items() if k in rules}
     lines = [
         "# Quality gate: absolute bounds and the regression tolerated against the base branch.",
-        "# The bounds start at a dummy model's scores on this data (majority class or mean):",
-        "# " + ", ".join(f"{name} {baseline[name]:.4f}" for name in rules) + ".",
-        "# Raise them as the model improves.",
-        "gate:",
-        "  metrics:" + ("" if rules else " {}"),
+        "# Measured on this data's test split at init: a dummy model (majority class or mean)",
+        "# scores " + ", ".join(f"{name} {baseline[name]:.4f}" for name in rules) + ".",
     ]
+    if lucky:
+        lines += [
+            "# A model that knows nothing reaches by luck, in 99 draws of 100, "
+            + ", ".join(f"{name} {value:.4f}" for name, value in lucky.items())
+            + ":",
+            "# those minimums sit just above it, so the dummy model fails the gate. Losses sit",
+            "# at the dummy's value: a model worse than knowing the class balance (or the mean)",
+            "# fails. Raise the bounds as the model improves.",
+        ]
+    else:
+        lines.append("# The bounds sit at the dummy's scores. Raise them as the model improves.")
+    lines += ["gate:", "  metrics:" + ("" if rules else " {}")]
     lines += [f"    {name}: {flow(rule)}" for name, rule in rules.items()]
     return lines
 
@@ -116,8 +134,13 @@ def render(
     rules: dict[str, dict[str, Any]],
     baseline: dict[str, float],
     model_name: str,
+    estimator: str | None = None,
+    chance: dict[str, float] | None = None,
 ) -> str:
-    """The whole file."""
+    """The whole file; ``estimator``: one of :data:`KNOWN_ESTIMATORS` (default: scikit-learn's
+    histogram gradient boosting for the task)."""
+    name = estimator or ESTIMATORS[inferred.task]
+    chosen = KNOWN_ESTIMATORS[name]
     sections = [
         [
             "# One section per stage; dvc.yaml lists, for each stage, only the keys it reads.",
@@ -128,16 +151,24 @@ def render(
         prepare_section(inferred, null_target),
         [
             "train:",
-            f"  estimator: {ESTIMATORS[inferred.task]}",
-            f"  estimator_params: {ESTIMATOR_PARAMS}",
+            f"  estimator: {name}",
+            f"  estimator_params: {chosen.params}",
             f"  seed: {SEED}",
+            *(
+                []
+                if chosen.scale_numeric
+                else [
+                    "  # Trees need no scaling; unscaled inputs keep the ONNX export exact.",
+                    "  scale_numeric: false",
+                ]
+            ),
         ],
         [
             "evaluate:",
             "  # Per-group metrics in the report and the model card.",
             f"  slices: {flow(inferred.slices)}",
         ],
-        gate_section(rules, baseline),
+        gate_section(rules, baseline, chance),
         ["tracking:", f"  experiment: {flow(model_name)}", f"  model_name: {flow(model_name)}"],
         [
             "# Release: the registry aliases `modelci registry promote` moves, and where "

@@ -17,9 +17,9 @@ import contextlib
 import hmac
 import importlib
 import json
+import logging
 import os
 import signal
-import sys
 import time
 from collections.abc import Awaitable, Callable
 from contextlib import AsyncExitStack
@@ -30,6 +30,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
 
 from modelci import __version__
+from modelci.errors import ModelCIError
 from modelci.model_source import ModelInfo
 from modelci.serving import defaults
 from modelci.serving.input_monitor import InputMonitor
@@ -44,6 +45,8 @@ from modelci.serving.requestid import RecentIds, client_request_id, prediction_i
 from modelci.serving.runtime import Prediction, Predictor
 from modelci.serving.schema import Batch, InputError, InputSchema, RawBatch, short
 from modelci.serving.workers import METRICS_DIR_ENV, in_worker, restarted_worker
+
+log = logging.getLogger(__name__)
 
 Scope = dict[str, Any]
 Message = dict[str, Any]
@@ -109,8 +112,8 @@ class Settings:
     poll_seconds: float = 0.0
 
 
-class ReloadError(Exception):
-    pass
+class ReloadError(ModelCIError):
+    """A reload the admin asked for cannot run; the message is the answer's reason."""
 
 
 class _Metrics:
@@ -398,11 +401,13 @@ class ServingApp:
             self.served = fresh  # the atomic swap
             self._serving(fresh)
             self.metrics.reloads.labels("ok").inc()
-            print(
-                f"modelci serve: reloaded ({reason}): version {old.info.version} -> "
-                f"{fresh.info.version}, sha256 {old.info.sha256[:12]} -> {fresh.info.sha256[:12]}",
-                file=sys.stderr,
-                flush=True,
+            log.info(
+                "reloaded (%s): version %s -> %s, sha256 %s -> %s",
+                reason,
+                old.info.version,
+                fresh.info.version,
+                old.info.sha256[:12],
+                fresh.info.sha256[:12],
             )
             return fresh
 
@@ -410,7 +415,7 @@ class ServingApp:
         try:
             await self.reload(reason)
         except ReloadError as error:
-            print(f"modelci serve: reload ({reason}) failed: {error}", file=sys.stderr, flush=True)
+            log.warning("reload (%s) failed: %s", reason, error)
 
     async def _poll(self) -> None:
         if self.current_version is None:
@@ -420,7 +425,7 @@ class ServingApp:
             try:
                 version = await asyncio.to_thread(self.current_version)
             except Exception as error:
-                print(f"modelci serve: polling the registry failed: {error}", file=sys.stderr)
+                log.warning("polling the registry failed: %s", error)
                 continue
             if version is not None and version != self.served.info.version:
                 await self._reload_logged(f"alias now points at version {version}")
@@ -614,11 +619,7 @@ class ServingApp:
         self, send: Send, failure: _ModelFailureError
     ) -> tuple[int, str | None]:
         error = failure.error
-        print(
-            f"modelci serve: prediction failed: {type(error).__name__}: {short(str(error), 300)}",
-            file=sys.stderr,
-            flush=True,
-        )
+        log.error("prediction failed: %s: %s", type(error).__name__, short(str(error), 300))
         body = {"error_code": "INTERNAL_ERROR", "message": "the model failed on this input"}
         await self._send(send, 500, dumps(body))
         return 500, "INTERNAL_ERROR"

@@ -1,11 +1,10 @@
 """Column checks: a column of client values becomes one NumPy array, plus the rows that fail.
 
 Two implementations with the same verdicts: :func:`checked_values` runs the reference
-:meth:`FieldSpec.checker` on each value (used for small batches), :func:`check_column` finds the
-bad rows with array operations (type codes from C-level ``map(type, ...)``, bounds and
-membership as masks), so a 100,000-row batch costs a few passes over arrays instead of a Python
-call per value. Either way the message for a bad value comes from the checker
-(:func:`problem_text`).
+:func:`~modelci.serving.fields.checker` on each value (used for small batches), :func:`check_column`
+finds the bad rows with array operations (type codes from C-level ``map(type, ...)``, bounds and
+membership as masks), so a 100,000-row batch costs a few passes over arrays instead of a Python call
+per value. Either way the message for a bad value comes from the checker (:func:`problem_text`).
 
 Arrays fed to the runtimes: ``float`` and nullable ``int`` columns as float64 with NaN for null;
 ``int`` as int64; ``bool`` as bool (object with None when nullable); ``category`` as object with
@@ -20,7 +19,8 @@ from typing import Any
 
 import numpy as np
 
-from modelci.serving.fields import INT64, MISSING, BadValueError, FieldSpec
+from modelci.config import INT64, Column
+from modelci.serving.fields import MISSING, BadValueError
 
 _NONE = type(None)
 _MISSING = type(MISSING)
@@ -43,7 +43,7 @@ def problem_text(check: Callable[[Any], Any], value: Any) -> str:
     return "invalid value"  # unreachable while both implementations agree (tested)
 
 
-def _array(spec: FieldSpec, values: Sequence[Any], null: np.ndarray | None) -> np.ndarray:
+def _array(spec: Column, values: Sequence[Any], null: np.ndarray | None) -> np.ndarray:
     """The model-ready array of already-valid values (``null`` marks null and missing)."""
     if spec.type == "float" or (spec.type == "int" and spec.nullable):
         if null is None or not null.any():
@@ -64,7 +64,7 @@ def _array(spec: FieldSpec, values: Sequence[Any], null: np.ndarray | None) -> n
 
 
 def checked_values(
-    spec: FieldSpec, check: Callable[[Any], Any], values: Sequence[Any]
+    spec: Column, check: Callable[[Any], Any], values: Sequence[Any]
 ) -> tuple[np.ndarray, list[int]]:
     """Value by value through the reference checker: (array, bad rows)."""
     converted: list[Any] = []
@@ -101,7 +101,7 @@ def _to_float(value: Any) -> float:
         return float("inf") if value > 0 else float("-inf")
 
 
-def _bounded(spec: FieldSpec, numbers: np.ndarray) -> np.ndarray:
+def _bounded(spec: Column, numbers: np.ndarray) -> np.ndarray:
     ok = np.ones(len(numbers), dtype=bool)
     if spec.min is not None:
         ok &= numbers >= spec.min
@@ -110,7 +110,7 @@ def _bounded(spec: FieldSpec, numbers: np.ndarray) -> np.ndarray:
     return ok
 
 
-def check_column(spec: FieldSpec, values: Sequence[Any]) -> tuple[np.ndarray, list[int]]:
+def check_column(spec: Column, values: Sequence[Any]) -> tuple[np.ndarray, list[int]]:
     """Vectorised: (array, bad rows); the array is empty when there are bad rows."""
     count = len(values)
     kinds = np.fromiter(map(type, values), dtype=object, count=count)
@@ -144,9 +144,7 @@ def check_column(spec: FieldSpec, values: Sequence[Any]) -> tuple[np.ndarray, li
     return objects, bad
 
 
-def _numeric(
-    spec: FieldSpec, kinds: np.ndarray, objects: np.ndarray
-) -> tuple[np.ndarray, np.ndarray]:
+def _numeric(spec: Column, kinds: np.ndarray, objects: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     is_int = _of(kinds, int)
     is_float = _of(kinds, float)
     numeric = is_int | is_float
@@ -166,7 +164,7 @@ def _numeric(
     return good, numbers
 
 
-def _category(spec: FieldSpec, kinds: np.ndarray, objects: np.ndarray) -> np.ndarray:
+def _category(spec: Column, kinds: np.ndarray, objects: np.ndarray) -> np.ndarray:
     is_str = _of(kinds, str)
     if spec.categories is None:
         return is_str

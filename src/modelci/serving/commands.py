@@ -11,6 +11,7 @@ if TYPE_CHECKING:
     from modelci.serving.server import ServeConfig
 
 from modelci.layout import DEFAULT_PATHS
+from modelci.logs import FORMATS
 from modelci.options import DEFAULT_PARAMS, add_params
 from modelci.serving import defaults
 
@@ -82,6 +83,12 @@ def register(sub: Any) -> None:
         help="fraction of requests logged (MODELCI_LOG_SAMPLE_RATE)")  # fmt: skip
     add("--log-max-bytes", type=int, default=_env("LOG_MAX_BYTES", str(10 * 1024 * 1024)),
         help="rotate the log at this size, keep 3 (MODELCI_LOG_MAX_BYTES)")  # fmt: skip
+    add("--log-format", choices=FORMATS, default=_env("LOG_FORMAT", "text"),
+        help="the server's own log lines: plain text, or one JSON object per line "
+        "(MODELCI_LOG_FORMAT)")  # fmt: skip
+    add("--access-log", action="store_true",
+        default=_env("ACCESS_LOG", "") in ("1", "true", "yes", "on"),
+        help="log one line per request (MODELCI_ACCESS_LOG=1)")  # fmt: skip
     add("--poll-seconds", type=float, default=_env("POLL_SECONDS", "0"),
         help="reload when the alias moves, checked at this interval; 0 = off "
         "(MODELCI_POLL_SECONDS)")  # fmt: skip
@@ -115,9 +122,32 @@ def register(sub: Any) -> None:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
+    from modelci.model_source import ModelSourceError
     from modelci.serving.server import serve
 
-    return serve(serve_config(args))
+    config = serve_config(args)
+    configure_logs(args)
+    try:
+        return serve(config)
+    except ModelSourceError as error:
+        if args.model or not DEFAULT_PATHS.model.is_file():
+            raise
+        # The champion exists only after a release; a new repository has the pipeline's file.
+        raise ModelSourceError(
+            f"{error} (nothing released yet? serve the pipeline's model: "
+            f"modelci serve --model {DEFAULT_PATHS.model})"
+        ) from None
+
+
+def configure_logs(args: argparse.Namespace) -> None:
+    """The server's log records to stderr, in the format ``--log-format`` names."""
+    from modelci import logs
+    from modelci.errors import ConfigError
+
+    try:  # argparse does not check a default taken from the environment against its choices
+        logs.configure("modelci serve", args.log_format)
+    except ValueError as error:
+        raise ConfigError(f"--log-format: {error}") from None
 
 
 def serve_config(args: argparse.Namespace) -> ServeConfig:
@@ -194,4 +224,5 @@ def serve_config(args: argparse.Namespace) -> ServeConfig:
         keepalive_timeout=args.keepalive_timeout,
         max_connections=args.max_connections,
         max_client_connections=args.max_client_connections,
+        access_log=args.access_log,
     )

@@ -1,19 +1,20 @@
-"""One input column's declaration and the per-value check that is the reference for validation.
+"""The per-value check of an input column that is the reference for request validation.
 
-:class:`FieldSpec.checker` checks one JSON value and returns what to feed the model or raises
-:class:`BadValueError` with the message the client sees; the vectorised checks in
-:mod:`modelci.serving.colcheck` must agree with it (tests compare them) and ask it for messages.
+:func:`checker` of a declared :class:`~modelci.config.Column` checks one JSON value and returns what
+to feed the model or raises :class:`BadValueError` with the message the client sees; the vectorised
+checks in :mod:`modelci.serving.colcheck` must agree with it (tests compare them) and ask it for
+messages.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any
 
-FieldType = Literal["int", "float", "category", "bool"]
-INT64 = 2**63 - 1
+from modelci.config import INT64, Column
+from modelci.errors import ModelCIError
+
 _SHOWN = 40
 # (row, order within the row, field name or None, problem): sorted by row then order.
 Problem = tuple[int, int, str | None, str]
@@ -29,7 +30,7 @@ class _Missing:
 MISSING: Any = _Missing()
 
 
-class InputError(Exception):
+class InputError(ModelCIError):
     """A request the client must fix: an HTTP status, a message, the first problems found and
     how many there are in all."""
 
@@ -82,104 +83,74 @@ def type_name(value: Any) -> str:
     return type(value).__name__
 
 
-@dataclass(frozen=True)
-class FieldSpec:
-    """One input column: its type, whether null is allowed, and its bounds or categories."""
+def checker(column: Column) -> Callable[[Any], Any]:
+    """A function returning the value to feed the model, or raising BadValueError."""
+    low, high, nullable = column.min, column.max, column.nullable
 
-    name: str
-    type: FieldType
-    nullable: bool = False
-    min: float | None = None
-    max: float | None = None
-    categories: tuple[str | int | bool, ...] | None = None
+    def bounded(value: float) -> float:
+        if low is not None and value < low:
+            raise BadValueError(f"{short(value)} is below the minimum {low:g}")
+        if high is not None and value > high:
+            raise BadValueError(f"{short(value)} is above the maximum {high:g}")
+        return value
 
-    def json_schema(self) -> dict[str, Any]:
-        schema: dict[str, Any]
-        if self.type == "category" and self.categories is not None:
-            schema = {"enum": [*self.categories, *([None] if self.nullable else [])]}
-            return schema
-        json_type = {"int": "integer", "float": "number", "bool": "boolean", "category": "string"}
-        base = json_type[self.type]
-        schema = {"type": [base, "null"] if self.nullable else base}
-        if self.min is not None:
-            schema["minimum"] = self.min
-        if self.max is not None:
-            schema["maximum"] = self.max
-        if self.type == "int":
-            schema.setdefault("minimum", -INT64)
-            schema.setdefault("maximum", INT64)
-        return schema
+    def null_or_bad(value: Any, expected: str) -> Any:
+        if value is None:
+            if nullable:
+                return None
+            raise BadValueError("must not be null")
+        raise BadValueError(f"expected {expected}, got {type_name(value)}")
 
-    def checker(self) -> Callable[[Any], Any]:
-        """A function returning the value to feed the model, or raising BadValueError."""
-        low, high, nullable = self.min, self.max, self.nullable
+    if column.type == "float":
 
-        def bounded(value: float) -> float:
-            if low is not None and value < low:
-                raise BadValueError(f"{short(value)} is below the minimum {low:g}")
-            if high is not None and value > high:
-                raise BadValueError(f"{short(value)} is above the maximum {high:g}")
-            return value
+        def check_float(value: Any) -> Any:
+            if isinstance(value, int | float) and not isinstance(value, bool):
+                number = float(value)
+                if not math.isfinite(number):
+                    raise BadValueError(
+                        "must be a finite number (NaN and Infinity are not allowed)"
+                    )
+                return bounded(number)
+            return null_or_bad(value, "a number")
 
-        def null_or_bad(value: Any, expected: str) -> Any:
-            if value is None:
-                if nullable:
-                    return None
-                raise BadValueError("must not be null")
-            raise BadValueError(f"expected {expected}, got {type_name(value)}")
+        return check_float
+    if column.type == "int":
 
-        if self.type == "float":
-
-            def check_float(value: Any) -> Any:
-                if isinstance(value, int | float) and not isinstance(value, bool):
-                    number = float(value)
-                    if not math.isfinite(number):
-                        raise BadValueError(
-                            "must be a finite number (NaN and Infinity are not allowed)"
-                        )
-                    return bounded(number)
-                return null_or_bad(value, "a number")
-
-            return check_float
-        if self.type == "int":
-
-            def check_int(value: Any) -> Any:
-                if isinstance(value, float) and not isinstance(value, bool):
-                    if not math.isfinite(value) or not value.is_integer():
-                        raise BadValueError(f"expected an integer, got {short(value)}")
-                    value = int(value)
-                if isinstance(value, int) and not isinstance(value, bool):
-                    if abs(value) > INT64:
-                        raise BadValueError("integer out of the 64-bit range")
-                    bounded(value)
-                    return value
-                return null_or_bad(value, "an integer")
-
-            return check_int
-        if self.type == "bool":
-
-            def check_bool(value: Any) -> Any:
-                if isinstance(value, bool):
-                    return value
-                return null_or_bad(value, "a boolean")
-
-            return check_bool
-        allowed = frozenset((type(c), c) for c in self.categories or ())
-        listed = ", ".join(short(c, 20) for c in (self.categories or ())[:10])
-
-        def check_category(value: Any) -> Any:
-            if value is None:
-                return null_or_bad(value, "a category")
-            if not allowed:
-                if isinstance(value, str):
-                    return value
-                raise BadValueError(f"expected a string, got {type_name(value)}")
-            if isinstance(value, list | dict):
-                raise BadValueError(f"expected one of the categories, got {type_name(value)}")
-            if (type(value), value) in allowed:
+        def check_int(value: Any) -> Any:
+            if isinstance(value, float) and not isinstance(value, bool):
+                if not math.isfinite(value) or not value.is_integer():
+                    raise BadValueError(f"expected an integer, got {short(value)}")
+                value = int(value)
+            if isinstance(value, int) and not isinstance(value, bool):
+                if abs(value) > INT64:
+                    raise BadValueError("integer out of the 64-bit range")
+                bounded(value)
                 return value
-            raise BadValueError(
-                f"{short(value)!r} is not one of the declared categories ({listed})"
-            )
+            return null_or_bad(value, "an integer")
 
-        return check_category
+        return check_int
+    if column.type == "bool":
+
+        def check_bool(value: Any) -> Any:
+            if isinstance(value, bool):
+                return value
+            return null_or_bad(value, "a boolean")
+
+        return check_bool
+    allowed = frozenset((type(c), c) for c in column.categories or ())
+    listed = ", ".join(short(c, 20) for c in (column.categories or ())[:10])
+
+    def check_category(value: Any) -> Any:
+        if value is None:
+            return null_or_bad(value, "a category")
+        if not allowed:
+            if isinstance(value, str):
+                return value
+            raise BadValueError(f"expected a string, got {type_name(value)}")
+        if isinstance(value, list | dict):
+            raise BadValueError(f"expected one of the categories, got {type_name(value)}")
+        if (type(value), value) in allowed:
+            return value
+        raise BadValueError(f"{short(value)!r} is not one of the declared categories ({listed})")
+
+    return check_category

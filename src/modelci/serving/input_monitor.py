@@ -52,7 +52,8 @@ from typing import Any, Literal
 import numpy as np
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
-from modelci.serving.schema import FieldSpec, InputError
+from modelci.config import Column
+from modelci.serving.schema import InputError
 
 # Kinds of schema problems, matched against the validator's messages (see problem_kind).
 PROBLEM_KINDS = (
@@ -105,7 +106,7 @@ class _Layout:
     label_slot: int
 
     @classmethod
-    def build(cls, fields: Sequence[FieldSpec], classes: Sequence[Any] | None) -> _Layout:
+    def build(cls, fields: Sequence[Column], classes: Sequence[Any] | None) -> _Layout:
         numeric: list[tuple[str, int]] = []
         category: list[tuple[str, tuple[Any, ...], int]] = []
         slot = 1
@@ -129,7 +130,7 @@ class InputMonitor:
 
     def __init__(
         self,
-        fields: Sequence[FieldSpec],
+        fields: Sequence[Column],
         classes: Sequence[Any] | None,
         registry: CollectorRegistry,
         window_rows: int = 1000,
@@ -201,7 +202,7 @@ class InputMonitor:
         )
         self.ready_gauge = gauge("modelci_model_ready", "1 when serving, 0 while draining")
 
-    def _reset(self, fields: Sequence[FieldSpec], classes: Sequence[Any] | None) -> None:
+    def _reset(self, fields: Sequence[Column], classes: Sequence[Any] | None) -> None:
         self._layout = _Layout.build(fields, classes)
         self._fields = frozenset(spec.name for spec in fields)
         self._totals = np.zeros(self._layout.size)
@@ -216,7 +217,7 @@ class InputMonitor:
     # -- hooks ------------------------------------------------------------------------------
     def model_loaded(
         self,
-        fields: Sequence[FieldSpec],
+        fields: Sequence[Column],
         classes: Sequence[Any] | None,
         version: str | None,
         loaded_at: float,

@@ -144,7 +144,8 @@ def _string_imputers_use_empty_string(model: Any) -> None:
 
 
 def convert_to_onnx(model: Any, schema: InputSchema) -> bytes:
-    """Convert a fitted scikit-learn pipeline, or raise RuntimeUnavailableError saying why not."""
+    """Convert a fitted scikit-learn pipeline (XGBoost and LightGBM steps too, through
+    onnxmltools), or raise RuntimeUnavailableError saying why not."""
     try:
         from skl2onnx import convert_sklearn
         from skl2onnx.common.data_types import (
@@ -153,6 +154,13 @@ def convert_to_onnx(model: Any, schema: InputSchema) -> bytes:
             Int64TensorType,
             StringTensorType,
         )
+
+        from modelci.serving.converters import (
+            boosting_target_opset,
+            register_boosting_converters,
+        )
+
+        register_boosting_converters()
     except ImportError as error:
         raise RuntimeUnavailableError(
             f"ONNX runtime unavailable ({error}); install the onnx extra"
@@ -179,7 +187,13 @@ def convert_to_onnx(model: Any, schema: InputSchema) -> bytes:
     try:
         with _skl2onnx_bool_attributes():
             # a fixed graph name (the default is a random uuid): the same model, the same bytes
-            onx = convert_sklearn(patched, initial_types=inputs, options=options, name="modelci")
+            onx = convert_sklearn(
+                patched,
+                initial_types=inputs,
+                options=options,
+                name="modelci",
+                target_opset=boosting_target_opset(patched),
+            )
     except Exception as error:  # skl2onnx raises many types for unsupported models
         first = str(error).splitlines()[0][:200] if str(error) else ""
         raise RuntimeUnavailableError(

@@ -18,16 +18,9 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from modelci.config import Column
 from modelci.serving import colcheck
-from modelci.serving.fields import (
-    MISSING,
-    FieldSpec,
-    FieldType,
-    InputError,
-    Problem,
-    short,
-    type_name,
-)
+from modelci.serving.fields import MISSING, InputError, Problem, checker, short, type_name
 
 if TYPE_CHECKING:
     from modelci.config import DataParams
@@ -35,8 +28,6 @@ if TYPE_CHECKING:
 __all__ = [
     "MAX_PROBLEMS",
     "Batch",
-    "FieldSpec",
-    "FieldType",
     "InputError",
     "InputSchema",
     "RawBatch",
@@ -133,39 +124,28 @@ class RawBatch:
 class InputSchema:
     """The ordered input columns of a model and the validation of request rows against them."""
 
-    def __init__(self, fields: Sequence[FieldSpec]) -> None:
+    def __init__(self, fields: Sequence[Column]) -> None:
         if not fields:
             raise ValueError("an input schema needs at least one column")
         self.fields = tuple(fields)
         self.names = tuple(spec.name for spec in self.fields)
         self.name_set = frozenset(self.names)
         self.optional = frozenset(spec.name for spec in self.fields if spec.nullable)
-        self._checkers = tuple(spec.checker() for spec in self.fields)
+        self._checkers = tuple(checker(spec) for spec in self.fields)
 
     @classmethod
     def from_params(cls, data: DataParams) -> InputSchema:
-        return cls(
-            [
-                FieldSpec(
-                    name=name,
-                    type=data.columns[name].type,
-                    nullable=data.columns[name].nullable,
-                    min=data.columns[name].min,
-                    max=data.columns[name].max,
-                    categories=data.columns[name].categories,
-                )
-                for name in data.features
-            ]
-        )
+        return cls(data.inputs())
 
     def validate(self, raw: RawBatch) -> Batch:
         """Validate client values column by column; returns one 1-D array per column in schema
         order (nulls as NaN in float columns, None in object columns), or raises a 422 naming the
         row and field of the first :data:`MAX_PROBLEMS` problems and counting the rest.
 
-        Small batches go value by value through :meth:`FieldSpec.checker` (no array overhead);
-        larger ones through the vectorised checks of :mod:`modelci.serving.colcheck`, which find
-        the bad rows with NumPy and ask the same checker only for the messages of the first ones.
+        Small batches go value by value through :func:`~modelci.serving.fields.checker` (no
+        array overhead); larger ones through the vectorised checks of
+        :mod:`modelci.serving.colcheck`, which find the bad rows with NumPy and ask the same
+        checker only for the messages of the first ones.
         """
         vectorised = raw.rows > ROW_PATH_MAX
         problems: list[Problem] = list(raw.problems)
@@ -237,14 +217,4 @@ class InputSchema:
         }
 
     def describe(self) -> list[dict[str, Any]]:
-        return [
-            {
-                "name": spec.name,
-                "type": spec.type,
-                "nullable": spec.nullable,
-                **({"min": spec.min} if spec.min is not None else {}),
-                **({"max": spec.max} if spec.max is not None else {}),
-                **({"categories": list(spec.categories)} if spec.categories else {}),
-            }
-            for spec in self.fields
-        ]
+        return [spec.declaration() for spec in self.fields]

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import signal
-import sys
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
@@ -27,6 +27,8 @@ from modelci.serving.runtime import (
     build_predictor,
 )
 from modelci.serving.schema import InputSchema
+
+log = logging.getLogger(__name__)
 
 # Seconds a connection idle when a drain starts stays open for a request in flight on the wire.
 DRAIN_IDLE_GRACE = 0.5
@@ -57,6 +59,7 @@ class ServeConfig:
     keepalive_timeout: float = defaults.KEEPALIVE_TIMEOUT
     max_connections: int = defaults.MAX_CONNECTIONS
     max_client_connections: int = defaults.MAX_CLIENT_CONNECTIONS
+    access_log: bool = False
 
 
 def load_served(config: ServeConfig) -> ServedModel:
@@ -172,7 +175,7 @@ def _server_class() -> Any:
             if self.serving_app.draining:
                 return
             self.serving_app.draining = True
-            print("modelci serve: draining in-flight requests", file=sys.stderr, flush=True)
+            log.info("draining in-flight requests")
             self._close_idle()
             if self.drain_seconds > 0:
                 timer = threading.Timer(self.drain_seconds, self._exit)
@@ -221,8 +224,9 @@ def _run_one(config: ServeConfig, sock: Any = None, served: ServedModel | None =
         port=config.port,
         http=protocol,
         lifespan="on",
+        log_config=None,  # records go to the handler of modelci.logs
         log_level="warning",
-        access_log=False,
+        access_log=config.access_log,
         server_header=False,
         date_header=False,
         # uvicorn hands it to loop.call_later: fractions of a second work
@@ -230,13 +234,18 @@ def _run_one(config: ServeConfig, sock: Any = None, served: ServedModel | None =
         limit_concurrency=config.max_connections,
         timeout_graceful_shutdown=int(config.graceful_timeout),
     )
+    if config.access_log:
+        logging.getLogger("uvicorn.access").setLevel(logging.INFO)
     server = _server_class()(uv_config, app, config.drain_seconds)
-    print(
-        f"modelci serve: {served.info.uri} (version {served.info.version}, sha256 "
-        f"{served.info.sha256[:12]}, runtime {served.predictor.runtime}) on "
-        f"http://{config.host}:{config.port} (pid {os.getpid()})",
-        file=sys.stderr,
-        flush=True,
+    log.info(
+        "%s (version %s, sha256 %s, runtime %s) on http://%s:%s (pid %s)",
+        served.info.uri,
+        served.info.version,
+        served.info.sha256[:12],
+        served.predictor.runtime,
+        config.host,
+        config.port if sock is None else sock.getsockname()[1],
+        os.getpid(),
     )
     server.run(sockets=None if sock is None else [sock])
     return 0
@@ -244,7 +253,9 @@ def _run_one(config: ServeConfig, sock: Any = None, served: ServedModel | None =
 
 def serve(config: ServeConfig) -> int:
     if config.workers <= 1:
-        return _run_one(config)
+        # Bound here, not by uvicorn: a taken port is one clear error before anything is printed.
+        with workers.exclusive_socket(config.host, config.port) as sock:
+            return _run_one(config, sock)
     # Loaded once, before forking: a bad model fails here with its own message, and the workers
     # share the loaded model's memory pages. Nothing loaded runs threads yet (threadpool limits
     # and ONNX Runtime's single-threaded session), so forking it is safe.

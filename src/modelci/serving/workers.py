@@ -24,16 +24,21 @@ samples to files in one directory, and ``/metrics`` on any worker sums them.
 from __future__ import annotations
 
 import contextlib
+import errno
+import logging
 import math
 import os
 import shutil
 import signal
 import socket
-import sys
 import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
+
+from modelci.errors import ModelCIError
+
+log = logging.getLogger(__name__)
 
 PARENT_ENV = "MODELCI_WORKER_PARENT"
 RESTARTED_ENV = "MODELCI_WORKER_RESTARTED"  # set in a worker that replaces a dead one
@@ -65,26 +70,63 @@ def cpu_quota(cgroup_root: Path = Path("/sys/fs/cgroup")) -> int:
     return max(1, available)
 
 
-def _bound_socket(host: str, port: int) -> socket.socket:
+class PortInUseError(ModelCIError):
+    """The port is served by another process: workers of one server share it, nobody else."""
+
+
+def _in_use(host: str, port: int, error: OSError) -> PortInUseError:
+    return PortInUseError(
+        f"http://{host}:{port}: address already in use ({error.strerror}): another process or "
+        "modelci server listens there; stop it or pick another --port"
+    )
+
+
+def _socket(host: str, *, shared: bool) -> socket.socket:
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     # proto IPPROTO_TCP, not 0: asyncio sets TCP_NODELAY only on sockets that say they are TCP,
     # and without it each response's second write waits ~40 ms for a delayed ACK (Nagle)
     sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+    # SO_REUSEADDR: a restart binds while the last server's connections sit in TIME_WAIT
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
-    sock.bind((host, port))
+    if shared:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    return sock
+
+
+def _bind(sock: socket.socket, host: str, port: int) -> socket.socket:
+    try:
+        sock.bind((host, port))
+    except OSError as error:
+        sock.close()
+        if error.errno == errno.EADDRINUSE:
+            raise _in_use(host, port, error) from None
+        raise
+    return sock
+
+
+def exclusive_socket(host: str, port: int) -> socket.socket:
+    """A single server's listening socket: no ``SO_REUSEPORT``, so no other server may join."""
+    sock = _bind(_socket(host, shared=False), host, port)
+    sock.listen(2048)
     return sock
 
 
 def reserve_port(host: str, port: int) -> socket.socket:
     """The parent's socket: bound to ``port`` (0: a free one) so that it stays ours, never
-    listening (the kernel hands connections only to listening sockets)."""
-    return _bound_socket(host, port)
+    listening (the kernel hands connections only to listening sockets).
+
+    The workers share the port through ``SO_REUSEPORT``, which lets *any* socket of the same
+    user with that option join, a second modelci server included. So a bind without it comes
+    first: it fails on a port where anyone listens, and the server refuses to start.
+    """
+    if port:
+        _bind(_socket(host, shared=False), host, port).close()
+    return _bind(_socket(host, shared=True), host, port)
 
 
 def listening_socket(host: str, port: int) -> socket.socket:
     """A worker's own listening socket on the reserved ``port``."""
-    sock = _bound_socket(host, port)
+    sock = _bind(_socket(host, shared=True), host, port)
     sock.listen(2048)
     return sock
 
@@ -106,7 +148,7 @@ def reload_siblings() -> None:
 
 
 def _say(text: str) -> None:
-    print(f"modelci serve: {text}", file=sys.stderr, flush=True)
+    log.info("%s", text)
 
 
 def run_workers(count: int, host: str, port: int, worker: Callable[[socket.socket], int]) -> int:

@@ -11,19 +11,18 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from modelci.config import (
     DataParams,
     MetricRule,
     ModelTestsParams,
     TrainParams,
+    TrustedTypes,
     checked_model_tests,
     load_data_params,
     load_section,
     read_yaml,
 )
-from modelci.errors import ConfigError
 from modelci.layout import DEFAULT_PATHS, DVC_YAML, PARAMS
 
 _MODELCI_TRAIN = re.compile(r"(^|\s)modelci\s+train(\s|$)")
@@ -58,19 +57,9 @@ class ModelRepo:
         tests = load_section(path, "model_tests", ModelTestsParams)
         return checked_model_tests(tests, self.data(), str(path))
 
-    def _train_section(self) -> dict[str, Any]:
-        raw = read_yaml(self.path("params"))
-        section = raw.get("train") if isinstance(raw, dict) else None
-        return section if isinstance(section, dict) else {}
-
     def trusted_types(self) -> tuple[str, ...]:
         """``train.trusted_types`` alone: the rest of ``train:`` may be the user's own stage's."""
-        value = self._train_section().get("trusted_types", ())
-        if not isinstance(value, list | tuple) or not all(isinstance(v, str) for v in value):
-            raise ConfigError(
-                f"{self.path('params')}: train.trusted_types: expected a list of names"
-            )
-        return tuple(value)
+        return load_section(self.path("params"), "train", TrustedTypes).trusted_types
 
     def train_params(self) -> TrainParams:
         """The whole ``train:`` section, for retraining with modelci's own train stage."""
