@@ -73,8 +73,8 @@ def timed_protocol(
     """An ``H11Protocol`` subclass enforcing ``timeouts`` and the per-address cap of ``slots``;
     ``closed(reason)`` is called for each connection the server closes (reason
     ``header_timeout``, ``body_timeout``, ``idle`` or ``client_limit``)."""
-    slots = slots or ClientSlots(0)
-    busy = _busy_response(slots.limit)
+    caps = slots if slots is not None else ClientSlots(0)
+    busy = _busy_response(caps.limit)
 
     class TimedH11Protocol(H11Protocol):
         _read_timer: asyncio.TimerHandle | None = None
@@ -85,7 +85,7 @@ def timed_protocol(
             super().connection_made(transport)
             peer = transport.get_extra_info("peername")
             address = str(peer[0]) if isinstance(peer, tuple) and peer else None
-            if not slots.take(address):
+            if not caps.take(address):
                 closed("client_limit")
                 transport.write(busy)
                 transport.close()
@@ -103,7 +103,7 @@ def timed_protocol(
 
         def connection_lost(self, exc: Exception | None) -> None:
             self._disarm()
-            slots.release(self._slot)
+            caps.release(self._slot)
             self._slot = None
             super().connection_lost(exc)
 
