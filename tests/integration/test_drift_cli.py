@@ -100,6 +100,35 @@ def test_shifted_log_drifts_and_labels_report_realized_metrics(
     assert "### Realized performance" in (tmp_path / "drift.md").read_text(encoding="utf-8")
 
 
+def test_batch_predictions_are_labelled_by_row_id(
+    pipeline_repo: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Issue 23.6: rows predicted in batches share their request id; labels keyed by the
+    server-made row id join one to one, labels keyed by the request id are refused."""
+    test = pd.read_parquet(pipeline_repo / "data/prepared/test.parquet")
+    log = tmp_path / "log"
+    log.mkdir()
+    rows = json.loads(test.drop(columns=["survived"]).to_json(orient="records"))
+    with (log / "predictions.jsonl").open("w", encoding="utf-8") as out:
+        for index, row in enumerate(rows):
+            batch, position = divmod(index, 10)
+            record = {"request_id": f"b{batch}", "row_id": f"p{batch}-{position}", "input": row}
+            out.write(json.dumps(record) + "\n")
+    ids = [f"p{index // 10}-{index % 10}" for index in range(len(test))]
+    by_row = tmp_path / "by_row.csv"
+    pd.DataFrame({"row_id": ids, "survived": test["survived"]}).to_csv(by_row, index=False)
+    drift(pipeline_repo, tmp_path / "out", "--current", str(log), "--labels", str(by_row))
+    result = json.loads((tmp_path / "out" / "drift.json").read_text(encoding="utf-8"))
+    assert result["realized"]["rows"] == len(test)
+    by_request = tmp_path / "by_request.csv"
+    batches = [f"b{index // 10}" for index in range(len(test))]
+    labels = pd.DataFrame({"request_id": batches, "survived": test["survived"]})
+    labels.drop_duplicates("request_id").to_csv(by_request, index=False)
+    args = ("--current", str(log), "--labels", str(by_request))
+    assert drift(pipeline_repo, tmp_path / "out2", *args) == 1
+    assert "the join is not one to one: request id(s) 'b0' (10 rows)" in capsys.readouterr().err
+
+
 @pytest.mark.parametrize(
     ("make", "message"),
     [

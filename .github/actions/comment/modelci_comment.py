@@ -65,6 +65,11 @@ from typing import Any
 
 DEFAULT_MAX_BYTES = 5_000_000
 MAX_FILES = 64
+# Members are decompressed CHUNK bytes at a time; past RATIO_FLOOR bytes one may not expand more
+# than MAX_RATIO times its compressed size (a report or a PNG is far from that).
+CHUNK = 64 * 1024
+RATIO_FLOOR = 64 * 1024
+MAX_RATIO = 100
 MAX_METADATA_BYTES = 4_096
 MAX_PLOT_BYTES = 2_000_000
 # GitHub refuses comments over 65,536 characters; CML appends a watermark and each plot path is
@@ -342,6 +347,9 @@ def _entry_problem(info: zipfile.ZipInfo) -> str | None:
         return "'..' in its name"
     if info.flag_bits & 0x1:
         return "encryption"
+    if info.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED):
+        # bzip2 and lzma decompress a whole compressed chunk at once: 1.8 KB made 4.2 GB
+        return f"compression method {info.compress_type} (only stored and deflated are read)"
     mode = info.external_attr >> 16
     kind = stat.S_IFMT(mode)
     if stat.S_ISLNK(mode):
@@ -386,15 +394,32 @@ def read_archive(data: bytes, max_bytes: int, max_files: int = MAX_FILES) -> dic
         left = max_bytes
         for info in files:
             try:
-                with archive.open(info) as member:
-                    content = member.read(left + 1)
+                content = _read_member(archive, info, left, max_bytes)
             except (zipfile.BadZipFile, NotImplementedError, RuntimeError, EOFError, zlib.error):
                 raise ValidationError(f"artifact entry {info.filename!r:.120} is corrupt") from None
-            if len(content) > left:
-                raise ValidationError(f"artifact is larger than {max_bytes} bytes")
             left -= len(content)
             contents[info.filename] = content
     return contents
+
+
+def _read_member(archive: zipfile.ZipFile, info: zipfile.ZipInfo, left: int, total: int) -> bytes:
+    """One member, decompressed in chunks: at most ``left`` bytes, and at most ``MAX_RATIO``
+    times its compressed size once past ``RATIO_FLOOR`` (as modelci.safezip, which this
+    standard-library-only script cannot import)."""
+    parts: list[bytes] = []
+    size = 0
+    with archive.open(info) as member:
+        while chunk := member.read(CHUNK):
+            size += len(chunk)
+            if size > left:
+                raise ValidationError(f"artifact is larger than {total} bytes")
+            if size > RATIO_FLOOR and size > MAX_RATIO * max(info.compress_size, 1):
+                raise ValidationError(
+                    f"artifact entry {info.filename!r:.120} expands more than {MAX_RATIO} times "
+                    f"its {info.compress_size} compressed bytes"
+                )
+            parts.append(chunk)
+    return b"".join(parts)
 
 
 def read_metadata(files: dict[str, bytes], trigger: Trigger) -> int:

@@ -297,7 +297,10 @@ def register(sub: Any) -> None:
         "--window", required=True, metavar="PATH", help="the production window (a prediction log)"
     )
     refresh.add_argument(
-        "--labels", required=True, metavar="FILE", help="ground truth by request_id"
+        "--labels",
+        required=True,
+        metavar="FILE",
+        help="ground truth by row_id (or request_id), one to one",
     )
     add_params(refresh, "its data: section")
     refresh.set_defaults(handler=cmd_refresh_data)

@@ -42,7 +42,7 @@ from modelci.serving.payload import (
     bound_json_structure,
 )
 from modelci.serving.predlog import PredictionLog
-from modelci.serving.requestid import request_id
+from modelci.serving.requestid import RecentIds, client_request_id, prediction_id
 from modelci.serving.runtime import Prediction, Predictor
 from modelci.serving.schema import Batch, InputError, InputSchema, RawBatch, short
 from modelci.serving.workers import METRICS_DIR_ENV, in_worker, restarted_worker
@@ -194,6 +194,12 @@ class _Metrics:
             "Worker processes started in place of one that died",
             registry=self.registry,
         )
+        self.duplicate_ids = Counter(
+            "modelci_duplicate_request_ids",
+            "Scored requests whose client X-Request-ID this worker saw recently (flagged in the "
+            "prediction log)",
+            registry=self.registry,
+        )
         self.log_dropped = Gauge(
             "modelci_prediction_log_dropped",
             "Prediction log entries dropped because the writer fell behind",
@@ -294,6 +300,7 @@ class ServingApp:
         self._reload_lock: asyncio.Lock | None = None
         self._large_slots: asyncio.Semaphore | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
+        self._recent_ids = RecentIds()
         self._openapi: tuple[InputSchema, bytes] | None = None
         self._routes: dict[str, dict[str, Callable[..., Awaitable[tuple[int, str | None]]]]] = {
             "/predict": {"POST": self._predict},
@@ -316,7 +323,9 @@ class ServingApp:
         started = time.perf_counter()
         path = scope["path"]
         method = scope["method"]
-        scope["modelci.request_id"] = rid = request_id(_header(scope, b"x-request-id"))
+        client = client_request_id(_header(scope, b"x-request-id"))
+        scope["modelci.client_request_id"] = client
+        scope["modelci.request_id"] = rid = client or prediction_id()
         send = self._framed(send, rid)
         route = self._routes.get(path)
         label = path if route is not None else "other"
@@ -591,7 +600,7 @@ class ServingApp:
         receive: Receive,
         send: Send,
         invocation: bool,
-        to_payload: Callable[[ServedModel, Prediction], dict[str, Any]],
+        to_payload: Callable[[ServedModel, Prediction, str], dict[str, Any]],
     ) -> tuple[int, str | None]:
         """Read the body, predict on the model being served now, answer with ``to_payload``."""
         served = self.served
@@ -622,9 +631,15 @@ class ServingApp:
             return 499, "CLIENT_CLOSED_REQUEST"
         except _ModelFailureError as failure:
             return await self._model_failure(send, failure)
-        payload = to_payload(served, prediction)
-        self._after(served, batch, prediction, scope["modelci.request_id"])
-        return await self._json(send, 200, payload)
+        pid = prediction_id()
+        payload = to_payload(served, prediction, pid)
+        client = scope["modelci.client_request_id"]
+        duplicate = client is not None and self._recent_ids.seen(client)
+        if duplicate:
+            self.metrics.duplicate_ids.inc()
+        self._after(served, batch, prediction, scope["modelci.request_id"], pid, duplicate)
+        await self._send(send, 200, dumps(payload), headers=[(b"x-prediction-id", pid.encode())])
+        return 200, None
 
     async def _model_failure(
         self, send: Send, failure: _ModelFailureError
@@ -635,12 +650,20 @@ class ServingApp:
         await self._send(send, 500, dumps(body))
         return 500, "INTERNAL_ERROR"
 
-    def _after(self, served: ServedModel, batch: Batch, prediction: Prediction, rid: str) -> None:
+    def _after(
+        self,
+        served: ServedModel,
+        batch: Batch,
+        prediction: Prediction,
+        rid: str,
+        pid: str,
+        duplicate: bool,
+    ) -> None:
         self.metrics.observe_prediction(prediction, served.predictor.classes is not None)
         self.input_monitor.observe(batch, prediction.scores, prediction.labels)
         log = self.prediction_log
         if log is not None and log.sampled():
-            log.submit(served.log_fields, batch, prediction, rid)
+            log.submit(served.log_fields, batch, prediction, rid, pid, duplicate)
             self.metrics.log_dropped.set(log.dropped)
 
     async def _health(self, scope: Scope, receive: Receive, send: Send) -> tuple[int, str | None]:
@@ -658,6 +681,7 @@ class ServingApp:
                 "status": "ready",
                 "model_version": served.info.version,
                 "model_sha256": served.info.sha256,
+                "onnx_sha256": served.info.onnx_sha256,
                 "runtime": served.predictor.runtime,
             },
         )
@@ -749,18 +773,20 @@ def _score(served: ServedModel, raw: RawBatch) -> tuple[Batch, Prediction]:
         raise _ModelFailureError(error) from None
 
 
-def _predict_payload(served: ServedModel, prediction: Prediction) -> dict[str, Any]:
+def _predict_payload(served: ServedModel, prediction: Prediction, pid: str) -> dict[str, Any]:
     payload: dict[str, Any] = {"predictions": prediction.labels.tolist()}
     if prediction.probabilities is not None:
         payload["probabilities"] = prediction.probabilities.tolist()
         payload["classes"] = served.predictor.classes
     payload["model_version"] = served.info.version
     payload["model_sha256"] = served.info.sha256
+    payload["prediction_id"] = pid  # row i's id is f"{pid}-{i}" (see requestid)
     return payload
 
 
-def _invocations_payload(served: ServedModel, prediction: Prediction) -> dict[str, Any]:
-    # MLflow's pyfunc calls predict(): labels for classifiers, values for regressors.
+def _invocations_payload(served: ServedModel, prediction: Prediction, pid: str) -> dict[str, Any]:
+    # MLflow's pyfunc calls predict(): labels for classifiers, values for regressors. MLflow's
+    # shape exactly: the prediction id is only in the X-Prediction-ID header.
     return {"predictions": prediction.labels.tolist()}
 
 
