@@ -42,7 +42,7 @@ from modelci.serving.payload import (
     bound_json_structure,
 )
 from modelci.serving.predlog import PredictionLog
-from modelci.serving.requestid import RecentIds, client_request_id, prediction_id
+from modelci.serving.requestid import RecentIds, client_request_id, prediction_id, request_id
 from modelci.serving.runtime import Prediction, Predictor
 from modelci.serving.schema import Batch, InputError, InputSchema, RawBatch, short
 from modelci.serving.workers import METRICS_DIR_ENV, in_worker, restarted_worker
@@ -323,9 +323,9 @@ class ServingApp:
         started = time.perf_counter()
         path = scope["path"]
         method = scope["method"]
-        client = client_request_id(_header(scope, b"x-request-id"))
-        scope["modelci.client_request_id"] = client
-        scope["modelci.request_id"] = rid = client or prediction_id()
+        given = _header(scope, b"x-request-id")
+        scope["modelci.client_request_id"] = client_request_id(given)
+        scope["modelci.request_id"] = rid = request_id(given)
         send = self._framed(send, rid)
         route = self._routes.get(path)
         label = path if route is not None else "other"
