@@ -24,14 +24,18 @@ ENV UV_COMPILE_BYTECODE=1 \
     UV_SYSTEM_CERTS=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1
 # Locked packages left out of the image, with every dependency only they need (`uv export --prune`).
-ARG SERVE_PRUNE="dvc mlflow pandera matplotlib pyarrow dalex"
+ARG SERVE_PRUNE="dvc mlflow pandera matplotlib pyarrow"
+# The extras serving needs: the server, ONNX Runtime, and XGBoost/LightGBM for a boosted model's
+# scikit-learn fallback. Not dask (the pipeline's engine), testing (pytest) or demo (the data).
+ARG SERVE_EXTRAS="serve onnx boosting"
 COPY uv-requirements.txt /tmp/
 RUN python -m pip install --no-cache-dir --require-hashes -r /tmp/uv-requirements.txt
 WORKDIR /src
 # Dependencies first (cached until uv.lock changes), then the project itself, without its deps.
 COPY pyproject.toml uv.lock README.md ./
 RUN python -m uv venv /opt/venv \
-    && python -m uv export --frozen --no-default-groups --all-extras --no-emit-project \
+    && python -m uv export --frozen --no-default-groups --no-emit-project \
+        $(for name in $SERVE_EXTRAS; do printf -- '--extra %s ' "$name"; done) \
         $(for name in $SERVE_PRUNE; do printf -- '--prune %s ' "$name"; done) -o /tmp/serve.txt \
     && python -m uv pip install --python /opt/venv/bin/python --no-deps -r /tmp/serve.txt
 COPY src/ src/
