@@ -24,9 +24,10 @@ ENV UV_COMPILE_BYTECODE=1 \
     UV_SYSTEM_CERTS=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1
 # Locked packages left out of the image, with every dependency only they need (`uv export --prune`).
-ARG SERVE_PRUNE="dvc mlflow pandera matplotlib pyarrow"
-# The extras serving needs: the server, ONNX Runtime, and XGBoost/LightGBM for a boosted model's
-# scikit-learn fallback. Not dask (the pipeline's engine), testing (pytest) or demo (the data).
+ARG SERVE_PRUNE="dvc mlflow pandera matplotlib pyarrow dalex"
+# The project's extras serving needs, if any. A repository made by `modelci init` has none (its
+# dependency on modelci[serve,onnx] brings the server and ONNX Runtime); modelci's own repository
+# names its serve, onnx and boosting extras (not dask, testing or demo).
 ARG SERVE_EXTRAS="serve onnx boosting"
 COPY uv-requirements.txt /tmp/
 RUN python -m pip install --no-cache-dir --require-hashes -r /tmp/uv-requirements.txt
