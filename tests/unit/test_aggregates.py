@@ -73,7 +73,8 @@ def test_metrics_from_partition_aggregates_equal_the_local_ones(task: str) -> No
 def test_roc_auc_is_exact_when_no_bin_holds_both_classes() -> None:
     truth = np.array([0, 1, 0, 1, 1, 0])
     score = np.array([0.1, 0.9, 0.35, 0.3, 0.8, 0.2], dtype=np.float32)
-    pred = Predictions(truth, (score > 0.5).astype(int), np.column_stack([1 - score, score]), [0, 1])
+    proba = np.column_stack([1 - score, score])
+    pred = Predictions(truth, (score > 0.5).astype(int), proba, [0, 1])
     total = agg.aggregate(pred, classification=True)
     assert agg.auc_error_bound(*total.scores[1]) == 0.0
     from sklearn.metrics import average_precision_score, roc_auc_score

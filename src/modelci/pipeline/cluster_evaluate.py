@@ -26,7 +26,7 @@ from modelci.config import DataParams, Params
 from modelci.judge import aggregates as agg
 from modelci.judge import metrics as m
 from modelci.layout import DEFAULT_PATHS, StagePaths
-from modelci.pipeline.cluster import connect, part_files, workers_by_name
+from modelci.pipeline.cluster import connect, part_files, record_run, workers_by_name
 from modelci.pipeline.plot_data import MAX_SCATTER_ROWS, evenly_spaced
 from modelci.prediction_table import to_frame
 
@@ -128,7 +128,6 @@ def evaluate(
     import pyarrow.parquet as pq
 
     from modelci.fileio import write_atomic
-    from modelci.github import write_outputs
 
     data = params.data
     files = part_files(paths.test)
@@ -186,19 +185,15 @@ def evaluate(
                     writer.close()
 
         write_atomic(paths.predictions, write)
+        seconds = time.monotonic() - started
+        scored = f"{total.rows} test rows scored"
+        record_run("evaluate", client, len(futures), seconds, scored)
     finally:
         client.close()
     if example is None:
         from modelci.errors import DataError
 
         raise DataError(f"{paths.test}: the test split is empty")
-    seconds = time.monotonic() - started
-    line = (
-        f"{total.rows} test rows scored on {len(workers)} Dask worker(s), "
-        f"{len(futures)} partitions, {seconds:.1f} s wall time"
-    )
-    print(f"evaluate: {line}")
-    write_outputs({}, f"**evaluate** on Dask: {line}")
     classes = list(getattr(model, "classes_", []))
     return {
         "total": total,
