@@ -198,7 +198,9 @@ def test_an_unknown_or_missing_column_gets_the_same_message_as_predict() -> None
     assert _error(app, "/v2/models/m/infer", extra) == expected
     missing = per_column(ROWS)
     missing["inputs"] = [t for t in missing["inputs"] if t["name"] != "size"]
-    expected = _error(app, "/predict", [{k: v for k, v in row.items() if k != "size"} for row in ROWS])
+    expected = _error(
+        app, "/predict", [{k: v for k, v in row.items() if k != "size"} for row in ROWS]
+    )
     assert _error(app, "/v2/models/m/infer", missing) == expected
 
 
@@ -267,6 +269,7 @@ def test_transport_errors_in_the_protocols_shape() -> None:
     assert (response.status_code, response.json()) == (
         415, {"error": "expected Content-Type application/json, got text/csv"}
     )  # fmt: skip
+    assert call(app, "POST", "/v2/models/m/infer", body).status_code == 200  # no Content-Type
     response = call(app, "POST", "/v2/models/m/infer", b"{", **JSON)
     assert response.status_code == 400
     assert response.json()["error"].startswith("malformed JSON")

@@ -397,7 +397,7 @@ _INFER_ERRORS = {
     "400": _answer("Malformed JSON, or tensors that do not fit the model's columns", _ERROR),
     "404": _answer("No such model (or version) on this server", _ERROR),
     "413": _answer("Body over the size limit, or too many rows", _ERROR),
-    "415": _answer("Content-Type is not application/json", _ERROR),
+    "415": _answer("A Content-Type other than application/json (none is JSON)", _ERROR),
     "422": _answer("Values that do not match the input schema", _ERROR),
     "503": _answer("Every parse slot for large bodies is taken; retry", _ERROR),
 }
@@ -680,7 +680,8 @@ class OpenInference:
                     "binary tensor data (Inference-Header-Content-Length) is not supported; "
                     "send the tensors as JSON"
                 )
-            if app._media_type(scope) != b"application/json":
+            # The body is always JSON here: Triton's client sends no Content-Type at all.
+            if app._media_type(scope) not in (b"", b"application/json"):
                 raise app._unsupported(scope, "application/json")
             rows = app.settings.max_rows
             outputs = output_names(app.served.predictor.classes)
