@@ -9,13 +9,16 @@ from typing import Any
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from modelci.model_source import ModelInfo
 from modelci.serving.app import ServedModel, ServingApp, Settings
 from modelci.serving.predlog import PredictionLog, read_log
 from modelci.serving.runtime import Prediction
-from modelci.serving.schema import Batch
-from tests.unit.test_serving import JSON, ROW, SCHEMA, StubPredictor, call
+from modelci.serving.schema import Batch, InputError
+from modelci.serving.v2 import DATATYPES, InferRequest, batch_from_infer
+from tests.unit.test_serving import JSON, JSON_VALUES, ROW, SCHEMA, StubPredictor, call
 
 pytestmark = pytest.mark.unit
 
@@ -336,3 +339,39 @@ def test_the_openapi_document_describes_the_v2_routes() -> None:
     assert {"/v2", "/v2/health/live", "/v2/health/ready", "/v2/models/{name}"} <= set(
         document["paths"]
     )
+
+
+TENSORS = st.fixed_dictionaries(
+    {
+        "name": st.sampled_from([*DATATYPE, "x"]),
+        "shape": st.lists(st.integers(-1, 3) | st.booleans(), min_size=0, max_size=3),
+        "datatype": st.sampled_from([*DATATYPES, "X"]),
+        "data": st.lists(JSON_VALUES, max_size=6),
+    },
+    optional={"parameters": JSON_VALUES},
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    payload=JSON_VALUES
+    | st.fixed_dictionaries(
+        {"inputs": st.lists(TENSORS, max_size=4)},
+        optional={"id": JSON_VALUES, "outputs": JSON_VALUES, "parameters": JSON_VALUES},
+    )
+)
+def test_any_json_is_either_valid_rows_or_an_input_error(payload: Any) -> None:
+    outcome = _validated(payload)
+    if isinstance(outcome, InputError):
+        assert 400 <= outcome.status < 500
+        assert len(outcome.message) < 1000
+    else:
+        assert all(len(values) == outcome[0] for values in outcome[1].values())
+
+
+def _validated(payload: Any) -> tuple[int, Batch] | InputError:
+    try:
+        raw = batch_from_infer(payload, SCHEMA, 10, InferRequest(), ("predict", "predict_proba"))
+        return raw.rows, SCHEMA.validate(raw)
+    except InputError as error:
+        return error
