@@ -24,6 +24,7 @@ from modelci.serving.payload import batch_from_body, batch_from_invocation
 from modelci.serving.predlog import PredictionLog, read_log
 from modelci.serving.runtime import Prediction
 from modelci.serving.schema import Batch, InputError, InputSchema, RawBatch
+from tests.predlog_reference import per_row_lines
 
 pytestmark = pytest.mark.unit
 
@@ -212,6 +213,52 @@ def test_prediction_log_drops_instead_of_growing(tmp_path: Path) -> None:
     log.close()
     with pytest.raises(ValueError, match="sample_rate"):
         PredictionLog(tmp_path, sample_rate=2.0)
+
+
+_TEXT = st.text(st.characters(codec="utf-8"), max_size=6) | st.sampled_from(["a,b", 'q"}{', "\n"])
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    texts=st.lists(st.none() | _TEXT, min_size=1, max_size=12),
+    duplicate=st.booleans(),
+    classifier=st.booleans(),
+    labels_as_text=st.booleans(),
+    model=st.dictionaries(  # the model's fields (ServedModel.log_fields) beside the record's
+        _TEXT.filter(
+            lambda key: key
+            not in ("row_id", "input", "prediction", "duplicate_request_id", "probabilities")
+        ),
+        _TEXT | st.integers(),
+        max_size=3,
+    ),
+)
+def test_prediction_log_lines_equal_the_per_row_records(
+    texts: list[str | None],
+    duplicate: bool,
+    classifier: bool,
+    labels_as_text: bool,
+    model: dict[str, Any],
+) -> None:
+    """The per-batch writer's text is byte for byte what one json.dumps per row wrote: nulls,
+    NaN, text with commas, quotes, braces and newlines, odd key names, both model kinds."""
+    rows = len(texts)
+    rng = np.random.default_rng(rows)
+    floats = rng.normal(size=rows) * 10.0 ** rng.integers(-8, 8, size=rows)
+    floats[::3] = np.nan
+    batch = {
+        "color": np.array(texts, dtype=object),
+        "size": floats,
+        'od"d{}': np.where(np.arange(rows) % 2 == 0, np.nan, np.arange(rows, dtype=float)),
+        "count": np.arange(rows, dtype="int64") - 3,
+        "flag": np.arange(rows) % 2 == 0,
+    }
+    labels = np.array([t or "" for t in texts], dtype=object) if labels_as_text else floats
+    probabilities = rng.dirichlet([1.0, 1.0, 1.0], size=rows) if classifier else None
+    prediction = Prediction(labels, probabilities, floats)
+    item = (1765000000.1234567, model, batch, prediction, ("req, 1", "a1b2", duplicate))
+    log = PredictionLog.__new__(PredictionLog)  # _lines only: no writer thread
+    assert log._lines(item) == per_row_lines(item)
 
 
 def test_read_log_skips_a_torn_last_line(tmp_path: Path) -> None:
