@@ -90,7 +90,7 @@ def stages(repo: Path, body: bytes, repeat: int, work: Path) -> dict[str, list[f
         raw = timed("columns", batch_from_invocation, payload, schema, rows)
         batch = timed("validation", schema.validate, raw)
         prediction = timed(f"model call ({predictor.runtime})", predictor.predict, batch)
-        timed("response body", lambda p: dumps(_invocations_payload(served, p)), prediction)
+        timed("response body", lambda p: dumps(_invocations_payload(served, p, "p")), prediction)
         for label, metrics in (("1 process", one), ("multiprocess", many)):
             timed(f"metrics, {label}, per row (before)", per_row_observe, metrics, prediction)
             timed(f"metrics, {label}, per batch", metrics.observe_prediction, prediction, True)
