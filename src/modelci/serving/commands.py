@@ -99,6 +99,9 @@ def register(sub: Any) -> None:
         help="then wait this long for in-flight requests (MODELCI_GRACEFUL_TIMEOUT)")  # fmt: skip
     add("--threads", type=int, default=_env("THREADS", "1"),
         help="OpenMP/BLAS threads per worker; 0 = library default (MODELCI_THREADS)")  # fmt: skip
+    add("--batch-threads", type=int, default=_env("BATCH_THREADS", "0"),
+        help="ONNX Runtime threads for a batch of 1,000 rows or more, one such batch at a time "
+        "per worker; 0 = the available CPUs, 1 = off (MODELCI_BATCH_THREADS)")  # fmt: skip
     add("--workers", type=int, default=_env("WORKERS", "0"),
         help="worker processes; 0 = the CPUs the cgroup quota and affinity allow "
         "(MODELCI_WORKERS)")  # fmt: skip
@@ -190,6 +193,8 @@ def serve_config(args: argparse.Namespace) -> ServeConfig:
         raise ConfigError("--max-client-connections must be 0 (no cap) or more")
     if args.workers < 0:
         raise ConfigError("--workers must be 0 (one per available CPU) or more")
+    if args.batch_threads < 0:
+        raise ConfigError("--batch-threads must be 0 (the available CPUs) or more")
     if not 0.0 <= args.log_sample_rate <= 1.0:
         raise ConfigError("--log-sample-rate must be between 0 and 1")
     settings = Settings(
@@ -218,6 +223,7 @@ def serve_config(args: argparse.Namespace) -> ServeConfig:
         drain_seconds=args.drain_seconds,
         graceful_timeout=args.graceful_timeout,
         threads=args.threads,
+        batch_threads=args.batch_threads or cpu_quota(),
         workers=args.workers or cpu_quota(),
         header_timeout=args.header_timeout,
         body_timeout=args.body_timeout,

@@ -53,6 +53,7 @@ class ServeConfig:
     drain_seconds: float = 0.0
     graceful_timeout: float = 30.0
     threads: int = 1
+    batch_threads: int = 1  # intra-op threads for a large batch (OnnxPredictor)
     workers: int = 1
     header_timeout: float = defaults.HEADER_TIMEOUT
     body_timeout: float = defaults.BODY_TIMEOUT
@@ -95,7 +96,7 @@ def load_served(config: ServeConfig) -> ServedModel:
             )
         if export is not None:
             try:
-                predictor = OnnxPredictor(export.onnx, export.classes, schema)
+                predictor = OnnxPredictor(export.onnx, export.classes, schema, config.batch_threads)
                 note = f"ONNX Runtime ({export.note})"
             except RuntimeUnavailableError as error:  # e.g. an image built without onnxruntime
                 if config.runtime == "onnx":
@@ -112,7 +113,7 @@ def load_served(config: ServeConfig) -> ServedModel:
             # slower on a busy machine). threadpoolctl limits only libraries already loaded, so
             # this runs after the model (and with it scikit-learn's OpenMP runtime) is loaded.
             threadpool_limits(limits=config.threads)
-        predictor, note = build_predictor(model, schema, config.runtime)
+        predictor, note = build_predictor(model, schema, config.runtime, config.batch_threads)
         if config.runtime != "sklearn" and predictor.runtime == "onnx":
             note += f"; converted at start-up: {why_not}"
     predictor.predict(schema.columns_from_records(schema.example_rows(1)))  # warm-up
