@@ -31,14 +31,14 @@ def _params_with_estimator(args: argparse.Namespace) -> Any:
     the ``train.pipeline`` factory) checked before any work (prepare checks them too: ``dvc
     repro`` then fails at its first stage, not after the split)."""
     from modelci.pipeline import cluster
-    from modelci.pipeline.train import check_model
+    from modelci.pipeline.train import make_model
 
     params = _params(args)
     cluster.check_estimator(params)
     if params.compute.engine == "dask":
         cluster.make_distributed(params.data, params.train, client=None)
     else:
-        check_model(params.data, params.train)
+        make_model(params.data, params.train)
     return params
 
 

@@ -22,15 +22,14 @@ import shutil
 import tempfile
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
+
+import pandas as pd
 
 from modelci.config import ComputeParams, DataParams, Params, PrepareParams, TrainParams
 from modelci.errors import ClusterError, ConfigError, DataError
 from modelci.fileio import write_json
 from modelci.layout import DEFAULT_PATHS, StagePaths
-
-if TYPE_CHECKING:  # pandas is imported by the functions that run: check-params needs none
-    import pandas as pd
 
 # The learners that train on a Dask cluster through their library's own Dask interface.
 DISTRIBUTED_ESTIMATORS = {
@@ -125,8 +124,6 @@ def canonical(frame: pd.DataFrame, data: DataParams) -> pd.DataFrame:
 def in_test_split(frame: pd.DataFrame, key: pd.DataFrame, prepare: PrepareParams) -> pd.Series:
     """True for the rows of the test split: a seeded hash of ``key`` (one column, or the whole
     row) below ``test_size`` of the hash space. It depends on the row alone."""
-    import pandas as pd
-
     salt = f"{prepare.seed:016d}"[-16:]
     hashed = pd.util.hash_pandas_object(key, index=False, hash_key=salt)
     return pd.Series((hashed.to_numpy() >> 32) < prepare.test_size * _HASH_SPACE, index=frame.index)
@@ -312,7 +309,6 @@ def encoder(data: DataParams, files: list[Path]) -> Any:
     """The features' encoding, fitted on the schema instead of the data: numeric columns pass
     through (the boosters handle missing values), categorical and bool columns are one-hot
     encoded over their declared categories (or, undeclared, the sorted values of the split)."""
-    import pandas as pd
     from sklearn.compose import ColumnTransformer
     from sklearn.preprocessing import OneHotEncoder
 
@@ -389,7 +385,6 @@ def _scatter(client: Any, encode: Any, data: DataParams, files: list[Path]) -> t
     """Deal the encoded partitions to the workers (partition i to worker i mod n, by name) and
     return them as Dask arrays (features, target)."""
     import dask.array as da
-    import pandas as pd
 
     workers = workers_by_name(client)
     if not workers:

@@ -6,16 +6,15 @@ from __future__ import annotations
 import hashlib
 import importlib
 import inspect
-from typing import TYPE_CHECKING, Any
+from typing import Any
+
+import pandas as pd
 
 from modelci.config import DataParams, Params, TrainParams
 from modelci.errors import ConfigError
 from modelci.fileio import write_bytes, write_json
 from modelci.layout import DEFAULT_PATHS, StagePaths
 from modelci.threads import fixed_threads
-
-if TYPE_CHECKING:  # imported where a stage reads data: check-params reads none
-    import pandas as pd
 
 
 def _import(path: str, key: str, separator: str) -> Any:
@@ -103,16 +102,6 @@ def make_model(data: DataParams, train: TrainParams) -> Any:
     from sklearn.pipeline import Pipeline
 
     return Pipeline([("features", built), ("model", make_estimator(data, train))])
-
-
-def check_model(data: DataParams, train: TrainParams) -> None:
-    """The check of ``train:`` every command runs before work: :func:`make_model`'s, without
-    building modelci's own preprocessing when there is no factory (nothing in it comes from
-    params but column names, and its scikit-learn modules cost more to import than the check)."""
-    if train.pipeline is None:
-        make_estimator(data, train)
-    else:
-        make_model(data, train)
 
 
 def make_estimator(data: DataParams, train: TrainParams) -> Any:
@@ -230,8 +219,6 @@ def fit(frame: pd.DataFrame, data: DataParams, train: TrainParams) -> Any:
 
 def run(params: Params, paths: StagePaths = DEFAULT_PATHS) -> str:
     """Fit and write the model file; returns its sha256 (MLflow logging happens in evaluate)."""
-    import pandas as pd
-
     from modelci.modelfile import dump_model, load_model_bytes
     from modelci.pipeline import cluster
 
