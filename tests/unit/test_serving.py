@@ -439,7 +439,7 @@ def test_an_admin_listener_alone_serves_admin_and_metrics() -> None:
         assert call(app, "GET", admin + path, **auth).status_code == 200, path
     assert call(app, "POST", "/admin/reload", **auth).status_code == 404
     assert call(app, "POST", admin + "/admin/reload", **auth).status_code == 200
-    for path in ("/health", "/model", "/openapi.json"):
+    for path in ("/health", "/model", "/openapi.json", "/v2/models/model"):
         assert call(app, "GET", path).status_code == 200, path
         assert call(app, "GET", admin + path).status_code == 404, path
     assert call(app, "POST", "/predict", json.dumps(ROW).encode(), **JSON).status_code == 200
