@@ -383,13 +383,13 @@ def test_an_admin_port_alone_serves_admin_and_metrics_for_every_worker(
     auth = {"Authorization": f"Bearer {TOKEN}"}
     try:
         for path in ("/metrics", "/admin/model"):
-            assert http_get(server.port, path)[0] == 404, path
+            assert _request(server.port, "GET", path, {})[0] == 404, path
         assert _request(server.port, "POST", "/admin/reload", auth)[0] == 404
-        described = json.loads(http_get(server.port, "/model")[1])
+        described = json.loads(_request(server.port, "GET", "/model", {})[1])
         assert "git_commit" not in described
         assert "uri" not in described
         assert described["sha256"]
-        assert http_get(admin, "/predict")[0] == 404
+        assert _request(admin, "GET", "/predict", {})[0] == 404
         assert _request(admin, "POST", "/admin/reload", auth)[0] == 200
         assert _until(
             lambda: sum(_metric(admin, r'modelci_model_reloads_total\{outcome="ok"\}')) >= 2
