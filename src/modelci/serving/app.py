@@ -1,8 +1,9 @@
 """The serving app: a small raw ASGI application (no framework on the request path).
 
 Endpoints: ``POST /predict``, ``POST /invocations`` (MLflow scoring protocol), ``GET /health``,
-``GET /ready``, ``GET /metrics`` (Prometheus), ``GET /model``, ``GET /openapi.json`` and
-``POST /admin/reload`` (bearer token). Client mistakes get a 4xx JSON body
+``GET /ready``, ``GET /metrics`` (Prometheus), ``GET /model``, ``GET /openapi.json``,
+``POST /admin/reload`` (bearer token) and the Open Inference Protocol's ``/v2`` routes
+(:mod:`modelci.serving.v2`). Client mistakes get a 4xx JSON body
 ``{"error_code", "message", "problems"?}``; only a failure inside the model itself is a 500.
 
 The served model is one immutable :class:`ServedModel` referenced by ``app.served``: a request
@@ -301,7 +302,11 @@ class ServingApp:
         self._large_slots: asyncio.Semaphore | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
         self._recent_ids = RecentIds()
-        self._openapi: tuple[InputSchema, bytes] | None = None
+        self._openapi: tuple[ServedModel, bytes] | None = None
+        # (imported here: the v2 module builds on this one)
+        from modelci.serving.v2 import OpenInference
+
+        self.v2 = OpenInference(self)
         self._routes: dict[str, dict[str, Callable[..., Awaitable[tuple[int, str | None]]]]] = {
             "/predict": {"POST": self._predict},
             "/invocations": {"POST": self._invocations},
@@ -311,6 +316,7 @@ class ServingApp:
             "/model": {"GET": self._model},
             "/openapi.json": {"GET": self._openapi_json},
             "/admin/reload": {"POST": self._admin_reload},
+            **self.v2.routes(),
         }
 
     # -- ASGI entry point -------------------------------------------------------------------
@@ -329,6 +335,10 @@ class ServingApp:
         send = self._framed(send, rid)
         route = self._routes.get(path)
         label = path if route is not None else "other"
+        if self.v2.owns(path):
+            send = self.v2.errors(send)
+            if route is None and (found := self.v2.model_route(path)) is not None:
+                label, route = found
         self.metrics.inflight.inc()
         try:
             if route is None:
@@ -339,7 +349,7 @@ class ServingApp:
                 allowed = ", ".join(route)
                 status, code = await self._error(
                     send,
-                    InputError(405, "METHOD_NOT_ALLOWED", f"{path} accepts {allowed}"),
+                    InputError(405, "METHOD_NOT_ALLOWED", f"{short(path, 80)} accepts {allowed}"),
                     [(b"allow", allowed.encode())],
                 )
             else:
@@ -565,7 +575,7 @@ class ServingApp:
         stack.callback(slots.release)
 
     def _parser(
-        self, scope: Scope, schema: InputSchema, invocation: bool
+        self, scope: Scope, schema: InputSchema, invocation: bool = False
     ) -> Callable[[bytes], RawBatch]:
         """The function turning this request's body into a RawBatch: JSON on both endpoints,
         CSV on /invocations (as MLflow); 415 for another content type, before reading."""
@@ -587,26 +597,33 @@ class ServingApp:
 
     # -- handlers ---------------------------------------------------------------------------
     async def _predict(self, scope: Scope, receive: Receive, send: Send) -> tuple[int, str | None]:
-        return await self._scored(scope, receive, send, False, _predict_payload)
+        return await self._scored(scope, receive, send, self._parser, _predict_payload)
 
     async def _invocations(
         self, scope: Scope, receive: Receive, send: Send
     ) -> tuple[int, str | None]:
-        return await self._scored(scope, receive, send, True, _invocations_payload)
+        return await self._scored(
+            scope, receive, send, self._invocation_parser, _invocations_payload
+        )
+
+    def _invocation_parser(self, scope: Scope, schema: InputSchema) -> Callable[[bytes], RawBatch]:
+        return self._parser(scope, schema, invocation=True)
 
     async def _scored(
         self,
         scope: Scope,
         receive: Receive,
         send: Send,
-        invocation: bool,
+        parser: Callable[[Scope, InputSchema], Callable[[bytes], RawBatch]],
         to_payload: Callable[[ServedModel, Prediction, str], dict[str, Any]],
     ) -> tuple[int, str | None]:
-        """Read the body, predict on the model being served now, answer with ``to_payload``."""
+        """Read the body, predict on the model being served now, answer with ``to_payload``;
+        ``parser`` gives the function turning this request's body into rows (415 before
+        reading if the content type is not one it takes)."""
         served = self.served
         try:
             async with AsyncExitStack() as stack:
-                parse = self._parser(scope, served.schema, invocation)
+                parse = parser(scope, served.schema)
                 body = await self._read_body(scope, receive, stack)
                 if len(body) > self.settings.large_body_bytes:
                     # parsing, validation and prediction of a large body off the event loop
@@ -709,12 +726,13 @@ class ServingApp:
     async def _openapi_json(
         self, scope: Scope, receive: Receive, send: Send
     ) -> tuple[int, str | None]:
-        schema = self.served.schema
-        if self._openapi is None or self._openapi[0] is not schema:
+        served = self.served
+        if self._openapi is None or self._openapi[0] is not served:
             from modelci.serving.openapi import openapi_document
 
-            document = openapi_document(schema, self.settings.max_rows)
-            self._openapi = (schema, dumps(document))
+            document = openapi_document(served.schema, self.settings.max_rows)
+            self.v2.describe(document, served)
+            self._openapi = (served, dumps(document))
         await self._send(send, 200, self._openapi[1])
         return 200, None
 
