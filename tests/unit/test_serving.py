@@ -600,7 +600,10 @@ ROWISH = st.dictionaries(
 )
 
 
-@settings(max_examples=300, deadline=None)
+# 100 examples (hypothesis's default; it was 300): drawing these recursive values, not the
+# parsers, was about 90% of the time (6 s of CPU at 300), and each example already goes through both
+# parsers; the strategies, and so the kinds of payload covered, are unchanged.
+@settings(max_examples=100, deadline=None)
 @given(payload=JSON_VALUES | st.lists(ROWISH, max_size=5) | ROWISH)
 def test_any_json_is_either_valid_rows_or_an_input_error(payload: Any) -> None:
     for parse in (batch_from_body, batch_from_invocation):
