@@ -168,6 +168,11 @@ def test_release_image_refuses_the_onnx_variant_for_a_model_without_a_verified_e
     assert main([*args, "--build-arg", "SERVE_VARIANT=sklearn"]) == 0
     assert built[0]["SERVE_VARIANT"] == "sklearn"
     assert "ONNX_SHA256" not in built[0]
+    dockerfile = tmp_path / "Dockerfile"  # the variant chosen in the repository's own Dockerfile
+    text = dockerfile.read_text(encoding="utf-8")
+    dockerfile.write_text(text.replace('ARG SERVE_VARIANT="onnx"', 'ARG SERVE_VARIANT="sklearn"'))
+    assert main(args) == 0
+    assert len(built) == 2
 
 
 def test_api_token_is_not_sent_to_a_redirect_host() -> None:

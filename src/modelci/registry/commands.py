@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 from pathlib import Path
 from typing import Any
 
@@ -233,18 +234,18 @@ def _pin_build_args() -> dict[str, str]:
 
 def _variant_problem(dockerfile: Path, build_args: dict[str, str]) -> str | None:
     """Why the image would refuse to start: the model has no verified ONNX export, and the
-    Dockerfile (one with ``SERVE_VARIANT``, as ``init`` writes it) builds its default, ONNX-only
-    variant; None otherwise (older Dockerfiles keep the fallback in their only image)."""
+    Dockerfile (one with ``SERVE_VARIANT``, as ``init`` writes it) builds its ONNX-only variant;
+    None otherwise (older Dockerfiles keep the fallback in their only image)."""
     if "MODEL_SHA256" not in build_args or "ONNX_SHA256" in build_args:
         return None
-    if build_args.get("SERVE_VARIANT", "onnx") != "onnx":
-        return None
-    if "\nARG SERVE_VARIANT=" not in dockerfile.read_text(encoding="utf-8"):
+    declared = re.search(r'^ARG SERVE_VARIANT="(\w*)"', dockerfile.read_text("utf-8"), re.M)
+    if declared is None or build_args.get("SERVE_VARIANT", declared[1]) != "onnx":
         return None
     return (
         f"{DEFAULT_PATHS.model} has no verified ONNX export in {DEFAULT_PATHS.onnx}/, so the "
-        f"default (onnx) variant of {dockerfile} would refuse to start: build the scikit-learn "
-        "variant with --build-arg SERVE_VARIANT=sklearn (docs/deploy.md)"
+        f"onnx variant of {dockerfile} would refuse to start: build the scikit-learn variant "
+        '(--build-arg SERVE_VARIANT=sklearn, or ARG SERVE_VARIANT="sklearn" in the Dockerfile; '
+        "docs/deploy.md)"
     )
 
 
