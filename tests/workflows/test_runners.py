@@ -143,7 +143,8 @@ def test_under_act_the_model_job_runs_on_the_runner_the_caller_names(
     """act runs a job only on a runner label it was given (``-P LABEL=-self-hosted``): the model
     job's JSON list reaches a mapped label and runs; the test job's label is not mapped, so it
     does not run; lint stays on ubuntu-latest and runs."""
-    repo = model_repo.clone("docs", tmp_path / "repo")
+    # a params change, so the plan gives the model job a project to run
+    repo = model_repo.clone("improve", tmp_path / "repo")
     caller = repo / ".github" / "workflows" / "runners.yml"
     text = (repo / ".github" / "workflows" / "pr.yml").read_text(encoding="utf-8")
     assert text.count("    with:\n") == 1
@@ -162,7 +163,7 @@ def test_under_act_the_model_job_runs_on_the_runner_the_caller_names(
     done = harness.run_act(
         repo,
         "pull_request",
-        pull_request_event(model_repo, 9, "docs", title="Docs"),
+        pull_request_event(model_repo, 9, "improve", title="Tune"),
         caller,
         env,
         work=tmp_path / "act",
