@@ -2,9 +2,12 @@
 # The serving image: `modelci serve` on $PORT (8080), as a non-root user, with the model baked in
 # and only the packages serving imports (no DVC, no MLflow, no build tools). Build from the
 # repository root after `dvc repro` (or `dvc pull`) has written models/model.skops:
-#   docker build --build-arg MODEL_SHA256="$(sha256sum models/model.skops | cut -d' ' -f1)" -t modelci-serve .
+#   docker build --build-arg MODEL_SHA256="$(sha256sum models/model.skops | cut -d' ' -f1)" \
+#     --build-arg ONNX_SHA256="$(sha256sum models/onnx/model.onnx | cut -d' ' -f1)" -t modelci-serve .
 # It serves /app/models/model.skops (with ONNX Runtime from the export stage's models/onnx/ when
-# it matches those bytes), refusing it at start when MODEL_SHA256 is given and differs. See
+# it matches those bytes), refusing it at start when MODEL_SHA256 is given and differs; with the
+# model pinned, the export is used only when ONNX_SHA256 pins it too (a mismatch stops the start;
+# `modelci release image` passes both). See
 # docs/deploy.md of modelci.
 
 # The base image by digest, so a rebuild gets the same bytes; dependabot's docker updates propose
@@ -22,13 +25,18 @@ ENV UV_COMPILE_BYTECODE=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1
 # Locked packages left out of the image, with every dependency only they need (`uv export --prune`).
 ARG SERVE_PRUNE="dvc mlflow pandera matplotlib pyarrow dalex"
+# The project's extras serving needs, if any. A repository made by `modelci init` has none (its
+# dependency on modelci[serve,onnx] brings the server and ONNX Runtime); modelci's own repository
+# names its serve, onnx and boosting extras (not dask, testing or demo).
+ARG SERVE_EXTRAS="serve onnx boosting"
 COPY uv-requirements.txt /tmp/
 RUN python -m pip install --no-cache-dir --require-hashes -r /tmp/uv-requirements.txt
 WORKDIR /src
 # Dependencies first (cached until uv.lock changes), then the project itself, without its deps.
 COPY pyproject.toml uv.lock README.md ./
 RUN python -m uv venv /opt/venv \
-    && python -m uv export --frozen --no-default-groups --all-extras --no-emit-project \
+    && python -m uv export --frozen --no-default-groups --no-emit-project \
+        $(for name in $SERVE_EXTRAS; do printf -- '--extra %s ' "$name"; done) \
         $(for name in $SERVE_PRUNE; do printf -- '--prune %s ' "$name"; done) -o /tmp/serve.txt \
     && python -m uv pip install --python /opt/venv/bin/python --no-deps -r /tmp/serve.txt
 COPY src/ src/
@@ -43,10 +51,11 @@ COPY --from=build /opt/venv /opt/venv
 WORKDIR /app
 COPY params.yaml ./
 # Both written by `dvc repro`: the model, and the export stage's folder (a manifest, and the ONNX
-# file when the model converts; the server checks it against the model's sha256 at start).
+# file when the model converts; the server checks it against ONNX_SHA256 at start).
 COPY models/model.skops ./models/
 COPY models/onnx/ ./models/onnx/
 ARG MODEL_SHA256=""
+ARG ONNX_SHA256=""
 ENV PATH=/opt/venv/bin:$PATH \
     PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
@@ -55,7 +64,8 @@ ENV PATH=/opt/venv/bin:$PATH \
     MODELCI_HOST=0.0.0.0 \
     MODELCI_PARAMS=/app/params.yaml \
     MODELCI_MODEL_URI=/app/models/model.skops \
-    MODELCI_MODEL_SHA256=$MODEL_SHA256
+    MODELCI_MODEL_SHA256=$MODEL_SHA256 \
+    MODELCI_ONNX_SHA256=$ONNX_SHA256
 USER 10001:10001
 EXPOSE 8080
 HEALTHCHECK --interval=10s --timeout=3s --start-period=30s --retries=3 \

@@ -30,11 +30,28 @@ def _params_with_estimator(args: argparse.Namespace) -> Any:
     """The params, with the model they name (``train.estimator`` and its keyword arguments, or
     the ``train.pipeline`` factory) checked before any work (prepare checks them too: ``dvc
     repro`` then fails at its first stage, not after the split)."""
+    from modelci.pipeline import cluster
     from modelci.pipeline.train import make_model
 
     params = _params(args)
-    make_model(params.data, params.train)
+    cluster.check_estimator(params)
+    if params.compute.engine == "dask":
+        cluster.make_distributed(params.data, params.train, client=None)
+    else:
+        make_model(params.data, params.train)
     return params
+
+
+def cmd_source(args: argparse.Namespace) -> int:
+    from modelci.config import load_data_params
+    from modelci.data.locations import record_versions
+    from modelci.fileio import write_json
+    from modelci.pipeline.cluster import SOURCE_RECORD
+
+    record = record_versions(load_data_params(Path(args.params)).source)
+    write_json(SOURCE_RECORD, record)
+    print(f"source: {len(record['files'])} {record['format']} file(s) -> {SOURCE_RECORD}")
+    return 0
 
 
 def cmd_prepare(args: argparse.Namespace) -> int:
@@ -80,6 +97,10 @@ def cmd_check_params(args: argparse.Namespace) -> int:
 
 
 COMMANDS: dict[str, tuple[Handler, str]] = {
+    "source": (
+        cmd_source,
+        "record the version of every file data.source names, for dvc.lock (data/source.json)",
+    ),
     "prepare": (cmd_prepare, "validate the raw data and split it into train and test"),
     "train": (cmd_train, "fit the model pipeline and write models/model.skops"),
     "evaluate": (cmd_evaluate, "write metrics, slice metrics, plot data and the model card"),

@@ -159,9 +159,37 @@ class DataParams(_Frozen):
         return self.task != "regression"
 
 
+_DASK_ADDRESS = re.compile(r"env:[A-Za-z_][A-Za-z0-9_]*|(tcp|tls)://[^\s/:]+:[0-9]{1,5}")
+
+
+class ComputeParams(_Frozen):
+    """Where the stages run (docs/scale.md): in this process (``local``, the default) or on a
+    Dask cluster (``dask``) at ``address``, with the data cut into ``partitions`` pieces."""
+
+    engine: Literal["local", "dask"] = "local"
+    # tcp://host:port (or tls://), or env:VAR to read it from the environment at run time (a
+    # secret in CI), so params.yaml names no machine.
+    address: str = "env:DASK_SCHEDULER_ADDRESS"
+    # Fixed, like a seed: the model's bytes depend on how the rows are cut (docs/scale.md).
+    partitions: int = Field(default=8, ge=1, le=100_000)
+
+    @field_validator("address")
+    @classmethod
+    def _address(cls, value: str) -> str:
+        if not _DASK_ADDRESS.fullmatch(value):
+            raise ValueError(
+                f"{value!r} is not a scheduler address: give tcp://HOST:PORT, tls://HOST:PORT or "
+                "env:VARIABLE (read from the environment when a stage runs)"
+            )
+        return value
+
+
 class PrepareParams(_Frozen):
     test_size: float = Field(default=0.2, gt=0.0, lt=1.0)
     seed: NonNegativeInt = 0
+    # compute.engine dask: the column whose hash decides a row's split (a row id), or none for a
+    # hash of the whole row. The split then depends on the row alone, not on partitions.
+    split_key: str | None = Field(default=None, min_length=1)
     # Rows whose target is null: "error" fails validation, "drop" removes them (counted in the
     # data profile).
     null_target: Literal["error", "drop"] = "error"
@@ -659,6 +687,7 @@ class Params(_Frozen):
     monitor: MonitorParams = MonitorParams()
     slo: SloParams = SloParams()
     canary: CanaryParams = CanaryParams()
+    compute: ComputeParams = ComputeParams()
 
     @property
     def trusted_types(self) -> tuple[str, ...]:
@@ -672,6 +701,13 @@ class Params(_Frozen):
                 raise ValueError(f"evaluate.slices: {column!r} is not a declared data column")
             if column == self.data.target:
                 raise ValueError(f"evaluate.slices: {column!r} is the target column")
+        key = self.prepare.split_key
+        if key is not None and key not in self.data.columns and key not in self.data.drop_columns:
+            raise ValueError(
+                f"prepare.split_key: {key!r} is neither a declared column nor in data.drop_columns"
+            )
+        if key is not None and self.compute.engine == "local":
+            raise ValueError("prepare.split_key: applies to compute.engine dask only")
         for index, rule in enumerate(self.gate.slices):
             if rule.column not in self.evaluate.slices:
                 raise ValueError(

@@ -33,5 +33,9 @@ class ModelFileError(ModelCIError):
     """A model file is missing, unreadable, tampered with, or holds untrusted types."""
 
 
+class ClusterError(ModelCIError):
+    """The Dask cluster of ``compute.engine: dask`` cannot be reached, or lost the work."""
+
+
 class TrackingError(ModelCIError):
     """The MLflow tracking server cannot be reached or refused a request."""

@@ -16,10 +16,14 @@ class StagePaths(NamedTuple):
     """The stages' paths; a NamedTuple, not a dataclass, so the CLI's --help (which reads the
     defaults) does not import ``dataclasses`` and ``inspect``. Change one with ``_replace``."""
 
+    # compute.engine dask: the version of every file data.source names (the source stage)
+    source: Path = Path("data/source.json")
     train: Path = Path("data/prepared/train.parquet")
     test: Path = Path("data/prepared/test.parquet")
     profile: Path = Path("data/prepared/profile.json")
     model: Path = Path("models/model.skops")
+    # compute.engine dask: where the model was trained (engine, workers, partitions)
+    compute: Path = Path("models/compute.json")
     onnx: Path = Path("models/onnx")
     metrics: Path = Path("metrics.json")
     reports: Path = Path("reports")

@@ -4,28 +4,30 @@ from __future__ import annotations
 
 import hashlib
 import json
-import shutil
-import subprocess  # nosec B404: runs git with fixed arguments
 from pathlib import Path
 
+from modelci import _proc
 from modelci.config import ReleaseParams
 from modelci.fileio import file_digest
-from modelci.tags import TAG_COMMIT, TAG_DIRTY, TAG_PARAMS_DIGEST, TAG_TRAIN_THREADS, data_md5_tag
+from modelci.tags import (
+    TAG_COMMIT,
+    TAG_COMPUTE_PREFIX,
+    TAG_DIRTY,
+    TAG_PARAMS_DIGEST,
+    TAG_TRAIN_THREADS,
+    data_md5_tag,
+)
 
 UNKNOWN = "unknown"
 
 
 def _git(*args: str) -> str | None:
-    git = shutil.which("git")
-    if git is None:
-        return None
+    """git's output, or None where git is missing, fails or hangs (the lineage says unknown)."""
     try:
-        done = subprocess.run(  # noqa: S603 - fixed argument list, no shell
-            [git, *args], capture_output=True, text=True, timeout=10, check=False
-        )
-    except (OSError, subprocess.TimeoutExpired):
+        done = _proc.run(["git", *args], timeout=10, check=False)
+    except _proc.ProcError:
         return None
-    return done.stdout.strip() if done.returncode == 0 else None
+    return done.text.strip() if done.ok else None
 
 
 def git_commit() -> str:
@@ -47,6 +49,15 @@ def params_digest(params: ReleaseParams) -> str:
     }
     canonical = json.dumps(shaping, sort_keys=True)
     return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def compute_tags(record: Path) -> dict[str, str]:
+    """``modelci.compute.*`` tags from the train stage's compute record (engine dask): the number
+    of workers and partitions the model's bytes depend on."""
+    if not record.is_file():
+        return {}
+    found = json.loads(record.read_text(encoding="utf-8"))
+    return {f"{TAG_COMPUTE_PREFIX}{key}": str(value) for key, value in sorted(found.items())}
 
 
 def lineage_tags(params: ReleaseParams, data_files: dict[str, Path]) -> dict[str, str]:

@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from modelci.errors import ModelCIError, ModelFileError
-from modelci.tags import TAG_COMMIT, TAG_SHA256
+from modelci.tags import TAG_COMMIT, TAG_ONNX_SHA256, TAG_SHA256
 
 MODEL_FILE_ARTIFACT = "model_file/model.skops"
 
@@ -51,6 +51,7 @@ class ModelRef:
     run_id: str | None = None
     artifact_path: str = MODEL_FILE_ARTIFACT
     expected_sha256: str | None = None
+    expected_onnx_sha256: str | None = None  # the version's pin of its build-time ONNX export
     # the registered version's commit: the run's is the commit before it (logged by dvc repro)
     git_commit: str | None = None
 
@@ -68,6 +69,10 @@ class ModelInfo:
     run_id: str | None = None
     git_commit: str | None = None
     metrics: Mapping[str, float] = field(default_factory=dict)
+    # the ONNX model served (None with scikit-learn), and the registry's pin of the build-time
+    # export; both filled in by the server, the pin from the version's tag
+    onnx_sha256: str | None = None
+    pinned_onnx_sha256: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -79,6 +84,7 @@ class ModelInfo:
             "run_id": self.run_id,
             "git_commit": self.git_commit,
             "sha256": self.sha256,
+            "onnx_sha256": self.onnx_sha256,
             "metrics": dict(self.metrics),
         }
 
@@ -172,6 +178,7 @@ def resolve(uri: str | ModelRef, tracking_uri: str | None = None) -> ModelRef:
         version=str(version.version),
         run_id=str(version.run_id),
         expected_sha256=tags.get(TAG_SHA256),
+        expected_onnx_sha256=tags.get(TAG_ONNX_SHA256),
         git_commit=tags.get(TAG_COMMIT),
     )
 
@@ -229,6 +236,7 @@ def _download(ref: ModelRef, tracking_uri: str | None) -> tuple[bytes, ModelInfo
         run_id=ref.run_id,
         git_commit=ref.git_commit or run_tags.get(TAG_COMMIT),
         metrics={key: float(value) for key, value in (run.data.metrics or {}).items()},
+        pinned_onnx_sha256=ref.expected_onnx_sha256,
     )
     return data, info
 

@@ -70,11 +70,16 @@ def _renumber(node: Any, ids: dict[int, int], files: dict[str, str]) -> Any:
 
 def canonical_skops(data: bytes) -> bytes:
     """Rewrite a skops archive so its bytes depend only on the model, not on the process."""
-    with zipfile.ZipFile(io.BytesIO(data)) as source:
-        schema = json.loads(source.read(_SCHEMA))
-        files: dict[str, str] = {}
-        schema = _renumber(schema, {}, files)
-        entries = {new: source.read(old) for old, new in files.items()}
+    from modelci.safezip import MODEL_BOUNDS, ZipRefused, read_members
+
+    try:
+        members = read_members(data, None, MODEL_BOUNDS)
+        schema = json.loads(members[_SCHEMA])
+    except (ZipRefused, KeyError, ValueError) as error:
+        raise ModelFileError(f"not a valid skops archive: {error}") from None
+    files: dict[str, str] = {}
+    schema = _renumber(schema, {}, files)
+    entries = {new: members[old] for old, new in files.items()}
     entries[_SCHEMA] = json.dumps(schema, indent=2).encode("utf-8")
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w") as target:
@@ -107,9 +112,12 @@ def load_model_bytes(data: bytes, source: str, extra_trusted: Iterable[str] = ()
     """Build a model from skops bytes, refusing any type that is not explicitly trusted."""
     import skops.io as sio
 
+    from modelci.safezip import ZipRefused, check_archive
+
     try:
+        check_archive(data)  # skops reads members whole: bound them first
         untrusted = sio.get_untrusted_types(data=data)
-    except (zipfile.BadZipFile, json.JSONDecodeError, KeyError, ValueError) as error:
+    except (ZipRefused, zipfile.BadZipFile, json.JSONDecodeError, KeyError, ValueError) as error:
         raise ModelFileError(f"{source}: not a valid skops model file ({error})") from None
     allowed = set(trusted_types(extra_trusted))
     refused = sorted(set(untrusted) - allowed)

@@ -18,7 +18,6 @@ from __future__ import annotations
 import os
 import posixpath
 import re
-import subprocess
 import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -27,7 +26,7 @@ from typing import Any
 
 import yaml
 
-from modelci import layout
+from modelci import _proc, layout
 from modelci.dvcfiles import interpolate, vars_of
 from modelci.errors import ConfigError
 
@@ -209,12 +208,12 @@ def _dvc_yaml_folders(root: Path) -> list[str]:
     """Folders (relative, POSIX, ``"."`` for the root) holding a ``dvc.yaml``: git's tracked and
     untracked-not-ignored files in a git repository, else a walk skipping hidden folders."""
     if (root / ".git").exists():
-        done = subprocess.run(
-            ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard", "--",  # noqa: S607
+        done = _proc.run(
+            ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard", "--",
              "dvc.yaml", "**/dvc.yaml"],
-            cwd=root, capture_output=True, check=False,
+            cwd=root, timeout=120, check=False,
         )  # fmt: skip
-        if done.returncode == 0:
+        if done.ok:
             files = {f for f in done.stdout.decode("utf-8").split("\0") if f}
             return sorted({posixpath.dirname(f) or ROOT for f in files if (root / f).is_file()})
     found: list[str] = []

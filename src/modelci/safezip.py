@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import io
 import zipfile
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from modelci.errors import DataError
@@ -35,8 +35,40 @@ class Bounds:
     ratio_floor: int = 64 * 1024
 
 
-def read_members(data: bytes, names: Iterable[str], bounds: Bounds = Bounds()) -> dict[str, bytes]:
-    """The named members of the zip ``data`` that it holds, each read under ``bounds``."""
+# A skops model file: one member per array (thousands for a large forest); arrays of zeros
+# compress far beyond 100 times, so the ratio is left to the caps (deflate's own limit is about
+# 1,032 times). What matters most is that nothing but stored and deflated is decompressed.
+MODEL_BOUNDS = Bounds(
+    max_entries=100_000,
+    max_member=2 * 1024**3,
+    max_total=4 * 1024**3,
+    max_ratio=1_100,
+    ratio_floor=1024 * 1024,
+)
+
+
+def read_members(
+    data: bytes, names: Iterable[str] | None = None, bounds: Bounds = Bounds()
+) -> dict[str, bytes]:
+    """The named members of the zip ``data`` that it holds (all of them when ``names`` is
+    None), each read under ``bounds``."""
+    found: dict[str, bytes] = {}
+    _each(data, names, bounds, found.__setitem__)
+    return found
+
+
+def check_archive(data: bytes, bounds: Bounds = MODEL_BOUNDS) -> None:
+    """Decompress every member of ``data`` under ``bounds`` keeping nothing, so that a reader
+    without bounds (skops) may then open it; raises ZipRefused."""
+    _each(data, None, bounds, None)
+
+
+def _each(
+    data: bytes,
+    names: Iterable[str] | None,
+    bounds: Bounds,
+    keep: Callable[[str, bytes], None] | None,
+) -> None:
     try:
         with zipfile.ZipFile(io.BytesIO(data)) as archive:
             infos = archive.infolist()
@@ -49,18 +81,22 @@ def read_members(data: bytes, names: Iterable[str], bounds: Bounds = Bounds()) -
                         "(only stored and deflated are accepted)"
                     )
             by_name = {info.filename: info for info in infos}
-            found: dict[str, bytes] = {}
             total = 0
-            for name in names:
+            for name in by_name if names is None else names:
                 if name in by_name:
-                    found[name] = _read(archive, by_name[name], bounds, bounds.max_total - total)
-                    total += len(found[name])
-            return found
+                    total += _read(archive, by_name[name], bounds, bounds.max_total - total, keep)
     except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError, NotImplementedError) as error:
         raise ZipRefused(f"not a readable zip: {error}") from None
 
 
-def _read(archive: zipfile.ZipFile, info: zipfile.ZipInfo, bounds: Bounds, left: int) -> bytes:
+def _read(
+    archive: zipfile.ZipFile,
+    info: zipfile.ZipInfo,
+    bounds: Bounds,
+    left: int,
+    keep: Callable[[str, bytes], None] | None,
+) -> int:
+    """Read one member in chunks under the caps; hand it to ``keep``; return its size."""
     cap = min(bounds.max_member, left)
     if info.file_size > cap:
         raise ZipRefused(f"{info.filename!r}: {info.file_size} bytes, more than {cap}")
@@ -76,5 +112,8 @@ def _read(archive: zipfile.ZipFile, info: zipfile.ZipInfo, bounds: Bounds, left:
                     f"{info.filename!r}: expands more than {bounds.max_ratio} times its "
                     f"{info.compress_size} compressed bytes"
                 )
-            parts.append(chunk)
-    return b"".join(parts)
+            if keep is not None:
+                parts.append(chunk)
+    if keep is not None:
+        keep(info.filename, b"".join(parts))
+    return size

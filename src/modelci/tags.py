@@ -12,7 +12,11 @@ TAG_COMMIT = "modelci.git_commit"
 TAG_DIRTY = "modelci.git_dirty"
 TAG_PARAMS_DIGEST = "modelci.params_digest"
 TAG_TRAIN_THREADS = "modelci.train.n_threads"
+TAG_COMPUTE_PREFIX = "modelci.compute."  # engine, workers, partitions (compute.engine dask)
 TAG_SHA256 = "modelci.model_sha256"
+# The build-time ONNX export's own sha256 (models/onnx/model.onnx), on registered versions: a
+# server pinned to the model's sha256 serves the export only when this pins it too.
+TAG_ONNX_SHA256 = "modelci.onnx_sha256"
 DATA_PREFIX = "modelci.data."
 
 

@@ -9,16 +9,14 @@ from __future__ import annotations
 
 import logging
 import os
-import urllib.error
-import urllib.request
 import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from modelci.config import ReleaseParams
+from modelci.config import Params, ReleaseParams
 from modelci.errors import TrackingError
 from modelci.layout import StagePaths
-from modelci.lineage import lineage_tags
+from modelci.lineage import compute_tags, lineage_tags
 from modelci.tags import TAG_SHA256
 
 if TYPE_CHECKING:
@@ -37,12 +35,15 @@ def probe(uri: str, timeout: float = PROBE_TIMEOUT_S) -> None:
     """Raise TrackingError unless an HTTP tracking server answers its health check."""
     if not uri.startswith(("http://", "https://")):
         return
+    from modelci import _http
+
     url = uri.rstrip("/") + "/health"
     try:
-        with urllib.request.urlopen(url, timeout=timeout) as response:  # noqa: S310 - http(s) only
-            response.read(64)
-    except (urllib.error.URLError, OSError, TimeoutError) as error:
-        reason = getattr(error, "reason", error)
+        answer = _http.request("GET", url, timeout=timeout, max_bytes=65536)
+        reason = "" if answer.ok else f"HTTP {answer.status}"
+    except _http.HttpError as error:
+        reason = str(error).rsplit(": ", 1)[-1]
+    if reason:
         raise TrackingError(
             f"MLflow tracking server {uri} is unreachable ({reason}); start it, fix "
             "MLFLOW_TRACKING_URI, or unset it to use the local sqlite store"
@@ -136,6 +137,8 @@ def log_run(
         warnings.simplefilter("ignore", UserWarning)  # MLflow's hint about integer columns
         signature = infer_signature(example, model.predict(example))
     tags = lineage_tags(params, {"train": paths.train, "test": paths.test})
+    if isinstance(params, Params) and params.compute.engine == "dask":
+        tags.update(compute_tags(paths.compute))
     tags[TAG_SHA256] = sha256
     try:
         with mlflow.start_run(

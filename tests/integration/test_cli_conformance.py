@@ -184,7 +184,7 @@ def test_the_releases_gh_calls_are_accepted_by_gh(
             return subprocess.CompletedProcess(argv, 0, "", "")
         return real_run(argv, **kwargs)
 
-    monkeypatch.setattr(release.subprocess, "run", release_exists)
+    monkeypatch.setattr(subprocess, "run", release_exists)
     with pytest.raises(release.ReleaseError, match="gh release upload failed") as uploaded:
         release.publish_release("model-v7", "model v7", notes, [card], "a" * 40)
     assert "connection refused" in str(uploaded.value)

@@ -11,7 +11,7 @@ import pytest
 
 from modelci.cli import main
 from modelci.drift.commands import DRIFT_EXIT
-from modelci.drift.github import GitHub, GitHubError
+from modelci.github_api import GitHub, GitHubError
 from tests.workflows.fake_github import FakeGitHub
 from tests.workflows.harness import FAKE_GITHUB_TOKEN
 
@@ -98,6 +98,35 @@ def test_shifted_log_drifts_and_labels_report_realized_metrics(
     accuracy = next(m for m in realized["verdict"]["metrics"] if m["name"] == "accuracy")
     assert accuracy["baseline"] == test_metrics["accuracy"]
     assert "### Realized performance" in (tmp_path / "drift.md").read_text(encoding="utf-8")
+
+
+def test_batch_predictions_are_labelled_by_row_id(
+    pipeline_repo: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Issue 23.6: rows predicted in batches share their request id; labels keyed by the
+    server-made row id join one to one, labels keyed by the request id are refused."""
+    test = pd.read_parquet(pipeline_repo / "data/prepared/test.parquet")
+    log = tmp_path / "log"
+    log.mkdir()
+    rows = json.loads(test.drop(columns=["survived"]).to_json(orient="records"))
+    with (log / "predictions.jsonl").open("w", encoding="utf-8") as out:
+        for index, row in enumerate(rows):
+            batch, position = divmod(index, 10)
+            record = {"request_id": f"b{batch}", "row_id": f"p{batch}-{position}", "input": row}
+            out.write(json.dumps(record) + "\n")
+    ids = [f"p{index // 10}-{index % 10}" for index in range(len(test))]
+    by_row = tmp_path / "by_row.csv"
+    pd.DataFrame({"row_id": ids, "survived": test["survived"]}).to_csv(by_row, index=False)
+    drift(pipeline_repo, tmp_path / "out", "--current", str(log), "--labels", str(by_row))
+    result = json.loads((tmp_path / "out" / "drift.json").read_text(encoding="utf-8"))
+    assert result["realized"]["rows"] == len(test)
+    by_request = tmp_path / "by_request.csv"
+    batches = [f"b{index // 10}" for index in range(len(test))]
+    labels = pd.DataFrame({"request_id": batches, "survived": test["survived"]})
+    labels.drop_duplicates("request_id").to_csv(by_request, index=False)
+    args = ("--current", str(log), "--labels", str(by_request))
+    assert drift(pipeline_repo, tmp_path / "out2", *args) == 1
+    assert "the join is not one to one: request id(s) 'b0' (10 rows)" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize(
@@ -392,3 +421,83 @@ def test_a_refused_dispatch_names_the_permission_and_the_trigger(tmp_path: Path)
         github = GitHub(fake.url, "o/r", FAKE_GITHUB_TOKEN)
         with pytest.raises(GitHubError, match=r"HTTP 404.*needs `actions: write`.*pr-number"):
             dispatch(github, "pr.yml", "modelci/retrain", 3)
+
+
+def _token_forms(token: str) -> list[str]:
+    """The token and every base64 form git or an error line could carry it in."""
+    import base64
+
+    forms = [token]
+    for raw in (token, f"x-access-token:{token}"):
+        for encode in (base64.b64encode, base64.urlsafe_b64encode):
+            encoded = encode(raw.encode()).decode()
+            forms += [encoded, encoded.rstrip("=")]
+    return forms
+
+
+@pytest.fixture
+def recording_git(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A ``git`` first on PATH that logs its argv, and on ``push`` the extraheader git sees."""
+    import shutil
+
+    real = shutil.which("git")
+    assert real is not None
+    folder = tmp_path / "bin"
+    folder.mkdir()
+    log = tmp_path / "git-argv.log"
+    script = folder / "git"
+    script.write_text(
+        "#!/bin/sh\n"
+        f'printf "%s\\n" "$*" >> "{log}"\n'
+        'case " $* " in *" push "*)\n'
+        f'  "{real}" config --get http.https://github.com/.extraheader > "{log}.header";;\n'
+        "esac\n"
+        f'exec "{real}" "$@"\n',
+        encoding="utf-8",
+    )
+    script.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{folder}:{__import__('os').environ['PATH']}")
+    return log
+
+
+def test_open_pr_gives_git_the_token_in_its_environment_never_in_argv_or_output(
+    retrain_checkout: tuple[Path, Path],
+    recording_git: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Issue 19.7: a failed push printed the basic header; argv is readable in /proc."""
+    import base64
+
+    from tests.conftest import run
+
+    repo, _ = retrain_checkout
+    monkeypatch.delenv("MODELCI_APP_TOKEN", raising=False)
+    with FakeGitHub(tmp_path / "gh", "o/r") as fake:
+        code, outputs, summary = _open_pr(repo, fake, monkeypatch)
+    assert code == 0
+    basic = base64.b64encode(f"x-access-token:{FAKE_GITHUB_TOKEN}".encode()).decode()
+    header = recording_git.with_name(recording_git.name + ".header")
+    assert header.read_text("utf-8").strip() == f"AUTHORIZATION: basic {basic}"
+    first = capsys.readouterr()
+    # The push fails: its error line names the command, and still carries no token.
+    run(["git", "remote", "set-url", "origin", str(tmp_path / "missing.git")], repo)
+    (repo / "data.csv").write_text("a\n3\n", encoding="utf-8")
+    with FakeGitHub(tmp_path / "gh2", "o/r") as fake:
+        monkeypatch.setenv("MODELCI_GITHUB_API_URL", fake.url)
+        failed = main(
+            ["monitor", "open-pr", "--repo", "o/r", "--branch", "modelci/retrain", "--title", "t",
+             "--body-file", str(repo.parent / "report.md")]
+        )  # fmt: skip
+    second = capsys.readouterr()
+    assert failed == 1
+    assert "open-pr: git push --force failed (exit 128)" in second.err
+    seen = [
+        first.out, first.err, second.out, second.err, summary, json.dumps(outputs),
+        recording_git.read_text("utf-8"), (repo.parent / "outputs").read_text("utf-8"),
+    ]  # fmt: skip
+    assert "push --force origin modelci/retrain" in seen[6]
+    for text in seen:
+        for form in _token_forms(FAKE_GITHUB_TOKEN):
+            assert form not in text

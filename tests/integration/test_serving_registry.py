@@ -17,6 +17,7 @@ from typing import Any
 
 import pytest
 
+from modelci.serving.exported import export_sha256
 from tests.integration.conftest import serve_fails, start_serve
 from tests.process_support import ServerProcess, http_get
 
@@ -58,15 +59,19 @@ class Registry:
         (staging / "model.skops").write_bytes(data)
         self.client.log_artifact(run_.info.run_id, str(staging / "model.skops"), "model_file")
         export = model_file.parent / "onnx"  # the build-time ONNX export, as register logs it
+        tags = {"modelci.model_sha256": digest}
         if export.is_dir():
             self.client.log_artifacts(run_.info.run_id, str(export), "onnx")
+            onnx_sha256 = export_sha256(export, digest)  # and pins it, as register does
+            if onnx_sha256:
+                tags["modelci.onnx_sha256"] = onnx_sha256
         self.client.log_metric(run_.info.run_id, "accuracy", 0.8)
         self.client.set_terminated(run_.info.run_id)
         version = self.client.create_model_version(
             NAME,
             source=f"runs:/{run_.info.run_id}/model_file",
             run_id=run_.info.run_id,
-            tags={"modelci.model_sha256": digest},
+            tags=tags,
         )
         if alias:
             self.client.set_registered_model_alias(NAME, alias, version.version)
@@ -208,6 +213,8 @@ def test_serves_the_champion_with_its_lineage(
     assert len(info["run_id"]) == 32
     assert info["runtime"] == "onnx"
     assert "exported at build time" in info["runtime_note"]
+    onnx_file = pipeline_repo / "models/onnx/model.onnx"
+    assert info["onnx_sha256"] == hashlib.sha256(onnx_file.read_bytes()).hexdigest()
 
 
 def test_admin_reload_needs_the_token(champion_server: tuple[ServerProcess, str]) -> None:

@@ -282,6 +282,40 @@ def test_a_killed_worker_is_replaced_while_the_other_serves(pipeline_repo: Path)
     assert code == 0
 
 
+def test_one_address_cannot_take_every_connection(pipeline_repo: Path) -> None:
+    """Issue 19.11: 25 header-dripping sockets against --max-connections 20 gave everyone else
+    503 for 10 s. With a per-address cap, one address holds at most its share; the others are
+    refused at once with 503, and another address is still served."""
+    server = start_serve(
+        pipeline_repo, "--model", "models/model.skops", "--max-connections", "20",
+        "--max-client-connections", "5",
+        "--header-timeout", "30",
+    )  # fmt: skip
+    held: list[socket.socket] = []
+    try:
+        for _ in range(25):  # from 127.0.0.2: the test's own requests come from 127.0.0.1
+            client = socket.create_connection(
+                ("127.0.0.1", server.port), timeout=BOUND, source_address=("127.0.0.2", 0)
+            )
+            client.sendall(b"POST /predict HTTP/1.1\r\nHost: x\r\n")  # and never more
+            held.append(client)
+        refused = []
+        for client in held[5:]:
+            reply = client.recv(4096)
+            refused.append(reply.split(b"\r\n", 1)[0])
+        assert refused == [b"HTTP/1.1 503 Service Unavailable"] * 20
+        for _ in range(10):
+            status, _, _ = _post(server.port, "/predict", json.dumps(ROW).encode())
+            assert status == 200
+        closed = _metric(server.port, r'modelci_connections_closed_total\{reason="client_limit"\}')
+        assert sum(closed) == 20
+    finally:
+        for client in held:
+            client.close()
+        assert server.stop() == 0, server.output()
+        server.cleanup()
+
+
 @pytest.mark.parametrize("count", ["1", "2"])
 def test_a_served_port_cannot_be_shared_by_a_second_server(
     workers: ServerProcess, pipeline_repo: Path, count: str

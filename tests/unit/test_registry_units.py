@@ -136,39 +136,18 @@ def test_release_image_skips_targets_without_an_image(
 
 
 def test_api_token_is_not_sent_to_a_redirect_host() -> None:
-    import threading
-    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+    """An artifact download redirects to storage elsewhere: the token stays with the API."""
+    from modelci.github_api import GitHub
+    from tests.http_support import Answer, Loopback, redirect
 
-    from modelci.registry.release import _api_get
-
-    seen: dict[str, str | None] = {}
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:
-            seen[self.path] = self.headers.get("Authorization")
-            if self.path == "/start":
-                port = self.server.server_address[1]
-                self.send_response(302)
-                self.send_header("Location", f"http://localhost:{port}/storage")
-                self.send_header("Content-Length", "0")
-                self.end_headers()
-                return
-            self.send_response(200)
-            self.send_header("Content-Length", "2")
-            self.end_headers()
-            self.wfile.write(b"ok")
-
-        def log_message(self, *args: object) -> None:
-            pass
-
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    try:
-        url = f"http://127.0.0.1:{httpd.server_address[1]}/start"
-        assert _api_get(url, "secret-token") == b"ok"
-    finally:
-        httpd.shutdown()
-        httpd.server_close()
-    assert seen["/start"] == "Bearer secret-token"
-    assert seen["/storage"] is None
+    routes = {
+        "/start": redirect(lambda s: s.url("/storage", host="localhost")),
+        "/storage": Answer(),
+    }
+    with Loopback(routes) as server:
+        github = GitHub(server.url(""), "o/r", "secret-token")
+        assert github.download(server.url("/start"), 100) == b"ok"
+    assert [(s.path, s.authorization) for s in server.seen] == [
+        ("/start", "Bearer secret-token"),
+        ("/storage", None),
+    ]

@@ -262,14 +262,20 @@ def test_this_repository_runs_the_pipeline_init_writes() -> None:
 
 
 def test_serving_image_and_plot_template_are_the_ones_init_writes() -> None:
-    for own, template in (
-        ("Dockerfile", "Dockerfile"),
+    """This repository builds its image from the template init writes, with one difference: it names
+    its own serve extras (an adopter's dependency on modelci[serve,onnx] needs none)."""
+    template = (REPO_ROOT / "src/modelci/scaffold/templates/Dockerfile").read_text(encoding="utf-8")
+    assert template.count('\nARG SERVE_EXTRAS=""\n') == 1
+    assert (REPO_ROOT / "Dockerfile").read_text(encoding="utf-8") == template.replace(
+        'ARG SERVE_EXTRAS=""', 'ARG SERVE_EXTRAS="serve onnx boosting"'
+    ), "Dockerfile differs from the template init writes (beyond its SERVE_EXTRAS)"
+    for own, template_name in (
         (".dockerignore", "dot-dockerignore"),
         ("uv-requirements.txt", "uv-requirements.txt"),
         (".dvc/plots/confusion_counts.json", "dot-dvc/plots/confusion_counts.json"),
     ):
         assert (REPO_ROOT / own).read_bytes() == (
-            REPO_ROOT / "src/modelci/scaffold/templates" / template
+            REPO_ROOT / "src/modelci/scaffold/templates" / template_name
         ).read_bytes(), f"{own} differs from the template init writes"
 
 

@@ -3,6 +3,7 @@ refuses, and the reason it writes beside each decision in ``params.yaml``."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import numpy as np
@@ -100,3 +101,26 @@ def test_params_yaml_says_why_and_keeps_unicode_names(tmp_path: Path) -> None:
         assert "  # " in lines[name], f"no reason written beside {name!r}"
     assert "# 2 distinct values in 120 rows" in lines["origine/région"]
     assert "# whole numbers, the range observed in 120 rows" in lines["Cylinders"]
+
+
+def test_a_multiclass_target_with_hundreds_of_values_gets_a_short_error(tmp_path: Path) -> None:
+    """--task multiclass on a quantity: one short line naming ten classes and the count."""
+    rng = np.random.default_rng(0)
+    frame = cars(rows=400)
+    frame["mpg"] = rng.integers(0, 350, 400)
+    data = tmp_path / "cars.csv"
+    frame.to_csv(data, index=False)
+    options = Options(
+        directory=tmp_path / "repo",
+        data=data,
+        target="mpg",
+        task="multiclass",
+        workflows_ref=SHA,
+        lock=False,
+    )
+    with pytest.raises(DataError) as caught:
+        make_plan(options)
+    message = str(caught.value)
+    assert len(message) < 300, message
+    assert re.search(r"and \d+ more have fewer than 2 rows", message)
+    assert "use data.task: regression" in message

@@ -181,7 +181,7 @@ def test_prediction_log_samples_rotates_and_reads_back(tmp_path: Path) -> None:
     log = PredictionLog(tmp_path, sample_rate=1.0, max_bytes=2000, backups=2)
     columns = SCHEMA.columns_from_records([ROW] * 5)
     for _ in range(20):
-        log.submit({"model_version": "3"}, columns, _prediction(5), "req-1")
+        log.submit({"model_version": "3"}, columns, _prediction(5), "req-1", "p1")
     log.close()
     files = prediction_log_files(tmp_path)
     assert [f.name for f in files] == [
@@ -196,6 +196,7 @@ def test_prediction_log_samples_rotates_and_reads_back(tmp_path: Path) -> None:
         "ts": records[-1]["ts"],
         "model_version": "3",
         "request_id": "req-1",
+        "row_id": "p1-4",
         "input": ROW,
         "prediction": 1,
         "probabilities": [0.25, 0.75],
@@ -206,7 +207,7 @@ def test_prediction_log_drops_instead_of_growing(tmp_path: Path) -> None:
     log = PredictionLog(tmp_path, sample_rate=0.0, queue_size=2)
     assert not any(log.sampled() for _ in range(100))
     columns = SCHEMA.columns_from_records([ROW])
-    accepted = [log.submit({}, columns, _prediction(1), "r") for _ in range(10_000)]
+    accepted = [log.submit({}, columns, _prediction(1), "r", "p") for _ in range(10_000)]
     assert log.dropped == accepted.count(False)
     log.close()
     with pytest.raises(ValueError, match="sample_rate"):
@@ -309,6 +310,7 @@ def test_app_predicts_with_the_stub() -> None:
         "classes": [0, 1],
         "model_version": "1",
         "model_sha256": "ab" * 32,
+        "prediction_id": response.headers["x-prediction-id"],
     }
 
 

@@ -200,3 +200,47 @@ def test_n_jobs_follows_n_threads_above_one(n_threads: int, n_jobs: int | None) 
         with warnings.catch_warnings():
             warnings.simplefilter("error", FutureWarning)
             estimator.fit(frame()[["x"]], frame()["y"])
+
+
+def test_the_documented_date_recipe_gives_declared_numeric_columns(tmp_path: Path) -> None:
+    """docs/adopting.md's date recipe on a table with a sale date: init declares the derived
+    numbers as whole-number columns and the date itself is gone (#23: how to use a date)."""
+    import re
+    import runpy
+
+    import yaml
+
+    from modelci.scaffold.init import Options, make_plan
+    from tests.conftest import REPO_ROOT
+
+    text = (REPO_ROOT / "docs" / "adopting.md").read_text(encoding="utf-8")
+    block = re.compile(r"<!-- example:(?P<name>[\w-]+) -->\n```\w+\n(?P<body>.*?)```", re.DOTALL)
+    found = {m["name"]: m["body"] for m in block.finditer(text)}
+    assert "python -m houses.dates" in found["date-stage"]
+    script = tmp_path / "dates.py"
+    script.write_text(found["date-features"], encoding="utf-8")
+    namespace = runpy.run_path(str(script))  # not as __main__: only defines derive()
+    rng = np.random.default_rng(0)
+    rows = 200
+    raw = pd.DataFrame(
+        {
+            "size": rng.uniform(30, 200, rows).round(1),
+            "sold_on": rng.choice(pd.date_range("2015-01-01", "2019-12-31", freq="D"), rows),
+        }
+    )
+    raw["price"] = raw["size"] * 3000 + rng.normal(0, 5000, rows)
+    raw.to_csv(tmp_path / "houses.csv", index=False)
+    namespace["derive"](str(tmp_path / "houses.csv"), str(tmp_path / "derived.csv"), "sold_on")
+    plan = make_plan(
+        Options(
+            directory=tmp_path / "repo",
+            data=tmp_path / "derived.csv",
+            target="price",
+            workflows_ref="0" * 40,
+            lock=False,
+        )
+    )
+    columns = yaml.safe_load(plan.files["params.yaml"])["data"]["columns"]
+    assert "sold_on" not in columns
+    for derived in ("sold_on_year", "sold_on_month", "sold_on_dayofweek", "sold_on_days"):
+        assert columns[derived]["type"] == "int", (derived, columns[derived])

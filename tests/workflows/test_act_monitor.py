@@ -18,6 +18,7 @@ the PR body and the job summary say so.
 from __future__ import annotations
 
 import json
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -221,11 +222,23 @@ def _csv_source_repo(model_repo: ModelRepo, root: Path) -> Path:
 
 
 @pytest.fixture(scope="module")
+def csv_source(model_repo: ModelRepo, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The CSV-source repository, reproduced once for the module's three retraining runs;
+    read-only: each run works in its own copy (``_copy``)."""
+    return _csv_source_repo(model_repo, tmp_path_factory.mktemp("csv-source"))
+
+
+def _copy(csv_source: Path, root: Path) -> Path:
+    """A copy of the reproduced CSV-source repository (its git history and DVC cache too)."""
+    return Path(shutil.copytree(csv_source, root / "origin", symlinks=True))
+
+
+@pytest.fixture(scope="module")
 def retrained(
-    model_repo: ModelRepo, modelci_src: Path, tmp_path_factory: pytest.TempPathFactory
+    csv_source: Path, modelci_src: Path, tmp_path_factory: pytest.TempPathFactory
 ) -> Retrained:
     work = tmp_path_factory.mktemp("retrain")
-    repo = _csv_source_repo(model_repo, work)
+    repo = _copy(csv_source, work)
     remote = work / "remote.git"
     run(["git", "clone", "-q", "--bare", str(repo), str(remote)], work)
     # Pushes to the GitHub remote land in the local bare repository.
@@ -342,9 +355,9 @@ class Direct:
 
 
 def _retrain_directly(
-    model_repo: ModelRepo, modelci_src: Path, work: Path, secrets: dict[str, str]
+    csv_source: Path, modelci_src: Path, work: Path, secrets: dict[str, str]
 ) -> Direct:
-    repo = _csv_source_repo(model_repo, work)
+    repo = _copy(csv_source, work)
     (repo / ".github" / "workflows" / "retrain-now.yml").write_text(_retrain_caller(), "utf-8")
     run(["git", "add", "-A"], repo)
     run(["git", "commit", "-q", "-m", "a caller of retrain.yml"], repo)
@@ -362,18 +375,16 @@ def _retrain_directly(
 
 
 @pytest.fixture(scope="module")
-def by_app(
-    model_repo: ModelRepo, modelci_src: Path, tmp_path_factory: pytest.TempPathFactory
-) -> Direct:
+def by_app(csv_source: Path, modelci_src: Path, tmp_path_factory: pytest.TempPathFactory) -> Direct:
     secrets = {"MODELCI_APP_CLIENT_ID": "Iv23liFAKE", "MODELCI_APP_PRIVATE_KEY": "fake-pem"}
-    return _retrain_directly(model_repo, modelci_src, tmp_path_factory.mktemp("app"), secrets)
+    return _retrain_directly(csv_source, modelci_src, tmp_path_factory.mktemp("app"), secrets)
 
 
 @pytest.fixture(scope="module")
 def by_nothing(
-    model_repo: ModelRepo, modelci_src: Path, tmp_path_factory: pytest.TempPathFactory
+    csv_source: Path, modelci_src: Path, tmp_path_factory: pytest.TempPathFactory
 ) -> Direct:
-    return _retrain_directly(model_repo, modelci_src, tmp_path_factory.mktemp("none"), {})
+    return _retrain_directly(csv_source, modelci_src, tmp_path_factory.mktemp("none"), {})
 
 
 def test_with_an_app_its_token_opens_the_pr_so_github_runs_the_pr_workflows(by_app: Direct) -> None:

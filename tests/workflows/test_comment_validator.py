@@ -82,6 +82,7 @@ def artifact(
     plots: dict[str, bytes] | None = None,
     omit: tuple[str, ...] = (),
     extra: tuple[tuple[zipfile.ZipInfo | str, bytes], ...] = (),
+    compression: int = zipfile.ZIP_DEFLATED,
 ) -> bytes:
     """The zip a pull request's run uploads (as GitHub serves it), with ``extra`` entries."""
     meta = {"pr_number": 7, "head_sha": HEAD, "run_id": 1} if metadata is None else metadata
@@ -94,7 +95,7 @@ def artifact(
     for name, data in ({"roc.png": PNG} if plots is None else plots).items():
         entries.append((f"plots/{name}", data))
     buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+    with zipfile.ZipFile(buffer, "w", compression) as archive:
         for name, data in [*entries, *extra]:
             archive.writestr(name, data)
     return buffer.getvalue()
@@ -377,7 +378,9 @@ def test_a_corrupt_member_is_refused(tmp_path: Path) -> None:
 
 
 def test_only_real_pngs_with_plain_names_are_shown(tmp_path: Path) -> None:
-    plots = {"roc.png": PNG, "fake.png": b"<svg onload=alert(1)>", "huge.png": PNG + b"0" * 2**21}
+    # (incompressible padding: a highly compressible member is refused by the ratio bound)
+    huge = PNG + random.Random(0).randbytes(2**21)  # noqa: S311 - padding, not a secret
+    plots = {"roc.png": PNG, "fake.png": b"<svg onload=alert(1)>", "huge.png": huge}
     report = "![a](plots/roc.png) ![b](plots/fake.png) ![c](plots/huge.png)"
     text = comment_of(tmp_path, report, plots)
     assert "![a](plots/roc.png)" in text
@@ -530,7 +533,9 @@ def run_isolated(tmp_path: Path, data: bytes) -> subprocess.CompletedProcess[str
 
 @pytest.mark.parametrize("name", sorted(HOSTILE_REPORTS))
 def test_hostile_reports_finish_within_the_bound(tmp_path: Path, name: str) -> None:
-    done = run_isolated(tmp_path, artifact(report=HOSTILE_REPORTS[name]))
+    # stored: deflated, such repetitive text is refused by the ratio bound before any scan
+    data = artifact(report=HOSTILE_REPORTS[name], compression=zipfile.ZIP_STORED)
+    done = run_isolated(tmp_path, data)
     assert done.returncode == 0, done.stderr
     text = (tmp_path / "out" / "comment.md").read_text(encoding="utf-8")
     assert len(text) < 65_536
@@ -859,3 +864,106 @@ def test_bare_links_github_would_make_are_split(text: str) -> None:
 )  # fmt: skip
 def test_cml_errors_are_shown_by_their_message(line: str, shown: str) -> None:
     assert mc._cml_message(line) == shown
+
+
+@pytest.mark.parametrize(
+    ("redirect_to", "kept"),
+    [
+        (lambda server, other: "/final", True),  # same origin
+        (lambda server, other: server.url("/final", host="localhost"), False),  # another host
+        (lambda server, other: other.url("/final"), False),  # another port
+    ],
+    ids=["same-origin", "other-host", "other-port"],
+)
+def test_the_validators_client_sends_the_token_where_modelcis_http_module_does(
+    redirect_to: Any, kept: bool
+) -> None:
+    """The validator runs isolated with its own stdlib client; on redirects it must send the
+    Authorization header exactly where the shared ``modelci._http`` does (its origin only)."""
+    from modelci.github_api import GitHub as SharedGitHub
+    from tests.http_support import Answer, Loopback, redirect
+
+    seen = {}
+    with Loopback({"/final": Answer()}) as other:
+        routes = {"/start": redirect(lambda s: redirect_to(s, other)), "/final": Answer()}
+        with Loopback(routes) as server:
+            for name, fetch in (
+                ("validator", lambda: mc.GitHub(FAKE_GITHUB_TOKEN, server.url("")).request(
+                    "GET", server.url("/start"))),
+                ("shared", lambda: SharedGitHub(server.url(""), "o/r", FAKE_GITHUB_TOKEN).download(
+                    server.url("/start"), 100)),
+            ):  # fmt: skip
+                assert fetch() == b"ok"
+                seen[name] = [(s.path, s.authorization) for s in server.seen + other.seen]
+                server.seen.clear()
+                other.seen.clear()
+    assert seen["validator"] == seen["shared"]
+    token = f"Bearer {FAKE_GITHUB_TOKEN}"
+    assert seen["shared"] == [("/start", token), ("/final", token if kept else None)]
+
+
+@pytest.mark.parametrize("method", [zipfile.ZIP_BZIP2, zipfile.ZIP_LZMA])
+def test_a_compressed_bomb_is_refused_by_its_method_without_being_expanded(
+    tmp_path: Path, method: int
+) -> None:
+    """Issue 19.5: a 1.8 KB bzip2 artifact drove the validator to 4.2 GB before it was refused
+    as corrupt. Only stored and deflated members are read; nothing else is decompressed."""
+    import tracemalloc
+
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        archive.writestr("metadata.json", json.dumps({"pr_number": 7, "head_sha": HEAD}))
+        archive.writestr("report.md", b"\n" * 20_000_000, compress_type=method)
+    data = _understated(buffer.getvalue(), "report.md", 100)
+    assert len(data) < 20_000
+    tracemalloc.start()
+    try:
+        with pytest.raises(mc.ValidationError, match="compression method"):
+            mc.validate(data, tmp_path / "out", event())
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 2_000_000
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_member_expanding_beyond_the_ratio_is_refused_reading_in_bounded_chunks(
+    tmp_path: Path,
+) -> None:
+    """A deflated member of 4 MB of padding (under the 5 MB total) expands about a thousand
+    times its compressed size: refused once past the ratio floor, never held whole."""
+    import tracemalloc
+
+    data = artifact(extra=(("notes.txt", b" " * 4_000_000),))
+    tracemalloc.start()
+    try:
+        with pytest.raises(mc.ValidationError, match="expands more than"):
+            mc.validate(data, tmp_path / "out", event())
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 1_500_000
+    assert not (tmp_path / "out").exists()
+
+
+def _understated(data: bytes, name: str, size: int) -> bytes:
+    """``data`` with the central directory claiming ``name`` holds ``size`` bytes."""
+    import struct
+
+    out = bytearray(data)
+    start = 0
+    while (start := out.find(b"PK\x01\x02", start + 1)) != -1:
+        length = struct.unpack_from("<H", out, start + 28)[0]
+        if out[start + 46 : start + 46 + length] == name.encode():
+            struct.pack_into("<I", out, start + 24, size)
+    return bytes(out)
+
+
+def test_the_validator_defuses_links_as_modelci_judge_markdown_does() -> None:
+    """One set of link rules: the validator's standard-library copy and
+    ``modelci.judge.markdown.defuse_links`` give the same text on every category of issue 19.6."""
+    from modelci.judge.markdown import defuse_links
+    from tests.unit.test_markdown_defuse import HOSTILE
+
+    for text in HOSTILE.values():
+        assert mc.defuse(text) == defuse_links(text), text

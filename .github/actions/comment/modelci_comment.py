@@ -65,6 +65,11 @@ from typing import Any
 
 DEFAULT_MAX_BYTES = 5_000_000
 MAX_FILES = 64
+# Members are decompressed CHUNK bytes at a time; past RATIO_FLOOR bytes one may not expand more
+# than MAX_RATIO times its compressed size (a report or a PNG is far from that).
+CHUNK = 64 * 1024
+RATIO_FLOOR = 64 * 1024
+MAX_RATIO = 100
 MAX_METADATA_BYTES = 4_096
 MAX_PLOT_BYTES = 2_000_000
 # GitHub refuses comments over 65,536 characters; CML appends a watermark and each plot path is
@@ -186,15 +191,22 @@ def read_trigger(event: Any) -> Trigger:
 # -- the GitHub REST API ----------------------------------------------------------------------
 
 
+def _origin(url: str) -> tuple[str, str, int | None]:
+    """(scheme, host, port), as ``modelci._http.origin`` has it (a test holds them equal)."""
+    parts = urllib.parse.urlsplit(url)
+    default = {"http": 80, "https": 443}.get(parts.scheme)
+    return parts.scheme, (parts.hostname or "").lower(), parts.port or default
+
+
 class _DropAuthOnHostChange(urllib.request.HTTPRedirectHandler):
-    """Artifact downloads redirect to pre-signed storage URLs: never send the token there."""
+    """Artifact downloads redirect to pre-signed storage URLs: the token goes to the API's
+    origin only (the rule of ``modelci._http``, which this script cannot import)."""
 
     def redirect_request(
         self, req: Any, fp: Any, code: int, msg: str, headers: Any, newurl: str
     ) -> Any:
         new = super().redirect_request(req, fp, code, msg, headers, newurl)
-        moved = urllib.parse.urlsplit(newurl).netloc != urllib.parse.urlsplit(req.full_url).netloc
-        if new is not None and moved:
+        if new is not None and _origin(newurl) != _origin(req.full_url):
             new.remove_header("Authorization")
         return new
 
@@ -335,6 +347,9 @@ def _entry_problem(info: zipfile.ZipInfo) -> str | None:
         return "'..' in its name"
     if info.flag_bits & 0x1:
         return "encryption"
+    if info.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED):
+        # bzip2 and lzma decompress a whole compressed chunk at once: 1.8 KB made 4.2 GB
+        return f"compression method {info.compress_type} (only stored and deflated are read)"
     mode = info.external_attr >> 16
     kind = stat.S_IFMT(mode)
     if stat.S_ISLNK(mode):
@@ -379,15 +394,32 @@ def read_archive(data: bytes, max_bytes: int, max_files: int = MAX_FILES) -> dic
         left = max_bytes
         for info in files:
             try:
-                with archive.open(info) as member:
-                    content = member.read(left + 1)
+                content = _read_member(archive, info, left, max_bytes)
             except (zipfile.BadZipFile, NotImplementedError, RuntimeError, EOFError, zlib.error):
                 raise ValidationError(f"artifact entry {info.filename!r:.120} is corrupt") from None
-            if len(content) > left:
-                raise ValidationError(f"artifact is larger than {max_bytes} bytes")
             left -= len(content)
             contents[info.filename] = content
     return contents
+
+
+def _read_member(archive: zipfile.ZipFile, info: zipfile.ZipInfo, left: int, total: int) -> bytes:
+    """One member, decompressed in chunks: at most ``left`` bytes, and at most ``MAX_RATIO``
+    times its compressed size once past ``RATIO_FLOOR`` (as modelci.safezip, which this
+    standard-library-only script cannot import)."""
+    parts: list[bytes] = []
+    size = 0
+    with archive.open(info) as member:
+        while chunk := member.read(CHUNK):
+            size += len(chunk)
+            if size > left:
+                raise ValidationError(f"artifact is larger than {total} bytes")
+            if size > RATIO_FLOOR and size > MAX_RATIO * max(info.compress_size, 1):
+                raise ValidationError(
+                    f"artifact entry {info.filename!r:.120} expands more than {MAX_RATIO} times "
+                    f"its {info.compress_size} compressed bytes"
+                )
+            parts.append(chunk)
+    return b"".join(parts)
 
 
 def read_metadata(files: dict[str, bytes], trigger: Trigger) -> int:

@@ -13,12 +13,12 @@ from __future__ import annotations
 import ast
 import re
 import shlex
-import subprocess
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from modelci._proc import run
 from modelci.errors import ModelCIError
 from modelci.projects import ROOT, Project, Stage, covers
 
@@ -52,8 +52,8 @@ class Decision:
 def changed_files(root: Path, base: str, head: str) -> list[str]:
     """``git diff --name-only --no-renames BASE...HEAD`` (both sides of a rename are listed)."""
     args = ["git", "diff", "--name-only", "--no-renames", "-z", f"{base}...{head}", "--"]
-    done = subprocess.run(args, cwd=root, capture_output=True, check=False)  # noqa: S603
-    if done.returncode != 0:
+    done = run(args, "git diff", error=AffectedError, cwd=root, timeout=120, check=False)
+    if not done.ok:
         lines = done.stderr.decode("utf-8", "replace").strip().splitlines()
         raise AffectedError(
             f"git diff {base}...{head} failed in {root}: {lines[-1] if lines else 'no output'} "

@@ -18,7 +18,6 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-import shutil
 import subprocess
 import sys
 import time
@@ -27,6 +26,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
+from modelci._proc import which
 from modelci.dvcfiles import DvcLock, LockStage, read_lock
 from modelci.fileio import write_text
 
@@ -184,7 +184,7 @@ def account(
 
 
 def _dvc() -> list[str]:
-    found = shutil.which("dvc")
+    found = which("dvc")
     return [found] if found else [sys.executable, "-m", "dvc"]
 
 
@@ -192,6 +192,7 @@ def run_repro(
     args: Sequence[str], root: Path, echo: Callable[[str], None]
 ) -> tuple[int, list[StageRun]]:
     """Run ``dvc repro ARGS`` in ``root``, echoing its output; its exit code and stages."""
+    # Streamed, not through modelci._proc.run (which captures): the job log shows dvc's progress.
     process = subprocess.Popen(  # noqa: S603 - dvc, with the caller's arguments
         [*_dvc(), "repro", *args],
         cwd=root,

@@ -14,8 +14,6 @@ from __future__ import annotations
 import csv
 import io
 import json
-import shutil
-import subprocess  # nosec B404: runs git with fixed argument lists, never a shell
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
@@ -23,6 +21,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from modelci import layout
+from modelci._proc import Completed, run
 from modelci.dvcfiles import (
     LOCK,
     Declared,
@@ -54,25 +53,11 @@ MAX_PLOT_ROWS = 200_000  # rows of a plot table kept for drawing (evenly spread,
 MAX_DISTINCT_ROWS = 10_000  # distinct lines counted exactly (a confusion table has few)
 
 
-def _git_executable() -> str:
-    git = shutil.which("git")
-    if git is None:
-        raise StateError("git is not installed or not on PATH")
-    return git
-
-
-def git(args: list[str], cwd: Path, check: bool = True) -> subprocess.CompletedProcess[bytes]:
+def git(args: list[str], cwd: Path, check: bool = True) -> Completed:
     """Run git with a fixed argument list in ``cwd``; raise StateError on failure if ``check``."""
-    try:
-        done = subprocess.run(  # noqa: S603 - fixed argument list, no shell
-            [_git_executable(), *args], cwd=cwd, capture_output=True, timeout=60, check=False
-        )
-    except (OSError, subprocess.TimeoutExpired) as error:
-        raise StateError(f"git {' '.join(args)}: {error}") from None
-    if check and done.returncode != 0:
-        message = done.stderr.decode("utf-8", "replace").strip().splitlines()
-        raise StateError(f"git {' '.join(args)}: {message[0] if message else 'failed'}")
-    return done
+    return run(
+        ["git", *args], f"git {' '.join(args)}", error=StateError, cwd=cwd, timeout=60, check=check
+    )
 
 
 def resolve_ref(ref: str, cwd: Path) -> str:

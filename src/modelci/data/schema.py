@@ -58,11 +58,17 @@ def _column(name: str, spec: ColumnSpec) -> pa.Column:
     return pa.Column(dtype, checks=checks, nullable=spec.nullable, name=name)
 
 
-def build_schema(data: DataParams) -> pa.DataFrameSchema:
+def build_schema(data: DataParams, min_rows: bool = True) -> pa.DataFrameSchema:
+    """The schema of ``data.columns``; without ``min_rows`` for one partition of a table (the
+    Dask engine counts the rows of all partitions)."""
     minimum = data.min_rows
     return pa.DataFrameSchema(
         {name: _column(name, spec) for name, spec in data.columns.items()},
-        checks=[pa.Check(lambda df: len(df) >= minimum, name=f"at least {minimum} rows")],
+        checks=(
+            [pa.Check(lambda df: len(df) >= minimum, name=f"at least {minimum} rows")]
+            if min_rows
+            else []
+        ),
         strict=True,
         ordered=False,
     )
@@ -85,39 +91,87 @@ def _describe(check: str, column: str | None, cases: list[Any], count: int) -> s
     return f"{where}: {count} value(s) fail {check}: {shown}{more}"
 
 
-def failure_lines(errors: SchemaErrors) -> list[str]:
-    """Summarize pandera's failure cases as one line per (column, check)."""
+# One failing check: its column (None: the table), its name, how many values fail, the first ones.
+Failure = tuple[str | None, str, int, list[Any]]
+
+
+def failures(errors: SchemaErrors) -> list[Failure]:
+    """pandera's failure cases grouped by (column, check), at most MAX_EXAMPLES cases kept each."""
     cases = errors.failure_cases
-    lines = []
+    found: list[Failure] = []
     grouped = cases.groupby(["column", "check"], dropna=False, sort=False)["failure_case"]
     for (column, check), values in grouped:
         items = values.tolist()
         if all(str(item).startswith("TypeError(") for item in items):
             continue  # a range check that could not run on a wrongly typed column
         column_name = None if pd.isna(column) else str(column)
-        lines.append(_describe(str(check), column_name, items, len(items)))
-    return lines
+        found.append((column_name, str(check), len(items), items[: MAX_EXAMPLES + 1]))
+    return found
 
 
-def validate(frame: pd.DataFrame, data: DataParams, source: str) -> pd.DataFrame:
-    """Return the table without ``data.drop_columns`` and with declared dtypes, or raise
-    DataError listing every failing check (a dropped column missing from the data is one)."""
+def merge_failures(parts: list[list[Failure]]) -> list[Failure]:
+    """The failures of several partitions as one table's: counts added, first cases kept in
+    partition order, checks in order of first appearance."""
+    merged: dict[tuple[str | None, str], tuple[int, list[Any]]] = {}
+    for part in parts:
+        for column, check, count, cases in part:
+            total, kept = merged.get((column, check), (0, []))
+            merged[(column, check)] = (total + count, (kept + cases)[: MAX_EXAMPLES + 1])
+    return [(column, check, count, cases) for (column, check), (count, cases) in merged.items()]
+
+
+def failure_lines(errors: SchemaErrors) -> list[str]:
+    """Summarize pandera's failure cases as one line per (column, check)."""
+    return describe(failures(errors))
+
+
+def describe(found: list[Failure]) -> list[str]:
+    return [_describe(check, column, cases, count) for column, check, count, cases in found]
+
+
+def drop_declared(frame: pd.DataFrame, data: DataParams) -> tuple[pd.DataFrame, list[str]]:
+    """The table without ``data.drop_columns``, and a problem for each one it does not have."""
     problems = [
         f"column {name!r}: in data.drop_columns but missing from the data"
         for name in data.drop_columns
         if name not in frame.columns
     ]
     kept = frame.drop(columns=[name for name in data.drop_columns if name in frame.columns])
+    return kept, problems
+
+
+def check_partition(frame: pd.DataFrame, data: DataParams) -> tuple[pd.DataFrame, list[Failure]]:
+    """One partition of a table (columns already dropped) normalized and checked against the
+    schema without the row count: the frame and its failures (Dask engine)."""
+    normalized = normalize_numeric(frame, data.columns)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", FutureWarning)
+            return build_schema(data, min_rows=False).validate(normalized, lazy=True), []
+    except SchemaErrors as errors:
+        return normalized, failures(errors)
+
+
+def raise_problems(source: str, problems: list[str]) -> None:
+    """Raise the DataError listing ``problems`` (one line each, prefixed by ``source``)."""
+    if problems:
+        lines = [f"{source}: {line}" for line in problems]
+        raise DataError(
+            f"{source}: {len(lines)} schema check(s) failed; first: {problems[0]}", details=lines
+        ) from None
+
+
+def validate(frame: pd.DataFrame, data: DataParams, source: str) -> pd.DataFrame:
+    """Return the table without ``data.drop_columns`` and with declared dtypes, or raise
+    DataError listing every failing check (a dropped column missing from the data is one)."""
+    kept, problems = drop_declared(frame, data)
     normalized = normalize_numeric(kept, data.columns)
+    validated = normalized
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", FutureWarning)  # pandera's own concat of failures
             validated = build_schema(data).validate(normalized, lazy=True)
     except SchemaErrors as errors:
         problems += failure_lines(errors)
-    if problems:
-        lines = [f"{source}: {line}" for line in problems]
-        raise DataError(
-            f"{source}: {len(lines)} schema check(s) failed; first: {problems[0]}", details=lines
-        ) from None
+    raise_problems(source, problems)
     return validated

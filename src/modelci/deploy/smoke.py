@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import json
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from modelci import _http
 from modelci.config import ReleaseParams
 from modelci.deploy.errors import DeployError
 from modelci.model_version import Version
@@ -22,19 +21,18 @@ def request(url: str, body: bytes | None = None, timeout: float = 10.0) -> tuple
     """GET (or POST ``body`` as JSON); the status and body, status 0 when nothing answered."""
     if not url.startswith(("http://", "https://")):
         raise DeployError(f"smoke URL must be http(s): {url[:80]!r}")
-    prepared = urllib.request.Request(  # noqa: S310 - http(s) only, checked above
-        url,
-        data=body,
-        headers={"Content-Type": "application/json"} if body is not None else {},
-        method="POST" if body is not None else "GET",
-    )
     try:
-        with urllib.request.urlopen(prepared, timeout=timeout) as response:  # noqa: S310
-            return int(response.status), response.read(1 << 20)
-    except urllib.error.HTTPError as error:
-        return int(error.code), error.read(4096)
-    except (urllib.error.URLError, OSError, TimeoutError) as error:
-        return 0, str(getattr(error, "reason", error)).encode()
+        answer = _http.request(
+            "POST" if body is not None else "GET",
+            url,
+            headers={"Content-Type": "application/json"} if body is not None else {},
+            body=body,
+            timeout=timeout,
+            max_bytes=1 << 20,
+        )
+    except _http.HttpError as error:
+        return 0, str(error).rsplit(": ", 1)[-1].encode()
+    return answer.status, answer.body
 
 
 def smoke_test(

@@ -160,7 +160,7 @@ def register(sub: Any) -> None:
     drift.add_argument(
         "--labels",
         metavar="FILE",
-        help="ground truth joined by request_id (columns request_id and the target)",
+        help="ground truth joined one to one by row_id (or request_id) and the target",
     )
     drift.add_argument(
         "--model",

@@ -17,8 +17,6 @@ import base64
 import json
 import os
 import shutil
-import subprocess  # nosec B404: git and dvc with fixed argument lists
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -35,25 +33,18 @@ def _outputs(pairs: dict[str, str], summary: str | None = None) -> None:
     write_outputs(pairs, summary)
 
 
-def _tool(name: str) -> str:
-    """``name`` on PATH, else next to this Python (a virtual environment not on PATH)."""
-    sibling = Path(sys.executable).parent / name
-    return shutil.which(name) or (str(sibling) if sibling.is_file() else name)
-
-
-def _run(args: list[str], what: str) -> str:
+def _run(
+    args: list[str], what: str, env: dict[str, str] | None = None, secrets: list[str] | None = None
+) -> str:
+    """``args`` run by ``modelci._proc``; an error names ``what`` and the tool's first words."""
+    from modelci import _proc
     from modelci.errors import ModelCIError
 
-    try:
-        done = subprocess.run(  # noqa: S603 - fixed tools, arguments as a list
-            [_tool(args[0]), *args[1:]], capture_output=True, text=True, check=False
-        )
-    except FileNotFoundError:
-        raise ModelCIError(f"{what}: {args[0]} not found on PATH") from None
-    if done.returncode != 0:
-        tail = (done.stderr or done.stdout).strip().splitlines()[-3:]
-        raise ModelCIError(f"{what}: {' '.join(args[:3])} failed: {' | '.join(tail)}")
-    return done.stdout
+    named = f"{what}: {' '.join(args[:3])}"
+    done = _proc.run(
+        args, named, error=ModelCIError, env=env, timeout=WINDOW_DEADLINE_S, secrets=secrets or []
+    )
+    return done.text
 
 
 def _copy(source: Path, target: Path) -> None:
@@ -129,8 +120,9 @@ def _model_name(params: Path) -> str:
 
 
 def cmd_monitor_issue(args: argparse.Namespace) -> int:
-    from modelci.drift.github import GitHub, api_url, sync_issue
+    from modelci.drift.github import sync_issue
     from modelci.errors import DataError
+    from modelci.github_api import GitHub, api_url
 
     drift_json = Path(args.drift)
     try:
@@ -211,15 +203,23 @@ def cmd_refresh_data(args: argparse.Namespace) -> int:
     return 0
 
 
-def _auth_config(token: str) -> list[str]:
-    """``git -c`` arguments that authenticate pushes to github.com with the job's token."""
+def auth_env(token: str) -> dict[str, str]:
+    """Environment that makes git authenticate to github.com with ``token``: one more entry of
+    git's ``GIT_CONFIG_COUNT`` list (``http.https://github.com/.extraheader``), so the token is
+    never in git's argv (``/proc/*/cmdline``) nor in an error line that repeats the command."""
     basic = base64.b64encode(f"x-access-token:{token}".encode()).decode()
-    return ["-c", f"http.https://github.com/.extraheader=AUTHORIZATION: basic {basic}"]
+    index = int(os.environ.get("GIT_CONFIG_COUNT", "0") or "0")
+    return {
+        "GIT_CONFIG_COUNT": str(index + 1),
+        f"GIT_CONFIG_KEY_{index}": "http.https://github.com/.extraheader",
+        f"GIT_CONFIG_VALUE_{index}": f"AUTHORIZATION: basic {basic}",
+    }
 
 
 def cmd_open_pr(args: argparse.Namespace) -> int:
     from modelci.drift import retrain_ci
-    from modelci.drift.github import GitHub, api_url, open_or_update_pr
+    from modelci.drift.github import open_or_update_pr
+    from modelci.github_api import GitHub, api_url
 
     github_token = os.environ.get("GITHUB_TOKEN", "")
     ci = retrain_ci.plan(os.environ.get("MODELCI_APP_TOKEN", ""), github_token, args.ci_workflow)
@@ -237,7 +237,12 @@ def cmd_open_pr(args: argparse.Namespace) -> int:
     bot = ["-c", "user.name=github-actions[bot]", "-c", f"user.email={BOT_EMAIL}"]
     _run(["git", *bot, "commit", "-q", "-m", args.title], "open-pr")
     head = _run(["git", "rev-parse", "HEAD"], "open-pr").strip()
-    _run(["git", *_auth_config(ci.token), "push", "--force", "origin", args.branch], "open-pr")
+    _run(
+        ["git", "push", "--force", "origin", args.branch],
+        "open-pr",
+        env=auth_env(ci.token),
+        secrets=[ci.token],
+    )
     body = retrain_ci.with_note(body, ci, head)
     action, number = open_or_update_pr(github, args.branch, args.base, args.title, body)
     print(f"open-pr: {action} pull request #{number} from {args.branch} into {args.base}")
@@ -292,7 +297,10 @@ def register(sub: Any) -> None:
         "--window", required=True, metavar="PATH", help="the production window (a prediction log)"
     )
     refresh.add_argument(
-        "--labels", required=True, metavar="FILE", help="ground truth by request_id"
+        "--labels",
+        required=True,
+        metavar="FILE",
+        help="ground truth by row_id (or request_id), one to one",
     )
     add_params(refresh, "its data: section")
     refresh.set_defaults(handler=cmd_refresh_data)

@@ -18,15 +18,16 @@ from modelci.layout import prediction_log_files
 
 SUFFIXES = (".csv", ".parquet", ".jsonl")
 REQUEST_ID = "request_id"
+ROW_ID = "row_id"  # server-made, one per logged row (modelci.serving.requestid)
 
 
 def _flatten(record: dict[str, object]) -> dict[str, object]:
-    """A prediction-log record as one flat row: its inputs, request id and prediction."""
+    """A prediction-log record as one flat row: its inputs, ids and prediction."""
     inputs = record.get("input")
     if not isinstance(inputs, dict):
         return record
     flat = dict(inputs)
-    for key in (REQUEST_ID, "prediction"):
+    for key in (REQUEST_ID, ROW_ID, "prediction"):
         if key in record:
             flat[f"_{key}" if key in flat else key] = record[key]
     return flat

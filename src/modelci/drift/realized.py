@@ -1,6 +1,7 @@
 """The model's outputs on a window, and its realized performance once ground truth arrives.
 
-Labels are joined to the window by the request id the server logs and returns (``request_id``);
+Labels are joined to the window by the row id the server logs and returns (``row_id``, or
+``request_id`` for labels keyed by the client's id, one to one only);
 the realized metrics are the pipeline's own (``modelci.judge.metrics``), judged by the gate's
 rules (``modelci.judge.gate``) with the model's test-set metrics as the baseline, so "degraded in
 production" means what "regressed in a pull request" means.
@@ -15,7 +16,7 @@ import numpy as np
 import pandas as pd
 
 from modelci.config import DataParams, MetricRule
-from modelci.drift.inputs import REQUEST_ID
+from modelci.drift.inputs import REQUEST_ID, ROW_ID
 from modelci.errors import DataError
 from modelci.judge.distance import Kind
 from modelci.judge.gate import Verdict, evaluate_gate
@@ -50,24 +51,43 @@ def model_outputs(model: Any, frame: pd.DataFrame, data: DataParams) -> tuple[pd
 
 
 def join_labels(window: pd.DataFrame, labels: pd.DataFrame, target: str, source: str) -> Any:
-    """The window's rows that have a label, with the label as ``target``; errors name ``source``."""
-    if REQUEST_ID not in window.columns:
+    """The window's rows that have a label, with the label as ``target``; errors name ``source``.
+
+    Labels are keyed by ``row_id`` (server-made, one per logged row) when they have that column,
+    else by ``request_id`` (what ``X-Request-ID`` said: the client's own when it sent one). The
+    join must be one to one: a key labelled twice, or a labelled key shared by several rows of
+    the window (a batch, or a client reusing an id to weigh one label many times), is refused.
+    """
+    key = ROW_ID if ROW_ID in labels.columns else REQUEST_ID
+    if key not in window.columns:
         raise DataError(
-            f"current window: no {REQUEST_ID!r} column, so labels cannot be joined "
-            "(the serving prediction log records one per request)"
+            f"current window: no {key!r} column, so labels cannot be joined "
+            f"(the serving prediction log records {REQUEST_ID} and {ROW_ID} for every row)"
         )
-    for column in (REQUEST_ID, target):
+    for column in (key, target):
         if column not in labels.columns:
-            raise DataError(f"{source}: no {column!r} column (labels need {REQUEST_ID}, {target})")
-    truth = labels[[REQUEST_ID, target]].dropna()
-    duplicated = truth[REQUEST_ID].duplicated()
+            raise DataError(
+                f"{source}: no {column!r} column (labels need {ROW_ID} or {REQUEST_ID}, {target})"
+            )
+    spelled = key.replace("_", " ")
+    truth = labels[[key, target]].dropna()
+    truth = truth.assign(**{key: truth[key].astype(str)})
+    duplicated = truth[key].duplicated()
     if duplicated.any():
-        first = truth[REQUEST_ID][duplicated].iloc[0]
-        raise DataError(f"{source}: request id {first!r} has more than one label")
+        first = truth[key][duplicated].iloc[0]
+        raise DataError(f"{source}: {spelled} {first!r} has more than one label")
     inputs = window.drop(columns=[target], errors="ignore")
-    inputs = inputs.assign(**{REQUEST_ID: inputs[REQUEST_ID].astype(str)})
-    truth = truth.assign(**{REQUEST_ID: truth[REQUEST_ID].astype(str)})
-    return inputs.merge(truth, on=REQUEST_ID, how="inner")
+    inputs = inputs.assign(**{key: inputs[key].astype(str)})
+    counts = inputs[key][inputs[key].isin(truth[key])].value_counts()
+    shared = counts[counts > 1]
+    if len(shared):
+        named = ", ".join(f"{rid!r} ({rows} rows)" for rid, rows in shared.head(5).items())
+        more = f" and {len(shared) - 5} more" if len(shared) > 5 else ""
+        raise DataError(
+            f"{source}: the join is not one to one: {spelled}(s) {named}{more} label several "
+            f"rows of the window; key the labels by {ROW_ID} (one per logged row)"
+        )
+    return inputs.merge(truth, on=key, how="inner")
 
 
 @dataclass(frozen=True)

@@ -20,7 +20,7 @@ import re
 from dataclasses import dataclass
 from typing import Literal
 
-from modelci.drift.github import GitHub, GitHubError
+from modelci.github_api import GitHub, GitHubError
 
 Mode = Literal["app", "dispatch", "none"]
 WORKFLOW_FILE_RE = re.compile(r"^[A-Za-z0-9_.-]{1,100}\.ya?ml$")

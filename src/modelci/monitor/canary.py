@@ -13,16 +13,14 @@ The pure part (:func:`evaluate`) takes the numbers; :class:`Prometheus` fetches 
 
 from __future__ import annotations
 
-import json
 import math
 import time
-import urllib.error
 import urllib.parse
-import urllib.request
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any, Literal
 
+from modelci import _http
 from modelci.config import CanaryParams, SloParams
 from modelci.errors import ModelCIError
 
@@ -178,14 +176,15 @@ class Prometheus:
         params = urllib.parse.urlencode({"query": expr, "time": f"{at:.3f}"})
         address = f"{self.url}/api/v1/query?{params}"
         try:
-            with urllib.request.urlopen(address, timeout=self.timeout) as response:  # noqa: S310
-                payload = json.loads(response.read())
-        except urllib.error.HTTPError as error:
-            detail = error.read()[:300].decode("utf-8", "replace")
-            raise CanaryError(
-                f"{self.url}: query {expr!r} failed ({error.code}): {detail}"
-            ) from None
-        except (OSError, ValueError) as error:
+            answer = _http.request("GET", address, timeout=self.timeout, retries=1)
+        except _http.HttpError as error:
+            raise CanaryError(f"{self.url}: cannot query Prometheus: {error}") from None
+        if not answer.ok:
+            detail = answer.text(300)
+            raise CanaryError(f"{self.url}: query {expr!r} failed ({answer.status}): {detail}")
+        try:
+            payload = answer.json()
+        except ValueError as error:
             raise CanaryError(f"{self.url}: cannot query Prometheus: {error}") from None
         data = payload.get("data") if isinstance(payload, dict) else None
         if payload.get("status") != "success" or not isinstance(data, dict):

@@ -34,7 +34,10 @@ def run(params: Params, paths: StagePaths = DEFAULT_PATHS) -> dict[str, float]:
     )
     profile: dict[str, Any] = json.loads(paths.profile.read_text(encoding="utf-8"))
     sha256 = file_digest(paths.model)
-    card = model_card.render(params, scores, slices, profile, sha256)
+    compute = None
+    if params.compute.engine == "dask" and paths.compute.is_file():
+        compute = json.loads(paths.compute.read_text(encoding="utf-8"))
+    card = model_card.render(params, scores, slices, profile, sha256, compute)
 
     for name, table in plot_tables(pred, params.data).items():
         write_text(paths.plots / name, table.to_csv(index=False))

@@ -13,12 +13,22 @@ def _table(header: tuple[str, ...], rows: list[tuple[Any, ...]]) -> list[str]:
     return lines
 
 
+def _compute_line(compute: dict[str, Any] | None) -> list[str]:
+    if not compute:
+        return []
+    return [
+        f"- Trained on: Dask, {compute['workers']} worker(s), {compute['partitions']} partitions "
+        "(both part of what gives the model its bytes)"
+    ]
+
+
 def render(
     params: Params,
     metrics: dict[str, float],
     slices: dict[str, dict[str, dict[str, float]]],
     profile: dict[str, Any],
     model_sha256: str,
+    compute: dict[str, Any] | None = None,
 ) -> str:
     """Render the card from the stage's inputs only, so it is reproducible like every output.
 
@@ -38,6 +48,7 @@ def render(
         f"- Model file sha256: `{model_sha256}`",
         f"- Threads: {params.train.n_threads} (fixed for fitting and predicting, so the bytes do "
         "not depend on the machine's cores)",
+        *_compute_line(compute),
         "",
         "## Data",
         "",

@@ -14,6 +14,8 @@ from modelci.errors import DataError
 from modelci.fileio import file_digest, write_atomic, write_json
 from modelci.layout import DEFAULT_PATHS, StagePaths
 
+MAX_LISTED = 10  # classes named in an error line; the rest are counted
+
 
 def split(
     frame: pd.DataFrame, data: DataParams, prepare: PrepareParams
@@ -26,9 +28,17 @@ def split(
         counts = stratify.value_counts()
         rare = counts[counts < 2]
         if not rare.empty:
+            shown = sorted(rare.index.tolist(), key=str)[:MAX_LISTED]
+            more = f" and {len(rare) - len(shown)} more" if len(rare) > len(shown) else ""
+            hint = (
+                f" ({len(counts)} classes in {len(frame)} rows: if the target is a quantity, "
+                "use data.task: regression)"
+                if len(counts) > MAX_LISTED
+                else ""
+            )
             raise DataError(
-                f"cannot stratify on {data.target!r}: class(es) {list(rare.index)} have fewer than"
-                " 2 rows"
+                f"cannot stratify on {data.target!r}: class(es) {shown}{more} have fewer than"
+                f" 2 rows{hint}"
             )
     try:
         train, test = train_test_split(
@@ -79,6 +89,10 @@ def drop_null_target(
 
 
 def run(params: Params, paths: StagePaths = DEFAULT_PATHS) -> dict[str, Any]:
+    if params.compute.engine == "dask":
+        from modelci.pipeline import cluster
+
+        return cluster.prepare(params, paths)
     source = Path(params.data.source)
     raw, null_target_rows = drop_null_target(read_table(source), params.data, params.prepare)
     frame = validate(raw, params.data, str(source))

@@ -12,6 +12,7 @@ import pandas as pd
 
 from modelci.config import DataParams, Params, TrainParams
 from modelci.errors import ConfigError
+from modelci.fileio import write_bytes, write_json
 from modelci.layout import DEFAULT_PATHS, StagePaths
 from modelci.threads import fixed_threads
 
@@ -218,7 +219,20 @@ def fit(frame: pd.DataFrame, data: DataParams, train: TrainParams) -> Any:
 
 def run(params: Params, paths: StagePaths = DEFAULT_PATHS) -> str:
     """Fit and write the model file; returns its sha256 (MLflow logging happens in evaluate)."""
-    from modelci.modelfile import save_model
+    from modelci.modelfile import dump_model, load_model_bytes
+    from modelci.pipeline import cluster
 
-    model = fit(pd.read_parquet(paths.train), params.data, params.train)
-    return hashlib.sha256(save_model(model, paths.model)).hexdigest()
+    cluster.check_estimator(params)
+    if params.compute.engine == "dask":
+        model, record = cluster.train(params, paths)
+    else:
+        model, record = fit(pd.read_parquet(paths.train), params.data, params.train), None
+    data = dump_model(model)
+    if record is not None:
+        # The file must load with the trusted types evaluate and serving use (the defaults plus
+        # train.trusted_types): a refusal fails here, before any file is written.
+        load_model_bytes(data, str(paths.model), params.trusted_types)
+    write_bytes(paths.model, data)
+    if record is not None:
+        write_json(paths.compute, record)
+    return hashlib.sha256(data).hexdigest()

@@ -217,6 +217,20 @@ def cmd_release_reviewed(args: argparse.Namespace) -> int:
     return 0
 
 
+def _pin_build_args() -> dict[str, str]:
+    """``MODEL_SHA256`` and ``ONNX_SHA256`` of the model and export the image bakes in, so its
+    server refuses other bytes at start (the Dockerfile turns them into MODELCI_*_SHA256)."""
+    from modelci.registry.core import sha256_hex
+    from modelci.serving.exported import export_sha256
+
+    model = DEFAULT_PATHS.model
+    if not model.is_file():
+        return {}
+    sha256 = sha256_hex(model.read_bytes())
+    onnx = export_sha256(DEFAULT_PATHS.onnx, sha256)
+    return {"MODEL_SHA256": sha256, **({"ONNX_SHA256": onnx} if onnx else {})}
+
+
 def cmd_release_image(args: argparse.Namespace) -> int:
     from modelci.deploy.names import IMAGE_TARGETS
     from modelci.registry.release import build_image, section_summary
@@ -231,7 +245,7 @@ def cmd_release_image(args: argparse.Namespace) -> int:
         print(f"release-image: {skipped}")
         _emit({"image": "", "digest": ""}, section_summary("Image", skipped))
         return 0
-    build_args = dict(args.build_arg)
+    build_args = {**_pin_build_args(), **dict(args.build_arg)}
     ref = build_image(args.image, args.tag, Path(args.context), Path(args.file), build_args)
     print(f"release-image: pushed {ref}")
     _emit(

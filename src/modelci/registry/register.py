@@ -35,6 +35,7 @@ from modelci.tags import (
     TAG_COMMIT_TIME,
     TAG_DIRTY,
     TAG_MATCHES_LOCK,
+    TAG_ONNX_SHA256,
     TAG_PARAMS_DIGEST,
     TAG_PR_REPORT,
     TAG_REGISTERED_AT,
@@ -209,6 +210,9 @@ def register(
         )
 
     run_id = _ensure_run(params, paths, data, sha256)
+    from modelci.serving.exported import export_sha256
+
+    onnx_sha256 = export_sha256(paths.onnx, sha256)
     if (paths.onnx / "manifest.json").is_file():
         # the build-time ONNX export (bound to this model's sha256 by its manifest), next to
         # model_file/model.skops: `modelci serve` of this version then starts without converting
@@ -222,6 +226,8 @@ def register(
         TAG_COMMIT: commit,
         TAG_COMMIT_TIME: commit_time(commit),
         TAG_SHA256: sha256,
+        # the export's own pin: a server of this version serves the export only when it matches
+        **({TAG_ONNX_SHA256: onnx_sha256} if onnx_sha256 else {}),
         TAG_REGISTERED_BY: os.environ.get("GITHUB_ACTOR") or _user(),
         TAG_REGISTERED_AT: time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         **commit_state(commit, paths.model, lock),

@@ -10,14 +10,11 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
-import subprocess  # nosec B404: docker and gh with fixed argument lists
 import tempfile
-import urllib.parse
-import urllib.request
 from pathlib import Path
 from typing import Any
 
+from modelci import _proc
 from modelci.errors import ModelCIError
 from modelci.fileio import write_json, write_text
 from modelci.model_version import Version
@@ -33,22 +30,11 @@ class ReleaseError(ModelCIError):
 
 
 def _tool(name: str) -> str:
-    found = shutil.which(name)
-    if found is None:
-        raise ReleaseError(f"{name} is not on PATH")
-    return found
+    return _proc.tool(name, error=ReleaseError)
 
 
-def _run(args: list[str], what: str) -> str:
-    done = subprocess.run(  # noqa: S603 - fixed argument list
-        args, capture_output=True, text=True, timeout=1800, check=False
-    )
-    if done.returncode != 0:
-        tail = (done.stderr or done.stdout).strip().splitlines()
-        raise ReleaseError(
-            f"{what} failed (exit {done.returncode})" + (f": {tail[-1][:300]}" if tail else "")
-        )
-    return done.stdout
+def _run(args: list[str], what: str, timeout: float = 1800) -> str:
+    return _proc.run(args, what, error=ReleaseError, timeout=timeout).text
 
 
 def build_image(
@@ -86,16 +72,14 @@ def login(image: str) -> None:
         return
     host = image.split("/", 1)[0]
     user = os.environ.get("REGISTRY_USER") or os.environ.get("GITHUB_ACTOR") or "modelci"
-    done = subprocess.run(  # noqa: S603 - fixed argument list, token on stdin
+    _proc.run(
         [_tool("docker"), "login", host, "--username", user, "--password-stdin"],
-        input=token,
-        capture_output=True,
-        text=True,
+        f"docker login {host}",
+        error=ReleaseError,
+        stdin=token,
         timeout=120,
-        check=False,
+        secrets=[token],
     )
-    if done.returncode != 0:
-        raise ReleaseError(f"docker login {host} failed (exit {done.returncode})")
 
 
 def release_tag(version: int) -> str:
@@ -158,11 +142,9 @@ def write_release(
 def publish_release(tag: str, title: str, notes: Path, files: list[Path], target: str) -> str:
     """Create (or update) the GitHub release ``tag`` at commit ``target`` with ``gh``."""
     gh = _tool("gh")
-    exists = subprocess.run(  # noqa: S603 - fixed argument list
-        [gh, "release", "view", tag], capture_output=True, text=True, timeout=120, check=False
-    )
+    exists = _proc.run([gh, "release", "view", tag], error=ReleaseError, timeout=120, check=False)
     paths = [str(path) for path in files]
-    if exists.returncode == 0:
+    if exists.ok:
         _run([gh, "release", "upload", tag, "--clobber", *paths], "gh release upload")
         return f"release {tag} existed: attachments replaced"
     _run(
@@ -187,49 +169,6 @@ def publish_release(tag: str, title: str, notes: Path, files: list[Path], target
 # -- the reviewed model: the PR report of the merged pull request ------------------------------
 
 MAX_ARCHIVE = 20 * 1024 * 1024
-
-
-def _api_get(url: str, token: str, accept: str = "application/vnd.github+json") -> bytes:
-    import urllib.error
-    import urllib.request
-
-    if not url.startswith(("https://", "http://")):
-        raise ReleaseError(f"refusing non-http(s) API URL {url[:80]!r}")
-    headers = {"Accept": accept, "X-GitHub-Api-Version": "2022-11-28"}
-    if token:
-        headers["Authorization"] = f"Bearer {token}"
-    request = urllib.request.Request(url, headers=headers)  # noqa: S310 - http(s) checked
-    opener = urllib.request.build_opener(_DropAuthOnHostChange())
-    try:
-        with opener.open(request, timeout=30) as response:
-            data: bytes = response.read(MAX_ARCHIVE + 1)
-    except urllib.error.HTTPError as error:
-        raise ReleaseError(f"GitHub API {url.split('?')[0]}: HTTP {error.code}") from None
-    except (urllib.error.URLError, OSError, TimeoutError) as error:
-        raise ReleaseError(f"GitHub API {url.split('?')[0]}: {error}") from None
-    if len(data) > MAX_ARCHIVE:
-        raise ReleaseError(f"GitHub API {url.split('?')[0]}: response over {MAX_ARCHIVE} bytes")
-    return data
-
-
-class _DropAuthOnHostChange(urllib.request.HTTPRedirectHandler):
-    """Artifact downloads redirect to pre-signed storage URLs: never send the token there."""
-
-    def redirect_request(
-        self, req: Any, fp: Any, code: int, msg: str, headers: Any, newurl: str
-    ) -> Any:
-        new = super().redirect_request(req, fp, code, msg, headers, newurl)
-        moved = urllib.parse.urlsplit(newurl).netloc != urllib.parse.urlsplit(req.full_url).netloc
-        if new is not None and moved:
-            new.remove_header("Authorization")
-        return new
-
-
-def _json(data: bytes, what: str) -> Any:
-    try:
-        return json.loads(data)
-    except ValueError:
-        raise ReleaseError(f"{what}: not JSON") from None
 
 
 WORKFLOW_FILE_RE = re.compile(r"^[A-Za-z0-9_.-]{1,100}\.ya?ml$")
@@ -270,6 +209,7 @@ def find_reviewed_report(
     ``modelci.safezip``'s bounds (an archive that breaks them raises ``ReleaseError``), and its PR
     number and head commit must match the pull request's.
     """
+    from modelci.github_api import GitHub
     from modelci.safezip import ZipRefused, read_members
 
     valid_repo = re.match(r"^[A-Za-z0-9-]+/[A-Za-z0-9_.-]+$", repo) and not repo.endswith(
@@ -279,8 +219,8 @@ def find_reviewed_report(
         raise ReleaseError(f"invalid repository {repo!r} or commit {commit!r}")
     if not WORKFLOW_FILE_RE.match(workflow):
         raise ReleaseError(f"invalid workflow file name {workflow!r} (expected e.g. pr.yml)")
-    base = f"{api.rstrip('/')}/repos/{repo}"
-    pulls = _json(_api_get(f"{base}/commits/{commit}/pulls", token), "pulls of the commit")
+    github = GitHub(api.rstrip("/"), repo, token, anonymous=True)
+    pulls, _ = github.request("GET", f"/commits/{commit}/pulls")
     merged = [
         p
         for p in (pulls if isinstance(pulls, list) else [])
@@ -293,22 +233,17 @@ def find_reviewed_report(
     if not isinstance(number, int) or not isinstance(head, str):
         return None
     query = f"head_sha={head}&status=success&per_page=20"
-    runs = _json(
-        _api_get(f"{base}/actions/workflows/{workflow}/runs?{query}", token), "workflow runs"
-    )
+    runs, _ = github.request("GET", f"/actions/workflows/{workflow}/runs?{query}")
     for run in (runs or {}).get("workflow_runs", []):
         run_id = _reviewed_run(run, workflow, head)
         if run_id is None:
             continue
-        listing = _json(
-            _api_get(f"{base}/actions/runs/{run_id}/artifacts?name={artifact}", token),
-            "artifacts",
-        )
+        listing, _ = github.request("GET", f"/actions/runs/{run_id}/artifacts?name={artifact}")
         for item in (listing or {}).get("artifacts", []):
             url = item.get("archive_download_url")
             if item.get("expired") or not isinstance(url, str):
                 continue
-            archive = _api_get(url, token, accept="application/octet-stream")
+            archive = github.download(url, MAX_ARCHIVE)
             try:
                 files = read_members(archive, ("report.json", "metadata.json"))
             except ZipRefused as error:

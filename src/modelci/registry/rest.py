@@ -1,4 +1,4 @@
-"""Read the MLflow Model Registry of a tracking server through its REST API, with the stdlib.
+"""Read the MLflow Model Registry of a tracking server through its REST API (``modelci._http``).
 
 Importing MLflow takes seconds (most of ``modelci registry status``'s former 11-14 s); the three
 reads the
@@ -11,12 +11,12 @@ Credentials follow MLflow's own variables: ``MLFLOW_TRACKING_TOKEN`` (bearer) or
 from __future__ import annotations
 
 import base64
-import json
 import os
-import urllib.error
 import urllib.parse
-import urllib.request
+from http import HTTPStatus
 from typing import Any
+
+from modelci import _http
 
 PAGE_SIZE = 1000
 
@@ -25,33 +25,36 @@ class RestError(Exception):
     """An error answer of the server; ``error_code`` as MLflow's ``MlflowException`` has it."""
 
     def __init__(self, status: int, error_code: str, message: str) -> None:
-        super().__init__(f"HTTP {status} {error_code}: {message}")
+        super().__init__(f"HTTP {status} {error_code}: {message}" if status else message)
         self.status = status
         self.error_code = error_code
 
 
-def _headers() -> dict[str, str]:
-    headers = {"Accept": "application/json", "User-Agent": "modelci"}
+def _authorization() -> str:
     token = os.environ.get("MLFLOW_TRACKING_TOKEN")
     user = os.environ.get("MLFLOW_TRACKING_USERNAME")
     if token:
-        headers["Authorization"] = f"Bearer {token}"
-    elif user:
+        return f"Bearer {token}"
+    if user:
         secret = f"{user}:{os.environ.get('MLFLOW_TRACKING_PASSWORD', '')}".encode()
-        headers["Authorization"] = "Basic " + base64.b64encode(secret).decode()
-    return headers
+        return "Basic " + base64.b64encode(secret).decode()
+    return ""
 
 
-def _error(error: urllib.error.HTTPError) -> RestError:
+def _error(answer: _http.Response) -> RestError:
     try:
-        body = json.loads(error.read(65536) or b"{}")
+        body = answer.json() or {}
     except ValueError:
         body = {}
     if not isinstance(body, dict):
         body = {}
-    code = str(body.get("error_code") or f"HTTP_{error.code}")
-    message = str(body.get("message") or error.reason).splitlines()[0][:300]
-    return RestError(error.code, code, message)
+    code = str(body.get("error_code") or f"HTTP_{answer.status}")
+    try:
+        reason = HTTPStatus(answer.status).phrase
+    except ValueError:
+        reason = "error"
+    message = str(body.get("message") or reason).splitlines()[0][:300]
+    return RestError(answer.status, code, message)
 
 
 class RestReader:
@@ -63,12 +66,23 @@ class RestReader:
 
     def get(self, endpoint: str, **params: str) -> dict[str, Any]:
         url = self.base + endpoint + "?" + urllib.parse.urlencode(params)
-        request = urllib.request.Request(url, headers=_headers())  # noqa: S310 - http(s) only
         try:
-            with urllib.request.urlopen(request, timeout=self.timeout) as response:  # noqa: S310
-                answer = json.loads(response.read())
-        except urllib.error.HTTPError as error:
-            raise _error(error) from None
+            response = _http.request(
+                "GET",
+                url,
+                headers={"Accept": "application/json"},
+                authorization=_authorization(),
+                timeout=self.timeout,
+                retries=1,
+            )
+        except _http.HttpError as error:
+            raise RestError(0, "UNREACHABLE", str(error)) from None
+        if not response.ok:
+            raise _error(response)
+        try:
+            answer = response.json()
+        except ValueError:
+            raise RestError(response.status, "BAD_RESPONSE", f"{endpoint}: not JSON") from None
         if not isinstance(answer, dict):
             raise RestError(200, "BAD_RESPONSE", f"{endpoint}: expected a JSON object")
         return answer

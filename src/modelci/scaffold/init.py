@@ -9,12 +9,12 @@ files only. A failure at any step leaves the target folder as it was (see ``writ
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import posixpath
 import re
 import shutil
-import subprocess
 import sys
 import tempfile
 import tomllib
@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Literal
 
 import yaml
 
-from modelci import __version__, layout
+from modelci import __version__, _proc, layout
 from modelci.config import Params, Task, parse_params
 from modelci.data.schema import validate
 from modelci.errors import ConfigError, ModelCIError
@@ -35,12 +35,16 @@ from modelci.scaffold.estimators import KNOWN_ESTIMATORS
 from modelci.scaffold.infer import Inferred, infer
 
 if TYPE_CHECKING:
+    from collections.abc import Mapping
+
     import pandas as pd
 
     from modelci.projects import Project
 
 NullTarget = Literal["error", "drop"]
 _SHA = re.compile(r"^[0-9a-f]{40}$")
+# git, DVC (hashing the data file) and uv lock (resolving against the index) each get this long.
+TOOL_TIMEOUT_S = 1800.0
 _REPO = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*/[A-Za-z0-9][A-Za-z0-9_.-]*$")
 # The data file's name goes into .gitignore (`/data/<name>`), where `*?[!#\` and line breaks
 # are syntax: only names without them are accepted.
@@ -122,14 +126,22 @@ def owner_of(project: str, module: str) -> str | None:
     """
     if module in sys.stdlib_module_names:
         return "the standard library"
-    from importlib import metadata
-
-    installed = [d.name for d in metadata.distributions() if d.name]
+    installed, importers_of = _installed()
     for distribution in [*installed, *_dev_tools()]:
         if _normal(distribution) in (_normal(project), _normal(module)):
             return str(distribution)
-    importers = metadata.packages_distributions().get(module)
+    importers = importers_of.get(module)
     return importers[0] if importers else None
+
+
+@functools.cache
+def _installed() -> tuple[tuple[str, ...], Mapping[str, list[str]]]:
+    """The installed distributions' names and who provides each import name, read once per
+    process: the scan parses every distribution's metadata (about a second on a full venv)."""
+    from importlib import metadata
+
+    names = tuple(d.name for d in metadata.distributions() if d.name)
+    return names, metadata.packages_distributions()
 
 
 def _refuse_taken_name(options: Options, project: str, module: str) -> None:
@@ -512,25 +524,13 @@ def _validated(text: str) -> Params:
 
 
 def _run(args: list[str], cwd: Path, what: str) -> str:
-    """Run a tool; its output, or a ScaffoldError with its last line."""
-    done = subprocess.run(  # noqa: S603 - fixed tools, arguments built by init
-        args, cwd=cwd, capture_output=True, text=True, check=False
-    )
-    if done.returncode != 0:
-        output = (done.stderr or done.stdout).strip().splitlines()
-        raise ScaffoldError(
-            f"{what} failed in {cwd} (exit {done.returncode}): "
-            + (output[-1] if output else "no output"),
-            details=output,
-        )
-    return done.stdout
+    """Run a tool; its output, or a ScaffoldError with its last line (every line as details)."""
+    done = _proc.run(args, what, error=ScaffoldError, cwd=cwd, timeout=TOOL_TIMEOUT_S, details=True)
+    return done.text
 
 
 def _uv() -> str:
-    found = shutil.which("uv")
-    if found is None:
-        raise ScaffoldError("uv not found on PATH: install uv, or pass --no-lock and run `uv lock`")
-    return found
+    return _proc.tool("uv", "install uv, or pass --no-lock and run `uv lock`", ScaffoldError)
 
 
 def _write_files(root: Path, files: dict[str, bytes]) -> None:
@@ -642,10 +642,14 @@ def _lock(pyproject: bytes, options: Options) -> bytes:
         base = Path(tempfile.gettempdir())
     with tempfile.TemporaryDirectory(prefix=".modelci-init-", dir=base) as scratch:
         (Path(scratch) / "pyproject.toml").write_bytes(pyproject)
-        done = subprocess.run(  # noqa: S603 - uv with fixed arguments
-            [uv, "lock", "--quiet"], cwd=scratch, capture_output=True, text=True, check=False
+        done = _proc.run(
+            [uv, "lock", "--quiet"],
+            error=ScaffoldError,
+            cwd=Path(scratch),
+            timeout=TOOL_TIMEOUT_S,
+            check=False,
         )
-        if done.returncode == 0:
+        if done.ok:
             return (Path(scratch) / "uv.lock").read_bytes()
     hint = ""
     if options.modelci is None:
@@ -656,7 +660,7 @@ def _lock(pyproject: bytes, options: Options) -> bytes:
         )
     raise ScaffoldError(
         f"uv lock failed, nothing written to {options.directory}: "
-        f"{_uv_reason(done.stderr or done.stdout)}{hint}"
+        f"{_uv_reason((done.stderr or done.stdout).decode('utf-8', 'replace'))}{hint}"
     )
 
 

@@ -55,6 +55,10 @@ def register(sub: Any) -> None:
     )
     add("--sha256", default=_env("MODEL_SHA256", None), metavar="HEX",
         help="refuse a model whose sha256 differs (MODELCI_MODEL_SHA256)")  # fmt: skip
+    add("--onnx-sha256", default=_env("ONNX_SHA256", None), metavar="HEX",
+        help="the build-time ONNX export's sha256: with the model pinned, the export is "
+        "served only when pinned too; a mismatch is refused at start "
+        "(MODELCI_ONNX_SHA256)")  # fmt: skip
     add("--metrics-file", default=_env("METRICS_FILE", None), metavar="FILE",
         help="metrics /model shows for a local file (default: ./metrics.json)")  # fmt: skip
     add("--max-body-bytes", type=int, default=_env("MAX_BODY_BYTES", str(defaults.MAX_BODY_BYTES)),
@@ -110,6 +114,10 @@ def register(sub: Any) -> None:
     add("--max-connections", type=int,
         default=_env("MAX_CONNECTIONS", str(defaults.MAX_CONNECTIONS)),
         help="per worker; beyond it requests get 503 (MODELCI_MAX_CONNECTIONS)")  # fmt: skip
+    add("--max-client-connections", type=int,
+        default=_env("MAX_CLIENT_CONNECTIONS", str(defaults.MAX_CLIENT_CONNECTIONS)),
+        help="per worker and client address, beyond it 503 at once; 0 = no cap (behind a "
+        "reverse proxy, see docs/serving.md) (MODELCI_MAX_CLIENT_CONNECTIONS)")  # fmt: skip
     parser.set_defaults(handler=cmd_serve)
 
 
@@ -178,6 +186,8 @@ def serve_config(args: argparse.Namespace) -> ServeConfig:
             raise ConfigError(f"--{name.replace('_', '-')} must be more than 0 seconds")
     if not args.large_body_wait >= 0:
         raise ConfigError("--large-body-wait must be 0 seconds or more")
+    if args.max_client_connections < 0:
+        raise ConfigError("--max-client-connections must be 0 (no cap) or more")
     if args.workers < 0:
         raise ConfigError("--workers must be 0 (one per available CPU) or more")
     if not 0.0 <= args.log_sample_rate <= 1.0:
@@ -199,6 +209,7 @@ def serve_config(args: argparse.Namespace) -> ServeConfig:
         port=args.port,
         tracking_uri=tracking_uri,
         expected_sha256=args.sha256,
+        expected_onnx_sha256=args.onnx_sha256,
         metrics_file=metrics_file,
         settings=settings,
         prediction_log=Path(args.prediction_log) if args.prediction_log else None,
@@ -212,5 +223,6 @@ def serve_config(args: argparse.Namespace) -> ServeConfig:
         body_timeout=args.body_timeout,
         keepalive_timeout=args.keepalive_timeout,
         max_connections=args.max_connections,
+        max_client_connections=args.max_client_connections,
         access_log=args.access_log,
     )

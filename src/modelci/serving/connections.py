@@ -6,6 +6,10 @@ connects and sends nothing, drips its headers or drips its body holds a connecti
 descriptor) for as long as it likes. Here the header deadline starts when the connection opens or
 when the first byte of the next request arrives, the body deadline when the headers are complete;
 a client that misses one is disconnected.
+
+``--max-connections`` bounds all connections together, so one client opening that many slow
+connections left everyone else a 503. :class:`ClientSlots` also bounds the connections of each
+client address: one beyond the cap is answered 503 at once and closed.
 """
 
 from __future__ import annotations
@@ -25,16 +29,68 @@ class ReadTimeouts:
     body_seconds: float
 
 
-def timed_protocol(timeouts: ReadTimeouts, closed: Callable[[str], None]) -> type[H11Protocol]:
-    """An ``H11Protocol`` subclass enforcing ``timeouts``; ``closed(reason)`` is called for each
-    connection closed by a timeout (reason ``header_timeout``, ``body_timeout`` or ``idle``)."""
+class ClientSlots:
+    """Open connections per client address, at most ``limit`` each (0: no limit)."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self._open: dict[str, int] = {}
+
+    def take(self, address: str | None) -> bool:
+        """Count one more connection from ``address``; False (not counted) beyond the limit."""
+        if not self.limit or address is None:
+            return True
+        count = self._open.get(address, 0)
+        if count >= self.limit:
+            return False
+        self._open[address] = count + 1
+        return True
+
+    def release(self, address: str | None) -> None:
+        if address is None or address not in self._open:
+            return
+        if self._open[address] <= 1:
+            del self._open[address]  # the table holds only addresses with open connections
+        else:
+            self._open[address] -= 1
+
+
+def _busy_response(limit: int) -> bytes:
+    body = (
+        b'{"error_code":"TOO_MANY_CONNECTIONS","message":"more than %d open connections from '
+        b'this address; close some or retry"}' % limit
+    )
+    head = (
+        b"HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\n"
+        b"content-length: %d\r\nretry-after: 1\r\nconnection: close\r\n\r\n" % len(body)
+    )
+    return head + body
+
+
+def timed_protocol(
+    timeouts: ReadTimeouts, closed: Callable[[str], None], slots: ClientSlots | None = None
+) -> type[H11Protocol]:
+    """An ``H11Protocol`` subclass enforcing ``timeouts`` and the per-address cap of ``slots``;
+    ``closed(reason)`` is called for each connection the server closes (reason
+    ``header_timeout``, ``body_timeout``, ``idle`` or ``client_limit``)."""
+    caps = slots if slots is not None else ClientSlots(0)
+    busy = _busy_response(caps.limit)
 
     class TimedH11Protocol(H11Protocol):
         _read_timer: asyncio.TimerHandle | None = None
         _read_phase: str | None = None
+        _slot: str | None = None
 
         def connection_made(self, transport: Any) -> None:
             super().connection_made(transport)
+            peer = transport.get_extra_info("peername")
+            address = str(peer[0]) if isinstance(peer, tuple) and peer else None
+            if not caps.take(address):
+                closed("client_limit")
+                transport.write(busy)
+                transport.close()
+                return
+            self._slot = address
             self._arm("header_timeout", timeouts.header_seconds)
 
         def data_received(self, data: bytes) -> None:
@@ -47,6 +103,8 @@ def timed_protocol(timeouts: ReadTimeouts, closed: Callable[[str], None]) -> typ
 
         def connection_lost(self, exc: Exception | None) -> None:
             self._disarm()
+            caps.release(self._slot)
+            self._slot = None
             super().connection_lost(exc)
 
         def timeout_keep_alive_handler(self) -> None:

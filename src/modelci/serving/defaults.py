@@ -18,3 +18,6 @@ HEADER_TIMEOUT = 10.0
 BODY_TIMEOUT = 30.0
 KEEPALIVE_TIMEOUT = 5.0
 MAX_CONNECTIONS = 1000
+# Connections one client address may hold at once (0: no per-address cap). Behind a reverse
+# proxy every client has the proxy's address: raise it or set 0 there (docs/serving.md).
+MAX_CLIENT_CONNECTIONS = 100

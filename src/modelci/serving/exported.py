@@ -7,6 +7,12 @@ from, the sha256 of ``models/onnx/model.onnx``, the class labels and the check's
 there is no ONNX model). ``modelci serve`` uses the export only when both digests match the bytes
 it loads (a registered version carries the folder as the run artifact ``onnx/``); otherwise it
 converts and checks at start-up as before.
+
+Nothing vouches for the manifest itself: whoever can edit ``model.onnx`` can rewrite its hash.
+So a server whose model is pinned (``--sha256``, or a registry version's tag) serves the export
+only when the export is pinned too (``--onnx-sha256``, or the version's tag
+``modelci.onnx_sha256`` written by ``registry register``), and refuses to start when the
+export's bytes differ from that pin (see ``modelci.serving.server.load_served``).
 """
 
 from __future__ import annotations
@@ -28,6 +34,7 @@ class Export:
     onnx: bytes
     classes: list[Any] | None
     note: str
+    sha256: str  # of ``onnx``
 
 
 def write_export(directory: Path, source: bytes, model: Any, schema: Any) -> str:
@@ -71,10 +78,18 @@ def read_export(directory: Path, source_sha256: str) -> tuple[Export | None, str
         onnx_bytes = (directory / ONNX_FILE).read_bytes()
     except OSError:
         return None, f"the build-time export has no {ONNX_FILE}"
-    if hashlib.sha256(onnx_bytes).hexdigest() != manifest["onnx_sha256"]:
+    digest = hashlib.sha256(onnx_bytes).hexdigest()
+    if digest != manifest["onnx_sha256"]:
         return None, f"{ONNX_FILE} does not match the sha256 in its manifest"
     note = f"exported at build time, {manifest.get('check', '')}".rstrip(", ")
-    return Export(onnx_bytes, manifest.get("classes"), note), ""
+    return Export(onnx_bytes, manifest.get("classes"), note, digest), ""
+
+
+def export_sha256(directory: Path, source_sha256: str) -> str | None:
+    """The sha256 of the export in ``directory`` when it is intact and made from the model with
+    ``source_sha256`` (what a release records as the export's pin), else None."""
+    export, _ = read_export(directory, source_sha256)
+    return export.sha256 if export is not None else None
 
 
 def find_export(

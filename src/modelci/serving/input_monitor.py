@@ -209,8 +209,8 @@ class InputMonitor:
         self._chunks.clear()
         self._names = tuple(spec.name for spec in fields)
         self._numeric = frozenset(name for name, _ in self._layout.numeric)
-        self._pending = {name: [] for name in (*self._names, _SCORES, _LABELS)}
-        self._arrays = {name: [] for name in (*self._numeric, _SCORES)}
+        self._pending = {name: [] for name in (*self._names, _SCORES)}
+        self._arrays = {name: [] for name in (*self._numeric, _SCORES, _LABELS)}
         self._pending_rows = 0
         self._children = _Children.resolve(self, self._layout)
 
@@ -261,7 +261,8 @@ class InputMonitor:
                 else:
                     pending[name].extend(values.tolist())
             arrays[_SCORES].append(scores)
-            pending[_LABELS].extend(labels.tolist())
+            if self._layout.classes:
+                arrays[_LABELS].append(labels)
             self._pending_rows += rows
             if (
                 self._pending_rows >= self.flush_rows
@@ -315,8 +316,9 @@ class InputMonitor:
         self, pending: Mapping[str, list[Any]], arrays: Mapping[str, list[np.ndarray]], rows: int
     ) -> np.ndarray:
         """One vector of counts and sums for the pending values: one NumPy conversion per
-        numeric column, a C-level ``Counter`` per category column and for the labels, then
-        Python over the distinct values only."""
+        numeric column, a C-level ``Counter`` per category column (None and strings do not
+        sort together for ``np.unique``), ``np.unique`` for the labels, then Python over the
+        distinct values only."""
         layout = self._layout
         out = np.zeros(layout.size)
         out[0] = rows
@@ -332,7 +334,8 @@ class InputMonitor:
                 out[slot + offset] = counts.get(category, 0)
         out[layout.score_slot] = float(np.sum(_numbers(pending[_SCORES], arrays[_SCORES])))
         if layout.classes:
-            labels = Tally(pending[_LABELS])
+            distinct, per_label = np.unique(np.concatenate(arrays[_LABELS]), return_counts=True)
+            labels = dict(zip(distinct.tolist(), per_label.tolist(), strict=True))
             for offset, label in enumerate(layout.classes):
                 out[layout.label_slot + offset] = labels.get(label, 0)
         return out

@@ -7,8 +7,11 @@ to ``DIR/predictions.jsonl`` and rotates it at ``max_bytes`` into ``predictions.
 back (oldest first) for a drift check.
 
 One line per row: ``{"ts": ..., "model_version": ..., "model_sha256": ..., "runtime": ...,
-"request_id": ..., "input": {column: value}, "prediction": ..., "probabilities": [...]}``; the
-request id is the one sent back in ``X-Request-ID`` (a label file can be joined on it).
+"request_id": ..., "row_id": ..., "input": {column: value}, "prediction": ...,
+"probabilities": [...]}``. ``request_id`` is the one sent back in ``X-Request-ID`` (the client's
+own when it sent one, so not unique); ``row_id`` is server-made and unique (see
+``modelci.serving.requestid``): labels are joined on it. ``"duplicate_request_id": true`` marks
+the rows of a request whose client id the worker had seen recently.
 """
 
 from __future__ import annotations
@@ -57,11 +60,18 @@ class PredictionLog:
         return self.sample_rate >= 1.0 or self._random.random() < self.sample_rate
 
     def submit(
-        self, model: dict[str, Any], batch: Mapping[str, np.ndarray], prediction: Any, rid: str
+        self,
+        model: dict[str, Any],
+        batch: Mapping[str, np.ndarray],
+        prediction: Any,
+        rid: str,
+        pid: str,
+        duplicate: bool = False,
     ) -> bool:
-        """Queue one request's rows (already validated), outputs and id; False if dropped."""
+        """Queue one request's rows (already validated), outputs and ids (request id,
+        prediction id, whether the client's id is a recent repeat); False if dropped."""
         try:
-            self._queue.put_nowait((time.time(), model, batch, prediction, rid))
+            self._queue.put_nowait((time.time(), model, batch, prediction, (rid, pid, duplicate)))
         except queue.Full:
             self.dropped += 1
             return False
@@ -75,8 +85,11 @@ class PredictionLog:
             return
         self._thread.join(timeout)
 
-    def _lines(self, item: tuple[float, dict[str, Any], Mapping[str, np.ndarray], Any, str]) -> str:
-        stamp, model, batch, prediction, rid = item
+    def _lines(
+        self,
+        item: tuple[float, dict[str, Any], Mapping[str, np.ndarray], Any, tuple[str, str, bool]],
+    ) -> str:
+        stamp, model, batch, prediction, (rid, pid, duplicate) = item
         columns = {name: _plain(values) for name, values in batch.items()}
         labels = prediction.labels.tolist()
         probabilities = (
@@ -88,9 +101,12 @@ class PredictionLog:
                 "ts": round(stamp, 6),
                 **model,
                 "request_id": rid,
+                "row_id": f"{pid}-{index}",
                 "input": {name: values[index] for name, values in columns.items()},
                 "prediction": label,
             }
+            if duplicate:
+                record["duplicate_request_id"] = True
             if probabilities is not None:
                 record["probabilities"] = probabilities[index]
             out.append(json.dumps(record, separators=(",", ":")))

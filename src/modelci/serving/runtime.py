@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import hashlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol
@@ -222,6 +223,7 @@ class OnnxPredictor:
         options.inter_op_num_threads = 1
         options.log_severity_level = 3
         self.session = ort.InferenceSession(onnx_bytes, options, providers=["CPUExecutionProvider"])
+        self.sha256 = hashlib.sha256(onnx_bytes).hexdigest()  # reported on /ready and /model
         self.schema = schema
         self.classes = classes
         kinds = {item.name: item.type for item in self.session.get_inputs()}

@@ -43,6 +43,7 @@ class ServeConfig:
     port: int = 8080
     tracking_uri: str | None = None
     expected_sha256: str | None = None
+    expected_onnx_sha256: str | None = None
     metrics_file: Path | None = None
     settings: Settings = field(default_factory=Settings)
     prediction_log: Path | None = None
@@ -57,13 +58,19 @@ class ServeConfig:
     body_timeout: float = defaults.BODY_TIMEOUT
     keepalive_timeout: float = defaults.KEEPALIVE_TIMEOUT
     max_connections: int = defaults.MAX_CONNECTIONS
+    max_client_connections: int = defaults.MAX_CLIENT_CONNECTIONS
     access_log: bool = False
 
 
 def load_served(config: ServeConfig) -> ServedModel:
     """Resolve and verify the model; serve its build-time ONNX export when one matches it (no
     scikit-learn import, no conversion), else load it and pick the runtime; one warm-up
-    prediction either way."""
+    prediction either way.
+
+    The export's manifest vouches for nothing (whoever edits ``model.onnx`` can rewrite it), so
+    when the model's bytes are pinned (``--sha256``, or always from a registry or run) the export
+    is served only when its own sha256 is pinned too (``--onnx-sha256`` or the version's tag),
+    and one that differs from its pin stops the start."""
     from modelci.config import load_service_params
 
     params = load_service_params(config.params_path)
@@ -72,10 +79,20 @@ def load_served(config: ServeConfig) -> ServedModel:
     if config.metrics_file is not None and not info.metrics:
         info = replace(info, metrics=model_source.read_metrics(config.metrics_file))
     predictor: Predictor | None = None
+    onnx_pin = config.expected_onnx_sha256 or info.pinned_onnx_sha256
+    model_pinned = bool(config.expected_sha256) or info.kind != "file"
     if config.runtime != "sklearn":
-        export, why_not = find_export(
-            info.kind, info.uri, info.run_id, info.sha256, config.tracking_uri
-        )
+        if model_pinned and not onnx_pin:
+            export, why_not = None, "the build-time export is not pinned (--onnx-sha256)"
+        else:
+            export, why_not = find_export(
+                info.kind, info.uri, info.run_id, info.sha256, config.tracking_uri
+            )
+        if export is not None and onnx_pin and export.sha256 != onnx_pin:
+            raise model_source.ModelSourceError(
+                f"{info.uri}: the build-time ONNX export has sha256 {export.sha256}, not the "
+                f"pinned {onnx_pin}; the export was modified or replaced, refusing to start"
+            )
         if export is not None:
             try:
                 predictor = OnnxPredictor(export.onnx, export.classes, schema)
@@ -99,6 +116,9 @@ def load_served(config: ServeConfig) -> ServedModel:
         if config.runtime != "sklearn" and predictor.runtime == "onnx":
             note += f"; converted at start-up: {why_not}"
     predictor.predict(schema.columns_from_records(schema.example_rows(1)))  # warm-up
+    info = replace(
+        info, onnx_sha256=predictor.sha256 if isinstance(predictor, OnnxPredictor) else None
+    )
     return ServedModel(info=info, schema=schema, predictor=predictor, runtime_note=note)
 
 
@@ -188,7 +208,7 @@ def _run_one(config: ServeConfig, sock: Any = None, served: ServedModel | None =
     import uvicorn
     from prometheus_client import disable_created_metrics
 
-    from modelci.serving.connections import ReadTimeouts, timed_protocol
+    from modelci.serving.connections import ClientSlots, ReadTimeouts, timed_protocol
 
     disable_created_metrics()  # type: ignore[no-untyped-call] # no *_created series: half the /metrics size, nothing lost
     app = build_app(config, served)
@@ -196,6 +216,7 @@ def _run_one(config: ServeConfig, sock: Any = None, served: ServedModel | None =
     protocol = timed_protocol(
         ReadTimeouts(config.header_timeout, config.body_timeout),
         lambda reason: app.metrics.connections_closed.labels(reason).inc(),
+        ClientSlots(config.max_client_connections),
     )
     uv_config = uvicorn.Config(
         app,

@@ -41,15 +41,16 @@ def with_untrusted_function(model_file: bytes) -> bytes:
     """The model file with ``os.system`` spliced in as the value of its first attribute."""
     import skops.io as sio
 
-    with zipfile.ZipFile(io.BytesIO(model_file)) as archive:
-        entries = {name: archive.read(name) for name in archive.namelist()}
+    from modelci.safezip import MODEL_BOUNDS, read_members
+
+    entries = read_members(model_file, None, MODEL_BOUNDS)
     schema = json.loads(entries["schema.json"])
     state = schema.get("content")
     attributes = state.get("content") if isinstance(state, dict) else None
     if not isinstance(attributes, dict) or not attributes:
         pytest.skip("the model file's top object has no attribute to splice a type into")
-    with zipfile.ZipFile(io.BytesIO(sio.dumps({"f": os.system}))) as archive:
-        function = json.loads(archive.read("schema.json"))["content"]["f"]
+    reference = read_members(sio.dumps({"f": os.system}), ["schema.json"])["schema.json"]
+    function = json.loads(reference)["content"]["f"]
     attributes[next(iter(attributes))] = function
     entries["schema.json"] = json.dumps(schema).encode()
     buffer = io.BytesIO()

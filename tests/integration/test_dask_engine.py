@@ -1,0 +1,241 @@
+"""``compute.engine: dask`` for real: a ``dask scheduler`` and two ``dask worker`` processes on
+127.0.0.1 (a memory limit each), moto's S3 server holding the data, and ``dvc repro`` with the
+params and ``dvc.yaml`` docs/scale.md shows, then the report, the gate and ``modelci serve``.
+
+One cluster and one S3 server per module; each test that changes the repository works on a copy.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import re
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+
+from modelci.fileio import file_digest
+from tests.conftest import REPO_ROOT, run
+from tests.dask_support import Cluster, dask_cli
+from tests.integration.conftest import start_serve
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+BUCKET = "modelci-data"
+PREFIX = "churn"
+FILES = 4
+ROWS_PER_FILE = 2500
+
+
+def doc_example(name: str) -> dict[str, Any]:
+    """The YAML block after ``<!-- example:NAME -->`` in docs/scale.md."""
+    text = (REPO_ROOT / "docs" / "scale.md").read_text(encoding="utf-8")
+    found = re.search(rf"<!-- example:{name} -->\n```yaml\n(.*?)```", text, re.S)
+    assert found, f"docs/scale.md has no example {name}"
+    loaded: dict[str, Any] = yaml.safe_load(found.group(1))
+    return loaded
+
+
+def churn(index: int, rows: int = ROWS_PER_FILE) -> pd.DataFrame:
+    rng = np.random.default_rng(index)
+    frame = pd.DataFrame(
+        {
+            "customer_id": np.arange(index * rows, (index + 1) * rows),
+            "tenure": rng.integers(0, 72, rows),
+            "monthly": rng.uniform(10, 120, rows).round(2),
+            "plan": rng.choice(["basic", "plus", "pro"], rows),
+        }
+    )
+    score = frame["monthly"] / 60 - frame["tenure"] / 24 + (frame["plan"] == "basic")
+    frame["churned"] = (score + rng.normal(0, 0.5, rows) > 0.2).astype("int64")
+    return frame
+
+
+def parquet_bytes(frame: pd.DataFrame) -> bytes:
+    buffer = io.BytesIO()
+    frame.to_parquet(buffer, index=False)
+    return buffer.getvalue()
+
+
+@pytest.fixture(scope="module")
+def s3() -> Iterator[Any]:
+    pytest.importorskip("moto.server", reason="moto[server] is locked in the test group")
+    from tests.integration.registry_support import S3Server
+
+    server = S3Server().start()
+    client = server.client()
+    client.create_bucket(Bucket=BUCKET)
+    for index in range(FILES):
+        key = f"{PREFIX}/part-{index}.parquet"
+        client.put_object(Bucket=BUCKET, Key=key, Body=parquet_bytes(churn(index)))
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+def s3_env(s3: Any) -> dict[str, str]:
+    """What the workers and the stages need to read the bucket (moto takes any credentials)."""
+    from tests.integration.registry_support import S3_ENV
+
+    return {**S3_ENV, "AWS_ENDPOINT_URL": s3.endpoint}
+
+
+@pytest.fixture(scope="module")
+def cluster(s3: Any) -> Iterator[Cluster]:
+    if dask_cli() is None:
+        pytest.skip("the dask CLI is missing: install modelci's dask extra (make install)")
+    with Cluster(workers=2, memory_limit="1GB", env=s3_env(s3)) as started:
+        yield started
+
+
+@pytest.fixture(scope="module")
+def env(s3: Any, cluster: Cluster) -> dict[str, str]:
+    return {**s3_env(s3), "DASK_SCHEDULER_ADDRESS": cluster.address}
+
+
+def dask_params() -> dict[str, Any]:
+    params = doc_example("params-dask")
+    params["data"]["source"] = f"s3://{BUCKET}/{PREFIX}/*.parquet"
+    params["train"]["estimator_params"] = {"n_estimators": 30, "max_depth": 3}
+    params["evaluate"] = {"slices": ["plan"]}
+    params["gate"] = {"metrics": {"roc_auc": {"min": 0.7, "tolerance": 0.02}}}
+    return params
+
+
+@pytest.fixture(scope="module")
+def dask_repo(tmp_path_factory: pytest.TempPathFactory, env: dict[str, str]) -> Path:
+    """A model repository on the Dask engine, reproduced once and committed."""
+    repo = tmp_path_factory.mktemp("dask") / "repo"
+    repo.mkdir()
+    (repo / "params.yaml").write_text(yaml.safe_dump(dask_params(), sort_keys=False))
+    (repo / "dvc.yaml").write_text(yaml.safe_dump(doc_example("dvc-dask"), sort_keys=False))
+    (repo / ".gitignore").write_text("mlflow.db\nmlruns/\n.modelci/\n")
+    run(["git", "init", "-q", "-b", "main"], repo)
+    run(["dvc", "init", "-q"], repo)
+    run(["dvc", "config", "core.analytics", "false"], repo)
+    run(["dvc", "repro"], repo, timeout=900, **env)
+    run(["git", "add", "-A"], repo)
+    run(["git", "commit", "-q", "-m", "dask model"], repo)
+    return repo
+
+
+def copy_of(repo: Path, tmp_path: Path) -> Path:
+    return Path(shutil.copytree(repo, tmp_path / "repo", symlinks=True))
+
+
+def test_repro_on_s3_data_then_report_gate_and_serve(
+    dask_repo: Path, env: dict[str, str], tmp_path: Path
+) -> None:
+    repo = dask_repo
+    profile = json.loads((repo / "data/prepared/profile.json").read_text())
+    assert profile["rows"]["total"] == FILES * ROWS_PER_FILE
+    assert profile["rows"]["train"] + profile["rows"]["test"] == FILES * ROWS_PER_FILE
+    files = profile["source"]["files"]
+    assert [entry["path"] for entry in files] == [
+        f"s3://{BUCKET}/{PREFIX}/part-{index}.parquet" for index in range(FILES)
+    ]
+    assert all(entry["ETag"] for entry in files)
+    assert len(list((repo / "data/prepared/train.parquet").glob("part-*.parquet"))) == 8
+    compute = json.loads((repo / "models/compute.json").read_text())
+    assert compute == {
+        "engine": "dask",
+        "estimator": "xgboost.dask.DaskXGBClassifier",
+        "partitions": 8,
+        "threads_per_worker": 1,
+        "workers": 2,
+    }
+    assert (
+        "Trained on: Dask, 2 worker(s), 8 partitions"
+        in (repo / "reports/model_card.md").read_text()
+    )
+    metrics = json.loads((repo / "metrics.json").read_text())
+    assert metrics["roc_auc"] > 0.7
+
+    # Nothing changed in the bucket: only the listing runs, and dvc.lock stays as committed.
+    again = run(["dvc", "repro"], repo, **env)
+    assert "Running stage 'source'" in again.stdout
+    assert "Running stage 'prepare'" not in again.stdout
+    assert run(["git", "status", "--porcelain"], repo).stdout == ""
+
+    out = tmp_path / "report"
+    run(["modelci", "pr", "report", "--base", "HEAD", "--out", str(out)], repo, **env)
+    markdown = (out / "report.md").read_text()
+    assert "| **roc\\_auc** | " in markdown
+    # the paired statistics read the per-row predictions, as on the local engine
+    assert f"paired bootstrap over {profile['rows']['test']} test rows" in markdown
+    assert "### Plots\n\nNo plots." not in markdown
+    gate = run(["modelci", "pr", "gate", "--base", "HEAD"], repo, **env)
+    assert "PASS    roc_auc: " in gate.stdout
+
+    import httpx
+
+    server = start_serve(repo, "--model", "models/model.skops")
+    try:
+        row = {"tenure": 2, "monthly": 110.0, "plan": "basic"}
+        response = httpx.post(f"http://127.0.0.1:{server.port}/predict", json=row, timeout=10)
+        assert response.status_code == 200, response.text
+        assert response.json()["predictions"][0] in (0, 1)
+    finally:
+        server.stop()
+        server.cleanup()
+
+
+def test_a_changed_object_reruns_prepare(
+    dask_repo: Path, env: dict[str, str], s3: Any, tmp_path: Path
+) -> None:
+    repo = copy_of(dask_repo, tmp_path)
+    client = s3.client()
+    key = f"{PREFIX}/part-3.parquet"
+    before = client.get_object(Bucket=BUCKET, Key=key)["Body"].read()
+    changed = churn(3)
+    changed.loc[0, "tenure"] = 71 - int(changed.loc[0, "tenure"])
+    client.put_object(Bucket=BUCKET, Key=key, Body=parquet_bytes(changed))
+    try:
+        done = run(["dvc", "repro"], repo, timeout=900, **env)
+        assert "Running stage 'prepare'" in done.stdout
+        diff = run(["git", "diff", "--stat"], repo).stdout
+        assert "data/source.json" in diff
+        assert "dvc.lock" in diff
+    finally:
+        client.put_object(Bucket=BUCKET, Key=key, Body=before)
+
+
+def test_the_same_run_gives_the_same_model_bytes(
+    dask_repo: Path, env: dict[str, str], tmp_path: Path
+) -> None:
+    repo = copy_of(dask_repo, tmp_path)
+    committed = file_digest(repo / "models/model.skops")
+    run(["dvc", "repro", "--force", "train"], repo, timeout=900, **env)
+    assert file_digest(repo / "models/model.skops") == committed
+    assert run(["git", "status", "--porcelain", "--untracked-files=no"], repo).stdout == ""
+
+
+def rows_of(directory: Path) -> pd.DataFrame:
+    frame = pd.concat([pd.read_parquet(path) for path in sorted(directory.glob("part-*"))])
+    return frame.sort_values(list(frame.columns)).reset_index(drop=True)
+
+
+def test_the_split_is_the_same_at_2_and_4_partitions(
+    dask_repo: Path, env: dict[str, str], tmp_path: Path
+) -> None:
+    splits = {}
+    for partitions in (2, 4):
+        repo = tmp_path / str(partitions)
+        repo.mkdir()
+        params = dask_params()
+        params["compute"]["partitions"] = partitions
+        params["prepare"].pop("split_key")  # the hash of the whole row
+        (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+        run(["modelci", "prepare"], repo, timeout=900, **env)
+        parts = sorted((repo / "data/prepared/test.parquet").glob("part-*"))
+        assert len(parts) == partitions
+        splits[partitions] = rows_of(repo / "data/prepared/test.parquet")
+    pd.testing.assert_frame_equal(splits[2], splits[4])
+    assert 0.15 < len(splits[2]) / (FILES * ROWS_PER_FILE) < 0.25
