@@ -199,7 +199,9 @@ def cmd_release_reviewed(args: argparse.Namespace) -> int:
         "GITHUB_API_URL", "https://api.github.com"
     )
     token = os.environ.get("GH_TOKEN", "")
-    found = find_reviewed_report(api, args.repo, args.commit, token, args.artifact, args.workflow)
+    found = find_reviewed_report(
+        api, args.repo, args.commit, token, args.artifact, args.workflow, args.project or None
+    )
     required = args.require == "true"
     summary = reviewed_summary(found, args.workflow, args.commit, required)
     if found is None:
@@ -424,6 +426,12 @@ def register_release(sub: Any) -> None:
     p.add_argument("--repo", required=True, help="OWNER/NAME")
     p.add_argument("--commit", required=True, help="the merge commit (40 hex digits)")
     p.add_argument("--artifact", default="modelci-report", help="report artifact name")
+    p.add_argument(
+        "--project",
+        default="",
+        help="one model of several (modelci projects): its report is read from its model job's "
+        "artifact ARTIFACT-PROJECT (default: the merged artifact's report.json, one project)",
+    )
     p.add_argument("--out", default=".modelci/reviewed", help="where report.json is written")
     p.add_argument(
         "--workflow",
