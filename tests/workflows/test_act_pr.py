@@ -18,6 +18,7 @@ from typing import Any
 
 import pytest
 
+from modelci.registry.register import find_sha256
 from tests.workflows import harness
 from tests.workflows.conftest import (
     REPO_SLUG,
@@ -142,6 +143,10 @@ def test_improving_pr_uploads_the_plan_the_model_report_and_the_merged_report(
     assert metadata["head_sha"] == model_repo.shas["improve"]
     verdict = json.loads((runs / f"modelci-report-{project}" / "verdict.json").read_text("utf-8"))
     assert verdict["passed"] is True
+    # one project: the merged artifact holds its report.json, where release reviewed reads it
+    reviewed = (runs / "modelci-report" / "report.json").read_bytes()
+    assert reviewed == (runs / f"modelci-report-{project}" / "report.json").read_bytes()
+    assert find_sha256(json.loads(reviewed)) is not None
     # the plan the matrix came from: the root project, affected by the params change
     plan = json.loads(
         (pr7.stub_root / "artifacts" / "modelci-report.plan" / "plan.json").read_text("utf-8")
