@@ -8,7 +8,8 @@ prediction metrics, the input monitor and the prediction log's hand-off to its w
 The prediction metrics are timed in one process and in prometheus_client's multiprocess mode
 (several workers), each both per batch (``_Metrics.observe_prediction``) and per row (the loop
 it replaced, kept here as the reference), side by side and interleaved in one run. The writer
-thread's JSON lines for the batch (off the request path) are timed as well.
+thread's JSON lines for the batch (off the request path, but holding the GIL beside it) are timed
+per batch (today) and per row (the reference in tests/predlog_reference.py) as well.
 
     python benchmarks/bench_serving_stages.py [--quick] [--repeat N] [--rows N ...]
 """
@@ -28,6 +29,9 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_serving import BIN, REPO, env, write_bodies
 from report import median, table, write_section
+
+sys.path.insert(0, str(REPO))
+from tests.predlog_reference import per_row_lines
 
 
 def per_row_observe(metrics: Any, prediction: Any) -> None:
@@ -80,22 +84,21 @@ def stages(repo: Path, body: bytes, repeat: int, work: Path) -> dict[str, list[f
         return _parse_json(body)
 
     rows = 10**9
+    fields = served.log_fields
     for _ in range(repeat):
         payload = timed("JSON parse", parse, body)
         raw = timed("columns", batch_from_invocation, payload, schema, rows)
         batch = timed("validation", schema.validate, raw)
         prediction = timed(f"model call ({predictor.runtime})", predictor.predict, batch)
-        timed("response body", lambda p: dumps(_invocations_payload(served, p)), prediction)
+        timed("response body", lambda p: dumps(_invocations_payload(served, p, "p")), prediction)
         for label, metrics in (("1 process", one), ("multiprocess", many)):
             timed(f"metrics, {label}, per row (before)", per_row_observe, metrics, prediction)
             timed(f"metrics, {label}, per batch", metrics.observe_prediction, prediction, True)
         timed("input monitor", monitor.observe, batch, prediction.scores, prediction.labels)
-        timed("prediction log hand-off", log.submit, {}, batch, prediction, "bench")
-        timed(
-            "prediction log JSON lines (writer thread)",
-            log._lines,
-            (0.0, {}, batch, prediction, "bench"),
-        )
+        timed("prediction log hand-off", log.submit, fields, batch, prediction, "r", "p")
+        item = (time.time(), fields, batch, prediction, ("r", "p", False))
+        timed("prediction log lines, per row (before; writer thread)", per_row_lines, item)
+        timed("prediction log lines, per batch (writer thread)", log._lines, item)
     log.close()
     return out
 
@@ -136,7 +139,9 @@ def main() -> None:
         f"{load:.1f}. The metrics step is timed per batch (today) and per row (before issue 24's "
         f"change, the reference), in one process and in multiprocess mode (several workers). "
         f"The prediction log's JSON lines are written by its own thread, off the request "
-        f"path.\n\n" + table(header, body_rows) + "\n"
+        f"path but holding the GIL beside it: per batch (today) and per row (before).\n\n"
+        + table(header, body_rows)
+        + "\n"
     )
     command = "python benchmarks/bench_serving_stages.py" + (" --quick" if args.quick else "")
     path = write_section("serving-stages", "Serving: the steps of a large request", body, command)

@@ -60,3 +60,17 @@ def file_digest(path: Path, algorithm: str = "sha256") -> str:
         for block in iter(lambda: handle.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
+
+
+def dvc_dir_md5(directory: Path) -> str:
+    """The hash ``dvc.lock`` records for a folder output (``<md5>.dir``): the md5 of DVC's
+    listing of the folder, ``[{"md5": <file md5>, "relpath": <posix path>}, ...]`` sorted by
+    path, as sorted-key JSON (checked against ``dvc add`` in tests/unit/test_serving_export.py)."""
+    entries = [
+        {"md5": file_digest(path, "md5"), "relpath": path.relative_to(directory).as_posix()}
+        for path in directory.rglob("*")
+        if path.is_file()
+    ]
+    entries.sort(key=lambda entry: entry["relpath"])
+    listing = json.dumps(entries, sort_keys=True).encode()
+    return hashlib.md5(listing, usedforsecurity=False).hexdigest() + ".dir"

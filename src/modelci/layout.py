@@ -35,6 +35,10 @@ class StagePaths(NamedTuple):
 
 DEFAULT_PATHS = StagePaths()
 
+# compute.engine dask: where and how each stage last ran (workers, partitions, wall time,
+# dashboard), for the job summary and the PR report; not a DVC output (it differs every run).
+COMPUTE_RUN = Path(".modelci/compute-run.json")
+
 # The serving prediction log (modelci.serving.predlog) writes DIR/PREDICTION_LOG and rotates it
 # into PREDICTION_LOG.1 ... .N; the drift check (modelci.drift.inputs) reads them back.
 PREDICTION_LOG = "predictions.jsonl"

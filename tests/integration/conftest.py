@@ -1,16 +1,20 @@
-"""Helpers shared by the ``modelci serve`` integration tests (file and registry models)."""
+"""Helpers shared by the ``modelci serve`` integration tests (file and registry models), and the
+reproduced pull request (``rerun_repo``) of the report, plots and Mermaid tests."""
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+import yaml
 
 from modelci.fileio import file_digest
 from tests.conftest import REPO_ROOT, VENV_BIN, run, tool_env
 from tests.process_support import ServerProcess, free_port
+from tests.shared import built_once
 
 MODELCI = str(VENV_BIN / "modelci")
 
@@ -61,3 +65,32 @@ def serving_image(pipeline_repo: Path, tmp_path_factory: pytest.TempPathFactory)
     sha256 = file_digest(model)
     tag = build_image(context, "localhost/modelci-serve-test:session", sha256)
     return ServingImage(tag, sha256, pipeline_repo)
+
+
+# The pull request of the report, plots and Mermaid tests: one training parameter changed.
+RERUN_MAX_ITER = 3
+
+
+def commit_baseline(repo: Path) -> None:
+    """Commit ``repo``'s reproduced outputs as the base, with ``.modelci/`` ignored."""
+    (repo / ".gitignore").write_text((repo / ".gitignore").read_text() + "\n.modelci/\n")
+    run(["git", "add", "-A"], repo)
+    run(["git", "commit", "-q", "-m", "baseline outputs"], repo)
+
+
+@pytest.fixture(scope="session")
+def rerun_repo(pipeline_repo: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """``pipeline_repo`` with its outputs committed as the base, then
+    ``train.estimator_params.max_iter`` set to ``RERUN_MAX_ITER`` and ``dvc repro`` run in the
+    working tree (uncommitted). Built once per run, read-only: tests copy it. Three modules
+    (report, ``dvc plots`` and Mermaid) each reproduced such a pull request of their own."""
+
+    def build(root: Path) -> None:
+        repo = Path(shutil.copytree(pipeline_repo, root / "repo", symlinks=True))
+        commit_baseline(repo)
+        params = yaml.safe_load((repo / "params.yaml").read_text())
+        params["train"]["estimator_params"]["max_iter"] = RERUN_MAX_ITER
+        (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+        run(["dvc", "repro", "--quiet"], repo)
+
+    return built_once(tmp_path_factory, "rerun", build) / "repo"

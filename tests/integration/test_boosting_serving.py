@@ -45,7 +45,7 @@ def test_export_then_serve_predicts_as_the_native_model(tmp_path: Path, estimato
     assert "matches scikit-learn" in exported.stdout, exported.stdout
     assert (tmp_path / "models" / "onnx" / "model.onnx").is_file()
 
-    with start_serve(tmp_path, "--model", "models/model.skops") as server:
+    with start_serve(tmp_path, "--model", "models/model.skops", "--model-info", "full") as server:
         status, body = http_get(server.port, "/model")
         assert status == 200
         described = json.loads(body)

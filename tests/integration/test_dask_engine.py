@@ -120,7 +120,8 @@ def dask_repo(tmp_path_factory: pytest.TempPathFactory, env: dict[str, str]) -> 
     run(["git", "init", "-q", "-b", "main"], repo)
     run(["dvc", "init", "-q"], repo)
     run(["dvc", "config", "core.analytics", "false"], repo)
-    run(["dvc", "repro"], repo, timeout=900, **env)
+    summary = repo.parent / "job-summary.md"  # outside the repository, as on a runner
+    run(["dvc", "repro"], repo, timeout=900, GITHUB_STEP_SUMMARY=str(summary), **env)
     run(["git", "add", "-A"], repo)
     run(["git", "commit", "-q", "-m", "dask model"], repo)
     return repo
@@ -131,7 +132,7 @@ def copy_of(repo: Path, tmp_path: Path) -> Path:
 
 
 def test_repro_on_s3_data_then_report_gate_and_serve(
-    dask_repo: Path, env: dict[str, str], tmp_path: Path
+    dask_repo: Path, env: dict[str, str], cluster: Cluster, tmp_path: Path
 ) -> None:
     repo = dask_repo
     profile = json.loads((repo / "data/prepared/profile.json").read_text())
@@ -157,6 +158,17 @@ def test_repro_on_s3_data_then_report_gate_and_serve(
     )
     metrics = json.loads((repo / "metrics.json").read_text())
     assert metrics["roc_auc"] > 0.7
+    # where and how each stage ran: the job summary and the record the report reads
+    summary = (repo.parent / "job-summary.md").read_text()
+    for stage in ("prepare", "train", "evaluate"):
+        assert re.search(
+            rf"\*\*{stage}\*\* .* on 2 Dask worker\(s\), 8 partitions, [\d.]+ s wall time "
+            rf"\(\[dashboard\]\(http://127\.0\.0\.1:{cluster.dashboard_port}/status\)\)",
+            summary,
+        ), summary
+    ran = json.loads((repo / ".modelci/compute-run.json").read_text())
+    assert set(ran) == {"prepare", "train", "evaluate"}
+    assert {entry["workers"] for entry in ran.values()} == {2}
 
     # Nothing changed in the bucket: only the listing runs, and dvc.lock stays as committed.
     again = run(["dvc", "repro"], repo, **env)
@@ -171,6 +183,7 @@ def test_repro_on_s3_data_then_report_gate_and_serve(
     # the paired statistics read the per-row predictions, as on the local engine
     assert f"paired bootstrap over {profile['rows']['test']} test rows" in markdown
     assert "### Plots\n\nNo plots." not in markdown
+    assert re.search(r"\| evaluate \| dask \| 2 \| 8 \| [\d.]+ s \| ", markdown), markdown
     gate = run(["modelci", "pr", "gate", "--base", "HEAD"], repo, **env)
     assert "PASS    roc_auc: " in gate.stdout
 
@@ -239,3 +252,105 @@ def test_the_split_is_the_same_at_2_and_4_partitions(
         splits[partitions] = rows_of(repo / "data/prepared/test.parquet")
     pd.testing.assert_frame_equal(splits[2], splits[4])
     assert 0.15 < len(splits[2]) / (FILES * ROWS_PER_FILE) < 0.25
+
+
+def test_evaluate_on_the_workers_equals_the_local_engine(
+    dask_repo: Path, env: dict[str, str], tmp_path: Path
+) -> None:
+    """The metrics, slices and per-row predictions the cluster computed (in ``dask_repo``) are
+    the local engine's on the same model and test split."""
+    from modelci.config import DataParams
+    from modelci.judge.metrics import compute_metrics, predict, slice_metrics
+    from modelci.modelfile import load_model
+    from modelci.prediction_table import to_frame
+
+    repo = copy_of(dask_repo, tmp_path)
+    done = run(["modelci", "evaluate"], repo, timeout=900, **env)
+    assert re.search(
+        r"evaluate: \d+ test rows scored on 2 Dask worker\(s\), 8 partitions", done.stdout
+    )
+    params = dask_params()
+    data = DataParams.model_validate(params["data"])
+    model = load_model(repo / "models/model.skops")
+    test = rows_in_order(repo / "data/prepared/test.parquet")
+    pred = predict(model, test[data.features], test[data.target])
+    local = compute_metrics(pred, data)
+    cluster = json.loads((repo / "metrics.json").read_text())
+    assert set(cluster) == set(local)
+    for name, value in local.items():
+        assert cluster[name] == pytest.approx(value, abs=1e-5), name
+    slices = json.loads((repo / "reports/slices.json").read_text())
+    expected = slice_metrics(pred, test, data, ("plan",), 10)
+    assert list(slices["plan"]) == list(expected["plan"])
+    for value, entry in expected["plan"].items():
+        assert slices["plan"][value] == pytest.approx(entry, abs=1e-5)
+    pd.testing.assert_frame_equal(
+        pd.read_parquet(repo / "reports/predictions.parquet"), to_frame(pred)
+    )
+    assert run(["git", "status", "--porcelain", "--untracked-files=no"], repo).stdout == ""
+
+
+def rows_in_order(directory: Path) -> pd.DataFrame:
+    """A partitioned split as one table, partitions in order (the order evaluate scores)."""
+    parts = [pd.read_parquet(path) for path in sorted(directory.glob("part-*"))]
+    return pd.concat(parts, ignore_index=True)
+
+
+def test_a_worker_killed_during_training_fails_cleanly(
+    dask_repo: Path, env: dict[str, str], cluster: Cluster, tmp_path: Path
+) -> None:
+    """SIGKILL one worker (a process this module started) while XGBoost trains: ``dvc repro``
+    fails with one line naming the cluster, and neither the model nor ``dvc.lock`` changes."""
+    import subprocess
+    import time
+
+    from distributed import Client
+
+    from tests.conftest import tool_env
+
+    repo = copy_of(dask_repo, tmp_path)
+    params = yaml.safe_load((repo / "params.yaml").read_text())
+    params["train"]["estimator_params"] = {"n_estimators": 3000, "max_depth": 8}
+    (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    model = file_digest(repo / "models/model.skops")
+    lock = yaml.safe_load((repo / "dvc.lock").read_text())["stages"]
+    repro = subprocess.Popen(
+        ["dvc", "repro", "train"],
+        cwd=repo,
+        env=tool_env(**env),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        with Client(cluster.address, timeout=30) as client:
+            deadline = time.monotonic() + 300
+            # train scatters its encoded partitions (numpy arrays) just before the fit
+            while not any(
+                "ndarray" in str(key) for keys in client.has_what().values() for key in keys
+            ):
+                assert repro.poll() is None, repro.communicate()[0]
+                assert time.monotonic() < deadline, "training never started on the cluster"
+                time.sleep(0.2)
+        time.sleep(5)  # inside the boosting rounds (about 50 s of them here)
+        cluster.kill_worker("worker-1")
+        output, _ = repro.communicate(timeout=300)
+    finally:
+        if repro.poll() is None:
+            repro.kill()
+            repro.wait(10)
+        cluster.add_worker("worker-1")
+        cluster.wait_workers(2)
+    assert repro.returncode != 0, output
+    errors = [line for line in output.splitlines() if "modelci train: error:" in line]
+    assert len(errors) == 1, output
+    assert "training on the Dask cluster failed" in errors[0]
+    assert "no model written" in errors[0]
+    # DVC removes a stage's outputs before running it: the model is gone or the committed one
+    written = repo / "models/model.skops"
+    assert not written.exists() or file_digest(written) == model
+    assert not list((repo / "models").glob(".model.skops.*")), "a half-written model is left"
+    # prepare re-ran (it depends on all of params.yaml) and is recorded; train and evaluate not
+    after = yaml.safe_load((repo / "dvc.lock").read_text())["stages"]
+    assert after["train"] == lock["train"]
+    assert after["evaluate"] == lock["evaluate"]

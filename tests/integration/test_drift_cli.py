@@ -259,6 +259,38 @@ def test_refresh_data_appends_the_labelled_rows(
     assert list(after.columns) == list(raw.columns)
 
 
+def test_refresh_data_refuses_a_join_that_is_not_one_to_one(
+    pipeline_repo: Path,
+    windows: dict[str, Path],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """The guarantee against request-id poisoning across workers (each worker flags only the
+    repeats it saw itself): a batch logged under a reused client id `r0`, however many
+    workers served it, makes refresh-data refuse, naming the id, and the data stays as it was."""
+    raw = tmp_path / "raw.csv"
+    pd.read_csv(windows["heldout"]).to_csv(raw, index=False)
+    text = (pipeline_repo / "params.yaml").read_text(encoding="utf-8")
+    (tmp_path / "params.yaml").write_text(
+        text.replace("data/titanic.source.yaml", "raw.csv"), encoding="utf-8"
+    )
+    log = tmp_path / "log"
+    log.mkdir()
+    lines = (windows["log"] / "predictions.jsonl").read_text(encoding="utf-8").splitlines()
+    first = json.loads(lines[0])
+    batch = [json.dumps({**first, "row_id": f"p-{i}"}) for i in range(50)]  # another worker's
+    (log / "predictions.jsonl").write_text("\n".join([*lines[:-1], *batch]) + "\n")
+    before = raw.read_bytes()
+    monkeypatch.chdir(tmp_path)
+    args = ["monitor", "refresh-data", "--window", str(log), "--labels", str(windows["labels"])]
+    assert main(args) != 0
+    err = capsys.readouterr().err
+    assert "not one to one" in err
+    assert "'r0' (51 rows)" in err
+    assert raw.read_bytes() == before
+
+
 def test_fetch_window_pulls_a_dvc_tracked_file_from_the_remote(
     windows: dict[str, Path],
     tmp_path: Path,

@@ -10,9 +10,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 
 from tests.conftest import run
+from tests.integration.conftest import commit_baseline
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -38,11 +38,12 @@ def counts_by_revision(spec: dict[str, Any]) -> dict[str, dict[tuple[str, str], 
     return result
 
 
-def test_dvc_plots_show_and_diff_draw_the_counts(pipeline_repo: Path, tmp_path: Path) -> None:
+def test_dvc_plots_show_and_diff_draw_the_counts(
+    pipeline_repo: Path, rerun_repo: Path, tmp_path: Path
+) -> None:
     repo = tmp_path / "repo"
     shutil.copytree(pipeline_repo, repo, symlinks=True)
-    run(["git", "add", "-A"], repo)
-    run(["git", "commit", "-q", "-m", "pipeline outputs"], repo)
+    commit_baseline(repo)
     committed = counts_in_file(repo / CONFUSION)
     assert sum(committed.values()) == 552  # every test row, in 4 lines
 
@@ -53,10 +54,8 @@ def test_dvc_plots_show_and_diff_draw_the_counts(pipeline_repo: Path, tmp_path: 
     ]
     assert counts_by_revision(spec) == {"workspace": committed}
 
-    params = yaml.safe_load((repo / "params.yaml").read_text())
-    params["train"]["estimator_params"]["max_iter"] = 5
-    (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    run(["dvc", "repro", "--quiet"], repo)
+    # the same base with max_iter changed and the pipeline reproduced (a shared copy)
+    repo = Path(shutil.copytree(rerun_repo, tmp_path / "rerun", symlinks=True))
     changed = counts_in_file(repo / CONFUSION)
     assert changed != committed
 

@@ -17,7 +17,6 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
-import yaml
 
 from modelci.ci.mermaid import GRID_POINTS
 from tests.conftest import REPO_ROOT, run
@@ -41,18 +40,11 @@ def _renderer() -> Path:
 
 
 @pytest.fixture(scope="module")
-def comment(pipeline_repo: Path, tmp_path_factory: pytest.TempPathFactory) -> str:
+def comment(rerun_repo: Path, tmp_path_factory: pytest.TempPathFactory) -> str:
     """The comment body the comment job writes from a real report: the pipeline rerun with
     another max_iter, against the committed baseline."""
     repo = tmp_path_factory.mktemp("mermaid") / "repo"
-    shutil.copytree(pipeline_repo, repo, symlinks=True)
-    (repo / ".gitignore").write_text((repo / ".gitignore").read_text() + "\n.modelci/\n")
-    run(["git", "add", "-A"], repo)
-    run(["git", "commit", "-q", "-m", "baseline outputs"], repo)
-    params = yaml.safe_load((repo / "params.yaml").read_text())
-    params["train"]["estimator_params"]["max_iter"] = 3
-    (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    run(["dvc", "repro", "--quiet"], repo)
+    shutil.copytree(rerun_repo, repo, symlinks=True)
     run(["modelci", "pr", "report", "--base", "HEAD"], repo)
     report = (repo / ".modelci/report/report.md").read_text(encoding="utf-8")
     return str(mc.sanitize_markdown(report, set()))

@@ -20,6 +20,7 @@ import yaml
 
 from modelci.cli import main
 from tests.conftest import run
+from tests.integration.conftest import commit_baseline
 
 pytestmark = pytest.mark.integration
 
@@ -419,16 +420,15 @@ def test_gate_and_report_params_errors(
 
 
 @pytest.mark.slow
-def test_real_pipeline_report_gate_and_lock(pipeline_repo: Path, tmp_path: Path) -> None:
-    repo = tmp_path / "repo"
-    shutil.copytree(pipeline_repo, repo, symlinks=True)
-    (repo / ".gitignore").write_text((repo / ".gitignore").read_text() + "\n.modelci/\n")
-    commit(repo, "baseline outputs")
-    assert modelci(repo, "pr", "check-lock").returncode == 0
+def test_real_pipeline_report_gate_and_lock(
+    pipeline_repo: Path, rerun_repo: Path, tmp_path: Path
+) -> None:
+    base = Path(shutil.copytree(pipeline_repo, tmp_path / "base", symlinks=True))
+    commit_baseline(base)
+    assert modelci(base, "pr", "check-lock").returncode == 0
+    # the same base with max_iter changed and the pipeline reproduced (a shared copy)
+    repo = Path(shutil.copytree(rerun_repo, tmp_path / "repo", symlinks=True))
     params = yaml.safe_load((repo / "params.yaml").read_text())
-    params["train"]["estimator_params"]["max_iter"] = 20
-    (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    run(["dvc", "repro", "--quiet"], repo)
 
     stale = modelci(repo, "pr", "check-lock")
     assert stale.returncode == 1

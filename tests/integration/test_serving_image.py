@@ -47,7 +47,8 @@ def test_image_holds_serving_and_none_of_the_pipeline(serving_image: ServingImag
 @pytest.fixture(scope="module")
 def served(serving_image: ServingImage) -> Iterator[tuple[str, int]]:
     """One running container (its id and port) for the tests that only talk to it."""
-    with running(serving_image.tag) as container:
+    # /model tells the runtime's note only in full (the default tells digests and schema)
+    with running(serving_image.tag, "--env", "MODELCI_MODEL_INFO=full") as container:
         yield container
 
 

@@ -117,6 +117,8 @@ def start(repo: Path, registry: Registry, *extra: str) -> ServerProcess:
         *extra,
         MLFLOW_TRACKING_URI=registry.uri,
         MODELCI_ADMIN_TOKEN=TOKEN,
+        MODELCI_MODEL_INFO="full",  # the tests follow the run and commit served
+        MODELCI_RELOAD_INTERVAL="0",  # the tests reload back to back
     )
 
 

@@ -358,3 +358,62 @@ def test_a_port_held_by_another_process_is_refused(pipeline_repo: Path) -> None:
     assert done.returncode != 0
     assert "address already in use" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+@pytest.mark.slow
+def test_an_admin_port_alone_serves_admin_and_metrics_for_every_worker(
+    pipeline_repo: Path,
+) -> None:
+    """``--admin-port`` with two workers: /admin/* and /metrics answer there only (404 on the
+    public port), /metrics there sums both workers, a reload there reloads both, /model on the
+    public port tells no run, commit or URI, and nobody else can bind the admin port."""
+    from tests.process_support import free_port
+
+    admin = free_port()
+    server = start_serve(
+        pipeline_repo,
+        "--model",
+        "models/model.skops",
+        "--workers",
+        "2",
+        "--admin-port",
+        str(admin),
+        MODELCI_ADMIN_TOKEN=TOKEN,
+    )
+    auth = {"Authorization": f"Bearer {TOKEN}"}
+    try:
+        for path in ("/metrics", "/admin/model"):
+            assert _request(server.port, "GET", path, {})[0] == 404, path
+        assert _request(server.port, "POST", "/admin/reload", auth)[0] == 404
+        described = json.loads(_request(server.port, "GET", "/model", {})[1])
+        assert "git_commit" not in described
+        assert "uri" not in described
+        assert described["sha256"]
+        assert _request(admin, "GET", "/predict", {})[0] == 404
+        assert _request(admin, "POST", "/admin/reload", auth)[0] == 200
+        assert _until(
+            lambda: sum(_metric(admin, r'modelci_model_reloads_total\{outcome="ok"\}')) >= 2
+        )
+        assert len(_metric(admin, r'modelci_model_info\{pid="\d+"[^}]*\}')) == 2
+        full = json.loads(_request(admin, "GET", "/admin/model", auth)[1])
+        assert len(full["git_commit"]) == 40
+        done = run(
+            [MODELCI, "serve", "--model", "models/model.skops", "--port", str(free_port()),
+             "--admin-port", str(admin)],
+            pipeline_repo, check=False, timeout=120, MODELCI_WORKERS="1",
+        )  # fmt: skip
+        assert done.returncode != 0
+        assert f"http://127.0.0.1:{admin}: address already in use" in done.stderr, done.stderr
+        assert server.stop() == 0, server.output()
+    finally:
+        server.cleanup()
+
+
+def _request(port: int, method: str, path: str, headers: dict[str, str]) -> tuple[int, bytes]:
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+    try:
+        connection.request(method, path, headers=headers)
+        response = connection.getresponse()
+        return response.status, response.read()
+    finally:
+        connection.close()

@@ -11,6 +11,7 @@ import pytest
 
 from modelci.config import Params
 from modelci.serving.runtime import (
+    BATCH_THREAD_ROWS,
     PROBA_TOLERANCE,
     OnnxPredictor,
     RuntimeUnavailableError,
@@ -46,6 +47,26 @@ def test_onnx_matches_sklearn_on_the_test_set(
     assert np.max(np.abs(got.probabilities - expected_proba)) < PROBA_TOLERANCE
     assert got.labels.tolist() == model.predict(features).tolist()
     assert onnx.classes == model.classes_.tolist()
+
+
+def test_a_large_batch_is_scored_with_threads_and_the_same_predictions(
+    model: Any, schema: InputSchema, test_columns: dict[str, Any]
+) -> None:
+    onnx_bytes = convert_to_onnx(model, schema)
+    threaded = OnnxPredictor(onnx_bytes, json_classes(model), schema, batch_threads=2)
+    single = OnnxPredictor(onnx_bytes, json_classes(model), schema)
+    threaded.predict(test_columns)
+    assert len(test_columns[schema.names[0]]) < BATCH_THREAD_ROWS
+    assert threaded._wide is None  # a small batch: the single-threaded session only
+    repeats = -(-BATCH_THREAD_ROWS // len(test_columns[schema.names[0]]))
+    large = {name: np.tile(values, repeats) for name, values in test_columns.items()}
+    got, expected = threaded.predict(large), single.predict(large)
+    assert threaded._wide is not None
+    assert got.labels.tolist() == expected.labels.tolist()
+    assert got.probabilities is not None
+    assert expected.probabilities is not None
+    # the threads may add the trees' votes in another order: equal to rounding
+    np.testing.assert_allclose(got.probabilities, expected.probabilities, rtol=0, atol=1e-6)
 
 
 def test_sklearn_predictor_equals_the_model(

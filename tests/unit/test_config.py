@@ -22,6 +22,7 @@ from modelci.config import (
 )
 from modelci.errors import ConfigError
 from tests.conftest import REPO_ROOT
+from tests.sources import package_trees
 
 pytestmark = pytest.mark.unit
 
@@ -280,8 +281,8 @@ def test_lambda_function_names_and_arns_are_accepted(raw: dict[str, Any], functi
 def _calls(name: str) -> list[str]:
     """The package modules that call ``name`` (as a function or a method)."""
     found = []
-    for path in sorted((REPO_ROOT / "src/modelci").rglob("*.py")):
-        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+    for path, tree in package_trees().items():
+        for node in ast.walk(tree):
             if isinstance(node, ast.Call) and ast.unparse(node.func).rsplit(".", 1)[-1] == name:
                 found.append(path.relative_to(REPO_ROOT / "src").as_posix())
                 break

@@ -19,10 +19,10 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import REPO_ROOT
+from tests.sources import PACKAGE, package_trees
 
 pytestmark = pytest.mark.unit
 
-PACKAGE = REPO_ROOT / "src" / "modelci"
 # Adopters' code that `modelci init` writes, not modelci's own.
 TEMPLATES = PACKAGE / "scaffold" / "templates"
 
@@ -67,10 +67,10 @@ def declared() -> dict[str, set[str]]:
     return found
 
 
-def imported_names(path: Path) -> set[str]:
-    """Top-level names of the third-party modules ``path`` imports, wherever the import is."""
+def imported_names(tree: ast.Module) -> set[str]:
+    """Top-level names of the third-party modules a module imports, wherever the import is."""
     names: set[str] = set()
-    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+    for node in ast.walk(tree):
         if isinstance(node, ast.Import):
             names.update(alias.name for alias in node.names)
         elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
@@ -97,12 +97,12 @@ def imports_by_module() -> dict[str, set[str]]:
     """Distributions imported by each module (a path under src/modelci)."""
     distributions = importlib.metadata.packages_distributions()
     found: dict[str, set[str]] = {}
-    for path in sorted(PACKAGE.rglob("*.py")):
+    for path, tree in package_trees().items():
         if path.is_relative_to(TEMPLATES):
             continue
         module = path.relative_to(PACKAGE).as_posix()
         found[module] = set()
-        for name in imported_names(path):
+        for name in imported_names(tree):
             # A module several distributions provide (mlflow: mlflow and mlflow-skinny) counts as
             # any of them; an uninstalled one keeps its import name and is reported as such.
             found[module].add("|".join(sorted(_normal(d) for d in distributions.get(name, [name]))))
@@ -148,4 +148,4 @@ def test_a_lazy_import_is_seen(tmp_path: Path) -> None:
         "import os\nimport importlib\n\ndef f():\n    import numpy.linalg\n"
         "    from yaml import safe_load\n    return importlib.import_module('orjson')\n"
     )
-    assert imported_names(source) == {"numpy", "yaml", "orjson"}
+    assert imported_names(ast.parse(source.read_text())) == {"numpy", "yaml", "orjson"}

@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import REPO_ROOT
+from tests.sources import package_trees
 
 pytestmark = pytest.mark.unit
 
-PACKAGE = REPO_ROOT / "src" / "modelci"
 
 # Internal signals that never leave their module's caller, each with why it is not user-facing.
 INTERNAL = {
@@ -26,8 +26,8 @@ INTERNAL = {
 def _error_classes() -> dict[str, tuple[Path, list[str]]]:
     """Every class in the package: name -> (file, names of its bases)."""
     classes: dict[str, tuple[Path, list[str]]] = {}
-    for path in sorted(PACKAGE.rglob("*.py")):
-        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+    for path, tree in package_trees().items():
+        for node in ast.walk(tree):
             if isinstance(node, ast.ClassDef):
                 bases = [ast.unparse(base).rsplit(".", 1)[-1] for base in node.bases]
                 classes[node.name] = (path, bases)

@@ -13,7 +13,7 @@ import pytest
 
 from modelci import logs
 from modelci.serving.commands import register
-from tests.conftest import REPO_ROOT
+from tests.sources import PACKAGE, package_trees
 
 pytestmark = pytest.mark.unit
 
@@ -91,10 +91,11 @@ def test_serve_options_and_their_environment(monkeypatch: pytest.MonkeyPatch) ->
 def test_the_serving_package_prints_nothing() -> None:
     """Its messages are log records (stdout/stderr belong to the handler)."""
     printing = []
-    paths = [*(REPO_ROOT / "src/modelci/serving").rglob("*.py")]
-    paths.append(REPO_ROOT / "src/modelci/deploy/lambda_handler.py")
-    for path in paths:
-        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+    serving = PACKAGE / "serving"
+    for path, tree in package_trees().items():
+        if not (path.is_relative_to(serving) or path == PACKAGE / "deploy/lambda_handler.py"):
+            continue
+        for node in ast.walk(tree):
             if isinstance(node, ast.Call) and ast.unparse(node.func) == "print":
                 printing.append(f"{path.name}:{node.lineno}")
     assert printing == []

@@ -16,6 +16,7 @@ from modelci.ci.report import (
     GITHUB_COMMENT_LIMIT,
     MARKER,
     build_report,
+    compute_runs,
     dumps_json,
     render_markdown,
     to_json,
@@ -395,3 +396,30 @@ def test_regression_plots_and_bad_plot_data(tmp_path: Path) -> None:
 def test_plot_labels_are_safe_for_mathtext() -> None:
     assert safe_label("$\\frac{a}{b}$") == "\\$\\\\frac{a}{b}\\$"
     assert safe_label("x" * 100, 10) == "x" * 9 + "…"
+
+
+def test_where_the_pipeline_ran_on_dask_is_a_section() -> None:
+    report = report_for(state("PR", metrics={"accuracy": 0.9}))
+    assert "### Compute" not in render_markdown(report)[0]
+    report.compute = compute_runs(
+        json.dumps(
+            {
+                "train": {
+                    "engine": "dask",
+                    "workers": 2,
+                    "partitions": 8,
+                    "seconds": 12.5,
+                    "dashboard": "http://127.0.0.1:8787/status",
+                },
+                "evil": "| not an entry",
+            }
+        )
+    )
+    markdown = render_markdown(report)[0]
+    # the link is shown defused, like every value a PR's run wrote
+    link = escape("http://127.0.0.1:8787/status", 200)
+    assert f"| train | dask | 2 | 8 | 12.5 s | {link} |" in markdown
+    assert "evil" not in markdown
+    assert to_json(report)["compute"]["train"]["workers"] == 2
+    assert compute_runs("not json") == {}
+    assert compute_runs("[1]") == {}

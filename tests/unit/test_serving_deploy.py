@@ -9,6 +9,7 @@ the Kubernetes OpenAPI schemas with kubernetes-validate, in strict mode.
 from __future__ import annotations
 
 import copy
+import functools
 import shlex
 import shutil
 import subprocess
@@ -128,14 +129,22 @@ def kustomize_binary() -> list[str] | None:
     return None
 
 
-def render(directory: Path) -> list[dict[str, Any]]:
-    command = kustomize_binary()
-    if command is None:
-        return python_kustomize(directory)
+@functools.cache
+def _kustomize_output(command: tuple[str, ...], directory: Path) -> str:
+    """The binary's rendering of ``directory``, run once per session: the overlays are files
+    of this checkout, and 18 tests read the same three renderings."""
     done = subprocess.run(
         [*command, str(directory)], capture_output=True, text=True, timeout=60, check=True
     )
-    return [doc for doc in yaml.safe_load_all(done.stdout) if doc]
+    return done.stdout
+
+
+def render(directory: Path) -> list[dict[str, Any]]:
+    """The overlay's objects, parsed afresh on every call (a test may change its copy)."""
+    command = kustomize_binary()
+    if command is None:
+        return python_kustomize(directory)
+    return [doc for doc in yaml.safe_load_all(_kustomize_output(tuple(command), directory)) if doc]
 
 
 def by_kind(docs: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:

@@ -109,3 +109,62 @@ def test_without_onnxruntime_an_export_falls_back_to_scikit_learn(
     assert "onnxruntime is not installed" in note
     with pytest.raises(RuntimeUnavailableError):
         build_predictor(model, SCHEMA, "onnx")
+
+
+def _lock(directory: Path, digest: str) -> Path:
+    lock = directory / "dvc.lock"
+    lock.write_text(
+        "schema: '2.0'\nstages:\n  export:\n    cmd: modelci export\n    outs:\n"
+        f"    - path: models/onnx\n      hash: md5\n      md5: {digest}\n",
+        encoding="utf-8",
+    )
+    return lock
+
+
+def test_the_folder_hash_is_the_one_dvc_records(tmp_path: Path, model: object) -> None:
+    import subprocess
+    import sys
+
+    import yaml
+
+    from modelci.fileio import dvc_dir_md5
+
+    write_export(tmp_path / "models" / "onnx", SOURCE, model, SCHEMA)
+    dvc = Path(sys.executable).parent / "dvc"
+    for command in (["git", "init", "-q"], [str(dvc), "init", "-q"],
+                    [str(dvc), "add", "-q", "models/onnx"]):  # fmt: skip
+        subprocess.run(command, cwd=tmp_path, check=True, capture_output=True, timeout=120)
+    recorded = yaml.safe_load((tmp_path / "models" / "onnx.dvc").read_text())["outs"][0]["md5"]
+    assert dvc_dir_md5(tmp_path / "models" / "onnx") == recorded
+
+
+def test_a_release_pins_only_the_export_dvc_lock_records(
+    tmp_path: Path, model: object, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 19.4: editing ``model.onnx`` and rewriting its manifest's hash leaves a consistent
+    export that nothing reviewed; dvc.lock's folder hash is what the pull request reviewed."""
+    from modelci.dvcfiles import read_lock
+    from modelci.fileio import dvc_dir_md5
+    from modelci.registry.core import RegistryError
+    from modelci.registry.register import export_pin
+
+    monkeypatch.chdir(tmp_path)
+    export = Path("models/onnx")
+    write_export(export, SOURCE, model, SCHEMA)
+    honest = hashlib.sha256((export / ONNX_FILE).read_bytes()).hexdigest()
+    reviewed = dvc_dir_md5(export)
+    lock = read_lock(_lock(tmp_path, reviewed))
+    assert export_pin(export, SOURCE_SHA, lock) == honest
+    assert export_pin(export, SOURCE_SHA, None) == honest  # no dvc.lock: the manifest alone
+
+    edited = (export / ONNX_FILE).read_bytes() + b"\0"
+    (export / ONNX_FILE).write_bytes(edited)
+    manifest = json.loads((export / MANIFEST).read_text())
+    manifest["onnx_sha256"] = hashlib.sha256(edited).hexdigest()
+    (export / MANIFEST).write_text(json.dumps(manifest))
+    assert read_export(export, SOURCE_SHA)[0] is not None  # consistent in itself
+    with pytest.raises(RegistryError) as refused:
+        export_pin(export, SOURCE_SHA, lock)
+    message = str(refused.value)
+    assert message.startswith("models/onnx: the ONNX export is not the one dvc.lock records")
+    assert f"(DVC hash {dvc_dir_md5(export)}, dvc.lock {reviewed})" in message

@@ -62,6 +62,18 @@ def _rules(args: argparse.Namespace, params: Any, problems: list[str] | None = N
     return parse_gate(params, args.params)
 
 
+def _compute_run(root: Path) -> dict[str, dict[str, Any]]:
+    """The working tree's record of where the Dask engine's stages ran, if any (bounded read)."""
+    from modelci.ci.report import compute_runs
+    from modelci.layout import COMPUTE_RUN
+
+    path = root / COMPUTE_RUN
+    if not path.is_file():
+        return {}
+    with path.open("rb") as handle:
+        return compute_runs(handle.read(64 * 1024).decode("utf-8", errors="replace"))
+
+
 def cmd_report(args: argparse.Namespace) -> int:
     from modelci.ci.data_diff import data_shift
     from modelci.ci.plots import PLOT_FORMATS, render_plots
@@ -105,6 +117,9 @@ def cmd_report(args: argparse.Namespace) -> int:
         comparison=comparison,
         shift=shift,
     )
+    compute = (head.params or {}).get("compute")
+    if not args.head and isinstance(compute, dict) and compute.get("engine") == "dask":
+        report.compute = _compute_run(root)  # the stages that just ran here, on the cluster
     out = Path(args.out)
     plot_dir = out / "plots"
     if plot_dir.is_dir():

@@ -69,6 +69,8 @@ class Report:
     comparison: Comparison = field(default_factory=Comparison)
     slices: list[SliceRow] = field(default_factory=list)
     shift: DataShift = field(default_factory=DataShift)
+    # compute.engine dask: where and how each stage ran (modelci.layout.COMPUTE_RUN)
+    compute: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
 def build_report(
@@ -167,6 +169,7 @@ def to_json(report: Report, markdown: Mapping[str, Any] | None = None) -> dict[s
         "statistics": report.comparison.to_dict(),
         "slices": [row.to_dict() for row in report.slices],
         "data_shift": report.shift.to_dict(),
+        "compute": report.compute,
         "markdown": dict(markdown or {}),
     }
 
@@ -454,6 +457,41 @@ def _plot_lines(report: Report, limit: int) -> list[str]:
     return lines
 
 
+def compute_runs(text: str) -> dict[str, dict[str, Any]]:
+    """The stages' entries of a COMPUTE_RUN file; anything not shaped like one is dropped."""
+    try:
+        loaded = json.loads(text)
+    except ValueError:
+        return {}
+    if not isinstance(loaded, dict):
+        return {}
+    keys = ("engine", "workers", "partitions", "seconds", "dashboard")
+    return {
+        str(stage): {key: entry.get(key) for key in keys}
+        for stage, entry in list(loaded.items())[:10]
+        if isinstance(entry, dict)
+    }
+
+
+def _compute_lines(report: Report) -> list[str]:
+    """Where the PR's pipeline ran, when it ran on a cluster."""
+    if not report.compute:
+        return []
+    rows = [
+        [
+            escape(stage, 40),
+            escape(str(entry.get("engine")), 20),
+            escape(str(entry.get("workers")), 10),
+            escape(str(entry.get("partitions")), 10),
+            escape(f"{entry.get('seconds')} s", 20),
+            escape(str(entry.get("dashboard")), 200),
+        ]
+        for stage, entry in report.compute.items()
+    ]
+    header = ["stage", "engine", "workers", "partitions", "wall time", "dashboard"]
+    return ["### Compute", "", *_table(header, rows, len(rows), "stages"), ""]
+
+
 def _render(report: Report, limit: int) -> str:
     verdict = report.verdict
     icon = "🟢" if verdict.passed else "🔴"
@@ -482,6 +520,7 @@ def _render(report: Report, limit: int) -> str:
         if len(failures) > max(limit, 3):
             lines.append(f"- _… {len(failures) - max(limit, 3)} more failures omitted._")
         lines.append("")
+    lines += _compute_lines(report)
     lines += ["### Metrics", "", *_metric_lines(report, limit), ""]
     lines += ["### Slices", "", *_slice_lines(report, limit), ""]
     lines += ["### Params", "", *_param_lines(report, limit), ""]

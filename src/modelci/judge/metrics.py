@@ -129,7 +129,7 @@ def compute_metrics(pred: Predictions, data: DataParams) -> dict[str, float]:
     return regression_metrics(pred)
 
 
-def _subset(pred: Predictions, mask: np.ndarray) -> Predictions:
+def subset(pred: Predictions, mask: np.ndarray) -> Predictions:
     proba = pred.proba[mask] if pred.proba is not None else None
     return Predictions(pred.y_true[mask], pred.y_pred[mask], proba, pred.classes)
 
@@ -155,7 +155,7 @@ def slice_metrics(
             if rows >= min_rows:
                 with warnings.catch_warnings():
                     warnings.simplefilter("ignore", UserWarning)  # a slice may hold one class
-                    entry.update(compute_metrics(_subset(pred, mask), data))
+                    entry.update(compute_metrics(subset(pred, mask), data))
             per_value[str(value)] = entry
         result[column] = per_value
     return result

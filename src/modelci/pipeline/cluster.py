@@ -97,6 +97,34 @@ def connect(compute: ComputeParams) -> Any:
     return client
 
 
+def record_run(stage: str, client: Any, partitions: int, seconds: float, what: str) -> None:
+    """Say where and how ``stage`` ran: in the log, in the GitHub job summary, and in
+    :data:`~modelci.layout.COMPUTE_RUN` for ``modelci pr report`` (one entry per stage)."""
+    from modelci.github import write_outputs
+    from modelci.layout import COMPUTE_RUN
+
+    entry = {
+        "engine": "dask",
+        "workers": len(workers_by_name(client)),
+        "partitions": partitions,
+        "seconds": round(seconds, 1),
+        "dashboard": str(client.dashboard_link),
+    }
+    line = (
+        f"{what} on {entry['workers']} Dask worker(s), {partitions} partitions, "
+        f"{seconds:.1f} s wall time"
+    )
+    print(f"{stage}: {line}")
+    write_outputs({}, f"**{stage}** {line} ([dashboard]({entry['dashboard']}))")
+    runs: dict[str, Any] = {}
+    if COMPUTE_RUN.is_file():
+        try:
+            runs = json.loads(COMPUTE_RUN.read_text(encoding="utf-8"))
+        except ValueError:
+            runs = {}
+    write_json(COMPUTE_RUN, {**(runs if isinstance(runs, dict) else {}), stage: entry})
+
+
 def workers_by_name(client: Any) -> list[str]:
     """The workers' addresses ordered by worker name (addresses change with every start; names
     are what a deployment fixes), the order partitions are dealt to."""
@@ -246,6 +274,7 @@ def prepare(params: Params, paths: StagePaths = DEFAULT_PATHS) -> dict[str, Any]
 
     data, options = params.data, params.prepare
     record = _load_record(params)
+    started = time.monotonic()
     client = connect(params.compute)
     try:
         frame = read_source(record, data, params.compute.partitions)
@@ -256,6 +285,9 @@ def prepare(params: Params, paths: StagePaths = DEFAULT_PATHS) -> dict[str, Any]
         for future in futures:  # in partition order; the runner holds one partition at a time
             results.append(future.result())
             future.release()
+        seconds = time.monotonic() - started
+        rows = sum(part["rows"] for part in results)
+        record_run("prepare", client, len(results), seconds, f"{rows} rows read and checked")
     except (OSError, ValueError) as error:
         raise DataError(f"{data.source}: cannot read on the cluster: {error}") from None
     finally:
@@ -430,6 +462,8 @@ def train(params: Params, paths: StagePaths = DEFAULT_PATHS) -> tuple[Any, dict[
                 f"training on the Dask cluster failed ({type(error).__name__}: "
                 f"{str(error).splitlines()[0] if str(error) else 'no message'}); no model written"
             ) from None
+        seconds = time.monotonic() - started
+        record_run("train", client, len(files), seconds, f"{params.train.estimator} fitted")
     finally:
         client.close()
     record = {
@@ -439,13 +473,4 @@ def train(params: Params, paths: StagePaths = DEFAULT_PATHS) -> tuple[Any, dict[
         "partitions": len(files),
         "threads_per_worker": params.train.n_threads,
     }
-    seconds = time.monotonic() - started
-    print(f"train: fitted on {workers} Dask worker(s), {len(files)} partitions, {seconds:.1f} s")
-    from modelci.github import write_outputs
-
-    write_outputs(
-        {},
-        f"**train** on Dask: {workers} worker(s), {len(files)} partitions, "
-        f"{params.train.estimator}, {seconds:.1f} s wall time",
-    )
     return Pipeline([("preprocess", encode), ("model", to_local(model))]), record

@@ -17,10 +17,13 @@ other output:
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pandas as pd
 
 from modelci.config import DataParams
+from modelci.judge.aggregates import Aggregate, Histogram, labels_of, pr_points, roc_points
 from modelci.judge.metrics import ROUND, Predictions, positive_label
 
 MAX_CURVE_POINTS = 250
@@ -97,6 +100,44 @@ def plot_tables(pred: Predictions, data: DataParams) -> dict[str, pd.DataFrame]:
         if scored is not None:
             fpr, tpr, _ = m.roc_curve(*scored)
             precision, recall, _ = m.precision_recall_curve(*scored)
+            tables["roc.csv"] = _curve_table(fpr, tpr, "fpr", "tpr")
+            tables["precision_recall.csv"] = _curve_table(recall, precision, "recall", "precision")
+    return {name: table.round(ROUND) for name, table in tables.items()}
+
+
+def aggregate_plot_tables(
+    total: Aggregate, classes: list[Any], scatter: pd.DataFrame, data: DataParams
+) -> dict[str, pd.DataFrame]:
+    """The tables of :func:`plot_tables` from the Dask engine's summed aggregate: the confusion
+    counts exact, the curves over the score histograms' bins (then thinned the same way), the
+    regression scatter from the rows at the same evenly spaced positions."""
+    if not data.is_classification:
+        actual, predicted = scatter["actual"].to_numpy(), scatter["predicted"].to_numpy()
+        tables = {
+            "predictions.csv": pd.DataFrame({"actual": actual, "predicted": predicted}),
+            "residuals.csv": pd.DataFrame({"predicted": predicted, "residual": actual - predicted}),
+        }
+        return {name: table.round(ROUND) for name, table in tables.items()}
+    labels = labels_of(total)
+    text = np.array(labels).astype(str)
+    tables = {
+        "confusion.csv": pd.DataFrame(
+            {
+                "actual": np.repeat(text, len(text)),
+                "predicted": np.tile(text, len(text)),
+                "count": [total.confusion.get((a, p), 0) for a in labels for p in labels],
+            }
+        )
+    }
+    if total.has_proba:
+        if data.task == "binary":
+            own, rest = total.scores[positive_label(data, classes)]
+        else:  # micro-average over one-vs-rest indicators
+            own = sum((pair[0] for pair in total.scores.values()), Histogram())
+            rest = sum((pair[1] for pair in total.scores.values()), Histogram())
+        if own.counts.sum() and rest.counts.sum():
+            fpr, tpr = roc_points(own, rest)
+            recall, precision = pr_points(own, rest)
             tables["roc.csv"] = _curve_table(fpr, tpr, "fpr", "tpr")
             tables["precision_recall.csv"] = _curve_table(recall, precision, "recall", "precision")
     return {name: table.round(ROUND) for name, table in tables.items()}

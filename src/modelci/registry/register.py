@@ -23,7 +23,7 @@ from typing import Any
 from modelci.config import ReleaseParams
 from modelci.dvcfiles import LOCK, DvcLock, lock_out_md5, read_lock
 from modelci.errors import ModelFileError
-from modelci.fileio import file_digest
+from modelci.fileio import dvc_dir_md5, file_digest
 from modelci.layout import DEFAULT_PATHS, StagePaths
 from modelci.lineage import UNKNOWN, _git, git_commit, git_dirty
 from modelci.model_version import Version
@@ -76,6 +76,28 @@ def commit_state(commit: str, model: Path, lock: DvcLock | None) -> dict[str, st
     if locked is not None:
         state[TAG_MATCHES_LOCK] = str(file_digest(model, "md5") == locked).lower()
     return state
+
+
+def export_pin(directory: Path, source_sha256: str, lock: DvcLock | None) -> str | None:
+    """The sha256 of the ONNX export in ``directory`` that a release pins (None: no intact
+    export of this model), once the folder is the one ``dvc.lock`` records for it.
+
+    The manifest binding ``model.onnx`` to its sha256 sits in the folder, so whoever edits one
+    can rewrite the other; ``dvc.lock`` (reviewed with the pull request) records the folder's
+    hash, and a folder that differs from it is refused: its pin would vouch for an export
+    nobody reviewed."""
+    from modelci.serving.exported import export_sha256
+
+    locked = lock_out_md5(lock, directory.as_posix())
+    if locked is not None and directory.is_dir():
+        actual = dvc_dir_md5(directory)
+        if actual != locked:
+            raise RegistryError(
+                f"{directory}: the ONNX export is not the one dvc.lock records (DVC hash "
+                f"{actual}, dvc.lock {locked}): run `dvc checkout {directory}`, or `dvc repro` "
+                "and commit dvc.lock, then register again"
+            )
+    return export_sha256(directory, source_sha256)
 
 
 def find_sha256(report: Any) -> str | None:
@@ -209,10 +231,9 @@ def register(
             "change (or rerun `dvc repro` to restore the committed model) and register again"
         )
 
+    lock = read_lock(Path(LOCK))
+    onnx_sha256 = export_pin(paths.onnx, sha256, lock)  # before anything is logged
     run_id = _ensure_run(params, paths, data, sha256)
-    from modelci.serving.exported import export_sha256
-
-    onnx_sha256 = export_sha256(paths.onnx, sha256)
     if (paths.onnx / "manifest.json").is_file():
         # the build-time ONNX export (bound to this model's sha256 by its manifest), next to
         # model_file/model.skops: `modelci serve` of this version then starts without converting
@@ -220,7 +241,6 @@ def register(
             "logging the ONNX export", reg.client.log_artifacts, run_id, str(paths.onnx), "onnx"
         )
     run = reg.call("reading the source run", reg.client.get_run, run_id)
-    lock = read_lock(Path(LOCK))
     lock_hashes = lock.out_digests() if lock is not None else {}
     tags = {
         TAG_COMMIT: commit,

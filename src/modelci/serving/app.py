@@ -1,8 +1,11 @@
 """The serving app: a small raw ASGI application (no framework on the request path).
 
 Endpoints: ``POST /predict``, ``POST /invocations`` (MLflow scoring protocol), ``GET /health``,
-``GET /ready``, ``GET /metrics`` (Prometheus), ``GET /model``, ``GET /openapi.json`` and
-``POST /admin/reload`` (bearer token). Client mistakes get a 4xx JSON body
+``GET /ready``, ``GET /metrics`` (Prometheus), ``GET /model``, ``GET /openapi.json``,
+``POST /admin/reload`` and ``GET /admin/model`` (bearer token) and the Open Inference Protocol's
+``/v2`` routes (:mod:`modelci.serving.v2`). With a separate admin listener (``--admin-port``)
+``/admin/*`` and ``/metrics`` are served only there, and the public listener answers 404 for
+them. Client mistakes get a 4xx JSON body
 ``{"error_code", "message", "problems"?}``; only a failure inside the model itself is a 500.
 
 The served model is one immutable :class:`ServedModel` referenced by ``app.served``: a request
@@ -18,6 +21,7 @@ import hmac
 import importlib
 import json
 import logging
+import math
 import os
 import signal
 import time
@@ -111,6 +115,11 @@ class Settings:
     large_body_wait: float = defaults.LARGE_BODY_WAIT
     admin_token: str | None = None
     poll_seconds: float = 0.0
+    # The least time between two reloads asked for through POST /admin/reload (429 sooner).
+    reload_interval: float = defaults.RELOAD_INTERVAL
+    # GET /model on the public listener: "public" (digests, version, runtime, input schema) or
+    # "full" (also the source URI, run id, git commit, metrics; GET /admin/model always is).
+    model_info: str = "public"
 
 
 class ReloadError(ModelCIError):
@@ -281,7 +290,10 @@ class ServingApp:
         current_version: Callable[[], str | None] | None = None,
         prediction_log: PredictionLog | None = None,
         on_admin_reload: Callable[[], None] | None = None,
+        admin_port: int | None = None,
     ) -> None:
+        """``admin_port``: the local port of a separate admin listener, which alone serves
+        ``/admin/*`` and ``/metrics`` (None: every endpoint on every listener)."""
         self.served = served
         self.settings = settings or Settings()
         self.loader = loader
@@ -298,10 +310,15 @@ class ServingApp:
         )  # fmt: skip
         self._serving(served)
         self._reload_lock: asyncio.Lock | None = None
+        self._last_reload = -math.inf  # time.monotonic() when the last reload started
         self._large_slots: asyncio.Semaphore | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
         self._recent_ids = RecentIds()
-        self._openapi: tuple[InputSchema, bytes] | None = None
+        self._openapi: tuple[ServedModel, bytes] | None = None
+        # (imported here: the v2 module builds on this one)
+        from modelci.serving.v2 import OpenInference
+
+        self.v2 = OpenInference(self)
         self._routes: dict[str, dict[str, Callable[..., Awaitable[tuple[int, str | None]]]]] = {
             "/predict": {"POST": self._predict},
             "/invocations": {"POST": self._invocations},
@@ -311,7 +328,15 @@ class ServingApp:
             "/model": {"GET": self._model},
             "/openapi.json": {"GET": self._openapi_json},
             "/admin/reload": {"POST": self._admin_reload},
+            "/admin/model": {"GET": self._admin_model},
+            **self.v2.routes(),
         }
+        self.admin_port = admin_port
+        admin = {
+            p: r for p, r in self._routes.items() if p == "/metrics" or p.startswith("/admin/")
+        }
+        # the routes of the admin listener, and of the public one when there is an admin one
+        self._split_routes = (admin, {p: r for p, r in self._routes.items() if p not in admin})
 
     # -- ASGI entry point -------------------------------------------------------------------
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -327,8 +352,14 @@ class ServingApp:
         scope["modelci.client_request_id"] = client_request_id(given)
         scope["modelci.request_id"] = rid = request_id(given)
         send = self._framed(send, rid)
-        route = self._routes.get(path)
+        routes = self._routes_of(scope)
+        route = routes.get(path)
         label = path if route is not None else "other"
+        if self.v2.owns(path):
+            send = self.v2.errors(send)
+            admin = routes is self._split_routes[0]  # the admin listener serves no model route
+            if route is None and not admin and (found := self.v2.model_route(path)) is not None:
+                label, route = found
         self.metrics.inflight.inc()
         try:
             if route is None:
@@ -339,7 +370,7 @@ class ServingApp:
                 allowed = ", ".join(route)
                 status, code = await self._error(
                     send,
-                    InputError(405, "METHOD_NOT_ALLOWED", f"{path} accepts {allowed}"),
+                    InputError(405, "METHOD_NOT_ALLOWED", f"{short(path, 80)} accepts {allowed}"),
                     [(b"allow", allowed.encode())],
                 )
             else:
@@ -351,6 +382,16 @@ class ServingApp:
         if code is not None:
             self.metrics.errors.labels(label, str(status), code).inc()
         self.metrics.latency.labels(label).observe(time.perf_counter() - started)
+
+    def _routes_of(
+        self, scope: Scope
+    ) -> dict[str, dict[str, Callable[..., Awaitable[tuple[int, str | None]]]]]:
+        """The routes of the listener that accepted this request (by its local port)."""
+        if self.admin_port is None:
+            return self._routes
+        server = scope.get("server")
+        admin, public = self._split_routes
+        return admin if server is not None and server[1] == self.admin_port else public
 
     def _framed(self, send: Send, rid: str) -> Send:
         """``send`` adding ``X-Request-ID`` to the response, and ``Connection: close`` while
@@ -415,6 +456,7 @@ class ServingApp:
             self._reload_lock = asyncio.Lock()
         if self._reload_lock.locked():
             raise ReloadError("a reload is already running")
+        self._last_reload = time.monotonic()
         async with self._reload_lock:
             try:
                 fresh = await asyncio.to_thread(self.loader)
@@ -565,7 +607,7 @@ class ServingApp:
         stack.callback(slots.release)
 
     def _parser(
-        self, scope: Scope, schema: InputSchema, invocation: bool
+        self, scope: Scope, schema: InputSchema, invocation: bool = False
     ) -> Callable[[bytes], RawBatch]:
         """The function turning this request's body into a RawBatch: JSON on both endpoints,
         CSV on /invocations (as MLflow); 415 for another content type, before reading."""
@@ -587,26 +629,33 @@ class ServingApp:
 
     # -- handlers ---------------------------------------------------------------------------
     async def _predict(self, scope: Scope, receive: Receive, send: Send) -> tuple[int, str | None]:
-        return await self._scored(scope, receive, send, False, _predict_payload)
+        return await self._scored(scope, receive, send, self._parser, _predict_payload)
 
     async def _invocations(
         self, scope: Scope, receive: Receive, send: Send
     ) -> tuple[int, str | None]:
-        return await self._scored(scope, receive, send, True, _invocations_payload)
+        return await self._scored(
+            scope, receive, send, self._invocation_parser, _invocations_payload
+        )
+
+    def _invocation_parser(self, scope: Scope, schema: InputSchema) -> Callable[[bytes], RawBatch]:
+        return self._parser(scope, schema, invocation=True)
 
     async def _scored(
         self,
         scope: Scope,
         receive: Receive,
         send: Send,
-        invocation: bool,
+        parser: Callable[[Scope, InputSchema], Callable[[bytes], RawBatch]],
         to_payload: Callable[[ServedModel, Prediction, str], dict[str, Any]],
     ) -> tuple[int, str | None]:
-        """Read the body, predict on the model being served now, answer with ``to_payload``."""
+        """Read the body, predict on the model being served now, answer with ``to_payload``;
+        ``parser`` gives the function turning this request's body into rows (415 before
+        reading if the content type is not one it takes)."""
         served = self.served
         try:
             async with AsyncExitStack() as stack:
-                parse = self._parser(scope, served.schema, invocation)
+                parse = parser(scope, served.schema)
                 body = await self._read_body(scope, receive, stack)
                 if len(body) > self.settings.large_body_bytes:
                     # parsing, validation and prediction of a large body off the event loop
@@ -692,41 +741,40 @@ class ServingApp:
         return 200, None
 
     async def _model(self, scope: Scope, receive: Receive, send: Send) -> tuple[int, str | None]:
-        served = self.served
-        payload = served.info.to_dict()
-        payload.update(
-            {
-                "runtime": served.predictor.runtime,
-                "runtime_note": served.runtime_note,
-                "classes": served.predictor.classes,
-                "inputs": served.schema.describe(),
-                "loaded_at": served.loaded_at,
-                "modelci_version": __version__,
-            }
-        )
-        return await self._json(send, 200, payload)
+        return await self._json(send, 200, _describe(self.served, self.settings.model_info))
+
+    async def _admin_model(
+        self, scope: Scope, receive: Receive, send: Send
+    ) -> tuple[int, str | None]:
+        refused = await self._refuse_admin(scope, send)
+        if refused is not None:
+            return refused
+        return await self._json(send, 200, _describe(self.served, "full"))
 
     async def _openapi_json(
         self, scope: Scope, receive: Receive, send: Send
     ) -> tuple[int, str | None]:
-        schema = self.served.schema
-        if self._openapi is None or self._openapi[0] is not schema:
+        served = self.served
+        if self._openapi is None or self._openapi[0] is not served:
             from modelci.serving.openapi import openapi_document
 
-            document = openapi_document(schema, self.settings.max_rows)
-            self._openapi = (schema, dumps(document))
+            document = openapi_document(served.schema, self.settings.max_rows)
+            self.v2.describe(document, served)
+            if self.admin_port is not None:  # served on the admin listener only
+                del document["paths"]["/metrics"]
+            self._openapi = (served, dumps(document))
         await self._send(send, 200, self._openapi[1])
         return 200, None
 
-    async def _admin_reload(
-        self, scope: Scope, receive: Receive, send: Send
-    ) -> tuple[int, str | None]:
+    async def _refuse_admin(self, scope: Scope, send: Send) -> tuple[int, str | None] | None:
+        """The answer refusing an ``/admin/*`` request without the bearer token (None: it has
+        it): 403 when no token is set (the endpoints are off), else 401."""
         token = self.settings.admin_token
         if not token:
             return await self._error(
                 send,
                 InputError(
-                    403, "FORBIDDEN", "reload endpoint disabled (MODELCI_ADMIN_TOKEN unset)"
+                    403, "FORBIDDEN", "admin endpoints disabled (MODELCI_ADMIN_TOKEN unset)"
                 ),
             )
         given = _header(scope, b"authorization") or b""
@@ -736,20 +784,76 @@ class ServingApp:
                 InputError(401, "UNAUTHENTICATED", "missing or wrong bearer token"),
                 [(b"www-authenticate", b"Bearer")],
             )
+        return None
+
+    def _reload_wait(self) -> float | None:
+        """Seconds before ``POST /admin/reload`` may start a reload (None: now). One reload
+        runs at a time, and admin reloads start at least ``reload_interval`` apart."""
+        lock = self._reload_lock
+        elapsed = time.monotonic() - self._last_reload
+        remaining = self.settings.reload_interval - elapsed
+        if lock is not None and lock.locked():
+            return max(remaining, 1.0)
+        return remaining if remaining > 0 else None
+
+    async def _admin_reload(
+        self, scope: Scope, receive: Receive, send: Send
+    ) -> tuple[int, str | None]:
+        refused = await self._refuse_admin(scope, send)
+        if refused is not None:
+            return refused
+        wait = self._reload_wait()
+        if wait is not None:
+            seconds = math.ceil(wait)
+            running = self._reload_lock is not None and self._reload_lock.locked()
+            why = (
+                "a reload is running"
+                if running
+                else f"the last reload started less than {self.settings.reload_interval:g} s ago"
+            )
+            return await self._error(
+                send,
+                InputError(429, "TOO_MANY_RELOADS", f"{why}; retry in {seconds} s"),
+                [(b"retry-after", str(seconds).encode())],
+            )
         try:
             fresh = await self.reload("POST /admin/reload")
         except ReloadError as error:
-            status = 409 if "already running" in str(error) else 502
             body = {
                 "error_code": "RELOAD_FAILED",
                 "message": f"reload failed, still serving the previous model: {error}",
                 "model": self.served.info.to_dict(),
             }
-            await self._send(send, status, dumps(body))
-            return status, "RELOAD_FAILED"
+            await self._send(send, 502, dumps(body))
+            return 502, "RELOAD_FAILED"
         if self.on_admin_reload is not None:
             self.on_admin_reload()  # e.g. the other workers of this server
         return await self._json(send, 200, {"reloaded": True, "model": fresh.info.to_dict()})
+
+
+def _describe(served: ServedModel, detail: str) -> dict[str, Any]:
+    """``GET /model``'s body: with ``detail`` "public" only what a client needs (the digests,
+    version, runtime and input schema); "full" adds where the model came from (source URI,
+    run id, git commit), its metrics, the runtime's notes and modelci's version."""
+    info = served.info
+    payload: dict[str, Any] = {
+        "version": info.version,
+        "sha256": info.sha256,
+        "onnx_sha256": info.onnx_sha256,
+        "runtime": served.predictor.runtime,
+        "classes": served.predictor.classes,
+        "inputs": served.schema.describe(),
+    }
+    if detail == "full":
+        payload.update(info.to_dict())
+        payload.update(
+            {
+                "runtime_note": served.runtime_note,
+                "loaded_at": served.loaded_at,
+                "modelci_version": __version__,
+            }
+        )
+    return payload
 
 
 def _parse_json(body: bytes) -> Any:

@@ -46,6 +46,19 @@ def register(sub: Any) -> None:
     add("--host", default=_env("HOST", "127.0.0.1"), help="bind address (MODELCI_HOST)")
     add("--port", type=int, default=_env("PORT", os.environ.get("PORT") or "8080"),
         help="port (MODELCI_PORT, else PORT as Cloud Run and the image set it)")  # fmt: skip
+    add("--admin-port", type=int, default=_env("ADMIN_PORT", None), metavar="N",
+        help="serve /admin/* and /metrics on this port only (the public port answers 404 for "
+        "them); default: on the public port (MODELCI_ADMIN_PORT)")  # fmt: skip
+    add("--admin-host", default=_env("ADMIN_HOST", "127.0.0.1"),
+        help="bind address of --admin-port (MODELCI_ADMIN_HOST)")  # fmt: skip
+    add("--model-info", choices=defaults.MODEL_INFO, default=_env("MODEL_INFO", "public"),
+        help="what GET /model tells: public (digests, version, runtime, input schema) or full "
+        "(also source URI, run id, git commit, metrics); GET /admin/model is always full "
+        "(MODELCI_MODEL_INFO)")  # fmt: skip
+    add("--reload-interval", type=float,
+        default=_env("RELOAD_INTERVAL", str(defaults.RELOAD_INTERVAL)),
+        help="seconds between two POST /admin/reload (429 with Retry-After sooner) "
+        "(MODELCI_RELOAD_INTERVAL)")  # fmt: skip
     add(
         "--runtime",
         choices=("auto", "sklearn", "onnx"),
@@ -99,6 +112,9 @@ def register(sub: Any) -> None:
         help="then wait this long for in-flight requests (MODELCI_GRACEFUL_TIMEOUT)")  # fmt: skip
     add("--threads", type=int, default=_env("THREADS", "1"),
         help="OpenMP/BLAS threads per worker; 0 = library default (MODELCI_THREADS)")  # fmt: skip
+    add("--batch-threads", type=int, default=_env("BATCH_THREADS", "0"),
+        help="ONNX Runtime threads for a batch of 1,000 rows or more, one such batch at a time "
+        "per worker; 0 = the available CPUs, 1 = off (MODELCI_BATCH_THREADS)")  # fmt: skip
     add("--workers", type=int, default=_env("WORKERS", "0"),
         help="worker processes; 0 = the CPUs the cgroup quota and affinity allow "
         "(MODELCI_WORKERS)")  # fmt: skip
@@ -184,12 +200,23 @@ def serve_config(args: argparse.Namespace) -> ServeConfig:
     for name in ("header_timeout", "body_timeout", "keepalive_timeout"):
         if not getattr(args, name) > 0:
             raise ConfigError(f"--{name.replace('_', '-')} must be more than 0 seconds")
-    if not args.large_body_wait >= 0:
-        raise ConfigError("--large-body-wait must be 0 seconds or more")
+    for name in ("large_body_wait", "reload_interval"):
+        if not getattr(args, name) >= 0:
+            raise ConfigError(f"--{name.replace('_', '-')} must be 0 seconds or more")
+    if args.model_info not in defaults.MODEL_INFO:  # a value from the environment
+        raise ConfigError(f"--model-info must be one of {', '.join(defaults.MODEL_INFO)}")
+    if args.admin_port is not None and (
+        not 0 <= args.admin_port < 65536 or args.admin_port == args.port != 0
+    ):
+        raise ConfigError(
+            f"--admin-port {args.admin_port} must be a port (0-65535) other than --port"
+        )
     if args.max_client_connections < 0:
         raise ConfigError("--max-client-connections must be 0 (no cap) or more")
     if args.workers < 0:
         raise ConfigError("--workers must be 0 (one per available CPU) or more")
+    if args.batch_threads < 0:
+        raise ConfigError("--batch-threads must be 0 (the available CPUs) or more")
     if not 0.0 <= args.log_sample_rate <= 1.0:
         raise ConfigError("--log-sample-rate must be between 0 and 1")
     settings = Settings(
@@ -200,6 +227,8 @@ def serve_config(args: argparse.Namespace) -> ServeConfig:
         large_body_wait=args.large_body_wait,
         admin_token=os.environ.get("MODELCI_ADMIN_TOKEN") or None,
         poll_seconds=args.poll_seconds,
+        reload_interval=args.reload_interval,
+        model_info=args.model_info,
     )
     return ServeConfig(
         model_uri=model_uri,
@@ -207,6 +236,8 @@ def serve_config(args: argparse.Namespace) -> ServeConfig:
         runtime=args.runtime,
         host=args.host,
         port=args.port,
+        admin_host=args.admin_host,
+        admin_port=args.admin_port,
         tracking_uri=tracking_uri,
         expected_sha256=args.sha256,
         expected_onnx_sha256=args.onnx_sha256,
@@ -218,6 +249,7 @@ def serve_config(args: argparse.Namespace) -> ServeConfig:
         drain_seconds=args.drain_seconds,
         graceful_timeout=args.graceful_timeout,
         threads=args.threads,
+        batch_threads=args.batch_threads or cpu_quota(),
         workers=args.workers or cpu_quota(),
         header_timeout=args.header_timeout,
         body_timeout=args.body_timeout,

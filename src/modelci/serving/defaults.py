@@ -21,3 +21,9 @@ MAX_CONNECTIONS = 1000
 # Connections one client address may hold at once (0: no per-address cap). Behind a reverse
 # proxy every client has the proxy's address: raise it or set 0 there (docs/serving.md).
 MAX_CLIENT_CONNECTIONS = 100
+# Seconds between two reloads asked for through POST /admin/reload (429 with Retry-After
+# sooner); a reload, whatever asked for it, also blocks another while it runs.
+RELOAD_INTERVAL = 10.0
+# What GET /model on the public listener tells: "public" (the digests, version, runtime and
+# input schema) or "full" (also the source URI, run id, git commit, metrics and notes).
+MODEL_INFO = ("public", "full")

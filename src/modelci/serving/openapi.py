@@ -143,7 +143,7 @@ def openapi_document(schema: InputSchema, max_rows: int) -> dict[str, Any]:
             },
             "/model": {
                 "get": {
-                    "summary": "The served model: version, run, git commit, metrics, sha256",
+                    "summary": "The served model: version, sha256 digests, runtime, input schema",
                     "operationId": "model",
                     "responses": {"200": _response("Model metadata", {"type": "object"})},
                 }

@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import hashlib
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol
@@ -23,6 +24,9 @@ from modelci.serving.schema import Batch, InputSchema
 Runtime = Literal["auto", "sklearn", "onnx"]
 PROBA_TOLERANCE = 1e-4
 CHECK_ROWS = 256
+# From this many rows a batch may be scored with intra-op threads (OnnxPredictor.batch_threads);
+# below it the single-threaded session is faster (waking pool threads costs more than it saves).
+BATCH_THREAD_ROWS = 1_000
 
 
 class RuntimeUnavailableError(ModelCIError):
@@ -210,19 +214,30 @@ def convert_to_onnx(model: Any, schema: InputSchema) -> bytes:
 class OnnxPredictor:
     runtime = "onnx"
 
-    def __init__(self, onnx_bytes: bytes, classes: list[Any] | None, schema: InputSchema) -> None:
+    def __init__(
+        self,
+        onnx_bytes: bytes,
+        classes: list[Any] | None,
+        schema: InputSchema,
+        batch_threads: int = 1,
+    ) -> None:
+        """``batch_threads`` above 1: a batch of :data:`BATCH_THREAD_ROWS` rows or more is
+        scored by a second session with that many intra-op threads, when no other batch of this
+        process is using it (see :meth:`predict`)."""
         try:
-            import onnxruntime as ort
+            import onnxruntime  # noqa: F401 - the extra's presence, checked before any work
         except ImportError:
             raise RuntimeUnavailableError(
                 "onnxruntime is not installed (the onnx extra: modelci[onnx])"
             ) from None
 
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = 1
-        options.inter_op_num_threads = 1
-        options.log_severity_level = 3
-        self.session = ort.InferenceSession(onnx_bytes, options, providers=["CPUExecutionProvider"])
+        self._bytes = onnx_bytes
+        self.session = self._session(1)
+        self.batch_threads = batch_threads
+        # Made on the first large batch, in the process that scores it: a forked worker has no
+        # copy of its parent's threads, so a thread pool must not be created before the fork.
+        self._wide: Any = None
+        self._wide_free = threading.Lock()
         self.sha256 = hashlib.sha256(onnx_bytes).hexdigest()  # reported on /ready and /model
         self.schema = schema
         self.classes = classes
@@ -234,6 +249,18 @@ class OnnxPredictor:
             )
         self._inputs = [(spec.name, kinds[spec.name]) for spec in schema.fields]
         self._outputs = [item.name for item in self.session.get_outputs()]
+
+    def _session(self, threads: int) -> Any:
+        import onnxruntime as ort
+
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = threads
+        options.inter_op_num_threads = 1
+        options.log_severity_level = 3
+        # Idle pool threads sleep instead of spinning: they would burn the cores the other
+        # workers' requests need between two large batches.
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        return ort.InferenceSession(self._bytes, options, providers=["CPUExecutionProvider"])
 
     def feed(self, batch: Batch) -> dict[str, np.ndarray]:
         feed: dict[str, np.ndarray] = {}
@@ -253,7 +280,24 @@ class OnnxPredictor:
         return feed
 
     def predict(self, batch: Batch) -> Prediction:
-        outputs = self.session.run(None, self.feed(batch))
+        """Score with the single-threaded session, or a large batch with the threaded one when
+        it is free (one large batch at a time per process; another waits for no one and takes
+        the single-threaded session)."""
+        feed = self.feed(batch)
+        rows = len(next(iter(feed.values()))) if feed else 0
+        if (
+            self.batch_threads > 1
+            and rows >= BATCH_THREAD_ROWS
+            and self._wide_free.acquire(blocking=False)
+        ):
+            try:
+                if self._wide is None:
+                    self._wide = self._session(self.batch_threads)
+                outputs = self._wide.run(None, feed)
+            finally:
+                self._wide_free.release()
+        else:
+            outputs = self.session.run(None, feed)
         if self.classes is None:
             values = np.asarray(outputs[0], dtype="float64").ravel()
             return Prediction(values, None, values)
@@ -319,7 +363,7 @@ def checked_onnx(model: Any, schema: InputSchema) -> tuple[bytes, str]:
 
 
 def build_predictor(
-    model: Any, schema: InputSchema, runtime: Runtime = "auto"
+    model: Any, schema: InputSchema, runtime: Runtime = "auto", batch_threads: int = 1
 ) -> tuple[Predictor, str]:
     """The predictor to serve with, and a note saying which runtime and why (converting and
     checking at start-up: the path taken when no build-time export matches the model)."""
@@ -334,4 +378,5 @@ def build_predictor(
             raise
         reason = str(error).splitlines()[0][:300] if str(error) else type(error).__name__
         return sklearn_predictor, f"scikit-learn (ONNX not used: {reason})"
-    return OnnxPredictor(onnx_bytes, sklearn_predictor.classes, schema), f"ONNX Runtime ({note})"
+    onnx_predictor = OnnxPredictor(onnx_bytes, sklearn_predictor.classes, schema, batch_threads)
+    return onnx_predictor, f"ONNX Runtime ({note})"

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import signal
+import socket
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
@@ -41,6 +43,9 @@ class ServeConfig:
     runtime: Runtime = "auto"
     host: str = "127.0.0.1"
     port: int = 8080
+    # a separate listener for /admin/* and /metrics (None: they are on the public one)
+    admin_host: str = "127.0.0.1"
+    admin_port: int | None = None
     tracking_uri: str | None = None
     expected_sha256: str | None = None
     expected_onnx_sha256: str | None = None
@@ -53,6 +58,7 @@ class ServeConfig:
     drain_seconds: float = 0.0
     graceful_timeout: float = 30.0
     threads: int = 1
+    batch_threads: int = 1  # intra-op threads for a large batch (OnnxPredictor)
     workers: int = 1
     header_timeout: float = defaults.HEADER_TIMEOUT
     body_timeout: float = defaults.BODY_TIMEOUT
@@ -95,7 +101,7 @@ def load_served(config: ServeConfig) -> ServedModel:
             )
         if export is not None:
             try:
-                predictor = OnnxPredictor(export.onnx, export.classes, schema)
+                predictor = OnnxPredictor(export.onnx, export.classes, schema, config.batch_threads)
                 note = f"ONNX Runtime ({export.note})"
             except RuntimeUnavailableError as error:  # e.g. an image built without onnxruntime
                 if config.runtime == "onnx":
@@ -112,7 +118,7 @@ def load_served(config: ServeConfig) -> ServedModel:
             # slower on a busy machine). threadpoolctl limits only libraries already loaded, so
             # this runs after the model (and with it scikit-learn's OpenMP runtime) is loaded.
             threadpool_limits(limits=config.threads)
-        predictor, note = build_predictor(model, schema, config.runtime)
+        predictor, note = build_predictor(model, schema, config.runtime, config.batch_threads)
         if config.runtime != "sklearn" and predictor.runtime == "onnx":
             note += f"; converted at start-up: {why_not}"
     predictor.predict(schema.columns_from_records(schema.example_rows(1)))  # warm-up
@@ -134,8 +140,11 @@ def _alias_poller(config: ServeConfig) -> Callable[[], str | None] | None:
     return current_version
 
 
-def build_app(config: ServeConfig, served: ServedModel | None = None) -> ServingApp:
-    """The app serving ``served`` (loaded from ``config`` when not given)."""
+def build_app(
+    config: ServeConfig, served: ServedModel | None = None, admin_port: int | None = None
+) -> ServingApp:
+    """The app serving ``served`` (loaded from ``config`` when not given); ``admin_port``: the
+    bound port of the admin listener, when there is one."""
     served = served if served is not None else load_served(config)
     log = None
     if config.prediction_log is not None:
@@ -152,6 +161,7 @@ def build_app(config: ServeConfig, served: ServedModel | None = None) -> Serving
         current_version=_alias_poller(config),
         prediction_log=log,
         on_admin_reload=workers.reload_siblings,
+        admin_port=admin_port,
     )
 
 
@@ -203,15 +213,19 @@ def _server_class() -> Any:
     return DrainingServer
 
 
-def _run_one(config: ServeConfig, sock: Any = None, served: ServedModel | None = None) -> int:
-    """One server process: run uvicorn (on ``sock`` when given) serving ``served``."""
+def _run_one(
+    config: ServeConfig, socks: list[socket.socket], served: ServedModel | None = None
+) -> int:
+    """One server process: run uvicorn on ``socks`` (the public listener, then the admin one
+    when there is one) serving ``served``."""
     import uvicorn
     from prometheus_client import disable_created_metrics
 
     from modelci.serving.connections import ClientSlots, ReadTimeouts, timed_protocol
 
     disable_created_metrics()  # type: ignore[no-untyped-call] # no *_created series: half the /metrics size, nothing lost
-    app = build_app(config, served)
+    admin = socks[1].getsockname() if len(socks) > 1 else None
+    app = build_app(config, served, admin[1] if admin is not None else None)
     served = app.served
     protocol = timed_protocol(
         ReadTimeouts(config.header_timeout, config.body_timeout),
@@ -238,30 +252,36 @@ def _run_one(config: ServeConfig, sock: Any = None, served: ServedModel | None =
         logging.getLogger("uvicorn.access").setLevel(logging.INFO)
     server = _server_class()(uv_config, app, config.drain_seconds)
     log.info(
-        "%s (version %s, sha256 %s, runtime %s) on http://%s:%s (pid %s)",
+        "%s (version %s, sha256 %s, runtime %s) on http://%s:%s%s (pid %s)",
         served.info.uri,
         served.info.version,
         served.info.sha256[:12],
         served.predictor.runtime,
         config.host,
-        config.port if sock is None else sock.getsockname()[1],
+        socks[0].getsockname()[1],
+        "" if admin is None else f", admin and metrics on http://{admin[0]}:{admin[1]}",
         os.getpid(),
     )
-    server.run(sockets=None if sock is None else [sock])
+    server.run(sockets=socks)
     return 0
 
 
 def serve(config: ServeConfig) -> int:
-    if config.workers <= 1:
-        # Bound here, not by uvicorn: a taken port is one clear error before anything is printed.
-        with workers.exclusive_socket(config.host, config.port) as sock:
-            return _run_one(config, sock)
-    # Loaded once, before forking: a bad model fails here with its own message, and the workers
-    # share the loaded model's memory pages. Nothing loaded runs threads yet (threadpool limits
-    # and ONNX Runtime's single-threaded session), so forking it is safe.
-    served = load_served(config)
-    with workers.reserve_port(config.host, config.port) as reserved:
-        port = reserved.getsockname()[1]
-        return workers.run_workers(
-            config.workers, config.host, port, lambda own: _run_one(config, own, served)
-        )
+    addresses = [(config.host, config.port)]
+    if config.admin_port is not None:
+        addresses.append((config.admin_host, config.admin_port))
+    with contextlib.ExitStack() as stack:
+        if config.workers <= 1:
+            # Bound here, not by uvicorn: a taken port is one clear error before anything is
+            # printed.
+            socks = [stack.enter_context(workers.exclusive_socket(*a)) for a in addresses]
+            return _run_one(config, socks)
+        # Loaded once, before forking: a bad model fails here with its own message, and the
+        # workers share the loaded model's memory pages. Nothing loaded runs threads yet
+        # (threadpool limits and ONNX Runtime's single-threaded session), so forking is safe.
+        served = load_served(config)
+        reserved = [stack.enter_context(workers.reserve_port(*a)) for a in addresses]
+        bound = [
+            (host, s.getsockname()[1]) for (host, _), s in zip(addresses, reserved, strict=True)
+        ]
+        return workers.run_workers(config.workers, bound, lambda own: _run_one(config, own, served))

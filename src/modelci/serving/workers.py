@@ -151,10 +151,14 @@ def _say(text: str) -> None:
     log.info("%s", text)
 
 
-def run_workers(count: int, host: str, port: int, worker: Callable[[socket.socket], int]) -> int:
-    """Fork ``count`` workers, each running ``worker`` on its own listening socket on ``port``
-    (which the caller has reserved); relay signals and replace dead workers until all have
-    exited."""
+def run_workers(
+    count: int,
+    addresses: list[tuple[str, int]],
+    worker: Callable[[list[socket.socket]], int],
+) -> int:
+    """Fork ``count`` workers, each running ``worker`` on its own listening sockets, one per
+    ``(host, port)`` in ``addresses`` (ports the caller has reserved); relay signals and replace
+    dead workers until all have exited."""
     metrics_dir = Path(tempfile.mkdtemp(prefix="modelci-metrics-"))
     os.environ[METRICS_DIR_ENV] = str(metrics_dir)
     os.environ[PARENT_ENV] = str(os.getpid())
@@ -169,7 +173,7 @@ def run_workers(count: int, host: str, port: int, worker: Callable[[socket.socke
                 os.environ[RESTARTED_ENV] = "1"
             code = 1
             try:
-                code = worker(listening_socket(host, port))
+                code = worker([listening_socket(host, port) for host, port in addresses])
             except Exception as error:  # a worker's last word; the parent reports the exit
                 _say(f"worker {os.getpid()} failed: {type(error).__name__}: {error}")
             finally:

@@ -1,0 +1,174 @@
+"""Large batches with and without intra-op threads (``serve --batch-threads``), side by side.
+
+In a fresh clone of the committed repository the pipeline runs once (`dvc repro`), then four
+`modelci serve --model models/model.skops` servers (the build-time ONNX export) run at once on
+127.0.0.1, each started and stopped by PID: 1 worker and one worker per CPU, each with
+``--batch-threads 0`` (today's default: a batch of 1,000 rows or more scored with one intra-op
+thread per CPU) and ``--batch-threads 1`` (one thread, as before). wrk POSTs `/invocations`
+bodies (`dataframe_split`) of 1 and 100 rows at 64 connections (the cells that must not lose),
+10,000 rows at 1 and 8 and 100,000 rows at 1; every round runs each cell on every server one
+after the other, and the on/off ratios are taken within a round.
+
+The limit is the model call alone, in process: the same ONNX bytes, a session with one intra-op
+thread per CPU (and, for reference, one thread), the batch already validated, no HTTP; rows/s,
+median of the runs. Load average (1 min) is recorded before and after: on a shared machine the
+"idle cores" the threads are for may not be idle.
+
+    python benchmarks/bench_serving_threads.py [--quick] [--rounds N] [--seconds S]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_serving import BIN, LUA, REPO, Server, env, start, write_bodies, wrk
+from report import median, table, write_section
+
+SIZES = [1, 100, 10_000, 100_000]
+CELLS = [(1, 64), (100, 64), (10_000, 1), (10_000, 8), (100_000, 1)]
+
+
+def model_limit(repo: Path, body: Path, threads: int, runs: int) -> float:
+    """Rows/s of the model call alone on ``body``'s rows: the served ONNX bytes in a session with
+    ``threads`` intra-op threads."""
+    from modelci.serving.app import loads
+    from modelci.serving.payload import batch_from_invocation
+    from modelci.serving.runtime import OnnxPredictor
+    from modelci.serving.server import ServeConfig, load_served
+
+    served = load_served(
+        ServeConfig(model_uri=str(repo / "models/model.skops"), params_path=repo / "params.yaml")
+    )
+    predictor = served.predictor
+    if not isinstance(predictor, OnnxPredictor):
+        raise SystemExit("bench-serving-threads: the model is expected to be served with ONNX")
+    batch = served.schema.validate(
+        batch_from_invocation(loads(body.read_bytes()), served.schema, 10**9)
+    )
+    feed = predictor.feed(batch)
+    session = predictor._session(threads)
+    rows = len(next(iter(feed.values())))
+    samples = []
+    for _ in range(runs):
+        began = time.perf_counter()
+        session.run(None, feed)
+        samples.append(time.perf_counter() - began)
+    return rows / median(samples)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="one short round, to check it runs")
+    parser.add_argument("--rounds", type=int, help="alternating rounds (default 2, quick 1)")
+    parser.add_argument("--seconds", type=float, help="seconds per wrk run (default 3, quick 1)")
+    args = parser.parse_args()
+    rounds = args.rounds or (1 if args.quick else 2)
+    seconds = args.seconds or (1.0 if args.quick else 3.0)
+    from modelci.serving.workers import cpu_quota
+
+    cores = cpu_quota()
+    load_before = os.getloadavg()[0]
+    work = Path(tempfile.mkdtemp(prefix="bench-threads-"))
+    servers: list[Server] = []
+    try:
+        repo = work / "repo"
+        subprocess.run(  # noqa: S603
+            ["git", "clone", "--quiet", str(REPO), str(repo)], check=True  # noqa: S607
+        )
+        print("bench-serving-threads: dvc repro in a fresh clone ...", flush=True)
+        subprocess.run(  # noqa: S603
+            [str(BIN / "dvc"), "repro", "--quiet"], cwd=repo, env=env(), check=True
+        )
+        bodies = write_bodies(repo, work, SIZES)
+        lua = work / "post.lua"
+        lua.write_text(LUA, encoding="utf-8")
+        ours = [str(BIN / "modelci"), "serve", "--model", "models/model.skops"]
+        for workers in (1, cores):
+            for threads, label in ((0, "on"), (1, "off")):
+                servers.append(
+                    Server(
+                        f"{workers} worker(s), threads {label}",
+                        [*ours, "--workers", str(workers), "--batch-threads", str(threads)],
+                        "/ready",
+                    )
+                )
+        for server in servers:
+            start(server, repo, f"sqlite:///{repo / 'mlflow.db'}")
+        for index in range(rounds):
+            print(f"bench-serving-threads: round {index + 1}/{rounds}", flush=True)
+            for cell in CELLS:
+                order = servers if index % 2 == 0 else servers[::-1]
+                span = min(12.0, max(seconds, 3.0 * (cell[0] // 10_000)))
+                for server in order:
+                    rps, p50 = wrk(server.port, bodies[cell[0]], cell[1], span, lua)
+                    server.rps.setdefault(cell, []).append(rps)
+                    server.p50.setdefault(cell, []).append(p50)
+        limits = {
+            (size, threads): model_limit(repo, bodies[size], threads, 10 if size < 100_000 else 3)
+            for size in (10_000, 100_000)
+            for threads in (cores, 1)
+        }
+    finally:
+        for server in servers:
+            if server.process is not None:
+                server.process.cleanup()
+        shutil.rmtree(work, ignore_errors=True)
+    load_after = os.getloadavg()[0]
+
+    def ratio(on: Server, off: Server, cell: tuple[int, int]) -> float:
+        return median([a / b for a, b in zip(on.rps[cell], off.rps[cell], strict=True)])
+
+    rows_out = []
+    for cell in CELLS:
+        row = [f"{cell[0]:,}", str(cell[1])]
+        for pair in (servers[0:2], servers[2:4]):
+            on, off = pair
+            row += [f"{median(s.rps[cell]) * cell[0]:,.0f}" for s in pair]
+            row.append(f"{ratio(on, off, cell):.2f}x")
+            if cell[0] >= 10_000:
+                row.append(f"{median(on.rps[cell]) * cell[0] / limits[(cell[0], cores)]:.0%}")
+            else:
+                row.append("")
+        rows_out.append(row)
+    header = ["rows", "conns"]
+    for workers in (1, cores):
+        header += [
+            f"rows/s {workers}w on",
+            f"rows/s {workers}w off",
+            f"{workers}w on/off",
+            f"{workers}w on / limit",
+        ]
+    limit_rows = [
+        [f"{size:,}", f"{limits[(size, cores)]:,.0f}", f"{limits[(size, 1)]:,.0f}"]
+        for size in (10_000, 100_000)
+    ]
+    body = (
+        f"`modelci serve` with `--batch-threads 0` (on: {cores} intra-op threads for a batch of "
+        f"1,000 rows or more) and `--batch-threads 1` (off), wrk for {seconds:g} s per cell "
+        f"(longer for large bodies), {rounds} alternating round(s); rows/s are medians over "
+        f"rounds, on/off ratios medians of per-round ratios. {cores} CPUs, which wrk shares. "
+        f"Load average (1 min) before and after: {load_before:.1f} and {load_after:.1f} "
+        f"(above {cores}, other work holds the cores the threads are meant to use).\n\n"
+        + table(header, rows_out)
+        + "\n\nThe limit, the model call alone in process (rows/s, median):\n\n"
+        + table(["rows", f"{cores} threads (the limit)", "1 thread"], limit_rows)
+        + "\n"
+    )
+    command = "python benchmarks/bench_serving_threads.py" + (" --quick" if args.quick else "")
+    path = write_section(
+        "serving-threads", "Serving: large batches on intra-op threads", body, command
+    )
+    print(body)
+    print(f"bench-serving-threads: wrote {path}")
+
+
+if __name__ == "__main__":
+    main()
