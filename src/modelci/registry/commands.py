@@ -266,6 +266,7 @@ def cmd_release_publish(args: argparse.Namespace) -> int:
     )
 
     params = _params(args)
+    tag = release_tag(args.version, args.tag_prefix)
     reg = open_registry(params)
     version = reg.get(args.version)
     deploy_info = (
@@ -273,7 +274,6 @@ def cmd_release_publish(args: argparse.Namespace) -> int:
     )
     out = Path(args.out)
     files = write_release(reg, version, out, args.image or None, deploy_info)
-    tag = release_tag(version.version)
     if args.no_publish:
         print(f"release-publish: wrote {out} for {tag} (not published)")
         return 0
@@ -473,7 +473,7 @@ def register_release(sub: Any) -> None:
     p = _command(
         sub,
         "publish",
-        "tag model-v<version> with card, metrics, lineage",
+        "tag model-v<version> (PROJECT/v<version>) with card, metrics, lineage",
         "Writes the release notes, model card, metrics and lineage of a version to --out and "
         "publishes them as a GitHub release (gh release create) unless --no-publish.",
     )
@@ -485,6 +485,12 @@ def register_release(sub: Any) -> None:
     p.add_argument("--deploy-target", default="", help="recorded in the release")
     p.add_argument("--smoke", default="", help="smoke test result, recorded in the release")
     p.add_argument("--target", default="", help="commit to tag (default: the version's)")
+    p.add_argument(
+        "--tag-prefix",
+        default="model-v",
+        help="the tag is this and the version: %(default)s, or PROJECT/v for a project in a "
+        "folder (modelci release plan's tag_prefix)",
+    )
     p.add_argument("--no-publish", action="store_true", help="write the files only")
     p.set_defaults(handler=cmd_release_publish)
 

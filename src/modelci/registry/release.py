@@ -82,8 +82,17 @@ def login(image: str) -> None:
     )
 
 
-def release_tag(version: int) -> str:
-    return f"model-v{version}"
+# ``model-v`` (the root project) or ``<project>/v`` (modelci release plan's tag_prefix): a project
+# name is PROJECT_RE's, which git takes as one ref component unless it ends with ".lock" or ".".
+TAG_PREFIX_RE = re.compile(r"^(model-v|[A-Za-z0-9][A-Za-z0-9_.-]{0,99}/v)$")
+
+
+def release_tag(version: int, prefix: str = "model-v") -> str:
+    """The git tag of ``version``: ``model-v3``, or ``fraud/v3`` for a project in a folder."""
+    folder = prefix.removesuffix("/v")
+    if not TAG_PREFIX_RE.match(prefix) or folder.endswith((".lock", ".")) or ".." in folder:
+        raise ReleaseError(f"invalid tag prefix {prefix!r} (expected model-v or PROJECT/v)")
+    return f"{prefix}{version}"
 
 
 def write_release(
