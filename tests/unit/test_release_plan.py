@@ -74,7 +74,8 @@ def _plan(root: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.Mo
     outputs, summary = root.parent / "out.txt", root.parent / "summary.md"
     monkeypatch.setenv("GITHUB_OUTPUT", str(outputs))
     monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(summary))
-    assert main(["release", "plan", "--root", str(root)]) == 0
+    before = git(root, "rev-parse", "HEAD~1").strip()
+    assert main(["release", "plan", "--root", str(root), "--base", before]) == 0
     pairs = dict(line.split("=", 1) for line in outputs.read_text().splitlines())
     return capsys.readouterr().out.splitlines(), pairs, summary.read_text()
 
@@ -132,6 +133,24 @@ def test_a_squash_merge_or_a_direct_push_is_compared_with_the_commit_before(repo
     decisions = release_decisions(repo)
     assert [d.affected for d in decisions] == [True, True]
     assert decisions[0].reason.startswith("uv.lock changed")
+
+
+def test_every_commit_of_the_push_counts_when_the_push_names_its_previous_tip(repo: Path) -> None:
+    """A rebase-merge pushes two commits: fraud's change in the first, docs in the second."""
+    before = git(repo, "rev-parse", "HEAD").strip()
+    _commit(repo, "fraud seed", {"models/fraud/params.yaml": _params("fraud-model", 2)})
+    _commit(repo, "docs", {"README.md": "models, documented\n"})
+    assert [d.affected for d in release_decisions(repo)] == [False, False]  # the first parent
+    assert [d.affected for d in release_decisions(repo, "HEAD", before)] == [False, True]
+
+
+@pytest.mark.parametrize("before", ["", "0" * 40, "1" * 40])
+def test_without_a_known_previous_tip_the_first_parent_is_the_base(repo: Path, before: str) -> None:
+    """A new branch (all zeros), a dispatched run (none), a force push whose old tip the
+    checkout lacks: compared with the first parent."""
+    _commit(repo, "fraud seed", {"models/fraud/params.yaml": _params("fraud-model", 2)})
+    decisions = release_decisions(repo, "HEAD", before)
+    assert [d.project.name for d in decisions if d.affected] == ["fraud"]
 
 
 def test_the_first_commit_releases_every_project(repo: Path) -> None:

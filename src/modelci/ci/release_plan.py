@@ -1,13 +1,15 @@
 """Which projects a merge releases: ``modelci release plan``, the release's side of the plan.
 
 The pull request's plan ran a model job for each project its change affected; the release runs
-``modelci affected`` again, on the pushed commit against its first parent (the branch before the
-merge), and releases exactly the projects it affects. A project nothing affected is skipped with a
-one-line ``unchanged: nothing to release`` notice: a docs-only pull request left no report to
-release, and needs none. An affected project still needs its reviewed report: the release job of
-each one runs ``modelci release reviewed``, which fails without it (``require-report``). The plan
-is computed from the pushed commit itself, not read from the pull request's artifact, which the
-pull request's own code wrote.
+``modelci affected`` again, on the pushed commit against the branch before the push (the push
+event's ``before``: every commit a rebase-merge pushed counts) or, without one (a new branch, a
+dispatched run, a force push whose old tip is gone), against the commit's first parent (the branch
+before a merge or squash), and releases exactly the projects it affects. A project nothing affected
+is skipped with a one-line ``unchanged: nothing to release`` notice: a docs-only pull request left
+no report to release, and needs none. An affected project still needs its reviewed report: the
+release job of each one runs ``modelci release reviewed``, which fails without it
+(``require-report``). The plan is computed from the pushed commit itself, not read from the pull request's
+artifact, which the pull request's own code wrote.
 
 Each released project is tagged on its own: the root project keeps ``model-v<N>``, a project in a
 folder gets ``<name>/v<N>`` (its image ``<name>-v<N>``: an image tag holds no ``/``).
@@ -53,14 +55,28 @@ def first_parent(root: Path, head: str) -> str | None:
     return commits[1] if len(commits) > 1 else None
 
 
-def release_decisions(root: Path, head: str = "HEAD") -> list[Decision]:
-    """One decision per project of ``root``: affected by ``head`` against its first parent;
-    every project when ``head`` has no parent."""
+def _known_commit(root: Path, ref: str) -> bool:
+    """Whether ``ref`` names a commit of the checkout (an all-zero ``before`` names none)."""
+    if not ref.strip("0"):
+        return False
+    args = ["git", "rev-parse", "--verify", "--quiet", f"{ref}^{{commit}}"]
+    return run(args, "git rev-parse", error=AffectedError, cwd=root, timeout=60, check=False).ok
+
+
+def release_base(root: Path, head: str, before: str = "") -> str | None:
+    """What ``head`` is compared with: ``before`` (the push's previous tip) when the checkout
+    has it, else ``head``'s first parent; None for a root commit with no ``before``."""
+    return before if _known_commit(root, before) else first_parent(root, head)
+
+
+def release_decisions(root: Path, head: str = "HEAD", before: str = "") -> list[Decision]:
+    """One decision per project of ``root``: affected by ``head`` against ``release_base``;
+    every project when there is nothing to compare with."""
     projects = discover(root)
-    parent = first_parent(root, head)
-    if parent is None:
+    base = release_base(root, head, before)
+    if base is None:
         return [Decision(project, True, FIRST_COMMIT) for project in projects]
-    return decide(projects, changed_files(root, parent, head))
+    return decide(projects, changed_files(root, base, head))
 
 
 def release_matrix(decisions: Sequence[Decision]) -> dict[str, Any]:
@@ -140,6 +156,7 @@ __all__ = [
     "image_tag_prefix",
     "plan_lines",
     "plan_summary",
+    "release_base",
     "release_decisions",
     "release_matrix",
     "tag_prefix",
