@@ -8,8 +8,8 @@ before a merge or squash), and releases exactly the projects it affects. A proje
 is skipped with a one-line ``unchanged: nothing to release`` notice: a docs-only pull request left
 no report to release, and needs none. An affected project still needs its reviewed report: the
 release job of each one runs ``modelci release reviewed``, which fails without it
-(``require-report``). The plan is computed from the pushed commit itself, not read from the pull request's
-artifact, which the pull request's own code wrote.
+(``require-report``). The plan is computed from the pushed commit itself, not read from the pull
+request's artifact, which the pull request's own code wrote.
 
 Each released project is tagged on its own: the root project keeps ``model-v<N>``, a project in a
 folder gets ``<name>/v<N>`` (its image ``<name>-v<N>``: an image tag holds no ``/``).
