@@ -288,6 +288,18 @@ def test_the_cli_takes_the_project(
     assert (written["run_id"], written["model"]["sha256"]) == (91, "b" * 64)
 
 
+def test_an_empty_project_reads_the_merged_artifact(
+    api: Api, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """release-project.yml passes --project "$REPORT_PROJECT", which the release plan leaves
+    empty in a repository with one project: its report is the merged artifact's report.json."""
+    api.runs = [run(11)]
+    assert _cli(api, tmp_path, monkeypatch, "--project", "") == 0
+    written = json.loads((tmp_path / "out" / "report.json").read_text())
+    assert (written["run_id"], written["model"]["sha256"]) == (11, SHA256)
+    assert not [s for s in api.seen if "modelci-report-" in s]
+
+
 def _bomb(method: int, pad: int) -> bytes:
     """A report artifact whose report.json is padded with ``pad`` zero bytes, with ``method``."""
     buffer = io.BytesIO()
