@@ -62,7 +62,8 @@ def bound_json_structure(body: bytes, columns: int, max_rows: int) -> None:
         )
 
 
-def _bounded(count: int, max_rows: int) -> None:
+def check_row_count(count: int, max_rows: int) -> None:
+    """Refuse an empty batch (422) or one over the row limit (413), for every body format."""
     if count == 0:
         raise InputError(422, "INVALID_PARAMETER_VALUE", "no rows to predict (got 0 rows)")
     if count > max_rows:
@@ -72,7 +73,7 @@ def _bounded(count: int, max_rows: int) -> None:
 
 
 def _records(rows: list[Any], schema: InputSchema, max_rows: int) -> RawBatch:
-    _bounded(len(rows), max_rows)
+    check_row_count(len(rows), max_rows)
     return RawBatch.from_records(rows, schema)
 
 
@@ -130,7 +131,7 @@ def _split(value: Any, schema: InputSchema, max_rows: int) -> RawBatch:
         raise InputError(400, "BAD_REQUEST", "dataframe_split.columns: expected an array of names")
     if not isinstance(data, list):
         raise InputError(400, "BAD_REQUEST", "dataframe_split.data: expected an array of rows")
-    _bounded(len(data), max_rows)
+    check_row_count(len(data), max_rows)
     width = len(columns)
     if set(map(type, data)) != {list} or set(map(len, data)) != {width}:
         index = next(
@@ -153,7 +154,7 @@ def _columnar(key: str, value: dict[str, Any], schema: InputSchema, max_rows: in
             400, "BAD_REQUEST", f"{key}: expected an object of equally long arrays (one per column)"
         )
     count = lengths.pop() if lengths else 0
-    _bounded(count, max_rows)
+    check_row_count(count, max_rows)
     return RawBatch.from_columns(count, dict(value), schema)
 
 
@@ -186,7 +187,7 @@ def batch_from_csv(body: bytes, schema: InputSchema, max_rows: int) -> RawBatch:
         raise InputError(400, "BAD_REQUEST", f"malformed CSV: {short(str(error), 120)}") from None
     if not header:
         raise InputError(400, "BAD_REQUEST", "CSV: expected a header row naming the columns")
-    _bounded(len(rows), max_rows)
+    check_row_count(len(rows), max_rows)
     width = len(header)
     for index, row in enumerate(rows):
         if len(row) != width:
@@ -198,13 +199,14 @@ def batch_from_csv(body: bytes, schema: InputSchema, max_rows: int) -> RawBatch:
             )
     kinds = {spec.name: spec.type for spec in schema.fields}
     columns = {
-        name: _csv_values(kinds.get(name), list(values))
+        name: csv_values(kinds.get(name), list(values))
         for name, values in zip(header, zip(*rows, strict=True), strict=True)
     }
     return RawBatch.from_columns(len(rows), columns, schema)
 
 
-def _csv_values(kind: str | None, cells: list[str]) -> list[Any]:
+def csv_values(kind: str | None, cells: list[str]) -> list[Any]:
+    """Cells read as text (CSV, or v2 BYTES tensors) typed by their column's kind; empty is null."""
     if kind in ("float", "int"):
         return [_csv_number(cell) for cell in cells]
     if kind == "bool":

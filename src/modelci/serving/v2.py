@@ -36,7 +36,7 @@ from modelci.serving.app import (
     loads,
 )
 from modelci.serving.fields import InputError, short, type_name
-from modelci.serving.payload import _bounded, _csv_values, bound_json_structure
+from modelci.serving.payload import bound_json_structure, check_row_count, csv_values
 from modelci.serving.runtime import Prediction
 from modelci.serving.schema import InputSchema, RawBatch
 
@@ -184,7 +184,7 @@ def _checked_datatype(tensor: dict[str, Any], columns: list[Column], where: str)
 
 def _values(column: Column | None, datatype: str, elements: list[Any]) -> list[Any]:
     if datatype == "BYTES" and column is not None and column.type != "category":
-        return _csv_values(column.type, elements)
+        return csv_values(column.type, elements)
     return elements
 
 
@@ -262,7 +262,7 @@ def _tensor_per_column(
             raise _bad(f"{where}: shape {shape}: a column's tensor is [rows] or [rows, 1]")
         if rows is None:
             rows = shape[0]
-            _bounded(rows, max_rows)
+            check_row_count(rows, max_rows)
         elif shape[0] != rows:
             raise _bad(f"{where}: {shape[0]} rows, but inputs[0] has {rows}")
         column = by_name.get(name)
@@ -280,7 +280,7 @@ def _one_tensor(tensor: dict[str, Any], schema: InputSchema, max_rows: int) -> R
             f"{where}: shape {shape}: one tensor holds [rows, {width}], the columns "
             f"{', '.join(schema.names)} in this order (or send one tensor per column, by name)"
         )
-    _bounded(shape[0], max_rows)
+    check_row_count(shape[0], max_rows)
     datatype = _checked_datatype(tensor, list(schema.fields), where)
     elements = _elements(tensor["data"], shape, where)
     columns = {
