@@ -200,7 +200,9 @@ def cmd_release_reviewed(args: argparse.Namespace) -> int:
         "GITHUB_API_URL", "https://api.github.com"
     )
     token = os.environ.get("GH_TOKEN", "")
-    found = find_reviewed_report(api, args.repo, args.commit, token, args.artifact, args.workflow)
+    found = find_reviewed_report(
+        api, args.repo, args.commit, token, args.artifact, args.workflow, args.project or None
+    )
     required = args.require == "true"
     summary = reviewed_summary(found, args.workflow, args.commit, required)
     if found is None:
@@ -287,6 +289,7 @@ def cmd_release_publish(args: argparse.Namespace) -> int:
     )
 
     params = _params(args)
+    tag = release_tag(args.version, args.tag_prefix)
     reg = open_registry(params)
     version = reg.get(args.version)
     deploy_info = (
@@ -294,7 +297,6 @@ def cmd_release_publish(args: argparse.Namespace) -> int:
     )
     out = Path(args.out)
     files = write_release(reg, version, out, args.image or None, deploy_info)
-    tag = release_tag(version.version)
     if args.no_publish:
         print(f"release-publish: wrote {out} for {tag} (not published)")
         return 0
@@ -447,6 +449,12 @@ def register_release(sub: Any) -> None:
     p.add_argument("--repo", required=True, help="OWNER/NAME")
     p.add_argument("--commit", required=True, help="the merge commit (40 hex digits)")
     p.add_argument("--artifact", default="modelci-report", help="report artifact name")
+    p.add_argument(
+        "--project",
+        default="",
+        help="one model of several (modelci projects): its report is read from its model job's "
+        "artifact ARTIFACT-PROJECT (default: the merged artifact's report.json, one project)",
+    )
     p.add_argument("--out", default=".modelci/reviewed", help="where report.json is written")
     p.add_argument(
         "--workflow",
@@ -488,7 +496,7 @@ def register_release(sub: Any) -> None:
     p = _command(
         sub,
         "publish",
-        "tag model-v<version> with card, metrics, lineage",
+        "tag model-v<version> (PROJECT/v<version>) with card, metrics, lineage",
         "Writes the release notes, model card, metrics and lineage of a version to --out and "
         "publishes them as a GitHub release (gh release create) unless --no-publish.",
     )
@@ -500,6 +508,12 @@ def register_release(sub: Any) -> None:
     p.add_argument("--deploy-target", default="", help="recorded in the release")
     p.add_argument("--smoke", default="", help="smoke test result, recorded in the release")
     p.add_argument("--target", default="", help="commit to tag (default: the version's)")
+    p.add_argument(
+        "--tag-prefix",
+        default="model-v",
+        help="the tag is this and the version: %(default)s, or PROJECT/v for a project in a "
+        "folder (modelci release plan's tag_prefix)",
+    )
     p.add_argument("--no-publish", action="store_true", help="write the files only")
     p.set_defaults(handler=cmd_release_publish)
 
