@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 from pathlib import Path
 from typing import Any
 
@@ -231,6 +232,23 @@ def _pin_build_args() -> dict[str, str]:
     return {"MODEL_SHA256": sha256, **({"ONNX_SHA256": onnx} if onnx else {})}
 
 
+def _variant_problem(dockerfile: Path, build_args: dict[str, str]) -> str | None:
+    """Why the image would refuse to start: the model has no verified ONNX export, and the
+    Dockerfile (one with ``SERVE_VARIANT``, as ``init`` writes it) builds its ONNX-only variant;
+    None otherwise (older Dockerfiles keep the fallback in their only image)."""
+    if "MODEL_SHA256" not in build_args or "ONNX_SHA256" in build_args:
+        return None
+    declared = re.search(r'^ARG SERVE_VARIANT="(\w*)"', dockerfile.read_text("utf-8"), re.M)
+    if declared is None or build_args.get("SERVE_VARIANT", declared[1]) != "onnx":
+        return None
+    return (
+        f"{DEFAULT_PATHS.model} has no verified ONNX export in {DEFAULT_PATHS.onnx}/, so the "
+        f"onnx variant of {dockerfile} would refuse to start: build the scikit-learn variant "
+        '(--build-arg SERVE_VARIANT=sklearn, or ARG SERVE_VARIANT="sklearn" in the Dockerfile; '
+        "docs/deploy.md)"
+    )
+
+
 def cmd_release_image(args: argparse.Namespace) -> int:
     from modelci.deploy.names import IMAGE_TARGETS
     from modelci.registry.release import build_image, section_summary
@@ -246,6 +264,11 @@ def cmd_release_image(args: argparse.Namespace) -> int:
         _emit({"image": "", "digest": ""}, section_summary("Image", skipped))
         return 0
     build_args = {**_pin_build_args(), **dict(args.build_arg)}
+    problem = _variant_problem(Path(args.file), build_args)
+    if problem is not None:
+        from modelci.registry.release import ReleaseError
+
+        raise ReleaseError(problem)
     ref = build_image(args.image, args.tag, Path(args.context), Path(args.file), build_args)
     print(f"release-image: pushed {ref}")
     _emit(
