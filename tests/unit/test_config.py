@@ -22,7 +22,7 @@ from modelci.config import (
 )
 from modelci.errors import ConfigError
 from tests.conftest import REPO_ROOT
-from tests.sources import package_trees
+from tests.sources import called_name, package_trees
 
 pytestmark = pytest.mark.unit
 
@@ -278,20 +278,12 @@ def test_lambda_function_names_and_arns_are_accepted(raw: dict[str, Any], functi
     parse_params(raw, "params.yaml")
 
 
-def _called_name(func: ast.expr) -> str | None:
-    """The last name of a call's target (``f`` of ``a.b.f(...)``); None for ``f()(...)`` and the
-    like. Read off the node: unparsing every call of the package took seconds."""
-    if isinstance(func, ast.Attribute):
-        return func.attr
-    return func.id if isinstance(func, ast.Name) else None
-
-
 def _calls(name: str) -> list[str]:
     """The package modules that call ``name`` (as a function or a method)."""
     found = []
     for path, tree in package_trees().items():
         for node in ast.walk(tree):
-            if isinstance(node, ast.Call) and _called_name(node.func) == name:
+            if isinstance(node, ast.Call) and called_name(node.func) == name:
                 found.append(path.relative_to(REPO_ROOT / "src").as_posix())
                 break
     return found
