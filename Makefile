@@ -45,15 +45,17 @@ format: install ## apply ruff's fixes and black
 
 # XDIST=N runs pytest in N worker processes (pytest-xdist): the tests that share a module fixture
 # or the serving image stay on one worker, the slow ones start first (docs/testing.md). Off by
-# default: on the shared 2-core machine the workers' own start-up cost more than they saved.
+# default for `make pytest`; `make check` runs two workers unless XDIST says otherwise (XDIST=0:
+# one process): its tiers are about 120 s of CPU, which two free cores halve, for about 15 s of
+# CPU more (each worker collects the tiers).
 XDIST ?=
 xdist_args = -n $(1) --dist loadgroup --no-loadscope-reorder
 
 pytest: install ## the test suite only (XDIST=2: in two processes)
 	pytest $(if $(XDIST),$(call xdist_args,$(XDIST)))
 
-check: lint ## lint, then the unit and data tiers: no dvc repro, server or container (XDIST=2 too)
-	pytest -q -m "unit or data" $(if $(XDIST),$(call xdist_args,$(XDIST))) tests/unit tests/data
+check: lint ## lint, then the unit and data tiers in two processes: no dvc repro, server or container (XDIST=0: one)
+	pytest -q -m "unit or data" $(call xdist_args,$(or $(XDIST),2)) tests/unit tests/data
 
 # Real services the tests start on 127.0.0.1 (PostgreSQL, Prometheus, podman, wrk), the browser
 # the Mermaid render test drives (chromium) and real CLIs the stand-ins are held to (gh, openssl
