@@ -13,7 +13,7 @@ export UV_PYTHON_DOWNLOADS := never
 # where PYTHONDONTWRITEBYTECODE is set.
 export UV_COMPILE_BYTECODE := 1
 
-.PHONY: help install system-deps mermaid openapi repro test check lint format pytest bench bench-pipeline bench-serving bench-serving-stages bench-serving-threads bench-check-params bench-workflows bench-adoption bench-report bench-gauges bench-deploy bench-registry bench-drift bench-projects docs dag clean serve
+.PHONY: help install system-deps mermaid openapi repro test check lint format pytest bench bench-pipeline bench-serving bench-serving-stages bench-serving-threads bench-serving-mlserver bench-check-params bench-workflows bench-adoption bench-report bench-gauges bench-deploy bench-registry bench-drift bench-projects docs dag clean serve
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
@@ -105,7 +105,7 @@ openapi: $(OPENAPI)/.installed ## install GitHub's OpenAPI description into .too
 
 test: lint system-deps mermaid openapi pytest ## lint, then the whole test suite (what CI runs)
 
-bench: bench-pipeline bench-serving bench-serving-stages bench-serving-threads bench-check-params bench-workflows bench-adoption bench-report bench-gauges bench-deploy bench-registry bench-drift bench-projects ## every benchmark; writes docs/benchmarks.md
+bench: bench-pipeline bench-serving bench-serving-stages bench-serving-threads bench-serving-mlserver bench-check-params bench-workflows bench-adoption bench-report bench-gauges bench-deploy bench-registry bench-drift bench-projects ## every benchmark; writes docs/benchmarks.md
 
 bench-pipeline: install ## full/no-op dvc repro, modelci --help, per-stage imports
 	python benchmarks/bench_pipeline.py
@@ -125,6 +125,9 @@ bench-serving-stages: install ## every step of a large request in process, metri
 
 bench-serving-threads: install ## large batches with and without serve --batch-threads, and the model call alone (QUICK=1)
 	python benchmarks/bench_serving_threads.py $(if $(QUICK),--quick,)
+
+bench-serving-mlserver: install ## v2 /infer beside MLServer 1.7.1 (own venv in .bench/), the model limit (QUICK=1)
+	python benchmarks/bench_serving_mlserver.py $(if $(QUICK),--quick,)
 
 bench-check-params: install ## modelci check-params against the imports it cannot avoid, CPU time
 	python benchmarks/bench_check_params.py
