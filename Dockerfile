@@ -24,7 +24,7 @@ ENV UV_COMPILE_BYTECODE=1 \
     UV_SYSTEM_CERTS=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1
 # Locked packages left out of the image, with every dependency only they need (`uv export --prune`).
-ARG SERVE_PRUNE="dvc mlflow pandera matplotlib pyarrow dalex"
+ARG SERVE_PRUNE="dvc mlflow mlflow-skinny sqlalchemy alembic pandera matplotlib pyarrow dalex"
 # The project's extras serving needs, if any. A repository made by `modelci init` has none (its
 # dependency on modelci[serve,onnx] brings the server and ONNX Runtime); modelci's own repository
 # names its serve, onnx and boosting extras (not dask, testing or demo).

@@ -48,7 +48,10 @@ from tests.container_support import (  # noqa: E402
 )
 from tests.process_support import ServerProcess, free_port  # noqa: E402
 
-SKLEARN_ONLY = "dvc mlflow pandera matplotlib pyarrow dalex onnx onnxruntime skl2onnx"
+SKLEARN_ONLY = (
+    "dvc mlflow mlflow-skinny sqlalchemy alembic pandera matplotlib pyarrow dalex "
+    "onnx onnxruntime skl2onnx"
+)
 EVENT = {
     "version": "2.0",
     "rawPath": "/invocations",
