@@ -45,7 +45,7 @@ RUNTIME_ONLY = {
     "xgboost": "the xgboost module on macOS, where xgboost-cpu (imported elsewhere) has no wheels",
     "sqlalchemy": "MLflow's default sqlite store (mlflow-skinny does not install it)",
     "alembic": "the schema migrations of MLflow's sqlite store",
-    "mlflow": "the tracking-server extra: `mlflow server` and its UI; modelci imports mlflow-skinny",
+    "mlflow": "the tracking-server extra (`mlflow server`, its UI); modelci imports mlflow-skinny",
 }
 
 
