@@ -137,8 +137,11 @@ GROUPS: dict[str, tuple[str, tuple[str, ...]]] = {
         ("modelci.registry.commands:register",),
     ),
     "release": (
-        "the release on merge: reviewed, image, publish, deploy",
-        ("modelci.registry.commands:register_release",),
+        "the release on merge: plan, reviewed, image, publish, deploy",
+        (
+            "modelci.ci.project_commands:register_release",
+            "modelci.registry.commands:register_release",
+        ),
     ),
     "serve": ("", ("modelci.serving.commands:register",)),
     "monitor": (

@@ -3,6 +3,7 @@ reproduced pull request (``rerun_repo``) of the report, plots and Mermaid tests.
 
 from __future__ import annotations
 
+import hashlib
 import shutil
 import subprocess
 from dataclasses import dataclass
@@ -49,22 +50,44 @@ class ServingImage:
     tag: str
     sha256: str  # of the baked models/model.skops
     repo: Path  # the pipeline repository whose model and params.yaml it holds
+    variant: str  # the Dockerfile's SERVE_VARIANT: onnx (the default) or sklearn
 
 
 @pytest.fixture(scope="session")
-def serving_image(pipeline_repo: Path, tmp_path_factory: pytest.TempPathFactory) -> ServingImage:
-    """One podman build per session (cached layers make a rebuild of unchanged inputs quick);
-    skips with the reason where podman cannot run."""
-    from tests.container_support import build_context, build_image, podman_problem
+def image_context(pipeline_repo: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The build context both variants are built from; skips with the reason where podman
+    cannot run."""
+    from tests.container_support import build_context, podman_problem
 
     problem = podman_problem()
     if problem is not None:
         pytest.skip(f"podman cannot build the serving image here: {problem}")
-    model = pipeline_repo / "models" / "model.skops"
-    context = build_context(tmp_path_factory.mktemp("image"), REPO_ROOT, model.parent)
-    sha256 = file_digest(model)
-    tag = build_image(context, "localhost/modelci-serve-test:session", sha256)
-    return ServingImage(tag, sha256, pipeline_repo)
+    models = pipeline_repo / "models"
+    return build_context(tmp_path_factory.mktemp("image"), REPO_ROOT, models)
+
+
+def _serving_image(context: Path, repo: Path, variant: str) -> ServingImage:
+    """One variant's podman build (cached layers make a rebuild of unchanged inputs quick),
+    tagged per checkout so concurrent sessions of other checkouts do not retag it."""
+    from tests.container_support import build_image
+
+    sha256 = file_digest(context / "models" / "model.skops")
+    checkout = hashlib.sha256(str(REPO_ROOT).encode()).hexdigest()[:8]
+    tag = f"localhost/modelci-serve-test:{variant}-{checkout}"
+    build_image(context, tag, sha256, variant)
+    return ServingImage(tag, sha256, repo, variant)
+
+
+@pytest.fixture(scope="session")
+def serving_image(image_context: Path, pipeline_repo: Path) -> ServingImage:
+    """The default (onnx) variant, built once per session."""
+    return _serving_image(image_context, pipeline_repo, "onnx")
+
+
+@pytest.fixture(scope="session")
+def sklearn_serving_image(image_context: Path, pipeline_repo: Path) -> ServingImage:
+    """The scikit-learn fallback variant, built once per session."""
+    return _serving_image(image_context, pipeline_repo, "sklearn")
 
 
 # The pull request of the report, plots and Mermaid tests: one training parameter changed.
