@@ -34,7 +34,7 @@ ENV UV_COMPILE_BYTECODE=1 \
 COPY uv-requirements.txt /tmp/
 RUN python -m pip install --no-cache-dir --require-hashes -r /tmp/uv-requirements.txt
 # Locked packages left out of the image, with every dependency only they need (`uv export --prune`).
-ARG SERVE_PRUNE="dvc mlflow pandera matplotlib pyarrow dalex"
+ARG SERVE_PRUNE="dvc mlflow mlflow-skinny sqlalchemy alembic pandera matplotlib pyarrow dalex"
 # Left out of the onnx variant as well: what only loading the model itself or converting it needs.
 # (protobuf, flatbuffers and packaging are ONNX Runtime's, for its model tools, never imported here.)
 ARG ONNX_VARIANT_PRUNE="scikit-learn scipy pandas skops skl2onnx onnx onnxmltools xgboost \

