@@ -9,6 +9,14 @@
 # model pinned, the export is used only when ONNX_SHA256 pins it too (a mismatch stops the start;
 # `modelci release image` passes both). See
 # docs/deploy.md of modelci.
+#
+# Two variants, chosen with --build-arg SERVE_VARIANT:
+#   onnx (the default): ONNX Runtime and what serving imports, none of scikit-learn, SciPy,
+#     pandas, skops, skl2onnx or onnx. It serves only the build-time export that verifies against
+#     the model, and refuses to start, naming the variant to build instead, when none does.
+#   sklearn: also scikit-learn and the converters, the fallback that loads the model itself (and
+#     converts it at start, or serves it with scikit-learn) when the export does not verify.
+ARG SERVE_VARIANT="onnx"
 
 # The base image by digest, so a rebuild gets the same bytes; dependabot's docker updates propose
 # a new digest (modelci's docs/security.md says how this one was chosen). Both stages start from
@@ -23,25 +31,53 @@ ENV UV_COMPILE_BYTECODE=1 \
     UV_PYTHON_DOWNLOADS=never \
     UV_SYSTEM_CERTS=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1
+COPY uv-requirements.txt /tmp/
+RUN python -m pip install --no-cache-dir --require-hashes -r /tmp/uv-requirements.txt
 # Locked packages left out of the image, with every dependency only they need (`uv export --prune`).
-ARG SERVE_PRUNE="dvc mlflow pandera matplotlib pyarrow dalex"
+ARG SERVE_PRUNE="dvc mlflow mlflow-skinny sqlalchemy alembic pandera matplotlib pyarrow dalex"
+# Left out of the onnx variant as well: what only loading the model itself or converting it needs.
+# (protobuf, flatbuffers and packaging are ONNX Runtime's, for its model tools, never imported here.)
+ARG ONNX_VARIANT_PRUNE="scikit-learn scipy pandas skops skl2onnx onnx onnxmltools xgboost \
+xgboost-cpu lightgbm threadpoolctl requests protobuf flatbuffers packaging"
+ARG SERVE_VARIANT
 # The project's extras serving needs, if any. A repository made by `modelci init` has none (its
 # dependency on modelci[serve,onnx] brings the server and ONNX Runtime); modelci's own repository
 # names its serve, onnx and boosting extras (not dask, testing or demo).
 ARG SERVE_EXTRAS="serve onnx boosting"
-COPY uv-requirements.txt /tmp/
-RUN python -m pip install --no-cache-dir --require-hashes -r /tmp/uv-requirements.txt
 WORKDIR /src
 # Dependencies first (cached until uv.lock changes), then the project itself, without its deps.
 COPY pyproject.toml uv.lock README.md ./
-RUN python -m uv venv /opt/venv \
+RUN case "$SERVE_VARIANT" in \
+        onnx) prune="$SERVE_PRUNE $ONNX_VARIANT_PRUNE" ;; \
+        sklearn) prune="$SERVE_PRUNE" ;; \
+        *) echo "SERVE_VARIANT is '$SERVE_VARIANT': choose onnx or sklearn" >&2; exit 1 ;; \
+    esac \
+    && python -m uv venv /opt/venv \
     && python -m uv export --frozen --no-default-groups --no-emit-project \
         $(for name in $SERVE_EXTRAS; do printf -- '--extra %s ' "$name"; done) \
-        $(for name in $SERVE_PRUNE; do printf -- '--prune %s ' "$name"; done) -o /tmp/serve.txt \
+        $(for name in $prune; do printf -- '--prune %s ' "$name"; done) -o /tmp/serve.txt \
     && python -m uv pip install --python /opt/venv/bin/python --no-deps -r /tmp/serve.txt
 COPY src/ src/
 RUN python -m uv pip install --python /opt/venv/bin/python --no-deps . \
     && find /opt/venv/lib -depth -type d -name tests -path '*/site-packages/*' -exec rm -rf {} +
+# The onnx variant also drops what its wheels ship beyond serving (docs/deploy.md measures it):
+# ONNX Runtime's C API library (its Python module is linked statically and never loads it) and its
+# model tools; numpy's f2py and distutils, the subpackages it loads only when asked for (random,
+# ma, polynomial, fft, testing) and its test-only extension modules; type stubs and C headers.
+# It keeps compiled bytecode only for modelci and for what serving imports at start (written by
+# importing it here, which also fails the build if the trim removed any of it).
+ARG ONNX_VARIANT_TRIM="onnxruntime/capi/libonnxruntime.so.* onnxruntime/transformers \
+onnxruntime/quantization onnxruntime/tools numpy/f2py numpy/distutils numpy/random numpy/ma \
+numpy/polynomial numpy/fft numpy/testing numpy/_core/_simd.* numpy/_core/_*_tests.* \
+numpy/_core/include"
+RUN if [ "$SERVE_VARIANT" = onnx ]; then \
+        cd /opt/venv/lib/python3.*/site-packages && rm -rf $ONNX_VARIANT_TRIM \
+        && find . -name '*.pyi' -delete \
+        && find . -path ./modelci -prune -o -name '*.pyc' -exec rm -f {} + \
+        && /opt/venv/bin/python -c 'import modelci.cli, modelci.config, modelci.serving.server, \
+modelci.serving.connections, uvicorn.main, uvicorn.protocols.http.h11_impl, uvicorn.lifespan.on, \
+uvicorn.loops.asyncio, prometheus_client.multiprocess, onnxruntime'; \
+    fi
 
 # ---- runtime: the venv, the input schema and the model, nothing else --------------------------
 FROM base AS runtime

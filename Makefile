@@ -13,7 +13,7 @@ export UV_PYTHON_DOWNLOADS := never
 # where PYTHONDONTWRITEBYTECODE is set.
 export UV_COMPILE_BYTECODE := 1
 
-.PHONY: help install system-deps mermaid openapi repro test check lint format pytest bench bench-pipeline bench-serving bench-serving-stages bench-serving-threads bench-check-params bench-workflows bench-adoption bench-report bench-gauges bench-deploy bench-registry bench-drift bench-projects docs dag clean serve
+.PHONY: help install system-deps mermaid openapi repro test check lint format pytest bench bench-pipeline bench-serving bench-serving-stages bench-serving-threads bench-serving-mlserver bench-check-params bench-workflows bench-adoption bench-report bench-gauges bench-deploy bench-registry bench-drift bench-projects docs dag clean serve
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
@@ -45,15 +45,17 @@ format: install ## apply ruff's fixes and black
 
 # XDIST=N runs pytest in N worker processes (pytest-xdist): the tests that share a module fixture
 # or the serving image stay on one worker, the slow ones start first (docs/testing.md). Off by
-# default: on the shared 2-core machine the workers' own start-up cost more than they saved.
+# default for `make pytest`; `make check` runs two workers unless XDIST says otherwise (XDIST=0:
+# one process): its tiers are about 120 s of CPU, which two free cores halve, for about 15 s of
+# CPU more (each worker collects the tiers).
 XDIST ?=
 xdist_args = -n $(1) --dist loadgroup --no-loadscope-reorder
 
 pytest: install ## the test suite only (XDIST=2: in two processes)
 	pytest $(if $(XDIST),$(call xdist_args,$(XDIST)))
 
-check: lint ## lint, then the unit and data tiers: no dvc repro, server or container (XDIST=2 too)
-	pytest -q -m "unit or data" $(if $(XDIST),$(call xdist_args,$(XDIST))) tests/unit tests/data
+check: lint ## lint, then the unit and data tiers in two processes: no dvc repro, server or container (XDIST=0: one)
+	pytest -q -m "unit or data" $(call xdist_args,$(or $(XDIST),2)) tests/unit tests/data
 
 # Real services the tests start on 127.0.0.1 (PostgreSQL, Prometheus, podman, wrk), the browser
 # the Mermaid render test drives (chromium) and real CLIs the stand-ins are held to (gh, openssl
@@ -103,7 +105,7 @@ openapi: $(OPENAPI)/.installed ## install GitHub's OpenAPI description into .too
 
 test: lint system-deps mermaid openapi pytest ## lint, then the whole test suite (what CI runs)
 
-bench: bench-pipeline bench-serving bench-serving-stages bench-serving-threads bench-check-params bench-workflows bench-adoption bench-report bench-gauges bench-deploy bench-registry bench-drift bench-projects ## every benchmark; writes docs/benchmarks.md
+bench: bench-pipeline bench-serving bench-serving-stages bench-serving-threads bench-serving-mlserver bench-check-params bench-workflows bench-adoption bench-report bench-gauges bench-deploy bench-registry bench-drift bench-projects ## every benchmark; writes docs/benchmarks.md
 
 bench-pipeline: install ## full/no-op dvc repro, modelci --help, per-stage imports
 	python benchmarks/bench_pipeline.py
@@ -123,6 +125,9 @@ bench-serving-stages: install ## every step of a large request in process, metri
 
 bench-serving-threads: install ## large batches with and without serve --batch-threads, and the model call alone (QUICK=1)
 	python benchmarks/bench_serving_threads.py $(if $(QUICK),--quick,)
+
+bench-serving-mlserver: install ## v2 /infer beside MLServer 1.7.1 (own venv in .bench/), the model limit (QUICK=1)
+	python benchmarks/bench_serving_mlserver.py $(if $(QUICK),--quick,)
 
 bench-check-params: install ## modelci check-params against the imports it cannot avoid, CPU time
 	python benchmarks/bench_check_params.py

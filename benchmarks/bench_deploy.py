@@ -2,10 +2,12 @@
 
 In one run, with podman on a locally made python 3.11 base (tests/container_support.py):
 
-* image sizes: the serving image as the Dockerfile builds it; the same with ONNX left out
-  (``--build-arg SERVE_PRUNE=...``, the scikit-learn runtime only); and what ``mlflow models
+* image sizes: the serving image's two variants as the Dockerfile builds them (the default,
+  onnx: ONNX Runtime only; ``--build-arg SERVE_VARIANT=sklearn``: with the scikit-learn fallback),
+  where the default one's bytes go (``du`` of its site-packages by folder); what ``mlflow models
   generate-dockerfile`` (the Dockerfile of ``mlflow models build-docker``) produces for the same
-  model, built on the same base;
+  model; and MLServer with ``mlserver-sklearn``, pip-installed (its own images come from Docker Hub,
+  not reachable here) -- all on the same base;
 * container start to the first successful prediction (``podman run`` until ``POST /invocations``
   answers 200), and to ``/ready``;
 * the AWS Lambda adapter's cold start: a fresh Python process from its first line to the first
@@ -48,7 +50,8 @@ from tests.container_support import (  # noqa: E402
 )
 from tests.process_support import ServerProcess, free_port  # noqa: E402
 
-SKLEARN_ONLY = "dvc mlflow pandera matplotlib pyarrow dalex onnx onnxruntime skl2onnx"
+# MLServer as issue 24 measures it (its parallel workers need uvloop 0.21, SeldonIO/MLServer#2286).
+MLSERVER = ("mlserver==1.7.1", "mlserver-sklearn==1.7.1", "uvloop==0.21.0")
 EVENT = {
     "version": "2.0",
     "rawPath": "/invocations",
@@ -205,6 +208,42 @@ def mlflow_image(work: Path) -> str:
     return tag
 
 
+def mlserver_image(work: Path) -> str:
+    """MLServer and its scikit-learn runtime, pip-installed on the same base with this
+    environment's scikit-learn (the model, a few kB, left out): the layer its image would add."""
+    import sklearn
+
+    folder = work / "mlserver-image"
+    folder.mkdir()
+    packages = " ".join([*MLSERVER, f"scikit-learn=={sklearn.__version__}"])
+    (folder / "Dockerfile").write_text(
+        "FROM scratch\n"  # replaced by --from
+        f"RUN python -m pip install --no-cache-dir --no-compile {packages}\n"
+        'ENTRYPOINT ["mlserver", "start", "/models"]\n',
+        encoding="utf-8",
+    )
+    tag = "localhost/modelci-bench:mlserver"
+    podman(
+        "build", "--pull=never", "--network=host", "--format", "docker", "--from", base_image(),
+        "--volume", f"{HOST_CA}:{HOST_CA}:ro", "--tag", tag, str(folder), timeout=1800,
+    )  # fmt: skip
+    return tag
+
+
+def site_packages(tag: str, top: int = 8) -> list[list[str]]:
+    """The largest folders of the image's site-packages (``du``), the rest summed."""
+    done = podman(
+        "run", "--rm", "--entrypoint", "sh", tag, "-c",
+        "cd /opt/venv/lib/python3*/site-packages && du -sk -- *",
+    )  # fmt: skip
+    folders = (line.split("\t", 1) for line in done.stdout.splitlines())
+    sizes = sorted(((int(kb) * 1024, name) for kb, name in folders), reverse=True)
+    rows = [[f"`{name}`", mb(size)] for size, name in sizes[:top]]
+    rows.append([f"{len(sizes) - top} others", mb(sum(size for size, _ in sizes[top:]))])
+    rows.append(["all of site-packages", mb(sum(size for size, _ in sizes))])
+    return rows
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     parser.add_argument("--repeats", type=int, default=5)
@@ -224,22 +263,21 @@ def main() -> None:
         (work / "context").mkdir()
         context = build_context(work / "context", REPO, model.parent)
         default = build_image(context, "localhost/modelci-bench:default", sha)
-        podman(
-            "build", "--pull=never", "--network=host", "--format", "docker", "--from",
-            base_image(), "--volume", f"{HOST_CA}:{HOST_CA}:ro", "--build-arg",
-            f"MODEL_SHA256={sha}", "--build-arg", f"SERVE_PRUNE={SKLEARN_ONLY}",
-            "--tag", "localhost/modelci-bench:sklearn", str(context), timeout=1200,
-        )  # fmt: skip
-        sklearn_only = "localhost/modelci-bench:sklearn"
+        fallback = build_image(context, "localhost/modelci-bench:sklearn", sha, "sklearn")
         images = [
-            ("serving image (Dockerfile, ONNX Runtime + scikit-learn)", default),
-            ("serving image, `SERVE_PRUNE` + onnx (scikit-learn runtime)", sklearn_only),
+            ("serving image, default (onnx) variant: ONNX Runtime only", default),
+            ("serving image, `SERVE_VARIANT=sklearn`: with the scikit-learn fallback", fallback),
         ]
         if not args.no_mlflow:
             images.append(
                 ("`mlflow models generate-dockerfile` image, same base", mlflow_image(work))
             )
+            images.append(
+                ("MLServer 1.7.1 + mlserver-sklearn, pip-installed on the same base",
+                 mlserver_image(work))
+            )  # fmt: skip
         rows = [[name, mb(image_size(tag))] for name, tag in images]
+        sizes = site_packages(default)
         rows.append(["the local python 3.11 base itself", mb(image_size(base_image()))])
 
         starts = []
@@ -271,6 +309,7 @@ def main() -> None:
     body_md = "\n\n".join(
         [
             table(["Image", "Size (podman image inspect)"], rows),
+            table(["Default variant's site-packages, by folder (du)", "Size"], sizes),
             table(["Started", "start to /ready", "to first prediction (200)"], starts),
             table(
                 ["Lambda adapter cold start (fresh process: import, app, one event)", "Median"],

@@ -122,12 +122,14 @@ def process_tree(pid: int) -> list[int]:
     return found
 
 
-def rss_mb(pid: int, key: str) -> float:
-    """Sum of ``key`` (VmRSS or VmHWM) over the process and its descendants, in MB."""
+def rss_mb(pid: int, key: str, source: str = "status") -> float:
+    """Sum of ``key`` over the process and its descendants, in MB: VmRSS or VmHWM from
+    ``/proc/<pid>/status``, or Pss from ``smaps_rollup`` (shared pages split between the
+    processes that map them, so forked workers are not counted twice)."""
     total = 0
     for member in process_tree(pid):
         try:
-            status = Path(f"/proc/{member}/status").read_text()
+            status = Path(f"/proc/{member}/{source}").read_text()
         except OSError:
             continue
         match = re.search(rf"^{key}:\s+(\d+) kB", status, re.MULTILINE)
@@ -140,22 +142,28 @@ class Server:
     label: str
     args: list[str]
     ready: str
+    port_env: str = ""  # the environment variable that takes the port, else `--port`
+    extra_env: dict[str, str] = field(default_factory=dict)
     process: Any = None
     port: int = 0
     cold_start: float = 0.0
     idle_rss: float = 0.0
     rps: dict[tuple[int, int], list[float]] = field(default_factory=dict)
     p50: dict[tuple[int, int], list[float]] = field(default_factory=dict)
+    p99: dict[tuple[int, int], list[float]] = field(default_factory=dict)
 
 
 def start(server: Server, repo: Path, tracking: str) -> None:
     from tests.process_support import ServerProcess, free_port
 
     server.port = free_port()
-    args = [*server.args, "--port", str(server.port)]
+    if server.port_env:
+        args, extra = server.args, {**server.extra_env, server.port_env: str(server.port)}
+    else:
+        args, extra = [*server.args, "--port", str(server.port)], server.extra_env
     began = time.perf_counter()
     server.process = ServerProcess(
-        args, server.port, cwd=repo, env=env(MLFLOW_TRACKING_URI=tracking)
+        args, server.port, cwd=repo, env=env(MLFLOW_TRACKING_URI=tracking, **extra)
     )
     try:
         server.process.wait_ready(server.ready, timeout=300)
@@ -168,8 +176,16 @@ def start(server: Server, repo: Path, tracking: str) -> None:
     print(f"bench-serving: {server.label} ready in {server.cold_start:.2f} s", flush=True)
 
 
-def wrk(port: int, body: Path, connections: int, seconds: float, lua: Path) -> tuple[float, float]:
-    """(requests/s, p50 latency in s) of one wrk run; raises if any response is not 2xx."""
+def wrk(
+    port: int,
+    body: Path,
+    connections: int,
+    seconds: float,
+    lua: Path,
+    path: str = "/invocations",
+) -> tuple[float, float, float]:
+    """(requests/s, p50 and p99 latency in s) of one wrk run POSTing ``body`` to ``path``;
+    raises if any response is not 2xx."""
     done = subprocess.run(  # noqa: S603
         [
             "/usr/bin/wrk",
@@ -184,7 +200,7 @@ def wrk(port: int, body: Path, connections: int, seconds: float, lua: Path) -> t
             "--latency",
             "-s",
             str(lua),
-            f"http://127.0.0.1:{port}/invocations",
+            f"http://127.0.0.1:{port}{path}",
         ],
         capture_output=True,
         text=True,
@@ -199,9 +215,15 @@ def wrk(port: int, body: Path, connections: int, seconds: float, lua: Path) -> t
     if rps == 0:  # slower than the run is long (a large body on a slow server): run longer
         if seconds >= 40:
             raise RuntimeError(f"no request completed in {seconds:g} s on port {port}:\n{out}")
-        return wrk(port, body, connections, seconds * 2, lua)
-    value, unit = re.search(r"50%\s+([0-9.]+)(us|ms|s)", out).groups()  # type: ignore[union-attr]
-    return rps, float(value) * {"us": 1e-6, "ms": 1e-3, "s": 1.0}[unit]
+        return wrk(port, body, connections, seconds * 2, lua, path)
+
+    def latency(percent: int) -> float:
+        found = re.search(rf"{percent}%\s+([0-9.]+)(us|ms|s)\b", out)
+        if found is None:
+            raise RuntimeError(f"no {percent}% latency in wrk's output:\n{out}")
+        return float(found.group(1)) * {"us": 1e-6, "ms": 1e-3, "s": 1.0}[found.group(2)]
+
+    return rps, latency(50), latency(99)
 
 
 def in_process_row(repo: Path) -> dict[str, float]:
@@ -290,7 +312,7 @@ def main() -> None:
                 span = min(span, 12.0)
                 print(f"bench-serving: {cell[0]} rows, {cell[1]} connections", flush=True)
                 for server in order:
-                    rps, p50 = wrk(server.port, bodies[cell[0]], cell[1], span, lua)
+                    rps, p50, _ = wrk(server.port, bodies[cell[0]], cell[1], span, lua)
                     server.rps.setdefault(cell, []).append(rps)
                     server.p50.setdefault(cell, []).append(p50)
         peak = {server.label: rss_mb(server.process.pid, "VmHWM") for server in servers}

@@ -108,7 +108,7 @@ def main() -> None:
                 order = servers if index % 2 == 0 else servers[::-1]
                 span = min(12.0, max(seconds, 3.0 * (cell[0] // 10_000)))
                 for server in order:
-                    rps, p50 = wrk(server.port, bodies[cell[0]], cell[1], span, lua)
+                    rps, p50, _ = wrk(server.port, bodies[cell[0]], cell[1], span, lua)
                     server.rps.setdefault(cell, []).append(rps)
                     server.p50.setdefault(cell, []).append(p50)
         limits = {

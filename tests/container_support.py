@@ -198,16 +198,18 @@ def build_context(target: Path, repo_root: Path, model_dir: Path) -> Path:
     return target
 
 
-def build_image(context: Path, tag: str, model_sha256: str) -> str:
-    """``podman build`` of ``context`` on the local base, the model and its ONNX export pinned
-    (as ``modelci release image`` does); returns ``tag``."""
+def build_image(context: Path, tag: str, model_sha256: str, variant: str = "onnx") -> str:
+    """``podman build`` of ``context``'s ``variant`` (the Dockerfile's ``SERVE_VARIANT``: onnx,
+    the default, or sklearn) on the local base, the model and its ONNX export pinned (as
+    ``modelci release image`` does); returns ``tag``."""
     from modelci.serving.exported import export_sha256
 
     onnx_sha256 = export_sha256(context / "models" / "onnx", model_sha256) or ""
     podman(
         "build", "--pull=never", "--network=host", "--format", "docker", "--from", base_image(),
         "--volume", f"{HOST_CA}:{HOST_CA}:ro", "--build-arg", f"MODEL_SHA256={model_sha256}",
-        "--build-arg", f"ONNX_SHA256={onnx_sha256}", "--tag", tag, str(context),
+        "--build-arg", f"ONNX_SHA256={onnx_sha256}", "--build-arg", f"SERVE_VARIANT={variant}",
+        "--tag", tag, str(context),
         timeout=1200,
     )  # fmt: skip
     return tag

@@ -20,3 +20,11 @@ def package_trees() -> dict[Path, ast.Module]:
     return {
         path: ast.parse(path.read_text(encoding="utf-8")) for path in sorted(PACKAGE.rglob("*.py"))
     }
+
+
+def called_name(func: ast.expr) -> str | None:
+    """The last name of a call's target (``f`` of ``a.b.f(...)``); None for ``f()(...)`` and the
+    like. Read off the node: unparsing every call of the package took seconds."""
+    if isinstance(func, ast.Attribute):
+        return func.attr
+    return func.id if isinstance(func, ast.Name) else None

@@ -22,7 +22,8 @@ SLOW_FIXTURES = frozenset(
         "pipeline_repo",  # dvc repro of this repository's pipeline
         "modelci_dists",  # uv build of the wheel and sdist
         "mlflow_backend",  # PostgreSQL + S3 (moto) + mlflow server
-        "serving_image",  # podman build of the serving image
+        "serving_image",  # podman build of the serving image (its default, onnx variant)
+        "image_context",  # what both variants of the serving image are built from
         "model_repo",  # the workflows' model repository, reproduced on three branches
     }
 )
@@ -30,8 +31,8 @@ SLOW_FIXTURES = frozenset(
 
 # Session fixtures two xdist workers must not build at once, and the group of their users, which
 # ``--dist loadgroup`` runs on one worker: the serving image (one podman storage, one image tag,
-# one debootstrapped base).
-SERIAL_FIXTURES = {"serving_image": "podman"}
+# one debootstrapped base). Both variants of the image are built from ``image_context``.
+SERIAL_FIXTURES = {"serving_image": "podman", "image_context": "podman"}
 
 
 def xdist_group(nodeid: str, scopes: Mapping[str, str]) -> str | None:

@@ -30,16 +30,21 @@ def _params_with_estimator(args: argparse.Namespace) -> Any:
     """The params, with the model they name (``train.estimator`` and its keyword arguments, or
     the ``train.pipeline`` factory) checked before any work (prepare checks them too: ``dvc
     repro`` then fails at its first stage, not after the split)."""
+    params = _params(args)
+    _check_model(params)
+    return params
+
+
+def _check_model(params: Any) -> None:
+    """Build the model the params name (imports its library): the check of ``train:``."""
     from modelci.pipeline import cluster
     from modelci.pipeline.train import make_model
 
-    params = _params(args)
     cluster.check_estimator(params)
     if params.compute.engine == "dask":
         cluster.make_distributed(params.data, params.train, client=None)
     else:
         make_model(params.data, params.train)
-    return params
 
 
 def cmd_source(args: argparse.Namespace) -> int:
@@ -88,11 +93,22 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def cmd_check_params(args: argparse.Namespace) -> int:
+    """Every check of the params; the model check (seconds of scikit-learn imports) is skipped
+    when the same check passed before with the same key (modelci.pipeline.check_cache)."""
     from modelci.config import checked_model_tests
+    from modelci.pipeline import check_cache
 
-    params = _params_with_estimator(args)
+    path = Path(args.params)
+    params = _params(args)
+    key = None if args.no_cache else check_cache.check_key(path, params.train)
+    cached = key is not None and check_cache.passed_before(path, key)
+    if not cached:
+        _check_model(params)
     checked_model_tests(params.model_tests, params.data, args.params)
-    print(f"{args.params}: ok ({params.data.task} on {params.data.source})")
+    if key is not None and not cached:
+        check_cache.remember(path, key)
+    note = " (model check: passed before with the same params, distributions and code)"
+    print(f"{args.params}: ok ({params.data.task} on {params.data.source})" + note * cached)
     return 0
 
 
@@ -121,8 +137,11 @@ GROUPS: dict[str, tuple[str, tuple[str, ...]]] = {
         ("modelci.registry.commands:register",),
     ),
     "release": (
-        "the release on merge: reviewed, image, publish, deploy",
-        ("modelci.registry.commands:register_release",),
+        "the release on merge: plan, reviewed, image, publish, deploy",
+        (
+            "modelci.ci.project_commands:register_release",
+            "modelci.registry.commands:register_release",
+        ),
     ),
     "serve": ("", ("modelci.serving.commands:register",)),
     "monitor": (
@@ -188,6 +207,13 @@ def build_parser(prog: str = "modelci") -> argparse.ArgumentParser:
         command = sub.add_parser(name, help=help_text, description=help_text)
         add_params(command)
         command.set_defaults(handler=handler)
+        if handler is cmd_check_params:
+            command.add_argument(
+                "--no-cache",
+                action="store_true",
+                help="check the model even if the same params passed before with the same "
+                "installed distributions and code (.modelci/check-params.json)",
+            )
     for name, (help_text, registers) in GROUPS.items():
         target = sub
         if help_text:

@@ -31,7 +31,9 @@ from typing import Any
 from tests.conftest import VENV_BIN, tool_env
 from tests.process_support import free_port
 
-READY_TIMEOUT_S = 90.0
+# `mlflow server --workers 1` is ready in about 7 s on an idle machine, but took 103 s on the
+# shared 2-core test machine at a load average of 14 (2026-12): a slow start is not a failure.
+READY_TIMEOUT_S = 300.0
 PG_READY_TIMEOUT_S = 30.0
 PG_USER = "modelci"
 PG_DATABASE = "mlflow"

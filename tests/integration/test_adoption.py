@@ -210,3 +210,19 @@ def test_mlflow_run_runs_the_pipeline_in_the_locked_environment(
     assert "Running command 'uv run --frozen dvc repro'" in output
     assert "Data and pipelines are up to date." in output
     assert re.search(r"=== Run \(ID '[0-9a-f]+'\) succeeded ===", output), output
+
+
+# Full MLflow's server, UI and their stack: the tracking-server extra's, which init does not add.
+SERVER_ONLY = {"mlflow", "mlflow-tracing", "flask", "flask-cors", "gunicorn", "docker", "graphene"}
+
+
+def test_the_environment_has_the_mlflow_client_not_its_server(hr_repo: Adopter) -> None:
+    """The pipeline above logged to MLflow's sqlite store with mlflow-skinny alone
+    (docs/adopting.md, "Environment")."""
+    site = next((hr_repo.repo / ".venv" / "lib").glob("python*/site-packages"))
+    installed = {
+        re.sub(r"[-_.]+", "-", path.name.split("-", 1)[0]).lower()
+        for path in site.glob("*.dist-info")
+    }
+    assert {"mlflow-skinny", "sqlalchemy", "alembic"} <= installed
+    assert installed & SERVER_ONLY == set()

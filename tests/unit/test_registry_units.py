@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import stat
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -133,6 +135,44 @@ def test_release_image_skips_targets_without_an_image(
     with pytest.raises(SystemExit):
         main([*args, "--always", "--build-arg", "NO_EQUALS_SIGN"])
     assert "--build-arg: expected KEY=VALUE, got 'NO_EQUALS_SIGN'" in capsys.readouterr().err
+
+
+def test_release_image_refuses_the_onnx_variant_for_a_model_without_a_verified_export(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """No ONNX export next to the model: the default image would refuse to start, so the
+    release stops before building it and names the variant to choose."""
+    from modelci.registry import release
+    from tests.conftest import REPO_ROOT
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("GITHUB_OUTPUT", raising=False)
+    monkeypatch.delenv("GITHUB_STEP_SUMMARY", raising=False)
+    shutil.copy(REPO_ROOT / "Dockerfile", tmp_path / "Dockerfile")
+    (tmp_path / "models").mkdir()
+    (tmp_path / "models" / "model.skops").write_bytes(b"a model without an export")
+    built: list[dict[str, str]] = []
+
+    def fake_build(*args: Any) -> str:
+        built.append(args[-1])
+        return "ghcr.io/o/r:model-v1@sha256:" + "0" * 64
+
+    monkeypatch.setattr(release, "build_image", fake_build)
+    args = ["release", "image", "--params", str(REPO_ROOT / "params.yaml"),
+            "--image", "ghcr.io/o/r", "--tag", "model-v1", "--target", "kubernetes"]  # fmt: skip
+    assert main(args) != 0
+    error = capsys.readouterr().err
+    assert "has no verified ONNX export" in error
+    assert "--build-arg SERVE_VARIANT=sklearn" in error
+    assert not built
+    assert main([*args, "--build-arg", "SERVE_VARIANT=sklearn"]) == 0
+    assert built[0]["SERVE_VARIANT"] == "sklearn"
+    assert "ONNX_SHA256" not in built[0]
+    dockerfile = tmp_path / "Dockerfile"  # the variant chosen in the repository's own Dockerfile
+    text = dockerfile.read_text(encoding="utf-8")
+    dockerfile.write_text(text.replace('ARG SERVE_VARIANT="onnx"', 'ARG SERVE_VARIANT="sklearn"'))
+    assert main(args) == 0
+    assert len(built) == 2
 
 
 def test_api_token_is_not_sent_to_a_redirect_host() -> None:

@@ -50,6 +50,8 @@ class Api:
     seen: list[str] = field(default_factory=list)
     url: str = ""
     archive: bytes | None = None  # the artifact every run has, instead of a good report
+    # artifacts by name, when a test gives them (a run then has these and no others)
+    named: dict[str, bytes] | None = None
 
 
 def _zip(run_id: int) -> bytes:
@@ -77,9 +79,16 @@ def api() -> Iterator[Api]:
                 body = {"workflow_runs": state.runs}
             elif path.startswith(f"{base}/actions/runs/") and path.endswith("/artifacts"):
                 run_id = path.split("/")[-2]
-                body = {"artifacts": [{"archive_download_url": f"{state.url}/zip/{run_id}"}]}
+                name = self.path.partition("?name=")[2]
+                item = {"name": name, "archive_download_url": f"{state.url}/zip/{run_id}/{name}"}
+                absent = state.named is not None and name not in state.named
+                body = {"artifacts": [] if absent else [item]}
             elif path.startswith("/zip/"):
-                data = state.archive or _zip(int(path.split("/")[-1]))
+                name = path.split("/")[-1]
+                if state.named is not None:
+                    data = state.named[name]
+                else:
+                    data = state.archive or _zip(int(path.split("/")[-2]))
                 self.send_response(200)
                 self.send_header("Content-Length", str(len(data)))
                 self.end_headers()
@@ -169,6 +178,57 @@ def test_the_workflow_file_name_is_checked() -> None:
         find_reviewed_report("http://127.0.0.1:9", REPO, MERGE, "", "r", "../x.yml")
 
 
+def _archive(**members: Any) -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        for name, content in members.items():
+            archive.writestr(name.replace("_", "."), json.dumps(content))
+    return buffer.getvalue()
+
+
+def _matrix_artifacts() -> dict[str, bytes]:
+    """What ci.yml's matrix leaves: the merged artifact (the comment and which PR it belongs to,
+    no report.json with several projects) and one per model job (its report.json)."""
+    meta = {"pr_number": 7, "head_sha": HEAD}
+    return {
+        "modelci-report": _archive(metadata_json=meta, report_md="the comment"),
+        "modelci-report-fraud": _archive(report_json={"model": {"sha256": SHA256}}),
+        "modelci-report-churn": _archive(report_json={"model": {"sha256": "b" * 64}}),
+    }
+
+
+def test_a_projects_report_is_read_from_its_model_jobs_artifact(api: Api) -> None:
+    api.runs = [run(81)]
+    api.named = _matrix_artifacts()
+    args = (api.url, REPO, MERGE, "t", "modelci-report", "pr.yml")
+    found = find_reviewed_report(*args, "fraud")
+    assert found is not None
+    assert (found["run_id"], found["model"]["sha256"]) == (81, SHA256)
+    churn = find_reviewed_report(*args, "churn")
+    assert churn is not None
+    assert churn["model"]["sha256"] == "b" * 64
+    # without a project the merged artifact of several projects holds no report: none found
+    assert find_reviewed_report(*args) is None
+    # a project that did not run (no artifact of its own) has no reviewed report
+    assert find_reviewed_report(*args, "forecast") is None
+
+
+def test_a_projects_report_needs_the_runs_metadata(api: Api) -> None:
+    """The model job's artifact says nothing of the PR: without the merged artifact's
+    metadata.json (its PR number and head commit) the report is not the reviewed one."""
+    api.runs = [run(82)]
+    api.named = _matrix_artifacts()
+    api.named["modelci-report"] = _archive(metadata_json={"pr_number": 8, "head_sha": HEAD})
+    assert (
+        find_reviewed_report(api.url, REPO, MERGE, "t", "modelci-report", "pr.yml", "fraud") is None
+    )
+
+
+def test_the_project_name_is_checked() -> None:
+    with pytest.raises(ReleaseError, match=r"invalid project name '\.\./x'"):
+        find_reviewed_report("http://127.0.0.1:9", REPO, MERGE, "", "r", "pr.yml", "../x")
+
+
 def _cli(api: Api, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, *extra: str) -> int:
     monkeypatch.setenv("MODELCI_GITHUB_API_URL", api.url)
     monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(tmp_path / "summary.md"))
@@ -216,6 +276,28 @@ def test_a_found_report_is_written_and_summarised(
     summary = (tmp_path / "summary.md").read_text(encoding="utf-8")
     assert "run 71 of `pr.yml`" in summary
     assert "check is off" not in summary
+
+
+def test_the_cli_takes_the_project(
+    api: Api, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    api.runs = [run(91)]
+    api.named = _matrix_artifacts()
+    assert _cli(api, tmp_path, monkeypatch, "--project", "churn") == 0
+    written = json.loads((tmp_path / "out" / "report.json").read_text())
+    assert (written["run_id"], written["model"]["sha256"]) == (91, "b" * 64)
+
+
+def test_an_empty_project_reads_the_merged_artifact(
+    api: Api, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """release-project.yml passes --project "$REPORT_PROJECT", which the release plan leaves
+    empty in a repository with one project: its report is the merged artifact's report.json."""
+    api.runs = [run(11)]
+    assert _cli(api, tmp_path, monkeypatch, "--project", "") == 0
+    written = json.loads((tmp_path / "out" / "report.json").read_text())
+    assert (written["run_id"], written["model"]["sha256"]) == (11, SHA256)
+    assert not [s for s in api.seen if "modelci-report-" in s]
 
 
 def _bomb(method: int, pad: int) -> bytes:

@@ -10,13 +10,21 @@ import numpy as np
 import pandas as pd
 import pytest
 import yaml
+from configobj import ConfigObj
 
 from modelci.cli import main
 from modelci.config import parse_params
 from modelci.errors import ConfigError
 from modelci.scaffold import baseline
 from modelci.scaffold.infer import Column, LeftOut, infer, infer_column, infer_task
-from modelci.scaffold.init import Options, ScaffoldError, make_plan, package_name, render
+from modelci.scaffold.init import (
+    Options,
+    ScaffoldError,
+    _configure_dvc,
+    make_plan,
+    package_name,
+    render,
+)
 from tests.conftest import REPO_ROOT, VENV_BIN, run
 
 pytestmark = pytest.mark.unit
@@ -355,6 +363,19 @@ def test_init_in_a_folder_that_already_holds_the_data(
     tracked = run(["git", "ls-files"], repo).stdout.split()
     assert "data/customers.csv.dvc" in tracked
     assert "data/customers.csv" not in tracked
+    # written without `dvc config`: read as DVC reads its config file (configobj)
+    core = ConfigObj(str(repo / ".dvc" / "config"))["core"]
+    assert (core["analytics"], core["autostage"]) == ("false", "true")
+
+
+def test_dvc_settings_join_what_dvc_init_wrote(tmp_path: Path) -> None:
+    """`dvc init --no-scm` writes a [core] section of its own: the settings are added to it."""
+    config = tmp_path / "config"
+    config.write_text("[core]\n    no_scm = True\n", encoding="utf-8")
+    _configure_dvc(config)
+    assert ConfigObj(str(config)).dict() == {
+        "core": {"no_scm": "True", "analytics": "false", "autostage": "true"}
+    }
 
 
 @pytest.mark.parametrize(

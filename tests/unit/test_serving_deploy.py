@@ -294,6 +294,47 @@ def test_final_stage_installs_no_build_tools() -> None:
     assert "uv" in " ".join(a for i, a in build if i == "RUN")
 
 
+def _build_args() -> dict[str, str]:
+    """Every ``ARG NAME="VALUE"`` of the Dockerfile, quotes removed."""
+    return {
+        name: value.strip('"')
+        for stage in dockerfile_stages()
+        for instruction, arguments in stage
+        if instruction == "ARG" and "=" in arguments
+        for name, value in [arguments.split("=", 1)]
+    }
+
+
+@pytest.mark.parametrize(
+    ("variant", "absent", "present"),
+    [
+        ("onnx", {"scikit-learn", "scipy", "pandas", "skops", "skl2onnx", "onnx"}, set()),
+        ("sklearn", set(), {"scikit-learn", "scipy", "pandas", "skops", "skl2onnx", "onnx"}),
+    ],
+)
+def test_each_image_variant_installs_what_it_says(
+    variant: str, absent: set[str], present: set[str]
+) -> None:
+    """The locked packages each variant's build stage exports (the same ``uv export`` as its RUN),
+    without building it: the default (onnx) variant has ONNX Runtime and none of the fallback."""
+    from tests.conftest import uv_binary
+
+    args = _build_args()
+    assert args["SERVE_VARIANT"] == "onnx", "the ONNX-only image is the default"
+    prune = args["SERVE_PRUNE"].split()
+    if variant == "onnx":
+        prune += args["ONNX_VARIANT_PRUNE"].split()
+    command = [uv_binary(), "export", "--frozen", "--no-default-groups", "--no-emit-project",
+               "--no-hashes", "--no-annotate", "--no-header"]  # fmt: skip
+    command += [f"--extra={name}" for name in args["SERVE_EXTRAS"].split()]
+    command += [f"--prune={name}" for name in prune]
+    done = subprocess.run(command, cwd=REPO_ROOT, capture_output=True, text=True, check=True)
+    names = {line.split("==")[0] for line in done.stdout.splitlines() if "==" in line}
+    assert {"onnxruntime", "numpy", "uvicorn", "prometheus-client"} <= names
+    assert not names & absent
+    assert present <= names
+
+
 def test_dockerignore_sends_only_what_the_image_needs() -> None:
     lines = (REPO_ROOT / ".dockerignore").read_text(encoding="utf-8").split()
     assert lines[lines.index("*")] == "*", "deny by default"

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from modelci.projects import load_project
 from tests.conftest import REPO_ROOT, make_model_repo, run
 from tests.shared import built_once
 from tests.workflows import harness
@@ -59,11 +60,26 @@ class ModelRepo:
         return destination
 
     def stub_root(self, destination: Path, warm: bool = True) -> Path:
-        """A fresh stub state dir; ``warm`` puts the DVC cache under a ``dvc-Linux-`` key."""
+        """A fresh stub state dir; ``warm`` puts the DVC cache under the root project's key."""
         destination.mkdir(parents=True)
         if warm:
-            shutil.copytree(self.warm_cache, destination / "cache" / "dvc-Linux-warm" / "cache")
+            warm_dvc_cache(self.warm_cache, destination, project_name(self.origin))
         return destination
+
+
+def project_name(repo: Path) -> str:
+    """The name modelci gives the project at the root of ``repo`` (its matrix entry's name)."""
+    project = load_project(repo, ".")
+    assert project is not None, f"{repo}: no modelci project at the root"
+    return project.name
+
+
+def warm_dvc_cache(cache: Path, stub_root: Path, project: str) -> str:
+    """Put ``cache`` in the cache stub's store under a key the model job of ``project`` restores
+    (``dvc-Linux-<project>-``, a restore-keys prefix); returns that key."""
+    key = f"dvc-Linux-{project}-warm"
+    shutil.copytree(cache, stub_root / "cache" / key / "cache")
+    return key
 
 
 def _edit(path: Path, old: str, new: str) -> None:

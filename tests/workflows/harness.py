@@ -160,6 +160,18 @@ class ActRun:
             if entry.get("raw_output") and (job is None or entry.get("jobID") == job)
         )
 
+    def annotations(self, job: str | None = None, command: str = "notice") -> list[str]:
+        """The messages of the ``::notice::`` (or ``::warning::``, ``::error::``) workflow
+        commands the steps (of one job) printed, decoded (``%0A`` is a newline).
+
+        GitHub shows these as annotations, not as log lines; act likewise takes them out of the
+        raw output and records each as an entry with ``command`` and its decoded ``arg``."""
+        return [
+            str(entry.get("arg", ""))
+            for entry in self.entries
+            if entry.get("command") == command and (job is None or entry.get("jobID") == job)
+        ]
+
     def summaries(self) -> list[str]:
         """What the jobs of this run wrote to $GITHUB_STEP_SUMMARY (``stubs/summary-bin/bash``)."""
         return [

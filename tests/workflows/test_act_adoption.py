@@ -146,14 +146,15 @@ def adoption(
 
 def test_init_repository_passes_every_job(adoption: Adoption) -> None:
     run_ = adoption.pr
-    jobs = ("lint", "test", "model", "all-green")
+    jobs = ("lint", "test", "plan", "model", "report", "all-green")
     assert {job: run_.result(job) for job in jobs} == dict.fromkeys(jobs, "success"), run_.explain()
 
 
 def test_jobs_install_modelci_from_the_wheel(adoption: Adoption) -> None:
     syncs = harness.read_calls(adoption.stub_root, "uv")
     on_pr = [call for call in syncs if call["event"] == "pull_request"]
-    assert len(on_pr) == 3, on_pr  # lint, test and model each install the locked environment
+    # lint, test, plan, model and report each install the locked environment
+    assert len(on_pr) == 5, on_pr
     assert all(call["args"][:2] == ["sync", "--frozen"] for call in syncs)
     assert all(call["real"] for call in syncs), "uv sync was not handed to the real uv"
     lock = (adoption.adopter.repo / "uv.lock").read_text()

@@ -28,7 +28,13 @@ import pytest
 
 from tests.conftest import run
 from tests.workflows import harness
-from tests.workflows.conftest import REPO_SLUG, ModelRepo, keep_artifact
+from tests.workflows.conftest import (
+    REPO_SLUG,
+    ModelRepo,
+    keep_artifact,
+    project_name,
+    warm_dvc_cache,
+)
 from tests.workflows.fake_github import APP_BOT, BOT, FakeGitHub, StartedRun, started_runs
 from tests.workflows.harness import ACT_REF, OWNER_REPO, REMOTE_URL
 from tests.workflows.harness import FAKE_GITHUB_TOKEN as TOKEN
@@ -238,7 +244,7 @@ def retrained(
     # Pushes to the GitHub remote land in the local bare repository.
     run(["git", "config", f"url.{remote.as_uri()}.pushInsteadOf", REMOTE_URL], repo)
     stub_root = work / "stubs"
-    shutil.copytree(repo / ".dvc" / "cache", stub_root / "cache" / "dvc-Linux-warm" / "cache")
+    warm_dvc_cache(repo / ".dvc" / "cache", stub_root, project_name(repo))
     test = pd.read_parquet(repo / "data" / "prepared" / "test.parquet")
     window = write_log(older(test), "survived", work / "predictions.jsonl")
     labels = write_labels(test, "survived", work / "labels.csv")
@@ -359,7 +365,7 @@ def _retrain_directly(
     run(["git", "clone", "-q", "--bare", str(repo), str(remote)], work)
     run(["git", "config", f"url.{remote.as_uri()}.pushInsteadOf", REMOTE_URL], repo)
     stub_root = work / "stubs"
-    shutil.copytree(repo / ".dvc" / "cache", stub_root / "cache" / "dvc-Linux-warm" / "cache")
+    warm_dvc_cache(repo / ".dvc" / "cache", stub_root, project_name(repo))
     with FakeGitHub(stub_root, REPO_SLUG) as github:
         env = harness.ActEnv(stub_root=stub_root, modelci_src=modelci_src, github_api=github.url)
         act_run = _run(repo, {"inputs": {}}, env, work / "act", "retrain-now.yml", secrets)

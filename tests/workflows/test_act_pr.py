@@ -18,11 +18,13 @@ from typing import Any
 
 import pytest
 
+from modelci.registry.register import find_sha256
 from tests.workflows import harness
 from tests.workflows.conftest import (
     REPO_SLUG,
     ModelRepo,
     keep_artifact,
+    project_name,
     pull_request_event,
     workflow_run_event,
 )
@@ -31,7 +33,7 @@ from tests.workflows.harness import FAKE_GITHUB_TOKEN as TOKEN
 
 pytestmark = [pytest.mark.workflows, pytest.mark.slow]
 
-CI_JOBS = ("lint", "test", "model", "all-green")
+CI_JOBS = ("lint", "test", "plan", "model", "report", "all-green")
 ZWSP = "\u200b"
 # What act passes as github.token (GitHub provides one to every run).
 
@@ -90,6 +92,7 @@ def _run_pr7(
             work=work / f"act-{run_id}",
         )
         keep_artifact(stub_root, run_id)
+        keep_artifact(stub_root, run_id, f"modelci-report-{project_name(repo)}")
         return run
 
     def comment(branch: str, run_id: int, pr_run: harness.ActRun) -> harness.ActRun:
@@ -120,34 +123,58 @@ def test_improving_pr_passes_every_job(pr7: PullRequest7) -> None:
     assert run.returncode == 0, run.explain()
 
 
-def test_improving_pr_uploads_the_report_and_metadata(
+def test_improving_pr_uploads_the_plan_the_model_report_and_the_merged_report(
     pr7: PullRequest7, model_repo: ModelRepo
 ) -> None:
-    upload = harness.read_calls(pr7.stub_root, "upload-artifact")[0]
-    assert {"report.md", "report.json", "metadata.json", "verdict.json"} <= set(upload["files"])
+    project = project_name(model_repo.origin)
+    uploads = harness.read_calls(pr7.stub_root, "upload-artifact")
+    # the first run's uploads, in the order the plan, model and report jobs make them
+    first = {call["name"]: call["files"] for call in uploads[:3]}
+    assert list(first) == ["modelci-report.plan", f"modelci-report-{project}", "modelci-report"]
+    assert first["modelci-report.plan"] == ["plan.json"]
+    model_files = set(first[f"modelci-report-{project}"])
+    assert {"report.md", "report.json", "verdict.json", "stages.json"} <= model_files
+    assert {"report.md", "summary.md", "metadata.json"} <= set(first["modelci-report"])
     # The default report carries its plots as Mermaid in report.md: no PNG is uploaded with it.
-    assert not [name for name in upload["files"] if name.endswith(".png")], upload["files"]
-    kept = pr7.stub_root / "artifacts" / "runs" / "1001" / "modelci-report"
-    metadata = json.loads((kept / "metadata.json").read_text(encoding="utf-8"))
+    assert not [name for files in first.values() for name in files if name.endswith(".png")]
+    runs = pr7.stub_root / "artifacts" / "runs" / "1001"
+    metadata = json.loads((runs / "modelci-report" / "metadata.json").read_text("utf-8"))
     assert metadata["pr_number"] == 7
     assert metadata["head_sha"] == model_repo.shas["improve"]
-    verdict = json.loads((kept / "verdict.json").read_text(encoding="utf-8"))
+    verdict = json.loads((runs / f"modelci-report-{project}" / "verdict.json").read_text("utf-8"))
     assert verdict["passed"] is True
+    # one project: the merged artifact holds its report.json, where release reviewed reads it
+    reviewed = (runs / "modelci-report" / "report.json").read_bytes()
+    assert reviewed == (runs / f"modelci-report-{project}" / "report.json").read_bytes()
+    assert find_sha256(json.loads(reviewed)) is not None
+    # the plan the matrix came from: the root project, affected by the params change
+    plan = json.loads(
+        (pr7.stub_root / "artifacts" / "modelci-report.plan" / "plan.json").read_text("utf-8")
+    )
+    assert plan["count"] == 1
+    assert plan["matrix"] == {"include": [{"path": ".", "name": project}]}
 
 
-def test_the_dvc_cache_is_keyed_on_dvc_lock_and_restored(pr7: PullRequest7) -> None:
+def test_the_dvc_cache_is_keyed_on_the_project_and_its_dvc_lock_and_restored(
+    pr7: PullRequest7, model_repo: ModelRepo
+) -> None:
+    project = project_name(model_repo.origin)
     restore = harness.read_calls(pr7.stub_root, "cache")[0]
-    assert re.fullmatch(r"dvc-Linux-[0-9a-f]{64}", restore["key"]), restore
-    assert restore["restore_keys"] == ["dvc-Linux-"]
-    assert restore["matched"] == "dvc-Linux-warm"
+    assert re.fullmatch(rf"dvc-Linux-{project}-[0-9a-f]{{64}}", restore["key"]), restore
+    assert restore["restore_keys"] == [f"dvc-Linux-{project}-"]
+    assert restore["matched"] == f"dvc-Linux-{project}-warm"
     assert restore["paths"] == ["./.dvc/cache"]
 
 
 def test_the_report_reaches_the_job_summary(pr7: PullRequest7) -> None:
     for run in (pr7.first, pr7.second):
         assert run.step_result("model", "Job summary") == "success"
+        assert run.step_result("report", "Job summary") == "success"
         summaries = run.summaries()
-        assert any("| **accuracy** | 0.7989 |" in text for text in summaries), summaries
+        # the model job's report, and the report job's merged text with that report in its section
+        reports = [text for text in summaries if "| **accuracy** | 0.7989 |" in text]
+        assert len(reports) == 2, summaries
+        assert any("<details>" in text for text in reports), summaries
 
 
 def test_lint_and_tests_ran_the_project_tools(pr7: PullRequest7) -> None:
@@ -232,7 +259,9 @@ def test_regressing_push_fails_the_model_job_at_the_gate(pr7: PullRequest7) -> N
         "ci": None,
         "lint": "success",
         "test": "success",
+        "plan": "success",
         "model": "failure",
+        "report": "failure",
         "all-green": "failure",
     }, run.explain()
     assert run.returncode != 0
@@ -241,6 +270,10 @@ def test_regressing_push_fails_the_model_job_at_the_gate(pr7: PullRequest7) -> N
     assert run.step_result("model", "Upload the report") == "success"
     output = run.output("model")
     assert re.search(r"accuracy.*FAIL|FAIL.*accuracy", output, re.IGNORECASE), output[-3000:]
+    # the report job still merges the failing model's report, and its combined gate fails
+    assert run.step_result("report", "Upload the merged report") == "success"
+    assert run.step_result("report", "Every model's gate") == "failure"
+    assert "0 of 1 affected models passed the gate: 1 FAILED" in run.output("report")
 
 
 def test_second_push_leaves_one_comment_which_names_the_metric(pr7: PullRequest7) -> None:

@@ -1,9 +1,10 @@
 """End to end under act: a stale dvc.lock, and hostile pull-request text.
 
 Pull request #9 changes a parameter without re-running the pipeline: the model job fails with the
-reproducibility message. Pull request #8 only edits the README, but its title and branch name are
-built to run commands if any step pasted them into a script (command substitution, backticks,
-``;``, ``${{ }}``): nothing runs, and the report and the comment show the text as written.
+reproducibility message. Pull request #8 tunes a parameter (so its model job runs and its report
+carries the title), but its title and branch name are built to run commands if any step pasted
+them into a script (command substitution, backticks, ``;``, ``${{ }}``): nothing runs, and the
+report and the comment show the text as written.
 """
 
 from __future__ import annotations
@@ -76,15 +77,15 @@ def untrusted(
         title, branch = hostile_title(canary), hostile_branch(canary)
         secrets = {"GITHUB_TOKEN": TOKEN}
 
-        repo = model_repo.clone("docs", work / "docs")
-        event = pull_request_event(model_repo, 8, "docs", title=title, head_ref=branch)
+        repo = model_repo.clone("improve", work / "improve")
+        event = pull_request_event(model_repo, 8, "improve", title=title, head_ref=branch)
         workflow = repo / ".github" / "workflows" / "pr.yml"
         hostile = harness.run_act(
             repo, "pull_request", event, workflow, env, work=work / "act-8", secrets=secrets
         )
         keep_artifact(stub_root, 2001)
         default_branch = model_repo.clone("main", work / "main")
-        run_event = workflow_run_event(model_repo, 2001, "docs", 8, "success")
+        run_event = workflow_run_event(model_repo, 2001, "improve", 8, "success")
         run_event["workflow_run"]["head_branch"] = branch  # type: ignore[index]
         hostile_comment = harness.run_act(
             default_branch,
@@ -108,7 +109,7 @@ def test_stale_lock_fails_the_model_job_with_the_message(untrusted: Untrusted) -
     run = untrusted.stale
     assert run.result("model") == "failure", run.explain()
     assert run.result("all-green") == "failure"
-    assert (run.result("lint"), run.result("test")) == ("success", "success")
+    assert (run.result("lint"), run.result("test"), run.result("plan")) == ("success",) * 3
     assert run.step_result("model", "Reproduce the pipeline") == "success"
     assert run.step_result("model", "Check that the committed dvc.lock is up to date") == "failure"
     output = run.output("model")
@@ -122,9 +123,8 @@ def test_stale_lock_fails_the_model_job_with_the_message(untrusted: Untrusted) -
 def test_hostile_title_and_branch_execute_nothing(untrusted: Untrusted) -> None:
     assert sorted(p.name for p in untrusted.canary.iterdir()) == []
     run = untrusted.hostile
-    assert {
-        job: run.result(job) for job in ("lint", "test", "model", "all-green")
-    } == dict.fromkeys(("lint", "test", "model", "all-green"), "success"), run.explain()
+    jobs = ("lint", "test", "plan", "model", "report", "all-green")
+    assert {job: run.result(job) for job in jobs} == dict.fromkeys(jobs, "success"), run.explain()
     assert untrusted.hostile_comment.result("comment") == "success"
 
 
@@ -158,7 +158,7 @@ def test_tampered_artifact_is_refused_and_nothing_is_posted(
     run = harness.run_act(
         model_repo.clone("main", tmp_path / "main"),
         "workflow_run",
-        workflow_run_event(model_repo, 2002, "docs", 8, "success"),
+        workflow_run_event(model_repo, 2002, "improve", 8, "success"),
         modelci_src / ".github" / "workflows" / "pr-comment.yml",
         untrusted.env,
         work=tmp_path / "act",

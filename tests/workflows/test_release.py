@@ -10,7 +10,10 @@ server on 127.0.0.1 started by the test.
 Pushes: (1) kubernetes target, the endpoint healthy: registered, promoted, image pushed,
 applied, smoke-tested, released as model-v1; (2) a new commit, the endpoint failing: promoted,
 then rolled back automatically (kubectl rollout undo, @champion back on version 1) and the run
-fails; (3) a PR report whose sha256 differs from the model: refused before registering.
+fails; (3) a PR report whose sha256 differs from the model: refused before registering; (4) a
+docs-only commit with no reviewed report: the plan releases nothing and the run succeeds, with the
+notice "unchanged: nothing to release". Pushes 2 and 3 touch only a comment in dvc.yaml (the
+project's pipeline file), so the release's plan (modelci release plan) counts the project changed.
 """
 
 from __future__ import annotations
@@ -95,10 +98,12 @@ def release(
         mp.setenv("PATH", f"{RELEASE_BIN}{os.pathsep}{os.environ['PATH']}")
         mp.setenv("MODELCI_GITHUB_API_URL", url)
 
-        def push(message: str, reviewed: str, healthy: bool) -> None:
+        def push(message: str, reviewed: str, healthy: bool, touch: str = "dvc.yaml") -> None:
+            with (repo / touch).open("a", encoding="utf-8") as handle:
+                handle.write(f"# {message}\n")
             sha = _commit(repo, message)
             commits.append(sha)
-            state.reports = {sha: reviewed}
+            state.reports = {sha: reviewed} if reviewed else {}
             state.healthy = healthy
             state.sha256 = model_sha
             mp.setenv("MODELCI_TEST_COMMIT", sha)
@@ -117,6 +122,7 @@ def release(
         push("release 1: kubernetes target", model_sha, healthy=True)
         push("release 2: the endpoint fails its smoke test", model_sha, healthy=False)
         push("release 3: the PR reviewed other bytes", "0" * 64, healthy=True)
+        push("release 4: docs only, no PR report", "", healthy=True, touch="NOTES.md")
     return Release(repo, stub_root, runs, commits, server)
 
 
@@ -138,7 +144,7 @@ def _registry(release: Release) -> Any:
 
 def test_first_release_registers_promotes_deploys_and_tags(release: Release) -> None:
     first = release.runs[0]
-    jobs = ("register", "promote", "deploy", "release")
+    jobs = ("plan", "register", "promote", "deploy", "release")
     assert {job: first.result(job) for job in jobs} == dict.fromkeys(
         jobs, "success"
     ), first.explain()
@@ -215,3 +221,20 @@ def test_bytes_that_differ_from_the_review_are_refused(release: Release) -> None
     assert reg.versions(**{"modelci.git_commit": release.commits[2]}) == []
     assert reg.aliases().champion is not None
     assert reg.aliases().champion.version == 1
+
+
+def test_a_docs_only_push_releases_nothing_and_succeeds(release: Release) -> None:
+    """No project changed and no PR report: the plan skips the project with a notice, the
+    project's release (which would fail to find a reviewed report) does not run."""
+    fourth = release.runs[3]
+    assert fourth.returncode == 0, fourth.explain()
+    assert fourth.result("plan") == "success", fourth.explain()
+    assert fourth.result("register") is None, fourth.explain()
+    # The notice is an annotation (act records the ::notice:: command, not a log line); the first
+    # push, which changed the project, planned it and printed none.
+    skipped = ": unchanged: nothing to release (no dependency changed)"
+    assert any(n.endswith(skipped) for n in fourth.annotations("plan")), fourth.output("plan")
+    assert not any(skipped in n for n in release.runs[0].annotations("plan"))
+    assert "released as titanic-survival" in release.runs[0].output("plan")
+    assert "| unchanged: nothing to release |" in "\n".join(fourth.summaries())
+    assert _registry(release).versions(**{"modelci.git_commit": release.commits[3]}) == []

@@ -356,3 +356,64 @@ def test_every_third_party_action_has_a_stub_for_act() -> None:
     assert missing <= harness.NATIVE, f"no stub for {missing - harness.NATIVE}"
     for stub in harness.STUB_FOR.values():
         assert (harness.STUBS / stub / "action.yml").is_file()
+
+
+# -- the release takes the plan: one release per changed project ---------------------------------
+
+
+def _inputs(workflow: dict[Any, Any]) -> dict[str, Any]:
+    return dict(triggers(workflow)["workflow_call"].get("inputs") or {})
+
+
+def test_the_release_runs_once_per_project_of_its_plan_each_in_its_own_group() -> None:
+    release = load(GITHUB / "workflows" / "release.yml")
+    assert "concurrency" not in release, "one group per project, not one for every project"
+    plan, project = release["jobs"]["plan"], release["jobs"]["project"]
+    [step] = [s for s in plan["steps"] if "run" in s]
+    assert step["run"] == 'modelci release plan --head "$GITHUB_SHA" --base "$BEFORE"'
+    assert step["env"] == {"BEFORE": "${{ github.event.before }}"}
+    assert plan["steps"][0]["with"]["fetch-depth"] == 0  # the first parent and the merge base
+    assert project["needs"] == "plan"
+    assert project["if"] == "needs.plan.outputs.count != '0'"  # a docs-only merge: nothing runs
+    assert project["strategy"]["matrix"] == "${{ fromJSON(needs.plan.outputs.matrix) }}"
+    assert project["strategy"]["fail-fast"] is False
+    assert "${{ matrix.name }}" in project["concurrency"]["group"]
+    assert project["concurrency"]["cancel-in-progress"] is False
+    assert project["uses"] == "$/.github/workflows/release-project.yml"
+    # every input reaches the project's release unchanged, with the plan's fields of the project
+    fields = {
+        "project-path": "path",
+        "project-name": "name",
+        "report-project": "report_project",
+        "tag-prefix": "tag_prefix",
+        "image-tag-prefix": "image_tag_prefix",
+    }
+    expected = {name: f"${{{{ inputs.{name} }}}}" for name in _inputs(release)}
+    expected |= {name: f"${{{{ matrix.{key} }}}}" for name, key in fields.items()}
+    assert project["with"] == expected
+    called = load(GITHUB / "workflows" / "release-project.yml")
+    assert set(_inputs(called)) == set(expected)
+    declared = triggers(called)["workflow_call"]["secrets"]
+    assert project["secrets"] == {name: f"${{{{ secrets.{name} }}}}" for name in declared}
+
+
+def test_each_project_releases_from_its_folder_with_its_report_cache_and_tags() -> None:
+    called = load(GITHUB / "workflows" / "release-project.yml")
+    folder = "${{ inputs.working-directory }}/${{ inputs.project-path }}"
+    for name, job in called["jobs"].items():
+        assert job["defaults"]["run"]["working-directory"] == folder, name
+        for step in job["steps"]:
+            if str(step.get("uses", "")).endswith("/actions/dvc-pull"):
+                assert step["with"]["path"] == "${{ inputs.project-path }}", name
+                assert step["with"]["name"] == "${{ inputs.project-name }}", name
+    runs = {
+        s.get("id") or s.get("name"): s for job in called["jobs"].values() for s in job["steps"]
+    }
+    reviewed = runs["Find the reviewed model (the merged PR's report)"]
+    assert '--project "$REPORT_PROJECT"' in reviewed["run"]
+    assert reviewed["env"]["REPORT_PROJECT"] == "${{ inputs.report-project }}"
+    assert '--tag "$IMAGE_TAG_PREFIX$VERSION"' in runs["image"]["run"]
+    assert runs["image"]["env"]["IMAGE_TAG_PREFIX"] == "${{ inputs.image-tag-prefix }}"
+    publish = next(s for s in runs.values() if "modelci release publish" in str(s.get("run")))
+    assert '--tag-prefix "$TAG_PREFIX"' in publish["run"]
+    assert publish["env"]["TAG_PREFIX"] == "${{ inputs.tag-prefix }}"

@@ -344,7 +344,9 @@ def _plan_results(args: argparse.Namespace) -> tuple[Any, Any]:
 
 
 def cmd_merge_reports(args: argparse.Namespace) -> int:
-    from modelci.ci.merge import merge_reports
+    import shutil
+
+    from modelci.ci.merge import REPORT_JSON, merge_reports, single_report_json
     from modelci.fileio import write_text
 
     plan, results = _plan_results(args)
@@ -352,6 +354,9 @@ def cmd_merge_reports(args: argparse.Namespace) -> int:
     out = Path(args.out)
     write_text(out / "report.md", merged.comment)
     write_text(out / "summary.md", merged.summary)
+    single = single_report_json(plan, Path(args.reports), args.prefix)
+    if single is not None:
+        shutil.copyfile(single, out / REPORT_JSON)
     ran = sum(1 for project in plan if project.affected)
     print(
         f"merge-reports: {out / 'report.md'} ({len(merged.comment)} chars), {out / 'summary.md'}"

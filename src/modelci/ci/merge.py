@@ -39,6 +39,7 @@ SUMMARY_LIMIT = 1_000_000
 REPORT_FILE = "report.md"
 VERDICT_FILE = "verdict.json"
 STAGES_FILE = "stages.json"
+REPORT_JSON = "report.json"
 NAMES_SHOWN = 30
 
 _SECTION_TAG = re.compile(r"<(/?)(details|summary)\b", re.IGNORECASE)
@@ -163,6 +164,16 @@ def read_results(
 ) -> dict[str, ModelResult | None]:
     """Each affected project's result, from the folder ``reports/<prefix><name>``."""
     return {p.name: read_result(reports / f"{prefix}{p.name}") for p in plan if p.affected}
+
+
+def single_report_json(plan: Sequence[PlannedProject], reports: Path, prefix: str) -> Path | None:
+    """The ``report.json`` of a plan's only project (a repository with one model), which the
+    merged artifact carries where ``modelci release reviewed`` reads it; None with several
+    projects (release reads each one's from its model job's artifact: ``--project``)."""
+    if len(plan) != 1 or not plan[0].affected:
+        return None
+    path = reports / f"{prefix}{plan[0].name}" / REPORT_JSON
+    return path if path.is_file() and not path.is_symlink() else None
 
 
 def _passed(projects: Sequence[PlannedProject], results: Mapping[str, ModelResult | None]) -> int:

@@ -124,3 +124,41 @@ def register(sub: Any) -> None:
     )
     _add_root(affected)
     affected.set_defaults(handler=cmd_affected)
+
+
+def cmd_release_plan(args: argparse.Namespace) -> int:
+    from modelci.ci.release_plan import github_outputs, plan_lines, plan_summary, release_decisions
+    from modelci.github import write_outputs
+
+    decisions = release_decisions(args.root, args.head, args.base)
+    for line in plan_lines(decisions):
+        print(line)
+    write_outputs(github_outputs(decisions), plan_summary(decisions))
+    return 0
+
+
+def register_release(sub: Any) -> None:
+    """Add ``plan`` to the ``modelci release`` group: the first thing the release runs."""
+    release_plan = sub.add_parser(
+        "plan",
+        help="which projects a merge releases (a GitHub Actions matrix)",
+        description="Decide, as modelci affected does, which projects the pushed commit --head "
+        "changes against --base (the push's previous tip) or, when that is empty, all zeros or "
+        "not in the checkout, against --head's first parent (every project when it has none). "
+        "Prints one line per project, a '::notice::' 'unchanged: nothing to "
+        "release' for each skipped one; writes matrix= (path, name, registered_model, "
+        "report_project, tag_prefix, image_tag_prefix of each affected project) and count= to "
+        "$GITHUB_OUTPUT and a table to $GITHUB_STEP_SUMMARY when set.",
+    )
+    release_plan.add_argument(
+        "--head", default="HEAD", metavar="REF", help="the pushed commit (default: %(default)s)"
+    )
+    release_plan.add_argument(
+        "--base",
+        default="",
+        metavar="REF",
+        help="the branch's tip before the push (github.event.before; default: --head's first "
+        "parent)",
+    )
+    _add_root(release_plan)
+    release_plan.set_defaults(handler=cmd_release_plan)

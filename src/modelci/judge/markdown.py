@@ -43,8 +43,10 @@ def escape(value: Any, limit: int = CELL_LIMIT) -> str:
         text = value
     else:
         text = json.dumps(value, sort_keys=True, default=str, allow_nan=True)
-    text = "".join(char if char.isprintable() else " " for char in text)
+    # Cut before replacing the unprintable characters (one for one, so the cut is the same): a
+    # long value costs its first ``limit`` characters, not its whole length.
     if len(text) > limit:
         text = text[: limit - 1] + "…"
+    text = "".join(char if char.isprintable() else " " for char in text)
     text = _MD_SPECIAL.sub(r"\\\1", text)
     return defuse_links(html.escape(text, quote=False))

@@ -249,20 +249,31 @@ def _load_record(params: Params) -> dict[str, Any]:
     return record_versions(params.data.source)
 
 
-def _write_parts(directory: Path, frames: list[pd.DataFrame]) -> None:
-    """Replace ``directory`` with one Parquet file per frame, atomically (a rename)."""
-    directory.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{directory.name}.", dir=directory.parent))
-    try:
-        for index, frame in enumerate(frames):
-            frame.to_parquet(staging / PART.format(index), index=False)
-        if directory.is_dir():
-            shutil.rmtree(directory)
-        elif directory.exists():
-            directory.unlink()
-        staging.rename(directory)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
+class _PartWriter:
+    """Writes one Parquet file per partition as it arrives into a staging folder beside
+    ``directory``; ``commit`` replaces ``directory`` with it (a rename), ``discard`` drops it."""
+
+    def __init__(self, directory: Path) -> None:
+        directory.parent.mkdir(parents=True, exist_ok=True)
+        self.directory = directory
+        self.rows = 0
+        self._count = 0
+        self._staging = Path(tempfile.mkdtemp(prefix=f".{directory.name}.", dir=directory.parent))
+
+    def write(self, frame: pd.DataFrame) -> None:
+        frame.to_parquet(self._staging / PART.format(self._count), index=False)
+        self._count += 1
+        self.rows += len(frame)
+
+    def commit(self) -> None:
+        if self.directory.is_dir():
+            shutil.rmtree(self.directory)
+        elif self.directory.exists():
+            self.directory.unlink()
+        self._staging.rename(self.directory)
+
+    def discard(self) -> None:
+        shutil.rmtree(self._staging, ignore_errors=True)
 
 
 def prepare(params: Params, paths: StagePaths = DEFAULT_PATHS) -> dict[str, Any]:
@@ -276,39 +287,42 @@ def prepare(params: Params, paths: StagePaths = DEFAULT_PATHS) -> dict[str, Any]
     record = _load_record(params)
     started = time.monotonic()
     client = connect(params.compute)
+    writers = (_PartWriter(paths.train), _PartWriter(paths.test))
     try:
-        frame = read_source(record, data, params.compute.partitions)
-        _, problems = schema.drop_declared(frame._meta, data)
-        tasks = [delayed(prepare_partition)(part, data, options) for part in frame.to_delayed()]
-        futures = client.compute(tasks)
-        results = []
-        for future in futures:  # in partition order; the runner holds one partition at a time
-            results.append(future.result())
-            future.release()
-        seconds = time.monotonic() - started
-        rows = sum(part["rows"] for part in results)
-        record_run("prepare", client, len(results), seconds, f"{rows} rows read and checked")
-    except (OSError, ValueError) as error:
-        raise DataError(f"{data.source}: cannot read on the cluster: {error}") from None
+        try:
+            frame = read_source(record, data, params.compute.partitions)
+            _, problems = schema.drop_declared(frame._meta, data)
+            tasks = [delayed(prepare_partition)(p, data, options) for p in frame.to_delayed()]
+            results = []
+            # in partition order; the runner holds one partition at a time and writes it
+            for future in client.compute(tasks):
+                part = future.result()
+                future.release()
+                if "train" in part:
+                    writers[0].write(part.pop("train"))
+                    writers[1].write(part.pop("test"))
+                results.append(part)
+            seconds = time.monotonic() - started
+            rows = sum(part["rows"] for part in results)
+            record_run("prepare", client, len(results), seconds, f"{rows} rows read and checked")
+        except (OSError, ValueError) as error:
+            raise DataError(f"{data.source}: cannot read on the cluster: {error}") from None
+        finally:
+            client.close()
+        found = schema.merge_failures([part["failures"] for part in results])
+        problems += schema.describe(found)
+        total = sum(part["rows"] for part in results)
+        if not found and total < data.min_rows:
+            problems.append(f"table: has fewer rows than the required {data.min_rows} rows")
+        schema.raise_problems(data.source, problems)
+        check_unchanged(record)
+        for writer in writers:
+            writer.commit()
     finally:
-        client.close()
-    found = schema.merge_failures([part["failures"] for part in results])
-    problems += schema.describe(found)
-    total = sum(part["rows"] for part in results)
-    if not found and total < data.min_rows:
-        problems.append(f"table: has fewer rows than the required {data.min_rows} rows")
-    schema.raise_problems(data.source, problems)
-    check_unchanged(record)
-    trains = [part["train"] for part in results]
-    tests = [part["test"] for part in results]
-    _write_parts(paths.train, trains)
-    _write_parts(paths.test, tests)
+        for writer in writers:
+            writer.discard()
     summary = {
-        "rows": {
-            "total": total,
-            "train": sum(len(part) for part in trains),
-            "test": sum(len(part) for part in tests),
-        },
+        "rows": {"total": total, "train": writers[0].rows, "test": writers[1].rows},
         "columns": {name: spec.type for name, spec in data.columns.items()},
         "target": {
             "name": data.target,
@@ -413,9 +427,11 @@ def to_local(model: Any) -> Any:
     return local
 
 
-def _scatter(client: Any, encode: Any, data: DataParams, files: list[Path]) -> tuple[Any, Any]:
+def _scatter(
+    client: Any, encode: Any, data: DataParams, files: list[Path], dtype: str
+) -> tuple[Any, Any]:
     """Deal the encoded partitions to the workers (partition i to worker i mod n, by name) and
-    return them as Dask arrays (features, target)."""
+    return them as Dask arrays (features, target) of ``dtype``."""
     import dask.array as da
 
     workers = workers_by_name(client)
@@ -427,7 +443,7 @@ def _scatter(client: Any, encode: Any, data: DataParams, files: list[Path]) -> t
         if part.empty:
             continue
         where = [workers[index % len(workers)]]
-        x = encode.transform(part[data.features]).astype("float64")
+        x = encode.transform(part[data.features]).astype(dtype)
         y = part[data.target].to_numpy()
         fx = client.scatter(x, workers=where, direct=True)
         fy = client.scatter(y, workers=where, direct=True)
@@ -453,7 +469,10 @@ def train(params: Params, paths: StagePaths = DEFAULT_PATHS) -> tuple[Any, dict[
     client = connect(params.compute)
     try:
         workers = len(workers_by_name(client))
-        features, target = _scatter(client, encode, params.data, files)
+        # XGBoost reads every feature value as a float32 (the model is the same as from
+        # float64), so the workers hold half the bytes; LightGBM bins from float64 values.
+        dtype = "float32" if (params.train.estimator or "").startswith("xgboost.") else "float64"
+        features, target = _scatter(client, encode, params.data, files, dtype)
         model = make_distributed(params.data, params.train, client)
         try:
             model.fit(features, target)

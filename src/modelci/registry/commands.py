@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 from pathlib import Path
 from typing import Any
 
@@ -199,7 +200,9 @@ def cmd_release_reviewed(args: argparse.Namespace) -> int:
         "GITHUB_API_URL", "https://api.github.com"
     )
     token = os.environ.get("GH_TOKEN", "")
-    found = find_reviewed_report(api, args.repo, args.commit, token, args.artifact, args.workflow)
+    found = find_reviewed_report(
+        api, args.repo, args.commit, token, args.artifact, args.workflow, args.project or None
+    )
     required = args.require == "true"
     summary = reviewed_summary(found, args.workflow, args.commit, required)
     if found is None:
@@ -231,6 +234,23 @@ def _pin_build_args() -> dict[str, str]:
     return {"MODEL_SHA256": sha256, **({"ONNX_SHA256": onnx} if onnx else {})}
 
 
+def _variant_problem(dockerfile: Path, build_args: dict[str, str]) -> str | None:
+    """Why the image would refuse to start: the model has no verified ONNX export, and the
+    Dockerfile (one with ``SERVE_VARIANT``, as ``init`` writes it) builds its ONNX-only variant;
+    None otherwise (older Dockerfiles keep the fallback in their only image)."""
+    if "MODEL_SHA256" not in build_args or "ONNX_SHA256" in build_args:
+        return None
+    declared = re.search(r'^ARG SERVE_VARIANT="(\w*)"', dockerfile.read_text("utf-8"), re.M)
+    if declared is None or build_args.get("SERVE_VARIANT", declared[1]) != "onnx":
+        return None
+    return (
+        f"{DEFAULT_PATHS.model} has no verified ONNX export in {DEFAULT_PATHS.onnx}/, so the "
+        f"onnx variant of {dockerfile} would refuse to start: build the scikit-learn variant "
+        '(--build-arg SERVE_VARIANT=sklearn, or ARG SERVE_VARIANT="sklearn" in the Dockerfile; '
+        "docs/deploy.md)"
+    )
+
+
 def cmd_release_image(args: argparse.Namespace) -> int:
     from modelci.deploy.names import IMAGE_TARGETS
     from modelci.registry.release import build_image, section_summary
@@ -246,6 +266,11 @@ def cmd_release_image(args: argparse.Namespace) -> int:
         _emit({"image": "", "digest": ""}, section_summary("Image", skipped))
         return 0
     build_args = {**_pin_build_args(), **dict(args.build_arg)}
+    problem = _variant_problem(Path(args.file), build_args)
+    if problem is not None:
+        from modelci.registry.release import ReleaseError
+
+        raise ReleaseError(problem)
     ref = build_image(args.image, args.tag, Path(args.context), Path(args.file), build_args)
     print(f"release-image: pushed {ref}")
     _emit(
@@ -264,6 +289,7 @@ def cmd_release_publish(args: argparse.Namespace) -> int:
     )
 
     params = _params(args)
+    tag = release_tag(args.version, args.tag_prefix)
     reg = open_registry(params)
     version = reg.get(args.version)
     deploy_info = (
@@ -271,7 +297,6 @@ def cmd_release_publish(args: argparse.Namespace) -> int:
     )
     out = Path(args.out)
     files = write_release(reg, version, out, args.image or None, deploy_info)
-    tag = release_tag(version.version)
     if args.no_publish:
         print(f"release-publish: wrote {out} for {tag} (not published)")
         return 0
@@ -424,6 +449,12 @@ def register_release(sub: Any) -> None:
     p.add_argument("--repo", required=True, help="OWNER/NAME")
     p.add_argument("--commit", required=True, help="the merge commit (40 hex digits)")
     p.add_argument("--artifact", default="modelci-report", help="report artifact name")
+    p.add_argument(
+        "--project",
+        default="",
+        help="one model of several (modelci projects): its report is read from its model job's "
+        "artifact ARTIFACT-PROJECT (default: the merged artifact's report.json, one project)",
+    )
     p.add_argument("--out", default=".modelci/reviewed", help="where report.json is written")
     p.add_argument(
         "--workflow",
@@ -465,7 +496,7 @@ def register_release(sub: Any) -> None:
     p = _command(
         sub,
         "publish",
-        "tag model-v<version> with card, metrics, lineage",
+        "tag model-v<version> (PROJECT/v<version>) with card, metrics, lineage",
         "Writes the release notes, model card, metrics and lineage of a version to --out and "
         "publishes them as a GitHub release (gh release create) unless --no-publish.",
     )
@@ -477,6 +508,12 @@ def register_release(sub: Any) -> None:
     p.add_argument("--deploy-target", default="", help="recorded in the release")
     p.add_argument("--smoke", default="", help="smoke test result, recorded in the release")
     p.add_argument("--target", default="", help="commit to tag (default: the version's)")
+    p.add_argument(
+        "--tag-prefix",
+        default="model-v",
+        help="the tag is this and the version: %(default)s, or PROJECT/v for a project in a "
+        "folder (modelci release plan's tag_prefix)",
+    )
     p.add_argument("--no-publish", action="store_true", help="write the files only")
     p.set_defaults(handler=cmd_release_publish)
 

@@ -82,8 +82,17 @@ def login(image: str) -> None:
     )
 
 
-def release_tag(version: int) -> str:
-    return f"model-v{version}"
+# ``model-v`` (the root project) or ``<project>/v`` (modelci release plan's tag_prefix): a project
+# name is PROJECT_RE's, which git takes as one ref component unless it ends with ".lock" or ".".
+TAG_PREFIX_RE = re.compile(r"^(model-v|[A-Za-z0-9][A-Za-z0-9_.-]{0,99}/v)$")
+
+
+def release_tag(version: int, prefix: str = "model-v") -> str:
+    """The git tag of ``version``: ``model-v3``, or ``fraud/v3`` for a project in a folder."""
+    folder = prefix.removesuffix("/v")
+    if not TAG_PREFIX_RE.match(prefix) or folder.endswith((".lock", ".")) or ".." in folder:
+        raise ReleaseError(f"invalid tag prefix {prefix!r} (expected model-v or PROJECT/v)")
+    return f"{prefix}{version}"
 
 
 def write_release(
@@ -195,8 +204,52 @@ def _reviewed_run(run: Any, workflow: str, head: str) -> int | None:
     return run_id if matches and isinstance(run_id, int) else None
 
 
+PROJECT_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
+
+
+def _artifact_members(
+    github: Any, run_id: int, name: str, members: tuple[str, ...]
+) -> dict[str, bytes] | None:
+    """The named ``members`` of run ``run_id``'s artifact ``name`` (None when the run has no
+    such artifact), read under ``modelci.safezip``'s bounds."""
+    from modelci.safezip import ZipRefused, read_members
+
+    listing, _ = github.request("GET", f"/actions/runs/{run_id}/artifacts?name={name}")
+    for item in (listing or {}).get("artifacts", []):
+        url = item.get("archive_download_url")
+        if item.get("name", name) != name or item.get("expired") or not isinstance(url, str):
+            continue
+        archive = github.download(url, MAX_ARCHIVE)
+        try:
+            return read_members(archive, members)
+        except ZipRefused as error:
+            raise ReleaseError(f"report artifact of run {run_id} refused: {error}") from None
+    return None
+
+
+def _run_files(github: Any, run_id: int, artifact: str, project: str | None) -> dict[str, bytes]:
+    """``report.json`` and ``metadata.json`` of one reviewed run: both from ``artifact`` (the
+    merged report), or with ``project`` the report from that model job's own artifact
+    ``<artifact>-<project>`` (the merged one holds no per-model report.json)."""
+    if project is None:
+        return _artifact_members(github, run_id, artifact, ("report.json", "metadata.json")) or {}
+    meta = _artifact_members(github, run_id, artifact, ("metadata.json",))
+    if not meta:
+        return {}
+    return {
+        **meta,
+        **(_artifact_members(github, run_id, f"{artifact}-{project}", ("report.json",)) or {}),
+    }
+
+
 def find_reviewed_report(
-    api: str, repo: str, commit: str, token: str, artifact: str, workflow: str
+    api: str,
+    repo: str,
+    commit: str,
+    token: str,
+    artifact: str,
+    workflow: str,
+    project: str | None = None,
 ) -> dict[str, Any] | None:
     """The report of the successful run of ``workflow`` for the pull request merged as ``commit``.
 
@@ -207,10 +260,11 @@ def find_reviewed_report(
     ``success``, at the merged pull request's head commit counts. The artifact is untrusted data:
     its size is bounded, only ``report.json`` and ``metadata.json`` are read, under
     ``modelci.safezip``'s bounds (an archive that breaks them raises ``ReleaseError``), and its PR
-    number and head commit must match the pull request's.
+    number and head commit must match the pull request's. With ``project`` (one model of a
+    repository with several), the report is that project's model job artifact's.
     """
     from modelci.github_api import GitHub
-    from modelci.safezip import ZipRefused, read_members
+    from modelci.registry.register import find_sha256
 
     valid_repo = re.match(r"^[A-Za-z0-9-]+/[A-Za-z0-9_.-]+$", repo) and not repo.endswith(
         ("/.", "/..")
@@ -219,6 +273,8 @@ def find_reviewed_report(
         raise ReleaseError(f"invalid repository {repo!r} or commit {commit!r}")
     if not WORKFLOW_FILE_RE.match(workflow):
         raise ReleaseError(f"invalid workflow file name {workflow!r} (expected e.g. pr.yml)")
+    if project is not None and not PROJECT_RE.match(project):
+        raise ReleaseError(f"invalid project name {project!r} (expected a modelci projects name)")
     github = GitHub(api.rstrip("/"), repo, token, anonymous=True)
     pulls, _ = github.request("GET", f"/commits/{commit}/pulls")
     merged = [
@@ -238,37 +294,21 @@ def find_reviewed_report(
         run_id = _reviewed_run(run, workflow, head)
         if run_id is None:
             continue
-        listing, _ = github.request("GET", f"/actions/runs/{run_id}/artifacts?name={artifact}")
-        for item in (listing or {}).get("artifacts", []):
-            url = item.get("archive_download_url")
-            if item.get("expired") or not isinstance(url, str):
-                continue
-            archive = github.download(url, MAX_ARCHIVE)
-            try:
-                files = read_members(archive, ("report.json", "metadata.json"))
-            except ZipRefused as error:
-                raise ReleaseError(f"report artifact of run {run_id} refused: {error}") from None
-            try:
-                report = json.loads(files.get("report.json", b"{}"))
-                meta = json.loads(files.get("metadata.json", b"{}"))
-            except (ValueError, RecursionError):
-                continue
-            from modelci.registry.register import find_sha256
-
-            sha = find_sha256(report)
-            if (
-                sha is None
-                or not isinstance(meta, dict)
-                or meta.get("pr_number") != number
-                or meta.get("head_sha") != head
-            ):
-                continue
-            return {
-                "pr_number": number,
-                "head_sha": head,
-                "run_id": run_id,
-                "model": {"sha256": sha},
-            }
+        files = _run_files(github, run_id, artifact, project)
+        try:
+            report = json.loads(files.get("report.json", b"{}"))
+            meta = json.loads(files.get("metadata.json", b"{}"))
+        except (ValueError, RecursionError):
+            continue
+        sha = find_sha256(report)
+        if (
+            sha is None
+            or not isinstance(meta, dict)
+            or meta.get("pr_number") != number
+            or meta.get("head_sha") != head
+        ):
+            continue
+        return {"pr_number": number, "head_sha": head, "run_id": run_id, "model": {"sha256": sha}}
     return None
 
 

@@ -9,6 +9,7 @@ files only. A failure at any step leaves the target folder as it was (see ``writ
 
 from __future__ import annotations
 
+import configparser
 import functools
 import json
 import os
@@ -698,6 +699,20 @@ def write(plan: Plan, options: Options) -> list[str]:
         raise
 
 
+def _configure_dvc(path: Path) -> None:
+    """No usage analytics, and ``dvc add`` stages its pointers in git, in the ``.dvc/config``
+    ``dvc init`` just wrote. Written as INI text (DVC reads it with configobj) rather than by one
+    ``dvc config`` per key: each would start DVC again, about 0.6 s of CPU."""
+    config = configparser.ConfigParser()
+    config.read(path, encoding="utf-8")
+    if not config.has_section("core"):
+        config.add_section("core")
+    config.set("core", "analytics", "false")
+    config.set("core", "autostage", "true")
+    with path.open("w", encoding="utf-8") as out:
+        config.write(out)
+
+
 def _install(plan: Plan, options: Options, lock: bytes | None) -> list[str]:
     root = options.directory
     # Files inside .dvc/ (plot templates) go in after `dvc init`, which refuses an existing .dvc.
@@ -711,8 +726,7 @@ def _install(plan: Plan, options: Options, lock: bytes | None) -> list[str]:
     dvc_initialised = not (root / ".dvc").exists()
     if dvc_initialised:
         _run([*dvc, "init", "-q", *([] if options.git else ["--no-scm"])], root, "dvc init")
-        for key, value in (("core.analytics", "false"), ("core.autostage", "true")):
-            _run([*dvc, "config", key, value], root, f"dvc config {key}")
+        _configure_dvc(root / ".dvc" / "config")
     _write_files(root, in_dvc)
     _run([*dvc, "add", "-q", plan.data_path], root, "dvc add")
     if not options.git:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import importlib.util
 import logging
 import os
 import signal
@@ -85,6 +86,7 @@ def load_served(config: ServeConfig) -> ServedModel:
     if config.metrics_file is not None and not info.metrics:
         info = replace(info, metrics=model_source.read_metrics(config.metrics_file))
     predictor: Predictor | None = None
+    why_not = "the scikit-learn runtime was asked for (--runtime sklearn)"
     onnx_pin = config.expected_onnx_sha256 or info.pinned_onnx_sha256
     model_pinned = bool(config.expected_sha256) or info.kind != "file"
     if config.runtime != "sklearn":
@@ -108,6 +110,7 @@ def load_served(config: ServeConfig) -> ServedModel:
                     raise
                 why_not = str(error)
     if predictor is None:
+        require_model_loader(info.uri, why_not)
         from modelci.modelfile import load_model_bytes
 
         model = load_model_bytes(data, info.uri, params.trusted_types)
@@ -126,6 +129,24 @@ def load_served(config: ServeConfig) -> ServedModel:
         info, onnx_sha256=predictor.sha256 if isinstance(predictor, OnnxPredictor) else None
     )
     return ServedModel(info=info, schema=schema, predictor=predictor, runtime_note=note)
+
+
+def require_model_loader(uri: str, why_not: str) -> None:
+    """Stop the start, saying why, where the model itself cannot be loaded because scikit-learn
+    or skops is not installed: the serving image's default (onnx) variant holds neither and
+    serves only a verified build-time export."""
+    missing = [
+        name
+        for module, name in (("sklearn", "scikit-learn"), ("skops", "skops"))
+        if importlib.util.find_spec(module) is None
+    ]
+    if missing:
+        raise RuntimeUnavailableError(
+            f"{uri}: no verified ONNX export to serve ({why_not}), and "
+            f"{' and '.join(missing)} {'is' if len(missing) == 1 else 'are'} not installed to "
+            "load the model itself; build the serving image's scikit-learn variant "
+            "(--build-arg SERVE_VARIANT=sklearn, docs/deploy.md)"
+        )
 
 
 def _alias_poller(config: ServeConfig) -> Callable[[], str | None] | None:

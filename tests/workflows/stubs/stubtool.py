@@ -8,7 +8,8 @@ for. Stdlib only (it runs with the host's python3, before the project's environm
 
 - ``cache``: restores ``$MODELCI_STUB_ROOT/cache/<key>`` (exact key, then each restore-key as a
   prefix) into ``path``; it does not save (a composite action has no post step).
-- ``upload-artifact``: copies to ``$MODELCI_STUB_ROOT/artifacts/<name>`` (a test then files it
+- ``upload-artifact``: copies (a folder's files, or one file) to
+  ``$MODELCI_STUB_ROOT/artifacts/<name>`` (a test then files it
   under a run id with ``conftest.keep_artifact``, where ``fake_github`` serves it from).
 - ``download-artifact``: copies ``$MODELCI_STUB_ROOT/artifacts/<name>`` (an upload of the same
   run) to ``path``.
@@ -107,14 +108,22 @@ def cache() -> int:
 
 def upload_artifact() -> int:
     name, path = os.environ["STUB_NAME"], Path(os.environ["STUB_PATH"])
-    files = sorted(p.relative_to(path).as_posix() for p in path.rglob("*") if p.is_file())
+    # A file path uploads that one file at the artifact's root, as the real action does.
+    if path.is_file():
+        files = [path.name]
+    else:
+        files = sorted(p.relative_to(path).as_posix() for p in path.rglob("*") if p.is_file())
     if not files and os.environ.get("STUB_IF_NO_FILES_FOUND") == "error":
         print(f"upload-artifact stub: no files found at {path}", file=sys.stderr)
         return 1
     target = ROOT / "artifacts" / name
     if target.exists():
         shutil.rmtree(target)
-    copy_tree(path, target)
+    if path.is_file():
+        target.mkdir(parents=True)
+        shutil.copy2(path, target / path.name)
+    else:
+        copy_tree(path, target)
     record("upload-artifact", name=name, path=str(path), files=files)
     return 0
 
