@@ -588,10 +588,11 @@ def _store(github: FakeGitHub, run: int, data: bytes) -> None:
 def test_the_artifact_is_fetched_through_the_api_without_leaking_the_token(
     github: FakeGitHub,
 ) -> None:
-    _store(github, 4242, artifact())
+    stored = artifact()  # built once: a zip's entries carry the time they were written
+    _store(github, 4242, stored)
     api = mc.GitHub(FAKE_GITHUB_TOKEN, github.url)
     data = mc.fetch_artifact(api, mc.read_trigger(event()), "modelci-report", 10_000)
-    assert data == artifact()
+    assert data == stored
     storage = [r for r in requests_of(github) if r["path"].startswith("/storage/")]
     assert storage == [
         {"method": "GET", "path": "/storage/4242/modelci-report", "storage_saw_token": False}
