@@ -28,7 +28,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests.process_support
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from report import median, table, write_section
+from report import median, round_options, table, write_section
 
 REPO = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
@@ -124,12 +124,8 @@ def in_process() -> list[list[str]]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="short runs, to check it works")
-    parser.add_argument("--rounds", type=int, default=None)
-    parser.add_argument("--seconds", type=float, default=None)
-    args = parser.parse_args()
-    rounds = args.rounds or (1 if args.quick else 7)
-    seconds = args.seconds or (1.0 if args.quick else 5.0)
+    args = round_options(parser, 7, 5.0)
+    rounds, seconds = args.rounds, args.seconds
     if shutil.which("wrk") is None:
         sys.exit("bench-gauges: wrk not found (Debian package wrk; make system-deps)")
     dvc = [str(BIN / "dvc"), "repro", "--quiet"]

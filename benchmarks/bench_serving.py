@@ -40,7 +40,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests.process_support
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from report import median, table, write_section
+from report import median, round_options, table, write_section
 
 REPO = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
@@ -250,13 +250,9 @@ def in_process_row(repo: Path) -> dict[str, float]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="one short round, to check it runs")
-    parser.add_argument("--rounds", type=int, help="alternating rounds (default 3, quick 1)")
-    parser.add_argument("--seconds", type=float, help="seconds per wrk run (default 3, quick 1)")
     parser.add_argument("--keep", action="store_true", help="keep the temporary clone")
-    args = parser.parse_args()
-    rounds = args.rounds or (1 if args.quick else 3)
-    seconds = args.seconds or (1.0 if args.quick else 3.0)
+    args = round_options(parser, 3, 3.0)
+    rounds, seconds = args.rounds, args.seconds
     sizes = [1, 100, 10_000, 100_000]
     # Large bodies at many connections queue for longer than a run lasts on the slower servers
     # (64 x 10,000 rows: over a minute per request on mlflow here): fewer connections there.

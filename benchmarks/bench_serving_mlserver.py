@@ -54,7 +54,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_serving import BIN, LUA, REPO, Server, env, rss_mb, start, write_bodies, wrk
 from bench_serving_threads import model_limit
-from report import median, table, write_section
+from report import median, round_options, table, write_section
 
 MLSERVER = "1.7.1"
 VENV = REPO / ".bench" / f"mlserver-{MLSERVER}"
@@ -154,12 +154,8 @@ def pss_mb(server: Server) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="one short round, to check it runs")
-    parser.add_argument("--rounds", type=int, help="alternating rounds (default 3, quick 1)")
-    parser.add_argument("--seconds", type=float, help="seconds per wrk run (default 3, quick 1)")
-    args = parser.parse_args()
-    rounds = args.rounds or (1 if args.quick else 3)
-    seconds = args.seconds or (1.0 if args.quick else 3.0)
+    args = round_options(parser, 3, 3.0)
+    rounds, seconds = args.rounds, args.seconds
     from modelci.serving.workers import cpu_quota
     from tests.process_support import free_port
 

@@ -30,7 +30,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_serving import BIN, LUA, REPO, Server, env, start, write_bodies, wrk
-from report import median, table, write_section
+from report import median, round_options, table, write_section
 
 SIZES = [1, 100, 10_000, 100_000]
 CELLS = [(1, 64), (100, 64), (10_000, 1), (10_000, 8), (100_000, 1)]
@@ -66,12 +66,8 @@ def model_limit(repo: Path, body: Path, threads: int, runs: int) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="one short round, to check it runs")
-    parser.add_argument("--rounds", type=int, help="alternating rounds (default 2, quick 1)")
-    parser.add_argument("--seconds", type=float, help="seconds per wrk run (default 3, quick 1)")
-    args = parser.parse_args()
-    rounds = args.rounds or (1 if args.quick else 2)
-    seconds = args.seconds or (1.0 if args.quick else 3.0)
+    args = round_options(parser, 2, 3.0)
+    rounds, seconds = args.rounds, args.seconds
     from modelci.serving.workers import cpu_quota
 
     cores = cpu_quota()

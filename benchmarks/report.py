@@ -6,6 +6,7 @@ without overwriting each other's tables.
 
 from __future__ import annotations
 
+import argparse
 import os
 import platform
 import statistics
@@ -65,3 +66,21 @@ def table(header: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     lines += ["| " + " | ".join(str(cell) for cell in row) + " |" for row in rows]
     return "\n".join(lines)
+
+
+def round_options(
+    parser: argparse.ArgumentParser, rounds: int, seconds: float
+) -> argparse.Namespace:
+    """Parse ``--quick``, ``--rounds`` and ``--seconds`` (with the script's own options) for the
+    benchmarks that alternate servers in rounds: ``--quick`` is one round of 1-second runs."""
+    parser.add_argument("--quick", action="store_true", help="one short round, to check it runs")
+    parser.add_argument(
+        "--rounds", type=int, help=f"alternating rounds (default {rounds}, quick 1)"
+    )
+    parser.add_argument(
+        "--seconds", type=float, help=f"seconds per run (default {seconds:g}, quick 1)"
+    )
+    args = parser.parse_args()
+    args.rounds = args.rounds or (1 if args.quick else rounds)
+    args.seconds = args.seconds or (1.0 if args.quick else seconds)
+    return args
