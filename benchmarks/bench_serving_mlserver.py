@@ -28,8 +28,9 @@ The model limit (issue 24, aim 1) is the model call alone in process: the same O
 session with one intra-op thread per CPU, the batch already validated, no HTTP
 (`bench_serving_threads.model_limit`). modelci's v2 throughput at 10,000 rows (1 and 8
 connections) and 100,000 rows (1 connection) is given as a share of it (modelci only). 100,000
-rows at 8 connections is left out: on the shared machine wrk saw read errors there (connections
-closed while queued for a large-body slot; not investigated further), which ends the run.
+rows at 8 connections is left out: on the shared machine a request there takes tens of seconds,
+too long for a round. (wrk's read errors there were modelci's body deadline closing requests
+queued, unread, for a large-body slot; the deadline now counts only the time the server reads.)
 
 Cold start is process start to the first 200 from `/v2/models/model/ready`; idle RSS and PSS are
 summed over the server's processes after start; peak RSS is the sum of their high-water marks

@@ -5,7 +5,9 @@ uvicorn bounds only the idle time between requests (``timeout_keep_alive``); a c
 connects and sends nothing, drips its headers or drips its body holds a connection (and a file
 descriptor) for as long as it likes. Here the header deadline starts when the connection opens or
 when the first byte of the next request arrives, the body deadline when the headers are complete;
-a client that misses one is disconnected.
+a client that misses one is disconnected. A deadline runs only while the server reads: when
+uvicorn stops reading (a body is buffered that the app has not asked for yet, as when a large body
+waits for a parse slot), the client cannot send and the clock stops until reading resumes.
 
 ``--max-connections`` bounds all connections together, so one client opening that many slow
 connections left everyone else a 503. :class:`ClientSlots` also bounds the connections of each
@@ -20,6 +22,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import h11
+from uvicorn.protocols.http.flow_control import FlowControl
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
 
@@ -55,6 +58,25 @@ class ClientSlots:
             self._open[address] -= 1
 
 
+class _ReportedFlow(FlowControl):
+    """uvicorn's flow control, calling ``reading(False)`` when the server stops reading the
+    connection and ``reading(True)`` when it starts again."""
+
+    def __init__(self, transport: asyncio.Transport, reading: Callable[[bool], None]) -> None:
+        super().__init__(transport)
+        self._reading = reading
+
+    def pause_reading(self) -> None:
+        if not self.read_paused:
+            self._reading(False)
+        super().pause_reading()
+
+    def resume_reading(self) -> None:
+        if self.read_paused:
+            self._reading(True)
+        super().resume_reading()
+
+
 def _busy_response(limit: int) -> bytes:
     body = (
         b'{"error_code":"TOO_MANY_CONNECTIONS","message":"more than %d open connections from '
@@ -80,9 +102,11 @@ def timed_protocol(
         _read_timer: asyncio.TimerHandle | None = None
         _read_phase: str | None = None
         _slot: str | None = None
+        _read_left: float | None = None  # seconds left of the deadline while not reading
 
         def connection_made(self, transport: Any) -> None:
             super().connection_made(transport)
+            self.flow = _ReportedFlow(transport, self._reading)
             peer = transport.get_extra_info("peername")
             address = str(peer[0]) if isinstance(peer, tuple) and peer else None
             if not caps.take(address):
@@ -136,13 +160,30 @@ def timed_protocol(
         def _arm(self, phase: str, seconds: float) -> None:
             self._disarm()
             self._read_phase = phase
-            self._read_timer = self.loop.call_later(seconds, self._expired, phase)
+            if self.flow.read_paused:
+                self._read_left = seconds
+            else:
+                self._read_timer = self.loop.call_later(seconds, self._expired, phase)
 
         def _disarm(self) -> None:
             if self._read_timer is not None:
                 self._read_timer.cancel()
             self._read_timer = None
             self._read_phase = None
+            self._read_left = None
+
+        def _reading(self, reading: bool) -> None:
+            """Stop the deadline's clock while the server does not read, restart it with the
+            time that was left when it reads again."""
+            if not reading and self._read_timer is not None:
+                self._read_left = max(self._read_timer.when() - self.loop.time(), 0.0)
+                self._read_timer.cancel()
+                self._read_timer = None
+            elif reading and self._read_left is not None and self._read_phase is not None:
+                self._read_timer = self.loop.call_later(
+                    self._read_left, self._expired, self._read_phase
+                )
+                self._read_left = None
 
         def _expired(self, phase: str) -> None:
             self._read_timer = None
