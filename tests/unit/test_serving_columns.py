@@ -87,6 +87,28 @@ def test_vectorised_checks_agree_with_the_per_value_checker(
         assert colcheck.problem_text(checker(spec), values[row]) != "invalid value"
 
 
+UNIFORM_COLUMNS = st.one_of(  # one plain type per column: check_column's fast path
+    st.lists(st.floats(-1, 12), min_size=1, max_size=40),
+    st.lists(st.one_of(st.floats(-1, 12), st.integers(-1, 12)), min_size=1, max_size=40),
+    st.lists(st.integers(-(2**64), 2**64), min_size=1, max_size=40),
+    st.lists(st.integers(-8, 8), min_size=1, max_size=40),
+    st.lists(st.booleans(), min_size=1, max_size=40),
+    st.lists(st.sampled_from(["red", "blue", "green", "1"]), min_size=1, max_size=40),
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(spec=st.sampled_from(SPECS), values=UNIFORM_COLUMNS)
+def test_uniform_columns_take_the_fast_path_with_the_same_verdicts(
+    spec: Column, values: list[Any]
+) -> None:
+    expected, expected_bad = _reference(spec, values)
+    array, bad = colcheck.check_column(spec, values)
+    assert bad == expected_bad
+    if not bad:
+        assert _same_arrays(array, expected), (array, expected)
+
+
 def _problems(rows: list[Any]) -> tuple[list[dict[str, Any]], int, str]:
     with pytest.raises(InputError) as caught:
         SCHEMA.columns_from_records(rows)
