@@ -3,8 +3,9 @@
 In a fresh clone of the committed repository the pipeline runs once (`dvc repro`), then the
 served model (`models/model.skops` with its build-time ONNX export) handles one
 ``dataframe_split`` body of each size through the same functions the request path calls, each
-timed on its own: JSON parse, columns, validation, the model call, the response body, the
-prediction metrics, the input monitor and the prediction log's hand-off to its writer thread.
+timed on its own: JSON parse, columns, validation (and, as the reference, the type-code check
+that a column of one plain type now skips), the model call, the response body, the prediction
+metrics, the input monitor and the prediction log's hand-off to its writer thread.
 The prediction metrics are timed in one process and in prometheus_client's multiprocess mode
 (several workers), each both per batch (``_Metrics.observe_prediction``) and per row (the loop
 it replaced, kept here as the reference), side by side and interleaved in one run. The writer
@@ -42,6 +43,15 @@ def per_row_observe(metrics: Any, prediction: Any) -> None:
         metrics.labels.labels(str(label)).inc()
     for score in prediction.scores.tolist():
         metrics.scores.observe(score)
+
+
+def by_type_codes(schema: Any, raw: Any) -> None:
+    """The vectorised validation before a column of one plain type skipped the type codes,
+    kept as the reference (the same checks of every column of a valid batch)."""
+    from modelci.serving.colcheck import check_by_type_codes
+
+    for spec in schema.fields:
+        check_by_type_codes(spec, raw.columns[spec.name])
 
 
 def stages(repo: Path, body: bytes, repeat: int, work: Path) -> dict[str, list[float]]:
@@ -88,6 +98,7 @@ def stages(repo: Path, body: bytes, repeat: int, work: Path) -> dict[str, list[f
     for _ in range(repeat):
         payload = timed("JSON parse", parse, body)
         raw = timed("columns", batch_from_invocation, payload, schema, rows)
+        timed("validation, type codes per value (before)", by_type_codes, schema, raw)
         batch = timed("validation", schema.validate, raw)
         prediction = timed(f"model call ({predictor.runtime})", predictor.predict, batch)
         timed("response body", lambda p: dumps(_invocations_payload(served, p, "p")), prediction)
@@ -101,6 +112,35 @@ def stages(repo: Path, body: bytes, repeat: int, work: Path) -> dict[str, list[f
         timed("prediction log lines, per batch (writer thread)", log._lines, item)
     log.close()
     return out
+
+
+# The steps a worker runs for a request besides the model call (metrics: one process, per batch).
+REQUEST_PATH = [
+    "JSON parse",
+    "columns",
+    "validation",
+    "response body",
+    "metrics, 1 process, per batch",
+    "input monitor",
+    "prediction log hand-off",
+]
+
+
+def request_path_share(results: dict[int, dict[str, list[float]]], sizes: list[int]) -> str:
+    """A sentence per size: the request path's steps other than the model call, in ms and as a
+    share of the model call, and the most any server can reach on the same cores when those
+    steps run on one of them and the model call on all."""
+    lines = []
+    for size in sizes:
+        steps = sum(median(results[size][name]) for name in REQUEST_PATH)
+        model = next(median(v) for k, v in results[size].items() if k.startswith("model call"))
+        lines.append(
+            f"At {size:,} rows the steps besides the model call take {steps * 1000:.1f} ms, "
+            f"{steps / model:.2f}x the model call: CPU time per request is "
+            f"{(steps + model) / model:.2f}x the model's alone, so a server that keeps every "
+            f"core busy reaches at most {model / (steps + model):.0%} of the model limit."
+        )
+    return " ".join(lines)
 
 
 def main() -> None:
@@ -141,6 +181,8 @@ def main() -> None:
         f"The prediction log's JSON lines are written by its own thread, off the request "
         f"path but holding the GIL beside it: per batch (today) and per row (before).\n\n"
         + table(header, body_rows)
+        + "\n\n"
+        + request_path_share(results, args.rows)
         + "\n"
     )
     command = "python benchmarks/bench_serving_stages.py" + (" --quick" if args.quick else "")

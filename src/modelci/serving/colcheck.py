@@ -5,7 +5,8 @@ Two implementations with the same verdicts: :func:`checked_values` runs the refe
 finds the bad rows with array operations (type codes from C-level ``map(type, ...)``, bounds and
 membership as masks), so a 100,000-row batch costs a few passes over arrays instead of a Python call
 per value; a column of one plain type, all in bounds or categories (the usual batch), is converted
-straight to its array without the type-code arrays (:func:`_all_good`). Either way the message for a bad value comes from the checker (:func:`problem_text`).
+straight to its array without the type-code arrays (:func:`_all_good`). Either way the message
+for a bad value comes from the checker (:func:`problem_text`).
 
 Arrays fed to the runtimes: ``float`` and nullable ``int`` columns as float64 with NaN for null;
 ``int`` as int64; ``bool`` as bool (object with None when nullable); ``category`` as object with
@@ -148,6 +149,11 @@ def check_column(spec: Column, values: Sequence[Any]) -> tuple[np.ndarray, list[
     fast = _all_good(spec, values)
     if fast is not None:
         return fast, []
+    return check_by_type_codes(spec, values)
+
+
+def check_by_type_codes(spec: Column, values: Sequence[Any]) -> tuple[np.ndarray, list[int]]:
+    """:func:`check_column` without its fast path: a type code per value, masks per kind."""
     count = len(values)
     kinds = np.fromiter(map(type, values), dtype=object, count=count)
     objects = np.fromiter(values, dtype=object, count=count)
