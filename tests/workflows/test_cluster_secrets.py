@@ -79,15 +79,15 @@ def test_every_repro_step_gets_the_cluster_secrets_and_no_other_step_does(name: 
     for job_name, step in repro:
         env = step.get("env") or {}
         for secret in CLUSTER_SECRETS:
-            assert env.get(secret) == f"${{{{ secrets.{secret} }}}}", (
-                f"{name}: job {job_name}, step {step.get('name')!r} does not pass {secret}"
-            )
+            assert (
+                env.get(secret) == f"${{{{ secrets.{secret} }}}}"
+            ), f"{name}: job {job_name}, step {step.get('name')!r} does not pass {secret}"
     # Least exposure: outside the repro steps' env and the secrets handed to a called workflow,
     # no job env, step, action input or expression mentions them.
     for job_name, job in workflow["jobs"].items():
-        assert not set(SECRET_REF.findall(str(job.get("env", {})))) & set(CLUSTER_SECRETS), (
-            f"{name}: job {job_name} puts a cluster secret in the job's env"
-        )
+        assert not set(SECRET_REF.findall(str(job.get("env", {})))) & set(
+            CLUSTER_SECRETS
+        ), f"{name}: job {job_name} puts a cluster secret in the job's env"
         for step in job.get("steps") or []:
             if REPRO.search(str(step.get("run", ""))):
                 continue
@@ -97,9 +97,9 @@ def test_every_repro_step_gets_the_cluster_secrets_and_no_other_step_does(name: 
         handed = job.get("secrets") or {}
         assert handed != "inherit"
         for secret in CLUSTER_SECRETS:
-            assert handed.get(secret) == f"${{{{ secrets.{secret} }}}}", (
-                f"{name}: the call of {job['uses']} does not pass {secret}"
-            )
+            assert (
+                handed.get(secret) == f"${{{{ secrets.{secret} }}}}"
+            ), f"{name}: the call of {job['uses']} does not pass {secret}"
 
 
 def load_called(job: dict[str, Any]) -> dict[Any, Any]:
