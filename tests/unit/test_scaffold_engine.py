@@ -72,6 +72,9 @@ def test_engine_dask_pipeline_reads_the_source_record_and_records_how_it_ran(
     for name in ("export",):
         assert stages[name] == local["stages"][name]
     assert yaml.safe_load(plan.files["dvc.yaml"])["plots"] == local["plots"]
+    readme = plan.files["README.md"].decode()
+    assert f"the pipeline: {', '.join(stages)}" in readme
+    assert "DASK_SCHEDULER_ADDRESS=tcp://127.0.0.1:8786 uv run dvc" in readme
 
 
 def test_engine_dask_callers_pass_the_cluster_secrets_and_local_ones_do_not(

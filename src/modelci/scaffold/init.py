@@ -285,6 +285,18 @@ _DASK_EDITS = (
 )
 
 
+_DASK_NOTE = """
+The stages run on a Dask cluster (`compute.engine: dask` in `params.yaml`): `dvc repro` needs
+`DASK_SCHEDULER_ADDRESS` (`tcp://host:8786`). To try it on one machine, run
+`uv run dask scheduler` and `uv run dask worker tcp://127.0.0.1:8786` in this folder (the workers
+read `data.source` from here), then `DASK_SCHEDULER_ADDRESS=tcp://127.0.0.1:8786 uv run dvc
+repro`. For a cluster of other machines, point `data.source` at a URL its workers can read
+(`s3://bucket/folder/*.parquet`). In CI the workflows take the address, and S3 credentials for
+`data.source`, from this repository's secrets of the same names (modelci's docs/scale.md,
+"Credentials in CI").
+"""
+
+
 def pipeline_template(engine: str) -> str:
     """The ``dvc.yaml`` template for ``engine``: the local one, or with the Dask engine's
     stages and records (the same outputs otherwise, so the report and serving read them)."""
@@ -356,6 +368,7 @@ def make_plan(options: Options) -> Plan:
     text = _params_text(options, frame, inferred, data_path, name)
 
     repository, commit = _workflow_pin(options)
+    pipeline = pipeline_template(options.engine)
     values = {
         "name": name,
         "module": module,
@@ -367,9 +380,11 @@ def make_plan(options: Options) -> Plan:
         "data_path": data_path,
         "data_ignore": f"/{data_path}",
         "cluster_secrets": cluster_secrets(options.engine),
+        "stages": ", ".join(yaml.safe_load(pipeline)["stages"]),
+        "engine_note": _DASK_NOTE if options.engine == "dask" else "",
     }
     plan = Plan(inferred=inferred, data_path=data_path)
-    templates = {**_templates(), "dvc.yaml": pipeline_template(options.engine)}
+    templates = {**_templates(), "dvc.yaml": pipeline}
     for path, template in templates.items():
         path = path.replace("__module__", module)
         plan.files[path] = render(template, values, path).encode("utf-8")
