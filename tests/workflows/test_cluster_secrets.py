@@ -54,6 +54,12 @@ def _uses_local(job: dict[str, Any]) -> str | None:
     return Path(uses).name if uses.startswith("$/.github/workflows/") else None
 
 
+def load_called(job: dict[str, Any]) -> dict[Any, Any]:
+    called = _uses_local(job)
+    assert called in REUSABLE, f"{job.get('uses')} is not a reusable workflow here"
+    return REUSABLE[called]
+
+
 def test_the_workflows_that_reproduce_are_the_expected_ones() -> None:
     # A new workflow that runs dvc repro joins this list (and gets the secrets) deliberately.
     reproducing = sorted(name for name, wf in REUSABLE.items() if _repro_steps(wf))
@@ -100,9 +106,3 @@ def test_every_repro_step_gets_the_cluster_secrets_and_no_other_step_does(name: 
             assert (
                 handed.get(secret) == f"${{{{ secrets.{secret} }}}}"
             ), f"{name}: the call of {job['uses']} does not pass {secret}"
-
-
-def load_called(job: dict[str, Any]) -> dict[Any, Any]:
-    called = _uses_local(job)
-    assert called in REUSABLE, f"{job.get('uses')} is not a reusable workflow here"
-    return REUSABLE[called]
