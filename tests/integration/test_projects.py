@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from modelci.cli import main
-from tests.conftest import run
+from tests.conftest import VENV_BIN, run
 from tests.projects_support import PROJECTS, SHARING, build_clinic, commit, dataset_csv, git
 from tests.unit.test_scaffold import SHA
 
@@ -150,3 +150,11 @@ def test_add_refuses_a_clash_and_leaves_the_repository_as_it_was(
         assert len(err.splitlines()) == 1, err
     assert git(clinic, "rev-parse", "HEAD") == head
     assert git(clinic, "status", "--porcelain", "--untracked-files=all") == ""
+
+
+def test_added_projects_pass_the_repositorys_own_lint(clinic: Path) -> None:
+    """The lint job of ci.yml runs ruff and black on the whole repository, with the settings of
+    the pyproject.toml init wrote: the files init --add writes pass them."""
+    for tool in (["ruff", "check", "--no-cache", "models"], ["black", "--check", "models"]):
+        done = run([str(VENV_BIN / tool[0]), *tool[1:]], clinic, check=False)
+        assert done.returncode == 0, done.stdout + done.stderr
