@@ -1,84 +1,43 @@
-"""Several models in one repository, built as a user builds it: ``modelci init`` (breast cancer,
-at the root), then ``modelci init --add`` twice (wine, diabetes) from scikit-learn's own datasets
-written to CSV (no network), real git and DVC; then ``modelci affected`` on real commits.
+"""Several models in one repository (``tests/projects_support.py``: ``init`` and ``init --add``
+twice from scikit-learn's own datasets), then ``modelci affected`` on real commits.
 
-wine and diabetes share a feature package (``src/features``, declared as a dep of their train
-stages). ``--no-lock``: the projects share a committed stand-in ``uv.lock`` (the lock's content is
-not what is tested; ``uv lock`` needs the package index).
+``--no-lock``: the projects share a committed stand-in ``uv.lock`` (the lock's content is not
+what is tested; ``uv lock`` needs the package index). ``tests/workflows/test_act_projects.py``
+runs the PR workflow under act on the same repository made with a real lock.
 """
 
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from modelci.cli import main
-from tests.conftest import run
+from tests.conftest import VENV_BIN, run
+from tests.projects_support import PROJECTS, SHARING, build_clinic, commit, dataset_csv, git
 from tests.unit.test_scaffold import SHA
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
-PROJECTS = [".", "models/diabetes", "models/wine"]
-SHARING = ("models/diabetes", "models/wine")
-_TRAIN_DEPS = "    cmd: modelci train\n    deps:\n      - data/prepared/train.parquet\n"
+
+def _init_root(data: Path, target: str) -> Path:
+    repo = data.parent.parent / data.stem
+    argv = ["init", str(repo), "--data", str(data), "--target", target]
+    assert main([*argv, "--no-lock", "--workflows-ref", SHA]) == 0
+    return repo
 
 
-def _csv(loader: str, target: str, out: Path) -> Path:
-    import sklearn.datasets
-
-    frame = getattr(sklearn.datasets, loader)(as_frame=True).frame
-    frame.columns = [re.sub(r"\W+", "_", str(c)).strip("_") for c in frame.columns]
-    frame.rename(columns={"target": target}).to_csv(out, index=False)
-    return out
-
-
-def _git(repo: Path, *args: str) -> str:
-    return run(["git", *args], repo).stdout
-
-
-def _commit(repo: Path, message: str, files: dict[str, str]) -> None:
-    for path, text in files.items():
-        (repo / path).parent.mkdir(parents=True, exist_ok=True)
-        (repo / path).write_text(text)
-    _git(repo, "add", "-A")
-    _git(repo, "commit", "-q", "-m", message)
+def _add(repo: Path, argv: list[str]) -> None:
+    assert main(["init", str(repo), *argv]) == 0
 
 
 @pytest.fixture(scope="session")
-def clinic(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+def clinic(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The repository: three projects and the shared feature package, committed on main."""
     root = tmp_path_factory.mktemp("projects")
-    monkeypatch = pytest.MonkeyPatch()
-    for key, value in (("NAME", "modelci tests"), ("EMAIL", "tests@modelci.invalid")):
-        monkeypatch.setenv(f"GIT_AUTHOR_{key}", value)
-        monkeypatch.setenv(f"GIT_COMMITTER_{key}", value)
-    cancer = _csv("load_breast_cancer", "malignant", root / "cancer.csv")
-    wine = _csv("load_wine", "cultivar", root / "wine.csv")
-    diabetes = _csv("load_diabetes", "progression", root / "diabetes.csv")
-    repo = root / "clinic"
-    common = ["--no-lock", "--workflows-ref", SHA]
-    assert main(["init", str(repo), "--data", str(cancer), "--target", "malignant", *common]) == 0
-    for folder, data, target in (("models/wine", wine, "cultivar"),
-                                 ("models/diabetes", diabetes, "progression")):  # fmt: skip
-        argv = ["init", str(repo), "--add", folder, "--data", str(data), "--target", target]
-        assert main(argv) == 0
-        added = _git(repo, "show", "--name-only", "--format=", "HEAD").split()
-        assert added, "init --add committed nothing"
-        assert all(p.startswith(f"{folder}/") for p in added), added  # no other project's file
-    shared = {"src/features/__init__.py": "", "src/features/scale.py": "def build(): ...\n"}
-    for folder in ("models/wine", "models/diabetes"):
-        pipeline = (repo / folder / "dvc.yaml").read_text()
-        assert pipeline.count(_TRAIN_DEPS) == 1
-        shared[f"{folder}/dvc.yaml"] = pipeline.replace(
-            _TRAIN_DEPS, f"{_TRAIN_DEPS}      - ../../src/features\n"
-        )
-    _commit(repo, "a feature package shared by wine and diabetes", {**shared, "uv.lock": "v1\n"})
-    yield repo
-    monkeypatch.undo()
+    return build_clinic(root, _init_root, _add, {"uv.lock": "v1\n"})
 
 
 def _affected(repo: Path, capsys: pytest.CaptureFixture[str], *extra: str) -> dict[str, str]:
@@ -94,10 +53,10 @@ def _affected(repo: Path, capsys: pytest.CaptureFixture[str], *extra: str) -> di
 @pytest.fixture
 def branch(clinic: Path) -> Iterator[Path]:
     """A pull request's branch off main; main is checked out again after the test."""
-    _git(clinic, "checkout", "-q", "-b", "pr")
+    git(clinic, "checkout", "-q", "-b", "pr")
     yield clinic
-    _git(clinic, "checkout", "-q", "-f", "main")
-    _git(clinic, "branch", "-q", "-D", "pr")
+    git(clinic, "checkout", "-q", "-f", "main")
+    git(clinic, "branch", "-q", "-D", "pr")
 
 
 def test_projects_lists_the_three_with_their_registered_models(
@@ -151,7 +110,7 @@ def test_a_change_affects_what_declares_it(
     if "models/wine/params.yaml" in files:  # a real edit of a key train does not read
         text = (branch / "models/wine/params.yaml").read_text()
         files = {"models/wine/params.yaml": text.replace("seed: 42", "seed: 7", 1)}
-    _commit(branch, "the pull request", files)
+    commit(branch, "the pull request", files)
     assert _affected(branch, capsys) == expected
 
 
@@ -163,7 +122,7 @@ def test_an_undeclared_factory_package_is_flagged(
     params = (branch / "params.yaml").read_text()
     assert "train:\n" in params
     params = params.replace("train:\n", "train:\n  pipeline: features.scale:build\n", 1)
-    _commit(branch, "the root model uses the shared features", {"params.yaml": params})
+    commit(branch, "the root model uses the shared features", {"params.yaml": params})
     assert _affected(branch, capsys) == {
         ".": "params.yaml changed (params of prepare, train, export, evaluate)"
     }
@@ -176,8 +135,8 @@ def test_an_undeclared_factory_package_is_flagged(
 def test_add_refuses_a_clash_and_leaves_the_repository_as_it_was(
     clinic: Path, capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:
-    data = _csv("load_wine", "cultivar", tmp_path / "wine.csv")
-    head = _git(clinic, "rev-parse", "HEAD")
+    data = dataset_csv("load_wine", "cultivar", tmp_path / "wine.csv")
+    head = git(clinic, "rev-parse", "HEAD")
     for folder, extra, message in (
         ("other/wine", [], "the project in models/wine is named 'wine' already"),
         ("models/wine2", ["--name", "diabetes"], "registers the model 'diabetes' already"),
@@ -189,5 +148,13 @@ def test_add_refuses_a_clash_and_leaves_the_repository_as_it_was(
         err = capsys.readouterr().err.strip()
         assert message in err, err
         assert len(err.splitlines()) == 1, err
-    assert _git(clinic, "rev-parse", "HEAD") == head
-    assert _git(clinic, "status", "--porcelain", "--untracked-files=all") == ""
+    assert git(clinic, "rev-parse", "HEAD") == head
+    assert git(clinic, "status", "--porcelain", "--untracked-files=all") == ""
+
+
+def test_added_projects_pass_the_repositorys_own_lint(clinic: Path) -> None:
+    """The lint job of ci.yml runs ruff and black on the whole repository, with the settings of
+    the pyproject.toml init wrote: the files init --add writes pass them."""
+    for tool in (["ruff", "check", "--no-cache", "models"], ["black", "--check", "models"]):
+        done = run([str(VENV_BIN / tool[0]), *tool[1:]], clinic, check=False)
+        assert done.returncode == 0, done.stdout + done.stderr

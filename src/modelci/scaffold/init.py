@@ -462,18 +462,22 @@ def _params_text(
 _ROOT_PYPROJECT = "      - pyproject.toml:\n"
 _OWN_CODE = re.compile(r"^ *- src/<<module>>.*\n", re.MULTILINE)
 _OWN_CODE_NOTE = "(train does: src/<<module>>)"
+# Lint-clean under the root pyproject.toml's ruff and black (ci.yml's lint job checks every
+# file): the folder stands on lines of its own (a long one would pass the line length), and
+# modelci is a third-party import there, in pytest's block.
 _PROJECT_TEST = '''\
-"""Model tests of the project in <<folder>>, from modelci's pytest plugin (``modelci.testing``).
+"""Model tests of one project, from modelci's pytest plugin (``modelci.testing``).
 
-The root project's checks, on this folder's params.yaml and pipeline outputs. The plugin's
-fixtures are per session: test one project per pytest run, e.g. from the repository root
-``uv run pytest <<folder>>/tests``.
+The root project's checks, on the params.yaml and pipeline outputs of this project:
+<<folder>>
+The plugin's fixtures are per session: test one project per pytest run, e.g. from the
+repository root:
+``uv run pytest <<folder>>/tests``
 """
 
 from pathlib import Path
 
 import pytest
-
 from modelci.testing import ModelChecks
 
 
