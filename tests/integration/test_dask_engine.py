@@ -340,6 +340,7 @@ def test_a_worker_killed_during_training_fails_cleanly(
     assert len(errors) == 1, output
     assert "training on the Dask cluster failed" in errors[0]
     assert "no model written" in errors[0]
+    assert "worker(s) worker-1 left the cluster during the fit" in errors[0]
     # DVC removes a stage's outputs before running it: the model is gone or the committed one
     written = repo / "models/model.skops"
     assert not written.exists() or file_digest(written) == model
