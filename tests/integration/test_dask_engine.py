@@ -321,9 +321,11 @@ def test_a_worker_killed_during_training_fails_cleanly(
     try:
         with Client(cluster.address, timeout=30) as client:
             deadline = time.monotonic() + 300
-            # train scatters its encoded partitions (numpy arrays) just before the fit
+            # train has its workers read their partitions just before the fit
             while not any(
-                "ndarray" in str(key) for keys in client.has_what().values() for key in keys
+                str(key).startswith(("load_partition", "getitem"))
+                for keys in client.has_what().values()
+                for key in keys
             ):
                 assert repro.poll() is None, repro.communicate()[0]
                 assert time.monotonic() < deadline, "training never started on the cluster"
