@@ -321,11 +321,9 @@ def test_a_worker_killed_during_training_fails_cleanly(
     try:
         with Client(cluster.address, timeout=30) as client:
             deadline = time.monotonic() + 300
-            # train has its workers read their partitions just before the fit
+            # train scatters its encoded partitions (numpy arrays) just before the fit
             while not any(
-                str(key).startswith(("load_partition", "getitem"))
-                for keys in client.has_what().values()
-                for key in keys
+                "ndarray" in str(key) for keys in client.has_what().values() for key in keys
             ):
                 assert repro.poll() is None, repro.communicate()[0]
                 assert time.monotonic() < deadline, "training never started on the cluster"
@@ -342,7 +340,6 @@ def test_a_worker_killed_during_training_fails_cleanly(
     assert len(errors) == 1, output
     assert "training on the Dask cluster failed" in errors[0]
     assert "no model written" in errors[0]
-    assert "worker(s) worker-1 left the cluster during the fit" in errors[0]
     # DVC removes a stage's outputs before running it: the model is gone or the committed one
     written = repo / "models/model.skops"
     assert not written.exists() or file_digest(written) == model

@@ -450,71 +450,28 @@ def release_memory() -> int:
     return int(psutil.Process().memory_info().rss)
 
 
-def file_sizes(paths: list[str]) -> list[int]:
-    """On a worker: the size of each file as the worker sees it, -1 where it sees none."""
-    return [os.path.getsize(path) if os.path.isfile(path) else -1 for path in paths]
-
-
-def load_partition(
-    path: str, encode: Any, features: list[str], target: str, dtype: str
-) -> tuple[Any, Any]:
-    """On a worker: one prepared partition, read there and encoded as ``dtype`` features and
-    the target; only these stay in the worker's memory."""
-    part = pd.read_parquet(path, columns=[*features, target])
-    return encode.transform(part[features]).astype(dtype), part[target].to_numpy()
-
-
-def _deal(
+def _scatter(
     client: Any, encode: Any, data: DataParams, files: list[Path], dtype: str
 ) -> tuple[Any, Any]:
     """Deal the encoded partitions to the workers (partition i to worker i mod n, by name) and
-    return them as Dask arrays (features, target) of ``dtype``.
-
-    Where every worker sees the prepared files at the runner's paths (one machine, or a shared
-    file system), each worker reads and encodes its partitions itself: the runner reads only
-    the files' metadata, and a partition lost with a worker before the fit is read again.
-    Otherwise the runner reads, encodes and sends one partition at a time."""
-    import operator
-
+    return them as Dask arrays (features, target) of ``dtype``."""
     import dask.array as da
-    import pyarrow.parquet as pq
 
     workers = workers_by_name(client)
     if not workers:
         raise ClusterError("the Dask cluster has no workers")
-    paths = [str(path.resolve()) for path in files]
-    sizes = [path.stat().st_size for path in files]
-    seen = client.run(file_sizes, paths)
-    shared = all(found == sizes for found in seen.values())
-    where_read = "the workers read" if shared else "the runner reads and sends"
-    print(f"train: {where_read} the {len(files)} prepared partitions")
-    width = len(encode.get_feature_names_out())
-    target_dtype = pq.read_schema(files[0]).field(data.target).type.to_pandas_dtype()
     features, targets = [], []
-    for index, path in enumerate(paths):
-        rows = pq.ParquetFile(path).metadata.num_rows
-        if not rows:
+    for index, path in enumerate(files):
+        part = pd.read_parquet(path)
+        if part.empty:
             continue
         where = [workers[index % len(workers)]]
-        if shared:
-            both = client.submit(
-                load_partition,
-                path,
-                encode,
-                list(data.features),
-                data.target,
-                dtype,
-                workers=where,
-                pure=False,
-            )
-            fx = client.submit(operator.getitem, both, 0, workers=where)
-            fy = client.submit(operator.getitem, both, 1, workers=where)
-        else:
-            x, y = load_partition(path, encode, list(data.features), data.target, dtype)
-            fx = client.scatter(x, workers=where, direct=True)
-            fy = client.scatter(y, workers=where, direct=True)
-        features.append(da.from_delayed(fx, shape=(rows, width), dtype=dtype))  # type: ignore[no-untyped-call]
-        targets.append(da.from_delayed(fy, shape=(rows,), dtype=target_dtype))  # type: ignore[no-untyped-call]
+        x = encode.transform(part[data.features]).astype(dtype)
+        y = part[data.target].to_numpy()
+        fx = client.scatter(x, workers=where, direct=True)
+        fy = client.scatter(y, workers=where, direct=True)
+        features.append(da.from_delayed(fx, shape=x.shape, dtype=x.dtype))  # type: ignore[no-untyped-call]
+        targets.append(da.from_delayed(fy, shape=y.shape, dtype=y.dtype))  # type: ignore[no-untyped-call]
     if not features:
         raise DataError("the train split is empty")
     return (
@@ -565,7 +522,7 @@ def train(params: Params, paths: StagePaths = DEFAULT_PATHS) -> tuple[Any, dict[
             for address, rss in sorted(freed.items(), key=lambda item: before.get(item[0], ""))
         )
         print(f"train: the workers' memory before the data is sent: {memory}")
-        features, target = _deal(client, encode, params.data, files, dtype)
+        features, target = _scatter(client, encode, params.data, files, dtype)
         model = make_distributed(params.data, params.train, client)
         try:
             model.fit(features, target)
