@@ -125,11 +125,16 @@ def record_run(stage: str, client: Any, partitions: int, seconds: float, what: s
     write_json(COMPUTE_RUN, {**(runs if isinstance(runs, dict) else {}), stage: entry})
 
 
+def worker_names(client: Any) -> dict[str, str]:
+    """Each worker's name by its address (an address changes when a worker restarts)."""
+    info = client.scheduler_info(n_workers=-1)["workers"]
+    return {address: str(worker.get("name")) for address, worker in info.items()}
+
+
 def workers_by_name(client: Any) -> list[str]:
     """The workers' addresses ordered by worker name (addresses change with every start; names
     are what a deployment fixes), the order partitions are dealt to."""
-    info = client.scheduler_info(n_workers=-1)["workers"]
-    return [address for _, address in sorted((str(w.get("name")), a) for a, w in info.items())]
+    return [address for address, _ in sorted(worker_names(client).items(), key=lambda w: w[1])]
 
 
 # ---- prepare ----------------------------------------------------------------------------------
@@ -427,6 +432,24 @@ def to_local(model: Any) -> Any:
     return local
 
 
+def release_memory() -> int:
+    """On a worker: hand the memory earlier tasks freed back to the OS (Arrow's pool caches
+    freed blocks, glibc keeps freed heap), so it does not count against the worker's memory
+    limit during the fit; returns the worker's RSS after, in bytes."""
+    import contextlib
+    import ctypes
+    import gc
+
+    import psutil
+    import pyarrow as pa
+
+    gc.collect()
+    pa.default_memory_pool().release_unused()
+    with contextlib.suppress(OSError, AttributeError):  # not glibc: nothing to trim
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    return int(psutil.Process().memory_info().rss)
+
+
 def _scatter(
     client: Any, encode: Any, data: DataParams, files: list[Path], dtype: str
 ) -> tuple[Any, Any]:
@@ -457,6 +480,24 @@ def _scatter(
     )
 
 
+def _fit_failure(client: Any, before: dict[str, str], error: BaseException) -> str:
+    """The one-line error of a failed fit, naming the workers that left the cluster meanwhile
+    (a restart by the nanny, at 95% of the worker's memory limit, is the usual reason)."""
+    message = str(error).splitlines()[0] if str(error) else "no message"
+    line = f"training on the Dask cluster failed ({type(error).__name__}: {message})"
+    try:
+        now = worker_names(client)
+        gone = sorted(name for address, name in before.items() if address not in now)
+    except Exception:  # the scheduler itself is gone: the error above says enough
+        gone = []
+    if gone:
+        line += (
+            f"; worker(s) {', '.join(gone)} left the cluster during the fit (a worker's nanny "
+            "restarts it at 95% of its memory limit: see the worker's log)"
+        )
+    return line + "; no model written"
+
+
 def train(params: Params, paths: StagePaths = DEFAULT_PATHS) -> tuple[Any, dict[str, Any]]:
     """Fit on the cluster; returns the local Pipeline to save and the compute record (what the
     model's bytes depend on besides data and params: the number of workers and partitions)."""
@@ -472,15 +513,21 @@ def train(params: Params, paths: StagePaths = DEFAULT_PATHS) -> tuple[Any, dict[
         # XGBoost reads every feature value as a float32 (the model is the same as from
         # float64), so the workers hold half the bytes; LightGBM bins from float64 values.
         dtype = "float32" if (params.train.estimator or "").startswith("xgboost.") else "float64"
+        # A worker that crosses 95% of its memory limit during the fit is restarted by its
+        # nanny, and XGBoost's collective cannot lose a member: start from what the data needs.
+        before = worker_names(client)
+        freed = client.run(release_memory)
+        memory = ", ".join(
+            f"{before.get(address, address)} {rss / 1e6:.0f} MB"
+            for address, rss in sorted(freed.items(), key=lambda item: before.get(item[0], ""))
+        )
+        print(f"train: the workers' memory before the data is sent: {memory}")
         features, target = _scatter(client, encode, params.data, files, dtype)
         model = make_distributed(params.data, params.train, client)
         try:
             model.fit(features, target)
         except Exception as error:  # a lost worker surfaces as one of many exception types
-            raise ClusterError(
-                f"training on the Dask cluster failed ({type(error).__name__}: "
-                f"{str(error).splitlines()[0] if str(error) else 'no message'}); no model written"
-            ) from None
+            raise ClusterError(_fit_failure(client, before, error)) from None
         seconds = time.monotonic() - started
         record_run("train", client, len(files), seconds, f"{params.train.estimator} fitted")
     finally:
