@@ -36,6 +36,8 @@ class Fake:
     healthy: bool = True
     sha256: str = ""  # what the deployed endpoint's /model reports
     reports: dict[str, str] = field(default_factory=dict)  # merge commit -> reviewed sha256
+    # projects whose model job's artifact (modelci-report-<project>) the PR run also holds
+    projects: list[str] = field(default_factory=list)
     violations: list[str] = field(default_factory=list)
 
 
@@ -87,9 +89,13 @@ def _handler(fake: Fake) -> type[BaseHTTPRequestHandler]:
                 self._send(200, {"total_count": 1, "workflow_runs": [run]})
             elif path == f"{base}/actions/runs/1001/artifacts":
                 host = f"http://127.0.0.1:{self.server.server_address[1]}"
-                artifact = shapes.artifact(REPO_SLUG, 11, "modelci-report", 1000, host)
-                self._send(200, {"total_count": 1, "artifacts": [artifact]})
-            elif path == f"{base}/actions/artifacts/11/zip":
+                names = ["modelci-report", *(f"modelci-report-{p}" for p in fake.projects)]
+                artifacts = [
+                    shapes.artifact(REPO_SLUG, 11 + number, name, 1000, host)
+                    for number, name in enumerate(names)
+                ]
+                self._send(200, {"total_count": len(artifacts), "artifacts": artifacts})
+            elif path.startswith(f"{base}/actions/artifacts/") and path.endswith("/zip"):
                 host = f"http://127.0.0.1:{self.server.server_address[1]}"
                 self._send(302, None, b"", {"Location": f"{host}/zip"})
             elif path == "/zip":

@@ -137,13 +137,17 @@ def monitored(
 def test_a_drifted_window_opens_one_issue_with_the_report(monitored: Monitored) -> None:
     run = monitored.runs[0]
     assert run.result("check") == "success", run.explain()
+    # The plan of a single-project repository: its one (root) project, the caller's window as is.
+    assert run.result("plan") == "success", run.explain()
+    assert f": monitored as {MODEL} (file://" in run.output("plan")
     assert "DRIFT: 3 of 7 features drifted" in run.output("check")
     (issue,) = monitored.issues_after[0]
     assert issue["state"] == "open"
     assert issue["user"] == BOT
     assert issue["labels"] == ["modelci-monitor"]
     assert MODEL in issue["title"]
-    assert f"<!-- modelci-monitor: {MODEL} -->" in issue["body"]
+    # The marker a single-project monitor wrote before the plan: an open issue is found again.
+    assert issue["body"].startswith(f"<!-- modelci-monitor: {MODEL} -->\n")
     assert "| age | **drift** |" in issue["body"]
     assert "| embarked | **drift** |" in issue["body"]
     assert "| gender | ok |" in issue["body"]
@@ -265,8 +269,10 @@ def test_retraining_opens_a_pull_request_whose_body_is_the_modelci_report(
     retrained: Retrained,
 ) -> None:
     run_ = retrained.run
-    assert run_.results() | {"monitor": None} == {
+    assert run_.results() | {"monitor": None, "project": None} == {
         "monitor": None,
+        "project": None,
+        "plan": "success",
         "check": "success",
         "retrain": "success",
     }, run_.explain()

@@ -63,7 +63,7 @@ def load_called(job: dict[str, Any]) -> dict[Any, Any]:
 def test_the_workflows_that_reproduce_are_the_expected_ones() -> None:
     # A new workflow that runs dvc repro joins this list (and gets the secrets) deliberately.
     reproducing = sorted(name for name, wf in REUSABLE.items() if _repro_steps(wf))
-    assert reproducing == ["ci.yml", "monitor.yml", "release-project.yml", "retrain.yml"]
+    assert reproducing == ["ci.yml", "monitor-project.yml", "release-project.yml", "retrain.yml"]
 
 
 @pytest.mark.parametrize("name", sorted(REUSABLE))

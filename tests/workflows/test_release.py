@@ -27,10 +27,11 @@ from typing import Any
 import pytest
 import yaml
 
+from modelci.projects import Project
 from tests.conftest import run
 from tests.integration.registry_support import MlflowServer
 from tests.workflows import harness
-from tests.workflows.conftest import ModelRepo
+from tests.workflows.conftest import ModelRepo, project_name, warm_dvc_cache
 from tests.workflows.release_support import RELEASE_BIN, Fake, push_event
 
 pytestmark = [pytest.mark.workflows, pytest.mark.slow]
@@ -43,6 +44,7 @@ class Release:
     runs: list[harness.ActRun]
     commits: list[str]
     server: MlflowServer
+    added: Project  # the second project, models/wine
 
     def calls(self, stub: str) -> list[dict[str, Any]]:
         return harness.read_calls(self.stub_root, stub)
@@ -98,14 +100,16 @@ def release(
         mp.setenv("PATH", f"{RELEASE_BIN}{os.pathsep}{os.environ['PATH']}")
         mp.setenv("MODELCI_GITHUB_API_URL", url)
 
-        def push(message: str, reviewed: str, healthy: bool, touch: str = "dvc.yaml") -> None:
+        def push(
+            message: str, reviewed: str, healthy: bool, touch: str = "dvc.yaml", deployed: str = ""
+        ) -> None:
             with (repo / touch).open("a", encoding="utf-8") as handle:
                 handle.write(f"# {message}\n")
             sha = _commit(repo, message)
             commits.append(sha)
             state.reports = {sha: reviewed} if reviewed else {}
             state.healthy = healthy
-            state.sha256 = model_sha
+            state.sha256 = deployed or model_sha
             mp.setenv("MODELCI_TEST_COMMIT", sha)
             runs.append(
                 harness.run_act(
@@ -123,7 +127,43 @@ def release(
         push("release 2: the endpoint fails its smoke test", model_sha, healthy=False)
         push("release 3: the PR reviewed other bytes", "0" * 64, healthy=True)
         push("release 4: docs only, no PR report", "", healthy=True, touch="NOTES.md")
-    return Release(repo, stub_root, runs, commits, server)
+        # A second project, added by `modelci init --add` and reproduced (commit not pushed: the
+        # branch before the merge), then a merge touching only its params.yaml.
+        mp.setenv("GIT_AUTHOR_NAME", "modelci tests")
+        mp.setenv("GIT_COMMITTER_NAME", "modelci tests")
+        mp.setenv("GIT_AUTHOR_EMAIL", "tests@modelci.invalid")
+        mp.setenv("GIT_COMMITTER_EMAIL", "tests@modelci.invalid")
+        wine = _add_project(repo, work)
+        warm_dvc_cache(repo / ".dvc" / "cache", stub_root, wine.name)
+        state.projects = [wine.name]
+        wine_sha = _sha(repo / WINE / "models" / "model.skops")
+        push(
+            "release 5: wine's params only",
+            wine_sha,
+            healthy=True,
+            touch=f"{WINE}/params.yaml",
+            deployed=wine_sha,
+        )
+    return Release(repo, stub_root, runs, commits, server, wine)
+
+
+WINE = "models/wine"
+
+
+def _add_project(repo: Path, work: Path) -> Project:
+    """``modelci init --add models/wine`` from scikit-learn's wine data, reproduced, committed."""
+    from modelci.cli import main
+    from modelci.projects import load_project
+    from tests.integration.test_projects import _csv
+
+    data = _csv("load_wine", "cultivar", work / "wine.csv")
+    argv = ["init", str(repo), "--add", WINE, "--data", str(data), "--target", "cultivar"]
+    assert main(argv) == 0
+    run(["dvc", "repro", "--quiet"], repo / WINE)
+    _commit(repo, "wine reproduced")
+    project = load_project(repo, WINE)
+    assert project is not None
+    return project
 
 
 def _sha(path: Path) -> str:
@@ -132,12 +172,12 @@ def _sha(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def _registry(release: Release) -> Any:
+def _registry(release: Release, model: str = "titanic-survival") -> Any:
     from modelci.registry.core import Registry
 
     os.environ["MLFLOW_TRACKING_URI"] = release.server.uri
     try:
-        return Registry("titanic-survival", "champion", "previous")
+        return Registry(model, "champion", "previous")
     finally:
         del os.environ["MLFLOW_TRACKING_URI"]
 
@@ -238,3 +278,34 @@ def test_a_docs_only_push_releases_nothing_and_succeeds(release: Release) -> Non
     assert "released as titanic-survival" in release.runs[0].output("plan")
     assert "| unchanged: nothing to release |" in "\n".join(fourth.summaries())
     assert _registry(release).versions(**{"modelci.git_commit": release.commits[3]}) == []
+
+
+def test_a_merge_changing_one_of_two_projects_releases_only_that_one(release: Release) -> None:
+    """The second project (added by ``modelci init --add``) is the only one the merge touches:
+    it is registered under its own name, promoted and tagged ``<name>/v1``; the root project's
+    model is untouched on the server (no new version, @champion still version 1, no tag)."""
+    fifth, wine = release.runs[4], release.added
+    jobs = ("plan", "register", "promote", "deploy", "release")
+    assert {job: fifth.result(job) for job in jobs} == dict.fromkeys(
+        jobs, "success"
+    ), fifth.explain()
+    assert f"{wine.name}: released as {wine.registered_model}" in fifth.output("plan")
+    skipped = ": unchanged: nothing to release (no dependency changed)"
+    assert [n for n in fifth.annotations("plan") if n.endswith(skipped)] == [
+        f"{project_name(release.repo)}{skipped}"  # the root project, titanic-survival's
+    ], fifth.annotations("plan")
+    added = _registry(release, wine.registered_model)
+    (version,) = added.versions(**{"modelci.git_commit": release.commits[4]})
+    assert version.version == 1
+    assert added.aliases().champion is not None
+    assert added.aliases().champion.version == 1
+    assert (release.stub_root / "releases" / wine.name / "v1" / "lineage.json").is_file()
+    root = _registry(release)
+    assert root.versions(**{"modelci.git_commit": release.commits[4]}) == []
+    assert sorted(v.version for v in root.versions()) == [1, 2]  # pushes 1 and 2, nothing since
+    assert root.aliases().champion is not None
+    assert root.aliases().champion.version == 1
+    assert sorted(p.name for p in (release.stub_root / "releases").iterdir()) == [
+        "model-v1",
+        wine.name,
+    ]

@@ -1,4 +1,4 @@
-"""``modelci monitor alert-rules`` and ``modelci monitor canary``: argparse only here; the work is
+"""``modelci monitor alert-rules``, ``canary`` and ``plan``: argparse only here; the work is
 imported when a command runs."""
 
 from __future__ import annotations
@@ -73,6 +73,17 @@ def cmd_canary(args: argparse.Namespace) -> int:
     return 0 if verdict.decision == "promote" else 1
 
 
+def cmd_plan(args: argparse.Namespace) -> int:
+    from modelci.github import write_outputs
+    from modelci.monitor.plan import github_outputs, plan, plan_summary
+
+    matrix = plan(Path(args.root).resolve(), args.projects, args.window, args.labels)
+    for entry in matrix["include"]:
+        print(f"{entry['name']}: monitored as {entry['registered_model']} ({entry['window']})")
+    write_outputs(github_outputs(matrix), plan_summary(matrix))
+    return 0
+
+
 def _positive(text: str) -> float:
     try:
         value = float(text)
@@ -84,7 +95,30 @@ def _positive(text: str) -> float:
 
 
 def register(sub: Any) -> None:
-    """Add alert-rules and canary to the ``modelci monitor`` group."""
+    """Add alert-rules, canary and plan to the ``modelci monitor`` group."""
+    p = sub.add_parser(
+        "plan",
+        help="which projects the scheduled monitor checks (a GitHub Actions matrix)",
+        description="List the projects the monitor checks (every project of the repository, or "
+        "those named by --projects), each with its own window and labels: {project} in --window "
+        "and --labels is replaced by the project's name, and is required when several projects "
+        "are checked. Writes matrix= (path, name, registered_model, window, labels, "
+        "retrain_branch of each) and count= to $GITHUB_OUTPUT and a table to "
+        "$GITHUB_STEP_SUMMARY when set.",
+    )
+    p.add_argument("--window", default="", metavar="URL", help="the window, with {project}")
+    p.add_argument("--labels", default="", metavar="URL", help="its labels, with {project}")
+    p.add_argument(
+        "--projects",
+        default="",
+        metavar="NAMES",
+        help="project names to check, comma or space separated (default: every project)",
+    )
+    p.add_argument(
+        "--root", default=".", metavar="DIR", help="the repository's root (default: %(default)s)"
+    )
+    p.set_defaults(handler=cmd_plan)
+
     p = sub.add_parser(
         "alert-rules",
         help="write deploy/monitoring (alert rules, PrometheusRule, ServiceMonitor, dashboard)",
