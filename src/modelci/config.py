@@ -184,6 +184,20 @@ class ComputeParams(_Frozen):
         return value
 
 
+# What the reusable workflows give every `dvc repro` (and only those steps) of a project, from
+# the caller's optional secrets of the same names: the scheduler's address that
+# `compute.address: env:DASK_SCHEDULER_ADDRESS` reads, and the credentials s3fs reads an
+# s3:// `data.source` with (docs/scale.md, "Credentials in CI"). `modelci init --engine dask`
+# writes callers that pass them.
+CLUSTER_SECRETS = (
+    "DASK_SCHEDULER_ADDRESS",
+    "AWS_ACCESS_KEY_ID",
+    "AWS_SECRET_ACCESS_KEY",
+    "AWS_SESSION_TOKEN",
+    "AWS_ENDPOINT_URL",
+)
+
+
 class PrepareParams(_Frozen):
     test_size: float = Field(default=0.2, gt=0.0, lt=1.0)
     seed: NonNegativeInt = 0

@@ -287,9 +287,12 @@ def test_serving_image_and_plot_template_are_the_ones_init_writes() -> None:
         ).read_bytes(), f"{own} differs from the template init writes"
 
 
-def test_generated_workflows_pass_the_workflow_linters(tmp_path: Path, data_file: Path) -> None:
+@pytest.mark.parametrize("engine", ["local", "dask"])
+def test_generated_workflows_pass_the_workflow_linters(
+    tmp_path: Path, data_file: Path, engine: str
+) -> None:
     """What init writes passes the same actionlint and zizmor the adopter's lint job runs."""
-    plan = make_plan(options(tmp_path, data_file))
+    plan = make_plan(options(tmp_path, data_file, engine=engine))
     repo = tmp_path / "rendered"
     for relative, content in plan.files.items():
         if relative.startswith(".github/"):

@@ -132,7 +132,7 @@ def docs_examples() -> dict[str, str]:
     return {match["name"]: match["body"] for match in EXAMPLE.finditer(text)}
 
 
-@pytest.mark.parametrize("name", ["caller-runners", "caller-cml-runner"])
+@pytest.mark.parametrize("name", ["caller-runners", "caller-cml-runner", "caller-dask"])
 def test_the_documented_callers_pass_actionlint_and_the_schema(tmp_path: Path, name: str) -> None:
     text = docs_examples()[name]
     local = REMOTE_CALL.sub(r"uses: ./\1", text)

@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from modelci.scaffold.estimators import KNOWN_ESTIMATORS
+from modelci.scaffold.estimators import ENGINES, KNOWN_ESTIMATORS
 
 
 def cmd_init(args: argparse.Namespace) -> int:
@@ -30,6 +30,7 @@ def cmd_init(args: argparse.Namespace) -> int:
         git=not args.no_git,
         name=args.name,
         estimator=args.estimator,
+        engine=args.engine,
         add=args.add,
     )
     plan = make_plan(options)
@@ -95,8 +96,18 @@ def register(sub: Any) -> None:
         choices=list(KNOWN_ESTIMATORS),
         metavar="CLASS",
         help="train.estimator, with starting params (default: scikit-learn's "
-        "HistGradientBoosting for the task); xgboost.* and lightgbm.* add the boosting extra to "
-        f"the modelci dependency. One of: {', '.join(KNOWN_ESTIMATORS)}",
+        "HistGradientBoosting for the task, or with --engine dask xgboost.dask.DaskXGB*); "
+        "xgboost.* and lightgbm.* add the boosting extra to the modelci dependency, the Dask "
+        f"learners need --engine dask. One of: {', '.join(KNOWN_ESTIMATORS)}",
+    )
+    parser.add_argument(
+        "--engine",
+        choices=ENGINES,
+        default="local",
+        help="compute.engine: local (default: the stages run in this process) or dask (on the "
+        "Dask scheduler at $DASK_SCHEDULER_ADDRESS: the compute section, a source stage, the "
+        "dask extra, callers passing the cluster's secrets; default estimator XGBoost's Dask "
+        "learner, a scikit-learn one refused; docs/scale.md)",
     )
     parser.add_argument(
         "--modelci",

@@ -18,6 +18,8 @@ class Estimator:
     classifier: bool
     extra: str | None = None  # the modelci extra that installs its library
     scale_numeric: bool = True
+    # Trains on a Dask cluster through its library's Dask interface (``compute.engine: dask``).
+    distributed: bool = False
 
 
 # Trees need no scaling, and XGBoost's split points are training values, which a scaler run in
@@ -29,4 +31,10 @@ KNOWN_ESTIMATORS = {
     "xgboost.XGBRegressor": Estimator(_XGB_PARAMS, False, "boosting", False),
     "lightgbm.LGBMClassifier": Estimator(_LGBM_PARAMS, True, "boosting", False),
     "lightgbm.LGBMRegressor": Estimator(_LGBM_PARAMS, False, "boosting", False),
+    # `init --engine dask`: the Dask engine encodes the columns from the schema and never scales.
+    "xgboost.dask.DaskXGBClassifier": Estimator(_XGB_PARAMS, True, "dask", distributed=True),
+    "xgboost.dask.DaskXGBRegressor": Estimator(_XGB_PARAMS, False, "dask", distributed=True),
+    "lightgbm.DaskLGBMClassifier": Estimator(_LGBM_PARAMS, True, "dask", distributed=True),
+    "lightgbm.DaskLGBMRegressor": Estimator(_LGBM_PARAMS, False, "dask", distributed=True),
 }
+ENGINES = ("local", "dask")

@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Literal
 import yaml
 
 from modelci import __version__, _proc, layout
-from modelci.config import Params, Task, parse_params
+from modelci.config import CLUSTER_SECRETS, Params, Task, parse_params
 from modelci.data.schema import validate
 from modelci.errors import ConfigError, ModelCIError
 from modelci.pipeline.prepare import drop_null_target
@@ -43,6 +43,7 @@ if TYPE_CHECKING:
     from modelci.projects import Project
 
 NullTarget = Literal["error", "drop"]
+Engine = Literal["local", "dask"]
 _SHA = re.compile(r"^[0-9a-f]{40}$")
 # git, DVC (hashing the data file) and uv lock (resolving against the index) each get this long.
 TOOL_TIMEOUT_S = 1800.0
@@ -75,6 +76,9 @@ class Options:
     git: bool = True
     name: str | None = None
     estimator: str | None = None
+    # compute.engine of the project: dask adds the compute section, the source stage, the dask
+    # extra and the cluster's secrets in the workflow callers (docs/scale.md)
+    engine: Engine = "local"
     # --add FOLDER: a project added in FOLDER (relative to ``directory``, an existing repository)
     add: str | None = None
 
@@ -173,7 +177,7 @@ def requirement(options: Options) -> str:
     from packaging.requirements import InvalidRequirement, Requirement
 
     spec = options.modelci or default_requirement()
-    extra = KNOWN_ESTIMATORS[options.estimator].extra if options.estimator else None
+    extra = _extra(options)
     if extra is None:
         return spec
     try:
@@ -182,6 +186,14 @@ def requirement(options: Options) -> str:
         raise ScaffoldError(f"--modelci: {spec!r} is not a requirement: {error}") from None
     parsed.extras.add(extra)
     return str(parsed)
+
+
+def _extra(options: Options) -> str | None:
+    """The modelci extra the project needs beyond the default: ``dask`` (which brings the
+    boosting libraries) on the Dask engine, else the chosen estimator's."""
+    if options.engine == "dask":
+        return "dask"
+    return KNOWN_ESTIMATORS[options.estimator].extra if options.estimator else None
 
 
 def _check_estimator(options: Options, task: str) -> None:
@@ -240,6 +252,79 @@ def _templates() -> dict[str, str]:
     return found
 
 
+# compute.engine: dask (docs/scale.md): the pipeline gains a `source` stage that prepare depends
+# on instead of the data, and train records (and evaluate reads) how it ran.
+_SOURCE_STAGE = """\
+  # compute.engine: dask: lists the files data.source names and records each one's version
+  # (ETag, generation, or size and md5); prepare depends on that record, so the workers read the
+  # data where it lives and an unchanged source skips every later stage.
+  source:
+    cmd: modelci source
+    always_changed: true
+    params:
+      - data.source
+    outs:
+      - data/source.json:
+          cache: false
+
+"""
+_TRAIN_PARAMS = "      - train\n      - pyproject.toml:\n          - project.dependencies\n"
+_TRAIN_OUTS = "    outs:\n      - models/model.skops\n"
+_EVALUATE = "    cmd: modelci evaluate\n    deps:\n      - models/model.skops\n"
+_DASK_EDITS = (
+    ("  prepare:\n", _SOURCE_STAGE + "  prepare:\n"),
+    ("      - ${data.source}\n", "      - data/source.json\n"),
+    (
+        _TRAIN_PARAMS + _TRAIN_OUTS,
+        _TRAIN_PARAMS.replace("- train\n", "- train\n      - compute\n")
+        + _TRAIN_OUTS
+        + "      # engine, estimator, workers, partitions, threads: what trained the model\n"
+        + "      - models/compute.json:\n          cache: false\n",
+    ),
+    (_EVALUATE, _EVALUATE + "      - models/compute.json\n"),
+)
+
+
+_DASK_NOTE = """
+The stages run on a Dask cluster (`compute.engine: dask` in `params.yaml`): `dvc repro` needs
+`DASK_SCHEDULER_ADDRESS` (`tcp://host:8786`). To try it on one machine, run
+`uv run dask scheduler` and `uv run dask worker tcp://127.0.0.1:8786` in this folder (the workers
+read `data.source` from here), then `DASK_SCHEDULER_ADDRESS=tcp://127.0.0.1:8786 uv run dvc
+repro`. For a cluster of other machines, point `data.source` at a URL its workers can read
+(`s3://bucket/folder/*.parquet`). In CI the workflows take the address, and S3 credentials for
+`data.source`, from this repository's secrets of the same names (modelci's docs/scale.md,
+"Credentials in CI").
+"""
+
+
+def pipeline_template(engine: str) -> str:
+    """The ``dvc.yaml`` template for ``engine``: the local one, or with the Dask engine's
+    stages and records (the same outputs otherwise, so the report and serving read them)."""
+    template = _templates()["dvc.yaml"]
+    if engine == "local":
+        return template
+    for old, new in _DASK_EDITS:
+        if template.count(old) != 1:
+            raise RuntimeError(f"the dvc.yaml template changed: update _DASK_EDITS ({old!r})")
+        template = template.replace(old, new)
+    return template
+
+
+def cluster_secrets(engine: str) -> str:
+    """The lines a workflow caller adds to its ``secrets:`` on the Dask engine: the cluster's
+    address and data.source's credentials, which the reusable workflows give only to
+    ``dvc repro``; none on the local engine."""
+    if engine == "local":
+        return ""
+    lines = [
+        "      # compute.engine: dask (docs/scale.md): the scheduler's address and read-only",
+        "      # credentials for an s3:// data.source; only the dvc repro steps see them, and pull",
+        "      # requests from forks get no secrets.",
+        *(f"      {name}: ${{{{ secrets.{name} }}}}" for name in CLUSTER_SECRETS),
+    ]
+    return "\n".join(lines) + "\n"
+
+
 def render(text: str, values: dict[str, str], where: str) -> str:
     """Replace ``<<name>>`` placeholders; a placeholder with no value is a bug, not output."""
     for key, value in values.items():
@@ -283,6 +368,7 @@ def make_plan(options: Options) -> Plan:
     text = _params_text(options, frame, inferred, data_path, name)
 
     repository, commit = _workflow_pin(options)
+    pipeline = pipeline_template(options.engine)
     values = {
         "name": name,
         "module": module,
@@ -293,9 +379,13 @@ def make_plan(options: Options) -> Plan:
         "release_tag": f"v{__version__}",
         "data_path": data_path,
         "data_ignore": f"/{data_path}",
+        "cluster_secrets": cluster_secrets(options.engine),
+        "stages": ", ".join(yaml.safe_load(pipeline)["stages"]),
+        "engine_note": _DASK_NOTE if options.engine == "dask" else "",
     }
     plan = Plan(inferred=inferred, data_path=data_path)
-    for path, template in _templates().items():
+    templates = {**_templates(), "dvc.yaml": pipeline}
+    for path, template in templates.items():
         path = path.replace("__module__", module)
         plan.files[path] = render(template, values, path).encode("utf-8")
     plan.files["params.yaml"] = text.encode("utf-8")
@@ -315,16 +405,33 @@ def _params_text(
 ) -> str:
     """params.yaml as init writes it: the inferred schema checked against the data as prepare
     will see it, and the gate measured on a dummy baseline."""
+    from modelci.pipeline.cluster import check_estimator
+
     _check_estimator(options, inferred.task)
     draft = params_file.render(
-        inferred, data_path, options.null_target, {}, {}, name, options.estimator
+        inferred,
+        data_path,
+        options.null_target,
+        {},
+        {},
+        name,
+        options.estimator,
+        engine=options.engine,
     )
     params = _validated(draft)
+    try:
+        check_estimator(params)
+    except ConfigError as error:
+        raise ScaffoldError(f"--engine {options.engine}: {error}") from None
     target = params.data.columns[params.data.target]
-    if (options.estimator or "").startswith("xgboost.") and target.type == "category":
+    estimator = params.train.estimator or ""
+    if estimator.startswith("xgboost.") and target.type == "category":
+        lightgbm = (
+            "lightgbm.DaskLGBMClassifier" if options.engine == "dask" else "lightgbm.LGBMClassifier"
+        )
         raise ScaffoldError(
-            f"--estimator: {options.estimator} needs integer class labels 0..n-1, but "
-            f"{options.target!r} holds text labels; use lightgbm.LGBMClassifier"
+            f"--estimator: {estimator} needs integer class labels 0..n-1, but "
+            f"{options.target!r} holds text labels; use --estimator {lightgbm}"
         )
     # What prepare will do with the data, so the inferred schema is checked against it here.
     kept, _ = drop_null_target(frame, params.data, params.prepare)
@@ -341,6 +448,7 @@ def _params_text(
         name,
         options.estimator,
         chance=chance,
+        engine=options.engine,
     )
     _validated(text)
     return text
@@ -433,9 +541,9 @@ def _refuse_clash(root: Path, new: Project) -> None:
                 raise ScaffoldError(f"--add {folder}: {clash} overlaps {out}, an output of {where}")
 
 
-def nested_pipeline(folder: str) -> str:
+def nested_pipeline(folder: str, engine: str = "local") -> str:
     """The root ``dvc.yaml`` template as a project in ``folder`` has it (``models/fraud``)."""
-    template = _templates()["dvc.yaml"]
+    template = pipeline_template(engine)
     rewritten = (_ROOT_PYPROJECT, _OWN_CODE_NOTE)
     if not all(text in template for text in rewritten) or not _OWN_CODE.search(template):
         raise RuntimeError("the dvc.yaml template changed: update --add's rewrite of it")
@@ -453,7 +561,7 @@ def _refuse_missing_extra(options: Options, root: Path) -> None:
     modelci needs that extra in the root pyproject.toml already (init --add does not edit it)."""
     from packaging.requirements import InvalidRequirement, Requirement
 
-    extra = KNOWN_ESTIMATORS[options.estimator].extra if options.estimator else None
+    extra = _extra(options)
     if extra is None:
         return
     try:
@@ -463,8 +571,9 @@ def _refuse_missing_extra(options: Options, root: Path) -> None:
     except (tomllib.TOMLDecodeError, InvalidRequirement, TypeError) as error:
         raise ScaffoldError(f"--add: {root / 'pyproject.toml'}: cannot read: {error}") from None
     if not any(_normal(r.name) == "modelci" and extra in r.extras for r in found):
+        asking = "--engine dask" if options.engine == "dask" else f"--estimator {options.estimator}"
         raise ScaffoldError(
-            f"--estimator {options.estimator} needs modelci's {extra!r} extra, which the shared "
+            f"{asking} needs modelci's {extra!r} extra, which the shared "
             f"{root / 'pyproject.toml'} does not install: add it to the modelci dependency there "
             "and run `uv lock` first"
         )
@@ -492,7 +601,7 @@ def add_plan(options: Options, frame: pd.DataFrame, inferred: Inferred) -> Plan:
     data_path = f"data/{options.data.name}"
     text = _params_text(options, frame, inferred, data_path, registered)
     templates = _templates()
-    pipeline = nested_pipeline(folder)
+    pipeline = nested_pipeline(folder, options.engine)
     params = yaml.safe_load(text)
     project = build_project(
         root, folder, yaml.safe_load(pipeline), lambda f: params if f == "params.yaml" else {}

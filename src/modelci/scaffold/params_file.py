@@ -19,6 +19,13 @@ ESTIMATORS = {
     "multiclass": "sklearn.ensemble.HistGradientBoostingClassifier",
     "regression": "sklearn.ensemble.HistGradientBoostingRegressor",
 }
+# `init --engine dask`: XGBoost's Dask learner for the task.
+DASK_ESTIMATORS = {
+    "binary": "xgboost.dask.DaskXGBClassifier",
+    "multiclass": "xgboost.dask.DaskXGBClassifier",
+    "regression": "xgboost.dask.DaskXGBRegressor",
+}
+PARTITIONS = 8
 TEST_SIZE = 0.25
 SEED = 42
 
@@ -89,6 +96,25 @@ def data_section(inferred: Inferred, source: str) -> list[str]:
     return lines
 
 
+def default_estimator(task: str, engine: str) -> str:
+    """``train.estimator`` when ``--estimator`` is not given: scikit-learn's histogram gradient
+    boosting on the local engine, XGBoost's Dask learner on ``dask``."""
+    return (DASK_ESTIMATORS if engine == "dask" else ESTIMATORS)[task]
+
+
+def compute_section() -> list[str]:
+    return [
+        "# Where the stages run (docs/scale.md): on the Dask scheduler whose address the",
+        "# DASK_SCHEDULER_ADDRESS variable holds (a secret in CI). Point data.source at a URL the",
+        "# workers can read (s3://bucket/folder/*.parquet) for a cluster of other machines.",
+        "compute:",
+        "  engine: dask",
+        "  address: env:DASK_SCHEDULER_ADDRESS",
+        "  # Fixed, like a seed: how the rows are cut is part of what produced the model.",
+        f"  partitions: {PARTITIONS}",
+    ]
+
+
 def prepare_section(inferred: Inferred, null_target: str) -> list[str]:
     lines = ["prepare:", f"  test_size: {TEST_SIZE}", f"  seed: {SEED}"]
     if inferred.null_target_rows:
@@ -136,16 +162,19 @@ def render(
     model_name: str,
     estimator: str | None = None,
     chance: dict[str, float] | None = None,
+    engine: str = "local",
 ) -> str:
-    """The whole file; ``estimator``: one of :data:`KNOWN_ESTIMATORS` (default: scikit-learn's
-    histogram gradient boosting for the task)."""
-    name = estimator or ESTIMATORS[inferred.task]
+    """The whole file; ``estimator``: one of :data:`KNOWN_ESTIMATORS` (default:
+    :func:`default_estimator`); ``engine`` ``dask`` adds the ``compute:`` section."""
+    name = estimator or default_estimator(inferred.task, engine)
     chosen = KNOWN_ESTIMATORS[name]
     sections = [
         [
             "# One section per stage; dvc.yaml lists, for each stage, only the keys it reads.",
             "# Written by `modelci init`; validate with `modelci check-params`.",
             "",
+            *(compute_section() if engine == "dask" else []),
+            *([""] if engine == "dask" else []),
             *data_section(inferred, source),
         ],
         prepare_section(inferred, null_target),
