@@ -35,6 +35,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from tests.adoption_support import NOT_THE_ADOPTERS
+
 REPO_ROOT = Path(__file__).resolve().parents[2]
 GITHUB_DIR = REPO_ROOT / ".github"
 STUBS = Path(__file__).resolve().parent / "stubs"
@@ -277,10 +279,13 @@ def run_act(
     ]
     for mapping in env.mappings():
         args += ["--local-repository", mapping]
+    # A GitHub runner sets neither UV_COMPILE_BYTECODE nor PYTHONDONTWRITEBYTECODE: a job's
+    # Python writes the .pyc of what it imports once, and the setup action decides what uv compiles.
     child_env = {
         key: value
         for key, value in os.environ.items()
         if not key.startswith(("MLFLOW_", "DVC_", "VIRTUAL_ENV", "GITHUB_", "ACT", "PYTEST_"))
+        and key not in NOT_THE_ADOPTERS
     }
     (work / "summaries").mkdir(exist_ok=True)
     child_env.update(
