@@ -108,6 +108,24 @@ def modelci_source(destination: Path) -> Path:
     return destination
 
 
+def only_jobs(source: Path, destination: Path, workflow: str, keep: Sequence[str]) -> Path:
+    """A copy of the act-compatible ``source`` (as ``modelci_source`` makes it) whose reusable
+    ``workflow`` keeps only the jobs ``keep``: act's ``-j JOB`` selects the caller's jobs, not
+    the jobs of a workflow it calls, so this is its equivalent for a reusable workflow."""
+    import yaml
+
+    shutil.copytree(source, destination)
+    path = destination / ".github" / "workflows" / workflow
+    loaded = yaml.safe_load(path.read_text(encoding="utf-8"))
+    # YAML 1.1 reads the key `on` as True
+    document = {("on" if key is True else key): value for key, value in loaded.items()}
+    missing = set(keep) - set(document["jobs"])
+    assert not missing, f"{workflow} has no job {sorted(missing)}"
+    document["jobs"] = {name: job for name, job in document["jobs"].items() if name in keep}
+    path.write_text(yaml.safe_dump(document, sort_keys=False, width=1000), encoding="utf-8")
+    return destination
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
