@@ -62,7 +62,9 @@ def server() -> Iterator[tuple[int, list[str]]]:
         http=timed_protocol(ReadTimeouts(BOUND, BODY_TIMEOUT), closed.append),
         lifespan="off",
         log_config=None,
-        log_level="warning",
+        # no log_level: uvicorn would set the process-wide uvicorn.* loggers' levels, and later
+        # tests of this process (tests/unit/test_logs.py) read uvicorn.access at INFO
+        log_level=None,
     )
     running = uvicorn.Server(config)
     thread = threading.Thread(target=running.run, kwargs={"sockets": [sock]}, daemon=True)
