@@ -154,9 +154,9 @@ def _add_project(repo: Path, work: Path) -> Project:
     """``modelci init --add models/wine`` from scikit-learn's wine data, reproduced, committed."""
     from modelci.cli import main
     from modelci.projects import load_project
-    from tests.integration.test_projects import _csv
+    from tests.projects_support import dataset_csv
 
-    data = _csv("load_wine", "cultivar", work / "wine.csv")
+    data = dataset_csv("load_wine", "cultivar", work / "wine.csv")
     argv = ["init", str(repo), "--add", WINE, "--data", str(data), "--target", "cultivar"]
     assert main(argv) == 0
     run(["dvc", "repro", "--quiet"], repo / WINE)
