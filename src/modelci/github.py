@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import os
+from typing import Any
 
 
 def write_outputs(pairs: dict[str, str], summary: str | None = None) -> None:
@@ -16,6 +18,15 @@ def write_outputs(pairs: dict[str, str], summary: str | None = None) -> None:
     if step and summary:
         with open(step, "a", encoding="utf-8") as handle:
             handle.write(summary + "\n")
+
+
+def matrix_outputs(matrix: dict[str, Any]) -> dict[str, str]:
+    """A job matrix's step outputs: ``matrix`` (one-line JSON, for ``fromJSON``) and ``count``
+    (its ``include`` entries), which the plan jobs' callers test before running the matrix."""
+    return {
+        "matrix": json.dumps(matrix, separators=(",", ":")),
+        "count": str(len(matrix["include"])),
+    }
 
 
 def _one_line(value: str) -> str:

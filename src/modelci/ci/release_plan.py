@@ -17,13 +17,13 @@ folder gets ``<name>/v<N>`` (its image ``<name>-v<N>``: an image tag holds no ``
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from modelci._proc import run
 from modelci.ci.affected import AffectedError, Decision, changed_files, decide
+from modelci.github import matrix_outputs
 from modelci.projects import ROOT, Project, discover
 
 UNCHANGED = "unchanged: nothing to release"
@@ -140,11 +140,7 @@ def plan_summary(decisions: Sequence[Decision]) -> str:
 
 def github_outputs(decisions: Sequence[Decision]) -> dict[str, str]:
     """The step outputs: ``matrix`` (one-line JSON) and ``count``."""
-    matrix = release_matrix(decisions)
-    return {
-        "matrix": json.dumps(matrix, separators=(",", ":")),
-        "count": str(len(matrix["include"])),
-    }
+    return matrix_outputs(release_matrix(decisions))
 
 
 __all__ = [

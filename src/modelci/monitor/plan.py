@@ -13,13 +13,13 @@ a single-project repository already had. A project in a folder retrains on its o
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from modelci.errors import ConfigError
+from modelci.github import matrix_outputs
 from modelci.projects import ROOT, Project, discover
 
 PLACEHOLDER = "{project}"
@@ -96,10 +96,7 @@ def plan_summary(matrix: dict[str, Any]) -> str:
 
 
 def github_outputs(matrix: dict[str, Any]) -> dict[str, str]:
-    return {
-        "matrix": json.dumps(matrix, separators=(",", ":")),
-        "count": str(len(matrix["include"])),
-    }
+    return matrix_outputs(matrix)
 
 
 __all__ = [
