@@ -73,16 +73,23 @@ def _same_arrays(left: np.ndarray, right: np.ndarray) -> bool:
     return left.tolist() == right.tolist()
 
 
-@settings(max_examples=400, deadline=None)
-@given(spec=st.sampled_from(SPECS), values=st.lists(ODD_VALUES, min_size=1, max_size=40))
-def test_vectorised_checks_agree_with_the_per_value_checker(
-    spec: Column, values: list[Any]
-) -> None:
+def _agrees_with_the_reference(spec: Column, values: list[Any]) -> list[int]:
+    """check_column's verdict on ``values`` is the per-value checker's: the same bad rows, and
+    the same array when none is bad; returns the bad rows."""
     expected, expected_bad = _reference(spec, values)
     array, bad = colcheck.check_column(spec, values)
     assert bad == expected_bad
     if not bad:
         assert _same_arrays(array, expected), (array, expected)
+    return bad
+
+
+@settings(max_examples=400, deadline=None)
+@given(spec=st.sampled_from(SPECS), values=st.lists(ODD_VALUES, min_size=1, max_size=40))
+def test_vectorised_checks_agree_with_the_per_value_checker(
+    spec: Column, values: list[Any]
+) -> None:
+    bad = _agrees_with_the_reference(spec, values)
     for row in bad:  # every row found bad has a message from the reference checker
         assert colcheck.problem_text(checker(spec), values[row]) != "invalid value"
 
@@ -102,11 +109,7 @@ UNIFORM_COLUMNS = st.one_of(  # one plain type per column: check_column's fast p
 def test_uniform_columns_take_the_fast_path_with_the_same_verdicts(
     spec: Column, values: list[Any]
 ) -> None:
-    expected, expected_bad = _reference(spec, values)
-    array, bad = colcheck.check_column(spec, values)
-    assert bad == expected_bad
-    if not bad:
-        assert _same_arrays(array, expected), (array, expected)
+    _agrees_with_the_reference(spec, values)
 
 
 def _problems(rows: list[Any]) -> tuple[list[dict[str, Any]], int, str]:
