@@ -14,6 +14,7 @@ import socket
 import subprocess  # nosec B404: runs the commands the caller gives, without a shell
 import tempfile
 import time
+import weakref
 from collections.abc import Sequence
 from pathlib import Path
 from types import TracebackType
@@ -35,6 +36,10 @@ def http_get(port: int, path: str, timeout: float = 2.0) -> tuple[int, bytes]:
         connection.close()
 
 
+def _remove(name: str) -> None:
+    Path(name).unlink(missing_ok=True)
+
+
 class ServerProcess:
     """A server started with ``args`` in ``cwd``; output goes to a temporary log file."""
 
@@ -50,6 +55,8 @@ class ServerProcess:
         self._log = tempfile.NamedTemporaryFile(  # noqa: SIM115 - closed in stop()
             prefix="modelci-server-", suffix=".log", delete=False
         )
+        # The log outlives stop() (tests read it after); it goes with this object, or at exit.
+        self._remove_log = weakref.finalize(self, _remove, self._log.name)
         self.process = subprocess.Popen(
             self.args,
             cwd=cwd,
@@ -105,7 +112,7 @@ class ServerProcess:
 
     def cleanup(self) -> None:
         self.stop()
-        Path(self._log.name).unlink(missing_ok=True)
+        self._remove_log()
 
     def __enter__(self) -> ServerProcess:
         return self
