@@ -249,6 +249,12 @@ def resolve_alias(argv: Sequence[str], prog: str = "modelci") -> tuple[list[str]
     return args, None
 
 
+# Set by main after a MemoryError: entry then ends the process at once (os._exit), skipping the
+# libraries' exit handlers, which can wait forever on what the failed allocation left behind
+# (Arrow's thread pool after a refused malloc, seen here: docs/scale.md, "The scale-out").
+_OUT_OF_MEMORY: dict[str, bool] = {"now": False}
+
+
 def main(argv: Sequence[str] | None = None, prog: str = "modelci") -> int:
     """Run one command; user errors print one line (details with --verbose) and exit non-zero."""
     from modelci.errors import ModelCIError
@@ -272,6 +278,17 @@ def main(argv: Sequence[str] | None = None, prog: str = "modelci") -> int:
     except KeyboardInterrupt:
         print(f"{prog} {command}: interrupted", file=sys.stderr)
         return 130
+    except MemoryError as error:
+        _OUT_OF_MEMORY["now"] = True
+        print(
+            f"{prog} {command}: error: out of memory ({type(error).__name__}: {error}): the data "
+            "does not fit in this process's memory; compute.engine: dask spreads it over a "
+            "cluster (docs/scale.md)",
+            file=sys.stderr,
+        )
+        if args.verbose:
+            traceback.print_exc()
+        return 1
     except Exception as error:
         print(
             f"{prog} {command}: unexpected error: {type(error).__name__}: {error}"
@@ -284,4 +301,11 @@ def main(argv: Sequence[str] | None = None, prog: str = "modelci") -> int:
 
 
 def entry() -> None:
-    sys.exit(main())
+    code = main()
+    if _OUT_OF_MEMORY["now"]:
+        import os
+
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    sys.exit(code)

@@ -76,6 +76,34 @@ def test_unexpected_error_is_one_line(
     ]
 
 
+# A command that runs out of memory, in a process whose exit handler would never return (as
+# Arrow's thread pool did after a refused malloc, docs/scale.md "The scale-out").
+OUT_OF_MEMORY = """
+import atexit, sys, threading
+from modelci import cli
+
+def explode(_):
+    raise MemoryError("malloc of size 41943040 failed")
+
+atexit.register(threading.Event().wait)
+cli.COMMANDS["check-params"] = (explode, "validate")
+sys.argv = ["modelci", "check-params"]
+cli.entry()
+"""
+
+
+def test_out_of_memory_is_one_line_and_ends_the_process() -> None:
+    done = subprocess.run(
+        [sys.executable, "-c", OUT_OF_MEMORY], capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 1
+    assert done.stderr.strip().splitlines() == [
+        "modelci check-params: error: out of memory (MemoryError: malloc of size 41943040 "
+        "failed): the data does not fit in this process's memory; compute.engine: dask spreads "
+        "it over a cluster (docs/scale.md)"
+    ]
+
+
 def test_module_entry_point() -> None:
     done = subprocess.run(
         [sys.executable, "-m", "modelci", "--help"], capture_output=True, text=True, check=True
