@@ -13,7 +13,7 @@ export UV_PYTHON_DOWNLOADS := never
 # where PYTHONDONTWRITEBYTECODE is set.
 export UV_COMPILE_BYTECODE := 1
 
-.PHONY: help install system-deps mermaid openapi repro test check lint format pytest bench bench-pipeline bench-serving bench-serving-stages bench-serving-threads bench-serving-mlserver bench-check-params bench-workflows bench-adoption bench-report bench-gauges bench-deploy bench-registry bench-drift bench-projects docs dag clean serve
+.PHONY: help install system-deps mermaid openapi repro test check lint format pytest bench bench-pipeline bench-serving bench-serving-stages bench-serving-threads bench-serving-mlserver bench-check-params bench-workflows bench-workflows-projects bench-adoption bench-report bench-gauges bench-deploy bench-registry bench-drift bench-projects docs dag clean serve
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
@@ -105,7 +105,7 @@ openapi: $(OPENAPI)/.installed ## install GitHub's OpenAPI description into .too
 
 test: lint system-deps mermaid openapi pytest ## lint, then the whole test suite (what CI runs)
 
-bench: bench-pipeline bench-serving bench-serving-stages bench-serving-threads bench-serving-mlserver bench-check-params bench-workflows bench-adoption bench-report bench-gauges bench-deploy bench-registry bench-drift bench-projects ## every benchmark; writes docs/benchmarks.md
+bench: bench-pipeline bench-serving bench-serving-stages bench-serving-threads bench-serving-mlserver bench-check-params bench-workflows bench-workflows-projects bench-adoption bench-report bench-gauges bench-deploy bench-registry bench-drift bench-projects ## every benchmark; writes docs/benchmarks.md
 
 bench-pipeline: install ## full/no-op dvc repro, modelci --help, per-stage imports
 	python benchmarks/bench_pipeline.py
@@ -134,6 +134,9 @@ bench-check-params: install ## modelci check-params against the imports it canno
 
 bench-workflows: install ## the PR workflow under act, cold and warm, per job (QUICK=1 for a dry run)
 	python benchmarks/bench_workflows.py $(if $(QUICK),--quick,)
+
+bench-workflows-projects: install ## the PR workflow under act on three models: 1 affected against 3, per job (QUICK=1)
+	python benchmarks/bench_workflows_projects.py $(if $(QUICK),--quick,)
 
 bench-report: install ## PR report with/without its statistics: default data, 10^5 and 10^6 rows
 	python benchmarks/bench_report.py
