@@ -60,8 +60,11 @@ pytest: install ## the test suite only (XDIST=2: in two processes)
 check: install ## lint beside the unit and data tiers in two processes: no dvc repro, server or container (XDIST=0: one)
 	@$(MAKE) --no-print-directory -j2 --output-sync=target lint tiers
 
+# PYTHONDONTWRITEBYTECODE (set on some machines) is cleared for pytest: with it, each worker
+# compiled the package and rewrote every test module's asserts again on every run (about 3 s of
+# CPU per process); without it they are cached in __pycache__ (git-ignored) after the first run.
 tiers: install ## the unit and data tiers only (what `make check` runs beside `lint`)
-	pytest -q -m "unit or data" $(call xdist_args,$(or $(XDIST),2)) tests/unit tests/data
+	PYTHONDONTWRITEBYTECODE= pytest -q -m "unit or data" $(call xdist_args,$(or $(XDIST),2)) tests/unit tests/data
 
 # Real services the tests start on 127.0.0.1 (PostgreSQL, Prometheus, podman, wrk), the browser
 # the Mermaid render test drives (chromium) and real CLIs the stand-ins are held to (gh, openssl
