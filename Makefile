@@ -13,7 +13,7 @@ export UV_PYTHON_DOWNLOADS := never
 # where PYTHONDONTWRITEBYTECODE is set.
 export UV_COMPILE_BYTECODE := 1
 
-.PHONY: help install system-deps mermaid openapi repro test check lint format pytest bench bench-pipeline bench-serving bench-serving-stages bench-serving-threads bench-serving-mlserver bench-check-params bench-workflows bench-workflows-projects bench-adoption bench-report bench-gauges bench-deploy bench-registry bench-drift bench-projects docs dag clean serve
+.PHONY: help install system-deps mermaid openapi repro test check tiers lint format pytest bench bench-pipeline bench-serving bench-serving-stages bench-serving-threads bench-serving-mlserver bench-check-params bench-workflows bench-workflows-projects bench-adoption bench-report bench-gauges bench-deploy bench-registry bench-drift bench-projects docs dag clean serve
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
@@ -54,8 +54,17 @@ xdist_args = -n $(1) --dist loadgroup --no-loadscope-reorder
 pytest: install ## the test suite only (XDIST=2: in two processes)
 	pytest $(if $(XDIST),$(call xdist_args,$(XDIST)))
 
-check: lint ## lint, then the unit and data tiers in two processes: no dvc repro, server or container (XDIST=0: one)
-	pytest -q -m "unit or data" $(call xdist_args,$(or $(XDIST),2)) tests/unit tests/data
+# `make check` runs `lint` beside `tiers` (make -j2): the tiers' workers wait on git, DVC and
+# loopback servers much of the time, and a fresh clone's mypy (no .mypy_cache: about 25 s of one
+# core) fills it. Each target's output is printed whole when it ends; either failing fails check.
+check: install ## lint beside the unit and data tiers in two processes: no dvc repro, server or container (XDIST=0: one)
+	@$(MAKE) --no-print-directory -j2 --output-sync=target lint tiers
+
+# PYTHONDONTWRITEBYTECODE (set on some machines) is cleared for pytest: with it, each worker
+# compiled the package and rewrote every test module's asserts again on every run (about 3 s of
+# CPU per process); without it they are cached in __pycache__ (git-ignored) after the first run.
+tiers: install ## the unit and data tiers only (what `make check` runs beside `lint`)
+	PYTHONDONTWRITEBYTECODE= pytest -q -m "unit or data" $(call xdist_args,$(or $(XDIST),2)) tests/unit tests/data
 
 # Real services the tests start on 127.0.0.1 (PostgreSQL, Prometheus, podman, wrk), the browser
 # the Mermaid render test drives (chromium) and real CLIs the stand-ins are held to (gh, openssl

@@ -13,7 +13,9 @@ import pytest
 
 from modelci.dvcfiles import read_lock
 from modelci.fileio import file_digest
+from modelci.serving.exported import write_export
 from tests.conftest import run
+from tests.unit.test_serving_export import SCHEMA, SOURCE, fitted_model
 
 pytestmark = pytest.mark.integration
 
@@ -69,3 +71,21 @@ def test_lock_written_by_installed_dvc(tmp_path: Path) -> None:
     assert folder.digest.endswith(".dir")
     assert folder.nfiles == 2
     assert set(lock.out_digests()) == {"out.bin", "folder"}
+
+
+def test_the_folder_hash_is_the_one_dvc_records(tmp_path: Path) -> None:
+    """modelci.fileio.dvc_dir_md5 of an ONNX export folder is the hash `dvc add` records."""
+    import subprocess
+    import sys
+
+    import yaml
+
+    from modelci.fileio import dvc_dir_md5
+
+    write_export(tmp_path / "models" / "onnx", SOURCE, fitted_model(), SCHEMA)
+    dvc = Path(sys.executable).parent / "dvc"
+    for command in (["git", "init", "-q"], [str(dvc), "init", "-q"],
+                    [str(dvc), "add", "-q", "models/onnx"]):  # fmt: skip
+        subprocess.run(command, cwd=tmp_path, check=True, capture_output=True, timeout=120)
+    recorded = yaml.safe_load((tmp_path / "models" / "onnx.dvc").read_text())["outs"][0]["md5"]
+    assert dvc_dir_md5(tmp_path / "models" / "onnx") == recorded

@@ -10,6 +10,7 @@ import os
 from pathlib import Path
 
 import pytest
+from configobj import ConfigObj
 
 from modelci.cli import main
 from modelci.scaffold.init import Options, make_plan
@@ -163,3 +164,24 @@ def test_a_failed_commit_undoes_everything_init_did(
     assert "left as it was" in err[0], err
     assert (state(app_repo), run(["git", "rev-parse", "HEAD"], app_repo).stdout) == before
     assert (app_repo / "params.yaml").read_text() == "mine: true\n"
+
+
+def test_init_in_a_folder_that_already_holds_the_data(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`modelci init repo --data repo/data/x.csv`: the data stays where it is and is DVC-tracked."""
+    for key, value in (("NAME", "modelci tests"), ("EMAIL", "tests@modelci.invalid")):
+        monkeypatch.setenv(f"GIT_AUTHOR_{key}", value)
+        monkeypatch.setenv(f"GIT_COMMITTER_{key}", value)
+    repo = tmp_path / "repo"
+    (repo / "data").mkdir(parents=True)
+    customers().to_csv(repo / "data" / "customers.csv", index=False)
+    args = ["init", str(repo), "--data", str(repo / "data" / "customers.csv"), "--target"]
+    assert main([*args, "churned", "--workflows-ref", SHA, "--no-lock"]) == 0, capsys.readouterr()
+    assert (repo / "data" / "customers.csv.dvc").is_file()
+    tracked = run(["git", "ls-files"], repo).stdout.split()
+    assert "data/customers.csv.dvc" in tracked
+    assert "data/customers.csv" not in tracked
+    # written without `dvc config`: read as DVC reads its config file (configobj)
+    core = ConfigObj(str(repo / ".dvc" / "config"))["core"]
+    assert (core["analytics"], core["autostage"]) == ("false", "true")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -15,6 +14,7 @@ from modelci.cli import main
 from modelci.config import CanaryParams, SloParams
 from modelci.monitor import canary
 from modelci.monitor.canary import CanaryError, Prometheus, ServerNumbers, evaluate
+from tests.http_support import serve_in_thread
 from tests.process_support import free_port
 
 pytestmark = pytest.mark.unit
@@ -142,7 +142,7 @@ class _Answers(BaseHTTPRequestHandler):
 def answering() -> Iterator[tuple[str, type[_Answers]]]:
     handler = type("Handler", (_Answers,), {})
     server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread = serve_in_thread(server)
     thread.start()
     yield f"http://127.0.0.1:{server.server_address[1]}", handler
     server.shutdown()

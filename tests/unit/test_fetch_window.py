@@ -8,7 +8,6 @@ import shutil
 import socket
 import ssl
 import subprocess
-import threading
 import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -20,6 +19,7 @@ import pytest
 from modelci.drift import fetch
 from modelci.drift.github_commands import fetch_window
 from modelci.errors import DataError
+from tests.http_support import serve_in_thread
 
 pytestmark = pytest.mark.unit
 
@@ -94,7 +94,7 @@ class Server:
         if context is not None:
             self.httpd.socket = context.wrap_socket(self.httpd.socket, server_side=True)
         self.scheme = "https" if context else "http"
-        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        self.thread = serve_in_thread(self.httpd)
 
     @property
     def url(self) -> str:

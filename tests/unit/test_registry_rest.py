@@ -5,7 +5,6 @@ store. The real server's answers are exercised by ``test_registry.py``."""
 from __future__ import annotations
 
 import json
-import threading
 import urllib.parse
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -16,6 +15,7 @@ import pytest
 
 from modelci.errors import TrackingError
 from modelci.registry.core import Registry, RegistryError
+from tests.http_support import serve_in_thread
 
 pytestmark = pytest.mark.unit
 
@@ -67,7 +67,7 @@ class _Handler(BaseHTTPRequestHandler):
 def server(monkeypatch: pytest.MonkeyPatch) -> Iterator[type[_Handler]]:
     handler = type("Handler", (_Handler,), {"seen": []})
     httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread = serve_in_thread(httpd)
     thread.start()
     monkeypatch.setenv("MLFLOW_TRACKING_URI", f"http://127.0.0.1:{httpd.server_address[1]}")
     monkeypatch.setenv("MLFLOW_TRACKING_TOKEN", "t0ken")

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import io
 import json
-import threading
 import tracemalloc
 import zipfile
 from collections.abc import Iterator
@@ -23,6 +22,7 @@ import pytest
 
 from modelci.cli import main
 from modelci.registry.release import ReleaseError, find_reviewed_report
+from tests.http_support import serve_in_thread
 
 pytestmark = pytest.mark.unit
 
@@ -106,7 +106,7 @@ def api() -> Iterator[Api]:
             pass
 
     httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread = serve_in_thread(httpd)
     thread.start()
     state.url = f"http://127.0.0.1:{httpd.server_address[1]}"
     try:

@@ -350,27 +350,6 @@ def test_train_depends_on_the_repository_own_code(tmp_path: Path, data_file: Pat
     assert "src/repo" in stages["train"]["deps"]
 
 
-def test_init_in_a_folder_that_already_holds_the_data(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """`modelci init repo --data repo/data/x.csv`: the data stays where it is and is DVC-tracked."""
-    for key, value in (("NAME", "modelci tests"), ("EMAIL", "tests@modelci.invalid")):
-        monkeypatch.setenv(f"GIT_AUTHOR_{key}", value)
-        monkeypatch.setenv(f"GIT_COMMITTER_{key}", value)
-    repo = tmp_path / "repo"
-    (repo / "data").mkdir(parents=True)
-    customers().to_csv(repo / "data" / "customers.csv", index=False)
-    args = ["init", str(repo), "--data", str(repo / "data" / "customers.csv"), "--target"]
-    assert main([*args, "churned", "--workflows-ref", SHA, "--no-lock"]) == 0, capsys.readouterr()
-    assert (repo / "data" / "customers.csv.dvc").is_file()
-    tracked = run(["git", "ls-files"], repo).stdout.split()
-    assert "data/customers.csv.dvc" in tracked
-    assert "data/customers.csv" not in tracked
-    # written without `dvc config`: read as DVC reads its config file (configobj)
-    core = ConfigObj(str(repo / ".dvc" / "config"))["core"]
-    assert (core["analytics"], core["autostage"]) == ("false", "true")
-
-
 def test_dvc_settings_join_what_dvc_init_wrote(tmp_path: Path) -> None:
     """`dvc init --no-scm` writes a [core] section of its own: the settings are added to it."""
     config = tmp_path / "config"

@@ -21,6 +21,11 @@ SCHEMA = InputSchema([Column("x", "float"), Column("color", "category", categori
 
 @pytest.fixture(scope="module")
 def model() -> object:
+    return fitted_model()
+
+
+def fitted_model() -> object:
+    """A small fitted pipeline of the schema's two columns (one-hot ``color``)."""
     import pandas as pd
     from sklearn.compose import ColumnTransformer
     from sklearn.linear_model import LogisticRegression
@@ -119,23 +124,6 @@ def _lock(directory: Path, digest: str) -> Path:
         encoding="utf-8",
     )
     return lock
-
-
-def test_the_folder_hash_is_the_one_dvc_records(tmp_path: Path, model: object) -> None:
-    import subprocess
-    import sys
-
-    import yaml
-
-    from modelci.fileio import dvc_dir_md5
-
-    write_export(tmp_path / "models" / "onnx", SOURCE, model, SCHEMA)
-    dvc = Path(sys.executable).parent / "dvc"
-    for command in (["git", "init", "-q"], [str(dvc), "init", "-q"],
-                    [str(dvc), "add", "-q", "models/onnx"]):  # fmt: skip
-        subprocess.run(command, cwd=tmp_path, check=True, capture_output=True, timeout=120)
-    recorded = yaml.safe_load((tmp_path / "models" / "onnx.dvc").read_text())["outs"][0]["md5"]
-    assert dvc_dir_md5(tmp_path / "models" / "onnx") == recorded
 
 
 def test_a_release_pins_only_the_export_dvc_lock_records(

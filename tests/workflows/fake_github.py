@@ -44,6 +44,7 @@ from typing import Any
 
 import pytest
 
+from tests.http_support import serve_in_thread
 from tests.workflows import github_shapes as shapes
 from tests.workflows import openapi_check
 from tests.workflows.harness import FAKE_GITHUB_TOKEN
@@ -516,10 +517,7 @@ class FakeGitHub:
         self._scheme = "http" if tls is None else "https"
         self._storage = ThreadingHTTPServer(("127.0.0.1", 0), _storage_handler(self.state))
         self.state.storage_url = f"http://127.0.0.1:{self._storage.server_address[1]}"
-        self._threads = [
-            threading.Thread(target=server.serve_forever, daemon=True)
-            for server in (self._server, self._storage)
-        ]
+        self._threads = [serve_in_thread(server) for server in (self._server, self._storage)]
 
     @property
     def url(self) -> str:
