@@ -93,7 +93,19 @@ class Adopter:
             )
         )
         _sync(repo, self.env)
+        _copy_bytecode(self.repo / ".venv", repo / ".venv")
         return dataclasses.replace(self, repo=repo)
+
+
+def _copy_bytecode(source: Path, target: Path) -> None:
+    """The .pyc files Python wrote in ``source`` (an environment) into ``target``, the same
+    packages installed anew: uv hard-links both from its cache, so each source file has the same
+    mtime and size in both and the .pyc stay valid (Python checks them, and rewrites any that
+    are not). Without them the copy's first ``dvc repro`` compiles dvc and scikit-learn again."""
+    for cache in source.rglob("__pycache__"):
+        destination = target / cache.relative_to(source)
+        if destination.parent.is_dir():
+            shutil.copytree(cache, destination, dirs_exist_ok=True)
 
 
 def _sync(repo: Path, env: dict[str, str]) -> None:
