@@ -14,7 +14,6 @@ import math
 import shutil
 import subprocess
 import sys
-import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -34,6 +33,7 @@ from modelci.registry.register import register
 from modelci.registry.rollback import rollback
 from modelci.registry.status import status
 from tests.conftest import run, tool_env
+from tests.http_support import serve_in_thread
 from tests.integration.registry_support import Backend, MlflowServer
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -519,7 +519,7 @@ class _Endpoint(BaseHTTPRequestHandler):
 def endpoint() -> Iterator[tuple[str, type[_Endpoint]]]:
     handler = type("Endpoint", (_Endpoint,), {})
     httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread = serve_in_thread(httpd)
     thread.start()
     try:
         yield f"http://127.0.0.1:{httpd.server_address[1]}", handler

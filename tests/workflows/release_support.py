@@ -10,7 +10,6 @@ from __future__ import annotations
 import io
 import json
 import os
-import threading
 import urllib.parse
 import zipfile
 from collections.abc import Iterator
@@ -20,6 +19,7 @@ from typing import Any
 
 import pytest
 
+from tests.http_support import serve_in_thread
 from tests.integration.registry_support import Backend, MlflowServer
 from tests.workflows import github_shapes as shapes
 from tests.workflows import harness, openapi_check
@@ -129,7 +129,7 @@ def fake() -> Iterator[tuple[Fake, str]]:
         pytest.skip("GitHub's OpenAPI description is not installed: run `make openapi`")
     state = Fake()
     httpd = ThreadingHTTPServer(("127.0.0.1", 0), _handler(state))
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread = serve_in_thread(httpd)
     thread.start()
     try:
         yield state, f"http://127.0.0.1:{httpd.server_address[1]}"

@@ -14,7 +14,6 @@ import random
 import stat
 import subprocess
 import sys
-import threading
 import zipfile
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, HTTPServer
@@ -25,6 +24,7 @@ from typing import Any, ClassVar
 import pytest
 
 from tests.conftest import REPO_ROOT
+from tests.http_support import serve_in_thread
 from tests.workflows.fake_github import ASSET_BASE, BOT, FakeGitHub
 from tests.workflows.harness import FAKE_GITHUB_TOKEN, STUBS
 
@@ -215,7 +215,7 @@ class _Pulls(BaseHTTPRequestHandler):
 @pytest.fixture
 def fake_api() -> Iterator[str]:
     server = HTTPServer(("127.0.0.1", 0), _Pulls)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread = serve_in_thread(server)
     thread.start()
     _Pulls.seen = []
     try:
