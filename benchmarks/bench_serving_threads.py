@@ -6,7 +6,7 @@ In a fresh clone of the committed repository the pipeline runs once (`dvc repro`
 ``--batch-threads 0`` (today's default: a batch of 1,000 rows or more scored with one intra-op
 thread per CPU) and ``--batch-threads 1`` (one thread, as before). wrk POSTs `/invocations`
 bodies (`dataframe_split`) of 1 and 100 rows at 64 connections (the cells that must not lose),
-10,000 rows at 1 and 8 and 100,000 rows at 1; every round runs each cell on every server one
+10,000 and 100,000 rows at 1 and 8; every round runs each cell on every server one
 after the other, and the on/off ratios are taken within a round.
 
 The limit is the model call alone, in process: the same ONNX bytes, a session with one intra-op
@@ -33,7 +33,7 @@ from bench_serving import BIN, LUA, REPO, Server, env, start, write_bodies, wrk
 from report import median, round_options, table, write_section
 
 SIZES = [1, 100, 10_000, 100_000]
-CELLS = [(1, 64), (100, 64), (10_000, 1), (10_000, 8), (100_000, 1)]
+CELLS = [(1, 64), (100, 64), (10_000, 1), (10_000, 8), (100_000, 1), (100_000, 8)]
 
 
 def model_limit(repo: Path, body: Path, threads: int, runs: int) -> float:
