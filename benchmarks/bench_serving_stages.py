@@ -55,13 +55,13 @@ def by_type_codes(schema: Any, raw: Any) -> None:
 
 
 def parse_and_columns_before(body: bytes, schema: Any, rows: int) -> Any:
-    """JSON parse and columns as before the collector was paused for large bodies: the
-    structure counted whatever the body's size, rows transposed with ``zip``; the reference."""
+    """JSON parse and columns as before the collector was paused for large bodies (the
+    reference): the structure counted in three passes whatever the body's size, rows
+    transposed with ``zip``."""
     from modelci.serving.app import _parse_json
-    from modelci.serving.payload import json_structure
     from modelci.serving.schema import RawBatch
 
-    json_structure(body)
+    body.count(b",") + body.count(b"[") + body.count(b"{")  # then one pass per byte kind
     split = _parse_json(body)["dataframe_split"]
     data = split["data"]
     set(map(type, data)), set(map(len, data))
