@@ -122,7 +122,7 @@ def stages(repo: Path, body: bytes, size: int, repeat: int, work: Path) -> dict[
             "JSON parse and columns, collector on, zip (before)",
             parse_and_columns_before, body, schema, rows,
         )  # fmt: skip
-        with gc_paused(len(body)):  # as the request path: parse and columns, collector paused
+        with gc_paused():  # as the request path: parse and columns, collector paused
             box = [timed("JSON parse", parse, body)]
             raw = timed("columns", columns, box)
         timed("validation, type codes per value (before)", by_type_codes, schema, raw)

@@ -23,6 +23,7 @@ from modelci.serving.payload import (
     bound_json_structure,
     gc_paused,
     json_structure,
+    parse_paused,
 )
 from modelci.serving.requestid import MAX_LENGTH, request_id
 from modelci.serving.schema import MAX_PROBLEMS, InputError, InputSchema, RawBatch
@@ -382,9 +383,10 @@ def collector_enabled() -> Any:
 
 @pytest.mark.usefixtures("collector_enabled")
 def test_the_collector_is_paused_for_large_bodies_until_the_last_parser_is_done() -> None:
-    with gc_paused(GC_PAUSE_BYTES - 1):
-        assert gc.isenabled()  # small bodies: untouched
-    first, second = gc_paused(GC_PAUSE_BYTES), gc_paused(10 * GC_PAUSE_BYTES)
+    assert parse_paused(GC_PAUSE_BYTES - 1, gc.isenabled)  # small bodies: untouched
+    assert not parse_paused(GC_PAUSE_BYTES, gc.isenabled)
+    assert gc.isenabled()
+    first, second = gc_paused(), gc_paused()
     first.__enter__()
     assert not gc.isenabled()
     second.__enter__()
@@ -392,7 +394,7 @@ def test_the_collector_is_paused_for_large_bodies_until_the_last_parser_is_done(
     assert not gc.isenabled()
     second.__exit__(None, None, None)
     assert gc.isenabled()
-    with pytest.raises(ValueError, match="bad body"), gc_paused(GC_PAUSE_BYTES):
+    with pytest.raises(ValueError, match="bad body"), gc_paused():
         raise ValueError("bad body")
     assert gc.isenabled()
 
@@ -400,6 +402,6 @@ def test_the_collector_is_paused_for_large_bodies_until_the_last_parser_is_done(
 @pytest.mark.usefixtures("collector_enabled")
 def test_a_collector_disabled_before_the_pause_stays_disabled() -> None:
     gc.disable()
-    with gc_paused(GC_PAUSE_BYTES):
+    with gc_paused():
         assert not gc.isenabled()
     assert not gc.isenabled()

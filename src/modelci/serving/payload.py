@@ -17,7 +17,7 @@ import gc
 import io
 import re
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from itertools import chain
 from typing import Any
@@ -80,17 +80,26 @@ def bound_json_structure(body: bytes, columns: int, max_rows: int) -> None:
 
 
 # Bodies from this size up are parsed and turned into columns with the cyclic garbage collector
-# paused (see gc_paused).
+# paused (see parse_paused).
 GC_PAUSE_BYTES = 64 * 1024
 _gc_lock = threading.Lock()
 _gc_pausers = 0
 _gc_resume = False
 
 
+def parse_paused(size: int, parse: Callable[[], RawBatch]) -> RawBatch:
+    """``parse()``, with the collector paused (:func:`gc_paused`) for a body of ``size`` bytes
+    from :data:`GC_PAUSE_BYTES` up; a smaller body is parsed without a context manager."""
+    if size < GC_PAUSE_BYTES:
+        return parse()
+    with gc_paused():
+        return parse()
+
+
 @contextmanager
-def gc_paused(size: int) -> Iterator[None]:
-    """Pause the cyclic garbage collector while a body of ``size`` bytes (at least
-    :data:`GC_PAUSE_BYTES`) is parsed and turned into columns.
+def gc_paused() -> Iterator[None]:
+    """Pause the cyclic garbage collector while a large body is parsed and turned into columns
+    (:func:`parse_paused`).
 
     A 10,000-row ``dataframe_split`` body parses into 10,000 row lists, each a container the
     collector tracks: building them sets off a dozen young collections that traverse the new
@@ -100,9 +109,6 @@ def gc_paused(size: int) -> Iterator[None]:
     Threads pausing together are counted: the collector resumes when the last one is done, and
     only if it was enabled when the first one began."""
     global _gc_pausers, _gc_resume
-    if size < GC_PAUSE_BYTES:
-        yield
-        return
     with _gc_lock:
         if _gc_pausers == 0:
             _gc_resume = gc.isenabled()
