@@ -13,7 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from modelci.config import Column
-from modelci.serving import colcheck
+from modelci.serving import colcheck, payload
 from modelci.serving.fields import MISSING, checker
 from modelci.serving.payload import (
     GC_PAUSE_BYTES,
@@ -405,3 +405,22 @@ def test_a_collector_disabled_before_the_pause_stays_disabled() -> None:
     with gc_paused():
         assert not gc.isenabled()
     assert not gc.isenabled()
+
+
+@pytest.mark.usefixtures("collector_enabled")
+def test_a_parse_long_after_the_pause_began_does_not_prolong_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    clock = [100.0]
+    monkeypatch.setattr(payload.time, "monotonic", lambda: clock[0])
+    first = gc_paused()
+    first.__enter__()
+    clock[0] += payload.GC_PAUSE_SECONDS + 0.1
+    with gc_paused():  # too late to join: the collector resumes when the first one is done
+        first.__exit__(None, None, None)
+        assert gc.isenabled()
+    assert gc.isenabled()
+    clock[0] += 10
+    with gc_paused():  # a fresh pause after that
+        assert not gc.isenabled()
+    assert gc.isenabled()

@@ -17,6 +17,7 @@ import gc
 import io
 import re
 import threading
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from itertools import chain
@@ -82,9 +83,13 @@ def bound_json_structure(body: bytes, columns: int, max_rows: int) -> None:
 # Bodies from this size up are parsed and turned into columns with the cyclic garbage collector
 # paused (see parse_paused).
 GC_PAUSE_BYTES = 64 * 1024
+# A parse that begins this long after the collector was paused does not join the pause: under a
+# steady stream of overlapping large parses the collector still runs at least this often.
+GC_PAUSE_SECONDS = 1.0
 _gc_lock = threading.Lock()
 _gc_pausers = 0
 _gc_resume = False
+_gc_paused_at = 0.0
 
 
 def parse_paused(size: int, parse: Callable[[], RawBatch]) -> RawBatch:
@@ -107,13 +112,21 @@ def gc_paused() -> Iterator[None]:
     parse itself. None of these objects can be in a cycle (JSON builds a tree, which reference
     counting frees as soon as the columns are built), so the pause changes nothing but the time.
     Threads pausing together are counted: the collector resumes when the last one is done, and
-    only if it was enabled when the first one began."""
-    global _gc_pausers, _gc_resume
+    only if it was enabled when the first one began. A thread that comes more than
+    :data:`GC_PAUSE_SECONDS` after the pause began does not join it (it parses with the
+    collector as it finds it), so overlapping parses cannot keep the collector off for good."""
+    global _gc_pausers, _gc_resume, _gc_paused_at
     with _gc_lock:
+        now = time.monotonic()
+        joined = _gc_pausers == 0 or now - _gc_paused_at <= GC_PAUSE_SECONDS
         if _gc_pausers == 0:
             _gc_resume = gc.isenabled()
+            _gc_paused_at = now
             gc.disable()
-        _gc_pausers += 1
+        _gc_pausers += joined
+    if not joined:
+        yield
+        return
     try:
         yield
     finally:
