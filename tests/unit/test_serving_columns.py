@@ -3,6 +3,7 @@ bodies, request ids, and a 100,000-row batch."""
 
 from __future__ import annotations
 
+import gc
 import json
 from typing import Any
 
@@ -12,13 +13,17 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from modelci.config import Column
-from modelci.serving import colcheck
+from modelci.serving import colcheck, payload
 from modelci.serving.fields import MISSING, checker
 from modelci.serving.payload import (
+    GC_PAUSE_BYTES,
     batch_from_body,
     batch_from_csv,
     batch_from_invocation,
     bound_json_structure,
+    gc_paused,
+    json_structure,
+    parse_paused,
 )
 from modelci.serving.requestid import MAX_LENGTH, request_id
 from modelci.serving.schema import MAX_PROBLEMS, InputError, InputSchema, RawBatch
@@ -300,3 +305,122 @@ def test_a_column_is_checked_as_params_declare_it() -> None:
     """Column refuses what ``data.columns`` refuses (one set of rules)."""
     with pytest.raises(ValueError, match="categories apply to columns of type 'category' only"):
         Column("size", "float", categories=("a",))
+
+
+def _split_body(data: list[list[Any]]) -> dict[str, Any]:
+    return {"dataframe_split": {"columns": list(ROW), "data": data}}
+
+
+def test_split_columns_by_strided_slices_are_the_records_columns() -> None:
+    rows = [
+        {**ROW, "size": index % 10, "color": ("red", "blue")[index % 2]} for index in range(100)
+    ]
+    split = SCHEMA.validate(
+        batch_from_invocation(_split_body([list(row.values()) for row in rows]), SCHEMA, 1000)
+    )
+    records = SCHEMA.columns_from_records(rows)
+    assert list(split) == list(records)
+    for name, array in records.items():
+        assert _same_arrays(split[name], array), name
+
+
+def test_a_large_split_body_with_bad_values_names_them_as_a_small_one_does() -> None:
+    """Over the row-path threshold the declared-category check on distinct values falls back
+    to the full check for an undeclared, an unhashable or a null value, with the per-value
+    messages."""
+    data = [list(ROW.values()) for _ in range(100)]
+    data[3][0], data[5][0], data[7][3], data[9][0], data[11][2] = "green", [1], "1", None, 5
+    with pytest.raises(InputError) as large:
+        SCHEMA.validate(batch_from_invocation(_split_body(data), SCHEMA, 1000))
+    with pytest.raises(InputError) as small:
+        SCHEMA.validate(
+            batch_from_invocation(_split_body([data[i] for i in (3, 5, 7, 9, 11)]), SCHEMA, 1000)
+        )
+    assert large.value.message == (
+        "invalid input: row 3, field 'color': 'green' is not one of the declared categories "
+        "(red, blue)"
+    )
+    assert [(p["row"], p["field"], p["problem"]) for p in large.value.problems] == [
+        (3, "color", "'green' is not one of the declared categories (red, blue)"),
+        (5, "color", "expected one of the categories, got array"),
+        (7, "size", "expected a number, got string"),
+        (9, "color", "must not be null"),
+        (11, "text", "expected a string, got number"),
+    ]
+    assert [p["problem"] for p in small.value.problems] == [
+        p["problem"] for p in large.value.problems
+    ]
+    assert large.value.total == small.value.total == 5
+
+
+def test_the_structure_count_is_the_three_bytes_across_chunk_edges() -> None:
+    rng = np.random.default_rng(7)
+    alphabet = np.frombuffer(b',[{}]"a1 ', dtype=np.uint8)
+    for size in (0, 1, 2**20 - 1, 2**20, 2**20 + 1, 3 * 2**20 + 5):
+        body = rng.choice(alphabet, size).tobytes()
+        assert json_structure(body) == body.count(b",") + body.count(b"[") + body.count(b"{")
+
+
+def test_a_body_as_long_as_the_structure_limit_passes_and_one_byte_more_is_counted() -> None:
+    limit = 1001 * (len(SPECS) + 1) + 4096
+    bound_json_structure(b"[" * limit, len(SPECS), 1000)  # as many items as allowed
+    with pytest.raises(InputError) as caught:
+        bound_json_structure(b"[" * (limit + 1), len(SPECS), 1000)
+    assert caught.value.message == (
+        f"too many JSON values: {limit + 1} commas, arrays and objects > {limit}, the most "
+        f"that the limit of 1000 rows of {len(SPECS)} columns needs"
+    )
+
+
+@pytest.fixture
+def collector_enabled() -> Any:
+    was = gc.isenabled()
+    gc.enable()
+    yield
+    if not was:
+        gc.disable()
+
+
+@pytest.mark.usefixtures("collector_enabled")
+def test_the_collector_is_paused_for_large_bodies_until_the_last_parser_is_done() -> None:
+    assert parse_paused(GC_PAUSE_BYTES - 1, gc.isenabled)  # small bodies: untouched
+    assert not parse_paused(GC_PAUSE_BYTES, gc.isenabled)
+    assert gc.isenabled()
+    first, second = gc_paused(), gc_paused()
+    first.__enter__()
+    assert not gc.isenabled()
+    second.__enter__()
+    first.__exit__(None, None, None)  # the first parser finishes while the second still parses
+    assert not gc.isenabled()
+    second.__exit__(None, None, None)
+    assert gc.isenabled()
+    with pytest.raises(ValueError, match="bad body"), gc_paused():
+        raise ValueError("bad body")
+    assert gc.isenabled()
+
+
+@pytest.mark.usefixtures("collector_enabled")
+def test_a_collector_disabled_before_the_pause_stays_disabled() -> None:
+    gc.disable()
+    with gc_paused():
+        assert not gc.isenabled()
+    assert not gc.isenabled()
+
+
+@pytest.mark.usefixtures("collector_enabled")
+def test_a_parse_long_after_the_pause_began_does_not_prolong_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    clock = [100.0]
+    monkeypatch.setattr(payload.time, "monotonic", lambda: clock[0])
+    first = gc_paused()
+    first.__enter__()
+    clock[0] += payload.GC_PAUSE_SECONDS + 0.1
+    with gc_paused():  # too late to join: the collector resumes when the first one is done
+        first.__exit__(None, None, None)
+        assert gc.isenabled()
+    assert gc.isenabled()
+    clock[0] += 10
+    with gc_paused():  # a fresh pause after that
+        assert not gc.isenabled()
+    assert gc.isenabled()

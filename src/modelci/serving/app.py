@@ -44,6 +44,7 @@ from modelci.serving.payload import (
     batch_from_csv,
     batch_from_invocation,
     bound_json_structure,
+    parse_paused,
 )
 from modelci.serving.predlog import PredictionLog
 from modelci.serving.requestid import RecentIds, client_request_id, prediction_id, request_id
@@ -618,7 +619,7 @@ class ServingApp:
 
             def from_json(body: bytes) -> RawBatch:
                 bound_json_structure(body, len(schema.fields), rows)
-                return to_batch(_parse_json(body), schema, rows)
+                return parse_paused(len(body), lambda: to_batch(_parse_json(body), schema, rows))
 
             return from_json
         if invocation and media == b"text/csv":

@@ -116,6 +116,8 @@ def _all_good(spec: Column, values: Sequence[Any]) -> np.ndarray | None:
     """The model-ready array when every value is of one plain type the column takes and in its
     bounds or categories (the usual batch), found with C-level passes and one NumPy conversion
     straight from the values; None when any value needs the full check."""
+    if spec.type == "category" and spec.categories is not None:
+        return _all_declared(spec.categories, values)
     kinds = set(map(type, values))
     if len(kinds) != 1 and not (spec.type == "float" and kinds == {float, int}):
         return None
@@ -142,6 +144,21 @@ def _all_good(spec: Column, values: Sequence[Any]) -> np.ndarray | None:
         objects[:] = values
         return objects
     return None
+
+
+def _all_declared(categories: Sequence[Any], values: Sequence[Any]) -> np.ndarray | None:
+    """The object array of a category column whose distinct values are all strings among its
+    declared (string) categories; None otherwise. The types are checked on the distinct values
+    only: a value equal to a string is a string among the types a JSON or CSV parser builds."""
+    try:
+        distinct = set(values)
+    except TypeError:  # an unhashable value (a list or an object): the full check names it
+        return None
+    if set(map(type, distinct)) != {str} or not distinct <= frozenset(categories):
+        return None
+    objects = np.empty(len(values), dtype=object)
+    objects[:] = values
+    return objects
 
 
 def check_column(spec: Column, values: Sequence[Any]) -> tuple[np.ndarray, list[int]]:

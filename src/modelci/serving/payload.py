@@ -13,8 +13,14 @@ are built for them.
 from __future__ import annotations
 
 import csv
+import gc
 import io
 import re
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from itertools import chain
 from typing import Any
 
 from modelci.serving.fields import InputError, short, type_name
@@ -30,10 +36,20 @@ _STRUCTURE_SLACK = 4096
 _JSON_STRING = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"')
 
 
+_STRUCTURE_BYTES = b",[{"
+_CHUNK = 1 << 20
+
+
 def json_structure(body: bytes) -> int:
     """The body's commas, arrays and objects (inside strings too): a bound on the Python
-    objects a JSON parser builds from it, counted at C speed without building any."""
-    return body.count(b",") + body.count(b"[") + body.count(b"{")
+    objects a JSON parser builds from it, counted at C speed without building any.
+
+    One ``translate`` pass per MiB deletes the three bytes and the length difference counts
+    them (a third of the CPU time of three ``count`` passes); the chunks keep the copies small."""
+    return sum(
+        len(chunk) - len(chunk.translate(None, _STRUCTURE_BYTES))
+        for chunk in (body[start : start + _CHUNK] for start in range(0, len(body), _CHUNK))
+    )
 
 
 def bound_json_structure(body: bytes, columns: int, max_rows: int) -> None:
@@ -48,6 +64,8 @@ def bound_json_structure(body: bytes, columns: int, max_rows: int) -> None:
     are counted only by the cheap first count; a body over the bound is counted again with its
     strings blanked out, so text values never cause a refusal."""
     limit = (max_rows + 1) * (columns + 1) + _STRUCTURE_SLACK
+    if len(body) <= limit:  # every counted item is a byte: the count cannot pass the limit
+        return
     count = json_structure(body)
     if count <= limit:
         return
@@ -60,6 +78,62 @@ def bound_json_structure(body: bytes, columns: int, max_rows: int) -> None:
             f"too many JSON values: {count} commas, arrays and objects > {limit}, the most "
             f"that the limit of {max_rows} rows of {columns} columns needs",
         )
+
+
+# Bodies from this size up are parsed and turned into columns with the cyclic garbage collector
+# paused (see parse_paused).
+GC_PAUSE_BYTES = 64 * 1024
+# A parse that begins this long after the collector was paused does not join the pause: under a
+# steady stream of overlapping large parses the collector still runs at least this often.
+GC_PAUSE_SECONDS = 1.0
+_gc_lock = threading.Lock()
+_gc_pausers = 0
+_gc_resume = False
+_gc_paused_at = 0.0
+
+
+def parse_paused(size: int, parse: Callable[[], RawBatch]) -> RawBatch:
+    """``parse()``, with the collector paused (:func:`gc_paused`) for a body of ``size`` bytes
+    from :data:`GC_PAUSE_BYTES` up; a smaller body is parsed without a context manager."""
+    if size < GC_PAUSE_BYTES:
+        return parse()
+    with gc_paused():
+        return parse()
+
+
+@contextmanager
+def gc_paused() -> Iterator[None]:
+    """Pause the cyclic garbage collector while a large body is parsed and turned into columns
+    (:func:`parse_paused`).
+
+    A 10,000-row ``dataframe_split`` body parses into 10,000 row lists, each a container the
+    collector tracks: building them sets off a dozen young collections that traverse the new
+    lists (and now and then an older one over the whole heap), about as much CPU time as the
+    parse itself. None of these objects can be in a cycle (JSON builds a tree, which reference
+    counting frees as soon as the columns are built), so the pause changes nothing but the time.
+    Threads pausing together are counted: the collector resumes when the last one is done, and
+    only if it was enabled when the first one began. A thread that comes more than
+    :data:`GC_PAUSE_SECONDS` after the pause began does not join it (it parses with the
+    collector as it finds it), so overlapping parses cannot keep the collector off for good."""
+    global _gc_pausers, _gc_resume, _gc_paused_at
+    with _gc_lock:
+        now = time.monotonic()
+        joined = _gc_pausers == 0 or now - _gc_paused_at <= GC_PAUSE_SECONDS
+        if _gc_pausers == 0:
+            _gc_resume = gc.isenabled()
+            _gc_paused_at = now
+            gc.disable()
+        _gc_pausers += joined
+    if not joined:
+        yield
+        return
+    try:
+        yield
+    finally:
+        with _gc_lock:
+            _gc_pausers -= 1
+            if _gc_pausers == 0 and _gc_resume:
+                gc.enable()
 
 
 def check_row_count(count: int, max_rows: int) -> None:
@@ -143,7 +217,10 @@ def _split(value: Any, schema: InputSchema, max_rows: int) -> RawBatch:
             f"dataframe_split.data[{index}]: expected an array of {width} values",
             [{"row": index, "field": None, "problem": "wrong number of values"}],
         )
-    transposed = [list(values) for values in zip(*data, strict=True)] if width else []
+    # every row is a list of ``width`` values: one flat list, then a strided slice per column
+    # (two C-level passes, no tuple per row as ``zip(*data)`` builds)
+    flat = list(chain.from_iterable(data))
+    transposed = [flat[start::width] for start in range(width)]
     return RawBatch.from_columns(len(data), dict(zip(columns, transposed, strict=True)), schema)
 
 

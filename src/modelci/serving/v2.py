@@ -36,7 +36,12 @@ from modelci.serving.app import (
     loads,
 )
 from modelci.serving.fields import InputError, short, type_name
-from modelci.serving.payload import bound_json_structure, check_row_count, csv_values
+from modelci.serving.payload import (
+    bound_json_structure,
+    check_row_count,
+    csv_values,
+    parse_paused,
+)
 from modelci.serving.runtime import Prediction
 from modelci.serving.schema import InputSchema, RawBatch
 
@@ -689,7 +694,10 @@ class OpenInference:
             def parse(body: bytes) -> RawBatch:
                 # a [rows, 1] tensor in its natural form spends an array and a comma per value
                 bound_json_structure(body, 2 * len(schema.fields), rows)
-                return batch_from_infer(_parse_json(body), schema, rows, request, outputs)
+                return parse_paused(
+                    len(body),
+                    lambda: batch_from_infer(_parse_json(body), schema, rows, request, outputs),
+                )
 
             return parse
 
