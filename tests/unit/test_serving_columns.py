@@ -99,6 +99,14 @@ def test_vectorised_checks_agree_with_the_per_value_checker(
         assert colcheck.problem_text(checker(spec), values[row]) != "invalid value"
 
 
+@pytest.mark.parametrize("value", [-(2**63), -(2**63) + 1, 2**63 - 1, 2**63])
+def test_the_int64_edges_get_the_reference_verdict(value: int) -> None:
+    """The declared range is symmetric (the OpenAPI schema's minimum is -(2**63 - 1)): -2**63
+    fits NumPy's int64 but is out of range, on the fast path as in the per-value check."""
+    bad = _agrees_with_the_reference(Column("big", "int"), [value, 1])
+    assert bad == ([0] if abs(value) > 2**63 - 1 else [])
+
+
 UNIFORM_COLUMNS = st.one_of(  # one plain type per column: check_column's fast path
     st.lists(st.floats(-1, 12), min_size=1, max_size=40),
     st.lists(st.one_of(st.floats(-1, 12), st.integers(-1, 12)), min_size=1, max_size=40),

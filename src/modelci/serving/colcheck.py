@@ -129,7 +129,8 @@ def _all_good(spec: Column, values: Sequence[Any]) -> np.ndarray | None:
             return numbers if ok.all() else None
         if spec.type == "int" and kind is int:
             whole = np.array(values, dtype="int64")  # OverflowError beyond int64
-            ok = _bounded(spec, whole)
+            # the declared range is symmetric, [-INT64, INT64]: int64's own minimum is outside
+            ok = _bounded(spec, whole) & (whole >= -INT64)
             if not ok.all():
                 return None
             return whole.astype("float64") if spec.nullable else whole
