@@ -28,7 +28,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests.process_support
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from report import median, round_options, table, write_section
+from report import cpu_seconds, median, round_options, table, write_section
 
 REPO = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
@@ -55,12 +55,6 @@ def bodies(count: int) -> bytes:
     frame = pd.read_parquet(REPO / "data/prepared/test.parquet")[params.data.features]
     rows = json.loads(frame.head(count).to_json(orient="records"))
     return json.dumps(rows[0] if count == 1 else rows).encode()
-
-
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU time of a process so far (Linux /proc)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def wrk(

@@ -11,8 +11,10 @@ after the other, and the on/off ratios are taken within a round.
 
 The limit is the model call alone, in process: the same ONNX bytes, a session with one intra-op
 thread per CPU (and, for reference, one thread), the batch already validated, no HTTP; rows/s,
-median of the runs. Load average (1 min) is recorded before and after: on a shared machine the
-"idle cores" the threads are for may not be idle.
+median of the runs after one warm-up call, measured in every round once the servers' processes
+have stopped using CPU (requests wrk gave up on are still being scored when it ends). Load
+average (1 min) is recorded before and after: on a shared machine the "idle cores" the threads
+are for may not be idle.
 
     python benchmarks/bench_serving_threads.py [--quick] [--rounds N] [--seconds S]
 """
@@ -29,8 +31,8 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_serving import BIN, LUA, REPO, Server, env, start, write_bodies, wrk
-from report import median, round_options, table, write_section
+from bench_serving import BIN, LUA, REPO, Server, env, process_tree, start, write_bodies, wrk
+from report import cpu_seconds, median, round_options, table, write_section
 
 SIZES = [1, 100, 10_000, 100_000]
 CELLS = [(1, 64), (100, 64), (10_000, 1), (10_000, 8), (100_000, 1), (100_000, 8)]
@@ -56,12 +58,39 @@ def model_limit(repo: Path, body: Path, threads: int, runs: int) -> float:
     feed = predictor.feed(batch)
     session = predictor._session(threads)
     rows = len(next(iter(feed.values())))
+    session.run(None, feed)  # a new session's first call sets up its thread pool and buffers
     samples = []
     for _ in range(runs):
         began = time.perf_counter()
         session.run(None, feed)
         samples.append(time.perf_counter() - began)
     return rows / median(samples)
+
+
+def wait_idle(servers: list[Server], quiet: float = 1.0, timeout: float = 120.0) -> float:
+    """Wait until the servers' processes (workers too) use no CPU for ``quiet`` seconds; returns
+    the seconds waited. After a wrk cell of large bodies, requests wrk gave up on are still
+    scored: a limit measured then shares the cores with them."""
+    began = time.monotonic()
+
+    def used() -> float:
+        total = 0.0
+        for server in servers:
+            for pid in process_tree(server.process.pid):
+                try:
+                    total += cpu_seconds(pid)
+                except OSError:
+                    continue
+        return total
+
+    before = used()
+    while time.monotonic() - began < timeout:
+        time.sleep(quiet)
+        now = used()
+        if now - before < 0.05 * quiet:
+            break
+        before = now
+    return time.monotonic() - began
 
 
 def main() -> None:
@@ -115,6 +144,8 @@ def main() -> None:
                     server.p50.setdefault(cell, []).append(p50)
             # the limit within each round, beside its cells: on a shared machine the load moves
             # between rounds, and a limit taken once at the end can be 4x off the cells' moment
+            waited = wait_idle(servers)
+            print(f"bench-serving-threads: servers idle after {waited:.1f} s", flush=True)
             for size in (10_000, 100_000):
                 for threads in (cores, 1):
                     runs = 10 if size < 100_000 else 3
@@ -168,8 +199,9 @@ def main() -> None:
         f"(above {cores}, other work holds the cores the threads are meant to use).\n\n"
         + table(header, rows_out)
         + "\n\nShares of the limit are medians of per-round shares (each round's rows/s over the "
-        "limit measured in that round, after its cells). The limit, the model call alone in "
-        "process (rows/s, median over rounds):\n\n"
+        "limit measured in that round, after its cells, once the servers are idle, one "
+        "warm-up call first). The limit, the model call alone in process (rows/s, median over "
+        "rounds):\n\n"
         + table(["rows", f"{cores} threads (the limit)", "1 thread"], limit_rows)
         + "\n"
     )

@@ -42,6 +42,12 @@ def percentile(samples: Sequence[float], q: float) -> float:
     return ordered[index]
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def write_section(name: str, title: str, body: str, command: str) -> Path:
     """Replace (or append) the section ``name`` with ``body``, stamped with date and machine."""
     start, end = f"<!-- bench:{name} -->", f"<!-- /bench:{name} -->"
