@@ -4,6 +4,7 @@ environment off PATH. Shared by the integration and the act adoption tests."""
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import importlib.util
 import os
@@ -101,11 +102,19 @@ def _copy_bytecode(source: Path, target: Path) -> None:
     """The .pyc files Python wrote in ``source`` (an environment) into ``target``, the same
     packages installed anew: uv hard-links both from its cache, so each source file has the same
     mtime and size in both and the .pyc stay valid (Python checks them, and rewrites any that
-    are not). Without them the copy's first ``dvc repro`` compiles dvc and scikit-learn again."""
+    are not). Without them the copy's first ``dvc repro`` compiles dvc and scikit-learn again.
+    Best effort: another test may be running Python in ``source`` (under xdist), which writes
+    each .pyc as a temporary file and renames it; a file that moves during the copy is skipped."""
     for cache in source.rglob("__pycache__"):
         destination = target / cache.relative_to(source)
         if destination.parent.is_dir():
-            shutil.copytree(cache, destination, dirs_exist_ok=True)
+            with contextlib.suppress(shutil.Error):
+                shutil.copytree(
+                    cache,
+                    destination,
+                    dirs_exist_ok=True,
+                    ignore=shutil.ignore_patterns("*.pyc.*"),
+                )
 
 
 def _sync(repo: Path, env: dict[str, str]) -> None:

@@ -136,9 +136,9 @@ def german_adopter(
     ``modelci init`` from the wheel, ``uv sync``, one ``dvc repro``, nothing committed after init.
 
     Built once per run (init and the repro took about 2 minutes of an idle run, twice before: the
-    integration tests' binary case and the act adoption run each made their own). Read-only:
-    the integration test only runs the adopter's pytest in it; a test that changes it works on
-    ``german_adopter.copy(...)``."""
+    integration tests' binary case and the act adoption run each made their own). Read-only
+    but for bytecode: the integration test only runs the adopter's pytest in it (which writes
+    .pyc files, nothing else); a test that changes it works on ``german_adopter.copy(...)``."""
     from tests.adoption_support import GERMAN, build_reproduced, reproduced
 
     def build(root: Path) -> None:

@@ -7,6 +7,7 @@ libraries (pandas, scikit-learn, MLflow) when it runs, so ``modelci --help`` sta
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
 import sys
 import traceback
@@ -252,13 +253,14 @@ def resolve_alias(argv: Sequence[str], prog: str = "modelci") -> tuple[list[str]
 # Set by main after a MemoryError: entry then ends the process at once (os._exit), skipping the
 # libraries' exit handlers, which can wait forever on what the failed allocation left behind
 # (Arrow's thread pool after a refused malloc, seen here: docs/scale.md, "The scale-out").
-_OUT_OF_MEMORY: dict[str, bool] = {"now": False}
+_OUT_OF_MEMORY: dict[str, bool] = {}
 
 
 def main(argv: Sequence[str] | None = None, prog: str = "modelci") -> int:
     """Run one command; user errors print one line (details with --verbose) and exit non-zero."""
     from modelci.errors import ModelCIError
 
+    _OUT_OF_MEMORY.clear()
     argv, deprecation = resolve_alias(sys.argv[1:] if argv is None else argv, prog)
     if deprecation is not None:
         print(deprecation, file=sys.stderr)
@@ -280,8 +282,9 @@ def main(argv: Sequence[str] | None = None, prog: str = "modelci") -> int:
         return 130
     except MemoryError as error:
         _OUT_OF_MEMORY["now"] = True
+        detail = f"{type(error).__name__}: {error}" if str(error) else type(error).__name__
         print(
-            f"{prog} {command}: error: out of memory ({type(error).__name__}: {error}): the data "
+            f"{prog} {command}: error: out of memory ({detail}): the data "
             "does not fit in this process's memory; compute.engine: dask spreads it over a "
             "cluster (docs/scale.md)",
             file=sys.stderr,
@@ -302,10 +305,11 @@ def main(argv: Sequence[str] | None = None, prog: str = "modelci") -> int:
 
 def entry() -> None:
     code = main()
-    if _OUT_OF_MEMORY["now"]:
+    if _OUT_OF_MEMORY.get("now"):
         import os
 
-        sys.stdout.flush()
-        sys.stderr.flush()
+        for stream in (sys.stdout, sys.stderr):
+            with contextlib.suppress(OSError):  # a closed pipe must not bring the wait back
+                stream.flush()
         os._exit(code)
     sys.exit(code)

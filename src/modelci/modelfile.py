@@ -128,6 +128,8 @@ def load_model_bytes(data: bytes, source: str, extra_trusted: Iterable[str] = ()
         )
     try:
         return sio.loads(data, trusted=sorted(set(untrusted)))
+    except MemoryError:
+        raise  # the CLI's out-of-memory line, not "cannot load model"
     except Exception as error:  # skops raises many types on a corrupt archive
         raise ModelFileError(f"{source}: cannot load model: {error}") from None
 

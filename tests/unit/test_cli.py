@@ -76,6 +76,25 @@ def test_unexpected_error_is_one_line(
     ]
 
 
+def test_python_s_own_out_of_memory_names_the_type_and_is_forgotten_by_the_next_call(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """CPython's MemoryError carries no message; the flag that makes entry() end the process at
+    once belongs to the call that ran out, not to a later one in the same process."""
+
+    def exhausted(_: object) -> int:
+        raise MemoryError
+
+    monkeypatch.setitem(cli.COMMANDS, "check-params", (exhausted, "validate"))
+    assert main(["check-params"]) == 1
+    assert capsys.readouterr().err.startswith(
+        "modelci check-params: error: out of memory (MemoryError): the data does not fit"
+    )
+    monkeypatch.setitem(cli.COMMANDS, "check-params", (lambda _: 0, "validate"))
+    assert main(["check-params"]) == 0
+    assert not cli._OUT_OF_MEMORY
+
+
 # A command that runs out of memory, in a process whose exit handler would never return (as
 # Arrow's thread pool did after a refused malloc, docs/scale.md "The scale-out").
 OUT_OF_MEMORY = """

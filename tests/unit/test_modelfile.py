@@ -147,3 +147,17 @@ def test_a_compressed_bomb_model_file_is_refused_without_being_expanded(name: st
     finally:
         tracemalloc.stop()
     assert peak < 20_000_000
+
+
+def test_running_out_of_memory_while_loading_is_not_a_corrupt_model(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A MemoryError reaches the CLI's out-of-memory line instead of "cannot load model"."""
+    data = dump_model(fitted_tree())
+
+    def exhausted(*_: object, **__: object) -> None:
+        raise MemoryError
+
+    monkeypatch.setattr(sio, "loads", exhausted)
+    with pytest.raises(MemoryError):
+        load_model_bytes(data, "model.skops")

@@ -187,3 +187,17 @@ def test_curve_legends_carry_the_area_and_multiclass_titles_the_averaging(tmp_pa
     multiclass.plots["roc"] = perfect
     plots, _ = render_plots(RepoState(label="base"), multiclass, tmp_path)
     assert plots[0].title == "ROC curve (micro-average, one-vs-rest)"
+
+
+def test_running_out_of_memory_reading_predictions_is_not_a_bad_table(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A MemoryError reaches the CLI's out-of-memory line instead of becoming a report note."""
+    from modelci.ci import predictions
+
+    def exhausted(*_: object, **__: object) -> None:
+        raise MemoryError
+
+    monkeypatch.setattr(predictions.pd, "read_parquet", exhausted)
+    with pytest.raises(MemoryError):
+        predictions._scored(b"PAR1", {})

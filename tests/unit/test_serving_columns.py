@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import gc
 import json
+from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
@@ -381,11 +382,17 @@ def test_a_body_as_long_as_the_structure_limit_passes_and_one_byte_more_is_count
 
 
 @pytest.fixture
-def collector_enabled() -> Any:
+def collector_enabled(monkeypatch: pytest.MonkeyPatch) -> Any:
+    """The collector on, and after the test as it was, with no pause left counted, even when
+    the test fails mid-pause (the rest of the process would run with the collector off)."""
     was = gc.isenabled()
     gc.enable()
+    monkeypatch.setattr(payload, "_gc_pausers", 0)
+    monkeypatch.setattr(payload, "_gc_resume", False)
     yield
-    if not was:
+    if was:
+        gc.enable()
+    else:
         gc.disable()
 
 
@@ -420,7 +427,8 @@ def test_a_parse_long_after_the_pause_began_does_not_prolong_it(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     clock = [100.0]
-    monkeypatch.setattr(payload.time, "monotonic", lambda: clock[0])
+    # payload's own clock only: patching time.monotonic would stop every clock in the process
+    monkeypatch.setattr(payload, "time", SimpleNamespace(monotonic=lambda: clock[0]))
     first = gc_paused()
     first.__enter__()
     clock[0] += payload.GC_PAUSE_SECONDS + 0.1

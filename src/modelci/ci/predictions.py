@@ -39,6 +39,8 @@ def read_base(root: Path, commit: str, path: str = PREDICTIONS) -> bytes:
     try:
         with dvc.api.open(path, repo=str(root), rev=commit, mode="rb") as handle:
             data: bytes = handle.read(MAX_FILE_BYTES + 1)
+    except MemoryError:
+        raise  # the CLI's out-of-memory line, not "not in the cache"
     except Exception as error:
         first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
         raise StatsError(f"not in the DVC cache or remote ({first[:200]})") from None
@@ -66,6 +68,8 @@ def _scored(data: bytes, params: Mapping[str, Any]) -> Scored:
     assert isinstance(section, Mapping)  # noqa: S101 - narrowed just above
     try:
         frame = pd.read_parquet(io.BytesIO(data))
+    except MemoryError:
+        raise  # the CLI's out-of-memory line, not "not a readable parquet table"
     except Exception as error:
         raise StatsError(f"not a readable parquet table ({str(error)[:120]})") from None
     task = section.get("task", "binary")

@@ -138,9 +138,7 @@ def _all_good(spec: Column, values: Sequence[Any]) -> np.ndarray | None:
             return np.array(values, dtype="bool" if not spec.nullable else object)
     except OverflowError:
         return None
-    if spec.type == "category" and kind is str:
-        if spec.categories is not None and not set(values) <= frozenset(spec.categories):
-            return None
+    if spec.type == "category" and kind is str:  # undeclared categories: any string goes
         objects = np.empty(len(values), dtype=object)
         objects[:] = values
         return objects

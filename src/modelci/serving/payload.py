@@ -84,7 +84,8 @@ def bound_json_structure(body: bytes, columns: int, max_rows: int) -> None:
 # paused (see parse_paused).
 GC_PAUSE_BYTES = 64 * 1024
 # A parse that begins this long after the collector was paused does not join the pause: under a
-# steady stream of overlapping large parses the collector still runs at least this often.
+# steady stream of overlapping large parses the collector is off for at most this long plus the
+# longest parse that joined.
 GC_PAUSE_SECONDS = 1.0
 _gc_lock = threading.Lock()
 _gc_pausers = 0
