@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import resource
 import shutil
 import subprocess
 import sys
@@ -67,6 +68,23 @@ def model_limit(repo: Path, body: Path, threads: int, runs: int) -> float:
     return rows / median(samples)
 
 
+def tree_cpu(server: Server) -> float:
+    """CPU seconds so far of a server's process and its workers."""
+    total = 0.0
+    for pid in process_tree(server.process.pid):
+        try:
+            total += cpu_seconds(pid)
+        except OSError:
+            continue
+    return total
+
+
+def children_cpu() -> float:
+    """CPU seconds of this process's finished children (wrk: the servers are still running)."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
 def wait_idle(servers: list[Server], quiet: float = 1.0, timeout: float = 120.0) -> float:
     """Wait until the servers' processes (workers too) use no CPU for ``quiet`` seconds; returns
     the seconds waited. After a wrk cell of large bodies, requests wrk gave up on are still
@@ -74,14 +92,7 @@ def wait_idle(servers: list[Server], quiet: float = 1.0, timeout: float = 120.0)
     began = time.monotonic()
 
     def used() -> float:
-        total = 0.0
-        for server in servers:
-            for pid in process_tree(server.process.pid):
-                try:
-                    total += cpu_seconds(pid)
-                except OSError:
-                    continue
-        return total
+        return sum(tree_cpu(server) for server in servers)
 
     before = used()
     while time.monotonic() - began < timeout:
@@ -133,15 +144,26 @@ def main() -> None:
         for server in servers:
             start(server, repo, f"sqlite:///{repo / 'mlflow.db'}")
         round_limits: dict[tuple[int, int], list[float]] = {}
+        # (server, cell) -> per round: (cores the server's processes used, cores wrk used)
+        cores_used: dict[tuple[str, tuple[int, int]], list[tuple[float, float]]] = {}
         for index in range(rounds):
             print(f"bench-serving-threads: round {index + 1}/{rounds}", flush=True)
             for cell in CELLS:
                 order = servers if index % 2 == 0 else servers[::-1]
                 span = min(12.0, max(seconds, 3.0 * (cell[0] // 10_000)))
                 for server in order:
+                    server_before, wrk_before = tree_cpu(server), children_cpu()
+                    began = time.monotonic()
                     rps, p50, _ = wrk(server.port, bodies[cell[0]], cell[1], span, lua)
+                    elapsed = time.monotonic() - began
                     server.rps.setdefault(cell, []).append(rps)
                     server.p50.setdefault(cell, []).append(p50)
+                    cores_used.setdefault((server.label, cell), []).append(
+                        (
+                            (tree_cpu(server) - server_before) / elapsed,
+                            (children_cpu() - wrk_before) / elapsed,
+                        )
+                    )
             # the limit within each round, beside its cells: on a shared machine the load moves
             # between rounds, and a limit taken once at the end can be 4x off the cells' moment
             waited = wait_idle(servers)
@@ -186,6 +208,16 @@ def main() -> None:
             f"{workers}w on/off",
             f"{workers}w on / limit",
         ]
+    cpu_rows = []
+    for cell in CELLS[2:]:
+        row = [f"{cell[0]:,}", str(cell[1])]
+        for on in (servers[0], servers[2]):
+            used = cores_used[(on.label, cell)]
+            row += [f"{median([u[0] for u in used]):.2f}", f"{median([u[1] for u in used]):.2f}"]
+        cpu_rows.append(row)
+    cpu_header = ["rows", "conns"]
+    for workers in (1, cores):
+        cpu_header += [f"{workers}w on: server cores", f"{workers}w on: wrk cores"]
     limit_rows = [
         [f"{size:,}", f"{limits[(size, cores)]:,.0f}", f"{limits[(size, 1)]:,.0f}"]
         for size in (10_000, 100_000)
@@ -203,7 +235,9 @@ def main() -> None:
         "warm-up call first). The limit, the model call alone in process (rows/s, median over "
         "rounds):\n\n"
         + table(["rows", f"{cores} threads (the limit)", "1 thread"], limit_rows)
-        + "\n"
+        + "\n\nWhere the cores went during the large cells (CPU seconds per second of the wrk run, "
+        "medians over rounds: the server's processes, and wrk itself, which builds and sends "
+        f"the bodies on the same {cores} CPUs):\n\n" + table(cpu_header, cpu_rows) + "\n"
     )
     command = "python benchmarks/bench_serving_threads.py" + (" --quick" if args.quick else "")
     path = write_section(
