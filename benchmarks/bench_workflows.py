@@ -29,7 +29,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from report import table, write_section  # noqa: E402
+from report import run_count, table, write_section  # noqa: E402
 
 from tests.workflows import harness  # noqa: E402
 from tests.workflows.conftest import (  # noqa: E402
@@ -100,11 +100,7 @@ def stats(samples: list[float]) -> tuple[str, str, str]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--runs", type=int, default=3, help="runs of each case (default 3)")
-    parser.add_argument("--quick", action="store_true", help="one run of each case")
-    args = parser.parse_args()
-    runs = 1 if args.quick else args.runs
+    runs = run_count(argparse.ArgumentParser(description=__doc__.splitlines()[0]))
     with tempfile.TemporaryDirectory(prefix="bench-workflows-") as tmp:
         base = Path(tmp)
         print("building the model repository (pipeline reproduced on main and on each branch)")
@@ -154,9 +150,7 @@ def main() -> None:
             f" Warm median {warm_median:.1f} s against the aim of under 180 s on 2 cores.",
         ]
     )
-    command = "python benchmarks/bench_workflows.py" + (" --quick" if args.quick else "")
-    if not args.quick and args.runs != 3:
-        command += f" --runs {args.runs}"
+    command = "python benchmarks/bench_workflows.py" + ("" if runs == 3 else f" --runs {runs}")
     path = write_section("workflows", "Pull-request workflow under act", body, command)
     print(f"wrote {path}")
 

@@ -36,7 +36,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from report import table, write_section  # noqa: E402
+from report import run_count, table, write_section  # noqa: E402
 
 CASES = {"one": "1 of 3 affected (wine's params)", "all": "3 of 3 affected (uv.lock)"}
 BRANCH = {"one": "params", "all": "lock"}
@@ -166,11 +166,7 @@ def pr_run(repo: Any, src: Path, case: str, work: Path) -> Any:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--runs", type=int, default=3, help="runs of each case (default 3)")
-    parser.add_argument("--quick", action="store_true", help="one run of each case")
-    args = parser.parse_args()
-    runs = 1 if args.quick else args.runs
+    runs = run_count(argparse.ArgumentParser(description=__doc__.splitlines()[0]))
     from tests.workflows import harness
 
     with tempfile.TemporaryDirectory(prefix="bench-workflows-projects-") as tmp:
@@ -229,9 +225,9 @@ def main() -> None:
             " it is above 2).",
         ]
     )
-    command = "python benchmarks/bench_workflows_projects.py" + (" --quick" if args.quick else "")
-    if not args.quick and args.runs != 3:
-        command += f" --runs {args.runs}"
+    command = "python benchmarks/bench_workflows_projects.py" + (
+        "" if runs == 3 else f" --runs {runs}"
+    )
     path = write_section(
         "workflows-projects", "Pull-request workflow under act, three models", body, command
     )

@@ -74,6 +74,17 @@ def table(header: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
     return "\n".join(lines)
 
 
+def run_count(parser: argparse.ArgumentParser, runs: int = 3) -> int:
+    """Parse ``--runs`` and ``--quick`` (one run of each case) for the benchmarks that repeat
+    whole workflow runs; returns the number of runs."""
+    parser.add_argument(
+        "--runs", type=int, default=runs, help=f"runs of each case (default {runs})"
+    )
+    parser.add_argument("--quick", action="store_true", help="one run of each case")
+    args = parser.parse_args()
+    return 1 if args.quick else int(args.runs)
+
+
 def round_options(
     parser: argparse.ArgumentParser, rounds: int, seconds: float
 ) -> argparse.Namespace:
