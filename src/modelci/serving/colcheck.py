@@ -58,8 +58,7 @@ def _array(spec: Column, values: Sequence[Any], null: np.ndarray | None) -> np.n
         return np.array(values, dtype="int64")
     if spec.type == "bool" and not spec.nullable:
         return np.array(values, dtype="bool")
-    out = np.empty(len(values), dtype=object)
-    out[:] = values
+    out = _objects(values)
     if null is not None and null.any():
         out[null] = None
     return out
@@ -139,9 +138,7 @@ def _all_good(spec: Column, values: Sequence[Any]) -> np.ndarray | None:
     except OverflowError:
         return None
     if spec.type == "category" and kind is str:  # undeclared categories: any string goes
-        objects = np.empty(len(values), dtype=object)
-        objects[:] = values
-        return objects
+        return _objects(values)
     return None
 
 
@@ -155,6 +152,11 @@ def _all_declared(categories: Sequence[Any], values: Sequence[Any]) -> np.ndarra
         return None
     if set(map(type, distinct)) != {str} or not distinct <= frozenset(categories):
         return None
+    return _objects(values)
+
+
+def _objects(values: Sequence[Any]) -> np.ndarray:
+    """The values as a one-dimensional object array (``np.array`` would nest lists and tuples)."""
     objects = np.empty(len(values), dtype=object)
     objects[:] = values
     return objects
